@@ -1,0 +1,341 @@
+//! One workflow run's mutable state and the rules for writing its history.
+//!
+//! Three rules from Temporal's history service shape everything here:
+//! - An event that arrives while a workflow task is *started* is buffered, gets no id, and is
+//!   flushed after the task's completion events, completions last.
+//! - An event that arrives while a task is only *scheduled* is appended at once, between
+//!   `WorkflowTaskScheduled` and `WorkflowTaskStarted`; the pending task will carry it.
+//! - Otherwise the event is appended and a new workflow task is scheduled.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use prost::Message;
+use temporalio_protos::temporal::api::{
+    common::v1::{Memo, Payloads, RetryPolicy, SearchAttributes},
+    enums::v1::{TaskQueueKind, WorkflowExecutionStatus, WorkflowTaskFailedCause},
+    failure::v1::Failure,
+    history::v1::{
+        HistoryEvent, WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes,
+        history_event::Attributes,
+    },
+    taskqueue::v1::TaskQueue,
+};
+
+use super::{Ctx, TimerTask, WftRef, util};
+use crate::clock::Nanos;
+
+/// A started-event id not known yet: wired to the transient `ActivityTaskStarted` written in
+/// the same batch when ids are assigned.
+pub(crate) const STARTED_ID_PENDING: i64 = -1;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Wft {
+    pub(crate) scheduled_event_id: i64,
+    pub(crate) attempt: i32,
+    pub(crate) scheduled_time: Nanos,
+    pub(crate) original_scheduled_time: Nanos,
+    pub(crate) started: Option<WftStarted>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WftStarted {
+    pub(crate) event_id: i64,
+    pub(crate) time: Nanos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActivityState {
+    Scheduled,
+    Started,
+    /// Waiting out a retry backoff; not in-flight work for time skipping.
+    Backoff,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Activity {
+    pub(crate) activity_id: String,
+    pub(crate) activity_type: String,
+    pub(crate) task_queue: String,
+    pub(crate) header: Option<temporalio_protos::temporal::api::common::v1::Header>,
+    pub(crate) input: Option<Payloads>,
+    pub(crate) schedule_to_close: Option<Nanos>,
+    pub(crate) schedule_to_start: Option<Nanos>,
+    pub(crate) start_to_close: Nanos,
+    pub(crate) heartbeat: Option<Nanos>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) attempt: i32,
+    pub(crate) state: ActivityState,
+    pub(crate) first_scheduled_time: Nanos,
+    pub(crate) attempt_scheduled_time: Nanos,
+    pub(crate) started_time: Option<Nanos>,
+    pub(crate) started_identity: String,
+    pub(crate) started_request_id: String,
+    pub(crate) last_failure: Option<Failure>,
+    pub(crate) last_worker_identity: String,
+    pub(crate) heartbeat_details: Option<Payloads>,
+    pub(crate) last_heartbeat_time: Option<Nanos>,
+    pub(crate) last_attempt_complete_time: Option<Nanos>,
+    pub(crate) next_attempt_time: Option<Nanos>,
+    pub(crate) current_retry_interval: Option<Nanos>,
+    pub(crate) cancel_requested_event_id: Option<i64>,
+}
+
+/// One run of a workflow.
+#[derive(Debug)]
+pub(crate) struct Execution {
+    pub(crate) namespace: String,
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: String,
+    pub(crate) first_run_id: String,
+    pub(crate) workflow_type: String,
+    pub(crate) task_queue: String,
+    pub(crate) start_request_id: String,
+    pub(crate) task_timeout: Nanos,
+    pub(crate) run_timeout: Option<Nanos>,
+    pub(crate) execution_timeout: Option<Nanos>,
+    pub(crate) status: WorkflowExecutionStatus,
+    pub(crate) start_time: Nanos,
+    pub(crate) close_time: Option<Nanos>,
+    pub(crate) memo: Option<Memo>,
+    pub(crate) search_attributes: Option<SearchAttributes>,
+    pub(crate) history: Vec<HistoryEvent>,
+    pub(crate) history_bytes: i64,
+    /// How many events the store has been told about.
+    pub(crate) persisted: usize,
+    pub(crate) buffered: Vec<Attributes>,
+    pub(crate) wft: Option<Wft>,
+    pub(crate) last_completed_started_id: i64,
+    pub(crate) activities: BTreeMap<i64, Activity>,
+    pub(crate) timers: BTreeMap<String, i64>,
+    pub(crate) cancel_requested: bool,
+    pub(crate) request_ids: HashSet<String>,
+    /// Scheduled id → id of the transient started event written for it in this batch.
+    started_ids: HashMap<i64, i64>,
+    /// In-flight work last reported to the clock (see `clock` module docs).
+    pub(crate) counted_inflight: i64,
+}
+
+impl Execution {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        namespace: String,
+        workflow_id: String,
+        run_id: String,
+        workflow_type: String,
+        task_queue: String,
+        start_request_id: String,
+        task_timeout: Nanos,
+        now: Nanos,
+    ) -> Self {
+        Self {
+            namespace,
+            workflow_id,
+            first_run_id: run_id.clone(),
+            run_id,
+            workflow_type,
+            task_queue,
+            start_request_id,
+            task_timeout,
+            run_timeout: None,
+            execution_timeout: None,
+            status: WorkflowExecutionStatus::Running,
+            start_time: now,
+            close_time: None,
+            memo: None,
+            search_attributes: None,
+            history: Vec::new(),
+            history_bytes: 0,
+            persisted: 0,
+            buffered: Vec::new(),
+            wft: None,
+            last_completed_started_id: 0,
+            activities: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            cancel_requested: false,
+            request_ids: HashSet::new(),
+            started_ids: HashMap::new(),
+            counted_inflight: 0,
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.status == WorkflowExecutionStatus::Running
+    }
+
+    pub(crate) fn wft_started(&self) -> bool {
+        self.wft.as_ref().is_some_and(|w| w.started.is_some())
+    }
+
+    pub(crate) fn next_event_id(&self) -> i64 {
+        self.history.len() as i64 + 1
+    }
+
+    /// Work that holds time skipping: a pending workflow task, and each activity that is
+    /// scheduled or running.
+    pub(crate) fn inflight(&self) -> i64 {
+        if !self.is_running() {
+            return 0;
+        }
+        let acts = self.activities.values().filter(|a| a.state != ActivityState::Backoff).count();
+        i64::from(self.wft.is_some()) + acts as i64
+    }
+
+    /// Appends one event now, assigning its id.
+    pub(crate) fn append(&mut self, ctx: &mut Ctx, mut attrs: Attributes) -> i64 {
+        let event_id = self.next_event_id();
+        self.wire_started_id(event_id, &mut attrs);
+        let event = HistoryEvent {
+            event_id,
+            event_time: util::ts(ctx.now),
+            event_type: util::event_type_of(&attrs) as i32,
+            task_id: ctx.next_task_id(),
+            attributes: Some(attrs),
+            ..Default::default()
+        };
+        self.history_bytes += event.encoded_len() as i64;
+        self.history.push(event);
+        ctx.history_changed = true;
+        event_id
+    }
+
+    fn wire_started_id(&mut self, event_id: i64, attrs: &mut Attributes) {
+        let slot = match attrs {
+            Attributes::ActivityTaskStartedEventAttributes(a) => {
+                self.started_ids.insert(a.scheduled_event_id, event_id);
+                return;
+            }
+            Attributes::ActivityTaskCompletedEventAttributes(a) => {
+                Some((a.scheduled_event_id, &mut a.started_event_id))
+            }
+            Attributes::ActivityTaskFailedEventAttributes(a) => {
+                Some((a.scheduled_event_id, &mut a.started_event_id))
+            }
+            Attributes::ActivityTaskTimedOutEventAttributes(a) => {
+                Some((a.scheduled_event_id, &mut a.started_event_id))
+            }
+            Attributes::ActivityTaskCanceledEventAttributes(a) => {
+                Some((a.scheduled_event_id, &mut a.started_event_id))
+            }
+            _ => None,
+        };
+        if let Some((scheduled, started)) = slot {
+            if *started == STARTED_ID_PENDING {
+                *started = self.started_ids.remove(&scheduled).unwrap_or(0);
+            }
+        }
+    }
+
+    /// Delivers events from outside the workflow (signals, timer fires, activity results,
+    /// cancel requests): buffered while a task is started, otherwise appended, and a workflow
+    /// task is scheduled if none is pending.
+    pub(crate) fn deliver(&mut self, ctx: &mut Ctx, events: Vec<Attributes>) {
+        if self.wft_started() {
+            self.buffered.extend(events);
+            return;
+        }
+        for attrs in events {
+            self.append(ctx, attrs);
+        }
+        if self.wft.is_none() {
+            self.schedule_wft(ctx, 1);
+        }
+    }
+
+    /// Appends buffered events, completions last. Returns whether there were any.
+    pub(crate) fn flush_buffer(&mut self, ctx: &mut Ctx) -> bool {
+        if self.buffered.is_empty() {
+            return false;
+        }
+        let (last, first): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.buffered).into_iter().partition(util::reordered_last);
+        for attrs in first.into_iter().chain(last) {
+            self.append(ctx, attrs);
+        }
+        true
+    }
+
+    pub(crate) fn schedule_wft(&mut self, ctx: &mut Ctx, attempt: i32) {
+        let original = self
+            .wft
+            .as_ref()
+            .map(|w| w.original_scheduled_time)
+            .unwrap_or(ctx.now);
+        let scheduled_event_id = self.append(
+            ctx,
+            Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
+                task_queue: Some(TaskQueue {
+                    name: self.task_queue.clone(),
+                    kind: TaskQueueKind::Normal as i32,
+                    normal_name: String::new(),
+                }),
+                start_to_close_timeout: util::dur(self.task_timeout),
+                attempt,
+            }),
+        );
+        self.wft = Some(Wft {
+            scheduled_event_id,
+            attempt,
+            scheduled_time: ctx.now,
+            original_scheduled_time: if attempt > 1 { original } else { ctx.now },
+            started: None,
+        });
+        ctx.push_workflow_task(
+            &self.namespace,
+            &self.task_queue,
+            WftRef { run_id: self.run_id.clone(), scheduled_event_id },
+        );
+    }
+
+    /// Records a failed workflow task and schedules the next attempt.
+    pub(crate) fn fail_wft(
+        &mut self,
+        ctx: &mut Ctx,
+        cause: WorkflowTaskFailedCause,
+        failure: Option<Failure>,
+        identity: String,
+        next_attempt: i32,
+    ) {
+        let Some(wft) = self.wft.clone() else { return };
+        let Some(started) = wft.started else { return };
+        self.append(
+            ctx,
+            Attributes::WorkflowTaskFailedEventAttributes(WorkflowTaskFailedEventAttributes {
+                scheduled_event_id: wft.scheduled_event_id,
+                started_event_id: started.event_id,
+                cause: cause as i32,
+                failure,
+                identity,
+                ..Default::default()
+            }),
+        );
+        self.flush_buffer(ctx);
+        if self.is_running() {
+            self.schedule_wft(ctx, next_attempt);
+        } else {
+            self.wft = None;
+        }
+    }
+
+    /// Marks the run closed and drops everything pending; stale tasks and timers that still
+    /// name it are recognised and skipped when they come up.
+    pub(crate) fn close(&mut self, ctx: &mut Ctx, status: WorkflowExecutionStatus) {
+        self.status = status;
+        self.close_time = Some(ctx.now);
+        self.wft = None;
+        self.activities.clear();
+        self.timers.clear();
+        self.buffered.clear();
+        ctx.closed = true;
+    }
+
+    /// The execution's run timeout, if any, as a timer task.
+    pub(crate) fn arm_run_timeout(&self, ctx: &mut Ctx) {
+        let limit = match (self.run_timeout, self.execution_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = limit {
+            ctx.schedule_timer(self.start_time + limit, TimerTask::RunTimeout { run_id: self.run_id.clone() });
+        }
+    }
+}

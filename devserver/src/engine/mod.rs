@@ -1,0 +1,534 @@
+//! The server's state machine: executions, task queues, timers and the virtual clock.
+//!
+//! Every RPC becomes one call of [`Engine::with_state`]: take the lock, read the virtual clock
+//! once (so all events of a batch share a timestamp), mutate, then settle: recount in-flight
+//! work for time skipping, hand new events to the [`Store`], and wake the pollers, history
+//! long-polls and the timer pump that the change concerns. The lock is never held across an
+//! `.await`; long polls wait on [`Notify`]s armed before they look at the state, so no wakeup
+//! is lost between looking and sleeping.
+
+mod activity;
+mod execution;
+mod util;
+mod workflow;
+mod workflow_task;
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    pin::pin,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime},
+};
+
+use tokio::sync::{Notify, oneshot, watch};
+
+pub(crate) use activity::ActivityResponse;
+pub(crate) use execution::Execution;
+pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
+pub(crate) use workflow::{HistoryRequest, SignalParams, StartParams};
+pub(crate) use workflow_task::Completion;
+
+/// The two kinds of task queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueKind {
+    Workflow,
+    Activity,
+}
+
+use crate::{
+    DEFAULT_NAMESPACE, DevServerConfig,
+    clock::{self, Clock, Nanos, UnbalancedUnlock},
+    store::{ExecutionChange, Store},
+};
+
+/// Errors the engine reports; `service` maps each to the gRPC status real Temporal uses.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("Namespace {0} is not found.")]
+    NamespaceNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{message}")]
+    AlreadyStarted { message: String, start_request_id: String, run_id: String, first_run_id: String },
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct QueueKey {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WftRef {
+    run_id: String,
+    scheduled_event_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ActRef {
+    run_id: String,
+    scheduled_event_id: i64,
+    attempt: i32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    items: VecDeque<T>,
+    notify: Arc<Notify>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Self { items: VecDeque::new(), notify: Arc::new(Notify::new()) }
+    }
+}
+
+/// Which activity clock a timer task belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActivityTimer {
+    ScheduleToStart,
+    StartToClose,
+    Heartbeat,
+    ScheduleToClose,
+    RetryBackoff,
+}
+
+/// Everything that happens at a point in virtual time. Each is checked against current state
+/// when it fires, so tasks made stale by later changes are skipped instead of cancelled.
+#[derive(Debug)]
+pub(crate) enum TimerTask {
+    User { run_id: String, timer_id: String, started_event_id: i64 },
+    WorkflowTaskTimeout { run_id: String, scheduled_event_id: i64, attempt: i32 },
+    Activity { run_id: String, scheduled_event_id: i64, attempt: i32, kind: ActivityTimer },
+    RunTimeout { run_id: String },
+    /// A TestService sleep ends; `relock` for UnlockTimeSkippingWithSleep.
+    Waker { id: u64, relock: bool },
+}
+
+/// State shared by all executions.
+pub(crate) struct Ctx {
+    /// Virtual time of the current batch.
+    pub(crate) now: Nanos,
+    clock: Clock,
+    timers: BTreeMap<(Nanos, u64), TimerTask>,
+    seq: u64,
+    task_id: i64,
+    wf_queues: HashMap<QueueKey, Queue<WftRef>>,
+    act_queues: HashMap<QueueKey, Queue<ActRef>>,
+    namespaces: BTreeMap<String, String>,
+    client_locks: u32,
+    inflight: i64,
+    sleepers: HashMap<u64, oneshot::Sender<()>>,
+    wake: Vec<Arc<Notify>>,
+    history_changed: bool,
+    closed: bool,
+    touched: Vec<String>,
+}
+
+impl Ctx {
+    fn next_task_id(&mut self) -> i64 {
+        self.task_id += 1;
+        self.task_id
+    }
+
+    pub(crate) fn schedule_timer(&mut self, at: Nanos, task: TimerTask) {
+        self.seq += 1;
+        self.timers.insert((at, self.seq), task);
+    }
+
+    fn push_workflow_task(&mut self, namespace: &str, queue: &str, task: WftRef) {
+        let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
+        let q = self.wf_queues.entry(key).or_default();
+        q.items.push_back(task);
+        self.wake.push(q.notify.clone());
+    }
+
+    fn push_activity_task(&mut self, namespace: &str, queue: &str, task: ActRef) {
+        let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
+        let q = self.act_queues.entry(key).or_default();
+        q.items.push_back(task);
+        self.wake.push(q.notify.clone());
+    }
+
+    fn check_namespace(&self, namespace: &str) -> Result<()> {
+        if self.namespaces.contains_key(namespace) {
+            Ok(())
+        } else {
+            Err(Error::NamespaceNotFound(namespace.to_owned()))
+        }
+    }
+
+    fn can_skip_time(&self) -> bool {
+        self.client_locks == 0 && self.inflight == 0
+    }
+}
+
+pub(crate) struct State {
+    /// Every run, by run id.
+    pub(crate) execs: HashMap<String, Execution>,
+    /// (namespace, workflow id) → the latest run.
+    pub(crate) current: HashMap<(String, String), String>,
+    pub(crate) ctx: Ctx,
+}
+
+impl State {
+    /// The execution and the shared context, borrowed together; marks the run touched.
+    fn exec_mut(&mut self, run_id: &str) -> Option<(&mut Execution, &mut Ctx)> {
+        let exec = self.execs.get_mut(run_id)?;
+        self.ctx.touched.push(run_id.to_owned());
+        Some((exec, &mut self.ctx))
+    }
+
+    /// Resolves (workflow id, optional run id) to a run id.
+    fn resolve(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Result<String> {
+        self.ctx.check_namespace(namespace)?;
+        let not_found = || {
+            Error::NotFound(format!(
+                "workflow execution not found for workflow ID \"{workflow_id}\" and run ID \"{run_id}\""
+            ))
+        };
+        if workflow_id.is_empty() {
+            return Err(Error::InvalidArgument("WorkflowId is not set on request.".into()));
+        }
+        if run_id.is_empty() {
+            return self
+                .current
+                .get(&(namespace.to_owned(), workflow_id.to_owned()))
+                .cloned()
+                .ok_or_else(not_found);
+        }
+        match self.execs.get(run_id) {
+            Some(e) if e.namespace == namespace && e.workflow_id == workflow_id => Ok(run_id.to_owned()),
+            _ => Err(not_found()),
+        }
+    }
+
+    fn settle(&mut self, store: &dyn Store) {
+        let mut touched = std::mem::take(&mut self.ctx.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        let mut changes = Vec::with_capacity(touched.len());
+        for run_id in &touched {
+            let Some(exec) = self.execs.get_mut(run_id) else { continue };
+            let now_inflight = exec.inflight();
+            self.ctx.inflight += now_inflight - exec.counted_inflight;
+            exec.counted_inflight = now_inflight;
+        }
+        for run_id in &touched {
+            let Some(exec) = self.execs.get(run_id) else { continue };
+            if exec.persisted < exec.history.len() {
+                changes.push(ExecutionChange {
+                    namespace: &exec.namespace,
+                    workflow_id: &exec.workflow_id,
+                    run_id: &exec.run_id,
+                    new_events: &exec.history[exec.persisted..],
+                    running: exec.is_running(),
+                });
+            }
+        }
+        if !changes.is_empty() {
+            store.commit(&changes);
+        }
+        for run_id in &touched {
+            if let Some(exec) = self.execs.get_mut(run_id) {
+                exec.persisted = exec.history.len();
+            }
+        }
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Wakes the timer pump after any change.
+    pump: Notify,
+    /// Wakes history long-polls.
+    history: Notify,
+    store: Arc<dyn Store>,
+    long_poll: Duration,
+    stop: watch::Sender<bool>,
+}
+
+/// The devserver's engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    pub(crate) fn new(config: &DevServerConfig, store: Arc<dyn Store>) -> Self {
+        let clock = Clock::starting_now();
+        let mut namespaces = BTreeMap::new();
+        for ns in std::iter::once(DEFAULT_NAMESPACE).chain(config.namespaces.iter().map(String::as_str)) {
+            namespaces.insert(ns.to_owned(), uuid::Uuid::new_v4().to_string());
+        }
+        let ctx = Ctx {
+            now: clock.now(),
+            clock,
+            timers: BTreeMap::new(),
+            seq: 0,
+            task_id: 0,
+            wf_queues: HashMap::new(),
+            act_queues: HashMap::new(),
+            namespaces,
+            client_locks: u32::from(config.time_skipping_locked),
+            inflight: 0,
+            sleepers: HashMap::new(),
+            wake: Vec::new(),
+            history_changed: false,
+            closed: false,
+            touched: Vec::new(),
+        };
+        let state = State { execs: HashMap::new(), current: HashMap::new(), ctx };
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                pump: Notify::new(),
+                history: Notify::new(),
+                store,
+                long_poll: config.long_poll_timeout,
+                stop: watch::channel(false).0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in a handler must not take the whole server down with a poisoned lock.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one state transition and then wakes whoever it concerns.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        st.ctx.now = st.ctx.clock.now();
+        let out = f(&mut st);
+        st.settle(&*self.inner.store);
+        let wake = std::mem::take(&mut st.ctx.wake);
+        let history = std::mem::take(&mut st.ctx.history_changed) | std::mem::take(&mut st.ctx.closed);
+        drop(st);
+        for n in wake {
+            n.notify_waiters();
+        }
+        if history {
+            self.inner.history.notify_waiters();
+        }
+        self.inner.pump.notify_one();
+        out
+    }
+
+    /// Stops long polls; used on shutdown.
+    pub(crate) fn stop(&self) {
+        self.inner.stop.send_replace(true);
+        self.inner.pump.notify_one();
+    }
+
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+
+    pub(crate) fn long_poll(&self) -> Duration {
+        self.inner.long_poll
+    }
+
+    pub(crate) fn check_namespace(&self, namespace: &str) -> Result<()> {
+        self.lock().ctx.check_namespace(namespace)
+    }
+
+    /// DescribeNamespace looks a namespace up by name, or by id when no name is given.
+    pub(crate) fn find_namespace(&self, name: &str, id: &str) -> Result<(String, String)> {
+        let st = self.lock();
+        let found = if name.is_empty() {
+            st.ctx.namespaces.iter().find(|(_, i)| i.as_str() == id)
+        } else {
+            st.ctx.namespaces.get_key_value(name)
+        };
+        found
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .ok_or_else(|| Error::NamespaceNotFound(if name.is_empty() { id.to_owned() } else { name.to_owned() }))
+    }
+
+    /// The notifier pollers of a queue wait on.
+    pub(crate) fn queue_notify(&self, kind: QueueKind, namespace: &str, name: &str) -> Arc<Notify> {
+        let mut st = self.lock();
+        let key = QueueKey { namespace: namespace.to_owned(), name: name.to_owned() };
+        match kind {
+            QueueKind::Workflow => st.ctx.wf_queues.entry(key).or_default().notify.clone(),
+            QueueKind::Activity => st.ctx.act_queues.entry(key).or_default().notify.clone(),
+        }
+    }
+
+    /// Holds a poll that can never be answered until its long poll ends or the server stops.
+    pub(crate) async fn park(&self, timeout: Duration) {
+        let mut stop = self.stop_signal();
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    // ---- time -------------------------------------------------------------------------
+
+    /// The current virtual time.
+    pub fn now(&self) -> SystemTime {
+        clock::to_system_time(self.lock().ctx.clock.now())
+    }
+
+    pub(crate) fn now_nanos(&self) -> Nanos {
+        self.lock().ctx.clock.now()
+    }
+
+    pub(crate) fn pump_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.pump.notified()
+    }
+
+    /// Fires what is due, skips idle time where allowed, and says how long (in real time) the
+    /// pump may sleep before the next timer is due.
+    pub(crate) fn pump_step(&self) -> Option<Duration> {
+        self.with_state(|st| {
+            loop {
+                let now = st.ctx.clock.now();
+                let Some((&(due, seq), _)) = st.ctx.timers.first_key_value() else { return None };
+                if due <= now {
+                    let task = st.ctx.timers.remove(&(due, seq)).expect("peeked");
+                    st.ctx.now = now;
+                    st.fire(task);
+                    // Recount in-flight work before deciding whether to skip further.
+                    st.settle_inflight();
+                    continue;
+                }
+                if st.ctx.can_skip_time() {
+                    st.ctx.clock.advance_to(due);
+                    continue;
+                }
+                return Some(Duration::from_nanos((due - now) as u64));
+            }
+        })
+    }
+
+    pub(crate) fn lock_time_skipping(&self) {
+        self.with_state(|st| st.ctx.client_locks += 1);
+    }
+
+    pub(crate) fn unlock_time_skipping(&self) -> std::result::Result<(), UnbalancedUnlock> {
+        self.with_state(|st| {
+            if st.ctx.client_locks == 0 {
+                return Err(UnbalancedUnlock);
+            }
+            st.ctx.client_locks -= 1;
+            Ok(())
+        })
+    }
+
+    /// UnlockTimeSkippingWithSleep: the Java server unlocks, schedules a callback at now + d
+    /// that takes the lock again, and returns when it has fired.
+    pub(crate) async fn unlock_with_sleep(&self, d: Duration) {
+        let rx = self.with_state(|st| {
+            st.ctx.client_locks = st.ctx.client_locks.saturating_sub(1);
+            st.add_sleeper(d, true)
+        });
+        self.await_sleeper(rx).await;
+    }
+
+    /// Sleep in virtual time without touching the locks.
+    pub(crate) async fn sleep(&self, d: Duration) {
+        let rx = self.with_state(|st| st.add_sleeper(d, false));
+        self.await_sleeper(rx).await;
+    }
+
+    /// Sleep until an absolute virtual time.
+    pub(crate) async fn sleep_until(&self, t: Nanos) {
+        let rx = self.with_state(|st| {
+            let d = Duration::from_nanos((t - st.ctx.now).max(0) as u64);
+            st.add_sleeper(d, false)
+        });
+        self.await_sleeper(rx).await;
+    }
+
+    async fn await_sleeper(&self, rx: oneshot::Receiver<()>) {
+        let mut stop = self.stop_signal();
+        tokio::select! {
+            _ = rx => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    /// Waits for `notify` (armed before `check` runs) until `check` yields, the long poll
+    /// expires, or the server stops.
+    pub(crate) async fn long_poll_on<T>(
+        &self,
+        notify: &Notify,
+        timeout: Duration,
+        mut check: impl FnMut(&Self) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut stop = self.stop_signal();
+        loop {
+            let mut woken = pin!(notify.notified());
+            woken.as_mut().enable();
+            if let Some(v) = check(self)? {
+                return Ok(Some(v));
+            }
+            if *stop.borrow() {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = stop.changed() => return Ok(None),
+            }
+        }
+    }
+
+    pub(crate) fn history_notify(&self) -> &Notify {
+        &self.inner.history
+    }
+}
+
+impl State {
+    fn add_sleeper(&mut self, d: Duration, relock: bool) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.ctx.seq += 1;
+        let id = self.ctx.seq;
+        self.ctx.sleepers.insert(id, tx);
+        let at = self.ctx.now + d.as_nanos() as Nanos;
+        self.ctx.schedule_timer(at, TimerTask::Waker { id, relock });
+        rx
+    }
+
+    fn settle_inflight(&mut self) {
+        for run_id in &self.ctx.touched {
+            if let Some(exec) = self.execs.get_mut(run_id) {
+                let now_inflight = exec.inflight();
+                self.ctx.inflight += now_inflight - exec.counted_inflight;
+                exec.counted_inflight = now_inflight;
+            }
+        }
+    }
+
+    /// Fires one timer task, if it still applies.
+    fn fire(&mut self, task: TimerTask) {
+        match task {
+            TimerTask::Waker { id, relock } => {
+                if relock {
+                    self.ctx.client_locks += 1;
+                }
+                if let Some(tx) = self.ctx.sleepers.remove(&id) {
+                    let _ = tx.send(());
+                }
+            }
+            TimerTask::User { run_id, timer_id, started_event_id } => {
+                self.fire_user_timer(&run_id, timer_id, started_event_id)
+            }
+            TimerTask::WorkflowTaskTimeout { run_id, scheduled_event_id, attempt } => {
+                self.workflow_task_timed_out(&run_id, scheduled_event_id, attempt)
+            }
+            TimerTask::Activity { run_id, scheduled_event_id, attempt, kind } => {
+                self.activity_timer(&run_id, scheduled_event_id, attempt, kind)
+            }
+            TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id),
+        }
+    }
+}

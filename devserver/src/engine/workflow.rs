@@ -1,0 +1,455 @@
+//! Client operations on executions: start (with id reuse and conflict policies), signal,
+//! signal-with-start, cancel, terminate, describe and history reads.
+
+use std::time::Duration;
+
+use temporalio_protos::temporal::api::{
+    common::v1::{Header, Memo, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType},
+    enums::v1::{
+        HistoryEventFilterType, PendingActivityState, PendingWorkflowTaskState, TaskQueueKind,
+        WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+        RetryState,
+    },
+    history::v1::{
+        History, HistoryEvent, TimerFiredEventAttributes, WorkflowExecutionCancelRequestedEventAttributes,
+        WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
+        WorkflowExecutionTerminatedEventAttributes, WorkflowExecutionTimedOutEventAttributes,
+        history_event::Attributes,
+    },
+    taskqueue::v1::TaskQueue,
+    workflow::v1::{PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig, WorkflowExecutionInfo},
+    workflowservice::v1::DescribeWorkflowExecutionResponse,
+};
+
+use super::{Engine, Error, Execution, Result, State, util};
+use crate::clock::Nanos;
+
+/// Default workflow task start-to-close timeout, and the server's cap on it.
+const DEFAULT_TASK_TIMEOUT_SECS: i64 = 10;
+const MAX_TASK_TIMEOUT_SECS: i64 = 120;
+/// History long polls answer empty after this long; clients poll again.
+const HISTORY_LONG_POLL: Duration = Duration::from_secs(20);
+/// Page size when the request does not set one.
+const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// What a start (or signal-with-start) asks for.
+#[derive(Debug, Default)]
+pub(crate) struct StartParams {
+    pub(crate) namespace: String,
+    pub(crate) workflow_id: String,
+    pub(crate) workflow_type: String,
+    pub(crate) task_queue: String,
+    pub(crate) input: Option<Payloads>,
+    pub(crate) execution_timeout: Option<Nanos>,
+    pub(crate) run_timeout: Option<Nanos>,
+    pub(crate) task_timeout: Option<Nanos>,
+    pub(crate) identity: String,
+    pub(crate) request_id: String,
+    pub(crate) reuse_policy: WorkflowIdReusePolicy,
+    pub(crate) conflict_policy: WorkflowIdConflictPolicy,
+    pub(crate) retry_policy: Option<RetryPolicy>,
+    pub(crate) memo: Option<Memo>,
+    pub(crate) search_attributes: Option<SearchAttributes>,
+    pub(crate) header: Option<Header>,
+}
+
+/// A signal as delivered by signal or signal-with-start.
+#[derive(Debug, Default)]
+pub(crate) struct SignalParams {
+    pub(crate) signal_name: String,
+    pub(crate) input: Option<Payloads>,
+    pub(crate) identity: String,
+    pub(crate) request_id: String,
+    pub(crate) header: Option<Header>,
+}
+
+/// The outcome of a start.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub(crate) run_id: String,
+    pub(crate) started: bool,
+}
+
+impl StartParams {
+    fn validate(&self) -> Result<()> {
+        let missing = |what: &str| Err(Error::InvalidArgument(format!("{what} is not set on request.")));
+        if self.workflow_id.is_empty() {
+            return missing("WorkflowId");
+        }
+        if self.workflow_type.is_empty() {
+            return missing("WorkflowType");
+        }
+        if self.task_queue.is_empty() {
+            return missing("TaskQueue");
+        }
+        if self.workflow_id.len() > 1000 {
+            return Err(Error::InvalidArgument("WorkflowId exceeds length limit.".into()));
+        }
+        Ok(())
+    }
+}
+
+fn already_started(exec: &Execution, running: bool) -> Error {
+    let message = if running {
+        format!(
+            "Workflow execution is already running. WorkflowId: {}, RunId: {}.",
+            exec.workflow_id, exec.run_id
+        )
+    } else {
+        format!(
+            "Workflow execution already finished and the workflow id reuse policy does not allow \
+             a new run. WorkflowId: {}, RunId: {}.",
+            exec.workflow_id, exec.run_id
+        )
+    };
+    Error::AlreadyStarted {
+        message,
+        start_request_id: exec.start_request_id.clone(),
+        run_id: exec.run_id.clone(),
+        first_run_id: exec.first_run_id.clone(),
+    }
+}
+
+impl State {
+    pub(crate) fn start_workflow(&mut self, p: StartParams, signal: Option<SignalParams>) -> Result<Started> {
+        self.ctx.check_namespace(&p.namespace)?;
+        p.validate()?;
+        let key = (p.namespace.clone(), p.workflow_id.clone());
+        if let Some(current) = self.current.get(&key).cloned() {
+            let exec = &self.execs[&current];
+            if exec.is_running() {
+                if !p.request_id.is_empty() && exec.start_request_id == p.request_id {
+                    // A retried start: same answer as the first time.
+                    return Ok(Started { run_id: current, started: true });
+                }
+                #[allow(deprecated)] // TERMINATE_IF_RUNNING still arrives from older clients
+                let terminate = p.conflict_policy == WorkflowIdConflictPolicy::TerminateExisting
+                    || p.reuse_policy == WorkflowIdReusePolicy::TerminateIfRunning;
+                if let Some(signal) = signal.as_ref().filter(|_| !terminate) {
+                    self.deliver_signal(&current, signal)?;
+                    return Ok(Started { run_id: current, started: false });
+                }
+                match p.conflict_policy {
+                    WorkflowIdConflictPolicy::UseExisting => {
+                        return Ok(Started { run_id: current, started: false });
+                    }
+                    _ if terminate => {
+                        self.terminate_run(&current, "terminated by a new start (id conflict policy)".into(), None, p.identity.clone());
+                    }
+                    _ => return Err(already_started(exec, true)),
+                }
+            } else {
+                let allowed = match p.reuse_policy {
+                    WorkflowIdReusePolicy::RejectDuplicate => false,
+                    WorkflowIdReusePolicy::AllowDuplicateFailedOnly => exec.status != WorkflowExecutionStatus::Completed,
+                    _ => true,
+                };
+                if !allowed {
+                    return Err(already_started(exec, false));
+                }
+            }
+        }
+
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let task_timeout = p
+            .task_timeout
+            .unwrap_or(util::secs(DEFAULT_TASK_TIMEOUT_SECS))
+            .min(util::secs(MAX_TASK_TIMEOUT_SECS));
+        let request_id = if p.request_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { p.request_id.clone() };
+        let mut exec = Execution::new(
+            p.namespace.clone(),
+            p.workflow_id.clone(),
+            run_id.clone(),
+            p.workflow_type.clone(),
+            p.task_queue.clone(),
+            request_id,
+            task_timeout,
+            self.ctx.now,
+        );
+        exec.run_timeout = p.run_timeout;
+        exec.execution_timeout = p.execution_timeout;
+        exec.memo = p.memo.clone();
+        exec.search_attributes = p.search_attributes.clone();
+        let ctx = &mut self.ctx;
+        exec.append(
+            ctx,
+            Attributes::WorkflowExecutionStartedEventAttributes(WorkflowExecutionStartedEventAttributes {
+                workflow_type: Some(WorkflowType { name: p.workflow_type }),
+                task_queue: Some(TaskQueue { name: p.task_queue, kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+                input: p.input,
+                workflow_execution_timeout: p.execution_timeout.and_then(util::dur),
+                workflow_run_timeout: p.run_timeout.and_then(util::dur),
+                workflow_task_timeout: util::dur(task_timeout),
+                original_execution_run_id: run_id.clone(),
+                identity: p.identity,
+                first_execution_run_id: run_id.clone(),
+                retry_policy: p.retry_policy,
+                attempt: 1,
+                workflow_execution_expiration_time: p.execution_timeout.and_then(|t| util::ts(ctx.now + t)),
+                memo: p.memo,
+                search_attributes: p.search_attributes,
+                header: p.header,
+                workflow_id: p.workflow_id,
+                ..Default::default()
+            }),
+        );
+        if let Some(signal) = signal {
+            exec.request_ids.insert(signal.request_id.clone());
+            exec.append(ctx, signal_event(signal));
+        }
+        exec.schedule_wft(ctx, 1);
+        exec.arm_run_timeout(ctx);
+        ctx.touched.push(run_id.clone());
+        self.execs.insert(run_id.clone(), exec);
+        self.current.insert(key, run_id.clone());
+        Ok(Started { run_id, started: true })
+    }
+
+    pub(crate) fn signal(&mut self, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalParams) -> Result<()> {
+        if signal.signal_name.is_empty() {
+            return Err(Error::InvalidArgument("SignalName is not set on request.".into()));
+        }
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        self.deliver_signal(&run_id, &signal)
+    }
+
+    fn deliver_signal(&mut self, run_id: &str, signal: &SignalParams) -> Result<()> {
+        let (exec, ctx) = self.exec_mut(run_id).expect("resolved");
+        if !exec.is_running() {
+            return Err(Error::NotFound("workflow execution already completed".into()));
+        }
+        if !signal.request_id.is_empty() && !exec.request_ids.insert(signal.request_id.clone()) {
+            return Ok(()); // duplicate delivery of the same request
+        }
+        let event = signal_event(SignalParams {
+            signal_name: signal.signal_name.clone(),
+            input: signal.input.clone(),
+            identity: signal.identity.clone(),
+            request_id: signal.request_id.clone(),
+            header: signal.header.clone(),
+        });
+        exec.deliver(ctx, vec![event]);
+        Ok(())
+    }
+
+    pub(crate) fn request_cancel(&mut self, namespace: &str, workflow_id: &str, run_id: &str, reason: String, identity: String, request_id: String) -> Result<()> {
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        if !exec.is_running() {
+            return Err(Error::NotFound("workflow execution already completed".into()));
+        }
+        if exec.cancel_requested {
+            return Ok(()); // idempotent, as in Temporal
+        }
+        if !request_id.is_empty() {
+            exec.request_ids.insert(request_id);
+        }
+        exec.cancel_requested = true;
+        exec.deliver(
+            ctx,
+            vec![Attributes::WorkflowExecutionCancelRequestedEventAttributes(
+                WorkflowExecutionCancelRequestedEventAttributes { cause: reason, identity, ..Default::default() },
+            )],
+        );
+        Ok(())
+    }
+
+    pub(crate) fn terminate(&mut self, namespace: &str, workflow_id: &str, run_id: &str, reason: String, details: Option<Payloads>, identity: String) -> Result<()> {
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        if !self.execs[&run_id].is_running() {
+            return Err(Error::NotFound("workflow execution already completed".into()));
+        }
+        self.terminate_run(&run_id, reason, details, identity);
+        Ok(())
+    }
+
+    /// Temporal fails a started workflow task (FORCE_CLOSE_COMMAND), flushes the buffer, then
+    /// writes `WorkflowExecutionTerminated`; the worker's late reply gets NOT_FOUND.
+    fn terminate_run(&mut self, run_id: &str, reason: String, details: Option<Payloads>, identity: String) {
+        let (exec, ctx) = self.exec_mut(run_id).expect("exists");
+        exec.status = WorkflowExecutionStatus::Terminated;
+        exec.fail_wft(ctx, WorkflowTaskFailedCause::ForceCloseCommand, None, identity.clone(), 1);
+        exec.flush_buffer(ctx);
+        exec.append(
+            ctx,
+            Attributes::WorkflowExecutionTerminatedEventAttributes(WorkflowExecutionTerminatedEventAttributes {
+                reason,
+                details,
+                identity,
+            }),
+        );
+        exec.close(ctx, WorkflowExecutionStatus::Terminated);
+    }
+
+    pub(super) fn fire_user_timer(&mut self, run_id: &str, timer_id: String, started_event_id: i64) {
+        let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
+        if !exec.is_running() || exec.timers.get(&timer_id) != Some(&started_event_id) {
+            return; // cancelled, or the run closed
+        }
+        exec.timers.remove(&timer_id);
+        exec.deliver(
+            ctx,
+            vec![Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes { timer_id, started_event_id })],
+        );
+    }
+
+    pub(super) fn run_timed_out(&mut self, run_id: &str) {
+        let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
+        if !exec.is_running() {
+            return;
+        }
+        exec.flush_buffer(ctx);
+        exec.append(
+            ctx,
+            Attributes::WorkflowExecutionTimedOutEventAttributes(WorkflowExecutionTimedOutEventAttributes {
+                retry_state: RetryState::RetryPolicyNotSet as i32,
+                new_execution_run_id: String::new(),
+            }),
+        );
+        exec.close(ctx, WorkflowExecutionStatus::TimedOut);
+    }
+
+    pub(crate) fn describe(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        let e = &self.execs[&run_id];
+        let task_queue = TaskQueue { name: e.task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() };
+        let pending_activities = e
+            .activities
+            .values()
+            .map(|a| PendingActivityInfo {
+                activity_id: a.activity_id.clone(),
+                activity_type: Some(temporalio_protos::temporal::api::common::v1::ActivityType { name: a.activity_type.clone() }),
+                state: match (a.state, a.cancel_requested_event_id) {
+                    (_, Some(_)) => PendingActivityState::CancelRequested,
+                    (super::execution::ActivityState::Started, None) => PendingActivityState::Started,
+                    _ => PendingActivityState::Scheduled,
+                } as i32,
+                heartbeat_details: a.heartbeat_details.clone(),
+                last_heartbeat_time: a.last_heartbeat_time.and_then(util::ts),
+                last_started_time: a.started_time.and_then(util::ts),
+                attempt: a.attempt,
+                maximum_attempts: a.retry.maximum_attempts,
+                scheduled_time: util::ts(a.attempt_scheduled_time),
+                expiration_time: a.schedule_to_close.and_then(|d| util::ts(a.first_scheduled_time + d)),
+                last_failure: a.last_failure.clone(),
+                last_worker_identity: a.last_worker_identity.clone(),
+                current_retry_interval: a.current_retry_interval.and_then(util::dur),
+                last_attempt_complete_time: a.last_attempt_complete_time.and_then(util::ts),
+                next_attempt_schedule_time: a.next_attempt_time.and_then(util::ts),
+                ..Default::default()
+            })
+            .collect();
+        let pending_workflow_task = e.wft.as_ref().filter(|_| e.is_running()).map(|w| PendingWorkflowTaskInfo {
+            state: if w.started.is_some() { PendingWorkflowTaskState::Started } else { PendingWorkflowTaskState::Scheduled } as i32,
+            scheduled_time: util::ts(w.scheduled_time),
+            original_scheduled_time: util::ts(w.original_scheduled_time),
+            started_time: w.started.as_ref().and_then(|s| util::ts(s.time)),
+            attempt: w.attempt,
+        });
+        Ok(DescribeWorkflowExecutionResponse {
+            execution_config: Some(WorkflowExecutionConfig {
+                task_queue: Some(task_queue),
+                workflow_execution_timeout: e.execution_timeout.and_then(util::dur),
+                workflow_run_timeout: e.run_timeout.and_then(util::dur),
+                default_workflow_task_timeout: util::dur(e.task_timeout),
+                user_metadata: None,
+            }),
+            workflow_execution_info: Some(WorkflowExecutionInfo {
+                execution: Some(WorkflowExecution { workflow_id: e.workflow_id.clone(), run_id: e.run_id.clone() }),
+                r#type: Some(WorkflowType { name: e.workflow_type.clone() }),
+                start_time: util::ts(e.start_time),
+                close_time: e.close_time.and_then(util::ts),
+                status: e.status as i32,
+                history_length: e.history.len() as i64,
+                execution_time: util::ts(e.start_time),
+                memo: e.memo.clone(),
+                search_attributes: e.search_attributes.clone(),
+                task_queue: e.task_queue.clone(),
+                state_transition_count: e.history.len() as i64,
+                history_size_bytes: e.history_bytes,
+                execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
+                first_run_id: e.first_run_id.clone(),
+                ..Default::default()
+            }),
+            pending_activities,
+            pending_workflow_task,
+            ..Default::default()
+        })
+    }
+
+    /// One page of history (or, for CLOSE_EVENT, the close event if there is one yet).
+    fn history_page(&self, run_id: &str, from: i64, page_size: usize, close_only: bool) -> (Vec<HistoryEvent>, bool) {
+        let e = &self.execs[run_id];
+        if close_only {
+            let close = (!e.is_running()).then(|| e.history.last().cloned()).flatten();
+            return (close.into_iter().collect(), false);
+        }
+        let start = (from.max(1) - 1) as usize;
+        let events: Vec<_> = e.history.iter().skip(start).take(page_size).cloned().collect();
+        let more = start + events.len() < e.history.len();
+        (events, more)
+    }
+}
+
+fn signal_event(s: SignalParams) -> Attributes {
+    Attributes::WorkflowExecutionSignaledEventAttributes(WorkflowExecutionSignaledEventAttributes {
+        signal_name: s.signal_name,
+        input: s.input,
+        identity: s.identity,
+        header: s.header,
+        request_id: s.request_id,
+        ..Default::default()
+    })
+}
+
+/// A history read request, decoded.
+#[derive(Debug)]
+pub(crate) struct HistoryRequest {
+    pub(crate) namespace: String,
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: String,
+    pub(crate) page_size: i32,
+    pub(crate) next_page_token: Vec<u8>,
+    pub(crate) wait_new_event: bool,
+    pub(crate) filter: HistoryEventFilterType,
+}
+
+impl Engine {
+    /// GetWorkflowExecutionHistory, including the long poll clients use to wait for a result.
+    pub(crate) async fn history(&self, req: HistoryRequest) -> Result<(History, Vec<u8>)> {
+        let run_id = self.with_state(|st| st.resolve(&req.namespace, &req.workflow_id, &req.run_id))?;
+        let close_only = req.filter == HistoryEventFilterType::CloseEvent;
+        let from = match req.next_page_token.as_slice() {
+            [] => 1,
+            b if b.len() == 8 => i64::from_be_bytes(b.try_into().expect("8 bytes")),
+            _ => return Err(Error::InvalidArgument("Invalid NextPageToken.".into())),
+        };
+        let page = if req.page_size <= 0 { DEFAULT_PAGE_SIZE } else { req.page_size as usize };
+        let read = |engine: &Engine| -> Result<Option<(Vec<HistoryEvent>, bool, bool)>> {
+            let st = engine.lock();
+            let (events, more) = st.history_page(&run_id, from, page, close_only);
+            let running = st.execs[&run_id].is_running();
+            Ok(Some((events, more, running)))
+        };
+        let (mut events, mut more, mut running) = read(self)?.expect("always some");
+        if req.wait_new_event && events.is_empty() && running {
+            let waited = self
+                .long_poll_on(self.history_notify(), HISTORY_LONG_POLL, |engine| {
+                    let r = read(engine)?.expect("always some");
+                    Ok((!r.0.is_empty() || !r.2).then_some(r))
+                })
+                .await?;
+            if let Some(r) = waited {
+                (events, more, running) = r;
+            }
+        }
+        let token = if close_only {
+            Vec::new()
+        } else if more || (req.wait_new_event && running) {
+            (from + events.len() as i64).to_be_bytes().to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok((History { events }, token))
+    }
+}

@@ -1,0 +1,484 @@
+//! Workflow tasks: dispatch on poll, completion (command processing), failure and timeout.
+
+use std::collections::{BTreeSet, HashSet};
+
+use temporalio_protos::temporal::api::{
+    command::v1::{Command, command::Attributes as Cmd},
+    common::v1::{WorkflowExecution, WorkflowType},
+    enums::v1::{CommandType, RetryState, TaskQueueKind, TimeoutType, WorkflowExecutionStatus, WorkflowTaskFailedCause},
+    failure::v1::Failure,
+    history::v1::{
+        ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes,
+        ActivityTaskScheduledEventAttributes, History, MarkerRecordedEventAttributes, TimerCanceledEventAttributes,
+        TimerStartedEventAttributes, UpsertWorkflowSearchAttributesEventAttributes,
+        WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
+        WorkflowExecutionFailedEventAttributes, WorkflowTaskCompletedEventAttributes,
+        WorkflowTaskStartedEventAttributes, WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
+    },
+    sdk::v1::WorkflowTaskCompletedMetadata,
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::PollWorkflowTaskQueueResponse,
+};
+
+use super::{
+    Ctx, Error, QueueKey, Result, State, TimerTask,
+    execution::{Activity, ActivityState, Execution, WftStarted},
+    util,
+};
+use crate::token::{TaskToken, TokenKind};
+
+/// A completion, decoded.
+#[derive(Debug, Default)]
+pub(crate) struct Completion {
+    pub(crate) token: Vec<u8>,
+    pub(crate) commands: Vec<Command>,
+    pub(crate) identity: String,
+    pub(crate) force_new_task: bool,
+    pub(crate) sdk_metadata: Option<WorkflowTaskCompletedMetadata>,
+}
+
+/// Why a batch of commands is refused: the task fails with this cause.
+struct BadCommand {
+    cause: WorkflowTaskFailedCause,
+    message: String,
+}
+
+fn is_close(cmd: &Command) -> bool {
+    matches!(
+        cmd.attributes,
+        Some(
+            Cmd::CompleteWorkflowExecutionCommandAttributes(_)
+                | Cmd::FailWorkflowExecutionCommandAttributes(_)
+                | Cmd::CancelWorkflowExecutionCommandAttributes(_)
+                | Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(_)
+        )
+    )
+}
+
+fn command_name(cmd: &Command) -> String {
+    CommandType::try_from(cmd.command_type)
+        .map(|t| t.as_str_name().to_owned())
+        .unwrap_or_else(|_| format!("command type {}", cmd.command_type))
+}
+
+impl State {
+    /// Finds the task a workflow-task token names, or the error Temporal gives for it.
+    pub(crate) fn workflow_task_for(&mut self, token: &[u8], namespace: &str) -> Result<TaskToken> {
+        let token = TaskToken::decode_bytes(token, TokenKind::Workflow)
+            .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
+        if !namespace.is_empty() && namespace != token.namespace {
+            return Err(Error::InvalidArgument("Operation requested with a token from a different namespace.".into()));
+        }
+        self.ctx.check_namespace(&token.namespace)?;
+        let exec = self
+            .execs
+            .get(&token.run_id)
+            .ok_or_else(|| Error::NotFound("Workflow task not found.".into()))?;
+        if !exec.is_running() {
+            return Err(Error::NotFound("Workflow task not found: workflow execution already completed.".into()));
+        }
+        match &exec.wft {
+            Some(w) if w.scheduled_event_id == token.scheduled_event_id && w.attempt == token.attempt && w.started.is_some() => {
+                Ok(token)
+            }
+            _ => Err(Error::NotFound("Workflow task not found.".into())),
+        }
+    }
+
+    /// Takes the next live task off a queue and starts it.
+    pub(crate) fn start_workflow_task(&mut self, namespace: &str, queue: &str, identity: &str, request_id: String) -> Option<PollWorkflowTaskQueueResponse> {
+        let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
+        loop {
+            let task = self.ctx.wf_queues.get_mut(&key)?.items.pop_front()?;
+            let Some((exec, ctx)) = self.exec_mut(&task.run_id) else { continue };
+            let live = exec.is_running()
+                && exec.wft.as_ref().is_some_and(|w| w.scheduled_event_id == task.scheduled_event_id && w.started.is_none());
+            if !live {
+                continue;
+            }
+            return Some(exec.start_wft(ctx, identity, request_id));
+        }
+    }
+
+    pub(crate) fn complete_workflow_task(&mut self, c: Completion, namespace: &str) -> Result<()> {
+        let token = self.workflow_task_for(&c.token, namespace)?;
+        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        let wft = exec.wft.clone().expect("checked");
+        let started = wft.started.clone().expect("checked");
+
+        // Temporal refuses to close a run while events it has not shown the workflow wait
+        // in the buffer: the task fails and a new one carries them.
+        if !exec.buffered.is_empty() && c.commands.iter().any(is_close) {
+            exec.fail_wft(
+                ctx,
+                WorkflowTaskFailedCause::UnhandledCommand,
+                Some(util::server_failure("UnhandledCommand", true)),
+                c.identity,
+                1,
+            );
+            return Ok(());
+        }
+        if let Err(bad) = exec.validate_commands(&c.commands) {
+            exec.fail_wft(ctx, bad.cause, Some(util::server_failure(bad.message.clone(), true)), c.identity, wft.attempt + 1);
+            return Err(Error::InvalidArgument(bad.message));
+        }
+
+        let completed_id = exec.append(
+            ctx,
+            Attributes::WorkflowTaskCompletedEventAttributes(WorkflowTaskCompletedEventAttributes {
+                scheduled_event_id: wft.scheduled_event_id,
+                started_event_id: started.event_id,
+                identity: c.identity.clone(),
+                sdk_metadata: c.sdk_metadata,
+                ..Default::default()
+            }),
+        );
+        exec.wft = None;
+        exec.last_completed_started_id = started.event_id;
+
+        let mut needs_task = c.force_new_task;
+        for cmd in c.commands {
+            needs_task |= exec.apply_command(ctx, cmd, completed_id, &c.identity);
+            if !exec.is_running() {
+                exec.close(ctx, exec.status);
+                return Ok(());
+            }
+        }
+        if (exec.flush_buffer(ctx) || needs_task) && exec.wft.is_none() {
+            exec.schedule_wft(ctx, 1);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn fail_workflow_task(&mut self, token: &[u8], namespace: &str, cause: WorkflowTaskFailedCause, failure: Option<Failure>, identity: String) -> Result<()> {
+        let token = self.workflow_task_for(token, namespace)?;
+        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        exec.fail_wft(ctx, cause, failure, identity, token.attempt + 1);
+        Ok(())
+    }
+
+    pub(super) fn workflow_task_timed_out(&mut self, run_id: &str, scheduled_event_id: i64, attempt: i32) {
+        let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
+        let Some(wft) = exec.wft.clone().filter(|w| exec.is_running() && w.scheduled_event_id == scheduled_event_id && w.attempt == attempt) else {
+            return;
+        };
+        let Some(started) = wft.started else { return };
+        exec.append(
+            ctx,
+            Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {
+                scheduled_event_id,
+                started_event_id: started.event_id,
+                timeout_type: TimeoutType::StartToClose as i32,
+            }),
+        );
+        exec.flush_buffer(ctx);
+        exec.schedule_wft(ctx, attempt + 1);
+    }
+}
+
+impl Execution {
+    fn start_wft(&mut self, ctx: &mut Ctx, identity: &str, request_id: String) -> PollWorkflowTaskQueueResponse {
+        let wft = self.wft.clone().expect("caller checked");
+        let history_size_bytes = self.history_bytes;
+        let event_id = self.append(
+            ctx,
+            Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes {
+                scheduled_event_id: wft.scheduled_event_id,
+                identity: identity.to_owned(),
+                request_id,
+                history_size_bytes,
+                ..Default::default()
+            }),
+        );
+        if let Some(w) = self.wft.as_mut() {
+            w.started = Some(WftStarted { event_id, time: ctx.now });
+        }
+        ctx.schedule_timer(
+            ctx.now + self.task_timeout,
+            TimerTask::WorkflowTaskTimeout { run_id: self.run_id.clone(), scheduled_event_id: wft.scheduled_event_id, attempt: wft.attempt },
+        );
+        let token = TaskToken {
+            namespace: self.namespace.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            scheduled_event_id: wft.scheduled_event_id,
+            attempt: wft.attempt,
+            kind: TokenKind::Workflow as i32,
+        };
+        PollWorkflowTaskQueueResponse {
+            task_token: token.encode_bytes(),
+            workflow_execution: Some(WorkflowExecution { workflow_id: self.workflow_id.clone(), run_id: self.run_id.clone() }),
+            workflow_type: Some(WorkflowType { name: self.workflow_type.clone() }),
+            previous_started_event_id: self.last_completed_started_id,
+            started_event_id: event_id,
+            attempt: wft.attempt,
+            // Stickiness is declined, so every task carries the full history.
+            history: Some(History { events: self.history.clone() }),
+            workflow_execution_task_queue: Some(TaskQueue {
+                name: self.task_queue.clone(),
+                kind: TaskQueueKind::Normal as i32,
+                normal_name: String::new(),
+            }),
+            scheduled_time: util::ts(wft.scheduled_time),
+            started_time: util::ts(ctx.now),
+            ..Default::default()
+        }
+    }
+
+    /// Checks a whole batch before anything is written, as Temporal does, so a bad command
+    /// leaves no partial history behind.
+    fn validate_commands(&self, commands: &[Command]) -> std::result::Result<(), BadCommand> {
+        let mut timers: BTreeSet<&str> = self.timers.keys().map(String::as_str).collect();
+        let mut activity_ids: HashSet<&str> = self.activities.values().map(|a| a.activity_id.as_str()).collect();
+        for (i, cmd) in commands.iter().enumerate() {
+            let bad = |cause, message: String| Err(BadCommand { cause, message });
+            if is_close(cmd) && i + 1 != commands.len() {
+                return bad(WorkflowTaskFailedCause::UnhandledCommand, format!("{} must be the last command", command_name(cmd)));
+            }
+            match &cmd.attributes {
+                Some(Cmd::ScheduleActivityTaskCommandAttributes(a)) => {
+                    if a.activity_id.is_empty() || a.activity_type.as_ref().is_none_or(|t| t.name.is_empty()) {
+                        return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, "ActivityId and ActivityType must be set on ScheduleActivityTaskCommand.".into());
+                    }
+                    if util::dur_nanos(a.start_to_close_timeout.as_ref()).is_none() && util::dur_nanos(a.schedule_to_close_timeout.as_ref()).is_none() {
+                        return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand.".into());
+                    }
+                    if !activity_ids.insert(a.activity_id.as_str()) {
+                        return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, format!("Activity id {} is already in use.", a.activity_id));
+                    }
+                }
+                Some(Cmd::StartTimerCommandAttributes(a)) => {
+                    if util::dur_nanos(a.start_to_fire_timeout.as_ref()).is_none() {
+                        return bad(WorkflowTaskFailedCause::BadStartTimerAttributes, "A valid StartToFireTimeout is not set on StartTimerCommand.".into());
+                    }
+                    if !timers.insert(a.timer_id.as_str()) {
+                        return bad(WorkflowTaskFailedCause::StartTimerDuplicateId, format!("Timer id {} is already in use.", a.timer_id));
+                    }
+                }
+                Some(Cmd::CancelTimerCommandAttributes(a)) => {
+                    if !timers.remove(a.timer_id.as_str()) {
+                        return bad(WorkflowTaskFailedCause::BadCancelTimerAttributes, format!("Timer id {} is not pending.", a.timer_id));
+                    }
+                }
+                Some(Cmd::RequestCancelActivityTaskCommandAttributes(a)) => {
+                    if !self.activities.contains_key(&a.scheduled_event_id) {
+                        return bad(WorkflowTaskFailedCause::BadRequestCancelActivityAttributes, format!("No pending activity was scheduled by event {}.", a.scheduled_event_id));
+                    }
+                }
+                Some(
+                    Cmd::RecordMarkerCommandAttributes(_)
+                    | Cmd::UpsertWorkflowSearchAttributesCommandAttributes(_)
+                    | Cmd::CompleteWorkflowExecutionCommandAttributes(_)
+                    | Cmd::FailWorkflowExecutionCommandAttributes(_)
+                    | Cmd::CancelWorkflowExecutionCommandAttributes(_),
+                ) => {}
+                Some(_) => {
+                    return bad(
+                        WorkflowTaskFailedCause::UnhandledCommand,
+                        format!("{} is not supported by the convo devserver yet", command_name(cmd)),
+                    );
+                }
+                None => {
+                    return bad(WorkflowTaskFailedCause::UnhandledCommand, "command without attributes".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the events of one (validated) command. Returns whether it needs a new
+    /// workflow task to tell the workflow about something (an activity cancelled before it
+    /// started).
+    fn apply_command(&mut self, ctx: &mut Ctx, cmd: Command, completed_id: i64, identity: &str) -> bool {
+        let Some(attrs) = cmd.attributes else { return false };
+        match attrs {
+            Cmd::ScheduleActivityTaskCommandAttributes(a) => {
+                self.schedule_activity(ctx, a, completed_id);
+            }
+            Cmd::RequestCancelActivityTaskCommandAttributes(a) => {
+                let requested = self.append(
+                    ctx,
+                    Attributes::ActivityTaskCancelRequestedEventAttributes(ActivityTaskCancelRequestedEventAttributes {
+                        scheduled_event_id: a.scheduled_event_id,
+                        workflow_task_completed_event_id: completed_id,
+                    }),
+                );
+                let Some(act) = self.activities.get_mut(&a.scheduled_event_id) else { return false };
+                if act.state == ActivityState::Started {
+                    // The worker learns through its next heartbeat and answers Canceled.
+                    act.cancel_requested_event_id = Some(requested);
+                    return false;
+                }
+                self.activities.remove(&a.scheduled_event_id);
+                self.append(
+                    ctx,
+                    Attributes::ActivityTaskCanceledEventAttributes(ActivityTaskCanceledEventAttributes {
+                        latest_cancel_requested_event_id: requested,
+                        scheduled_event_id: a.scheduled_event_id,
+                        identity: identity.to_owned(),
+                        ..Default::default()
+                    }),
+                );
+                return true;
+            }
+            Cmd::StartTimerCommandAttributes(a) => {
+                let fire_after = util::dur_nanos(a.start_to_fire_timeout.as_ref()).unwrap_or(0);
+                let started_event_id = self.append(
+                    ctx,
+                    Attributes::TimerStartedEventAttributes(TimerStartedEventAttributes {
+                        timer_id: a.timer_id.clone(),
+                        start_to_fire_timeout: a.start_to_fire_timeout,
+                        workflow_task_completed_event_id: completed_id,
+                    }),
+                );
+                self.timers.insert(a.timer_id.clone(), started_event_id);
+                ctx.schedule_timer(
+                    ctx.now + fire_after,
+                    TimerTask::User { run_id: self.run_id.clone(), timer_id: a.timer_id, started_event_id },
+                );
+            }
+            Cmd::CancelTimerCommandAttributes(a) => {
+                let started_event_id = self.timers.remove(&a.timer_id).unwrap_or_default();
+                self.append(
+                    ctx,
+                    Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {
+                        timer_id: a.timer_id,
+                        started_event_id,
+                        workflow_task_completed_event_id: completed_id,
+                        identity: identity.to_owned(),
+                    }),
+                );
+            }
+            Cmd::RecordMarkerCommandAttributes(a) => {
+                self.append(
+                    ctx,
+                    Attributes::MarkerRecordedEventAttributes(MarkerRecordedEventAttributes {
+                        marker_name: a.marker_name,
+                        details: a.details,
+                        workflow_task_completed_event_id: completed_id,
+                        header: a.header,
+                        failure: a.failure,
+                    }),
+                );
+            }
+            Cmd::UpsertWorkflowSearchAttributesCommandAttributes(a) => {
+                if let Some(new) = &a.search_attributes {
+                    let current = self.search_attributes.get_or_insert_with(Default::default);
+                    for (k, v) in &new.indexed_fields {
+                        current.indexed_fields.insert(k.clone(), v.clone());
+                    }
+                }
+                self.append(
+                    ctx,
+                    Attributes::UpsertWorkflowSearchAttributesEventAttributes(UpsertWorkflowSearchAttributesEventAttributes {
+                        workflow_task_completed_event_id: completed_id,
+                        search_attributes: a.search_attributes,
+                    }),
+                );
+            }
+            Cmd::CompleteWorkflowExecutionCommandAttributes(a) => {
+                self.append(
+                    ctx,
+                    Attributes::WorkflowExecutionCompletedEventAttributes(WorkflowExecutionCompletedEventAttributes {
+                        result: a.result,
+                        workflow_task_completed_event_id: completed_id,
+                        new_execution_run_id: String::new(),
+                    }),
+                );
+                self.status = WorkflowExecutionStatus::Completed;
+            }
+            Cmd::FailWorkflowExecutionCommandAttributes(a) => {
+                self.append(
+                    ctx,
+                    Attributes::WorkflowExecutionFailedEventAttributes(WorkflowExecutionFailedEventAttributes {
+                        failure: a.failure,
+                        retry_state: RetryState::RetryPolicyNotSet as i32,
+                        workflow_task_completed_event_id: completed_id,
+                        new_execution_run_id: String::new(),
+                    }),
+                );
+                self.status = WorkflowExecutionStatus::Failed;
+            }
+            Cmd::CancelWorkflowExecutionCommandAttributes(a) => {
+                self.append(
+                    ctx,
+                    Attributes::WorkflowExecutionCanceledEventAttributes(WorkflowExecutionCanceledEventAttributes {
+                        workflow_task_completed_event_id: completed_id,
+                        details: a.details,
+                    }),
+                );
+                self.status = WorkflowExecutionStatus::Canceled;
+            }
+            _ => {} // refused by validate_commands
+        }
+        false
+    }
+
+    fn schedule_activity(&mut self, ctx: &mut Ctx, a: temporalio_protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes, completed_id: i64) {
+        let task_queue = a
+            .task_queue
+            .as_ref()
+            .map(|q| q.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.task_queue.clone());
+        let schedule_to_close = util::dur_nanos(a.schedule_to_close_timeout.as_ref());
+        let start_to_close = util::dur_nanos(a.start_to_close_timeout.as_ref())
+            .or(schedule_to_close)
+            .expect("validated");
+        let retry = super::activity::retry_policy_with_defaults(a.retry_policy.clone());
+        let activity_type = a.activity_type.clone().unwrap_or_default();
+        let scheduled_event_id = self.append(
+            ctx,
+            Attributes::ActivityTaskScheduledEventAttributes(ActivityTaskScheduledEventAttributes {
+                activity_id: a.activity_id.clone(),
+                activity_type: Some(activity_type.clone()),
+                task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+                header: a.header.clone(),
+                input: a.input.clone(),
+                schedule_to_close_timeout: schedule_to_close.and_then(util::dur),
+                schedule_to_start_timeout: a.schedule_to_start_timeout,
+                start_to_close_timeout: util::dur(start_to_close),
+                heartbeat_timeout: a.heartbeat_timeout,
+                workflow_task_completed_event_id: completed_id,
+                retry_policy: Some(retry.clone()),
+                priority: a.priority,
+                ..Default::default()
+            }),
+        );
+        let activity = Activity {
+            activity_id: a.activity_id,
+            activity_type: activity_type.name,
+            task_queue,
+            header: a.header,
+            input: a.input,
+            schedule_to_close,
+            schedule_to_start: util::dur_nanos(a.schedule_to_start_timeout.as_ref()),
+            start_to_close,
+            heartbeat: util::dur_nanos(a.heartbeat_timeout.as_ref()),
+            retry,
+            attempt: 1,
+            state: ActivityState::Scheduled,
+            first_scheduled_time: ctx.now,
+            attempt_scheduled_time: ctx.now,
+            started_time: None,
+            started_identity: String::new(),
+            started_request_id: String::new(),
+            last_failure: None,
+            last_worker_identity: String::new(),
+            heartbeat_details: None,
+            last_heartbeat_time: None,
+            last_attempt_complete_time: None,
+            next_attempt_time: None,
+            current_retry_interval: None,
+            cancel_requested_event_id: None,
+        };
+        if let Some(limit) = activity.schedule_to_close {
+            ctx.schedule_timer(
+                ctx.now + limit,
+                TimerTask::Activity { run_id: self.run_id.clone(), scheduled_event_id, attempt: 0, kind: super::ActivityTimer::ScheduleToClose },
+            );
+        }
+        self.activities.insert(scheduled_event_id, activity);
+        self.dispatch_activity(ctx, scheduled_event_id);
+    }
+}

@@ -1,0 +1,322 @@
+//! `temporal.api.workflowservice.v1.WorkflowService`: request decoding and validation, then
+//! one engine call per RPC.
+
+use std::sync::Arc;
+
+use temporalio_protos::temporal::api::{
+    enums::v1::{
+        HistoryEventFilterType, NamespaceState, TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+        WorkflowTaskFailedCause,
+    },
+    namespace::v1::{NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities},
+    workflowservice::v1::{get_system_info_response::Capabilities, *},
+};
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    engine::{
+        ActivityResponse, Completion, Engine, HistoryRequest, QueueKind, SignalParams, StartParams,
+    },
+    pb::workflowservice::workflow_service_server::WorkflowService,
+};
+
+/// Reported as the server version; the Web UI turns on advanced visibility above 1.19.
+const SERVER_VERSION: &str = "1.29.1";
+
+pub(crate) struct Svc {
+    engine: Engine,
+}
+
+impl Svc {
+    pub(crate) fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    async fn poll<T: Default>(
+        &self,
+        kind: QueueKind,
+        namespace: &str,
+        queue: Option<temporalio_protos::temporal::api::taskqueue::v1::TaskQueue>,
+        take: impl Fn(&Engine, &str) -> Option<T>,
+    ) -> Result<T, Status> {
+        self.engine.check_namespace(namespace)?;
+        let queue = queue.unwrap_or_default();
+        if queue.name.is_empty() {
+            return Err(Status::invalid_argument("TaskQueue is not set on request."));
+        }
+        let notify: Arc<Notify> = self.engine.queue_notify(kind, namespace, &queue.name);
+        if queue.kind == TaskQueueKind::Sticky as i32 {
+            // Stickiness is declined: tasks always go to the normal queue with full history,
+            // so a sticky poll just waits out its long poll.
+            self.engine.park(self.engine.long_poll()).await;
+            return Ok(T::default());
+        }
+        let got = self
+            .engine
+            .long_poll_on(&notify, self.engine.long_poll(), |e| Ok(take(e, &queue.name)))
+            .await?;
+        Ok(got.unwrap_or_default())
+    }
+}
+
+fn reuse_policy(v: i32) -> WorkflowIdReusePolicy {
+    WorkflowIdReusePolicy::try_from(v).unwrap_or(WorkflowIdReusePolicy::Unspecified)
+}
+
+fn conflict_policy(v: i32) -> WorkflowIdConflictPolicy {
+    WorkflowIdConflictPolicy::try_from(v).unwrap_or(WorkflowIdConflictPolicy::Unspecified)
+}
+
+fn unsupported_start_options(cron: &str, delay: Option<&prost_wkt_types::Duration>) -> Result<(), Status> {
+    if !cron.is_empty() {
+        return Err(Status::invalid_argument("cron_schedule is not supported by the convo devserver"));
+    }
+    if delay.is_some_and(|d| d.seconds > 0 || d.nanos > 0) {
+        return Err(Status::invalid_argument("workflow_start_delay is not supported by the convo devserver"));
+    }
+    Ok(())
+}
+
+fn execution_ids(e: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>) -> (String, String) {
+    let e = e.unwrap_or_default();
+    (e.workflow_id, e.run_id)
+}
+
+use crate::engine::dur_nanos as dn;
+
+#[tonic::async_trait]
+impl WorkflowService for Svc {
+    async fn get_system_info(&self, _r: Request<GetSystemInfoRequest>) -> Result<Response<GetSystemInfoResponse>, Status> {
+        Ok(Response::new(GetSystemInfoResponse {
+            server_version: SERVER_VERSION.into(),
+            capabilities: Some(Capabilities {
+                signal_and_query_header: true,
+                internal_error_differentiation: true,
+                activity_failure_include_heartbeat: true,
+                encoded_failure_attributes: true,
+                sdk_metadata: true,
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn describe_namespace(&self, r: Request<DescribeNamespaceRequest>) -> Result<Response<DescribeNamespaceResponse>, Status> {
+        let r = r.into_inner();
+        let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
+        Ok(Response::new(DescribeNamespaceResponse {
+            namespace_info: Some(NamespaceInfo {
+                name,
+                state: NamespaceState::Registered as i32,
+                description: "convo devserver namespace".into(),
+                id,
+                capabilities: Some(NsCapabilities::default()),
+                ..Default::default()
+            }),
+            config: Some(NamespaceConfig {
+                workflow_execution_retention_ttl: Some(prost_wkt_types::Duration { seconds: 86_400, nanos: 0 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn start_workflow_execution(&self, r: Request<StartWorkflowExecutionRequest>) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        unsupported_start_options(&r.cron_schedule, r.workflow_start_delay.as_ref())?;
+        let params = StartParams {
+            namespace: r.namespace,
+            workflow_id: r.workflow_id,
+            workflow_type: r.workflow_type.map(|t| t.name).unwrap_or_default(),
+            task_queue: r.task_queue.map(|q| q.name).unwrap_or_default(),
+            input: r.input,
+            execution_timeout: dn(r.workflow_execution_timeout.as_ref()),
+            run_timeout: dn(r.workflow_run_timeout.as_ref()),
+            task_timeout: dn(r.workflow_task_timeout.as_ref()),
+            identity: r.identity,
+            request_id: r.request_id,
+            reuse_policy: reuse_policy(r.workflow_id_reuse_policy),
+            conflict_policy: conflict_policy(r.workflow_id_conflict_policy),
+            retry_policy: r.retry_policy,
+            memo: r.memo,
+            search_attributes: r.search_attributes,
+            header: r.header,
+        };
+        let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
+        Ok(Response::new(StartWorkflowExecutionResponse {
+            status: if started.started { 1 } else { 0 }, // WORKFLOW_EXECUTION_STATUS_RUNNING when started
+            run_id: started.run_id,
+            started: started.started,
+            ..Default::default()
+        }))
+    }
+
+    async fn signal_workflow_execution(&self, r: Request<SignalWorkflowExecutionRequest>) -> Result<Response<SignalWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.workflow_execution);
+        let signal = SignalParams { signal_name: r.signal_name, input: r.input, identity: r.identity, request_id: r.request_id, header: r.header };
+        self.engine.with_state(|st| st.signal(&r.namespace, &wid, &rid, signal))?;
+        Ok(Response::new(SignalWorkflowExecutionResponse::default()))
+    }
+
+    async fn signal_with_start_workflow_execution(&self, r: Request<SignalWithStartWorkflowExecutionRequest>) -> Result<Response<SignalWithStartWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        unsupported_start_options(&r.cron_schedule, r.workflow_start_delay.as_ref())?;
+        if r.signal_name.is_empty() {
+            return Err(Status::invalid_argument("SignalName is not set on request."));
+        }
+        if r.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
+            return Err(Status::invalid_argument("SignalWithStart does not support WorkflowIdConflictPolicy FAIL."));
+        }
+        let signal = SignalParams {
+            signal_name: r.signal_name,
+            input: r.signal_input,
+            identity: r.identity.clone(),
+            request_id: r.request_id.clone(),
+            header: r.header.clone(),
+        };
+        let params = StartParams {
+            namespace: r.namespace,
+            workflow_id: r.workflow_id,
+            workflow_type: r.workflow_type.map(|t| t.name).unwrap_or_default(),
+            task_queue: r.task_queue.map(|q| q.name).unwrap_or_default(),
+            input: r.input,
+            execution_timeout: dn(r.workflow_execution_timeout.as_ref()),
+            run_timeout: dn(r.workflow_run_timeout.as_ref()),
+            task_timeout: dn(r.workflow_task_timeout.as_ref()),
+            identity: r.identity,
+            request_id: r.request_id,
+            reuse_policy: reuse_policy(r.workflow_id_reuse_policy),
+            conflict_policy: WorkflowIdConflictPolicy::UseExisting,
+            retry_policy: r.retry_policy,
+            memo: r.memo,
+            search_attributes: r.search_attributes,
+            header: r.header,
+        };
+        let params = StartParams {
+            conflict_policy: match conflict_policy(r.workflow_id_conflict_policy) {
+                WorkflowIdConflictPolicy::TerminateExisting => WorkflowIdConflictPolicy::TerminateExisting,
+                _ => params.conflict_policy,
+            },
+            ..params
+        };
+        let started = self.engine.with_state(|st| st.start_workflow(params, Some(signal)))?;
+        Ok(Response::new(SignalWithStartWorkflowExecutionResponse {
+            run_id: started.run_id,
+            started: started.started,
+            ..Default::default()
+        }))
+    }
+
+    async fn poll_workflow_task_queue(&self, r: Request<PollWorkflowTaskQueueRequest>) -> Result<Response<PollWorkflowTaskQueueResponse>, Status> {
+        let r = r.into_inner();
+        let (ns, identity) = (r.namespace.clone(), r.identity.clone());
+        let resp = self
+            .poll(QueueKind::Workflow, &r.namespace, r.task_queue, |e, q| {
+                e.with_state(|st| st.start_workflow_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn respond_workflow_task_completed(&self, r: Request<RespondWorkflowTaskCompletedRequest>) -> Result<Response<RespondWorkflowTaskCompletedResponse>, Status> {
+        let r = r.into_inner();
+        let completion = Completion {
+            token: r.task_token,
+            commands: r.commands,
+            identity: r.identity,
+            force_new_task: r.force_create_new_workflow_task,
+            sdk_metadata: r.sdk_metadata,
+        };
+        self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
+        Ok(Response::new(RespondWorkflowTaskCompletedResponse::default()))
+    }
+
+    async fn respond_workflow_task_failed(&self, r: Request<RespondWorkflowTaskFailedRequest>) -> Result<Response<RespondWorkflowTaskFailedResponse>, Status> {
+        let r = r.into_inner();
+        let cause = WorkflowTaskFailedCause::try_from(r.cause).unwrap_or(WorkflowTaskFailedCause::Unspecified);
+        self.engine.with_state(|st| st.fail_workflow_task(&r.task_token, &r.namespace, cause, r.failure, r.identity))?;
+        Ok(Response::new(RespondWorkflowTaskFailedResponse::default()))
+    }
+
+    async fn poll_activity_task_queue(&self, r: Request<PollActivityTaskQueueRequest>) -> Result<Response<PollActivityTaskQueueResponse>, Status> {
+        let r = r.into_inner();
+        let (ns, identity) = (r.namespace.clone(), r.identity.clone());
+        let resp = self
+            .poll(QueueKind::Activity, &r.namespace, r.task_queue, |e, q| {
+                e.with_state(|st| st.start_activity_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn respond_activity_task_completed(&self, r: Request<RespondActivityTaskCompletedRequest>) -> Result<Response<RespondActivityTaskCompletedResponse>, Status> {
+        let r = r.into_inner();
+        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Completed(r.result)))?;
+        Ok(Response::new(RespondActivityTaskCompletedResponse::default()))
+    }
+
+    async fn respond_activity_task_failed(&self, r: Request<RespondActivityTaskFailedRequest>) -> Result<Response<RespondActivityTaskFailedResponse>, Status> {
+        let r = r.into_inner();
+        let failure = r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        let response = ActivityResponse::Failed { failure, heartbeat: r.last_heartbeat_details };
+        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, response))?;
+        Ok(Response::new(RespondActivityTaskFailedResponse::default()))
+    }
+
+    async fn respond_activity_task_canceled(&self, r: Request<RespondActivityTaskCanceledRequest>) -> Result<Response<RespondActivityTaskCanceledResponse>, Status> {
+        let r = r.into_inner();
+        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Canceled(r.details)))?;
+        Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
+    }
+
+    async fn record_activity_task_heartbeat(&self, r: Request<RecordActivityTaskHeartbeatRequest>) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
+        let r = r.into_inner();
+        let cancel_requested = self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
+        Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
+    }
+
+    async fn get_workflow_execution_history(&self, r: Request<GetWorkflowExecutionHistoryRequest>) -> Result<Response<GetWorkflowExecutionHistoryResponse>, Status> {
+        let r = r.into_inner();
+        let (workflow_id, run_id) = execution_ids(r.execution);
+        let req = HistoryRequest {
+            namespace: r.namespace,
+            workflow_id,
+            run_id,
+            page_size: r.maximum_page_size,
+            next_page_token: r.next_page_token,
+            wait_new_event: r.wait_new_event,
+            filter: HistoryEventFilterType::try_from(r.history_event_filter_type).unwrap_or(HistoryEventFilterType::AllEvent),
+        };
+        let (history, next_page_token) = self.engine.history(req).await?;
+        Ok(Response::new(GetWorkflowExecutionHistoryResponse { history: Some(history), next_page_token, ..Default::default() }))
+    }
+
+    async fn describe_workflow_execution(&self, r: Request<DescribeWorkflowExecutionRequest>) -> Result<Response<DescribeWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.execution);
+        let resp = self.engine.with_state(|st| st.describe(&r.namespace, &wid, &rid))?;
+        Ok(Response::new(resp))
+    }
+
+    async fn terminate_workflow_execution(&self, r: Request<TerminateWorkflowExecutionRequest>) -> Result<Response<TerminateWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.workflow_execution);
+        self.engine.with_state(|st| st.terminate(&r.namespace, &wid, &rid, r.reason, r.details, r.identity))?;
+        Ok(Response::new(TerminateWorkflowExecutionResponse::default()))
+    }
+
+    async fn request_cancel_workflow_execution(&self, r: Request<RequestCancelWorkflowExecutionRequest>) -> Result<Response<RequestCancelWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.workflow_execution);
+        self.engine.with_state(|st| st.request_cancel(&r.namespace, &wid, &rid, r.reason, r.identity, r.request_id))?;
+        Ok(Response::new(RequestCancelWorkflowExecutionResponse::default()))
+    }
+
+    async fn shutdown_worker(&self, r: Request<ShutdownWorkerRequest>) -> Result<Response<ShutdownWorkerResponse>, Status> {
+        // Stickiness is declined, so there is no sticky queue to drain.
+        self.engine.check_namespace(&r.into_inner().namespace)?;
+        Ok(Response::new(ShutdownWorkerResponse::default()))
+    }
+}
+
