@@ -302,6 +302,13 @@ impl Engine {
 
     /// Runs one state transition and then wakes whoever it concerns.
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let out = self.transition(f);
+        self.inner.pump.notify_one();
+        out
+    }
+
+    /// A transition without waking the pump (the pump's own steps).
+    fn transition<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.lock();
         st.ctx.now = st.ctx.clock.now();
         let out = f(&mut st);
@@ -315,7 +322,6 @@ impl Engine {
         if history {
             self.inner.history.notify_waiters();
         }
-        self.inner.pump.notify_one();
         out
     }
 
@@ -387,7 +393,7 @@ impl Engine {
     /// Fires what is due, skips idle time where allowed, and says how long (in real time) the
     /// pump may sleep before the next timer is due.
     pub(crate) fn pump_step(&self) -> Option<Duration> {
-        self.with_state(|st| {
+        self.transition(|st| {
             loop {
                 let now = st.ctx.clock.now();
                 let Some((&(due, seq), _)) = st.ctx.timers.first_key_value() else { return None };

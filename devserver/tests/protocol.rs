@@ -1,0 +1,403 @@
+//! Protocol-level tests: a raw gRPC client plays worker and client against a real devserver
+//! on loopback, so each test can put the server in an exact state (a task in flight, a
+//! buffered signal, a stale token) and check the history and statuses real Temporal gives.
+
+use std::time::Duration;
+
+use convo_devserver::{DevServer, DevServerConfig, DevServerHandle};
+use prost::Message;
+use temporalio_protos::temporal::api::{
+    command::v1::{
+        Command, CompleteWorkflowExecutionCommandAttributes, ScheduleActivityTaskCommandAttributes,
+        StartTimerCommandAttributes, command::Attributes as Cmd,
+    },
+    common::v1::{ActivityType, Payloads, RetryPolicy, WorkflowExecution, WorkflowType},
+    enums::v1::{CommandType, EventType, TaskQueueKind, WorkflowIdReusePolicy, WorkflowTaskFailedCause},
+    errordetails::v1::WorkflowExecutionAlreadyStartedFailure,
+    failure::v1::{ApplicationFailureInfo, Failure, failure::FailureInfo},
+    history::v1::{HistoryEvent, history_event::Attributes},
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::{workflow_service_client::WorkflowServiceClient, *},
+};
+use tonic::{Code, transport::Channel};
+
+type Client = WorkflowServiceClient<Channel>;
+
+const NS: &str = "default";
+
+async fn setup() -> (DevServerHandle, Client) {
+    let config = DevServerConfig { long_poll_timeout: Duration::from_secs(5), ..DevServerConfig::ephemeral() };
+    let server = DevServer::start(config).await.expect("start devserver");
+    let client = WorkflowServiceClient::connect(server.url()).await.expect("connect");
+    (server, client)
+}
+
+fn tq(name: &str) -> Option<TaskQueue> {
+    Some(TaskQueue { name: name.into(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() })
+}
+
+fn start_req(id: &str, queue: &str) -> StartWorkflowExecutionRequest {
+    StartWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_id: id.into(),
+        workflow_type: Some(WorkflowType { name: "Probe".into() }),
+        task_queue: tq(queue),
+        request_id: uuid(),
+        ..Default::default()
+    }
+}
+
+fn uuid() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+async fn start(c: &mut Client, id: &str, queue: &str) -> String {
+    c.start_workflow_execution(start_req(id, queue)).await.expect("start").into_inner().run_id
+}
+
+async fn poll_wft(c: &mut Client, queue: &str) -> PollWorkflowTaskQueueResponse {
+    let r = c
+        .poll_workflow_task_queue(PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(queue), identity: "probe".into(), ..Default::default() })
+        .await
+        .expect("poll")
+        .into_inner();
+    assert!(!r.task_token.is_empty(), "expected a workflow task on {queue}");
+    r
+}
+
+async fn poll_activity(c: &mut Client, queue: &str) -> PollActivityTaskQueueResponse {
+    let r = c
+        .poll_activity_task_queue(PollActivityTaskQueueRequest { namespace: NS.into(), task_queue: tq(queue), identity: "probe".into(), ..Default::default() })
+        .await
+        .expect("poll activity")
+        .into_inner();
+    assert!(!r.task_token.is_empty(), "expected an activity task on {queue}");
+    r
+}
+
+async fn complete(c: &mut Client, token: Vec<u8>, commands: Vec<Command>) -> Result<(), tonic::Status> {
+    c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest { namespace: NS.into(), task_token: token, commands, identity: "probe".into(), ..Default::default() })
+        .await
+        .map(|_| ())
+}
+
+fn complete_cmd() -> Command {
+    Command {
+        command_type: CommandType::CompleteWorkflowExecution as i32,
+        attributes: Some(Cmd::CompleteWorkflowExecutionCommandAttributes(CompleteWorkflowExecutionCommandAttributes { result: None })),
+        ..Default::default()
+    }
+}
+
+fn timer_cmd(id: &str, secs: i64) -> Command {
+    Command {
+        command_type: CommandType::StartTimer as i32,
+        attributes: Some(Cmd::StartTimerCommandAttributes(StartTimerCommandAttributes {
+            timer_id: id.into(),
+            start_to_fire_timeout: Some(prost_wkt_types::Duration { seconds: secs, nanos: 0 }),
+        })),
+        ..Default::default()
+    }
+}
+
+fn activity_cmd(id: &str, queue: &str, max_attempts: i32) -> Command {
+    Command {
+        command_type: CommandType::ScheduleActivityTask as i32,
+        attributes: Some(Cmd::ScheduleActivityTaskCommandAttributes(ScheduleActivityTaskCommandAttributes {
+            activity_id: id.into(),
+            activity_type: Some(ActivityType { name: "Act".into() }),
+            task_queue: tq(queue),
+            start_to_close_timeout: Some(prost_wkt_types::Duration { seconds: 30, nanos: 0 }),
+            retry_policy: Some(RetryPolicy {
+                initial_interval: Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 }),
+                backoff_coefficient: 2.0,
+                maximum_attempts: max_attempts,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+async fn signal(c: &mut Client, id: &str, name: &str) {
+    c.signal_workflow_execution(SignalWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+        signal_name: name.into(),
+        request_id: uuid(),
+        ..Default::default()
+    })
+    .await
+    .expect("signal");
+}
+
+async fn history(c: &mut Client, id: &str) -> Vec<HistoryEvent> {
+    c.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
+        namespace: NS.into(),
+        execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+        ..Default::default()
+    })
+    .await
+    .expect("history")
+    .into_inner()
+    .history
+    .unwrap_or_default()
+    .events
+}
+
+fn types(events: &[HistoryEvent]) -> Vec<EventType> {
+    events.iter().map(|e| EventType::try_from(e.event_type).unwrap()).collect()
+}
+
+fn assert_ids_sequential(events: &[HistoryEvent]) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.event_id, i as i64 + 1, "event ids must be 1..n in order");
+    }
+}
+
+use EventType::*;
+
+#[tokio::test]
+async fn first_workflow_task_carries_full_history() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-first", "q-first").await;
+    let task = poll_wft(&mut c, "q-first").await;
+    assert_eq!(task.started_event_id, 3);
+    assert_eq!(task.previous_started_event_id, 0);
+    assert_eq!(task.attempt, 1);
+    let events = task.history.unwrap().events;
+    assert_eq!(types(&events), [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted]);
+    assert_ids_sequential(&events);
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    let events = history(&mut c, "wf-first").await;
+    assert_eq!(types(&events)[3..], [WorkflowTaskCompleted, WorkflowExecutionCompleted]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn signal_during_started_task_is_buffered_and_blocks_completion() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-buf", "q-buf").await;
+    let task = poll_wft(&mut c, "q-buf").await;
+    signal(&mut c, "wf-buf", "poke").await;
+    // Buffered: not yet in history.
+    assert_eq!(history(&mut c, "wf-buf").await.len(), 3);
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    let events = history(&mut c, "wf-buf").await;
+    assert_eq!(
+        types(&events),
+        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskFailed, WorkflowExecutionSignaled, WorkflowTaskScheduled]
+    );
+    let Some(Attributes::WorkflowTaskFailedEventAttributes(failed)) = &events[3].attributes else { panic!() };
+    assert_eq!(failed.cause, WorkflowTaskFailedCause::UnhandledCommand as i32);
+    // The next task sees the signal and may now complete.
+    let task = poll_wft(&mut c, "q-buf").await;
+    assert_eq!(task.previous_started_event_id, 0, "the failed task does not count as processed");
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    let events = history(&mut c, "wf-buf").await;
+    assert_eq!(types(&events)[6..], [WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionCompleted]);
+    assert_ids_sequential(&events);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn signal_while_task_only_scheduled_goes_before_started() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-sched", "q-sched").await;
+    signal(&mut c, "wf-sched", "a").await;
+    signal(&mut c, "wf-sched", "b").await;
+    let task = poll_wft(&mut c, "q-sched").await;
+    assert_eq!(
+        types(&task.history.unwrap().events),
+        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowExecutionSignaled, WorkflowExecutionSignaled, WorkflowTaskStarted]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn activity_completion_and_signal_buffered_completions_go_last() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-order", "q-order").await;
+    let task = poll_wft(&mut c, "q-order").await;
+    complete(&mut c, task.task_token, vec![activity_cmd("1", "q-order-act", 0), timer_cmd("t", 3600)]).await.unwrap();
+    let act = poll_activity(&mut c, "q-order-act").await;
+    // Put a workflow task in flight (a signal schedules one), then finish the activity and
+    // signal again while it runs.
+    signal(&mut c, "wf-order", "first").await;
+    let task = poll_wft(&mut c, "q-order").await;
+    c.respond_activity_task_completed(RespondActivityTaskCompletedRequest {
+        namespace: NS.into(),
+        task_token: act.task_token,
+        result: Some(Payloads::default()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    signal(&mut c, "wf-order", "second").await;
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+    let events = history(&mut c, "wf-order").await;
+    let tail = &types(&events)[events.len() - 5..];
+    assert_eq!(tail, [WorkflowTaskCompleted, ActivityTaskStarted, WorkflowExecutionSignaled, ActivityTaskCompleted, WorkflowTaskScheduled]);
+    let started = &events[events.len() - 4];
+    let Some(Attributes::ActivityTaskCompletedEventAttributes(done)) = &events[events.len() - 2].attributes else { panic!() };
+    assert_eq!(done.started_event_id, started.event_id, "completion names its transient started event");
+    assert_ids_sequential(&events);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn retried_activity_writes_started_once_with_final_attempt() {
+    let (server, mut c) = setup().await;
+    let run_id = start(&mut c, "wf-retry", "q-retry").await;
+    let task = poll_wft(&mut c, "q-retry").await;
+    complete(&mut c, task.task_token, vec![activity_cmd("1", "q-retry", 3)]).await.unwrap();
+    let fail = |token: Vec<u8>| RespondActivityTaskFailedRequest {
+        namespace: NS.into(),
+        task_token: token,
+        failure: Some(Failure {
+            message: "boom".into(),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo { r#type: "Boom".into(), ..Default::default() })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let a1 = poll_activity(&mut c, "q-retry").await;
+    assert_eq!(a1.attempt, 1);
+    c.respond_activity_task_failed(fail(a1.task_token.clone())).await.unwrap();
+    let len_after_fail = history(&mut c, "wf-retry").await.len();
+    assert_eq!(len_after_fail, 5, "a retried failure writes no events");
+    let d = c
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution { workflow_id: "wf-retry".into(), run_id: run_id.clone() }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = &d.pending_activities[0];
+    assert_eq!(pending.attempt, 2);
+    assert_eq!(pending.last_failure.as_ref().unwrap().message, "boom");
+    assert!(pending.next_attempt_schedule_time.is_some());
+    // The stale token of attempt 1 is refused.
+    let stale = c.respond_activity_task_failed(fail(a1.task_token)).await.unwrap_err();
+    assert_eq!(stale.code(), Code::NotFound);
+    let a2 = poll_activity(&mut c, "q-retry").await;
+    assert_eq!(a2.attempt, 2);
+    c.respond_activity_task_failed(fail(a2.task_token)).await.unwrap();
+    let a3 = poll_activity(&mut c, "q-retry").await;
+    assert_eq!(a3.attempt, 3);
+    c.respond_activity_task_failed(fail(a3.task_token)).await.unwrap();
+    let events = history(&mut c, "wf-retry").await;
+    assert_eq!(types(&events)[4..], [ActivityTaskScheduled, ActivityTaskStarted, ActivityTaskFailed, WorkflowTaskScheduled]);
+    let Some(Attributes::ActivityTaskStartedEventAttributes(st)) = &events[5].attributes else { panic!() };
+    assert_eq!(st.attempt, 3);
+    let Some(Attributes::ActivityTaskFailedEventAttributes(f)) = &events[6].attributes else { panic!() };
+    assert_eq!(f.retry_state, temporalio_protos::temporal::api::enums::v1::RetryState::MaximumAttemptsReached as i32);
+    assert_eq!(f.started_event_id, 6);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn day_long_timer_fires_when_time_is_skipped() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-timer", "q-timer").await;
+    let task = poll_wft(&mut c, "q-timer").await;
+    complete(&mut c, task.task_token, vec![timer_cmd("day", 86_400)]).await.unwrap();
+    let before = server.time().now();
+    let wall = std::time::Instant::now();
+    server.time().skip(Duration::from_secs(86_400)).await;
+    assert!(wall.elapsed() < Duration::from_secs(5), "skipping a day took {:?}", wall.elapsed());
+    // The fired timer scheduled a workflow task nobody has polled: in-flight work holds the
+    // clock at wall speed, as in the Java test server, so a further skip cannot jump.
+    let held = std::time::Instant::now();
+    let skipped_to = server.time().now();
+    tokio::time::timeout(Duration::from_millis(300), server.time().skip(Duration::from_secs(3600))).await.unwrap_err();
+    assert!(held.elapsed() >= Duration::from_millis(300));
+    assert!(server.time().now().duration_since(skipped_to).unwrap() < Duration::from_secs(60));
+    assert!(server.time().now().duration_since(before).unwrap() >= Duration::from_secs(86_400));
+    let events = history(&mut c, "wf-timer").await;
+    assert_eq!(types(&events)[4..], [TimerStarted, TimerFired, WorkflowTaskScheduled]);
+    // The fire is stamped with virtual time, a day after the start.
+    let started_at = events[4].event_time.as_ref().unwrap().seconds;
+    let fired_at = events[5].event_time.as_ref().unwrap().seconds;
+    assert_eq!(fired_at - started_at, 86_400);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_ids_follow_reuse_and_conflict_policies() {
+    let (server, mut c) = setup().await;
+    let req = start_req("wf-dup", "q-dup");
+    let first = c.start_workflow_execution(req.clone()).await.unwrap().into_inner();
+    // A retried request (same request id) gets the same run.
+    let again = c.start_workflow_execution(req).await.unwrap().into_inner();
+    assert_eq!(again.run_id, first.run_id);
+    let err = c.start_workflow_execution(start_req("wf-dup", "q-dup")).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let status = temporalio_protos::google::rpc::Status::decode(err.details()).unwrap();
+    let detail = WorkflowExecutionAlreadyStartedFailure::decode(status.details[0].value.as_slice()).unwrap();
+    assert_eq!(detail.run_id, first.run_id);
+    // Close it, then RejectDuplicate refuses a new run while AllowDuplicate starts one.
+    let task = poll_wft(&mut c, "q-dup").await;
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    let mut reject = start_req("wf-dup", "q-dup");
+    reject.workflow_id_reuse_policy = WorkflowIdReusePolicy::RejectDuplicate as i32;
+    assert_eq!(c.start_workflow_execution(reject).await.unwrap_err().code(), Code::AlreadyExists);
+    let second = c.start_workflow_execution(start_req("wf-dup", "q-dup")).await.unwrap().into_inner();
+    assert_ne!(second.run_id, first.run_id);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_temporal_statuses() {
+    let (server, mut c) = setup().await;
+    let mut req = start_req("wf-bad", "q-bad");
+    req.namespace = "nope".into();
+    let err = c.start_workflow_execution(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("nope"), "{}", err.message());
+
+    let mut req = start_req("", "q-bad");
+    req.workflow_id.clear();
+    let err = c.start_workflow_execution(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("WorkflowId"));
+
+    let err = complete(&mut c, b"garbage".to_vec(), vec![]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let err = c.list_workflow_executions(ListWorkflowExecutionsRequest { namespace: NS.into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("ListWorkflowExecutions"), "{}", err.message());
+
+    let err = c
+        .signal_workflow_execution(SignalWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(WorkflowExecution { workflow_id: "missing".into(), run_id: String::new() }),
+            signal_name: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn completion_of_timed_out_task_is_not_found() {
+    let (server, mut c) = setup().await;
+    let mut req = start_req("wf-late", "q-late");
+    req.workflow_task_timeout = Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 });
+    c.start_workflow_execution(req).await.unwrap();
+    let task = poll_wft(&mut c, "q-late").await;
+    // The task is in flight, so time runs at wall speed: wait for the 1 s timeout to land.
+    let retry = poll_wft(&mut c, "q-late").await;
+    assert_eq!(retry.attempt, 2);
+    let err = complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let events = history(&mut c, "wf-late").await;
+    assert_eq!(types(&events)[2..], [WorkflowTaskStarted, WorkflowTaskTimedOut, WorkflowTaskScheduled, WorkflowTaskStarted]);
+    complete(&mut c, retry.task_token, vec![complete_cmd()]).await.unwrap();
+    server.shutdown().await;
+}
