@@ -401,3 +401,47 @@ async fn completion_of_timed_out_task_is_not_found() {
     complete(&mut c, retry.task_token, vec![complete_cmd()]).await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn test_service_locks_like_the_java_test_server() {
+    use temporalio_protos::{
+        grpc::health::v1::{HealthCheckRequest, health_client::HealthClient},
+        temporal::api::testservice::v1::{
+            LockTimeSkippingRequest, SleepRequest, UnlockTimeSkippingRequest, test_service_client::TestServiceClient,
+        },
+    };
+    let (server, mut c) = setup().await;
+    let mut ts = TestServiceClient::connect(server.url()).await.unwrap();
+    let now = |t: prost_wkt_types::Timestamp| t.seconds;
+    let t0 = now(ts.get_current_time(()).await.unwrap().into_inner().time.unwrap());
+
+    // Started locked (one lock); a client adds a second. Two unlocks balance them, a third
+    // is refused.
+    ts.lock_time_skipping(LockTimeSkippingRequest::default()).await.unwrap();
+    ts.unlock_time_skipping(UnlockTimeSkippingRequest::default()).await.unwrap();
+    ts.unlock_time_skipping(UnlockTimeSkippingRequest::default()).await.unwrap();
+    let err = ts.unlock_time_skipping(UnlockTimeSkippingRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    ts.lock_time_skipping(LockTimeSkippingRequest::default()).await.unwrap();
+
+    // An hour-long timer, then an hour of UnlockTimeSkippingWithSleep: returns at once, an
+    // hour later in virtual time, and locked again (time follows the wall clock after).
+    start(&mut c, "wf-ts", "q-ts").await;
+    let task = poll_wft(&mut c, "q-ts").await;
+    complete(&mut c, task.task_token, vec![timer_cmd("hour", 3600)]).await.unwrap();
+    let wall = std::time::Instant::now();
+    let hour = Some(prost_wkt_types::Duration { seconds: 3600, nanos: 0 });
+    ts.unlock_time_skipping_with_sleep(SleepRequest { duration: hour }).await.unwrap();
+    assert!(wall.elapsed() < Duration::from_secs(5));
+    let t1 = now(ts.get_current_time(()).await.unwrap().into_inner().time.unwrap());
+    assert!(t1 - t0 >= 3600, "virtual time moved {}s", t1 - t0);
+    assert_eq!(types(&history(&mut c, "wf-ts").await)[5], TimerFired);
+    // Relocked: the clock now runs at wall speed.
+    let t2 = now(ts.get_current_time(()).await.unwrap().into_inner().time.unwrap());
+    assert!(t2 - t1 < 60);
+
+    let mut health = HealthClient::connect(server.url()).await.unwrap();
+    let status = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(status.status, 1, "SERVING");
+    server.shutdown().await;
+}
