@@ -29,7 +29,7 @@ use std::{
 
 use tokio::{net::TcpListener, task::JoinHandle};
 
-pub use engine::Engine;
+pub use engine::{Engine, Stats};
 
 /// The namespace that always exists.
 pub const DEFAULT_NAMESPACE: &str = "default";

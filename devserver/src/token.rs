@@ -31,6 +31,8 @@ pub(crate) struct TaskToken {
 pub(crate) enum TokenKind {
     Workflow = 0,
     Activity = 1,
+    /// A legacy query task; `scheduled_event_id` carries the query id.
+    Query = 2,
 }
 
 impl TaskToken {

@@ -445,3 +445,188 @@ async fn test_service_locks_like_the_java_test_server() {
     assert_eq!(status.status, 1, "SERVING");
     server.shutdown().await;
 }
+
+mod interaction {
+    use super::*;
+    use temporalio_protos::temporal::api::{
+        command::v1::ProtocolMessageCommandAttributes,
+        enums::v1::{QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage as Stage},
+        protocol::v1::{Message, message::SequencingId},
+        query::v1::{WorkflowQuery, WorkflowQueryResult},
+        update::v1::{Acceptance, Input, Meta, Outcome, Rejection, Request as UpdateRequest, Response as UpdateResponse, WaitPolicy, outcome},
+    };
+
+    fn payloads(s: &str) -> Option<Payloads> {
+        Some(Payloads { payloads: vec![temporalio_protos::temporal::api::common::v1::Payload { data: s.as_bytes().to_vec(), ..Default::default() }] })
+    }
+
+    fn query_req(id: &str, reject: QueryRejectCondition) -> QueryWorkflowRequest {
+        QueryWorkflowRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+            query: Some(WorkflowQuery { query_type: "state".into(), ..Default::default() }),
+            query_reject_condition: reject as i32,
+        }
+    }
+
+    /// Runs the first task to a pending timer, so no workflow task is outstanding.
+    async fn idle_workflow(c: &mut Client, id: &str, queue: &str) {
+        start(c, id, queue).await;
+        let task = poll_wft(c, queue).await;
+        complete(c, task.task_token, vec![timer_cmd("t", 3600)]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn legacy_query_task_answers_an_idle_workflow() {
+        let (server, mut c) = setup().await;
+        idle_workflow(&mut c, "wf-q", "q-q").await;
+        let mut qc = c.clone();
+        let query = tokio::spawn(async move { qc.query_workflow(query_req("wf-q", QueryRejectCondition::None)).await });
+        let task = poll_wft(&mut c, "q-q").await;
+        let q = task.query.expect("a legacy query task");
+        assert_eq!(q.query_type, "state");
+        assert_eq!(task.started_event_id, 0);
+        assert_eq!(task.previous_started_event_id, 3);
+        assert_eq!(task.history.unwrap().events.len(), 5, "full history");
+        c.respond_query_task_completed(RespondQueryTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            completed_type: QueryResultType::Answered as i32,
+            query_result: payloads("open"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let answer = query.await.unwrap().unwrap().into_inner();
+        assert_eq!(answer.query_result, payloads("open"));
+        assert_eq!(history(&mut c, "wf-q").await.len(), 5, "queries write no events");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn query_rides_a_pending_task_and_reject_condition_applies_when_closed() {
+        let (server, mut c) = setup().await;
+        start(&mut c, "wf-qa", "q-qa").await;
+        let mut qc = c.clone();
+        let query = tokio::spawn(async move { qc.query_workflow(query_req("wf-qa", QueryRejectCondition::None)).await });
+        // Wait until the query is registered on the pending task, then start the task.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.engine().stats().pending_queries == 0 {
+            assert!(std::time::Instant::now() < deadline, "query never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let task = poll_wft(&mut c, "q-qa").await;
+        let (qid, q) = task.queries.iter().next().unwrap();
+        assert_eq!(q.query_type, "state");
+        let mut results = std::collections::HashMap::new();
+        results.insert(qid.clone(), WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: payloads("attached"), ..Default::default() });
+        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            commands: vec![complete_cmd()],
+            query_results: results,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(query.await.unwrap().unwrap().into_inner().query_result, payloads("attached"));
+        let rejected = c.query_workflow(query_req("wf-qa", QueryRejectCondition::NotOpen)).await.unwrap().into_inner();
+        assert_eq!(rejected.query_rejected.unwrap().status, 2, "COMPLETED");
+        server.shutdown().await;
+    }
+
+    fn update_req(id: &str, update_id: &str, stage: Stage) -> UpdateWorkflowExecutionRequest {
+        UpdateWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+            wait_policy: Some(WaitPolicy { lifecycle_stage: stage as i32 }),
+            request: Some(UpdateRequest {
+                meta: Some(Meta { update_id: update_id.into(), identity: "probe".into() }),
+                input: Some(Input { name: "send".into(), args: payloads("hi"), header: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn any<M: prost::Message>(name: &str, m: &M) -> Option<prost_wkt_types::Any> {
+        Some(prost_wkt_types::Any { type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"), value: m.encode_to_vec() })
+    }
+
+    #[tokio::test]
+    async fn rejected_update_writes_no_events() {
+        let (server, mut c) = setup().await;
+        idle_workflow(&mut c, "wf-ur", "q-ur").await;
+        let before = history(&mut c, "wf-ur").await.len();
+        let mut uc = c.clone();
+        let update = tokio::spawn(async move { uc.update_workflow_execution(update_req("wf-ur", "u1", Stage::Completed)).await });
+        let task = poll_wft(&mut c, "q-ur").await;
+        let msg = &task.messages[0];
+        assert_eq!(msg.id, "u1/request");
+        assert_eq!(msg.sequencing_id, Some(SequencingId::EventId(task.started_event_id - 1)));
+        assert_eq!(task.history.as_ref().unwrap().events.len() as i64, task.started_event_id, "task shows its scheduled and started events");
+        let rejection = Rejection {
+            rejected_request_message_id: msg.id.clone(),
+            failure: Some(Failure { message: "no window".into(), ..Default::default() }),
+            ..Default::default()
+        };
+        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            messages: vec![Message { id: "u1/reject".into(), protocol_instance_id: "u1".into(), body: any("Rejection", &rejection), sequencing_id: None }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let resp = update.await.unwrap().unwrap().into_inner();
+        assert_eq!(resp.stage, Stage::Completed as i32);
+        let Some(Outcome { value: Some(outcome::Value::Failure(f)) }) = resp.outcome else { panic!("expected a failure outcome") };
+        assert_eq!(f.message, "no window");
+        assert_eq!(history(&mut c, "wf-ur").await.len(), before, "a rejected update leaves no trace");
+        // Nothing is pending afterwards: time can skip freely again.
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn accepted_and_completed_update_writes_its_events() {
+        let (server, mut c) = setup().await;
+        idle_workflow(&mut c, "wf-ua", "q-ua").await;
+        let mut uc = c.clone();
+        let update = tokio::spawn(async move { uc.update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed)).await });
+        let task = poll_wft(&mut c, "q-ua").await;
+        let msg = task.messages[0].clone();
+        let accept = Acceptance { accepted_request_message_id: msg.id.clone(), accepted_request_sequencing_event_id: task.started_event_id - 1, accepted_request: None };
+        let respond = UpdateResponse { meta: Some(Meta { update_id: "u2".into(), identity: String::new() }), outcome: Some(Outcome { value: Some(outcome::Value::Success(payloads("sent").unwrap())) }) };
+        let pm = |id: &str| Command {
+            command_type: CommandType::ProtocolMessage as i32,
+            attributes: Some(Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes { message_id: id.into() })),
+            ..Default::default()
+        };
+        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            commands: vec![pm("u2/accept"), pm("u2/complete")],
+            messages: vec![
+                Message { id: "u2/accept".into(), protocol_instance_id: "u2".into(), body: any("Acceptance", &accept), sequencing_id: None },
+                Message { id: "u2/complete".into(), protocol_instance_id: "u2".into(), body: any("Response", &respond), sequencing_id: None },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let resp = update.await.unwrap().unwrap().into_inner();
+        assert_eq!(resp.stage, Stage::Completed as i32);
+        assert_eq!(resp.outcome.unwrap().value, Some(outcome::Value::Success(payloads("sent").unwrap())));
+        let events = history(&mut c, "wf-ua").await;
+        assert_eq!(
+            types(&events)[5..],
+            [WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionUpdateAccepted, WorkflowExecutionUpdateCompleted]
+        );
+        assert_ids_sequential(&events);
+        // The same update id again returns the recorded outcome and admits nothing new.
+        let again = c.update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed)).await.unwrap().into_inner();
+        assert_eq!(again.stage, Stage::Completed as i32);
+        assert_eq!(history(&mut c, "wf-ua").await.len(), events.len());
+        server.shutdown().await;
+    }
+}

@@ -15,7 +15,7 @@ use temporalio_protos::temporal::api::{
     enums::v1::{TaskQueueKind, WorkflowExecutionStatus, WorkflowTaskFailedCause},
     failure::v1::Failure,
     history::v1::{
-        HistoryEvent, WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes,
+        HistoryEvent, WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes, WorkflowTaskStartedEventAttributes,
         history_event::Attributes,
     },
     taskqueue::v1::TaskQueue,
@@ -35,12 +35,19 @@ pub(crate) struct Wft {
     pub(crate) scheduled_time: Nanos,
     pub(crate) original_scheduled_time: Nanos,
     pub(crate) started: Option<WftStarted>,
+    /// Query ids answered by this task (`queries` in its poll response).
+    pub(crate) queries: Vec<u64>,
+    /// Scheduled only to carry updates: nothing is written unless the completion has
+    /// something to record, so a rejected update leaves no trace (Temporal's speculative task).
+    pub(crate) speculative: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct WftStarted {
     pub(crate) event_id: i64,
     pub(crate) time: Nanos,
+    pub(crate) identity: String,
+    pub(crate) request_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,20 @@ pub(crate) struct Activity {
     pub(crate) cancel_requested_event_id: Option<i64>,
 }
 
+/// An update's progress through the protocol.
+#[derive(Debug, Clone)]
+pub(crate) struct UpdateEntry {
+    pub(crate) id: String,
+    pub(crate) request: temporalio_protos::temporal::api::update::v1::Request,
+    pub(crate) stage: UpdateStage,
+    /// Delivered in the poll response of a task that has not finished yet.
+    pub(crate) sent: bool,
+    pub(crate) accepted_event_id: i64,
+    pub(crate) outcome: Option<temporalio_protos::temporal::api::update::v1::Outcome>,
+}
+
+pub(crate) use temporalio_protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as UpdateStage;
+
 /// One run of a workflow.
 #[derive(Debug)]
 pub(crate) struct Execution {
@@ -109,6 +130,11 @@ pub(crate) struct Execution {
     pub(crate) timers: BTreeMap<String, i64>,
     pub(crate) cancel_requested: bool,
     pub(crate) request_ids: HashSet<String>,
+    pub(crate) updates: Vec<UpdateEntry>,
+    /// Queries that arrived while a task was started; they ride the next task.
+    pub(crate) waiting_queries: Vec<u64>,
+    /// Legacy query tasks outstanding; they hold time skipping like any in-flight work.
+    pub(crate) legacy_queries: i64,
     /// Scheduled id → id of the transient started event written for it in this batch.
     started_ids: HashMap<i64, i64>,
     /// In-flight work last reported to the clock (see `clock` module docs).
@@ -154,6 +180,9 @@ impl Execution {
             cancel_requested: false,
             request_ids: HashSet::new(),
             started_ids: HashMap::new(),
+            updates: Vec::new(),
+            waiting_queries: Vec::new(),
+            legacy_queries: 0,
             counted_inflight: 0,
         }
     }
@@ -174,19 +203,26 @@ impl Execution {
     /// scheduled or running.
     pub(crate) fn inflight(&self) -> i64 {
         if !self.is_running() {
-            return 0;
+            return self.legacy_queries;
         }
         let acts = self.activities.values().filter(|a| a.state != ActivityState::Backoff).count();
-        i64::from(self.wft.is_some()) + acts as i64
+        i64::from(self.wft.is_some()) + acts as i64 + self.legacy_queries
     }
 
     /// Appends one event now, assigning its id.
-    pub(crate) fn append(&mut self, ctx: &mut Ctx, mut attrs: Attributes) -> i64 {
+    pub(crate) fn append(&mut self, ctx: &mut Ctx, attrs: Attributes) -> i64 {
+        let now = ctx.now;
+        self.append_at(ctx, attrs, now)
+    }
+
+    /// Appends one event stamped with `time` (a speculative task's events keep the times
+    /// they happened at).
+    pub(crate) fn append_at(&mut self, ctx: &mut Ctx, mut attrs: Attributes, time: Nanos) -> i64 {
         let event_id = self.next_event_id();
         self.wire_started_id(event_id, &mut attrs);
         let event = HistoryEvent {
             event_id,
-            event_time: util::ts(ctx.now),
+            event_time: util::ts(time),
             event_type: util::event_type_of(&attrs) as i32,
             task_id: ctx.next_task_id(),
             attributes: Some(attrs),
@@ -233,6 +269,8 @@ impl Execution {
             self.buffered.extend(events);
             return;
         }
+        // New events turn a speculative task into a normal one.
+        self.materialize_speculative(ctx);
         for attrs in events {
             self.append(ctx, attrs);
         }
@@ -260,30 +298,85 @@ impl Execution {
             .as_ref()
             .map(|w| w.original_scheduled_time)
             .unwrap_or(ctx.now);
-        let scheduled_event_id = self.append(
-            ctx,
-            Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
-                task_queue: Some(TaskQueue {
-                    name: self.task_queue.clone(),
-                    kind: TaskQueueKind::Normal as i32,
-                    normal_name: String::new(),
-                }),
-                start_to_close_timeout: util::dur(self.task_timeout),
-                attempt,
-            }),
-        );
+        let queries = self.take_queries();
+        let scheduled_event_id = self.append(ctx, self.wft_scheduled_event(attempt));
         self.wft = Some(Wft {
             scheduled_event_id,
             attempt,
             scheduled_time: ctx.now,
             original_scheduled_time: if attempt > 1 { original } else { ctx.now },
             started: None,
+            queries,
+            speculative: false,
         });
         ctx.push_workflow_task(
             &self.namespace,
             &self.task_queue,
             WftRef { run_id: self.run_id.clone(), scheduled_event_id },
         );
+    }
+
+    /// Queries of the current task and those waiting for the next, taken to move them on.
+    pub(crate) fn take_queries(&mut self) -> Vec<u64> {
+        let mut queries = self.wft.as_mut().map(|w| std::mem::take(&mut w.queries)).unwrap_or_default();
+        queries.append(&mut self.waiting_queries);
+        queries
+    }
+
+    /// Schedules a task that carries only update requests; see [`Wft::speculative`].
+    pub(crate) fn schedule_speculative_wft(&mut self, ctx: &mut Ctx) {
+        let queries = self.take_queries();
+        let scheduled_event_id = self.next_event_id();
+        self.wft = Some(Wft {
+            scheduled_event_id,
+            attempt: 1,
+            scheduled_time: ctx.now,
+            original_scheduled_time: ctx.now,
+            started: None,
+            queries,
+            speculative: true,
+        });
+        ctx.push_workflow_task(
+            &self.namespace,
+            &self.task_queue,
+            WftRef { run_id: self.run_id.clone(), scheduled_event_id },
+        );
+    }
+
+    /// Writes a speculative task's scheduled (and started) events, at the ids and times the
+    /// worker was shown, making it a normal task.
+    pub(crate) fn materialize_speculative(&mut self, ctx: &mut Ctx) {
+        let Some(wft) = self.wft.clone().filter(|w| w.speculative) else { return };
+        self.append_at(ctx, self.wft_scheduled_event(1), wft.scheduled_time);
+        if let Some(started) = &wft.started {
+            let attrs = self.wft_started_event(wft.scheduled_event_id, &started.identity, &started.request_id);
+            self.append_at(ctx, attrs, started.time);
+        }
+        if let Some(w) = self.wft.as_mut() {
+            w.speculative = false;
+        }
+    }
+
+    pub(crate) fn wft_scheduled_event(&self, attempt: i32) -> Attributes {
+        Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
+            task_queue: Some(TaskQueue {
+                name: self.task_queue.clone(),
+                kind: TaskQueueKind::Normal as i32,
+                normal_name: String::new(),
+            }),
+            start_to_close_timeout: util::dur(self.task_timeout),
+            attempt,
+        })
+    }
+
+    pub(crate) fn wft_started_event(&self, scheduled_event_id: i64, identity: &str, request_id: &str) -> Attributes {
+        Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes {
+            scheduled_event_id,
+            identity: identity.to_owned(),
+            request_id: request_id.to_owned(),
+            history_size_bytes: self.history_bytes,
+            ..Default::default()
+        })
     }
 
     /// Records a failed workflow task and schedules the next attempt.
@@ -295,8 +388,10 @@ impl Execution {
         identity: String,
         next_attempt: i32,
     ) {
+        self.materialize_speculative(ctx);
         let Some(wft) = self.wft.clone() else { return };
         let Some(started) = wft.started else { return };
+        self.unsend_updates();
         self.append(
             ctx,
             Attributes::WorkflowTaskFailedEventAttributes(WorkflowTaskFailedEventAttributes {
@@ -319,6 +414,17 @@ impl Execution {
     /// Marks the run closed and drops everything pending; stale tasks and timers that still
     /// name it are recognised and skipped when they come up.
     pub(crate) fn close(&mut self, ctx: &mut Ctx, status: WorkflowExecutionStatus) {
+        // Queries still waiting are answered from the closed history by a legacy query task.
+        for id in self.take_queries() {
+            self.dispatch_legacy_query(ctx, id);
+        }
+        for u in self.updates.iter_mut().filter(|u| u.stage != UpdateStage::Completed) {
+            u.stage = UpdateStage::Completed;
+            u.outcome = Some(super::interaction::failure_outcome(
+                "Workflow Update failed because the Workflow completed before the Update completed.",
+            ));
+            ctx.updates_changed = true;
+        }
         self.status = status;
         self.close_time = Some(ctx.now);
         self.wft = None;

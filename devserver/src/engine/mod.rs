@@ -9,6 +9,7 @@
 
 mod activity;
 mod execution;
+mod interaction;
 mod util;
 mod workflow;
 mod workflow_task;
@@ -24,6 +25,7 @@ use tokio::sync::{Notify, oneshot, watch};
 
 pub(crate) use activity::ActivityResponse;
 pub(crate) use execution::Execution;
+pub(crate) use interaction::{QueryOutcome, UpdateStatus};
 pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
 pub(crate) use workflow::{HistoryRequest, SignalParams, StartParams};
 pub(crate) use workflow_task::Completion;
@@ -50,6 +52,8 @@ pub(crate) enum Error {
     NotFound(String),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error("{message}")]
     AlreadyStarted { message: String, start_request_id: String, run_id: String, first_run_id: String },
 }
@@ -66,6 +70,13 @@ pub(crate) struct QueueKey {
 pub(crate) struct WftRef {
     run_id: String,
     scheduled_event_id: i64,
+}
+
+/// What a workflow task queue holds: workflow tasks and legacy query tasks.
+#[derive(Debug, Clone)]
+pub(crate) enum WfItem {
+    Task(WftRef),
+    Query { run_id: String, id: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -117,12 +128,14 @@ pub(crate) struct Ctx {
     timers: BTreeMap<(Nanos, u64), TimerTask>,
     seq: u64,
     task_id: i64,
-    wf_queues: HashMap<QueueKey, Queue<WftRef>>,
+    wf_queues: HashMap<QueueKey, Queue<WfItem>>,
     act_queues: HashMap<QueueKey, Queue<ActRef>>,
     namespaces: BTreeMap<String, String>,
     client_locks: u32,
     inflight: i64,
     sleepers: HashMap<u64, oneshot::Sender<()>>,
+    queries: HashMap<u64, interaction::PendingQuery>,
+    updates_changed: bool,
     wake: Vec<Arc<Notify>>,
     history_changed: bool,
     closed: bool,
@@ -141,6 +154,10 @@ impl Ctx {
     }
 
     fn push_workflow_task(&mut self, namespace: &str, queue: &str, task: WftRef) {
+        self.push_workflow_item(namespace, queue, WfItem::Task(task));
+    }
+
+    fn push_workflow_item(&mut self, namespace: &str, queue: &str, task: WfItem) {
         let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
         let q = self.wf_queues.entry(key).or_default();
         q.items.push_back(task);
@@ -247,9 +264,28 @@ struct Inner {
     pump: Notify,
     /// Wakes history long-polls.
     history: Notify,
+    /// Wakes callers waiting on an update's stage.
+    updates: Notify,
     store: Arc<dyn Store>,
     long_poll: Duration,
     stop: watch::Sender<bool>,
+}
+
+/// A snapshot of what the engine holds, for tests, ops and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Runs, open and closed.
+    pub executions: usize,
+    /// Runs still open.
+    pub running: usize,
+    /// Timer tasks queued (user timers, timeouts, retries, sleeps).
+    pub timers: usize,
+    /// Queries waiting for a worker's answer.
+    pub pending_queries: usize,
+    /// Work that holds time skipping (tasks scheduled or started, activities running).
+    pub inflight: i64,
+    /// Client time-skipping locks held.
+    pub time_locks: u32,
 }
 
 /// The devserver's engine; cheap to clone.
@@ -277,6 +313,8 @@ impl Engine {
             client_locks: u32::from(config.time_skipping_locked),
             inflight: 0,
             sleepers: HashMap::new(),
+            queries: HashMap::new(),
+            updates_changed: false,
             wake: Vec::new(),
             history_changed: false,
             closed: false,
@@ -288,6 +326,7 @@ impl Engine {
                 state: Mutex::new(state),
                 pump: Notify::new(),
                 history: Notify::new(),
+                updates: Notify::new(),
                 store,
                 long_poll: config.long_poll_timeout,
                 stop: watch::channel(false).0,
@@ -315,7 +354,11 @@ impl Engine {
         st.settle(&*self.inner.store);
         let wake = std::mem::take(&mut st.ctx.wake);
         let history = std::mem::take(&mut st.ctx.history_changed) | std::mem::take(&mut st.ctx.closed);
+        let updates = std::mem::take(&mut st.ctx.updates_changed);
         drop(st);
+        if updates {
+            self.inner.updates.notify_waiters();
+        }
         for n in wake {
             n.notify_waiters();
         }
@@ -372,6 +415,19 @@ impl Engine {
         tokio::select! {
             _ = tokio::time::sleep(timeout) => {}
             _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    /// What the engine holds right now.
+    pub fn stats(&self) -> Stats {
+        let st = self.lock();
+        Stats {
+            executions: st.execs.len(),
+            running: st.execs.values().filter(|e| e.is_running()).count(),
+            timers: st.ctx.timers.len(),
+            pending_queries: st.ctx.queries.len(),
+            inflight: st.ctx.inflight,
+            time_locks: st.ctx.client_locks,
         }
     }
 
@@ -490,6 +546,10 @@ impl Engine {
 
     pub(crate) fn history_notify(&self) -> &Notify {
         &self.inner.history
+    }
+
+    pub(crate) fn updates_notify(&self) -> &Notify {
+        &self.inner.updates
     }
 }
 

@@ -100,6 +100,8 @@ event_types! {
     WorkflowExecutionCancelRequestedEventAttributes => WorkflowExecutionCancelRequested,
     WorkflowExecutionCanceledEventAttributes => WorkflowExecutionCanceled,
     UpsertWorkflowSearchAttributesEventAttributes => UpsertWorkflowSearchAttributes,
+    WorkflowExecutionUpdateAcceptedEventAttributes => WorkflowExecutionUpdateAccepted,
+    WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
 }
 
 /// Whether a buffered event is a completion that Temporal moves to the end of the flushed

@@ -1,6 +1,6 @@
 //! Workflow tasks: dispatch on poll, completion (command processing), failure and timeout.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use temporalio_protos::temporal::api::{
     command::v1::{Command, command::Attributes as Cmd},
@@ -13,15 +13,17 @@ use temporalio_protos::temporal::api::{
         TimerStartedEventAttributes, UpsertWorkflowSearchAttributesEventAttributes,
         WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
         WorkflowExecutionFailedEventAttributes, WorkflowTaskCompletedEventAttributes,
-        WorkflowTaskStartedEventAttributes, WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
+        WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
     },
+    protocol::v1::Message,
+    query::v1::WorkflowQueryResult,
     sdk::v1::WorkflowTaskCompletedMetadata,
     taskqueue::v1::TaskQueue,
     workflowservice::v1::PollWorkflowTaskQueueResponse,
 };
 
 use super::{
-    Ctx, Error, QueueKey, Result, State, TimerTask,
+    Ctx, Error, QueueKey, Result, State, TimerTask, WfItem,
     execution::{Activity, ActivityState, Execution, WftStarted},
     util,
 };
@@ -35,6 +37,8 @@ pub(crate) struct Completion {
     pub(crate) identity: String,
     pub(crate) force_new_task: bool,
     pub(crate) sdk_metadata: Option<WorkflowTaskCompletedMetadata>,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) query_results: HashMap<String, WorkflowQueryResult>,
 }
 
 /// Why a batch of commands is refused: the task fails with this cause.
@@ -89,7 +93,13 @@ impl State {
     pub(crate) fn start_workflow_task(&mut self, namespace: &str, queue: &str, identity: &str, request_id: String) -> Option<PollWorkflowTaskQueueResponse> {
         let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
         loop {
-            let task = self.ctx.wf_queues.get_mut(&key)?.items.pop_front()?;
+            let task = match self.ctx.wf_queues.get_mut(&key)?.items.pop_front()? {
+                WfItem::Task(task) => task,
+                WfItem::Query { run_id, id } => match self.start_query_task(&run_id, id) {
+                    Some(resp) => return Some(resp),
+                    None => continue,
+                },
+            };
             let Some((exec, ctx)) = self.exec_mut(&task.run_id) else { continue };
             let live = exec.is_running()
                 && exec.wft.as_ref().is_some_and(|w| w.scheduled_event_id == task.scheduled_event_id && w.started.is_none());
@@ -102,9 +112,25 @@ impl State {
 
     pub(crate) fn complete_workflow_task(&mut self, c: Completion, namespace: &str) -> Result<()> {
         let token = self.workflow_task_for(&c.token, namespace)?;
+        self.answer_attached_queries(c.query_results);
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         let wft = exec.wft.clone().expect("checked");
-        let started = wft.started.clone().expect("checked");
+
+        // A speculative task that recorded nothing (only update rejections) leaves no trace.
+        let records_nothing = c.commands.is_empty()
+            && !c.force_new_task
+            && exec.buffered.is_empty()
+            && c.messages.iter().all(|m| m.body.as_ref().is_some_and(|b| b.type_url.ends_with("update.v1.Rejection")));
+        if wft.speculative && records_nothing {
+            for m in c.messages {
+                exec.apply_message(ctx, m);
+            }
+            exec.wft = None;
+            exec.finish_task(ctx, false);
+            return Ok(());
+        }
+        exec.materialize_speculative(ctx);
+        let started = exec.wft.as_ref().and_then(|w| w.started.clone()).expect("checked");
 
         // Temporal refuses to close a run while events it has not shown the workflow wait
         // in the buffer: the task fails and a new one carries them.
@@ -118,7 +144,7 @@ impl State {
             );
             return Ok(());
         }
-        if let Err(bad) = exec.validate_commands(&c.commands) {
+        if let Err(bad) = exec.validate_commands(&c.commands, &c.messages) {
             exec.fail_wft(ctx, bad.cause, Some(util::server_failure(bad.message.clone(), true)), c.identity, wft.attempt + 1);
             return Err(Error::InvalidArgument(bad.message));
         }
@@ -136,17 +162,33 @@ impl State {
         exec.wft = None;
         exec.last_completed_started_id = started.event_id;
 
+        // Protocol messages are applied where a ProtocolMessage command places them; the
+        // rest after the last command (before it, if that command closes the run).
+        let mut messages: Vec<Option<Message>> = c.messages.into_iter().map(Some).collect();
         let mut needs_task = c.force_new_task;
         for cmd in c.commands {
+            if let Some(Cmd::ProtocolMessageCommandAttributes(p)) = &cmd.attributes {
+                if let Some(m) = messages.iter_mut().find(|m| m.as_ref().is_some_and(|m| m.id == p.message_id)).and_then(Option::take) {
+                    exec.apply_message(ctx, m);
+                }
+                continue;
+            }
+            if is_close(&cmd) {
+                for m in messages.iter_mut().filter_map(Option::take) {
+                    exec.apply_message(ctx, m);
+                }
+            }
             needs_task |= exec.apply_command(ctx, cmd, completed_id, &c.identity);
             if !exec.is_running() {
                 exec.close(ctx, exec.status);
                 return Ok(());
             }
         }
-        if (exec.flush_buffer(ctx) || needs_task) && exec.wft.is_none() {
-            exec.schedule_wft(ctx, 1);
+        for m in messages.into_iter().flatten() {
+            exec.apply_message(ctx, m);
         }
+        let flushed = exec.flush_buffer(ctx);
+        exec.finish_task(ctx, flushed || needs_task);
         Ok(())
     }
 
@@ -162,7 +204,12 @@ impl State {
         let Some(wft) = exec.wft.clone().filter(|w| exec.is_running() && w.scheduled_event_id == scheduled_event_id && w.attempt == attempt) else {
             return;
         };
-        let Some(started) = wft.started else { return };
+        if wft.started.is_none() {
+            return;
+        }
+        exec.materialize_speculative(ctx);
+        exec.unsend_updates();
+        let Some(started) = exec.wft.as_ref().and_then(|w| w.started.clone()) else { return };
         exec.append(
             ctx,
             Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {
@@ -179,20 +226,37 @@ impl State {
 impl Execution {
     fn start_wft(&mut self, ctx: &mut Ctx, identity: &str, request_id: String) -> PollWorkflowTaskQueueResponse {
         let wft = self.wft.clone().expect("caller checked");
-        let history_size_bytes = self.history_bytes;
-        let event_id = self.append(
-            ctx,
-            Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes {
-                scheduled_event_id: wft.scheduled_event_id,
-                identity: identity.to_owned(),
-                request_id,
-                history_size_bytes,
-                ..Default::default()
-            }),
-        );
+        let started_attrs = self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
+        let mut history = None;
+        let event_id = if wft.speculative {
+            // Shown to the worker, written only if the completion records something.
+            let mut events = self.history.clone();
+            for (id, attrs, at) in [
+                (wft.scheduled_event_id, self.wft_scheduled_event(1), wft.scheduled_time),
+                (wft.scheduled_event_id + 1, started_attrs, ctx.now),
+            ] {
+                events.push(temporalio_protos::temporal::api::history::v1::HistoryEvent {
+                    event_id: id,
+                    event_time: util::ts(at),
+                    event_type: util::event_type_of(&attrs) as i32,
+                    attributes: Some(attrs),
+                    ..Default::default()
+                });
+            }
+            history = Some(events);
+            wft.scheduled_event_id + 1
+        } else {
+            self.append(ctx, started_attrs)
+        };
         if let Some(w) = self.wft.as_mut() {
-            w.started = Some(WftStarted { event_id, time: ctx.now });
+            w.started = Some(WftStarted { event_id, time: ctx.now, identity: identity.to_owned(), request_id });
         }
+        let messages = self.take_update_messages(event_id);
+        let queries = wft
+            .queries
+            .iter()
+            .filter_map(|id| ctx.queries.get(id).map(|q| (id.to_string(), q.query.clone())))
+            .collect();
         ctx.schedule_timer(
             ctx.now + self.task_timeout,
             TimerTask::WorkflowTaskTimeout { run_id: self.run_id.clone(), scheduled_event_id: wft.scheduled_event_id, attempt: wft.attempt },
@@ -213,7 +277,9 @@ impl Execution {
             started_event_id: event_id,
             attempt: wft.attempt,
             // Stickiness is declined, so every task carries the full history.
-            history: Some(History { events: self.history.clone() }),
+            history: Some(History { events: history.unwrap_or_else(|| self.history.clone()) }),
+            messages,
+            queries,
             workflow_execution_task_queue: Some(TaskQueue {
                 name: self.task_queue.clone(),
                 kind: TaskQueueKind::Normal as i32,
@@ -225,9 +291,27 @@ impl Execution {
         }
     }
 
+    /// After a completion: schedule the next task if anything is waiting for one, and send
+    /// queries that found no task as legacy query tasks.
+    fn finish_task(&mut self, ctx: &mut Ctx, needs_task: bool) {
+        if !self.is_running() || self.wft.is_some() {
+            return;
+        }
+        if needs_task || !self.waiting_queries.is_empty() && self.has_undelivered_updates() {
+            self.schedule_wft(ctx, 1);
+        } else if self.has_undelivered_updates() {
+            self.schedule_speculative_wft(ctx);
+        }
+        if self.wft.is_none() {
+            for id in std::mem::take(&mut self.waiting_queries) {
+                self.dispatch_legacy_query(ctx, id);
+            }
+        }
+    }
+
     /// Checks a whole batch before anything is written, as Temporal does, so a bad command
     /// leaves no partial history behind.
-    fn validate_commands(&self, commands: &[Command]) -> std::result::Result<(), BadCommand> {
+    fn validate_commands(&self, commands: &[Command], messages: &[Message]) -> std::result::Result<(), BadCommand> {
         let mut timers: BTreeSet<&str> = self.timers.keys().map(String::as_str).collect();
         let mut activity_ids: HashSet<&str> = self.activities.values().map(|a| a.activity_id.as_str()).collect();
         for (i, cmd) in commands.iter().enumerate() {
@@ -263,6 +347,11 @@ impl Execution {
                 Some(Cmd::RequestCancelActivityTaskCommandAttributes(a)) => {
                     if !self.activities.contains_key(&a.scheduled_event_id) {
                         return bad(WorkflowTaskFailedCause::BadRequestCancelActivityAttributes, format!("No pending activity was scheduled by event {}.", a.scheduled_event_id));
+                    }
+                }
+                Some(Cmd::ProtocolMessageCommandAttributes(p)) => {
+                    if !messages.iter().any(|m| m.id == p.message_id) {
+                        return bad(WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage, format!("ProtocolMessageCommand names unknown message {}.", p.message_id));
                     }
                 }
                 Some(

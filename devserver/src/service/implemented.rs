@@ -31,6 +31,10 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "TerminateWorkflowExecution",
     "RequestCancelWorkflowExecution",
     "ShutdownWorker",
+    "QueryWorkflow",
+    "RespondQueryTaskCompleted",
+    "UpdateWorkflowExecution",
+    "PollWorkflowExecutionUpdate",
 ];
 
 pub(crate) const TEST_SERVICE: &[&str] =

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use temporalio_protos::temporal::api::{
     enums::v1::{
+        QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage,
         HistoryEventFilterType, NamespaceState, TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
         WorkflowTaskFailedCause,
     },
+    query::v1::QueryRejected,
     namespace::v1::{NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities},
     workflowservice::v1::{get_system_info_response::Capabilities, *},
 };
@@ -16,7 +18,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     engine::{
-        ActivityResponse, Completion, Engine, HistoryRequest, QueueKind, SignalParams, StartParams,
+        ActivityResponse, Completion, Engine, HistoryRequest, QueryOutcome, QueueKind, SignalParams, StartParams,
+        UpdateStatus,
     },
     pb::workflowservice::workflow_service_server::WorkflowService,
 };
@@ -227,6 +230,8 @@ impl WorkflowService for Svc {
             identity: r.identity,
             force_new_task: r.force_create_new_workflow_task,
             sdk_metadata: r.sdk_metadata,
+            messages: r.messages,
+            query_results: r.query_results,
         };
         self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
         Ok(Response::new(RespondWorkflowTaskCompletedResponse::default()))
@@ -318,5 +323,55 @@ impl WorkflowService for Svc {
         self.engine.check_namespace(&r.into_inner().namespace)?;
         Ok(Response::new(ShutdownWorkerResponse::default()))
     }
+
+    async fn query_workflow(&self, r: Request<QueryWorkflowRequest>) -> Result<Response<QueryWorkflowResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.execution);
+        let query = r.query.ok_or_else(|| Status::invalid_argument("Query is not set on request."))?;
+        let reject = QueryRejectCondition::try_from(r.query_reject_condition).unwrap_or(QueryRejectCondition::Unspecified);
+        match self.engine.query(&r.namespace, &wid, &rid, query, reject).await? {
+            QueryOutcome::Rejected(status) => Ok(Response::new(QueryWorkflowResponse {
+                query_rejected: Some(QueryRejected { status: status as i32 }),
+                ..Default::default()
+            })),
+            QueryOutcome::Answered(Ok(result)) => Ok(Response::new(QueryWorkflowResponse { query_result: result, ..Default::default() })),
+            // Temporal reports a failed query as INVALID_ARGUMENT carrying the worker's message.
+            QueryOutcome::Answered(Err((message, _))) => Err(Status::invalid_argument(message)),
+        }
+    }
+
+    async fn respond_query_task_completed(&self, r: Request<RespondQueryTaskCompletedRequest>) -> Result<Response<RespondQueryTaskCompletedResponse>, Status> {
+        let r = r.into_inner();
+        let answer = if r.completed_type == QueryResultType::Answered as i32 {
+            Ok(r.query_result)
+        } else {
+            let message = if r.error_message.is_empty() { r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default() } else { r.error_message };
+            Err((message, r.failure))
+        };
+        self.engine.with_state(|st| st.answer_legacy_query(&r.task_token, &r.namespace, answer))?;
+        Ok(Response::new(RespondQueryTaskCompletedResponse::default()))
+    }
+
+    async fn update_workflow_execution(&self, r: Request<UpdateWorkflowExecutionRequest>) -> Result<Response<UpdateWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.workflow_execution);
+        let request = r.request.ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
+        let status = self.engine.update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy)).await?;
+        let UpdateStatus { update_ref, stage, outcome } = status;
+        Ok(Response::new(UpdateWorkflowExecutionResponse { update_ref: Some(update_ref), outcome, stage: stage as i32, ..Default::default() }))
+    }
+
+    async fn poll_workflow_execution_update(&self, r: Request<PollWorkflowExecutionUpdateRequest>) -> Result<Response<PollWorkflowExecutionUpdateResponse>, Status> {
+        let r = r.into_inner();
+        let update_ref = r.update_ref.ok_or_else(|| Status::invalid_argument("UpdateRef is not set on request."))?;
+        let (wid, rid) = execution_ids(update_ref.workflow_execution);
+        let status = self.engine.poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy)).await?;
+        let UpdateStatus { update_ref, stage, outcome } = status;
+        Ok(Response::new(PollWorkflowExecutionUpdateResponse { update_ref: Some(update_ref), outcome, stage: stage as i32 }))
+    }
 }
 
+fn wait_stage(p: Option<temporalio_protos::temporal::api::update::v1::WaitPolicy>) -> UpdateWorkflowExecutionLifecycleStage {
+    p.and_then(|p| UpdateWorkflowExecutionLifecycleStage::try_from(p.lifecycle_stage).ok())
+        .unwrap_or(UpdateWorkflowExecutionLifecycleStage::Unspecified)
+}
