@@ -48,6 +48,12 @@ pub struct DevServerConfig {
     pub time_skipping_locked: bool,
     /// How long a task poll is held open before it answers empty.
     pub long_poll_timeout: Duration,
+    /// History length past which workflow tasks carry `suggest_continue_as_new`
+    /// (Temporal's `limit.historyCount.suggestContinueAsNew`).
+    pub suggest_continue_as_new_events: usize,
+    /// History size in bytes past which the same suggestion is made
+    /// (`limit.historySize.suggestContinueAsNew`).
+    pub suggest_continue_as_new_bytes: i64,
 }
 
 impl Default for DevServerConfig {
@@ -58,6 +64,8 @@ impl Default for DevServerConfig {
             namespaces: Vec::new(),
             time_skipping_locked: true,
             long_poll_timeout: Duration::from_secs(60),
+            suggest_continue_as_new_events: 4 * 1024,
+            suggest_continue_as_new_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -630,3 +630,57 @@ mod interaction {
         server.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
+    use temporalio_protos::temporal::api::command::v1::ContinueAsNewWorkflowExecutionCommandAttributes;
+    let config = DevServerConfig { long_poll_timeout: Duration::from_secs(5), suggest_continue_as_new_events: 5, ..DevServerConfig::ephemeral() };
+    let server = DevServer::start(config).await.unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let first_run = start(&mut c, "wf-can", "q-can").await;
+    let task = poll_wft(&mut c, "q-can").await;
+    let started = |t: &PollWorkflowTaskQueueResponse| match &t.history.as_ref().unwrap().events.last().unwrap().attributes {
+        Some(Attributes::WorkflowTaskStartedEventAttributes(a)) => a.suggest_continue_as_new,
+        _ => panic!("last event is WorkflowTaskStarted"),
+    };
+    assert!(!started(&task), "3 events: no suggestion yet");
+    complete(&mut c, task.task_token, vec![timer_cmd("t", 3600)]).await.unwrap();
+    signal(&mut c, "wf-can", "more").await;
+    let task = poll_wft(&mut c, "q-can").await;
+    assert!(started(&task), "past 5 events the task suggests continue-as-new");
+    let can = Command {
+        command_type: CommandType::ContinueAsNewWorkflowExecution as i32,
+        attributes: Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(ContinueAsNewWorkflowExecutionCommandAttributes {
+            input: Some(Payloads::default()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    complete(&mut c, task.task_token, vec![can]).await.unwrap();
+    // The old run closes with a pointer to the new one, which a result-waiter follows.
+    let close = c
+        .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution { workflow_id: "wf-can".into(), run_id: first_run.clone() }),
+            wait_new_event: true,
+            history_event_filter_type: temporalio_protos::temporal::api::enums::v1::HistoryEventFilterType::CloseEvent as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .history
+        .unwrap()
+        .events;
+    let Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) = &close[0].attributes else { panic!("{close:?}") };
+    let new_run = a.new_execution_run_id.clone();
+    assert_ne!(new_run, first_run);
+    let events = history(&mut c, "wf-can").await; // current run
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) = &events[0].attributes else { panic!() };
+    assert_eq!(s.continued_execution_run_id, first_run);
+    assert_eq!(s.first_execution_run_id, first_run);
+    assert_eq!(types(&events), [WorkflowExecutionStarted, WorkflowTaskScheduled]);
+    let task = poll_wft(&mut c, "q-can").await;
+    assert_eq!(task.workflow_execution.unwrap().run_id, new_run);
+    server.shutdown().await;
+}

@@ -137,6 +137,8 @@ pub(crate) struct Execution {
     pub(crate) legacy_queries: i64,
     /// Scheduled id → id of the transient started event written for it in this batch.
     started_ids: HashMap<i64, i64>,
+    /// Set by a ContinueAsNew command: the run to create once this one is closed.
+    pub(crate) continue_as_new: Option<super::workflow::NewRun>,
     /// In-flight work last reported to the clock (see `clock` module docs).
     pub(crate) counted_inflight: i64,
 }
@@ -183,6 +185,7 @@ impl Execution {
             updates: Vec::new(),
             waiting_queries: Vec::new(),
             legacy_queries: 0,
+            continue_as_new: None,
             counted_inflight: 0,
         }
     }

@@ -116,6 +116,8 @@ pub(crate) enum TimerTask {
     WorkflowTaskTimeout { run_id: String, scheduled_event_id: i64, attempt: i32 },
     Activity { run_id: String, scheduled_event_id: i64, attempt: i32, kind: ActivityTimer },
     RunTimeout { run_id: String },
+    /// A run's first workflow task after a start delay or continue-as-new backoff.
+    FirstWorkflowTask { run_id: String },
     /// A TestService sleep ends; `relock` for UnlockTimeSkippingWithSleep.
     Waker { id: u64, relock: bool },
 }
@@ -140,6 +142,8 @@ pub(crate) struct Ctx {
     history_changed: bool,
     closed: bool,
     touched: Vec<String>,
+    /// (events, bytes) past which `suggest_continue_as_new` is set.
+    pub(crate) suggest_can: (usize, i64),
 }
 
 impl Ctx {
@@ -319,6 +323,7 @@ impl Engine {
             history_changed: false,
             closed: false,
             touched: Vec::new(),
+            suggest_can: (config.suggest_continue_as_new_events, config.suggest_continue_as_new_bytes),
         };
         let state = State { execs: HashMap::new(), current: HashMap::new(), ctx };
         Self {
@@ -595,6 +600,13 @@ impl State {
                 self.activity_timer(&run_id, scheduled_event_id, attempt, kind)
             }
             TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id),
+            TimerTask::FirstWorkflowTask { run_id } => {
+                if let Some((exec, ctx)) = self.exec_mut(&run_id) {
+                    if exec.is_running() && exec.wft.is_none() {
+                        exec.schedule_wft(ctx, 1);
+                    }
+                }
+            }
         }
     }
 }

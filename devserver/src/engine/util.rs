@@ -101,6 +101,7 @@ event_types! {
     WorkflowExecutionCanceledEventAttributes => WorkflowExecutionCanceled,
     UpsertWorkflowSearchAttributesEventAttributes => UpsertWorkflowSearchAttributes,
     WorkflowExecutionUpdateAcceptedEventAttributes => WorkflowExecutionUpdateAccepted,
+    WorkflowExecutionContinuedAsNewEventAttributes => WorkflowExecutionContinuedAsNew,
     WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
 }
 

@@ -51,6 +51,29 @@ pub(crate) struct StartParams {
     pub(crate) memo: Option<Memo>,
     pub(crate) search_attributes: Option<SearchAttributes>,
     pub(crate) header: Option<Header>,
+    /// Delay before the first workflow task (`workflow_start_delay`).
+    pub(crate) start_delay: Option<Nanos>,
+}
+
+/// Where a continued run comes from.
+#[derive(Debug)]
+pub(crate) struct Continued {
+    pub(crate) from_run_id: String,
+    pub(crate) initiator: i32,
+    pub(crate) last_completion_result: Option<Payloads>,
+    pub(crate) failure: Option<temporalio_protos::temporal::api::failure::v1::Failure>,
+}
+
+/// Everything needed to create a run.
+#[derive(Debug)]
+pub(crate) struct NewRun {
+    pub(crate) run_id: String,
+    pub(crate) first_run_id: String,
+    pub(crate) request_id: String,
+    pub(crate) params: StartParams,
+    pub(crate) signal: Option<SignalParams>,
+    pub(crate) continued: Option<Continued>,
+    pub(crate) first_task_delay: Option<Nanos>,
 }
 
 /// A signal as delivered by signal or signal-with-start.
@@ -151,11 +174,20 @@ impl State {
         }
 
         let run_id = uuid::Uuid::new_v4().to_string();
+        let request_id = if p.request_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { p.request_id.clone() };
+        let first_task_delay = p.start_delay;
+        self.create_run(NewRun { run_id: run_id.clone(), first_run_id: run_id.clone(), request_id, params: p, signal, continued: None, first_task_delay });
+        Ok(Started { run_id, started: true })
+    }
+
+    /// Writes a new run's first events and puts it in place as the workflow id's current run.
+    pub(crate) fn create_run(&mut self, new: NewRun) {
+        let NewRun { run_id, first_run_id, request_id, params: p, signal, continued, first_task_delay } = new;
         let task_timeout = p
             .task_timeout
             .unwrap_or(util::secs(DEFAULT_TASK_TIMEOUT_SECS))
             .min(util::secs(MAX_TASK_TIMEOUT_SECS));
-        let request_id = if p.request_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { p.request_id.clone() };
+        let key = (p.namespace.clone(), p.workflow_id.clone());
         let mut exec = Execution::new(
             p.namespace.clone(),
             p.workflow_id.clone(),
@@ -166,11 +198,16 @@ impl State {
             task_timeout,
             self.ctx.now,
         );
+        exec.first_run_id = first_run_id.clone();
         exec.run_timeout = p.run_timeout;
         exec.execution_timeout = p.execution_timeout;
         exec.memo = p.memo.clone();
         exec.search_attributes = p.search_attributes.clone();
         let ctx = &mut self.ctx;
+        let (continued_execution_run_id, initiator, last_completion_result, continued_failure) = match continued {
+            Some(c) => (c.from_run_id, c.initiator, c.last_completion_result, c.failure),
+            None => (String::new(), 0, None, None),
+        };
         exec.append(
             ctx,
             Attributes::WorkflowExecutionStartedEventAttributes(WorkflowExecutionStartedEventAttributes {
@@ -180,12 +217,17 @@ impl State {
                 workflow_execution_timeout: p.execution_timeout.and_then(util::dur),
                 workflow_run_timeout: p.run_timeout.and_then(util::dur),
                 workflow_task_timeout: util::dur(task_timeout),
+                continued_execution_run_id,
+                initiator,
+                continued_failure,
+                last_completion_result,
                 original_execution_run_id: run_id.clone(),
                 identity: p.identity,
-                first_execution_run_id: run_id.clone(),
+                first_execution_run_id: first_run_id,
                 retry_policy: p.retry_policy,
                 attempt: 1,
                 workflow_execution_expiration_time: p.execution_timeout.and_then(|t| util::ts(ctx.now + t)),
+                first_workflow_task_backoff: first_task_delay.and_then(util::dur),
                 memo: p.memo,
                 search_attributes: p.search_attributes,
                 header: p.header,
@@ -197,12 +239,14 @@ impl State {
             exec.request_ids.insert(signal.request_id.clone());
             exec.append(ctx, signal_event(signal));
         }
-        exec.schedule_wft(ctx, 1);
+        match first_task_delay {
+            Some(delay) => ctx.schedule_timer(ctx.now + delay, super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() }),
+            None => exec.schedule_wft(ctx, 1),
+        }
         exec.arm_run_timeout(ctx);
         ctx.touched.push(run_id.clone());
         self.execs.insert(run_id.clone(), exec);
-        self.current.insert(key, run_id.clone());
-        Ok(Started { run_id, started: true })
+        self.current.insert(key, run_id);
     }
 
     pub(crate) fn signal(&mut self, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalParams) -> Result<()> {

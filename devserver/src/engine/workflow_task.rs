@@ -5,14 +5,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use temporalio_protos::temporal::api::{
     command::v1::{Command, command::Attributes as Cmd},
     common::v1::{WorkflowExecution, WorkflowType},
-    enums::v1::{CommandType, RetryState, TaskQueueKind, TimeoutType, WorkflowExecutionStatus, WorkflowTaskFailedCause},
+    enums::v1::{CommandType, RetryState, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType, WorkflowExecutionStatus, WorkflowTaskFailedCause},
     failure::v1::Failure,
     history::v1::{
         ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes,
         ActivityTaskScheduledEventAttributes, History, MarkerRecordedEventAttributes, TimerCanceledEventAttributes,
         TimerStartedEventAttributes, UpsertWorkflowSearchAttributesEventAttributes,
         WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
-        WorkflowExecutionFailedEventAttributes, WorkflowTaskCompletedEventAttributes,
+        WorkflowExecutionContinuedAsNewEventAttributes, WorkflowExecutionFailedEventAttributes,
+        WorkflowTaskCompletedEventAttributes,
         WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
     },
     protocol::v1::Message,
@@ -181,6 +182,9 @@ impl State {
             needs_task |= exec.apply_command(ctx, cmd, completed_id, &c.identity);
             if !exec.is_running() {
                 exec.close(ctx, exec.status);
+                if let Some(next) = exec.continue_as_new.take() {
+                    self.create_run(next);
+                }
                 return Ok(());
             }
         }
@@ -226,7 +230,18 @@ impl State {
 impl Execution {
     fn start_wft(&mut self, ctx: &mut Ctx, identity: &str, request_id: String) -> PollWorkflowTaskQueueResponse {
         let wft = self.wft.clone().expect("caller checked");
-        let started_attrs = self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
+        let mut started_attrs = self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
+        if let Attributes::WorkflowTaskStartedEventAttributes(a) = &mut started_attrs {
+            let (max_events, max_bytes) = ctx.suggest_can;
+            if self.history.len() >= max_events {
+                a.suggest_continue_as_new = true;
+                a.suggest_continue_as_new_reasons.push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
+            }
+            if self.history_bytes >= max_bytes {
+                a.suggest_continue_as_new = true;
+                a.suggest_continue_as_new_reasons.push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
+            }
+        }
         let mut history = None;
         let event_id = if wft.speculative {
             // Shown to the worker, written only if the completion records something.
@@ -361,6 +376,11 @@ impl Execution {
                     | Cmd::FailWorkflowExecutionCommandAttributes(_)
                     | Cmd::CancelWorkflowExecutionCommandAttributes(_),
                 ) => {}
+                Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a)) => {
+                    if !a.cron_schedule.is_empty() {
+                        return bad(WorkflowTaskFailedCause::BadContinueAsNewAttributes, "cron_schedule is not supported by the convo devserver".into());
+                    }
+                }
                 Some(_) => {
                     return bad(
                         WorkflowTaskFailedCause::UnhandledCommand,
@@ -497,6 +517,62 @@ impl Execution {
                     }),
                 );
                 self.status = WorkflowExecutionStatus::Canceled;
+            }
+            Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
+                let new_run_id = uuid::Uuid::new_v4().to_string();
+                let workflow_type = a.workflow_type.as_ref().map(|t| t.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| self.workflow_type.clone());
+                let task_queue = a.task_queue.as_ref().map(|q| q.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| self.task_queue.clone());
+                self.append(
+                    ctx,
+                    Attributes::WorkflowExecutionContinuedAsNewEventAttributes(WorkflowExecutionContinuedAsNewEventAttributes {
+                        new_execution_run_id: new_run_id.clone(),
+                        workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
+                        task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+                        input: a.input.clone(),
+                        workflow_run_timeout: a.workflow_run_timeout,
+                        workflow_task_timeout: a.workflow_task_timeout,
+                        workflow_task_completed_event_id: completed_id,
+                        backoff_start_interval: a.backoff_start_interval,
+                        initiator: a.initiator,
+                        last_completion_result: a.last_completion_result.clone(),
+                        header: a.header.clone(),
+                        memo: a.memo.clone(),
+                        search_attributes: a.search_attributes.clone(),
+                        ..Default::default()
+                    }),
+                );
+                self.status = WorkflowExecutionStatus::ContinuedAsNew;
+                // The execution timeout spans the whole chain of runs.
+                let execution_timeout = self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
+                self.continue_as_new = Some(super::workflow::NewRun {
+                    run_id: new_run_id,
+                    first_run_id: self.first_run_id.clone(),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    params: super::workflow::StartParams {
+                        namespace: self.namespace.clone(),
+                        workflow_id: self.workflow_id.clone(),
+                        workflow_type,
+                        task_queue,
+                        input: a.input,
+                        execution_timeout,
+                        run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref()).or(self.run_timeout),
+                        task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref()).or(Some(self.task_timeout)),
+                        identity: identity.to_owned(),
+                        retry_policy: a.retry_policy,
+                        memo: a.memo.or_else(|| self.memo.clone()),
+                        search_attributes: a.search_attributes.or_else(|| self.search_attributes.clone()),
+                        header: a.header,
+                        ..Default::default()
+                    },
+                    signal: None,
+                    continued: Some(super::workflow::Continued {
+                        from_run_id: self.run_id.clone(),
+                        initiator: a.initiator,
+                        last_completion_result: a.last_completion_result,
+                        failure: a.failure,
+                    }),
+                    first_task_delay: util::dur_nanos(a.backoff_start_interval.as_ref()),
+                });
             }
             _ => {} // refused by validate_commands
         }

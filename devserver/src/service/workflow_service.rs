@@ -71,12 +71,9 @@ fn conflict_policy(v: i32) -> WorkflowIdConflictPolicy {
     WorkflowIdConflictPolicy::try_from(v).unwrap_or(WorkflowIdConflictPolicy::Unspecified)
 }
 
-fn unsupported_start_options(cron: &str, delay: Option<&prost_wkt_types::Duration>) -> Result<(), Status> {
+fn unsupported_start_options(cron: &str) -> Result<(), Status> {
     if !cron.is_empty() {
         return Err(Status::invalid_argument("cron_schedule is not supported by the convo devserver"));
-    }
-    if delay.is_some_and(|d| d.seconds > 0 || d.nanos > 0) {
-        return Err(Status::invalid_argument("workflow_start_delay is not supported by the convo devserver"));
     }
     Ok(())
 }
@@ -126,7 +123,7 @@ impl WorkflowService for Svc {
 
     async fn start_workflow_execution(&self, r: Request<StartWorkflowExecutionRequest>) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
-        unsupported_start_options(&r.cron_schedule, r.workflow_start_delay.as_ref())?;
+        unsupported_start_options(&r.cron_schedule)?;
         let params = StartParams {
             namespace: r.namespace,
             workflow_id: r.workflow_id,
@@ -144,6 +141,7 @@ impl WorkflowService for Svc {
             memo: r.memo,
             search_attributes: r.search_attributes,
             header: r.header,
+            start_delay: dn(r.workflow_start_delay.as_ref()),
         };
         let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
         Ok(Response::new(StartWorkflowExecutionResponse {
@@ -164,7 +162,7 @@ impl WorkflowService for Svc {
 
     async fn signal_with_start_workflow_execution(&self, r: Request<SignalWithStartWorkflowExecutionRequest>) -> Result<Response<SignalWithStartWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
-        unsupported_start_options(&r.cron_schedule, r.workflow_start_delay.as_ref())?;
+        unsupported_start_options(&r.cron_schedule)?;
         if r.signal_name.is_empty() {
             return Err(Status::invalid_argument("SignalName is not set on request."));
         }
@@ -195,6 +193,7 @@ impl WorkflowService for Svc {
             memo: r.memo,
             search_attributes: r.search_attributes,
             header: r.header,
+            start_delay: dn(r.workflow_start_delay.as_ref()),
         };
         let params = StartParams {
             conflict_policy: match conflict_policy(r.workflow_id_conflict_policy) {
