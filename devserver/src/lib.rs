@@ -23,6 +23,7 @@ mod token;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -54,6 +55,10 @@ pub struct DevServerConfig {
     /// History size in bytes past which the same suggestion is made
     /// (`limit.historySize.suggestContinueAsNew`).
     pub suggest_continue_as_new_bytes: i64,
+    /// SQLite file to persist to (`--db-filename`); `None` keeps everything in memory.
+    pub db_filename: Option<PathBuf>,
+    /// How the SQLite store commits.
+    pub commit_mode: store::CommitMode,
 }
 
 impl Default for DevServerConfig {
@@ -66,6 +71,8 @@ impl Default for DevServerConfig {
             long_poll_timeout: Duration::from_secs(60),
             suggest_continue_as_new_events: 4 * 1024,
             suggest_continue_as_new_bytes: 4 * 1024 * 1024,
+            db_filename: None,
+            commit_mode: store::CommitMode::Group,
         }
     }
 }
@@ -90,6 +97,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The database could not be opened or loaded.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The database holds state this server cannot read.
+    #[error("the database holds state this server cannot decode: {0}")]
+    Corrupt(#[from] prost::DecodeError),
 }
 
 /// Entry point: `DevServer::start(config).await?` gives a running server.
@@ -103,7 +116,18 @@ impl DevServer {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-        let engine = Engine::new(&config, Arc::new(store::MemoryStore));
+        let (store, loaded): (Arc<dyn store::Store>, store::Loaded) = match &config.db_filename {
+            Some(path) => {
+                let (s, loaded) = store::SqliteStore::open(path, config.commit_mode)?;
+                (Arc::new(s), loaded)
+            }
+            None => (Arc::new(store::MemoryStore::default()), store::Loaded::default()),
+        };
+        let recovered = loaded.runs.len();
+        let engine = Engine::new(&config, store, loaded)?;
+        if recovered > 0 {
+            tracing::info!(runs = recovered, "devserver recovered its executions");
+        }
         let pump = tokio::spawn(clock::run_pump(engine.clone(), engine.stop_signal()));
         let server = tokio::spawn(service::serve(engine.clone(), listener));
         tracing::info!(%local, "devserver listening");

@@ -1,47 +1,322 @@
 //! The persistence seam.
 //!
 //! The engine keeps every execution's mutable state in memory (as Temporal's history service
-//! keeps its mutable-state cache) and reports each committed change to a [`Store`]. A durable
-//! store appends the new history events and rewrites the execution row in one transaction per
-//! batch; on start it hands the rows back through [`Store::load`] so the engine can rebuild
-//! timers and task queues. [`MemoryStore`] keeps nothing beyond the engine's own state, which
-//! is what `temporal server start-dev` does without `--db-filename`.
+//! keeps its mutable-state cache) and, after each state transition, submits what changed: the
+//! new history events of each touched run and a fresh snapshot of its mutable state. A store
+//! numbers submissions and reports, through a watch channel, the highest number that is
+//! durable. The server answers an RPC only once everything submitted before the answer is
+//! durable, so no state change a client has been told about can be lost.
+//!
+//! [`SqliteStore`] writes on a dedicated thread. With group commit it drains every queued
+//! submission into one transaction, so many concurrent RPCs share one fsync; without it, each
+//! submission is its own transaction (kept for the benchmark's comparison).
 
-use temporalio_protos::temporal::api::history::v1::HistoryEvent;
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread,
+};
 
-/// One committed change to one execution.
+use tokio::sync::watch;
+
+use crate::clock::Nanos;
+
+/// What one run contributes to a submission.
 #[derive(Debug)]
-pub struct ExecutionChange<'a> {
-    /// Namespace of the execution.
-    pub namespace: &'a str,
+pub struct RunWrite {
+    /// Namespace of the run.
+    pub namespace: String,
     /// Workflow id.
-    pub workflow_id: &'a str,
+    pub workflow_id: String,
     /// Run id.
-    pub run_id: &'a str,
-    /// Events appended by this change, in order.
-    pub new_events: &'a [HistoryEvent],
-    /// Whether the run is still open after the change.
+    pub run_id: String,
+    /// Whether the run is still open.
     pub running: bool,
+    /// Whether this run is now the workflow id's current run.
+    pub current: bool,
+    /// Encoded mutable state.
+    pub snapshot: Vec<u8>,
+    /// Id of the first event in `new_events`.
+    pub first_new_event_id: i64,
+    /// Encoded `HistoryEvent`s appended since the last submission.
+    pub new_events: Vec<Vec<u8>>,
+}
+
+/// One state transition's changes.
+#[derive(Debug)]
+pub struct Batch {
+    /// Changed runs.
+    pub runs: Vec<RunWrite>,
+    /// The virtual clock at the transition, so time never runs backwards after a restart.
+    pub clock: Nanos,
+}
+
+/// A run as loaded on start.
+#[derive(Debug)]
+pub struct LoadedRun {
+    /// Encoded mutable state.
+    pub snapshot: Vec<u8>,
+    /// Encoded history events, in order.
+    pub events: Vec<Vec<u8>>,
+}
+
+/// Everything a store holds, as loaded on start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every run.
+    pub runs: Vec<LoadedRun>,
+    /// (namespace, workflow id, run id) of each workflow id's current run.
+    pub current: Vec<(String, String, String)>,
+    /// The last persisted virtual time.
+    pub clock: Option<Nanos>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("sqlite store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The writer thread stopped after a failed write; nothing further can be made durable.
+    #[error("the store's writer failed; the server can no longer make changes durable")]
+    WriterFailed,
 }
 
 /// Where committed state goes.
 pub trait Store: Send + Sync + 'static {
-    /// Records a batch of changes. Called with the engine lock held, in commit order; an
-    /// implementation must not block for long (group commits belong behind this call).
-    fn commit(&self, changes: &[ExecutionChange<'_>]);
+    /// Queues a batch and returns its sequence number. Called with the engine lock held, in
+    /// commit order, so it must not block on I/O.
+    fn submit(&self, batch: Batch) -> u64;
+
+    /// The highest durable sequence number.
+    fn durable(&self) -> watch::Receiver<u64>;
+
+    /// Whether writes have failed for good.
+    fn failed(&self) -> bool;
+
+    /// Whether submissions are kept at all (the engine skips encoding for a memory store).
+    fn persistent(&self) -> bool;
 
     /// A short name for logs.
     fn name(&self) -> &'static str;
 }
 
-/// Keeps nothing: state lives and dies with the process.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MemoryStore;
+/// Keeps nothing: state lives and dies with the process, as `temporal server start-dev`
+/// without `--db-filename`.
+#[derive(Debug)]
+pub struct MemoryStore {
+    durable: watch::Sender<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { durable: watch::channel(u64::MAX).0 }
+    }
+}
 
 impl Store for MemoryStore {
-    fn commit(&self, _changes: &[ExecutionChange<'_>]) {}
+    fn submit(&self, _batch: Batch) -> u64 {
+        0
+    }
+
+    fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    fn failed(&self) -> bool {
+        false
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
 
     fn name(&self) -> &'static str {
         "memory"
+    }
+}
+
+/// How the SQLite writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Everything queued goes into one transaction: one fsync for many RPCs.
+    Group,
+    /// One transaction per submission.
+    PerBatch,
+}
+
+/// A SQLite file (WAL, `synchronous=FULL`) written by a dedicated thread.
+pub struct SqliteStore {
+    tx: mpsc::Sender<(u64, Batch)>,
+    seq: AtomicU64,
+    durable: watch::Receiver<u64>,
+    failed: Arc<AtomicBool>,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS executions (
+        run_id TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        running INTEGER NOT NULL,
+        snapshot BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS events (
+        run_id TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run_id, event_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS current_runs (
+        namespace TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (namespace, workflow_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+impl SqliteStore {
+    /// Opens (or creates) the file and loads what it holds.
+    pub fn open(path: &Path, mode: CommitMode) -> Result<(Self, Loaded), StoreError> {
+        let err = |source| StoreError::Sqlite { path: path.to_owned(), source };
+        let conn = rusqlite::Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let loaded = load(&conn).map_err(err)?;
+        let (tx, rx) = mpsc::channel::<(u64, Batch)>();
+        let (durable_tx, durable) = watch::channel(0u64);
+        let failed = Arc::new(AtomicBool::new(false));
+        let writer_failed = failed.clone();
+        let file = path.to_owned();
+        thread::Builder::new()
+            .name("devserver-sqlite".into())
+            .spawn(move || writer(conn, rx, durable_tx, writer_failed, mode, file))
+            .expect("spawn sqlite writer");
+        Ok((Self { tx, seq: AtomicU64::new(0), durable, failed }, loaded))
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit(&self, batch: Batch) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.tx.send((seq, batch)).is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        seq
+    }
+
+    fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
+    let mut loaded = Loaded::default();
+    let mut runs = std::collections::HashMap::<String, LoadedRun>::new();
+    let mut stmt = conn.prepare("SELECT run_id, snapshot FROM executions")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+        let (run_id, snapshot) = row?;
+        runs.insert(run_id, LoadedRun { snapshot, events: Vec::new() });
+    }
+    let mut stmt = conn.prepare("SELECT run_id, data FROM events ORDER BY run_id, event_id")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+        let (run_id, data) = row?;
+        if let Some(run) = runs.get_mut(&run_id) {
+            run.events.push(data);
+        }
+    }
+    loaded.runs = runs.into_values().collect();
+    let mut stmt = conn.prepare("SELECT namespace, workflow_id, run_id FROM current_runs")?;
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        loaded.current.push(row?);
+    }
+    loaded.clock = conn
+        .query_row("SELECT value FROM meta WHERE key = 'clock'", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+    Ok(loaded)
+}
+
+fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> {
+    let mut exec = tx.prepare_cached(
+        "INSERT INTO executions (run_id, namespace, workflow_id, running, snapshot) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (run_id) DO UPDATE SET running = excluded.running, snapshot = excluded.snapshot",
+    )?;
+    let mut event = tx.prepare_cached("INSERT OR REPLACE INTO events (run_id, event_id, data) VALUES (?1, ?2, ?3)")?;
+    let mut current = tx.prepare_cached("INSERT OR REPLACE INTO current_runs (namespace, workflow_id, run_id) VALUES (?1, ?2, ?3)")?;
+    for run in &batch.runs {
+        exec.execute(rusqlite::params![run.run_id, run.namespace, run.workflow_id, run.running, run.snapshot])?;
+        for (i, data) in run.new_events.iter().enumerate() {
+            event.execute(rusqlite::params![run.run_id, run.first_new_event_id + i as i64, data])?;
+        }
+        if run.current {
+            current.execute(rusqlite::params![run.namespace, run.workflow_id, run.run_id])?;
+        }
+    }
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?1)")?.execute([batch.clock])?;
+    Ok(())
+}
+
+fn writer(
+    mut conn: rusqlite::Connection,
+    rx: mpsc::Receiver<(u64, Batch)>,
+    durable: watch::Sender<u64>,
+    failed: Arc<AtomicBool>,
+    mode: CommitMode,
+    path: PathBuf,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        if mode == CommitMode::Group {
+            while batches.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(b) => batches.push(b),
+                    Err(_) => break,
+                }
+            }
+        }
+        let result = conn.transaction().and_then(|tx| {
+            for (_, b) in &batches {
+                write(&tx, b)?;
+            }
+            tx.commit()
+        });
+        match result {
+            Ok(()) => {
+                let last = batches.last().map_or(0, |(s, _)| *s);
+                durable.send_replace(last);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "devserver store write failed; refusing further changes");
+                failed.store(true, Ordering::SeqCst);
+                durable.send_modify(|_| {}); // wake waiters so they see the failure
+                return;
+            }
+        }
     }
 }

@@ -684,3 +684,56 @@ async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
     assert_eq!(task.workflow_execution.unwrap().run_id, new_run);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
+    let dir = std::env::temp_dir().join(format!("convo-devserver-restart-{}", uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("dev.db");
+    let config = || DevServerConfig { long_poll_timeout: Duration::from_secs(5), db_filename: Some(db.clone()), ..DevServerConfig::ephemeral() };
+
+    let server = DevServer::start(config()).await.unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let run_id = start(&mut c, "wf-dur", "q-dur").await;
+    let task = poll_wft(&mut c, "q-dur").await;
+    let mut act = activity_cmd("1", "q-dur", 0);
+    if let Some(Cmd::ScheduleActivityTaskCommandAttributes(a)) = &mut act.attributes {
+        a.start_to_close_timeout = Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 });
+    }
+    complete(&mut c, task.task_token, vec![timer_cmd("hour", 3600), act]).await.unwrap();
+    let attempt1 = poll_activity(&mut c, "q-dur").await;
+    assert_eq!(attempt1.attempt, 1);
+    let before = history(&mut c, "wf-dur").await;
+    let clock_before = server.time().now();
+    server.shutdown().await;
+
+    // A new server on the same file: same history, same run, and the started activity's
+    // timeout still holds, so it is retried.
+    let server = DevServer::start(config()).await.unwrap();
+    assert!(server.time().now() >= clock_before, "virtual time never runs backwards");
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let after = history(&mut c, "wf-dur").await;
+    assert_eq!(after, before);
+    let attempt2 = poll_activity(&mut c, "q-dur").await;
+    assert_eq!(attempt2.attempt, 2);
+    assert_eq!(attempt2.workflow_execution.unwrap().run_id, run_id);
+    c.respond_activity_task_completed(RespondActivityTaskCompletedRequest {
+        namespace: NS.into(),
+        task_token: attempt2.task_token,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let task = poll_wft(&mut c, "q-dur").await;
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+    // The hour-long timer survived the restart.
+    server.time().skip(Duration::from_secs(3600)).await;
+    let events = history(&mut c, "wf-dur").await;
+    assert_eq!(
+        types(&events)[before.len()..],
+        [ActivityTaskStarted, ActivityTaskCompleted, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, TimerFired, WorkflowTaskScheduled]
+    );
+    assert_ids_sequential(&events);
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -127,7 +127,10 @@ pub(crate) struct Execution {
     pub(crate) wft: Option<Wft>,
     pub(crate) last_completed_started_id: i64,
     pub(crate) activities: BTreeMap<i64, Activity>,
-    pub(crate) timers: BTreeMap<String, i64>,
+    /// Pending user timers: id → (started event id, fire time).
+    pub(crate) timers: BTreeMap<String, (i64, Nanos)>,
+    /// When the first workflow task is due, while a start delay or backoff runs.
+    pub(crate) first_task_at: Option<Nanos>,
     pub(crate) cancel_requested: bool,
     pub(crate) request_ids: HashSet<String>,
     pub(crate) updates: Vec<UpdateEntry>,
@@ -179,6 +182,7 @@ impl Execution {
             last_completed_started_id: 0,
             activities: BTreeMap::new(),
             timers: BTreeMap::new(),
+            first_task_at: None,
             cancel_requested: false,
             request_ids: HashSet::new(),
             started_ids: HashMap::new(),

@@ -10,6 +10,7 @@
 mod activity;
 mod execution;
 mod interaction;
+mod snapshot;
 mod util;
 mod workflow;
 mod workflow_task;
@@ -40,7 +41,7 @@ pub(crate) enum QueueKind {
 use crate::{
     DEFAULT_NAMESPACE, DevServerConfig,
     clock::{self, Clock, Nanos, UnbalancedUnlock},
-    store::{ExecutionChange, Store},
+    store::{Batch, Loaded, RunWrite, Store},
 };
 
 /// Errors the engine reports; `service` maps each to the gRPC status real Temporal uses.
@@ -54,6 +55,8 @@ pub(crate) enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     DeadlineExceeded(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{message}")]
     AlreadyStarted { message: String, start_request_id: String, run_id: String, first_run_id: String },
 }
@@ -194,6 +197,8 @@ pub(crate) struct State {
     /// (namespace, workflow id) → the latest run.
     pub(crate) current: HashMap<(String, String), String>,
     pub(crate) ctx: Ctx,
+    /// Sequence number of the last batch submitted to the store.
+    last_seq: u64,
 }
 
 impl State {
@@ -232,32 +237,33 @@ impl State {
         let mut touched = std::mem::take(&mut self.ctx.touched);
         touched.sort_unstable();
         touched.dedup();
-        let mut changes = Vec::with_capacity(touched.len());
         for run_id in &touched {
             let Some(exec) = self.execs.get_mut(run_id) else { continue };
             let now_inflight = exec.inflight();
             self.ctx.inflight += now_inflight - exec.counted_inflight;
             exec.counted_inflight = now_inflight;
         }
-        for run_id in &touched {
-            let Some(exec) = self.execs.get(run_id) else { continue };
-            if exec.persisted < exec.history.len() {
-                changes.push(ExecutionChange {
-                    namespace: &exec.namespace,
-                    workflow_id: &exec.workflow_id,
-                    run_id: &exec.run_id,
-                    new_events: &exec.history[exec.persisted..],
-                    running: exec.is_running(),
-                });
-            }
+        if !store.persistent() {
+            return;
         }
-        if !changes.is_empty() {
-            store.commit(&changes);
-        }
+        let mut runs = Vec::with_capacity(touched.len());
         for run_id in &touched {
-            if let Some(exec) = self.execs.get_mut(run_id) {
-                exec.persisted = exec.history.len();
-            }
+            let Some(exec) = self.execs.get_mut(run_id) else { continue };
+            let current = self.current.get(&(exec.namespace.clone(), exec.workflow_id.clone())) == Some(run_id);
+            runs.push(RunWrite {
+                namespace: exec.namespace.clone(),
+                workflow_id: exec.workflow_id.clone(),
+                run_id: exec.run_id.clone(),
+                running: exec.is_running(),
+                current,
+                snapshot: exec.snapshot(),
+                first_new_event_id: exec.persisted as i64 + 1,
+                new_events: exec.history[exec.persisted..].iter().map(prost::Message::encode_to_vec).collect(),
+            });
+            exec.persisted = exec.history.len();
+        }
+        if !runs.is_empty() {
+            self.last_seq = store.submit(Batch { runs, clock: self.ctx.clock.now() });
         }
     }
 }
@@ -299,13 +305,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(config: &DevServerConfig, store: Arc<dyn Store>) -> Self {
-        let clock = Clock::starting_now();
+    /// An engine over `store`, holding whatever `loaded` recovered from it.
+    pub(crate) fn new(config: &DevServerConfig, store: Arc<dyn Store>, loaded: Loaded) -> std::result::Result<Self, prost::DecodeError> {
+        let mut clock = Clock::starting_now();
+        if let Some(t) = loaded.clock {
+            // Virtual time skipped ahead before the restart stays ahead.
+            clock.advance_to(t);
+        }
         let mut namespaces = BTreeMap::new();
         for ns in std::iter::once(DEFAULT_NAMESPACE).chain(config.namespaces.iter().map(String::as_str)) {
-            namespaces.insert(ns.to_owned(), uuid::Uuid::new_v4().to_string());
+            namespaces.insert(ns.to_owned(), uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, ns.as_bytes()).to_string());
         }
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             now: clock.now(),
             clock,
             timers: BTreeMap::new(),
@@ -325,8 +336,25 @@ impl Engine {
             touched: Vec::new(),
             suggest_can: (config.suggest_continue_as_new_events, config.suggest_continue_as_new_bytes),
         };
-        let state = State { execs: HashMap::new(), current: HashMap::new(), ctx };
-        Self {
+        let mut execs = HashMap::with_capacity(loaded.runs.len());
+        for run in loaded.runs {
+            let events = run
+                .events
+                .iter()
+                .map(|e| <temporalio_protos::temporal::api::history::v1::HistoryEvent as prost::Message>::decode(e.as_slice()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut exec = Execution::restore(&run.snapshot, events)?;
+            // Namespaces a previous run of the server registered stay registered.
+            ctx.namespaces.entry(exec.namespace.clone()).or_insert_with(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, exec.namespace.as_bytes()).to_string());
+            exec.rearm(&mut ctx);
+            exec.counted_inflight = exec.inflight();
+            ctx.inflight += exec.counted_inflight;
+            ctx.task_id = ctx.task_id.max(exec.history.last().map_or(0, |e| e.task_id));
+            execs.insert(exec.run_id.clone(), exec);
+        }
+        let current = loaded.current.into_iter().map(|(ns, wf, run)| ((ns, wf), run)).collect();
+        let state = State { execs, current, ctx, last_seq: 0 };
+        Ok(Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 pump: Notify::new(),
@@ -336,6 +364,25 @@ impl Engine {
                 long_poll: config.long_poll_timeout,
                 stop: watch::channel(false).0,
             }),
+        })
+    }
+
+    /// Waits until every change made so far is durable. Every RPC calls this before it
+    /// answers, so nothing a client was told about can be lost in a crash.
+    pub(crate) async fn sync(&self) -> Result<()> {
+        let target = self.lock().last_seq;
+        let store = &self.inner.store;
+        let mut durable = store.durable();
+        loop {
+            if store.failed() {
+                return Err(Error::Unavailable("the devserver can no longer persist changes".into()));
+            }
+            if *durable.borrow_and_update() >= target {
+                return Ok(());
+            }
+            if durable.changed().await.is_err() {
+                return Err(Error::Unavailable("the devserver store stopped".into()));
+            }
         }
     }
 
@@ -602,7 +649,7 @@ impl State {
             TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id),
             TimerTask::FirstWorkflowTask { run_id } => {
                 if let Some((exec, ctx)) = self.exec_mut(&run_id) {
-                    if exec.is_running() && exec.wft.is_none() {
+                    if exec.is_running() && exec.wft.is_none() && exec.first_task_at.take().is_some() {
                         exec.schedule_wft(ctx, 1);
                     }
                 }

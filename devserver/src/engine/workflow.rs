@@ -240,7 +240,10 @@ impl State {
             exec.append(ctx, signal_event(signal));
         }
         match first_task_delay {
-            Some(delay) => ctx.schedule_timer(ctx.now + delay, super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() }),
+            Some(delay) => {
+                exec.first_task_at = Some(ctx.now + delay);
+                ctx.schedule_timer(ctx.now + delay, super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() });
+            }
             None => exec.schedule_wft(ctx, 1),
         }
         exec.arm_run_timeout(ctx);
@@ -327,7 +330,7 @@ impl State {
 
     pub(super) fn fire_user_timer(&mut self, run_id: &str, timer_id: String, started_event_id: i64) {
         let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
-        if !exec.is_running() || exec.timers.get(&timer_id) != Some(&started_event_id) {
+        if !exec.is_running() || exec.timers.get(&timer_id).map(|t| t.0) != Some(started_event_id) {
             return; // cancelled, or the run closed
         }
         exec.timers.remove(&timer_id);

@@ -440,14 +440,14 @@ impl Execution {
                         workflow_task_completed_event_id: completed_id,
                     }),
                 );
-                self.timers.insert(a.timer_id.clone(), started_event_id);
+                self.timers.insert(a.timer_id.clone(), (started_event_id, ctx.now + fire_after));
                 ctx.schedule_timer(
                     ctx.now + fire_after,
                     TimerTask::User { run_id: self.run_id.clone(), timer_id: a.timer_id, started_event_id },
                 );
             }
             Cmd::CancelTimerCommandAttributes(a) => {
-                let started_event_id = self.timers.remove(&a.timer_id).unwrap_or_default();
+                let started_event_id = self.timers.remove(&a.timer_id).map(|t| t.0).unwrap_or_default();
                 self.append(
                     ctx,
                     Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {

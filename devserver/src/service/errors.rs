@@ -34,6 +34,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Status::not_found(message),
             Error::InvalidArgument(_) => Status::invalid_argument(message),
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            Error::Unavailable(_) => Status::unavailable(message),
             Error::AlreadyStarted { start_request_id, run_id, first_run_id, .. } => with_detail(
                 Code::AlreadyExists,
                 message,

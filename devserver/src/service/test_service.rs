@@ -16,6 +16,12 @@ impl Svc {
     pub(crate) fn new(engine: Engine) -> Self {
         Self { engine }
     }
+
+    /// Answers once every change made so far is durable.
+    async fn done<T>(&self, body: T) -> Result<Response<T>, Status> {
+        self.engine.sync().await?;
+        Ok(Response::new(body))
+    }
 }
 
 fn duration(d: Option<&prost_wkt_types::Duration>) -> std::time::Duration {
@@ -26,31 +32,31 @@ fn duration(d: Option<&prost_wkt_types::Duration>) -> std::time::Duration {
 impl TestService for Svc {
     async fn lock_time_skipping(&self, _r: Request<LockTimeSkippingRequest>) -> Result<Response<LockTimeSkippingResponse>, Status> {
         self.engine.lock_time_skipping();
-        Ok(Response::new(LockTimeSkippingResponse::default()))
+        self.done(LockTimeSkippingResponse::default()).await
     }
 
     async fn unlock_time_skipping(&self, _r: Request<UnlockTimeSkippingRequest>) -> Result<Response<UnlockTimeSkippingResponse>, Status> {
         self.engine.unlock_time_skipping().map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(UnlockTimeSkippingResponse::default()))
+        self.done(UnlockTimeSkippingResponse::default()).await
     }
 
     async fn sleep(&self, r: Request<SleepRequest>) -> Result<Response<SleepResponse>, Status> {
         self.engine.sleep(duration(r.into_inner().duration.as_ref())).await;
-        Ok(Response::new(SleepResponse::default()))
+        self.done(SleepResponse::default()).await
     }
 
     async fn sleep_until(&self, r: Request<SleepUntilRequest>) -> Result<Response<SleepResponse>, Status> {
         let t = r.into_inner().timestamp.ok_or_else(|| Status::invalid_argument("Timestamp is not set on request."))?;
         self.engine.sleep_until(ts_nanos(&t)).await;
-        Ok(Response::new(SleepResponse::default()))
+        self.done(SleepResponse::default()).await
     }
 
     async fn unlock_time_skipping_with_sleep(&self, r: Request<SleepRequest>) -> Result<Response<SleepResponse>, Status> {
         self.engine.unlock_with_sleep(duration(r.into_inner().duration.as_ref())).await;
-        Ok(Response::new(SleepResponse::default()))
+        self.done(SleepResponse::default()).await
     }
 
     async fn get_current_time(&self, _r: Request<()>) -> Result<Response<GetCurrentTimeResponse>, Status> {
-        Ok(Response::new(GetCurrentTimeResponse { time: ts_of(self.engine.now_nanos()) }))
+        self.done(GetCurrentTimeResponse { time: ts_of(self.engine.now_nanos()) }).await
     }
 }

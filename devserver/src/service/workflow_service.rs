@@ -36,6 +36,12 @@ impl Svc {
         Self { engine }
     }
 
+    /// Answers once every change made so far is durable.
+    async fn done<T>(&self, body: T) -> Result<Response<T>, Status> {
+        self.engine.sync().await?;
+        Ok(Response::new(body))
+    }
+
     async fn poll<T: Default>(
         &self,
         kind: QueueKind,
@@ -88,7 +94,7 @@ use crate::engine::dur_nanos as dn;
 #[tonic::async_trait]
 impl WorkflowService for Svc {
     async fn get_system_info(&self, _r: Request<GetSystemInfoRequest>) -> Result<Response<GetSystemInfoResponse>, Status> {
-        Ok(Response::new(GetSystemInfoResponse {
+        self.done(GetSystemInfoResponse {
             server_version: SERVER_VERSION.into(),
             capabilities: Some(Capabilities {
                 signal_and_query_header: true,
@@ -98,13 +104,13 @@ impl WorkflowService for Svc {
                 sdk_metadata: true,
                 ..Default::default()
             }),
-        }))
+        }).await
     }
 
     async fn describe_namespace(&self, r: Request<DescribeNamespaceRequest>) -> Result<Response<DescribeNamespaceResponse>, Status> {
         let r = r.into_inner();
         let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
-        Ok(Response::new(DescribeNamespaceResponse {
+        self.done(DescribeNamespaceResponse {
             namespace_info: Some(NamespaceInfo {
                 name,
                 state: NamespaceState::Registered as i32,
@@ -118,7 +124,7 @@ impl WorkflowService for Svc {
                 ..Default::default()
             }),
             ..Default::default()
-        }))
+        }).await
     }
 
     async fn start_workflow_execution(&self, r: Request<StartWorkflowExecutionRequest>) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
@@ -144,12 +150,12 @@ impl WorkflowService for Svc {
             start_delay: dn(r.workflow_start_delay.as_ref()),
         };
         let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
-        Ok(Response::new(StartWorkflowExecutionResponse {
+        self.done(StartWorkflowExecutionResponse {
             status: if started.started { 1 } else { 0 }, // WORKFLOW_EXECUTION_STATUS_RUNNING when started
             run_id: started.run_id,
             started: started.started,
             ..Default::default()
-        }))
+        }).await
     }
 
     async fn signal_workflow_execution(&self, r: Request<SignalWorkflowExecutionRequest>) -> Result<Response<SignalWorkflowExecutionResponse>, Status> {
@@ -157,7 +163,7 @@ impl WorkflowService for Svc {
         let (wid, rid) = execution_ids(r.workflow_execution);
         let signal = SignalParams { signal_name: r.signal_name, input: r.input, identity: r.identity, request_id: r.request_id, header: r.header };
         self.engine.with_state(|st| st.signal(&r.namespace, &wid, &rid, signal))?;
-        Ok(Response::new(SignalWorkflowExecutionResponse::default()))
+        self.done(SignalWorkflowExecutionResponse::default()).await
     }
 
     async fn signal_with_start_workflow_execution(&self, r: Request<SignalWithStartWorkflowExecutionRequest>) -> Result<Response<SignalWithStartWorkflowExecutionResponse>, Status> {
@@ -203,11 +209,11 @@ impl WorkflowService for Svc {
             ..params
         };
         let started = self.engine.with_state(|st| st.start_workflow(params, Some(signal)))?;
-        Ok(Response::new(SignalWithStartWorkflowExecutionResponse {
+        self.done(SignalWithStartWorkflowExecutionResponse {
             run_id: started.run_id,
             started: started.started,
             ..Default::default()
-        }))
+        }).await
     }
 
     async fn poll_workflow_task_queue(&self, r: Request<PollWorkflowTaskQueueRequest>) -> Result<Response<PollWorkflowTaskQueueResponse>, Status> {
@@ -218,7 +224,7 @@ impl WorkflowService for Svc {
                 e.with_state(|st| st.start_workflow_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
             })
             .await?;
-        Ok(Response::new(resp))
+        self.done(resp).await
     }
 
     async fn respond_workflow_task_completed(&self, r: Request<RespondWorkflowTaskCompletedRequest>) -> Result<Response<RespondWorkflowTaskCompletedResponse>, Status> {
@@ -233,14 +239,14 @@ impl WorkflowService for Svc {
             query_results: r.query_results,
         };
         self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
-        Ok(Response::new(RespondWorkflowTaskCompletedResponse::default()))
+        self.done(RespondWorkflowTaskCompletedResponse::default()).await
     }
 
     async fn respond_workflow_task_failed(&self, r: Request<RespondWorkflowTaskFailedRequest>) -> Result<Response<RespondWorkflowTaskFailedResponse>, Status> {
         let r = r.into_inner();
         let cause = WorkflowTaskFailedCause::try_from(r.cause).unwrap_or(WorkflowTaskFailedCause::Unspecified);
         self.engine.with_state(|st| st.fail_workflow_task(&r.task_token, &r.namespace, cause, r.failure, r.identity))?;
-        Ok(Response::new(RespondWorkflowTaskFailedResponse::default()))
+        self.done(RespondWorkflowTaskFailedResponse::default()).await
     }
 
     async fn poll_activity_task_queue(&self, r: Request<PollActivityTaskQueueRequest>) -> Result<Response<PollActivityTaskQueueResponse>, Status> {
@@ -251,13 +257,13 @@ impl WorkflowService for Svc {
                 e.with_state(|st| st.start_activity_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
             })
             .await?;
-        Ok(Response::new(resp))
+        self.done(resp).await
     }
 
     async fn respond_activity_task_completed(&self, r: Request<RespondActivityTaskCompletedRequest>) -> Result<Response<RespondActivityTaskCompletedResponse>, Status> {
         let r = r.into_inner();
         self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Completed(r.result)))?;
-        Ok(Response::new(RespondActivityTaskCompletedResponse::default()))
+        self.done(RespondActivityTaskCompletedResponse::default()).await
     }
 
     async fn respond_activity_task_failed(&self, r: Request<RespondActivityTaskFailedRequest>) -> Result<Response<RespondActivityTaskFailedResponse>, Status> {
@@ -265,19 +271,19 @@ impl WorkflowService for Svc {
         let failure = r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
         let response = ActivityResponse::Failed { failure, heartbeat: r.last_heartbeat_details };
         self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, response))?;
-        Ok(Response::new(RespondActivityTaskFailedResponse::default()))
+        self.done(RespondActivityTaskFailedResponse::default()).await
     }
 
     async fn respond_activity_task_canceled(&self, r: Request<RespondActivityTaskCanceledRequest>) -> Result<Response<RespondActivityTaskCanceledResponse>, Status> {
         let r = r.into_inner();
         self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Canceled(r.details)))?;
-        Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
+        self.done(RespondActivityTaskCanceledResponse::default()).await
     }
 
     async fn record_activity_task_heartbeat(&self, r: Request<RecordActivityTaskHeartbeatRequest>) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
         let r = r.into_inner();
         let cancel_requested = self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
-        Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
+        self.done(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }).await
     }
 
     async fn get_workflow_execution_history(&self, r: Request<GetWorkflowExecutionHistoryRequest>) -> Result<Response<GetWorkflowExecutionHistoryResponse>, Status> {
@@ -293,34 +299,34 @@ impl WorkflowService for Svc {
             filter: HistoryEventFilterType::try_from(r.history_event_filter_type).unwrap_or(HistoryEventFilterType::AllEvent),
         };
         let (history, next_page_token) = self.engine.history(req).await?;
-        Ok(Response::new(GetWorkflowExecutionHistoryResponse { history: Some(history), next_page_token, ..Default::default() }))
+        self.done(GetWorkflowExecutionHistoryResponse { history: Some(history), next_page_token, ..Default::default() }).await
     }
 
     async fn describe_workflow_execution(&self, r: Request<DescribeWorkflowExecutionRequest>) -> Result<Response<DescribeWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.execution);
         let resp = self.engine.with_state(|st| st.describe(&r.namespace, &wid, &rid))?;
-        Ok(Response::new(resp))
+        self.done(resp).await
     }
 
     async fn terminate_workflow_execution(&self, r: Request<TerminateWorkflowExecutionRequest>) -> Result<Response<TerminateWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
         self.engine.with_state(|st| st.terminate(&r.namespace, &wid, &rid, r.reason, r.details, r.identity))?;
-        Ok(Response::new(TerminateWorkflowExecutionResponse::default()))
+        self.done(TerminateWorkflowExecutionResponse::default()).await
     }
 
     async fn request_cancel_workflow_execution(&self, r: Request<RequestCancelWorkflowExecutionRequest>) -> Result<Response<RequestCancelWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
         self.engine.with_state(|st| st.request_cancel(&r.namespace, &wid, &rid, r.reason, r.identity, r.request_id))?;
-        Ok(Response::new(RequestCancelWorkflowExecutionResponse::default()))
+        self.done(RequestCancelWorkflowExecutionResponse::default()).await
     }
 
     async fn shutdown_worker(&self, r: Request<ShutdownWorkerRequest>) -> Result<Response<ShutdownWorkerResponse>, Status> {
         // Stickiness is declined, so there is no sticky queue to drain.
         self.engine.check_namespace(&r.into_inner().namespace)?;
-        Ok(Response::new(ShutdownWorkerResponse::default()))
+        self.done(ShutdownWorkerResponse::default()).await
     }
 
     async fn query_workflow(&self, r: Request<QueryWorkflowRequest>) -> Result<Response<QueryWorkflowResponse>, Status> {
@@ -329,11 +335,11 @@ impl WorkflowService for Svc {
         let query = r.query.ok_or_else(|| Status::invalid_argument("Query is not set on request."))?;
         let reject = QueryRejectCondition::try_from(r.query_reject_condition).unwrap_or(QueryRejectCondition::Unspecified);
         match self.engine.query(&r.namespace, &wid, &rid, query, reject).await? {
-            QueryOutcome::Rejected(status) => Ok(Response::new(QueryWorkflowResponse {
+            QueryOutcome::Rejected(status) => self.done(QueryWorkflowResponse {
                 query_rejected: Some(QueryRejected { status: status as i32 }),
                 ..Default::default()
-            })),
-            QueryOutcome::Answered(Ok(result)) => Ok(Response::new(QueryWorkflowResponse { query_result: result, ..Default::default() })),
+            }).await,
+            QueryOutcome::Answered(Ok(result)) => self.done(QueryWorkflowResponse { query_result: result, ..Default::default() }).await,
             // Temporal reports a failed query as INVALID_ARGUMENT carrying the worker's message.
             QueryOutcome::Answered(Err((message, _))) => Err(Status::invalid_argument(message)),
         }
@@ -348,7 +354,7 @@ impl WorkflowService for Svc {
             Err((message, r.failure))
         };
         self.engine.with_state(|st| st.answer_legacy_query(&r.task_token, &r.namespace, answer))?;
-        Ok(Response::new(RespondQueryTaskCompletedResponse::default()))
+        self.done(RespondQueryTaskCompletedResponse::default()).await
     }
 
     async fn update_workflow_execution(&self, r: Request<UpdateWorkflowExecutionRequest>) -> Result<Response<UpdateWorkflowExecutionResponse>, Status> {
@@ -357,7 +363,7 @@ impl WorkflowService for Svc {
         let request = r.request.ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
         let status = self.engine.update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy)).await?;
         let UpdateStatus { update_ref, stage, outcome } = status;
-        Ok(Response::new(UpdateWorkflowExecutionResponse { update_ref: Some(update_ref), outcome, stage: stage as i32, ..Default::default() }))
+        self.done(UpdateWorkflowExecutionResponse { update_ref: Some(update_ref), outcome, stage: stage as i32, ..Default::default() }).await
     }
 
     async fn poll_workflow_execution_update(&self, r: Request<PollWorkflowExecutionUpdateRequest>) -> Result<Response<PollWorkflowExecutionUpdateResponse>, Status> {
@@ -366,7 +372,7 @@ impl WorkflowService for Svc {
         let (wid, rid) = execution_ids(update_ref.workflow_execution);
         let status = self.engine.poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy)).await?;
         let UpdateStatus { update_ref, stage, outcome } = status;
-        Ok(Response::new(PollWorkflowExecutionUpdateResponse { update_ref: Some(update_ref), outcome, stage: stage as i32 }))
+        self.done(PollWorkflowExecutionUpdateResponse { update_ref: Some(update_ref), outcome, stage: stage as i32 }).await
     }
 }
 
