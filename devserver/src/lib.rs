@@ -59,6 +59,8 @@ pub struct DevServerConfig {
     pub db_filename: Option<PathBuf>,
     /// How the SQLite store commits.
     pub commit_mode: store::CommitMode,
+    /// Custom search attributes registered in every namespace (`--search-attribute`).
+    pub search_attributes: Vec<(String, temporalio_protos::temporal::api::enums::v1::IndexedValueType)>,
 }
 
 impl Default for DevServerConfig {
@@ -73,6 +75,7 @@ impl Default for DevServerConfig {
             suggest_continue_as_new_bytes: 4 * 1024 * 1024,
             db_filename: None,
             commit_mode: store::CommitMode::Group,
+            search_attributes: Vec::new(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Batch {
     pub runs: Vec<RunWrite>,
     /// The virtual clock at the transition, so time never runs backwards after a restart.
     pub clock: Nanos,
+    /// The whole search-attribute registry, (namespace, name, IndexedValueType), when it changed.
+    pub search_attributes: Option<Vec<(String, String, i32)>>,
 }
 
 /// A run as loaded on start.
@@ -73,6 +75,8 @@ pub struct Loaded {
     pub current: Vec<(String, String, String)>,
     /// The last persisted virtual time.
     pub clock: Option<Nanos>,
+    /// Registered custom search attributes: (namespace, name, IndexedValueType).
+    pub search_attributes: Vec<(String, String, i32)>,
 }
 
 /// Storage failures.
@@ -185,6 +189,12 @@ const SCHEMA: &str = "
         PRIMARY KEY (namespace, workflow_id)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS search_attributes (
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+    ) WITHOUT ROWID;
 ";
 
 impl SqliteStore {
@@ -255,6 +265,10 @@ fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
     for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
         loaded.current.push(row?);
     }
+    let mut stmt = conn.prepare("SELECT namespace, name, type FROM search_attributes")?;
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        loaded.search_attributes.push(row?);
+    }
     loaded.clock = conn
         .query_row("SELECT value FROM meta WHERE key = 'clock'", [], |r| r.get(0))
         .map(Some)
@@ -279,6 +293,13 @@ fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> 
         }
     }
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?1)")?.execute([batch.clock])?;
+    if let Some(attrs) = &batch.search_attributes {
+        tx.execute("DELETE FROM search_attributes", [])?;
+        let mut ins = tx.prepare_cached("INSERT INTO search_attributes (namespace, name, type) VALUES (?1, ?2, ?3)")?;
+        for (ns, name, ty) in attrs {
+            ins.execute(rusqlite::params![ns, name, ty])?;
+        }
+    }
     Ok(())
 }
 

@@ -367,9 +367,9 @@ async fn bad_requests_get_temporal_statuses() {
     let err = complete(&mut c, b"garbage".to_vec(), vec![]).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let err = c.list_workflow_executions(ListWorkflowExecutionsRequest { namespace: NS.into(), ..Default::default() }).await.unwrap_err();
+    let err = c.list_schedules(ListSchedulesRequest { namespace: NS.into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("ListWorkflowExecutions"), "{}", err.message());
+    assert!(err.message().contains("ListSchedules"), "{}", err.message());
 
     let err = c
         .signal_workflow_execution(SignalWorkflowExecutionRequest {
@@ -736,4 +736,94 @@ async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
     assert_ids_sequential(&events);
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn visibility_queries_filter_order_page_and_count() {
+    use temporalio_protos::temporal::api::{
+        common::v1::{Payload, SearchAttributes},
+        enums::v1::IndexedValueType,
+        operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest, operator_service_client::OperatorServiceClient},
+    };
+    let (server, mut c) = setup().await;
+    let mut op = OperatorServiceClient::connect(server.url()).await.unwrap();
+    op.add_search_attributes(AddSearchAttributesRequest {
+        namespace: NS.into(),
+        search_attributes: [("Channel".to_owned(), IndexedValueType::Keyword as i32), ("Messages".to_owned(), IndexedValueType::Int as i32)].into(),
+    })
+    .await
+    .unwrap();
+    let listed = op.list_search_attributes(ListSearchAttributesRequest { namespace: NS.into() }).await.unwrap().into_inner();
+    assert_eq!(listed.custom_attributes.get("Channel"), Some(&(IndexedValueType::Keyword as i32)));
+    assert!(listed.system_attributes.contains_key("WorkflowId"));
+
+    let sa = |channel: &str, n: i64| {
+        let json = |v: String| Payload { metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(), data: v.into_bytes(), ..Default::default() };
+        Some(SearchAttributes {
+            indexed_fields: [("Channel".to_owned(), json(format!("{channel:?}"))), ("Messages".to_owned(), json(n.to_string()))].into(),
+        })
+    };
+    for (id, ty, channel, n) in [("vis-1", "Session", "whatsapp", 3), ("vis-2", "Session", "sms", 9), ("vis-3", "Outbound", "whatsapp", 12)] {
+        let mut req = start_req(id, "q-vis");
+        req.workflow_type = Some(WorkflowType { name: ty.into() });
+        req.search_attributes = sa(channel, n);
+        c.start_workflow_execution(req).await.unwrap();
+    }
+    // Close vis-1.
+    c.terminate_workflow_execution(TerminateWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(WorkflowExecution { workflow_id: "vis-1".into(), run_id: String::new() }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let list = |query: &str, page_size: i32, token: Vec<u8>| ListWorkflowExecutionsRequest { namespace: NS.into(), page_size, next_page_token: token, query: query.into() };
+    let ids = |r: &ListWorkflowExecutionsResponse| r.executions.iter().map(|e| e.execution.as_ref().unwrap().workflow_id.clone()).collect::<Vec<_>>();
+    let mut c2 = c.clone();
+    let run = |q: &'static str| {
+        let mut c = c2.clone();
+        async move { ids(&c.list_workflow_executions(list(q, 0, vec![])).await.unwrap().into_inner()) }
+    };
+    assert_eq!(run("WorkflowType = 'Session' ORDER BY WorkflowId").await, ["vis-1", "vis-2"]);
+    assert_eq!(run("ExecutionStatus = 'Running' AND Channel = 'whatsapp'").await, ["vis-3"]);
+    assert_eq!(run("Messages > 5 ORDER BY Messages DESC").await, ["vis-3", "vis-2"]);
+    assert_eq!(run("(Channel = 'sms' OR Messages >= 12) ORDER BY WorkflowId").await, ["vis-2", "vis-3"]);
+    assert_eq!(run("ExecutionStatus IN ('Terminated', 'Completed')").await, ["vis-1"]);
+    assert_eq!(run("WorkflowId STARTS_WITH 'vis-' AND CloseTime IS NULL ORDER BY WorkflowId").await, ["vis-2", "vis-3"]);
+
+    // Paging walks every match exactly once.
+    let mut seen = Vec::new();
+    let mut token = vec![];
+    loop {
+        let page = c.list_workflow_executions(list("ORDER BY WorkflowId", 2, token)).await.unwrap().into_inner();
+        assert!(page.executions.len() <= 2);
+        seen.extend(ids(&page));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ["vis-1", "vis-2", "vis-3"]);
+
+    let count = c2
+        .count_workflow_executions(CountWorkflowExecutionsRequest { namespace: NS.into(), query: "WorkflowType = 'Session' GROUP BY ExecutionStatus".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(count.count, 2);
+    assert_eq!(count.groups.len(), 2);
+
+    // Bad queries and undefined or mistyped attributes are refused with INVALID_ARGUMENT.
+    for q in ["Nope = 1", "WorkflowId = ", "Messages = 'many'"] {
+        let err = c.list_workflow_executions(list(q, 0, vec![])).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{q}");
+    }
+    let mut bad = start_req("vis-bad", "q-vis");
+    bad.search_attributes = sa("x", 1).map(|mut s| {
+        s.indexed_fields.insert("Undefined".into(), Payload { data: b"1".to_vec(), ..Default::default() });
+        s
+    });
+    assert_eq!(c.start_workflow_execution(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    server.shutdown().await;
 }

@@ -11,6 +11,7 @@ mod activity;
 mod execution;
 mod interaction;
 mod snapshot;
+mod visibility;
 mod util;
 mod workflow;
 mod workflow_task;
@@ -22,6 +23,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 use tokio::sync::{Notify, oneshot, watch};
 
 pub(crate) use activity::ActivityResponse;
@@ -57,6 +59,8 @@ pub(crate) enum Error {
     DeadlineExceeded(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("{message}")]
     AlreadyStarted { message: String, start_request_id: String, run_id: String, first_run_id: String },
 }
@@ -147,6 +151,9 @@ pub(crate) struct Ctx {
     touched: Vec<String>,
     /// (events, bytes) past which `suggest_continue_as_new` is set.
     pub(crate) suggest_can: (usize, i64),
+    /// Custom search attributes per namespace.
+    pub(crate) registry: visibility::Registry,
+    registry_dirty: bool,
 }
 
 impl Ctx {
@@ -262,8 +269,15 @@ impl State {
             });
             exec.persisted = exec.history.len();
         }
-        if !runs.is_empty() {
-            self.last_seq = store.submit(Batch { runs, clock: self.ctx.clock.now() });
+        let search_attributes = std::mem::take(&mut self.ctx.registry_dirty).then(|| {
+            self.ctx
+                .registry
+                .iter()
+                .flat_map(|(ns, attrs)| attrs.iter().map(move |(n, t)| (ns.clone(), n.clone(), *t as i32)))
+                .collect()
+        });
+        if !runs.is_empty() || search_attributes.is_some() {
+            self.last_seq = store.submit(Batch { runs, clock: self.ctx.clock.now(), search_attributes });
         }
     }
 }
@@ -335,7 +349,19 @@ impl Engine {
             closed: false,
             touched: Vec::new(),
             suggest_can: (config.suggest_continue_as_new_events, config.suggest_continue_as_new_bytes),
+            registry: visibility::Registry::new(),
+            registry_dirty: false,
         };
+        for (ns, name, ty) in loaded.search_attributes {
+            if let Ok(ty) = IndexedValueType::try_from(ty) {
+                ctx.registry.entry(ns).or_default().insert(name, ty);
+            }
+        }
+        for ns in ctx.namespaces.keys() {
+            for (name, ty) in &config.search_attributes {
+                ctx.registry.entry(ns.clone()).or_default().insert(name.clone(), *ty);
+            }
+        }
         let mut execs = HashMap::with_capacity(loaded.runs.len());
         for run in loaded.runs {
             let events = run

@@ -6,7 +6,7 @@ use std::time::Duration;
 use temporalio_protos::temporal::api::{
     common::v1::{Header, Memo, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType},
     enums::v1::{
-        HistoryEventFilterType, PendingActivityState, PendingWorkflowTaskState, TaskQueueKind,
+        HistoryEventFilterType, IndexedValueType, PendingActivityState, PendingWorkflowTaskState, TaskQueueKind,
         WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
         RetryState,
     },
@@ -137,6 +137,7 @@ impl State {
     pub(crate) fn start_workflow(&mut self, p: StartParams, signal: Option<SignalParams>) -> Result<Started> {
         self.ctx.check_namespace(&p.namespace)?;
         p.validate()?;
+        super::visibility::validate(&self.ctx.registry, &p.namespace, p.search_attributes.as_ref()).map_err(Error::InvalidArgument)?;
         let key = (p.namespace.clone(), p.workflow_id.clone());
         if let Some(current) = self.current.get(&key).cloned() {
             let exec = &self.execs[&current];
@@ -401,23 +402,7 @@ impl State {
                 default_workflow_task_timeout: util::dur(e.task_timeout),
                 user_metadata: None,
             }),
-            workflow_execution_info: Some(WorkflowExecutionInfo {
-                execution: Some(WorkflowExecution { workflow_id: e.workflow_id.clone(), run_id: e.run_id.clone() }),
-                r#type: Some(WorkflowType { name: e.workflow_type.clone() }),
-                start_time: util::ts(e.start_time),
-                close_time: e.close_time.and_then(util::ts),
-                status: e.status as i32,
-                history_length: e.history.len() as i64,
-                execution_time: util::ts(e.start_time),
-                memo: e.memo.clone(),
-                search_attributes: e.search_attributes.clone(),
-                task_queue: e.task_queue.clone(),
-                state_transition_count: e.history.len() as i64,
-                history_size_bytes: e.history_bytes,
-                execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
-                first_run_id: e.first_run_id.clone(),
-                ..Default::default()
-            }),
+            workflow_execution_info: Some(execution_info(e)),
             pending_activities,
             pending_workflow_task,
             ..Default::default()
@@ -435,6 +420,27 @@ impl State {
         let events: Vec<_> = e.history.iter().skip(start).take(page_size).cloned().collect();
         let more = start + events.len() < e.history.len();
         (events, more)
+    }
+}
+
+/// The summary visibility and describe report for a run.
+pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
+    WorkflowExecutionInfo {
+        execution: Some(WorkflowExecution { workflow_id: e.workflow_id.clone(), run_id: e.run_id.clone() }),
+        r#type: Some(WorkflowType { name: e.workflow_type.clone() }),
+        start_time: util::ts(e.start_time),
+        close_time: e.close_time.and_then(util::ts),
+        status: e.status as i32,
+        history_length: e.history.len() as i64,
+        execution_time: util::ts(e.start_time),
+        memo: e.memo.clone(),
+        search_attributes: e.search_attributes.clone(),
+        task_queue: e.task_queue.clone(),
+        state_transition_count: e.history.len() as i64,
+        history_size_bytes: e.history_bytes,
+        execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
+        first_run_id: e.first_run_id.clone(),
+        ..Default::default()
     }
 }
 
@@ -498,5 +504,98 @@ impl Engine {
             Vec::new()
         };
         Ok((History { events }, token))
+    }
+}
+
+impl State {
+    /// ListWorkflowExecutions: one page of matching runs and the token for the next.
+    pub(crate) fn list(&self, namespace: &str, query: &str, page_size: i32, token: &[u8]) -> Result<(Vec<WorkflowExecutionInfo>, Vec<u8>)> {
+        self.ctx.check_namespace(namespace)?;
+        let q = super::visibility::parse(query, &self.ctx.registry, namespace).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
+        let mut rows = self.matching(namespace, &q)?;
+        q.sort(&mut rows, &self.ctx.registry);
+        let offset = match token {
+            [] => 0,
+            b if b.len() == 8 => u64::from_be_bytes(b.try_into().expect("8 bytes")) as usize,
+            _ => return Err(Error::InvalidArgument("Invalid NextPageToken.".into())),
+        };
+        let size = if page_size <= 0 { DEFAULT_PAGE_SIZE } else { page_size as usize };
+        let page: Vec<_> = rows.iter().skip(offset).take(size).map(|e| execution_info(e)).collect();
+        let next = offset + page.len();
+        let token = if next < rows.len() { (next as u64).to_be_bytes().to_vec() } else { Vec::new() };
+        Ok((page, token))
+    }
+
+    /// CountWorkflowExecutions, optionally grouped by ExecutionStatus.
+    pub(crate) fn count(&self, namespace: &str, query: &str) -> Result<(i64, Vec<(String, i64)>)> {
+        self.ctx.check_namespace(namespace)?;
+        let q = super::visibility::parse(query, &self.ctx.registry, namespace).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
+        let rows = self.matching(namespace, &q)?;
+        let mut groups = std::collections::BTreeMap::<String, i64>::new();
+        if q.group_by.is_some() {
+            for e in &rows {
+                *groups.entry(super::visibility::group_key(e).to_owned()).or_default() += 1;
+            }
+        }
+        Ok((rows.len() as i64, groups.into_iter().collect()))
+    }
+
+    fn matching(&self, namespace: &str, q: &super::visibility::Query) -> Result<Vec<&Execution>> {
+        let mut rows = Vec::new();
+        for e in self.execs.values().filter(|e| e.namespace == namespace) {
+            if q.matches(e, &self.ctx.registry).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))? {
+                rows.push(e);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// OperatorService.AddSearchAttributes.
+    pub(crate) fn add_search_attributes(&mut self, namespace: &str, attrs: Vec<(String, IndexedValueType)>) -> Result<()> {
+        self.ctx.check_namespace(namespace)?;
+        for (name, ty) in &attrs {
+            if super::visibility::SYSTEM_ATTRIBUTES.iter().any(|(n, _)| n == name) {
+                return Err(Error::InvalidArgument(format!("Search attribute {name} is reserved by system.")));
+            }
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return Err(Error::InvalidArgument(format!("Search attribute name {name:?} is not valid.")));
+            }
+            if *ty == IndexedValueType::Unspecified {
+                return Err(Error::InvalidArgument(format!("Search attribute {name} has no type.")));
+            }
+            if let Some(existing) = self.ctx.registry.get(namespace).and_then(|r| r.get(name)) {
+                if existing != ty {
+                    return Err(Error::AlreadyExists(format!("Search attribute {name} already exists with type {}.", existing.as_str_name())));
+                }
+            }
+        }
+        let reg = self.ctx.registry.entry(namespace.to_owned()).or_default();
+        for (name, ty) in attrs {
+            reg.insert(name, ty);
+        }
+        self.ctx.registry_dirty = true;
+        Ok(())
+    }
+
+    /// OperatorService.RemoveSearchAttributes.
+    pub(crate) fn remove_search_attributes(&mut self, namespace: &str, names: Vec<String>) -> Result<()> {
+        self.ctx.check_namespace(namespace)?;
+        let reg = self.ctx.registry.entry(namespace.to_owned()).or_default();
+        if let Some(missing) = names.iter().find(|n| !reg.contains_key(*n)) {
+            return Err(Error::NotFound(format!("Search attribute {missing} doesn't exist.")));
+        }
+        for n in names {
+            reg.remove(&n);
+        }
+        self.ctx.registry_dirty = true;
+        Ok(())
+    }
+
+    /// OperatorService.ListSearchAttributes: (custom, system).
+    pub(crate) fn list_search_attributes(&self, namespace: &str) -> Result<(Vec<(String, IndexedValueType)>, Vec<(String, IndexedValueType)>)> {
+        self.ctx.check_namespace(namespace)?;
+        let custom = self.ctx.registry.get(namespace).map(|r| r.iter().map(|(n, t)| (n.clone(), *t)).collect()).unwrap_or_default();
+        let system = super::visibility::SYSTEM_ATTRIBUTES.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect();
+        Ok((custom, system))
     }
 }

@@ -145,7 +145,7 @@ impl State {
             );
             return Ok(());
         }
-        if let Err(bad) = exec.validate_commands(&c.commands, &c.messages) {
+        if let Err(bad) = exec.validate_commands(&c.commands, &c.messages, &ctx.registry) {
             exec.fail_wft(ctx, bad.cause, Some(util::server_failure(bad.message.clone(), true)), c.identity, wft.attempt + 1);
             return Err(Error::InvalidArgument(bad.message));
         }
@@ -326,7 +326,7 @@ impl Execution {
 
     /// Checks a whole batch before anything is written, as Temporal does, so a bad command
     /// leaves no partial history behind.
-    fn validate_commands(&self, commands: &[Command], messages: &[Message]) -> std::result::Result<(), BadCommand> {
+    fn validate_commands(&self, commands: &[Command], messages: &[Message], registry: &super::visibility::Registry) -> std::result::Result<(), BadCommand> {
         let mut timers: BTreeSet<&str> = self.timers.keys().map(String::as_str).collect();
         let mut activity_ids: HashSet<&str> = self.activities.values().map(|a| a.activity_id.as_str()).collect();
         for (i, cmd) in commands.iter().enumerate() {
@@ -369,14 +369,21 @@ impl Execution {
                         return bad(WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage, format!("ProtocolMessageCommand names unknown message {}.", p.message_id));
                     }
                 }
+                Some(Cmd::UpsertWorkflowSearchAttributesCommandAttributes(a)) => {
+                    if let Err(e) = super::visibility::validate(registry, &self.namespace, a.search_attributes.as_ref()) {
+                        return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
+                    }
+                }
                 Some(
                     Cmd::RecordMarkerCommandAttributes(_)
-                    | Cmd::UpsertWorkflowSearchAttributesCommandAttributes(_)
                     | Cmd::CompleteWorkflowExecutionCommandAttributes(_)
                     | Cmd::FailWorkflowExecutionCommandAttributes(_)
                     | Cmd::CancelWorkflowExecutionCommandAttributes(_),
                 ) => {}
                 Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a)) => {
+                    if let Err(e) = super::visibility::validate(registry, &self.namespace, a.search_attributes.as_ref()) {
+                        return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
+                    }
                     if !a.cron_schedule.is_empty() {
                         return bad(WorkflowTaskFailedCause::BadContinueAsNewAttributes, "cron_schedule is not supported by the convo devserver".into());
                     }

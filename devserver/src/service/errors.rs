@@ -35,6 +35,7 @@ impl From<Error> for Status {
             Error::InvalidArgument(_) => Status::invalid_argument(message),
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
             Error::Unavailable(_) => Status::unavailable(message),
+            Error::AlreadyExists(_) => Status::already_exists(message),
             Error::AlreadyStarted { start_request_id, run_id, first_run_id, .. } => with_detail(
                 Code::AlreadyExists,
                 message,

@@ -35,7 +35,12 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "RespondQueryTaskCompleted",
     "UpdateWorkflowExecution",
     "PollWorkflowExecutionUpdate",
+    "ListWorkflowExecutions",
+    "CountWorkflowExecutions",
+    "GetClusterInfo",
 ];
+
+pub(crate) const OPERATOR_SERVICE: &[&str] = &["AddSearchAttributes", "RemoveSearchAttributes", "ListSearchAttributes"];
 
 pub(crate) const TEST_SERVICE: &[&str] =
     &["LockTimeSkipping", "UnlockTimeSkipping", "Sleep", "SleepUntil", "UnlockTimeSkippingWithSleep", "GetCurrentTime"];

@@ -4,6 +4,7 @@
 
 mod errors;
 mod implemented;
+mod operator_service;
 mod test_service;
 mod workflow_service;
 
@@ -17,6 +18,7 @@ use crate::{
     engine::Engine,
     pb::{
         health::health_server::{Health, HealthServer},
+        operatorservice::operator_service_server::OperatorServiceServer,
         testservice::test_service_server::TestServiceServer,
         workflowservice::workflow_service_server::WorkflowServiceServer,
     },
@@ -35,11 +37,13 @@ pub(crate) async fn serve(engine: Engine, listener: TcpListener) {
     let test = TestServiceServer::new(test_service::Svc::new(engine.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
+    let operator = OperatorServiceServer::new(operator_service::Svc::new(engine.clone())).accept_compressed(CompressionEncoding::Gzip);
     let health = HealthServer::new(HealthSvc);
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(implemented::only(workflow, implemented::WORKFLOW_SERVICE))
         .add_service(implemented::only(test, implemented::TEST_SERVICE))
+        .add_service(implemented::only(operator, implemented::OPERATOR_SERVICE))
         .add_service(implemented::only(health, implemented::HEALTH))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.wait_for(|s| *s).await;

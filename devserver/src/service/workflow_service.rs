@@ -107,6 +107,18 @@ impl WorkflowService for Svc {
         }).await
     }
 
+    async fn get_cluster_info(&self, _r: Request<GetClusterInfoRequest>) -> Result<Response<GetClusterInfoResponse>, Status> {
+        Ok(Response::new(GetClusterInfoResponse {
+            server_version: SERVER_VERSION.into(),
+            cluster_name: "convo-devserver".into(),
+            cluster_id: "convo-devserver".into(),
+            history_shard_count: 1,
+            persistence_store: "sqlite".into(),
+            visibility_store: "sqlite".into(),
+            ..Default::default()
+        }))
+    }
+
     async fn describe_namespace(&self, r: Request<DescribeNamespaceRequest>) -> Result<Response<DescribeNamespaceResponse>, Status> {
         let r = r.into_inner();
         let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
@@ -373,6 +385,29 @@ impl WorkflowService for Svc {
         let status = self.engine.poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy)).await?;
         let UpdateStatus { update_ref, stage, outcome } = status;
         self.done(PollWorkflowExecutionUpdateResponse { update_ref: Some(update_ref), outcome, stage: stage as i32 }).await
+    }
+
+    async fn list_workflow_executions(&self, r: Request<ListWorkflowExecutionsRequest>) -> Result<Response<ListWorkflowExecutionsResponse>, Status> {
+        let r = r.into_inner();
+        let (executions, next_page_token) = self.engine.with_state(|st| st.list(&r.namespace, &r.query, r.page_size, &r.next_page_token))?;
+        self.done(ListWorkflowExecutionsResponse { executions, next_page_token }).await
+    }
+
+    async fn count_workflow_executions(&self, r: Request<CountWorkflowExecutionsRequest>) -> Result<Response<CountWorkflowExecutionsResponse>, Status> {
+        let r = r.into_inner();
+        let (count, groups) = self.engine.with_state(|st| st.count(&r.namespace, &r.query))?;
+        let groups = groups
+            .into_iter()
+            .map(|(status, count)| count_workflow_executions_response::AggregationGroup {
+                group_values: vec![temporalio_protos::temporal::api::common::v1::Payload {
+                    metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into_iter().collect(),
+                    data: serde_json::to_vec(&status).unwrap_or_default(),
+                    ..Default::default()
+                }],
+                count,
+            })
+            .collect();
+        self.done(CountWorkflowExecutionsResponse { count, groups }).await
     }
 }
 
