@@ -1,0 +1,11 @@
+//! End-to-end tests: the embedded devserver, a real SDK worker and a real SDK client, over
+//! loopback gRPC. One binary, one module per feature (STYLE.md §4 item 16).
+//!
+//! Run with `cargo test -p convo-tests --test e2e` (add `-- --nocapture` to see the wall time
+//! of the 24 h time-skipping test).
+
+mod activities;
+mod fixtures;
+mod lifecycle;
+mod session_window;
+mod signals_and_timers;

@@ -1,0 +1,214 @@
+//! `convo-tests`: the end-to-end harness. The tests themselves live in `e2e/`.
+//!
+//! Every test gets its own [`TestEnv`]: an embedded `convo-devserver` on `127.0.0.1:0`, a real
+//! SDK worker (built by `convo_worker`, on its own thread) on a unique task queue
+//! `{test}-{uuid}`, and a real SDK client. Nothing is shared between tests, so they run in
+//! parallel.
+//!
+//! Tests never sleep to synchronise: they wait on observable conditions with [`eventually`]
+//! (for example "the history contains a second `TimerStarted`"), and move virtual time with
+//! `env.time().skip(..)`.
+//!
+//! Set `TEST_LOG=1` (and optionally `RUST_LOG`) to see tracing output.
+//!
+//! # Layout
+//! - [`TestEnv`]: start / shutdown, ids and start options.
+//! - [`eventually`]: bounded polling for a condition.
+//! - [`history`], [`event_types`], [`history_event_types`], [`wait_for_event`]: read histories
+//!   back through `GetWorkflowExecutionHistory`.
+
+use std::{future::Future, sync::Arc, sync::Once, time::Duration};
+
+use anyhow::{Context, anyhow};
+use convo_activities::MemoryEventSink;
+use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_worker::{Customize, Dependencies, Settings, WorkerThread};
+use temporalio_client::{
+    Client, Url, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
+};
+use temporalio_common::{
+    HasWorkflowDefinition,
+    protos::temporal::api::{enums::v1::EventType, history::v1::HistoryEvent},
+};
+use uuid::Uuid;
+
+pub use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+
+/// How often [`eventually`] re-checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// Upper bound for stopping the worker and the server at the end of a test.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A devserver, a worker and a client, private to one test.
+pub struct TestEnv {
+    /// Client connected to the server (namespace `default`).
+    pub client: Client,
+    /// The unique task queue the worker polls.
+    pub task_queue: String,
+    /// Events recorded by `emit_conversation_ended`.
+    pub events: MemoryEventSink,
+    server: Option<DevServerHandle>,
+    worker: Option<WorkerThread>,
+}
+
+impl TestEnv {
+    /// Starts a server and a worker with convo's workflows and activities.
+    pub async fn start(test_name: &str) -> anyhow::Result<Self> {
+        Self::start_with(test_name, None).await
+    }
+
+    /// Like [`TestEnv::start`], registering extra (test-only) workflows and activities too.
+    pub async fn start_with(test_name: &str, customize: Option<Customize>) -> anyhow::Result<Self> {
+        init_tracing();
+        let server = DevServer::start(DevServerConfig::ephemeral())
+            .await
+            .context("starting the devserver")?;
+        let address = Url::parse(&server.url()).context("devserver url")?;
+        let task_queue = format!("{test_name}-{}", Uuid::new_v4());
+        let events = MemoryEventSink::new();
+        let settings = Settings {
+            task_queue: task_queue.clone(),
+            build_id: "convo-tests".to_owned(),
+            identity: Some(format!("convo-tests@{task_queue}")),
+            // Activities still running at shutdown (the timeout fixture) are cancelled promptly.
+            graceful_shutdown_period: Some(Duration::from_secs(1)),
+            ..Settings::new(address)
+        };
+        let deps = Dependencies { event_sink: Arc::new(events.clone()) };
+        let worker = convo_worker::spawn(settings.clone(), deps, customize)
+            .await
+            .context("starting the worker")?;
+        let client = convo_worker::connect(&settings).await.context("connecting the client")?;
+        Ok(Self { client, task_queue, events, server: Some(server), worker: Some(worker) })
+    }
+
+    /// The server's virtual clock.
+    pub fn time(&self) -> TimeControl {
+        self.server.as_ref().expect("server runs until shutdown").time()
+    }
+
+    /// Start options for a workflow on this environment's task queue.
+    pub fn start_options(&self, workflow_id: impl Into<String>) -> WorkflowStartOptions {
+        WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.into()).build()
+    }
+
+    /// A workflow id unique to this run: `{prefix}-{uuid}`.
+    pub fn unique_id(prefix: &str) -> String {
+        format!("{prefix}-{}", Uuid::new_v4())
+    }
+
+    /// Stops the worker (gracefully) and then the server.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(worker) = self.worker.take() {
+            tokio::time::timeout(SHUTDOWN_TIMEOUT, worker.shutdown())
+                .await
+                .map_err(|_| anyhow!("worker did not stop within {SHUTDOWN_TIMEOUT:?}"))?
+                .context("worker stopped with an error")?;
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(SHUTDOWN_TIMEOUT, server.shutdown())
+                .await
+                .map_err(|_| anyhow!("devserver did not stop within {SHUTDOWN_TIMEOUT:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Re-runs `check` until it returns `Ok`, for at most `timeout`; then fails with its last error.
+///
+/// ```ignore
+/// eventually(Duration::from_secs(10), || async {
+///     let n = count_events(&handle, EventType::TimerStarted).await?;
+///     anyhow::ensure!(n == 2, "{n} timers so far");
+///     Ok(())
+/// }).await?;
+/// ```
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let err = match check().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(err.context(format!("condition still false after {timeout:?}")));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The workflow run's full history, read through `GetWorkflowExecutionHistory` (all pages).
+pub async fn history<W>(handle: &WorkflowHandle<Client, W>) -> anyhow::Result<Vec<HistoryEvent>>
+where
+    W: HasWorkflowDefinition,
+{
+    handle
+        .fetch_history(WorkflowFetchHistoryOptions::builder().build())
+        .into_events()
+        .await
+        .context("GetWorkflowExecutionHistory")
+}
+
+/// The event types of `events`, in order.
+pub fn event_types(events: &[HistoryEvent]) -> Vec<EventType> {
+    events.iter().map(HistoryEvent::event_type).collect()
+}
+
+/// The event types of the run's full history, read through `GetWorkflowExecutionHistory`.
+pub async fn history_event_types<W>(
+    handle: &WorkflowHandle<Client, W>,
+) -> anyhow::Result<Vec<EventType>>
+where
+    W: HasWorkflowDefinition,
+{
+    Ok(event_types(&history(handle).await?))
+}
+
+/// Waits until the history holds at least `count` events of type `event_type`; returns it.
+pub async fn wait_for_event<W>(
+    handle: &WorkflowHandle<Client, W>,
+    event_type: EventType,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<HistoryEvent>>
+where
+    W: HasWorkflowDefinition,
+{
+    eventually(timeout, || async {
+        let events = history(handle).await?;
+        let seen = events.iter().filter(|e| e.event_type() == event_type).count();
+        anyhow::ensure!(
+            seen >= count,
+            "{seen}/{count} {event_type:?} events; history so far: {:?}",
+            event_types(&events)
+        );
+        Ok(events)
+    })
+    .await
+}
+
+/// Awaits `fut` for at most `timeout` (so a broken server fails a test instead of hanging it).
+pub async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    fut: impl Future<Output = T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow!("{what}: no answer within {timeout:?}"))
+}
+
+fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}

@@ -1,0 +1,274 @@
+//! `convo-worker`: the composition root of convo's Temporal worker, as a library.
+//!
+//! `convo worker` (the binary) and the end-to-end tests build the same worker through this crate:
+//! connect a client, register the workflows and activities, pin the build id, run.
+//!
+//! Two ways to run it, because `temporalio_sdk::Worker::run()` returns a `!Send` future (all
+//! workflow code of a worker shares one thread):
+//! - [`build`] then [`ConvoWorker::run`], awaited on the main task (`#[tokio::main]`), inside a
+//!   `tokio::task::LocalSet`, or joined with other futures via `tokio::join!`;
+//! - [`spawn`], which runs it on a dedicated OS thread with its own Tokio runtime and returns a
+//!   [`WorkerThread`] that is `Send` and can be shut down from anywhere (what tests use).
+//!
+//! # Layout
+//! - [`Settings`] and [`Dependencies`]: everything the worker is built from (tests construct
+//!   them in code: port 0, a unique task queue, an in-memory event sink).
+//! - [`connect`], [`worker_options`], [`build`]: the composition steps.
+//! - [`spawn`] / [`WorkerThread`]: a worker on its own thread.
+//! - [`Error`]: what can go wrong, with the cause chain preserved.
+
+use std::{sync::Arc, time::Duration};
+
+use convo_activities::{EventSink, SessionWindowActivities};
+use convo_workflows::{SessionWindowWorkflow, contracts::TASK_QUEUE};
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, Url,
+    errors::{ClientConnectError, ClientNewError},
+};
+use temporalio_common::worker::WorkerDeploymentOptions;
+use temporalio_sdk::{
+    Runtime, RuntimeError, Worker, WorkerCreateError, WorkerOptions, WorkerRunError,
+    WorkflowRegistrationError, runtime::RuntimeOptions,
+};
+use tokio::sync::oneshot;
+
+/// Temporal-side settings of the worker.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Frontend address, e.g. `http://127.0.0.1:7233`.
+    pub address: Url,
+    /// Namespace to poll.
+    pub namespace: String,
+    /// Task queue for both workflows and activities.
+    pub task_queue: String,
+    /// Build id reported to the server. Set explicitly: the SDK's default is a CRC32 of the
+    /// whole executable, read synchronously when the options are built.
+    pub build_id: String,
+    /// Worker identity; `None` lets the SDK use `pid@hostname`.
+    pub identity: Option<String>,
+    /// After shutdown starts, cancel still-running activities after this long (`None`: wait).
+    pub graceful_shutdown_period: Option<Duration>,
+}
+
+impl Settings {
+    /// Defaults for `address`: namespace `default`, task queue [`TASK_QUEUE`], build id
+    /// [`default_build_id`].
+    pub fn new(address: Url) -> Self {
+        Self {
+            address,
+            namespace: "default".to_owned(),
+            task_queue: TASK_QUEUE.to_owned(),
+            build_id: default_build_id(),
+            identity: None,
+            graceful_shutdown_period: None,
+        }
+    }
+}
+
+/// `convo-worker@<crate version>`.
+pub fn default_build_id() -> String {
+    format!("convo-worker@{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The ports activities use.
+#[derive(Clone)]
+pub struct Dependencies {
+    /// Where `conversation.ended` events go.
+    pub event_sink: Arc<dyn EventSink>,
+}
+
+/// Errors building or running the worker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The frontend could not be reached (or refused `GetSystemInfo`).
+    #[error("cannot connect to Temporal at {address}")]
+    Connect {
+        /// The address tried.
+        address: String,
+        /// Why (boxed: the SDK error is large).
+        #[source]
+        source: Box<ClientConnectError>,
+    },
+    /// The client options were rejected.
+    #[error("invalid Temporal client options")]
+    Client(#[source] ClientNewError),
+    /// A workflow could not be registered (duplicate type, ...).
+    #[error("cannot register workflows")]
+    Registration(#[from] WorkflowRegistrationError),
+    /// The SDK runtime could not be created.
+    #[error("cannot create the Temporal SDK runtime")]
+    Runtime(#[from] RuntimeError),
+    /// The worker could not be created from the options.
+    #[error("cannot create the worker")]
+    Create(#[from] WorkerCreateError),
+    /// The worker stopped with an error.
+    #[error("worker stopped with an error")]
+    Run(#[from] WorkerRunError),
+    /// The worker thread or its Tokio runtime could not be started.
+    #[error("cannot start the worker thread")]
+    Thread(#[source] std::io::Error),
+    /// The worker thread ended without reporting (it panicked).
+    #[error("worker thread ended without reporting a result")]
+    ThreadGone,
+}
+
+/// Connects a client to `settings.address` / `settings.namespace`.
+pub async fn connect(settings: &Settings) -> Result<Client, Error> {
+    let mut options = ConnectionOptions::new(settings.address.clone()).build();
+    if let Some(identity) = &settings.identity {
+        options.identity = identity.clone();
+    }
+    let connection = Connection::connect(options).await.map_err(|source| Error::Connect {
+        address: settings.address.to_string(),
+        source: Box::new(source),
+    })?;
+    Client::new(connection, ClientOptions::new(settings.namespace.clone()).build())
+        .map_err(Error::Client)
+}
+
+/// Worker options with convo's workflows and activities registered and the build id pinned.
+///
+/// Callers may register more (tests add fixtures) through `WorkerOptions::register_*`.
+pub fn worker_options(settings: &Settings, deps: &Dependencies) -> Result<WorkerOptions, Error> {
+    let options = WorkerOptions::new(settings.task_queue.clone())
+        .deployment_options(WorkerDeploymentOptions::from_build_id(settings.build_id.clone()))
+        .maybe_graceful_shutdown_period(settings.graceful_shutdown_period)
+        .register_workflow::<SessionWindowWorkflow>()?
+        .register_activities(SessionWindowActivities::new(deps.event_sink.clone()))
+        .build();
+    Ok(options)
+}
+
+/// Hook to register extra workflows/activities on top of convo's (used by tests).
+pub type Customize =
+    Box<dyn FnOnce(&mut WorkerOptions) -> Result<(), WorkflowRegistrationError> + Send>;
+
+/// A built worker and the SDK runtime it was created with.
+pub struct ConvoWorker {
+    // Field order matters: the worker drops before the runtime it was created with.
+    worker: Worker,
+    _runtime: Runtime,
+}
+
+impl ConvoWorker {
+    /// The task queue polled.
+    pub fn task_queue(&self) -> &str {
+        self.worker.task_queue()
+    }
+
+    /// A `Send` handle that starts a graceful shutdown; `run` then returns.
+    pub fn shutdown_handle(&self) -> impl Fn() + Send + Sync + 'static {
+        self.worker.shutdown_handle()
+    }
+
+    /// Polls until shut down. The future is `!Send`: await it on the main task, in a
+    /// `LocalSet`, or use [`spawn`].
+    pub async fn run(mut self) -> Result<(), Error> {
+        self.worker.run().await?;
+        Ok(())
+    }
+}
+
+/// Connects and builds the worker on the current Tokio runtime.
+pub async fn build(
+    settings: &Settings,
+    deps: &Dependencies,
+    customize: Option<Customize>,
+) -> Result<ConvoWorker, Error> {
+    let runtime = Runtime::from_current_tokio(RuntimeOptions::default())?;
+    let client = connect(settings).await?;
+    let mut options = worker_options(settings, deps)?;
+    if let Some(customize) = customize {
+        customize(&mut options)?;
+    }
+    let worker = Worker::new(&runtime, client, options)?;
+    tracing::info!(
+        task_queue = %settings.task_queue,
+        namespace = %settings.namespace,
+        build_id = %settings.build_id,
+        "worker built"
+    );
+    Ok(ConvoWorker { worker, _runtime: runtime })
+}
+
+/// A worker running on its own OS thread and Tokio runtime.
+///
+/// Dropping it starts a shutdown without waiting; call [`WorkerThread::shutdown`] to wait.
+pub struct WorkerThread {
+    task_queue: String,
+    shutdown: Box<dyn Fn() + Send + Sync>,
+    done: Option<oneshot::Receiver<Result<(), Error>>>,
+}
+
+impl WorkerThread {
+    /// The task queue polled.
+    pub fn task_queue(&self) -> &str {
+        &self.task_queue
+    }
+
+    /// Starts a graceful shutdown and waits until the worker has stopped.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        (self.shutdown)();
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or(Err(Error::ThreadGone)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            (self.shutdown)();
+        }
+    }
+}
+
+/// Builds the worker on a dedicated thread (with a 2-thread Tokio runtime for activities and
+/// the SDK's background tasks) and starts polling. Returns once the worker is built, or with the
+/// error that prevented it.
+pub async fn spawn(
+    settings: Settings,
+    deps: Dependencies,
+    customize: Option<Customize>,
+) -> Result<WorkerThread, Error> {
+    type Ready = Result<Box<dyn Fn() + Send + Sync>, Error>;
+    let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
+    let (done_tx, done_rx) = oneshot::channel();
+    let task_queue = settings.task_queue.clone();
+    std::thread::Builder::new()
+        .name(format!("convo-worker-{}", settings.task_queue))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("convo-worker-rt")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::Thread(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let worker = match build(&settings, &deps, customize).await {
+                    Ok(worker) => worker,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(Box::new(worker.shutdown_handle())));
+                let result = worker.run().await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "worker stopped with an error");
+                }
+                let _ = done_tx.send(result);
+            });
+        })
+        .map_err(Error::Thread)?;
+    let shutdown = ready_rx.await.map_err(|_| Error::ThreadGone)??;
+    Ok(WorkerThread { task_queue, shutdown, done: Some(done_rx) })
+}
