@@ -16,8 +16,9 @@ const SERVICES: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")
-        .map_err(|_| "temporalio-protos must be a direct dependency (it exports the descriptor path)")?;
+    let path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH").map_err(
+        |_| "temporalio-protos must be a direct dependency (it exports the descriptor path)",
+    )?;
     println!("cargo:rerun-if-changed={path}");
     let mut fds = prost_types::FileDescriptorSet::decode(std::fs::read(&path)?.as_slice())?;
     fds.file.retain(|f| SERVICES.contains(&f.name()));

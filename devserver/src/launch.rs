@@ -166,17 +166,44 @@ mod tests {
     #[test]
     fn accepts_what_sdk_core_passes_to_start_dev() {
         let l = parse(&[
-            "server", "start-dev", "--port", "7444", "--namespace", "ns1", "--ip", "127.0.0.1", "--log-format", "json",
-            "--log-level", "warn", "--dynamic-config-value", "frontend.enableServerVersionCheck=false",
-            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true", "--db-filename", "/tmp/x.db",
-            "--headless", "--search-attribute", "CustomTextField=Text", "--search-attribute=CustomIntField=Int",
-            "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50", "--some-new-flag", "v",
+            "server",
+            "start-dev",
+            "--port",
+            "7444",
+            "--namespace",
+            "ns1",
+            "--ip",
+            "127.0.0.1",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn",
+            "--dynamic-config-value",
+            "frontend.enableServerVersionCheck=false",
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecution=true",
+            "--db-filename",
+            "/tmp/x.db",
+            "--headless",
+            "--search-attribute",
+            "CustomTextField=Text",
+            "--search-attribute=CustomIntField=Int",
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=50",
+            "--some-new-flag",
+            "v",
         ])
         .unwrap();
         assert_eq!(l.config.port, 7444);
         assert_eq!(l.config.namespaces, ["ns1"]);
         assert_eq!(l.config.db_filename.as_deref(), Some(std::path::Path::new("/tmp/x.db")));
-        assert_eq!(l.config.search_attributes, [("CustomTextField".to_owned(), IndexedValueType::Text), ("CustomIntField".to_owned(), IndexedValueType::Int)]);
+        assert_eq!(
+            l.config.search_attributes,
+            [
+                ("CustomTextField".to_owned(), IndexedValueType::Text),
+                ("CustomIntField".to_owned(), IndexedValueType::Int)
+            ]
+        );
         assert_eq!(l.config.suggest_continue_as_new_events, 50);
         assert_eq!(l.log_level.as_deref(), Some("warn"));
         assert!(l.config.time_skipping_locked);

@@ -61,7 +61,8 @@ pub struct DevServerConfig {
     /// How the SQLite store commits.
     pub commit_mode: store::CommitMode,
     /// Custom search attributes registered in every namespace (`--search-attribute`).
-    pub search_attributes: Vec<(String, temporalio_protos::temporal::api::enums::v1::IndexedValueType)>,
+    pub search_attributes:
+        Vec<(String, temporalio_protos::temporal::api::enums::v1::IndexedValueType)>,
 }
 
 impl Default for DevServerConfig {
@@ -116,9 +117,8 @@ impl DevServer {
     /// Binds the listener and starts serving in the background.
     pub async fn start(config: DevServerConfig) -> Result<DevServerHandle, StartError> {
         let addr = SocketAddr::new(config.ip, config.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let (store, loaded): (Arc<dyn store::Store>, store::Loaded) = match &config.db_filename {
             Some(path) => {

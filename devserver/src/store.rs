@@ -281,21 +281,38 @@ fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> 
         "INSERT INTO executions (run_id, namespace, workflow_id, running, snapshot) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (run_id) DO UPDATE SET running = excluded.running, snapshot = excluded.snapshot",
     )?;
-    let mut event = tx.prepare_cached("INSERT OR REPLACE INTO events (run_id, event_id, data) VALUES (?1, ?2, ?3)")?;
-    let mut current = tx.prepare_cached("INSERT OR REPLACE INTO current_runs (namespace, workflow_id, run_id) VALUES (?1, ?2, ?3)")?;
+    let mut event = tx.prepare_cached(
+        "INSERT OR REPLACE INTO events (run_id, event_id, data) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut current = tx.prepare_cached(
+        "INSERT OR REPLACE INTO current_runs (namespace, workflow_id, run_id) VALUES (?1, ?2, ?3)",
+    )?;
     for run in &batch.runs {
-        exec.execute(rusqlite::params![run.run_id, run.namespace, run.workflow_id, run.running, run.snapshot])?;
+        exec.execute(rusqlite::params![
+            run.run_id,
+            run.namespace,
+            run.workflow_id,
+            run.running,
+            run.snapshot
+        ])?;
         for (i, data) in run.new_events.iter().enumerate() {
-            event.execute(rusqlite::params![run.run_id, run.first_new_event_id + i as i64, data])?;
+            event.execute(rusqlite::params![
+                run.run_id,
+                run.first_new_event_id + i as i64,
+                data
+            ])?;
         }
         if run.current {
             current.execute(rusqlite::params![run.namespace, run.workflow_id, run.run_id])?;
         }
     }
-    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?1)")?.execute([batch.clock])?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?1)")?
+        .execute([batch.clock])?;
     if let Some(attrs) = &batch.search_attributes {
         tx.execute("DELETE FROM search_attributes", [])?;
-        let mut ins = tx.prepare_cached("INSERT INTO search_attributes (namespace, name, type) VALUES (?1, ?2, ?3)")?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO search_attributes (namespace, name, type) VALUES (?1, ?2, ?3)",
+        )?;
         for (ns, name, ty) in attrs {
             ins.execute(rusqlite::params![ns, name, ty])?;
         }

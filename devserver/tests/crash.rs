@@ -39,7 +39,11 @@ fn spawn(db: &std::path::Path) -> (Child, String) {
 }
 
 fn tq() -> Option<TaskQueue> {
-    Some(TaskQueue { name: QUEUE.into(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() })
+    Some(TaskQueue {
+        name: QUEUE.into(),
+        kind: TaskQueueKind::Normal as i32,
+        normal_name: String::new(),
+    })
 }
 
 #[derive(Default)]
@@ -96,7 +100,10 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
                 acked.lock().unwrap().started.insert(id.clone(), ());
                 let sig = SignalWorkflowExecutionRequest {
                     namespace: NS.into(),
-                    workflow_execution: Some(WorkflowExecution { workflow_id: id.clone(), run_id: String::new() }),
+                    workflow_execution: Some(WorkflowExecution {
+                        workflow_id: id.clone(),
+                        run_id: String::new(),
+                    }),
                     signal_name: "ping".into(),
                     request_id: format!("{id}-sig"),
                     ..Default::default()
@@ -114,35 +121,58 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
         load.push(tokio::spawn(async move {
             loop {
                 let Ok(task) = c
-                    .poll_workflow_task_queue(PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(), identity: "crash-worker".into(), ..Default::default() })
+                    .poll_workflow_task_queue(PollWorkflowTaskQueueRequest {
+                        namespace: NS.into(),
+                        task_queue: tq(),
+                        identity: "crash-worker".into(),
+                        ..Default::default()
+                    })
                     .await
                 else {
                     return;
                 };
                 let task = task.into_inner();
                 let Some(exec) = task.workflow_execution.clone() else { continue };
-                let has_timer = task.history.as_ref().is_some_and(|h| h.events.iter().any(|e| e.event_type == EventType::TimerStarted as i32));
+                let has_timer = task.history.as_ref().is_some_and(|h| {
+                    h.events.iter().any(|e| e.event_type == EventType::TimerStarted as i32)
+                });
                 let commands = if has_timer {
                     vec![]
                 } else {
                     vec![WfCommand {
                         command_type: CommandType::StartTimer as i32,
-                        attributes: Some(Cmd::StartTimerCommandAttributes(StartTimerCommandAttributes {
-                            timer_id: "t".into(),
-                            start_to_fire_timeout: Some(prost_wkt_types::Duration { seconds: 2, nanos: 0 }),
-                        })),
+                        attributes: Some(Cmd::StartTimerCommandAttributes(
+                            StartTimerCommandAttributes {
+                                timer_id: "t".into(),
+                                start_to_fire_timeout: Some(prost_wkt_types::Duration {
+                                    seconds: 2,
+                                    nanos: 0,
+                                }),
+                            },
+                        )),
                         ..Default::default()
                     }]
                 };
                 let done = c
-                    .respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest { namespace: NS.into(), task_token: task.task_token, commands, ..Default::default() })
+                    .respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+                        namespace: NS.into(),
+                        task_token: task.task_token,
+                        commands,
+                        ..Default::default()
+                    })
                     .await;
                 match done {
                     Ok(_) if !has_timer => {
                         acked.lock().unwrap().timers.insert(exec.workflow_id, ());
                     }
                     Ok(_) => {}
-                    Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Cancelled => return,
+                    Err(s)
+                        if s.code() == tonic::Code::Unavailable
+                            || s.code() == tonic::Code::Unknown
+                            || s.code() == tonic::Code::Cancelled =>
+                    {
+                        return;
+                    }
                     Err(_) => {}
                 }
             }
@@ -171,7 +201,10 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
         let events = history(&mut c, id).await;
         assert_eq!(events[0], EventType::WorkflowExecutionStarted, "{id}");
         let signals = events.iter().filter(|e| **e == EventType::WorkflowExecutionSignaled).count();
-        assert!(signals >= acked.signals.get(id).copied().unwrap_or(0), "{id}: acknowledged signal lost");
+        assert!(
+            signals >= acked.signals.get(id).copied().unwrap_or(0),
+            "{id}: acknowledged signal lost"
+        );
         if acked.timers.contains_key(id) {
             assert!(events.contains(&EventType::TimerStarted), "{id}: acknowledged timer lost");
         }
@@ -189,11 +222,19 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
         }
     }
     let task = c
-        .poll_workflow_task_queue(PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(), identity: "after".into(), ..Default::default() })
+        .poll_workflow_task_queue(PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(),
+            identity: "after".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert!(!task.task_token.is_empty(), "outstanding workflow tasks are dispatched after the restart");
+    assert!(
+        !task.task_token.is_empty(),
+        "outstanding workflow tasks are dispatched after the restart"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();

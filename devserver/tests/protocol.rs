@@ -12,7 +12,9 @@ use temporalio_protos::temporal::api::{
         StartTimerCommandAttributes, command::Attributes as Cmd,
     },
     common::v1::{ActivityType, Payloads, RetryPolicy, WorkflowExecution, WorkflowType},
-    enums::v1::{CommandType, EventType, TaskQueueKind, WorkflowIdReusePolicy, WorkflowTaskFailedCause},
+    enums::v1::{
+        CommandType, EventType, TaskQueueKind, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    },
     errordetails::v1::WorkflowExecutionAlreadyStartedFailure,
     failure::v1::{ApplicationFailureInfo, Failure, failure::FailureInfo},
     history::v1::{HistoryEvent, history_event::Attributes},
@@ -26,14 +28,21 @@ type Client = WorkflowServiceClient<Channel>;
 const NS: &str = "default";
 
 async fn setup() -> (DevServerHandle, Client) {
-    let config = DevServerConfig { long_poll_timeout: Duration::from_secs(5), ..DevServerConfig::ephemeral() };
+    let config = DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        ..DevServerConfig::ephemeral()
+    };
     let server = DevServer::start(config).await.expect("start devserver");
     let client = WorkflowServiceClient::connect(server.url()).await.expect("connect");
     (server, client)
 }
 
 fn tq(name: &str) -> Option<TaskQueue> {
-    Some(TaskQueue { name: name.into(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() })
+    Some(TaskQueue {
+        name: name.into(),
+        kind: TaskQueueKind::Normal as i32,
+        normal_name: String::new(),
+    })
 }
 
 fn start_req(id: &str, queue: &str) -> StartWorkflowExecutionRequest {
@@ -48,7 +57,10 @@ fn start_req(id: &str, queue: &str) -> StartWorkflowExecutionRequest {
 }
 
 fn uuid() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
 }
 
 async fn start(c: &mut Client, id: &str, queue: &str) -> String {
@@ -57,7 +69,12 @@ async fn start(c: &mut Client, id: &str, queue: &str) -> String {
 
 async fn poll_wft(c: &mut Client, queue: &str) -> PollWorkflowTaskQueueResponse {
     let r = c
-        .poll_workflow_task_queue(PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(queue), identity: "probe".into(), ..Default::default() })
+        .poll_workflow_task_queue(PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(queue),
+            identity: "probe".into(),
+            ..Default::default()
+        })
         .await
         .expect("poll")
         .into_inner();
@@ -67,7 +84,12 @@ async fn poll_wft(c: &mut Client, queue: &str) -> PollWorkflowTaskQueueResponse 
 
 async fn poll_activity(c: &mut Client, queue: &str) -> PollActivityTaskQueueResponse {
     let r = c
-        .poll_activity_task_queue(PollActivityTaskQueueRequest { namespace: NS.into(), task_queue: tq(queue), identity: "probe".into(), ..Default::default() })
+        .poll_activity_task_queue(PollActivityTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(queue),
+            identity: "probe".into(),
+            ..Default::default()
+        })
         .await
         .expect("poll activity")
         .into_inner();
@@ -75,16 +97,28 @@ async fn poll_activity(c: &mut Client, queue: &str) -> PollActivityTaskQueueResp
     r
 }
 
-async fn complete(c: &mut Client, token: Vec<u8>, commands: Vec<Command>) -> Result<(), tonic::Status> {
-    c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest { namespace: NS.into(), task_token: token, commands, identity: "probe".into(), ..Default::default() })
-        .await
-        .map(|_| ())
+async fn complete(
+    c: &mut Client,
+    token: Vec<u8>,
+    commands: Vec<Command>,
+) -> Result<(), tonic::Status> {
+    c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+        namespace: NS.into(),
+        task_token: token,
+        commands,
+        identity: "probe".into(),
+        ..Default::default()
+    })
+    .await
+    .map(|_| ())
 }
 
 fn complete_cmd() -> Command {
     Command {
         command_type: CommandType::CompleteWorkflowExecution as i32,
-        attributes: Some(Cmd::CompleteWorkflowExecutionCommandAttributes(CompleteWorkflowExecutionCommandAttributes { result: None })),
+        attributes: Some(Cmd::CompleteWorkflowExecutionCommandAttributes(
+            CompleteWorkflowExecutionCommandAttributes { result: None },
+        )),
         ..Default::default()
     }
 }
@@ -103,19 +137,21 @@ fn timer_cmd(id: &str, secs: i64) -> Command {
 fn activity_cmd(id: &str, queue: &str, max_attempts: i32) -> Command {
     Command {
         command_type: CommandType::ScheduleActivityTask as i32,
-        attributes: Some(Cmd::ScheduleActivityTaskCommandAttributes(ScheduleActivityTaskCommandAttributes {
-            activity_id: id.into(),
-            activity_type: Some(ActivityType { name: "Act".into() }),
-            task_queue: tq(queue),
-            start_to_close_timeout: Some(prost_wkt_types::Duration { seconds: 30, nanos: 0 }),
-            retry_policy: Some(RetryPolicy {
-                initial_interval: Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 }),
-                backoff_coefficient: 2.0,
-                maximum_attempts: max_attempts,
+        attributes: Some(Cmd::ScheduleActivityTaskCommandAttributes(
+            ScheduleActivityTaskCommandAttributes {
+                activity_id: id.into(),
+                activity_type: Some(ActivityType { name: "Act".into() }),
+                task_queue: tq(queue),
+                start_to_close_timeout: Some(prost_wkt_types::Duration { seconds: 30, nanos: 0 }),
+                retry_policy: Some(RetryPolicy {
+                    initial_interval: Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 }),
+                    backoff_coefficient: 2.0,
+                    maximum_attempts: max_attempts,
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        })),
+            },
+        )),
         ..Default::default()
     }
 }
@@ -123,7 +159,10 @@ fn activity_cmd(id: &str, queue: &str, max_attempts: i32) -> Command {
 async fn signal(c: &mut Client, id: &str, name: &str) {
     c.signal_workflow_execution(SignalWorkflowExecutionRequest {
         namespace: NS.into(),
-        workflow_execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
         signal_name: name.into(),
         request_id: uuid(),
         ..Default::default()
@@ -167,7 +206,10 @@ async fn first_workflow_task_carries_full_history() {
     assert_eq!(task.previous_started_event_id, 0);
     assert_eq!(task.attempt, 1);
     let events = task.history.unwrap().events;
-    assert_eq!(types(&events), [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted]);
+    assert_eq!(
+        types(&events),
+        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
     assert_ids_sequential(&events);
     complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
     let events = history(&mut c, "wf-first").await;
@@ -187,16 +229,28 @@ async fn signal_during_started_task_is_buffered_and_blocks_completion() {
     let events = history(&mut c, "wf-buf").await;
     assert_eq!(
         types(&events),
-        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskFailed, WorkflowExecutionSignaled, WorkflowTaskScheduled]
+        [
+            WorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowTaskStarted,
+            WorkflowTaskFailed,
+            WorkflowExecutionSignaled,
+            WorkflowTaskScheduled
+        ]
     );
-    let Some(Attributes::WorkflowTaskFailedEventAttributes(failed)) = &events[3].attributes else { panic!() };
+    let Some(Attributes::WorkflowTaskFailedEventAttributes(failed)) = &events[3].attributes else {
+        panic!()
+    };
     assert_eq!(failed.cause, WorkflowTaskFailedCause::UnhandledCommand as i32);
     // The next task sees the signal and may now complete.
     let task = poll_wft(&mut c, "q-buf").await;
     assert_eq!(task.previous_started_event_id, 0, "the failed task does not count as processed");
     complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
     let events = history(&mut c, "wf-buf").await;
-    assert_eq!(types(&events)[6..], [WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionCompleted]);
+    assert_eq!(
+        types(&events)[6..],
+        [WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionCompleted]
+    );
     assert_ids_sequential(&events);
     server.shutdown().await;
 }
@@ -210,7 +264,13 @@ async fn signal_while_task_only_scheduled_goes_before_started() {
     let task = poll_wft(&mut c, "q-sched").await;
     assert_eq!(
         types(&task.history.unwrap().events),
-        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowExecutionSignaled, WorkflowExecutionSignaled, WorkflowTaskStarted]
+        [
+            WorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowExecutionSignaled,
+            WorkflowExecutionSignaled,
+            WorkflowTaskStarted
+        ]
     );
     server.shutdown().await;
 }
@@ -220,7 +280,13 @@ async fn activity_completion_and_signal_buffered_completions_go_last() {
     let (server, mut c) = setup().await;
     start(&mut c, "wf-order", "q-order").await;
     let task = poll_wft(&mut c, "q-order").await;
-    complete(&mut c, task.task_token, vec![activity_cmd("1", "q-order-act", 0), timer_cmd("t", 3600)]).await.unwrap();
+    complete(
+        &mut c,
+        task.task_token,
+        vec![activity_cmd("1", "q-order-act", 0), timer_cmd("t", 3600)],
+    )
+    .await
+    .unwrap();
     let act = poll_activity(&mut c, "q-order-act").await;
     // Put a workflow task in flight (a signal schedules one), then finish the activity and
     // signal again while it runs.
@@ -238,10 +304,26 @@ async fn activity_completion_and_signal_buffered_completions_go_last() {
     complete(&mut c, task.task_token, vec![]).await.unwrap();
     let events = history(&mut c, "wf-order").await;
     let tail = &types(&events)[events.len() - 5..];
-    assert_eq!(tail, [WorkflowTaskCompleted, ActivityTaskStarted, WorkflowExecutionSignaled, ActivityTaskCompleted, WorkflowTaskScheduled]);
+    assert_eq!(
+        tail,
+        [
+            WorkflowTaskCompleted,
+            ActivityTaskStarted,
+            WorkflowExecutionSignaled,
+            ActivityTaskCompleted,
+            WorkflowTaskScheduled
+        ]
+    );
     let started = &events[events.len() - 4];
-    let Some(Attributes::ActivityTaskCompletedEventAttributes(done)) = &events[events.len() - 2].attributes else { panic!() };
-    assert_eq!(done.started_event_id, started.event_id, "completion names its transient started event");
+    let Some(Attributes::ActivityTaskCompletedEventAttributes(done)) =
+        &events[events.len() - 2].attributes
+    else {
+        panic!()
+    };
+    assert_eq!(
+        done.started_event_id, started.event_id,
+        "completion names its transient started event"
+    );
     assert_ids_sequential(&events);
     server.shutdown().await;
 }
@@ -257,7 +339,10 @@ async fn retried_activity_writes_started_once_with_final_attempt() {
         task_token: token,
         failure: Some(Failure {
             message: "boom".into(),
-            failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo { r#type: "Boom".into(), ..Default::default() })),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo {
+                r#type: "Boom".into(),
+                ..Default::default()
+            })),
             ..Default::default()
         }),
         ..Default::default()
@@ -270,7 +355,10 @@ async fn retried_activity_writes_started_once_with_final_attempt() {
     let d = c
         .describe_workflow_execution(DescribeWorkflowExecutionRequest {
             namespace: NS.into(),
-            execution: Some(WorkflowExecution { workflow_id: "wf-retry".into(), run_id: run_id.clone() }),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-retry".into(),
+                run_id: run_id.clone(),
+            }),
         })
         .await
         .unwrap()
@@ -289,11 +377,21 @@ async fn retried_activity_writes_started_once_with_final_attempt() {
     assert_eq!(a3.attempt, 3);
     c.respond_activity_task_failed(fail(a3.task_token)).await.unwrap();
     let events = history(&mut c, "wf-retry").await;
-    assert_eq!(types(&events)[4..], [ActivityTaskScheduled, ActivityTaskStarted, ActivityTaskFailed, WorkflowTaskScheduled]);
-    let Some(Attributes::ActivityTaskStartedEventAttributes(st)) = &events[5].attributes else { panic!() };
+    assert_eq!(
+        types(&events)[4..],
+        [ActivityTaskScheduled, ActivityTaskStarted, ActivityTaskFailed, WorkflowTaskScheduled]
+    );
+    let Some(Attributes::ActivityTaskStartedEventAttributes(st)) = &events[5].attributes else {
+        panic!()
+    };
     assert_eq!(st.attempt, 3);
-    let Some(Attributes::ActivityTaskFailedEventAttributes(f)) = &events[6].attributes else { panic!() };
-    assert_eq!(f.retry_state, temporalio_protos::temporal::api::enums::v1::RetryState::MaximumAttemptsReached as i32);
+    let Some(Attributes::ActivityTaskFailedEventAttributes(f)) = &events[6].attributes else {
+        panic!()
+    };
+    assert_eq!(
+        f.retry_state,
+        temporalio_protos::temporal::api::enums::v1::RetryState::MaximumAttemptsReached as i32
+    );
     assert_eq!(f.started_event_id, 6);
     server.shutdown().await;
 }
@@ -312,7 +410,9 @@ async fn day_long_timer_fires_when_time_is_skipped() {
     // clock at wall speed, as in the Java test server, so a further skip cannot jump.
     let held = std::time::Instant::now();
     let skipped_to = server.time().now();
-    tokio::time::timeout(Duration::from_millis(300), server.time().skip(Duration::from_secs(3600))).await.unwrap_err();
+    tokio::time::timeout(Duration::from_millis(300), server.time().skip(Duration::from_secs(3600)))
+        .await
+        .unwrap_err();
     assert!(held.elapsed() >= Duration::from_millis(300));
     assert!(server.time().now().duration_since(skipped_to).unwrap() < Duration::from_secs(60));
     assert!(server.time().now().duration_since(before).unwrap() >= Duration::from_secs(86_400));
@@ -336,7 +436,8 @@ async fn duplicate_ids_follow_reuse_and_conflict_policies() {
     let err = c.start_workflow_execution(start_req("wf-dup", "q-dup")).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
     let status = temporalio_protos::google::rpc::Status::decode(err.details()).unwrap();
-    let detail = WorkflowExecutionAlreadyStartedFailure::decode(status.details[0].value.as_slice()).unwrap();
+    let detail =
+        WorkflowExecutionAlreadyStartedFailure::decode(status.details[0].value.as_slice()).unwrap();
     assert_eq!(detail.run_id, first.run_id);
     // Close it, then RejectDuplicate refuses a new run while AllowDuplicate starts one.
     let task = poll_wft(&mut c, "q-dup").await;
@@ -344,7 +445,8 @@ async fn duplicate_ids_follow_reuse_and_conflict_policies() {
     let mut reject = start_req("wf-dup", "q-dup");
     reject.workflow_id_reuse_policy = WorkflowIdReusePolicy::RejectDuplicate as i32;
     assert_eq!(c.start_workflow_execution(reject).await.unwrap_err().code(), Code::AlreadyExists);
-    let second = c.start_workflow_execution(start_req("wf-dup", "q-dup")).await.unwrap().into_inner();
+    let second =
+        c.start_workflow_execution(start_req("wf-dup", "q-dup")).await.unwrap().into_inner();
     assert_ne!(second.run_id, first.run_id);
     server.shutdown().await;
 }
@@ -367,14 +469,20 @@ async fn bad_requests_get_temporal_statuses() {
     let err = complete(&mut c, b"garbage".to_vec(), vec![]).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let err = c.list_schedules(ListSchedulesRequest { namespace: NS.into(), ..Default::default() }).await.unwrap_err();
+    let err = c
+        .list_schedules(ListSchedulesRequest { namespace: NS.into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("ListSchedules"), "{}", err.message());
 
     let err = c
         .signal_workflow_execution(SignalWorkflowExecutionRequest {
             namespace: NS.into(),
-            workflow_execution: Some(WorkflowExecution { workflow_id: "missing".into(), run_id: String::new() }),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "missing".into(),
+                run_id: String::new(),
+            }),
             signal_name: "x".into(),
             ..Default::default()
         })
@@ -397,7 +505,10 @@ async fn completion_of_timed_out_task_is_not_found() {
     let err = complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let events = history(&mut c, "wf-late").await;
-    assert_eq!(types(&events)[2..], [WorkflowTaskStarted, WorkflowTaskTimedOut, WorkflowTaskScheduled, WorkflowTaskStarted]);
+    assert_eq!(
+        types(&events)[2..],
+        [WorkflowTaskStarted, WorkflowTaskTimedOut, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
     complete(&mut c, retry.task_token, vec![complete_cmd()]).await.unwrap();
     server.shutdown().await;
 }
@@ -407,7 +518,8 @@ async fn test_service_locks_like_the_java_test_server() {
     use temporalio_protos::{
         grpc::health::v1::{HealthCheckRequest, health_client::HealthClient},
         temporal::api::testservice::v1::{
-            LockTimeSkippingRequest, SleepRequest, UnlockTimeSkippingRequest, test_service_client::TestServiceClient,
+            LockTimeSkippingRequest, SleepRequest, UnlockTimeSkippingRequest,
+            test_service_client::TestServiceClient,
         },
     };
     let (server, mut c) = setup().await;
@@ -441,7 +553,8 @@ async fn test_service_locks_like_the_java_test_server() {
     assert!(t2 - t1 < 60);
 
     let mut health = HealthClient::connect(server.url()).await.unwrap();
-    let status = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let status =
+        health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     assert_eq!(status.status, 1, "SERVING");
     server.shutdown().await;
 }
@@ -450,14 +563,24 @@ mod interaction {
     use super::*;
     use temporalio_protos::temporal::api::{
         command::v1::ProtocolMessageCommandAttributes,
-        enums::v1::{QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage as Stage},
+        enums::v1::{
+            QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage as Stage,
+        },
         protocol::v1::{Message, message::SequencingId},
         query::v1::{WorkflowQuery, WorkflowQueryResult},
-        update::v1::{Acceptance, Input, Meta, Outcome, Rejection, Request as UpdateRequest, Response as UpdateResponse, WaitPolicy, outcome},
+        update::v1::{
+            Acceptance, Input, Meta, Outcome, Rejection, Request as UpdateRequest,
+            Response as UpdateResponse, WaitPolicy, outcome,
+        },
     };
 
     fn payloads(s: &str) -> Option<Payloads> {
-        Some(Payloads { payloads: vec![temporalio_protos::temporal::api::common::v1::Payload { data: s.as_bytes().to_vec(), ..Default::default() }] })
+        Some(Payloads {
+            payloads: vec![temporalio_protos::temporal::api::common::v1::Payload {
+                data: s.as_bytes().to_vec(),
+                ..Default::default()
+            }],
+        })
     }
 
     fn query_req(id: &str, reject: QueryRejectCondition) -> QueryWorkflowRequest {
@@ -481,7 +604,9 @@ mod interaction {
         let (server, mut c) = setup().await;
         idle_workflow(&mut c, "wf-q", "q-q").await;
         let mut qc = c.clone();
-        let query = tokio::spawn(async move { qc.query_workflow(query_req("wf-q", QueryRejectCondition::None)).await });
+        let query = tokio::spawn(async move {
+            qc.query_workflow(query_req("wf-q", QueryRejectCondition::None)).await
+        });
         let task = poll_wft(&mut c, "q-q").await;
         let q = task.query.expect("a legacy query task");
         assert_eq!(q.query_type, "state");
@@ -508,7 +633,9 @@ mod interaction {
         let (server, mut c) = setup().await;
         start(&mut c, "wf-qa", "q-qa").await;
         let mut qc = c.clone();
-        let query = tokio::spawn(async move { qc.query_workflow(query_req("wf-qa", QueryRejectCondition::None)).await });
+        let query = tokio::spawn(async move {
+            qc.query_workflow(query_req("wf-qa", QueryRejectCondition::None)).await
+        });
         // Wait until the query is registered on the pending task, then start the task.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while server.engine().stats().pending_queries == 0 {
@@ -519,7 +646,14 @@ mod interaction {
         let (qid, q) = task.queries.iter().next().unwrap();
         assert_eq!(q.query_type, "state");
         let mut results = std::collections::HashMap::new();
-        results.insert(qid.clone(), WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: payloads("attached"), ..Default::default() });
+        results.insert(
+            qid.clone(),
+            WorkflowQueryResult {
+                result_type: QueryResultType::Answered as i32,
+                answer: payloads("attached"),
+                ..Default::default()
+            },
+        );
         c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
             namespace: NS.into(),
             task_token: task.task_token,
@@ -530,7 +664,11 @@ mod interaction {
         .await
         .unwrap();
         assert_eq!(query.await.unwrap().unwrap().into_inner().query_result, payloads("attached"));
-        let rejected = c.query_workflow(query_req("wf-qa", QueryRejectCondition::NotOpen)).await.unwrap().into_inner();
+        let rejected = c
+            .query_workflow(query_req("wf-qa", QueryRejectCondition::NotOpen))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(rejected.query_rejected.unwrap().status, 2, "COMPLETED");
         server.shutdown().await;
     }
@@ -538,7 +676,10 @@ mod interaction {
     fn update_req(id: &str, update_id: &str, stage: Stage) -> UpdateWorkflowExecutionRequest {
         UpdateWorkflowExecutionRequest {
             namespace: NS.into(),
-            workflow_execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: id.into(),
+                run_id: String::new(),
+            }),
             wait_policy: Some(WaitPolicy { lifecycle_stage: stage as i32 }),
             request: Some(UpdateRequest {
                 meta: Some(Meta { update_id: update_id.into(), identity: "probe".into() }),
@@ -550,7 +691,10 @@ mod interaction {
     }
 
     fn any<M: prost::Message>(name: &str, m: &M) -> Option<prost_wkt_types::Any> {
-        Some(prost_wkt_types::Any { type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"), value: m.encode_to_vec() })
+        Some(prost_wkt_types::Any {
+            type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"),
+            value: m.encode_to_vec(),
+        })
     }
 
     #[tokio::test]
@@ -559,12 +703,18 @@ mod interaction {
         idle_workflow(&mut c, "wf-ur", "q-ur").await;
         let before = history(&mut c, "wf-ur").await.len();
         let mut uc = c.clone();
-        let update = tokio::spawn(async move { uc.update_workflow_execution(update_req("wf-ur", "u1", Stage::Completed)).await });
+        let update = tokio::spawn(async move {
+            uc.update_workflow_execution(update_req("wf-ur", "u1", Stage::Completed)).await
+        });
         let task = poll_wft(&mut c, "q-ur").await;
         let msg = &task.messages[0];
         assert_eq!(msg.id, "u1/request");
         assert_eq!(msg.sequencing_id, Some(SequencingId::EventId(task.started_event_id - 1)));
-        assert_eq!(task.history.as_ref().unwrap().events.len() as i64, task.started_event_id, "task shows its scheduled and started events");
+        assert_eq!(
+            task.history.as_ref().unwrap().events.len() as i64,
+            task.started_event_id,
+            "task shows its scheduled and started events"
+        );
         let rejection = Rejection {
             rejected_request_message_id: msg.id.clone(),
             failure: Some(Failure { message: "no window".into(), ..Default::default() }),
@@ -573,16 +723,27 @@ mod interaction {
         c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
             namespace: NS.into(),
             task_token: task.task_token,
-            messages: vec![Message { id: "u1/reject".into(), protocol_instance_id: "u1".into(), body: any("Rejection", &rejection), sequencing_id: None }],
+            messages: vec![Message {
+                id: "u1/reject".into(),
+                protocol_instance_id: "u1".into(),
+                body: any("Rejection", &rejection),
+                sequencing_id: None,
+            }],
             ..Default::default()
         })
         .await
         .unwrap();
         let resp = update.await.unwrap().unwrap().into_inner();
         assert_eq!(resp.stage, Stage::Completed as i32);
-        let Some(Outcome { value: Some(outcome::Value::Failure(f)) }) = resp.outcome else { panic!("expected a failure outcome") };
+        let Some(Outcome { value: Some(outcome::Value::Failure(f)) }) = resp.outcome else {
+            panic!("expected a failure outcome")
+        };
         assert_eq!(f.message, "no window");
-        assert_eq!(history(&mut c, "wf-ur").await.len(), before, "a rejected update leaves no trace");
+        assert_eq!(
+            history(&mut c, "wf-ur").await.len(),
+            before,
+            "a rejected update leaves no trace"
+        );
         // Nothing is pending afterwards: time can skip freely again.
         server.shutdown().await;
     }
@@ -592,14 +753,27 @@ mod interaction {
         let (server, mut c) = setup().await;
         idle_workflow(&mut c, "wf-ua", "q-ua").await;
         let mut uc = c.clone();
-        let update = tokio::spawn(async move { uc.update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed)).await });
+        let update = tokio::spawn(async move {
+            uc.update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed)).await
+        });
         let task = poll_wft(&mut c, "q-ua").await;
         let msg = task.messages[0].clone();
-        let accept = Acceptance { accepted_request_message_id: msg.id.clone(), accepted_request_sequencing_event_id: task.started_event_id - 1, accepted_request: None };
-        let respond = UpdateResponse { meta: Some(Meta { update_id: "u2".into(), identity: String::new() }), outcome: Some(Outcome { value: Some(outcome::Value::Success(payloads("sent").unwrap())) }) };
+        let accept = Acceptance {
+            accepted_request_message_id: msg.id.clone(),
+            accepted_request_sequencing_event_id: task.started_event_id - 1,
+            accepted_request: None,
+        };
+        let respond = UpdateResponse {
+            meta: Some(Meta { update_id: "u2".into(), identity: String::new() }),
+            outcome: Some(Outcome {
+                value: Some(outcome::Value::Success(payloads("sent").unwrap())),
+            }),
+        };
         let pm = |id: &str| Command {
             command_type: CommandType::ProtocolMessage as i32,
-            attributes: Some(Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes { message_id: id.into() })),
+            attributes: Some(Cmd::ProtocolMessageCommandAttributes(
+                ProtocolMessageCommandAttributes { message_id: id.into() },
+            )),
             ..Default::default()
         };
         c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
@@ -607,8 +781,18 @@ mod interaction {
             task_token: task.task_token,
             commands: vec![pm("u2/accept"), pm("u2/complete")],
             messages: vec![
-                Message { id: "u2/accept".into(), protocol_instance_id: "u2".into(), body: any("Acceptance", &accept), sequencing_id: None },
-                Message { id: "u2/complete".into(), protocol_instance_id: "u2".into(), body: any("Response", &respond), sequencing_id: None },
+                Message {
+                    id: "u2/accept".into(),
+                    protocol_instance_id: "u2".into(),
+                    body: any("Acceptance", &accept),
+                    sequencing_id: None,
+                },
+                Message {
+                    id: "u2/complete".into(),
+                    protocol_instance_id: "u2".into(),
+                    body: any("Response", &respond),
+                    sequencing_id: None,
+                },
             ],
             ..Default::default()
         })
@@ -616,15 +800,28 @@ mod interaction {
         .unwrap();
         let resp = update.await.unwrap().unwrap().into_inner();
         assert_eq!(resp.stage, Stage::Completed as i32);
-        assert_eq!(resp.outcome.unwrap().value, Some(outcome::Value::Success(payloads("sent").unwrap())));
+        assert_eq!(
+            resp.outcome.unwrap().value,
+            Some(outcome::Value::Success(payloads("sent").unwrap()))
+        );
         let events = history(&mut c, "wf-ua").await;
         assert_eq!(
             types(&events)[5..],
-            [WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionUpdateAccepted, WorkflowExecutionUpdateCompleted]
+            [
+                WorkflowTaskScheduled,
+                WorkflowTaskStarted,
+                WorkflowTaskCompleted,
+                WorkflowExecutionUpdateAccepted,
+                WorkflowExecutionUpdateCompleted
+            ]
         );
         assert_ids_sequential(&events);
         // The same update id again returns the recorded outcome and admits nothing new.
-        let again = c.update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed)).await.unwrap().into_inner();
+        let again = c
+            .update_workflow_execution(update_req("wf-ua", "u2", Stage::Completed))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(again.stage, Stage::Completed as i32);
         assert_eq!(history(&mut c, "wf-ua").await.len(), events.len());
         server.shutdown().await;
@@ -634,12 +831,24 @@ mod interaction {
 #[tokio::test]
 async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
     use temporalio_protos::temporal::api::command::v1::ContinueAsNewWorkflowExecutionCommandAttributes;
-    let config = DevServerConfig { long_poll_timeout: Duration::from_secs(5), suggest_continue_as_new_events: 5, ..DevServerConfig::ephemeral() };
+    let config = DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        suggest_continue_as_new_events: 5,
+        ..DevServerConfig::ephemeral()
+    };
     let server = DevServer::start(config).await.unwrap();
     let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
     let first_run = start(&mut c, "wf-can", "q-can").await;
     let task = poll_wft(&mut c, "q-can").await;
-    let started = |t: &PollWorkflowTaskQueueResponse| match &t.history.as_ref().unwrap().events.last().unwrap().attributes {
+    let started = |t: &PollWorkflowTaskQueueResponse| match &t
+        .history
+        .as_ref()
+        .unwrap()
+        .events
+        .last()
+        .unwrap()
+        .attributes
+    {
         Some(Attributes::WorkflowTaskStartedEventAttributes(a)) => a.suggest_continue_as_new,
         _ => panic!("last event is WorkflowTaskStarted"),
     };
@@ -650,10 +859,12 @@ async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
     assert!(started(&task), "past 5 events the task suggests continue-as-new");
     let can = Command {
         command_type: CommandType::ContinueAsNewWorkflowExecution as i32,
-        attributes: Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(ContinueAsNewWorkflowExecutionCommandAttributes {
-            input: Some(Payloads::default()),
-            ..Default::default()
-        })),
+        attributes: Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(
+            ContinueAsNewWorkflowExecutionCommandAttributes {
+                input: Some(Payloads::default()),
+                ..Default::default()
+            },
+        )),
         ..Default::default()
     };
     complete(&mut c, task.task_token, vec![can]).await.unwrap();
@@ -661,9 +872,14 @@ async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
     let close = c
         .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
             namespace: NS.into(),
-            execution: Some(WorkflowExecution { workflow_id: "wf-can".into(), run_id: first_run.clone() }),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-can".into(),
+                run_id: first_run.clone(),
+            }),
             wait_new_event: true,
-            history_event_filter_type: temporalio_protos::temporal::api::enums::v1::HistoryEventFilterType::CloseEvent as i32,
+            history_event_filter_type:
+                temporalio_protos::temporal::api::enums::v1::HistoryEventFilterType::CloseEvent
+                    as i32,
             ..Default::default()
         })
         .await
@@ -672,11 +888,16 @@ async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
         .history
         .unwrap()
         .events;
-    let Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) = &close[0].attributes else { panic!("{close:?}") };
+    let Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) = &close[0].attributes
+    else {
+        panic!("{close:?}")
+    };
     let new_run = a.new_execution_run_id.clone();
     assert_ne!(new_run, first_run);
     let events = history(&mut c, "wf-can").await; // current run
-    let Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) = &events[0].attributes else { panic!() };
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) = &events[0].attributes else {
+        panic!()
+    };
     assert_eq!(s.continued_execution_run_id, first_run);
     assert_eq!(s.first_execution_run_id, first_run);
     assert_eq!(types(&events), [WorkflowExecutionStarted, WorkflowTaskScheduled]);
@@ -690,7 +911,11 @@ async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
     let dir = std::env::temp_dir().join(format!("convo-devserver-restart-{}", uuid()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("dev.db");
-    let config = || DevServerConfig { long_poll_timeout: Duration::from_secs(5), db_filename: Some(db.clone()), ..DevServerConfig::ephemeral() };
+    let config = || DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        db_filename: Some(db.clone()),
+        ..DevServerConfig::ephemeral()
+    };
 
     let server = DevServer::start(config()).await.unwrap();
     let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
@@ -731,7 +956,15 @@ async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
     let events = history(&mut c, "wf-dur").await;
     assert_eq!(
         types(&events)[before.len()..],
-        [ActivityTaskStarted, ActivityTaskCompleted, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, TimerFired, WorkflowTaskScheduled]
+        [
+            ActivityTaskStarted,
+            ActivityTaskCompleted,
+            WorkflowTaskScheduled,
+            WorkflowTaskStarted,
+            WorkflowTaskCompleted,
+            TimerFired,
+            WorkflowTaskScheduled
+        ]
     );
     assert_ids_sequential(&events);
     server.shutdown().await;
@@ -743,27 +976,50 @@ async fn visibility_queries_filter_order_page_and_count() {
     use temporalio_protos::temporal::api::{
         common::v1::{Payload, SearchAttributes},
         enums::v1::IndexedValueType,
-        operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest, operator_service_client::OperatorServiceClient},
+        operatorservice::v1::{
+            AddSearchAttributesRequest, ListSearchAttributesRequest,
+            operator_service_client::OperatorServiceClient,
+        },
     };
     let (server, mut c) = setup().await;
     let mut op = OperatorServiceClient::connect(server.url()).await.unwrap();
     op.add_search_attributes(AddSearchAttributesRequest {
         namespace: NS.into(),
-        search_attributes: [("Channel".to_owned(), IndexedValueType::Keyword as i32), ("Messages".to_owned(), IndexedValueType::Int as i32)].into(),
+        search_attributes: [
+            ("Channel".to_owned(), IndexedValueType::Keyword as i32),
+            ("Messages".to_owned(), IndexedValueType::Int as i32),
+        ]
+        .into(),
     })
     .await
     .unwrap();
-    let listed = op.list_search_attributes(ListSearchAttributesRequest { namespace: NS.into() }).await.unwrap().into_inner();
+    let listed = op
+        .list_search_attributes(ListSearchAttributesRequest { namespace: NS.into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.custom_attributes.get("Channel"), Some(&(IndexedValueType::Keyword as i32)));
     assert!(listed.system_attributes.contains_key("WorkflowId"));
 
     let sa = |channel: &str, n: i64| {
-        let json = |v: String| Payload { metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(), data: v.into_bytes(), ..Default::default() };
+        let json = |v: String| Payload {
+            metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(),
+            data: v.into_bytes(),
+            ..Default::default()
+        };
         Some(SearchAttributes {
-            indexed_fields: [("Channel".to_owned(), json(format!("{channel:?}"))), ("Messages".to_owned(), json(n.to_string()))].into(),
+            indexed_fields: [
+                ("Channel".to_owned(), json(format!("{channel:?}"))),
+                ("Messages".to_owned(), json(n.to_string())),
+            ]
+            .into(),
         })
     };
-    for (id, ty, channel, n) in [("vis-1", "Session", "whatsapp", 3), ("vis-2", "Session", "sms", 9), ("vis-3", "Outbound", "whatsapp", 12)] {
+    for (id, ty, channel, n) in [
+        ("vis-1", "Session", "whatsapp", 3),
+        ("vis-2", "Session", "sms", 9),
+        ("vis-3", "Outbound", "whatsapp", 12),
+    ] {
         let mut req = start_req(id, "q-vis");
         req.workflow_type = Some(WorkflowType { name: ty.into() });
         req.search_attributes = sa(channel, n);
@@ -772,14 +1028,27 @@ async fn visibility_queries_filter_order_page_and_count() {
     // Close vis-1.
     c.terminate_workflow_execution(TerminateWorkflowExecutionRequest {
         namespace: NS.into(),
-        workflow_execution: Some(WorkflowExecution { workflow_id: "vis-1".into(), run_id: String::new() }),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: "vis-1".into(),
+            run_id: String::new(),
+        }),
         ..Default::default()
     })
     .await
     .unwrap();
 
-    let list = |query: &str, page_size: i32, token: Vec<u8>| ListWorkflowExecutionsRequest { namespace: NS.into(), page_size, next_page_token: token, query: query.into() };
-    let ids = |r: &ListWorkflowExecutionsResponse| r.executions.iter().map(|e| e.execution.as_ref().unwrap().workflow_id.clone()).collect::<Vec<_>>();
+    let list = |query: &str, page_size: i32, token: Vec<u8>| ListWorkflowExecutionsRequest {
+        namespace: NS.into(),
+        page_size,
+        next_page_token: token,
+        query: query.into(),
+    };
+    let ids = |r: &ListWorkflowExecutionsResponse| {
+        r.executions
+            .iter()
+            .map(|e| e.execution.as_ref().unwrap().workflow_id.clone())
+            .collect::<Vec<_>>()
+    };
     let mut c2 = c.clone();
     let run = |q: &'static str| {
         let mut c = c2.clone();
@@ -788,15 +1057,25 @@ async fn visibility_queries_filter_order_page_and_count() {
     assert_eq!(run("WorkflowType = 'Session' ORDER BY WorkflowId").await, ["vis-1", "vis-2"]);
     assert_eq!(run("ExecutionStatus = 'Running' AND Channel = 'whatsapp'").await, ["vis-3"]);
     assert_eq!(run("Messages > 5 ORDER BY Messages DESC").await, ["vis-3", "vis-2"]);
-    assert_eq!(run("(Channel = 'sms' OR Messages >= 12) ORDER BY WorkflowId").await, ["vis-2", "vis-3"]);
+    assert_eq!(
+        run("(Channel = 'sms' OR Messages >= 12) ORDER BY WorkflowId").await,
+        ["vis-2", "vis-3"]
+    );
     assert_eq!(run("ExecutionStatus IN ('Terminated', 'Completed')").await, ["vis-1"]);
-    assert_eq!(run("WorkflowId STARTS_WITH 'vis-' AND CloseTime IS NULL ORDER BY WorkflowId").await, ["vis-2", "vis-3"]);
+    assert_eq!(
+        run("WorkflowId STARTS_WITH 'vis-' AND CloseTime IS NULL ORDER BY WorkflowId").await,
+        ["vis-2", "vis-3"]
+    );
 
     // Paging walks every match exactly once.
     let mut seen = Vec::new();
     let mut token = vec![];
     loop {
-        let page = c.list_workflow_executions(list("ORDER BY WorkflowId", 2, token)).await.unwrap().into_inner();
+        let page = c
+            .list_workflow_executions(list("ORDER BY WorkflowId", 2, token))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(page.executions.len() <= 2);
         seen.extend(ids(&page));
         if page.next_page_token.is_empty() {
@@ -807,7 +1086,10 @@ async fn visibility_queries_filter_order_page_and_count() {
     assert_eq!(seen, ["vis-1", "vis-2", "vis-3"]);
 
     let count = c2
-        .count_workflow_executions(CountWorkflowExecutionsRequest { namespace: NS.into(), query: "WorkflowType = 'Session' GROUP BY ExecutionStatus".into() })
+        .count_workflow_executions(CountWorkflowExecutionsRequest {
+            namespace: NS.into(),
+            query: "WorkflowType = 'Session' GROUP BY ExecutionStatus".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -821,7 +1103,8 @@ async fn visibility_queries_filter_order_page_and_count() {
     }
     let mut bad = start_req("vis-bad", "q-vis");
     bad.search_attributes = sa("x", 1).map(|mut s| {
-        s.indexed_fields.insert("Undefined".into(), Payload { data: b"1".to_vec(), ..Default::default() });
+        s.indexed_fields
+            .insert("Undefined".into(), Payload { data: b"1".to_vec(), ..Default::default() });
         s
     });
     assert_eq!(c.start_workflow_execution(bad).await.unwrap_err().code(), Code::InvalidArgument);

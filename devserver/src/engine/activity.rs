@@ -10,8 +10,9 @@ use temporalio_protos::temporal::api::{
     enums::v1::{RetryState, TimeoutType},
     failure::v1::{Failure, failure::FailureInfo},
     history::v1::{
-        ActivityTaskCanceledEventAttributes, ActivityTaskCompletedEventAttributes, ActivityTaskFailedEventAttributes,
-        ActivityTaskStartedEventAttributes, ActivityTaskTimedOutEventAttributes, history_event::Attributes,
+        ActivityTaskCanceledEventAttributes, ActivityTaskCompletedEventAttributes,
+        ActivityTaskFailedEventAttributes, ActivityTaskStartedEventAttributes,
+        ActivityTaskTimedOutEventAttributes, history_event::Attributes,
     },
     workflowservice::v1::PollActivityTaskQueueResponse,
 };
@@ -52,14 +53,14 @@ fn backoff(p: &RetryPolicy, failed_attempt: i32) -> Nanos {
 
 /// How a closed attempt ends.
 enum AttemptEnd {
-    Failed(Failure),
+    Failed(Box<Failure>),
     TimedOut(TimeoutType),
 }
 
 /// The worker's answer for an attempt.
 pub(crate) enum ActivityResponse {
     Completed(Option<Payloads>),
-    Failed { failure: Failure, heartbeat: Option<Payloads> },
+    Failed { failure: Box<Failure>, heartbeat: Option<Payloads> },
     Canceled(Option<Payloads>),
 }
 
@@ -73,7 +74,12 @@ impl Execution {
         if let Some(limit) = a.schedule_to_start {
             ctx.schedule_timer(
                 ctx.now + limit,
-                TimerTask::Activity { run_id: self.run_id.clone(), scheduled_event_id, attempt: a.attempt, kind: ActivityTimer::ScheduleToStart },
+                TimerTask::Activity {
+                    run_id: self.run_id.clone(),
+                    scheduled_event_id,
+                    attempt: a.attempt,
+                    kind: ActivityTimer::ScheduleToStart,
+                },
             );
         }
         ctx.push_activity_task(
@@ -83,7 +89,13 @@ impl Execution {
         );
     }
 
-    fn start_activity(&mut self, ctx: &mut Ctx, scheduled_event_id: i64, identity: &str, request_id: String) -> PollActivityTaskQueueResponse {
+    fn start_activity(
+        &mut self,
+        ctx: &mut Ctx,
+        scheduled_event_id: i64,
+        identity: &str,
+        request_id: String,
+    ) -> PollActivityTaskQueueResponse {
         let a = self.activities.get_mut(&scheduled_event_id).expect("caller checked");
         a.state = ActivityState::Started;
         a.started_time = Some(ctx.now);
@@ -91,7 +103,12 @@ impl Execution {
         a.started_request_id = request_id;
         a.last_worker_identity = identity.to_owned();
         a.last_heartbeat_time = None;
-        let timer = |kind| TimerTask::Activity { run_id: self.run_id.clone(), scheduled_event_id, attempt: a.attempt, kind };
+        let timer = |kind| TimerTask::Activity {
+            run_id: self.run_id.clone(),
+            scheduled_event_id,
+            attempt: a.attempt,
+            kind,
+        };
         ctx.schedule_timer(ctx.now + a.start_to_close, timer(ActivityTimer::StartToClose));
         if let Some(hb) = a.heartbeat {
             ctx.schedule_timer(ctx.now + hb, timer(ActivityTimer::Heartbeat));
@@ -108,7 +125,10 @@ impl Execution {
             task_token: token.encode_bytes(),
             workflow_namespace: self.namespace.clone(),
             workflow_type: Some(WorkflowType { name: self.workflow_type.clone() }),
-            workflow_execution: Some(WorkflowExecution { workflow_id: self.workflow_id.clone(), run_id: self.run_id.clone() }),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id.clone(),
+            }),
             activity_type: Some(ActivityType { name: a.activity_type.clone() }),
             activity_id: a.activity_id.clone(),
             header: a.header.clone(),
@@ -143,28 +163,40 @@ impl Execution {
 
     /// Closes the activity with a final event (and its started event, if it had started).
     fn close_activity(&mut self, ctx: &mut Ctx, scheduled_event_id: i64, close: Attributes) {
-        let mut events: Vec<Attributes> = self.started_event(scheduled_event_id).into_iter().collect();
+        let mut events: Vec<Attributes> =
+            self.started_event(scheduled_event_id).into_iter().collect();
         events.push(close);
         self.activities.remove(&scheduled_event_id);
         self.deliver(ctx, events);
     }
 
     /// An attempt ended badly: retry after a backoff, or close the activity for good.
-    fn end_attempt(&mut self, ctx: &mut Ctx, scheduled_event_id: i64, end: AttemptEnd, identity: String) {
+    fn end_attempt(
+        &mut self,
+        ctx: &mut Ctx,
+        scheduled_event_id: i64,
+        end: AttemptEnd,
+        identity: String,
+    ) {
         let Some(a) = self.activities.get_mut(&scheduled_event_id) else { return };
         let (failure, retryable) = match &end {
             AttemptEnd::Failed(f) => {
                 let (non_retryable, ty, delay) = match &f.failure_info {
-                    Some(FailureInfo::ApplicationFailureInfo(i)) => (i.non_retryable, i.r#type.as_str(), util::dur_nanos(i.next_retry_delay.as_ref())),
+                    Some(FailureInfo::ApplicationFailureInfo(i)) => (
+                        i.non_retryable,
+                        i.r#type.as_str(),
+                        util::dur_nanos(i.next_retry_delay.as_ref()),
+                    ),
                     _ => (false, "", None),
                 };
                 let listed = a.retry.non_retryable_error_types.iter().any(|t| t == ty);
-                (f.clone(), (!non_retryable && !listed).then_some(delay))
+                ((**f).clone(), (!non_retryable && !listed).then_some(delay))
             }
             AttemptEnd::TimedOut(tt) => {
                 let name = tt.as_str_name().trim_start_matches("TIMEOUT_TYPE_");
                 let message = format!("activity {} timeout", to_pascal(name));
-                let f = util::timeout_failure(message, *tt as i32, None, a.heartbeat_details.clone());
+                let f =
+                    util::timeout_failure(message, *tt as i32, None, a.heartbeat_details.clone());
                 // Schedule-to-start and schedule-to-close timeouts are never retried.
                 let retryable = matches!(tt, TimeoutType::StartToClose | TimeoutType::Heartbeat);
                 (f, retryable.then_some(None))
@@ -175,10 +207,14 @@ impl Execution {
                 AttemptEnd::TimedOut(_) => RetryState::Timeout,
                 AttemptEnd::Failed(_) => RetryState::NonRetryableFailure,
             },
-            Some(_) if a.retry.maximum_attempts > 0 && a.attempt >= a.retry.maximum_attempts => RetryState::MaximumAttemptsReached,
+            Some(_) if a.retry.maximum_attempts > 0 && a.attempt >= a.retry.maximum_attempts => {
+                RetryState::MaximumAttemptsReached
+            }
             Some(explicit_delay) => {
                 let wait = explicit_delay.unwrap_or_else(|| backoff(&a.retry, a.attempt));
-                let deadline_ok = a.schedule_to_close.is_none_or(|limit| ctx.now + wait < a.first_scheduled_time + limit);
+                let deadline_ok = a
+                    .schedule_to_close
+                    .is_none_or(|limit| ctx.now + wait < a.first_scheduled_time + limit);
                 if deadline_ok {
                     a.last_failure = Some(failure);
                     a.last_worker_identity = identity;
@@ -190,7 +226,12 @@ impl Execution {
                     a.next_attempt_time = Some(ctx.now + wait);
                     ctx.schedule_timer(
                         ctx.now + wait,
-                        TimerTask::Activity { run_id: self.run_id.clone(), scheduled_event_id, attempt: a.attempt, kind: ActivityTimer::RetryBackoff },
+                        TimerTask::Activity {
+                            run_id: self.run_id.clone(),
+                            scheduled_event_id,
+                            attempt: a.attempt,
+                            kind: ActivityTimer::RetryBackoff,
+                        },
                     );
                     return;
                 }
@@ -198,26 +239,30 @@ impl Execution {
             }
         };
         let close = match end {
-            AttemptEnd::Failed(_) => Attributes::ActivityTaskFailedEventAttributes(ActivityTaskFailedEventAttributes {
-                failure: Some(failure),
-                scheduled_event_id,
-                started_event_id: STARTED_ID_PENDING,
-                identity,
-                retry_state: retry_state as i32,
-                ..Default::default()
-            }),
+            AttemptEnd::Failed(_) => {
+                Attributes::ActivityTaskFailedEventAttributes(ActivityTaskFailedEventAttributes {
+                    failure: Some(failure),
+                    scheduled_event_id,
+                    started_event_id: STARTED_ID_PENDING,
+                    identity,
+                    retry_state: retry_state as i32,
+                    ..Default::default()
+                })
+            }
             AttemptEnd::TimedOut(_) => {
                 // After retries, the timeout carries the last attempt's failure as its cause.
                 let mut failure = failure;
                 if failure.cause.is_none() {
                     failure.cause = a.last_failure.clone().map(Box::new);
                 }
-                Attributes::ActivityTaskTimedOutEventAttributes(ActivityTaskTimedOutEventAttributes {
-                    failure: Some(failure),
-                    scheduled_event_id,
-                    started_event_id: STARTED_ID_PENDING,
-                    retry_state: retry_state as i32,
-                })
+                Attributes::ActivityTaskTimedOutEventAttributes(
+                    ActivityTaskTimedOutEventAttributes {
+                        failure: Some(failure),
+                        scheduled_event_id,
+                        started_event_id: STARTED_ID_PENDING,
+                        retry_state: retry_state as i32,
+                    },
+                )
             }
         };
         self.close_activity(ctx, scheduled_event_id, close);
@@ -229,21 +274,36 @@ fn to_pascal(screaming: &str) -> String {
         .split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase())
+                .unwrap_or_default()
         })
         .collect()
 }
 
 impl State {
-    pub(crate) fn start_activity_task(&mut self, namespace: &str, queue: &str, identity: &str, request_id: String) -> Option<PollActivityTaskQueueResponse> {
+    pub(crate) fn start_activity_task(
+        &mut self,
+        namespace: &str,
+        queue: &str,
+        identity: &str,
+        request_id: String,
+    ) -> Option<PollActivityTaskQueueResponse> {
         let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
         loop {
             let task = self.ctx.act_queues.get_mut(&key)?.items.pop_front()?;
             let Some((exec, ctx)) = self.exec_mut(&task.run_id) else { continue };
             let live = exec.is_running()
-                && exec.activities.get(&task.scheduled_event_id).is_some_and(|a| a.attempt == task.attempt && a.state == ActivityState::Scheduled);
+                && exec.activities.get(&task.scheduled_event_id).is_some_and(|a| {
+                    a.attempt == task.attempt && a.state == ActivityState::Scheduled
+                });
             if live {
-                return Some(exec.start_activity(ctx, task.scheduled_event_id, identity, request_id));
+                return Some(exec.start_activity(
+                    ctx,
+                    task.scheduled_event_id,
+                    identity,
+                    request_id,
+                ));
             }
         }
     }
@@ -253,10 +313,15 @@ impl State {
         let token = TaskToken::decode_bytes(token, TokenKind::Activity)
             .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
         if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument("Operation requested with a token from a different namespace.".into()));
+            return Err(Error::InvalidArgument(
+                "Operation requested with a token from a different namespace.".into(),
+            ));
         }
         self.ctx.check_namespace(&token.namespace)?;
-        let exec = self.execs.get(&token.run_id).ok_or_else(|| Error::NotFound("Activity task not found.".into()))?;
+        let exec = self
+            .execs
+            .get(&token.run_id)
+            .ok_or_else(|| Error::NotFound("Activity task not found.".into()))?;
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }
@@ -266,19 +331,27 @@ impl State {
         }
     }
 
-    pub(crate) fn respond_activity(&mut self, token: &[u8], namespace: &str, identity: String, response: ActivityResponse) -> Result<()> {
+    pub(crate) fn respond_activity(
+        &mut self,
+        token: &[u8],
+        namespace: &str,
+        identity: String,
+        response: ActivityResponse,
+    ) -> Result<()> {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         let id = token.scheduled_event_id;
         match response {
             ActivityResponse::Completed(result) => {
-                let close = Attributes::ActivityTaskCompletedEventAttributes(ActivityTaskCompletedEventAttributes {
-                    result,
-                    scheduled_event_id: id,
-                    started_event_id: STARTED_ID_PENDING,
-                    identity,
-                    ..Default::default()
-                });
+                let close = Attributes::ActivityTaskCompletedEventAttributes(
+                    ActivityTaskCompletedEventAttributes {
+                        result,
+                        scheduled_event_id: id,
+                        started_event_id: STARTED_ID_PENDING,
+                        identity,
+                        ..Default::default()
+                    },
+                );
                 exec.close_activity(ctx, id, close);
             }
             ActivityResponse::Failed { failure, heartbeat } => {
@@ -288,15 +361,21 @@ impl State {
                 exec.end_attempt(ctx, id, AttemptEnd::Failed(failure), identity);
             }
             ActivityResponse::Canceled(details) => {
-                let requested = exec.activities.get(&id).and_then(|a| a.cancel_requested_event_id).unwrap_or_default();
-                let close = Attributes::ActivityTaskCanceledEventAttributes(ActivityTaskCanceledEventAttributes {
-                    details,
-                    latest_cancel_requested_event_id: requested,
-                    scheduled_event_id: id,
-                    started_event_id: STARTED_ID_PENDING,
-                    identity,
-                    ..Default::default()
-                });
+                let requested = exec
+                    .activities
+                    .get(&id)
+                    .and_then(|a| a.cancel_requested_event_id)
+                    .unwrap_or_default();
+                let close = Attributes::ActivityTaskCanceledEventAttributes(
+                    ActivityTaskCanceledEventAttributes {
+                        details,
+                        latest_cancel_requested_event_id: requested,
+                        scheduled_event_id: id,
+                        started_event_id: STARTED_ID_PENDING,
+                        identity,
+                        ..Default::default()
+                    },
+                );
                 exec.close_activity(ctx, id, close);
             }
         }
@@ -304,7 +383,12 @@ impl State {
     }
 
     /// Records a heartbeat; answers whether cancellation was requested.
-    pub(crate) fn heartbeat(&mut self, token: &[u8], namespace: &str, details: Option<Payloads>) -> Result<bool> {
+    pub(crate) fn heartbeat(
+        &mut self,
+        token: &[u8],
+        namespace: &str,
+        details: Option<Payloads>,
+    ) -> Result<bool> {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         let run_id = exec.run_id.clone();
@@ -316,13 +400,24 @@ impl State {
         if let Some(hb) = a.heartbeat {
             ctx.schedule_timer(
                 ctx.now + hb,
-                TimerTask::Activity { run_id, scheduled_event_id: token.scheduled_event_id, attempt: a.attempt, kind: ActivityTimer::Heartbeat },
+                TimerTask::Activity {
+                    run_id,
+                    scheduled_event_id: token.scheduled_event_id,
+                    attempt: a.attempt,
+                    kind: ActivityTimer::Heartbeat,
+                },
             );
         }
         Ok(a.cancel_requested_event_id.is_some())
     }
 
-    pub(super) fn activity_timer(&mut self, run_id: &str, scheduled_event_id: i64, attempt: i32, kind: ActivityTimer) {
+    pub(super) fn activity_timer(
+        &mut self,
+        run_id: &str,
+        scheduled_event_id: i64,
+        attempt: i32,
+        kind: ActivityTimer,
+    ) {
         let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
         if !exec.is_running() {
             return;
@@ -337,8 +432,12 @@ impl State {
         }
         let fire = match kind {
             ActivityTimer::ScheduleToClose => Some(TimeoutType::ScheduleToClose),
-            ActivityTimer::ScheduleToStart if current && a.state == ActivityState::Scheduled => Some(TimeoutType::ScheduleToStart),
-            ActivityTimer::StartToClose if current && a.state == ActivityState::Started => Some(TimeoutType::StartToClose),
+            ActivityTimer::ScheduleToStart if current && a.state == ActivityState::Scheduled => {
+                Some(TimeoutType::ScheduleToStart)
+            }
+            ActivityTimer::StartToClose if current && a.state == ActivityState::Started => {
+                Some(TimeoutType::StartToClose)
+            }
             ActivityTimer::Heartbeat if current && a.state == ActivityState::Started => {
                 let last = a.last_heartbeat_time.or(a.started_time).unwrap_or(ctx.now);
                 let hb = a.heartbeat.unwrap_or(0);

@@ -15,8 +15,8 @@ use temporalio_protos::temporal::api::{
     enums::v1::{TaskQueueKind, WorkflowExecutionStatus, WorkflowTaskFailedCause},
     failure::v1::Failure,
     history::v1::{
-        HistoryEvent, WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes, WorkflowTaskStartedEventAttributes,
-        history_event::Attributes,
+        HistoryEvent, WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes,
+        WorkflowTaskStartedEventAttributes, history_event::Attributes,
     },
     taskqueue::v1::TaskQueue,
 };
@@ -261,10 +261,10 @@ impl Execution {
             }
             _ => None,
         };
-        if let Some((scheduled, started)) = slot {
-            if *started == STARTED_ID_PENDING {
-                *started = self.started_ids.remove(&scheduled).unwrap_or(0);
-            }
+        if let Some((scheduled, started)) = slot
+            && *started == STARTED_ID_PENDING
+        {
+            *started = self.started_ids.remove(&scheduled).unwrap_or(0);
         }
     }
 
@@ -300,11 +300,7 @@ impl Execution {
     }
 
     pub(crate) fn schedule_wft(&mut self, ctx: &mut Ctx, attempt: i32) {
-        let original = self
-            .wft
-            .as_ref()
-            .map(|w| w.original_scheduled_time)
-            .unwrap_or(ctx.now);
+        let original = self.wft.as_ref().map(|w| w.original_scheduled_time).unwrap_or(ctx.now);
         let queries = self.take_queries();
         let scheduled_event_id = self.append(ctx, self.wft_scheduled_event(attempt));
         self.wft = Some(Wft {
@@ -325,7 +321,8 @@ impl Execution {
 
     /// Queries of the current task and those waiting for the next, taken to move them on.
     pub(crate) fn take_queries(&mut self) -> Vec<u64> {
-        let mut queries = self.wft.as_mut().map(|w| std::mem::take(&mut w.queries)).unwrap_or_default();
+        let mut queries =
+            self.wft.as_mut().map(|w| std::mem::take(&mut w.queries)).unwrap_or_default();
         queries.append(&mut self.waiting_queries);
         queries
     }
@@ -356,7 +353,11 @@ impl Execution {
         let Some(wft) = self.wft.clone().filter(|w| w.speculative) else { return };
         self.append_at(ctx, self.wft_scheduled_event(1), wft.scheduled_time);
         if let Some(started) = &wft.started {
-            let attrs = self.wft_started_event(wft.scheduled_event_id, &started.identity, &started.request_id);
+            let attrs = self.wft_started_event(
+                wft.scheduled_event_id,
+                &started.identity,
+                &started.request_id,
+            );
             self.append_at(ctx, attrs, started.time);
         }
         if let Some(w) = self.wft.as_mut() {
@@ -376,7 +377,12 @@ impl Execution {
         })
     }
 
-    pub(crate) fn wft_started_event(&self, scheduled_event_id: i64, identity: &str, request_id: &str) -> Attributes {
+    pub(crate) fn wft_started_event(
+        &self,
+        scheduled_event_id: i64,
+        identity: &str,
+        request_id: &str,
+    ) -> Attributes {
         Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes {
             scheduled_event_id,
             identity: identity.to_owned(),
@@ -448,7 +454,10 @@ impl Execution {
             (a, b) => a.or(b),
         };
         if let Some(limit) = limit {
-            ctx.schedule_timer(self.start_time + limit, TimerTask::RunTimeout { run_id: self.run_id.clone() });
+            ctx.schedule_timer(
+                self.start_time + limit,
+                TimerTask::RunTimeout { run_id: self.run_id.clone() },
+            );
         }
     }
 }

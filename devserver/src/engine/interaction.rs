@@ -15,11 +15,14 @@ use std::time::Duration;
 use prost::Message as _;
 use temporalio_protos::temporal::api::{
     common::v1::{Payloads, WorkflowExecution},
-    enums::v1::{QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowExecutionStatus},
+    enums::v1::{
+        QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage as Stage,
+        WorkflowExecutionStatus,
+    },
     failure::v1::Failure,
     history::v1::{
-        WorkflowExecutionUpdateAcceptedEventAttributes, WorkflowExecutionUpdateCompletedEventAttributes,
-        history_event::Attributes,
+        WorkflowExecutionUpdateAcceptedEventAttributes,
+        WorkflowExecutionUpdateCompletedEventAttributes, history_event::Attributes,
     },
     protocol::v1::{Message, message::SequencingId},
     query::v1::{WorkflowQuery, WorkflowQueryResult},
@@ -52,7 +55,7 @@ pub(crate) struct PendingQuery {
 }
 
 /// The worker's answer: a result, or a failure message.
-pub(crate) type QueryAnswer = std::result::Result<Option<Payloads>, (String, Option<Failure>)>;
+pub(crate) type QueryAnswer = std::result::Result<Option<Payloads>, (String, Option<Box<Failure>>)>;
 
 /// QueryWorkflow's outcome.
 pub(crate) enum QueryOutcome {
@@ -76,7 +79,11 @@ pub(crate) struct UpdateStatus {
 impl Execution {
     pub(crate) fn dispatch_legacy_query(&mut self, ctx: &mut Ctx, id: u64) {
         self.legacy_queries += 1;
-        ctx.push_workflow_item(&self.namespace, &self.task_queue, WfItem::Query { run_id: self.run_id.clone(), id });
+        ctx.push_workflow_item(
+            &self.namespace,
+            &self.task_queue,
+            WfItem::Query { run_id: self.run_id.clone(), id },
+        );
     }
 
     /// Update requests not yet shown to a worker, as protocol messages for a task whose
@@ -90,7 +97,10 @@ impl Execution {
                 Message {
                     id: format!("{}/request", u.id),
                     protocol_instance_id: u.id.clone(),
-                    body: Some(prost_wkt_types::Any { type_url: REQUEST_TYPE.into(), value: u.request.encode_to_vec() }),
+                    body: Some(prost_wkt_types::Any {
+                        type_url: REQUEST_TYPE.into(),
+                        value: u.request.encode_to_vec(),
+                    }),
                     sequencing_id: Some(SequencingId::EventId(started_event_id - 1)),
                 }
             })
@@ -113,20 +123,26 @@ impl Execution {
     pub(crate) fn apply_message(&mut self, ctx: &mut Ctx, msg: Message) -> bool {
         let Some(body) = msg.body else { return false };
         let kind = body.type_url.rsplit('/').next().unwrap_or_default().to_owned();
-        let Some(idx) = self.updates.iter().position(|u| u.id == msg.protocol_instance_id) else { return false };
+        let Some(idx) = self.updates.iter().position(|u| u.id == msg.protocol_instance_id) else {
+            return false;
+        };
         ctx.updates_changed = true;
         match kind.as_str() {
             "temporal.api.update.v1.Acceptance" => {
                 let Ok(a) = Acceptance::decode(body.value.as_slice()) else { return false };
-                let request = a.accepted_request.or_else(|| Some(self.updates[idx].request.clone()));
+                let request =
+                    a.accepted_request.or_else(|| Some(self.updates[idx].request.clone()));
                 let event_id = self.append(
                     ctx,
-                    Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(WorkflowExecutionUpdateAcceptedEventAttributes {
-                        protocol_instance_id: msg.protocol_instance_id,
-                        accepted_request_message_id: a.accepted_request_message_id,
-                        accepted_request_sequencing_event_id: a.accepted_request_sequencing_event_id,
-                        accepted_request: request,
-                    }),
+                    Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(
+                        WorkflowExecutionUpdateAcceptedEventAttributes {
+                            protocol_instance_id: msg.protocol_instance_id,
+                            accepted_request_message_id: a.accepted_request_message_id,
+                            accepted_request_sequencing_event_id: a
+                                .accepted_request_sequencing_event_id,
+                            accepted_request: request,
+                        },
+                    ),
                 );
                 let u = &mut self.updates[idx];
                 u.stage = Stage::Accepted;
@@ -138,11 +154,13 @@ impl Execution {
                 let accepted_event_id = self.updates[idx].accepted_event_id;
                 self.append(
                     ctx,
-                    Attributes::WorkflowExecutionUpdateCompletedEventAttributes(WorkflowExecutionUpdateCompletedEventAttributes {
-                        meta: r.meta,
-                        accepted_event_id,
-                        outcome: r.outcome.clone(),
-                    }),
+                    Attributes::WorkflowExecutionUpdateCompletedEventAttributes(
+                        WorkflowExecutionUpdateCompletedEventAttributes {
+                            meta: r.meta,
+                            accepted_event_id,
+                            outcome: r.outcome.clone(),
+                        },
+                    ),
                 );
                 let u = &mut self.updates[idx];
                 u.stage = Stage::Completed;
@@ -164,7 +182,10 @@ impl Execution {
         let u = self.updates.iter().find(|u| u.id == id)?;
         Some(UpdateStatus {
             update_ref: UpdateRef {
-                workflow_execution: Some(WorkflowExecution { workflow_id: self.workflow_id.clone(), run_id: self.run_id.clone() }),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: self.run_id.clone(),
+                }),
                 update_id: u.id.clone(),
             },
             stage: u.stage,
@@ -218,14 +239,24 @@ impl State {
     }
 
     /// The worker's answer to a legacy query task.
-    pub(crate) fn answer_legacy_query(&mut self, token: &[u8], namespace: &str, answer: QueryAnswer) -> Result<()> {
+    pub(crate) fn answer_legacy_query(
+        &mut self,
+        token: &[u8],
+        namespace: &str,
+        answer: QueryAnswer,
+    ) -> Result<()> {
         let token = TaskToken::decode_bytes(token, TokenKind::Query)
             .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
         if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument("Operation requested with a token from a different namespace.".into()));
+            return Err(Error::InvalidArgument(
+                "Operation requested with a token from a different namespace.".into(),
+            ));
         }
         let id = token.scheduled_event_id as u64;
-        let pending = self.ctx.queries.remove(&id).ok_or_else(|| Error::NotFound("query task not found, or already expired".into()))?;
+        let pending =
+            self.ctx.queries.remove(&id).ok_or_else(|| {
+                Error::NotFound("query task not found, or already expired".into())
+            })?;
         if let Some((exec, _)) = self.exec_mut(&pending.run_id) {
             exec.legacy_queries -= 1;
         }
@@ -234,20 +265,30 @@ impl State {
     }
 
     /// Answers for queries that rode a workflow task.
-    pub(crate) fn answer_attached_queries(&mut self, results: std::collections::HashMap<String, WorkflowQueryResult>) {
+    pub(crate) fn answer_attached_queries(
+        &mut self,
+        results: std::collections::HashMap<String, WorkflowQueryResult>,
+    ) {
         for (id, r) in results {
-            let Some(pending) = id.parse::<u64>().ok().and_then(|id| self.ctx.queries.remove(&id)) else { continue };
+            let Some(pending) = id.parse::<u64>().ok().and_then(|id| self.ctx.queries.remove(&id))
+            else {
+                continue;
+            };
             let answer = if r.result_type == QueryResultType::Answered as i32 {
                 Ok(r.answer)
             } else {
-                Err((r.error_message, r.failure))
+                Err((r.error_message, r.failure.map(Box::new)))
             };
             let _ = pending.reply.send(answer);
         }
     }
 
     /// A legacy query task for a poller.
-    pub(crate) fn start_query_task(&mut self, run_id: &str, id: u64) -> Option<PollWorkflowTaskQueueResponse> {
+    pub(crate) fn start_query_task(
+        &mut self,
+        run_id: &str,
+        id: u64,
+    ) -> Option<PollWorkflowTaskQueueResponse> {
         let query = self.ctx.queries.get(&id)?.query.clone();
         let exec = self.execs.get(run_id)?;
         let token = TaskToken {
@@ -260,33 +301,50 @@ impl State {
         };
         Some(PollWorkflowTaskQueueResponse {
             task_token: token.encode_bytes(),
-            workflow_execution: Some(WorkflowExecution { workflow_id: exec.workflow_id.clone(), run_id: run_id.to_owned() }),
-            workflow_type: Some(temporalio_protos::temporal::api::common::v1::WorkflowType { name: exec.workflow_type.clone() }),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: exec.workflow_id.clone(),
+                run_id: run_id.to_owned(),
+            }),
+            workflow_type: Some(temporalio_protos::temporal::api::common::v1::WorkflowType {
+                name: exec.workflow_type.clone(),
+            }),
             previous_started_event_id: exec.last_completed_started_id,
             started_event_id: 0,
             attempt: 1,
-            history: Some(temporalio_protos::temporal::api::history::v1::History { events: exec.history.clone() }),
+            history: Some(temporalio_protos::temporal::api::history::v1::History {
+                events: exec.history.clone(),
+            }),
             query: Some(query),
-            workflow_execution_task_queue: Some(TaskQueue { name: exec.task_queue.clone(), kind: 1, normal_name: String::new() }),
+            workflow_execution_task_queue: Some(TaskQueue {
+                name: exec.task_queue.clone(),
+                kind: 1,
+                normal_name: String::new(),
+            }),
             ..Default::default()
         })
     }
 
     /// Drops a query whose caller gave up.
     fn abandon_query(&mut self, id: u64) {
-        if let Some(p) = self.ctx.queries.remove(&id) {
-            if let Some(exec) = self.execs.get_mut(&p.run_id) {
-                exec.waiting_queries.retain(|q| *q != id);
-                if let Some(w) = exec.wft.as_mut() {
-                    w.queries.retain(|q| *q != id);
-                }
+        if let Some(p) = self.ctx.queries.remove(&id)
+            && let Some(exec) = self.execs.get_mut(&p.run_id)
+        {
+            exec.waiting_queries.retain(|q| *q != id);
+            if let Some(w) = exec.wft.as_mut() {
+                w.queries.retain(|q| *q != id);
             }
         }
     }
 
     /// Admits an update (or finds the one with the same id) and makes sure a task will
     /// carry it.
-    fn admit_update(&mut self, namespace: &str, workflow_id: &str, run_id: &str, request: Request) -> Result<(String, UpdateStatus)> {
+    fn admit_update(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        request: Request,
+    ) -> Result<(String, UpdateStatus)> {
         let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
         if update_id.is_empty() {
             return Err(Error::InvalidArgument("Update id is not set on request.".into()));
@@ -336,7 +394,9 @@ impl Engine {
         query: WorkflowQuery,
         reject: QueryRejectCondition,
     ) -> Result<QueryOutcome> {
-        let rx = match self.with_state(|st| st.begin_query(namespace, workflow_id, run_id, query, reject))? {
+        let rx = match self
+            .with_state(|st| st.begin_query(namespace, workflow_id, run_id, query, reject))?
+        {
             Ok(rx) => rx,
             Err(status) => return Ok(QueryOutcome::Rejected(status)),
         };
@@ -360,18 +420,38 @@ impl Engine {
     }
 
     /// UpdateWorkflowExecution: admits, then waits (bounded) for `wait_for`.
-    pub(crate) async fn update(&self, namespace: &str, workflow_id: &str, run_id: &str, request: Request, wait_for: Stage) -> Result<UpdateStatus> {
-        let (run_id, status) = self.with_state(|st| st.admit_update(namespace, workflow_id, run_id, request))?;
+    pub(crate) async fn update(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        request: Request,
+        wait_for: Stage,
+    ) -> Result<UpdateStatus> {
+        let (run_id, status) =
+            self.with_state(|st| st.admit_update(namespace, workflow_id, run_id, request))?;
         self.wait_update(&run_id, &status.update_ref.update_id, wait_for).await
     }
 
     /// PollWorkflowExecutionUpdate.
-    pub(crate) async fn poll_update(&self, namespace: &str, workflow_id: &str, run_id: &str, update_id: &str, wait_for: Stage) -> Result<UpdateStatus> {
+    pub(crate) async fn poll_update(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        update_id: &str,
+        wait_for: Stage,
+    ) -> Result<UpdateStatus> {
         let run_id = self.with_state(|st| st.resolve(namespace, workflow_id, run_id))?;
         self.wait_update(&run_id, update_id, wait_for).await
     }
 
-    async fn wait_update(&self, run_id: &str, update_id: &str, wait_for: Stage) -> Result<UpdateStatus> {
+    async fn wait_update(
+        &self,
+        run_id: &str,
+        update_id: &str,
+        wait_for: Stage,
+    ) -> Result<UpdateStatus> {
         // Stage values are ordered: admitted < accepted < completed.
         let target = if wait_for == Stage::Unspecified { Stage::Accepted } else { wait_for };
         let check = |e: &Engine| -> Result<Option<UpdateStatus>> {

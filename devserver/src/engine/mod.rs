@@ -11,8 +11,8 @@ mod activity;
 mod execution;
 mod interaction;
 mod snapshot;
-mod visibility;
 mod util;
+mod visibility;
 mod workflow;
 mod workflow_task;
 
@@ -62,7 +62,12 @@ pub(crate) enum Error {
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{message}")]
-    AlreadyStarted { message: String, start_request_id: String, run_id: String, first_run_id: String },
+    AlreadyStarted {
+        message: String,
+        start_request_id: String,
+        run_id: String,
+        first_run_id: String,
+    },
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
@@ -119,14 +124,34 @@ pub(crate) enum ActivityTimer {
 /// when it fires, so tasks made stale by later changes are skipped instead of cancelled.
 #[derive(Debug)]
 pub(crate) enum TimerTask {
-    User { run_id: String, timer_id: String, started_event_id: i64 },
-    WorkflowTaskTimeout { run_id: String, scheduled_event_id: i64, attempt: i32 },
-    Activity { run_id: String, scheduled_event_id: i64, attempt: i32, kind: ActivityTimer },
-    RunTimeout { run_id: String },
+    User {
+        run_id: String,
+        timer_id: String,
+        started_event_id: i64,
+    },
+    WorkflowTaskTimeout {
+        run_id: String,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+    Activity {
+        run_id: String,
+        scheduled_event_id: i64,
+        attempt: i32,
+        kind: ActivityTimer,
+    },
+    RunTimeout {
+        run_id: String,
+    },
     /// A run's first workflow task after a start delay or continue-as-new backoff.
-    FirstWorkflowTask { run_id: String },
+    FirstWorkflowTask {
+        run_id: String,
+    },
     /// A TestService sleep ends; `relock` for UnlockTimeSkippingWithSleep.
-    Waker { id: u64, relock: bool },
+    Waker {
+        id: u64,
+        relock: bool,
+    },
 }
 
 /// State shared by all executions.
@@ -235,7 +260,9 @@ impl State {
                 .ok_or_else(not_found);
         }
         match self.execs.get(run_id) {
-            Some(e) if e.namespace == namespace && e.workflow_id == workflow_id => Ok(run_id.to_owned()),
+            Some(e) if e.namespace == namespace && e.workflow_id == workflow_id => {
+                Ok(run_id.to_owned())
+            }
             _ => Err(not_found()),
         }
     }
@@ -256,7 +283,8 @@ impl State {
         let mut runs = Vec::with_capacity(touched.len());
         for run_id in &touched {
             let Some(exec) = self.execs.get_mut(run_id) else { continue };
-            let current = self.current.get(&(exec.namespace.clone(), exec.workflow_id.clone())) == Some(run_id);
+            let current = self.current.get(&(exec.namespace.clone(), exec.workflow_id.clone()))
+                == Some(run_id);
             runs.push(RunWrite {
                 namespace: exec.namespace.clone(),
                 workflow_id: exec.workflow_id.clone(),
@@ -265,7 +293,10 @@ impl State {
                 current,
                 snapshot: exec.snapshot(),
                 first_new_event_id: exec.persisted as i64 + 1,
-                new_events: exec.history[exec.persisted..].iter().map(prost::Message::encode_to_vec).collect(),
+                new_events: exec.history[exec.persisted..]
+                    .iter()
+                    .map(prost::Message::encode_to_vec)
+                    .collect(),
             });
             exec.persisted = exec.history.len();
         }
@@ -273,11 +304,14 @@ impl State {
             self.ctx
                 .registry
                 .iter()
-                .flat_map(|(ns, attrs)| attrs.iter().map(move |(n, t)| (ns.clone(), n.clone(), *t as i32)))
+                .flat_map(|(ns, attrs)| {
+                    attrs.iter().map(move |(n, t)| (ns.clone(), n.clone(), *t as i32))
+                })
                 .collect()
         });
         if !runs.is_empty() || search_attributes.is_some() {
-            self.last_seq = store.submit(Batch { runs, clock: self.ctx.clock.now(), search_attributes });
+            self.last_seq =
+                store.submit(Batch { runs, clock: self.ctx.clock.now(), search_attributes });
         }
     }
 }
@@ -320,15 +354,24 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `store`, holding whatever `loaded` recovered from it.
-    pub(crate) fn new(config: &DevServerConfig, store: Arc<dyn Store>, loaded: Loaded) -> std::result::Result<Self, prost::DecodeError> {
+    pub(crate) fn new(
+        config: &DevServerConfig,
+        store: Arc<dyn Store>,
+        loaded: Loaded,
+    ) -> std::result::Result<Self, prost::DecodeError> {
         let mut clock = Clock::starting_now();
         if let Some(t) = loaded.clock {
             // Virtual time skipped ahead before the restart stays ahead.
             clock.advance_to(t);
         }
         let mut namespaces = BTreeMap::new();
-        for ns in std::iter::once(DEFAULT_NAMESPACE).chain(config.namespaces.iter().map(String::as_str)) {
-            namespaces.insert(ns.to_owned(), uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, ns.as_bytes()).to_string());
+        for ns in
+            std::iter::once(DEFAULT_NAMESPACE).chain(config.namespaces.iter().map(String::as_str))
+        {
+            namespaces.insert(
+                ns.to_owned(),
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, ns.as_bytes()).to_string(),
+            );
         }
         let mut ctx = Ctx {
             now: clock.now(),
@@ -348,7 +391,10 @@ impl Engine {
             history_changed: false,
             closed: false,
             touched: Vec::new(),
-            suggest_can: (config.suggest_continue_as_new_events, config.suggest_continue_as_new_bytes),
+            suggest_can: (
+                config.suggest_continue_as_new_events,
+                config.suggest_continue_as_new_bytes,
+            ),
             registry: visibility::Registry::new(),
             registry_dirty: false,
         };
@@ -371,7 +417,10 @@ impl Engine {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let mut exec = Execution::restore(&run.snapshot, events)?;
             // Namespaces a previous run of the server registered stay registered.
-            ctx.namespaces.entry(exec.namespace.clone()).or_insert_with(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, exec.namespace.as_bytes()).to_string());
+            ctx.namespaces.entry(exec.namespace.clone()).or_insert_with(|| {
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, exec.namespace.as_bytes())
+                    .to_string()
+            });
             exec.rearm(&mut ctx);
             exec.counted_inflight = exec.inflight();
             ctx.inflight += exec.counted_inflight;
@@ -401,7 +450,9 @@ impl Engine {
         let mut durable = store.durable();
         loop {
             if store.failed() {
-                return Err(Error::Unavailable("the devserver can no longer persist changes".into()));
+                return Err(Error::Unavailable(
+                    "the devserver can no longer persist changes".into(),
+                ));
             }
             if *durable.borrow_and_update() >= target {
                 return Ok(());
@@ -431,7 +482,8 @@ impl Engine {
         let out = f(&mut st);
         st.settle(&*self.inner.store);
         let wake = std::mem::take(&mut st.ctx.wake);
-        let history = std::mem::take(&mut st.ctx.history_changed) | std::mem::take(&mut st.ctx.closed);
+        let history =
+            std::mem::take(&mut st.ctx.history_changed) | std::mem::take(&mut st.ctx.closed);
         let updates = std::mem::take(&mut st.ctx.updates_changed);
         drop(st);
         if updates {
@@ -472,9 +524,9 @@ impl Engine {
         } else {
             st.ctx.namespaces.get_key_value(name)
         };
-        found
-            .map(|(n, i)| (n.clone(), i.clone()))
-            .ok_or_else(|| Error::NamespaceNotFound(if name.is_empty() { id.to_owned() } else { name.to_owned() }))
+        found.map(|(n, i)| (n.clone(), i.clone())).ok_or_else(|| {
+            Error::NamespaceNotFound(if name.is_empty() { id.to_owned() } else { name.to_owned() })
+        })
     }
 
     /// The notifier pollers of a queue wait on.
@@ -530,7 +582,7 @@ impl Engine {
         self.transition(|st| {
             loop {
                 let now = st.ctx.clock.now();
-                let Some((&(due, seq), _)) = st.ctx.timers.first_key_value() else { return None };
+                let (&(due, seq), _) = st.ctx.timers.first_key_value()?;
                 if due <= now {
                     let task = st.ctx.timers.remove(&(due, seq)).expect("peeked");
                     st.ctx.now = now;
@@ -674,10 +726,12 @@ impl State {
             }
             TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id),
             TimerTask::FirstWorkflowTask { run_id } => {
-                if let Some((exec, ctx)) = self.exec_mut(&run_id) {
-                    if exec.is_running() && exec.wft.is_none() && exec.first_task_at.take().is_some() {
-                        exec.schedule_wft(ctx, 1);
-                    }
+                if let Some((exec, ctx)) = self.exec_mut(&run_id)
+                    && exec.is_running()
+                    && exec.wft.is_none()
+                    && exec.first_task_at.take().is_some()
+                {
+                    exec.schedule_wft(ctx, 1);
                 }
             }
         }

@@ -258,7 +258,11 @@ impl Execution {
             timers: self
                 .timers
                 .iter()
-                .map(|(id, &(started_event_id, fire_at))| TimerSnapshot { timer_id: id.clone(), started_event_id, fire_at })
+                .map(|(id, &(started_event_id, fire_at))| TimerSnapshot {
+                    timer_id: id.clone(),
+                    started_event_id,
+                    fire_at,
+                })
                 .collect(),
             cancel_requested: self.cancel_requested,
             request_ids: self.request_ids.iter().cloned().collect(),
@@ -279,13 +283,26 @@ impl Execution {
     }
 
     /// Rebuilds an execution from its snapshot and history.
-    pub(crate) fn restore(snapshot: &[u8], history: Vec<HistoryEvent>) -> Result<Self, prost::DecodeError> {
+    pub(crate) fn restore(
+        snapshot: &[u8],
+        history: Vec<HistoryEvent>,
+    ) -> Result<Self, prost::DecodeError> {
         let s = ExecutionSnapshot::decode(snapshot)?;
-        let mut e = Execution::new(s.namespace, s.workflow_id, s.run_id, s.workflow_type, s.task_queue, s.start_request_id, s.task_timeout, s.start_time);
+        let mut e = Execution::new(
+            s.namespace,
+            s.workflow_id,
+            s.run_id,
+            s.workflow_type,
+            s.task_queue,
+            s.start_request_id,
+            s.task_timeout,
+            s.start_time,
+        );
         e.first_run_id = s.first_run_id;
         e.run_timeout = s.run_timeout;
         e.execution_timeout = s.execution_timeout;
-        e.status = WorkflowExecutionStatus::try_from(s.status).unwrap_or(WorkflowExecutionStatus::Running);
+        e.status =
+            WorkflowExecutionStatus::try_from(s.status).unwrap_or(WorkflowExecutionStatus::Running);
         e.close_time = s.close_time;
         e.memo = s.memo;
         e.search_attributes = s.search_attributes;
@@ -298,7 +315,7 @@ impl Execution {
             attempt: w.attempt,
             scheduled_time: w.scheduled_time,
             original_scheduled_time: w.original_scheduled_time,
-            started: w.started.then(|| WftStarted {
+            started: w.started.then_some(WftStarted {
                 event_id: w.started_event_id,
                 time: w.started_time,
                 identity: w.identity,
@@ -346,7 +363,8 @@ impl Execution {
                 (a.scheduled_event_id, act)
             })
             .collect::<BTreeMap<_, _>>();
-        e.timers = s.timers.into_iter().map(|t| (t.timer_id, (t.started_event_id, t.fire_at))).collect();
+        e.timers =
+            s.timers.into_iter().map(|t| (t.timer_id, (t.started_event_id, t.fire_at))).collect();
         e.cancel_requested = s.cancel_requested;
         e.request_ids = s.request_ids.into_iter().collect::<HashSet<_>>();
         e.updates = s
@@ -374,7 +392,14 @@ impl Execution {
         }
         let run_id = &self.run_id;
         for (timer_id, &(started_event_id, fire_at)) in &self.timers {
-            ctx.schedule_timer(fire_at, TimerTask::User { run_id: run_id.clone(), timer_id: timer_id.clone(), started_event_id });
+            ctx.schedule_timer(
+                fire_at,
+                TimerTask::User {
+                    run_id: run_id.clone(),
+                    timer_id: timer_id.clone(),
+                    started_event_id,
+                },
+            );
         }
         if let Some(at) = self.first_task_at {
             ctx.schedule_timer(at, TimerTask::FirstWorkflowTask { run_id: run_id.clone() });
@@ -382,37 +407,75 @@ impl Execution {
         self.arm_run_timeout(ctx);
         if let Some(w) = &self.wft {
             match &w.started {
-                None => ctx.push_workflow_task(&self.namespace, &self.task_queue, WftRef { run_id: run_id.clone(), scheduled_event_id: w.scheduled_event_id }),
+                None => ctx.push_workflow_task(
+                    &self.namespace,
+                    &self.task_queue,
+                    WftRef { run_id: run_id.clone(), scheduled_event_id: w.scheduled_event_id },
+                ),
                 Some(s) => ctx.schedule_timer(
                     s.time + self.task_timeout,
-                    TimerTask::WorkflowTaskTimeout { run_id: run_id.clone(), scheduled_event_id: w.scheduled_event_id, attempt: w.attempt },
+                    TimerTask::WorkflowTaskTimeout {
+                        run_id: run_id.clone(),
+                        scheduled_event_id: w.scheduled_event_id,
+                        attempt: w.attempt,
+                    },
                 ),
             }
         }
         for (&id, a) in &self.activities {
-            let timer = |kind| TimerTask::Activity { run_id: run_id.clone(), scheduled_event_id: id, attempt: a.attempt, kind };
+            let timer = |kind| TimerTask::Activity {
+                run_id: run_id.clone(),
+                scheduled_event_id: id,
+                attempt: a.attempt,
+                kind,
+            };
             if let Some(limit) = a.schedule_to_close {
                 ctx.schedule_timer(
                     a.first_scheduled_time + limit,
-                    TimerTask::Activity { run_id: run_id.clone(), scheduled_event_id: id, attempt: 0, kind: ActivityTimer::ScheduleToClose },
+                    TimerTask::Activity {
+                        run_id: run_id.clone(),
+                        scheduled_event_id: id,
+                        attempt: 0,
+                        kind: ActivityTimer::ScheduleToClose,
+                    },
                 );
             }
             match a.state {
                 ActivityState::Scheduled => {
                     if let Some(limit) = a.schedule_to_start {
-                        ctx.schedule_timer(a.attempt_scheduled_time + limit, timer(ActivityTimer::ScheduleToStart));
+                        ctx.schedule_timer(
+                            a.attempt_scheduled_time + limit,
+                            timer(ActivityTimer::ScheduleToStart),
+                        );
                     }
-                    ctx.push_activity_task(&self.namespace, &a.task_queue, ActRef { run_id: run_id.clone(), scheduled_event_id: id, attempt: a.attempt });
+                    ctx.push_activity_task(
+                        &self.namespace,
+                        &a.task_queue,
+                        ActRef {
+                            run_id: run_id.clone(),
+                            scheduled_event_id: id,
+                            attempt: a.attempt,
+                        },
+                    );
                 }
                 ActivityState::Started => {
                     let started = a.started_time.unwrap_or(ctx.now);
-                    ctx.schedule_timer(started + a.start_to_close, timer(ActivityTimer::StartToClose));
+                    ctx.schedule_timer(
+                        started + a.start_to_close,
+                        timer(ActivityTimer::StartToClose),
+                    );
                     if let Some(hb) = a.heartbeat {
-                        ctx.schedule_timer(a.last_heartbeat_time.unwrap_or(started) + hb, timer(ActivityTimer::Heartbeat));
+                        ctx.schedule_timer(
+                            a.last_heartbeat_time.unwrap_or(started) + hb,
+                            timer(ActivityTimer::Heartbeat),
+                        );
                     }
                 }
                 ActivityState::Backoff => {
-                    ctx.schedule_timer(a.next_attempt_time.unwrap_or(ctx.now), timer(ActivityTimer::RetryBackoff));
+                    ctx.schedule_timer(
+                        a.next_attempt_time.unwrap_or(ctx.now),
+                        timer(ActivityTimer::RetryBackoff),
+                    );
                 }
             }
         }

@@ -12,7 +12,10 @@ use crate::clock::Nanos;
 pub(crate) const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 pub(crate) fn ts(t: Nanos) -> Option<Timestamp> {
-    Some(Timestamp { seconds: t.div_euclid(NANOS_PER_SEC), nanos: t.rem_euclid(NANOS_PER_SEC) as i32 })
+    Some(Timestamp {
+        seconds: t.div_euclid(NANOS_PER_SEC),
+        nanos: t.rem_euclid(NANOS_PER_SEC) as i32,
+    })
 }
 
 pub(crate) fn ts_nanos(t: &Timestamp) -> Nanos {

@@ -79,13 +79,20 @@ pub(crate) fn decode_attribute(ty: IndexedValueType, p: &Payload) -> Result<(), 
 }
 
 fn typed(ty: IndexedValueType, p: &Payload) -> Result<Val, String> {
-    let json: serde_json::Value = serde_json::from_slice(&p.data).map_err(|e| format!("value is not JSON: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&p.data).map_err(|e| format!("value is not JSON: {e}"))?;
     let want = |what: &str| format!("value {json} is not a valid {what}");
     Ok(match ty {
-        IndexedValueType::Keyword | IndexedValueType::Text => Val::Str(json.as_str().ok_or_else(|| want("string"))?.to_owned()),
+        IndexedValueType::Keyword | IndexedValueType::Text => {
+            Val::Str(json.as_str().ok_or_else(|| want("string"))?.to_owned())
+        }
         IndexedValueType::KeywordList => match &json {
             serde_json::Value::Array(items) => Val::List(
-                items.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<_>>().ok_or_else(|| want("list of strings"))?,
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| want("list of strings"))?,
             ),
             serde_json::Value::String(s) => Val::List(vec![s.clone()]),
             _ => return Err(want("list of strings")),
@@ -93,13 +100,20 @@ fn typed(ty: IndexedValueType, p: &Payload) -> Result<Val, String> {
         IndexedValueType::Int => Val::Int(json.as_i64().ok_or_else(|| want("integer"))?),
         IndexedValueType::Double => Val::Float(json.as_f64().ok_or_else(|| want("number"))?),
         IndexedValueType::Bool => Val::Bool(json.as_bool().ok_or_else(|| want("boolean"))?),
-        IndexedValueType::Datetime => Val::Time(parse_rfc3339(json.as_str().ok_or_else(|| want("RFC 3339 time"))?).ok_or_else(|| want("RFC 3339 time"))?),
+        IndexedValueType::Datetime => Val::Time(
+            parse_rfc3339(json.as_str().ok_or_else(|| want("RFC 3339 time"))?)
+                .ok_or_else(|| want("RFC 3339 time"))?,
+        ),
         IndexedValueType::Unspecified => return Err("attribute has no type".into()),
     })
 }
 
 /// Checks every attribute against the namespace's registry.
-pub(crate) fn validate(registry: &Registry, namespace: &str, attrs: Option<&SearchAttributes>) -> Result<(), String> {
+pub(crate) fn validate(
+    registry: &Registry,
+    namespace: &str,
+    attrs: Option<&SearchAttributes>,
+) -> Result<(), String> {
     let Some(attrs) = attrs else { return Ok(()) };
     for (name, payload) in &attrs.indexed_fields {
         if system_type(name).is_some() {
@@ -111,7 +125,12 @@ pub(crate) fn validate(registry: &Registry, namespace: &str, attrs: Option<&Sear
             .ok_or_else(|| format!("search attribute {name} is not defined"))?;
         // An empty payload (no data) unsets the attribute.
         if !payload.data.is_empty() && payload.data != b"null" {
-            decode_attribute(*ty, payload).map_err(|e| format!("invalid value for search attribute {name} of type {}: {e}", ty.as_str_name()))?;
+            decode_attribute(*ty, payload).map_err(|e| {
+                format!(
+                    "invalid value for search attribute {name} of type {}: {e}",
+                    ty.as_str_name()
+                )
+            })?;
         }
     }
     Ok(())
@@ -120,11 +139,18 @@ pub(crate) fn validate(registry: &Registry, namespace: &str, attrs: Option<&Sear
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into epoch nanos.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<Nanos> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) =
+        (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     let mut i = 19;
     let mut frac: i64 = 0;
     if b.get(i) == Some(&b'.') {
@@ -182,9 +208,18 @@ fn tokenize(q: &str) -> Result<Vec<Tok>, String> {
         let c = chars[i];
         match c {
             c if c.is_whitespace() => i += 1,
-            '(' => { out.push(Tok::LParen); i += 1 }
-            ')' => { out.push(Tok::RParen); i += 1 }
-            ',' => { out.push(Tok::Comma); i += 1 }
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1
+            }
             '\'' | '"' | '`' => {
                 let quote = c;
                 let mut s = String::new();
@@ -193,30 +228,56 @@ fn tokenize(q: &str) -> Result<Vec<Tok>, String> {
                     let Some(&ch) = chars.get(i) else { return Err("unterminated string".into()) };
                     i += 1;
                     if ch == quote {
-                        if chars.get(i) == Some(&quote) { s.push(quote); i += 1; continue; }
+                        if chars.get(i) == Some(&quote) {
+                            s.push(quote);
+                            i += 1;
+                            continue;
+                        }
                         break;
                     }
                     s.push(ch);
                 }
                 out.push(if quote == '`' { Tok::Ident(s) } else { Tok::Str(s) });
             }
-            '=' => { out.push(Tok::Op("=")); i += 1 }
-            '!' if chars.get(i + 1) == Some(&'=') => { out.push(Tok::Op("!=")); i += 2 }
-            '<' if chars.get(i + 1) == Some(&'>') => { out.push(Tok::Op("!=")); i += 2 }
+            '=' => {
+                out.push(Tok::Op("="));
+                i += 1
+            }
+            '!' if chars.get(i + 1) == Some(&'=') => {
+                out.push(Tok::Op("!="));
+                i += 2
+            }
+            '<' if chars.get(i + 1) == Some(&'>') => {
+                out.push(Tok::Op("!="));
+                i += 2
+            }
             '<' | '>' => {
                 let eq = chars.get(i + 1) == Some(&'=');
-                out.push(Tok::Op(match (c, eq) { ('<', true) => "<=", ('<', false) => "<", ('>', true) => ">=", _ => ">" }));
+                out.push(Tok::Op(match (c, eq) {
+                    ('<', true) => "<=",
+                    ('<', false) => "<",
+                    ('>', true) => ">=",
+                    _ => ">",
+                }));
                 i += if eq { 2 } else { 1 };
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
-                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') { i += 1 }
+                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                    i += 1
+                }
                 out.push(Tok::Num(chars[start..i].iter().collect()));
             }
             c if c.is_alphanumeric() || c == '_' => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') { i += 1 }
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+                {
+                    i += 1
+                }
                 out.push(Tok::Ident(chars[start..i].iter().collect()));
             }
             other => return Err(format!("unexpected character {other:?}")),
@@ -370,7 +431,12 @@ pub(crate) fn parse(q: &str, registry: &Registry, namespace: &str) -> Result<Que
             }
             loop {
                 let f = p.field()?;
-                let desc = if p.keyword("desc") { true } else { p.keyword("asc"); false };
+                let desc = if p.keyword("desc") {
+                    true
+                } else {
+                    p.keyword("asc");
+                    false
+                };
                 query.order.push((f, desc));
                 if p.peek() != Some(&Tok::Comma) {
                     break;
@@ -390,7 +456,9 @@ pub(crate) fn parse(q: &str, registry: &Registry, namespace: &str) -> Result<Que
             return Err(format!("unexpected {:?}", p.peek()));
         }
     }
-    let known = |f: &str| system_type(f).or_else(|| registry.get(namespace).and_then(|r| r.get(f)).copied());
+    let known = |f: &str| {
+        system_type(f).or_else(|| registry.get(namespace).and_then(|r| r.get(f)).copied())
+    };
     let mut fields = Vec::new();
     if let Some(e) = &query.filter {
         collect_fields(e, &mut fields);
@@ -410,7 +478,11 @@ fn collect_fields(e: &Expr, out: &mut Vec<String>) {
             collect_fields(a, out);
             collect_fields(b, out);
         }
-        Expr::Cmp { field, .. } | Expr::In { field, .. } | Expr::Between { field, .. } | Expr::StartsWith { field, .. } | Expr::IsNull { field, .. } => out.push(field.clone()),
+        Expr::Cmp { field, .. }
+        | Expr::In { field, .. }
+        | Expr::Between { field, .. }
+        | Expr::StartsWith { field, .. }
+        | Expr::IsNull { field, .. } => out.push(field.clone()),
     }
 }
 
@@ -430,7 +502,11 @@ fn status_name(s: WorkflowExecutionStatus) -> &'static str {
 }
 
 /// The typed value of `field` for `e`, and the field's type.
-fn field_value(e: &Execution, field: &str, registry: &Registry) -> Option<(IndexedValueType, Option<Val>)> {
+fn field_value(
+    e: &Execution,
+    field: &str,
+    registry: &Registry,
+) -> Option<(IndexedValueType, Option<Val>)> {
     if let Some(ty) = system_type(field) {
         let v = match field {
             "WorkflowId" => Some(Val::Str(e.workflow_id.clone())),
@@ -448,14 +524,21 @@ fn field_value(e: &Execution, field: &str, registry: &Registry) -> Option<(Index
         return Some((ty, v));
     }
     let ty = *registry.get(&e.namespace)?.get(field)?;
-    let v = e.search_attributes.as_ref().and_then(|sa| sa.indexed_fields.get(field)).and_then(|p| typed(ty, p).ok());
+    let v = e
+        .search_attributes
+        .as_ref()
+        .and_then(|sa| sa.indexed_fields.get(field))
+        .and_then(|p| typed(ty, p).ok());
     Some((ty, v))
 }
 
 fn literal_as(ty: IndexedValueType, lit: &Lit) -> Result<Val, String> {
     let bad = || format!("value {lit:?} does not fit an attribute of type {}", ty.as_str_name());
     Ok(match (ty, lit) {
-        (IndexedValueType::Keyword | IndexedValueType::Text | IndexedValueType::KeywordList, Lit::Str(s)) => Val::Str(s.clone()),
+        (
+            IndexedValueType::Keyword | IndexedValueType::Text | IndexedValueType::KeywordList,
+            Lit::Str(s),
+        ) => Val::Str(s.clone()),
         (IndexedValueType::Int, Lit::Num(n)) => Val::Int(n.parse().map_err(|_| bad())?),
         (IndexedValueType::Double, Lit::Num(n)) => Val::Float(n.parse().map_err(|_| bad())?),
         (IndexedValueType::Bool, Lit::Bool(b)) => Val::Bool(*b),
@@ -476,18 +559,24 @@ fn eval(e: &Execution, expr: &Expr, registry: &Registry) -> Result<bool, String>
         Expr::And(a, b) => eval(e, a, registry)? && eval(e, b, registry)?,
         Expr::Or(a, b) => eval(e, a, registry)? || eval(e, b, registry)?,
         Expr::IsNull { field, negated } => {
-            let (_, v) = field_value(e, field, registry).ok_or_else(|| format!("unknown search attribute {field}"))?;
+            let (_, v) = field_value(e, field, registry)
+                .ok_or_else(|| format!("unknown search attribute {field}"))?;
             v.is_none() != *negated
         }
         Expr::Cmp { field, op, value } => {
-            let (ty, v) = field_value(e, field, registry).ok_or_else(|| format!("unknown search attribute {field}"))?;
+            let (ty, v) = field_value(e, field, registry)
+                .ok_or_else(|| format!("unknown search attribute {field}"))?;
             let lit = literal_as(ty, value)?;
             let Some(v) = v else { return Ok(*op == "!=") };
             match (&v, &lit) {
                 (Val::List(items), Val::Str(s)) => match *op {
                     "=" => items.contains(s),
                     "!=" => !items.contains(s),
-                    _ => return Err(format!("operator {op} is not supported on KeywordList {field}")),
+                    _ => {
+                        return Err(format!(
+                            "operator {op} is not supported on KeywordList {field}"
+                        ));
+                    }
                 },
                 (Val::Str(s), Val::Str(l)) if ty == IndexedValueType::Text => match *op {
                     "=" => text_matches(s, l),
@@ -509,26 +598,34 @@ fn eval(e: &Execution, expr: &Expr, registry: &Registry) -> Result<bool, String>
             }
         }
         Expr::In { field, values, negated } => {
-            let (ty, v) = field_value(e, field, registry).ok_or_else(|| format!("unknown search attribute {field}"))?;
+            let (ty, v) = field_value(e, field, registry)
+                .ok_or_else(|| format!("unknown search attribute {field}"))?;
             let lits = values.iter().map(|l| literal_as(ty, l)).collect::<Result<Vec<_>, _>>()?;
             let hit = match &v {
-                Some(Val::List(items)) => lits.iter().any(|l| matches!(l, Val::Str(s) if items.contains(s))),
+                Some(Val::List(items)) => {
+                    lits.iter().any(|l| matches!(l, Val::Str(s) if items.contains(s)))
+                }
                 Some(v) => lits.iter().any(|l| v.partial_cmp(l) == Some(Ordering::Equal)),
                 None => false,
             };
             hit != *negated
         }
         Expr::Between { field, lo, hi, negated } => {
-            let (ty, v) = field_value(e, field, registry).ok_or_else(|| format!("unknown search attribute {field}"))?;
+            let (ty, v) = field_value(e, field, registry)
+                .ok_or_else(|| format!("unknown search attribute {field}"))?;
             let (lo, hi) = (literal_as(ty, lo)?, literal_as(ty, hi)?);
             let inside = v.is_some_and(|v| {
-                matches!(v.partial_cmp(&lo), Some(Ordering::Greater | Ordering::Equal)) && matches!(v.partial_cmp(&hi), Some(Ordering::Less | Ordering::Equal))
+                matches!(v.partial_cmp(&lo), Some(Ordering::Greater | Ordering::Equal))
+                    && matches!(v.partial_cmp(&hi), Some(Ordering::Less | Ordering::Equal))
             });
             inside != *negated
         }
         Expr::StartsWith { field, value } => {
-            let (ty, v) = field_value(e, field, registry).ok_or_else(|| format!("unknown search attribute {field}"))?;
-            let Val::Str(prefix) = literal_as(ty, value)? else { return Err("STARTS_WITH needs a string".into()) };
+            let (ty, v) = field_value(e, field, registry)
+                .ok_or_else(|| format!("unknown search attribute {field}"))?;
+            let Val::Str(prefix) = literal_as(ty, value)? else {
+                return Err("STARTS_WITH needs a string".into());
+            };
             matches!(v, Some(Val::Str(s)) if s.starts_with(&prefix))
         }
     })
@@ -582,7 +679,9 @@ mod tests {
     #[test]
     fn parses_the_queries_sdks_and_the_ui_send() {
         let mut reg = Registry::new();
-        reg.entry("default".into()).or_default().insert("CustomKeywordField".into(), IndexedValueType::Keyword);
+        reg.entry("default".into())
+            .or_default()
+            .insert("CustomKeywordField".into(), IndexedValueType::Keyword);
         for q in [
             "",
             "WorkflowId = 'x'",
@@ -597,7 +696,13 @@ mod tests {
         ] {
             parse(q, &reg, "default").unwrap_or_else(|e| panic!("{q}: {e}"));
         }
-        for bad in ["WorkflowId =", "Nope = 'x'", "WorkflowId = 'x' ORDER", "WorkflowId = 'x", "(WorkflowId = 'x'"] {
+        for bad in [
+            "WorkflowId =",
+            "Nope = 'x'",
+            "WorkflowId = 'x' ORDER",
+            "WorkflowId = 'x",
+            "(WorkflowId = 'x'",
+        ] {
             assert!(parse(bad, &reg, "default").is_err(), "{bad} should not parse");
         }
     }

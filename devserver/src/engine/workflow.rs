@@ -4,20 +4,25 @@
 use std::time::Duration;
 
 use temporalio_protos::temporal::api::{
-    common::v1::{Header, Memo, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType},
+    common::v1::{
+        Header, Memo, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType,
+    },
     enums::v1::{
-        HistoryEventFilterType, IndexedValueType, PendingActivityState, PendingWorkflowTaskState, TaskQueueKind,
-        WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
-        RetryState,
+        HistoryEventFilterType, IndexedValueType, PendingActivityState, PendingWorkflowTaskState,
+        RetryState, TaskQueueKind, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
+        WorkflowIdReusePolicy, WorkflowTaskFailedCause,
     },
     history::v1::{
-        History, HistoryEvent, TimerFiredEventAttributes, WorkflowExecutionCancelRequestedEventAttributes,
-        WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
-        WorkflowExecutionTerminatedEventAttributes, WorkflowExecutionTimedOutEventAttributes,
-        history_event::Attributes,
+        History, HistoryEvent, TimerFiredEventAttributes,
+        WorkflowExecutionCancelRequestedEventAttributes, WorkflowExecutionSignaledEventAttributes,
+        WorkflowExecutionStartedEventAttributes, WorkflowExecutionTerminatedEventAttributes,
+        WorkflowExecutionTimedOutEventAttributes, history_event::Attributes,
     },
     taskqueue::v1::TaskQueue,
-    workflow::v1::{PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig, WorkflowExecutionInfo},
+    workflow::v1::{
+        PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig,
+        WorkflowExecutionInfo,
+    },
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
 
@@ -95,7 +100,8 @@ pub(crate) struct Started {
 
 impl StartParams {
     fn validate(&self) -> Result<()> {
-        let missing = |what: &str| Err(Error::InvalidArgument(format!("{what} is not set on request.")));
+        let missing =
+            |what: &str| Err(Error::InvalidArgument(format!("{what} is not set on request.")));
         if self.workflow_id.is_empty() {
             return missing("WorkflowId");
         }
@@ -134,10 +140,15 @@ fn already_started(exec: &Execution, running: bool) -> Error {
 }
 
 impl State {
-    pub(crate) fn start_workflow(&mut self, p: StartParams, signal: Option<SignalParams>) -> Result<Started> {
+    pub(crate) fn start_workflow(
+        &mut self,
+        p: StartParams,
+        signal: Option<SignalParams>,
+    ) -> Result<Started> {
         self.ctx.check_namespace(&p.namespace)?;
         p.validate()?;
-        super::visibility::validate(&self.ctx.registry, &p.namespace, p.search_attributes.as_ref()).map_err(Error::InvalidArgument)?;
+        super::visibility::validate(&self.ctx.registry, &p.namespace, p.search_attributes.as_ref())
+            .map_err(Error::InvalidArgument)?;
         let key = (p.namespace.clone(), p.workflow_id.clone());
         if let Some(current) = self.current.get(&key).cloned() {
             let exec = &self.execs[&current];
@@ -158,14 +169,21 @@ impl State {
                         return Ok(Started { run_id: current, started: false });
                     }
                     _ if terminate => {
-                        self.terminate_run(&current, "terminated by a new start (id conflict policy)".into(), None, p.identity.clone());
+                        self.terminate_run(
+                            &current,
+                            "terminated by a new start (id conflict policy)".into(),
+                            None,
+                            p.identity.clone(),
+                        );
                     }
                     _ => return Err(already_started(exec, true)),
                 }
             } else {
                 let allowed = match p.reuse_policy {
                     WorkflowIdReusePolicy::RejectDuplicate => false,
-                    WorkflowIdReusePolicy::AllowDuplicateFailedOnly => exec.status != WorkflowExecutionStatus::Completed,
+                    WorkflowIdReusePolicy::AllowDuplicateFailedOnly => {
+                        exec.status != WorkflowExecutionStatus::Completed
+                    }
                     _ => true,
                 };
                 if !allowed {
@@ -175,15 +193,35 @@ impl State {
         }
 
         let run_id = uuid::Uuid::new_v4().to_string();
-        let request_id = if p.request_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { p.request_id.clone() };
+        let request_id = if p.request_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            p.request_id.clone()
+        };
         let first_task_delay = p.start_delay;
-        self.create_run(NewRun { run_id: run_id.clone(), first_run_id: run_id.clone(), request_id, params: p, signal, continued: None, first_task_delay });
+        self.create_run(NewRun {
+            run_id: run_id.clone(),
+            first_run_id: run_id.clone(),
+            request_id,
+            params: p,
+            signal,
+            continued: None,
+            first_task_delay,
+        });
         Ok(Started { run_id, started: true })
     }
 
     /// Writes a new run's first events and puts it in place as the workflow id's current run.
     pub(crate) fn create_run(&mut self, new: NewRun) {
-        let NewRun { run_id, first_run_id, request_id, params: p, signal, continued, first_task_delay } = new;
+        let NewRun {
+            run_id,
+            first_run_id,
+            request_id,
+            params: p,
+            signal,
+            continued,
+            first_task_delay,
+        } = new;
         let task_timeout = p
             .task_timeout
             .unwrap_or(util::secs(DEFAULT_TASK_TIMEOUT_SECS))
@@ -205,36 +243,45 @@ impl State {
         exec.memo = p.memo.clone();
         exec.search_attributes = p.search_attributes.clone();
         let ctx = &mut self.ctx;
-        let (continued_execution_run_id, initiator, last_completion_result, continued_failure) = match continued {
-            Some(c) => (c.from_run_id, c.initiator, c.last_completion_result, c.failure),
-            None => (String::new(), 0, None, None),
-        };
+        let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
+            match continued {
+                Some(c) => (c.from_run_id, c.initiator, c.last_completion_result, c.failure),
+                None => (String::new(), 0, None, None),
+            };
         exec.append(
             ctx,
-            Attributes::WorkflowExecutionStartedEventAttributes(WorkflowExecutionStartedEventAttributes {
-                workflow_type: Some(WorkflowType { name: p.workflow_type }),
-                task_queue: Some(TaskQueue { name: p.task_queue, kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
-                input: p.input,
-                workflow_execution_timeout: p.execution_timeout.and_then(util::dur),
-                workflow_run_timeout: p.run_timeout.and_then(util::dur),
-                workflow_task_timeout: util::dur(task_timeout),
-                continued_execution_run_id,
-                initiator,
-                continued_failure,
-                last_completion_result,
-                original_execution_run_id: run_id.clone(),
-                identity: p.identity,
-                first_execution_run_id: first_run_id,
-                retry_policy: p.retry_policy,
-                attempt: 1,
-                workflow_execution_expiration_time: p.execution_timeout.and_then(|t| util::ts(ctx.now + t)),
-                first_workflow_task_backoff: first_task_delay.and_then(util::dur),
-                memo: p.memo,
-                search_attributes: p.search_attributes,
-                header: p.header,
-                workflow_id: p.workflow_id,
-                ..Default::default()
-            }),
+            Attributes::WorkflowExecutionStartedEventAttributes(
+                WorkflowExecutionStartedEventAttributes {
+                    workflow_type: Some(WorkflowType { name: p.workflow_type }),
+                    task_queue: Some(TaskQueue {
+                        name: p.task_queue,
+                        kind: TaskQueueKind::Normal as i32,
+                        normal_name: String::new(),
+                    }),
+                    input: p.input,
+                    workflow_execution_timeout: p.execution_timeout.and_then(util::dur),
+                    workflow_run_timeout: p.run_timeout.and_then(util::dur),
+                    workflow_task_timeout: util::dur(task_timeout),
+                    continued_execution_run_id,
+                    initiator,
+                    continued_failure,
+                    last_completion_result,
+                    original_execution_run_id: run_id.clone(),
+                    identity: p.identity,
+                    first_execution_run_id: first_run_id,
+                    retry_policy: p.retry_policy,
+                    attempt: 1,
+                    workflow_execution_expiration_time: p
+                        .execution_timeout
+                        .and_then(|t| util::ts(ctx.now + t)),
+                    first_workflow_task_backoff: first_task_delay.and_then(util::dur),
+                    memo: p.memo,
+                    search_attributes: p.search_attributes,
+                    header: p.header,
+                    workflow_id: p.workflow_id,
+                    ..Default::default()
+                },
+            ),
         );
         if let Some(signal) = signal {
             exec.request_ids.insert(signal.request_id.clone());
@@ -243,7 +290,10 @@ impl State {
         match first_task_delay {
             Some(delay) => {
                 exec.first_task_at = Some(ctx.now + delay);
-                ctx.schedule_timer(ctx.now + delay, super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() });
+                ctx.schedule_timer(
+                    ctx.now + delay,
+                    super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() },
+                );
             }
             None => exec.schedule_wft(ctx, 1),
         }
@@ -253,7 +303,13 @@ impl State {
         self.current.insert(key, run_id);
     }
 
-    pub(crate) fn signal(&mut self, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalParams) -> Result<()> {
+    pub(crate) fn signal(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        signal: SignalParams,
+    ) -> Result<()> {
         if signal.signal_name.is_empty() {
             return Err(Error::InvalidArgument("SignalName is not set on request.".into()));
         }
@@ -280,7 +336,15 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn request_cancel(&mut self, namespace: &str, workflow_id: &str, run_id: &str, reason: String, identity: String, request_id: String) -> Result<()> {
+    pub(crate) fn request_cancel(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        reason: String,
+        identity: String,
+        request_id: String,
+    ) -> Result<()> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
         let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
         if !exec.is_running() {
@@ -296,13 +360,25 @@ impl State {
         exec.deliver(
             ctx,
             vec![Attributes::WorkflowExecutionCancelRequestedEventAttributes(
-                WorkflowExecutionCancelRequestedEventAttributes { cause: reason, identity, ..Default::default() },
+                WorkflowExecutionCancelRequestedEventAttributes {
+                    cause: reason,
+                    identity,
+                    ..Default::default()
+                },
             )],
         );
         Ok(())
     }
 
-    pub(crate) fn terminate(&mut self, namespace: &str, workflow_id: &str, run_id: &str, reason: String, details: Option<Payloads>, identity: String) -> Result<()> {
+    pub(crate) fn terminate(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        reason: String,
+        details: Option<Payloads>,
+        identity: String,
+    ) -> Result<()> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
         if !self.execs[&run_id].is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
@@ -313,23 +389,32 @@ impl State {
 
     /// Temporal fails a started workflow task (FORCE_CLOSE_COMMAND), flushes the buffer, then
     /// writes `WorkflowExecutionTerminated`; the worker's late reply gets NOT_FOUND.
-    fn terminate_run(&mut self, run_id: &str, reason: String, details: Option<Payloads>, identity: String) {
+    fn terminate_run(
+        &mut self,
+        run_id: &str,
+        reason: String,
+        details: Option<Payloads>,
+        identity: String,
+    ) {
         let (exec, ctx) = self.exec_mut(run_id).expect("exists");
         exec.status = WorkflowExecutionStatus::Terminated;
         exec.fail_wft(ctx, WorkflowTaskFailedCause::ForceCloseCommand, None, identity.clone(), 1);
         exec.flush_buffer(ctx);
         exec.append(
             ctx,
-            Attributes::WorkflowExecutionTerminatedEventAttributes(WorkflowExecutionTerminatedEventAttributes {
-                reason,
-                details,
-                identity,
-            }),
+            Attributes::WorkflowExecutionTerminatedEventAttributes(
+                WorkflowExecutionTerminatedEventAttributes { reason, details, identity },
+            ),
         );
         exec.close(ctx, WorkflowExecutionStatus::Terminated);
     }
 
-    pub(super) fn fire_user_timer(&mut self, run_id: &str, timer_id: String, started_event_id: i64) {
+    pub(super) fn fire_user_timer(
+        &mut self,
+        run_id: &str,
+        timer_id: String,
+        started_event_id: i64,
+    ) {
         let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
         if !exec.is_running() || exec.timers.get(&timer_id).map(|t| t.0) != Some(started_event_id) {
             return; // cancelled, or the run closed
@@ -337,7 +422,10 @@ impl State {
         exec.timers.remove(&timer_id);
         exec.deliver(
             ctx,
-            vec![Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes { timer_id, started_event_id })],
+            vec![Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes {
+                timer_id,
+                started_event_id,
+            })],
         );
     }
 
@@ -349,27 +437,42 @@ impl State {
         exec.flush_buffer(ctx);
         exec.append(
             ctx,
-            Attributes::WorkflowExecutionTimedOutEventAttributes(WorkflowExecutionTimedOutEventAttributes {
-                retry_state: RetryState::RetryPolicyNotSet as i32,
-                new_execution_run_id: String::new(),
-            }),
+            Attributes::WorkflowExecutionTimedOutEventAttributes(
+                WorkflowExecutionTimedOutEventAttributes {
+                    retry_state: RetryState::RetryPolicyNotSet as i32,
+                    new_execution_run_id: String::new(),
+                },
+            ),
         );
         exec.close(ctx, WorkflowExecutionStatus::TimedOut);
     }
 
-    pub(crate) fn describe(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
+    pub(crate) fn describe(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<DescribeWorkflowExecutionResponse> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
         let e = &self.execs[&run_id];
-        let task_queue = TaskQueue { name: e.task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() };
+        let task_queue = TaskQueue {
+            name: e.task_queue.clone(),
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        };
         let pending_activities = e
             .activities
             .values()
             .map(|a| PendingActivityInfo {
                 activity_id: a.activity_id.clone(),
-                activity_type: Some(temporalio_protos::temporal::api::common::v1::ActivityType { name: a.activity_type.clone() }),
+                activity_type: Some(temporalio_protos::temporal::api::common::v1::ActivityType {
+                    name: a.activity_type.clone(),
+                }),
                 state: match (a.state, a.cancel_requested_event_id) {
                     (_, Some(_)) => PendingActivityState::CancelRequested,
-                    (super::execution::ActivityState::Started, None) => PendingActivityState::Started,
+                    (super::execution::ActivityState::Started, None) => {
+                        PendingActivityState::Started
+                    }
                     _ => PendingActivityState::Scheduled,
                 } as i32,
                 heartbeat_details: a.heartbeat_details.clone(),
@@ -378,7 +481,9 @@ impl State {
                 attempt: a.attempt,
                 maximum_attempts: a.retry.maximum_attempts,
                 scheduled_time: util::ts(a.attempt_scheduled_time),
-                expiration_time: a.schedule_to_close.and_then(|d| util::ts(a.first_scheduled_time + d)),
+                expiration_time: a
+                    .schedule_to_close
+                    .and_then(|d| util::ts(a.first_scheduled_time + d)),
                 last_failure: a.last_failure.clone(),
                 last_worker_identity: a.last_worker_identity.clone(),
                 current_retry_interval: a.current_retry_interval.and_then(util::dur),
@@ -387,13 +492,18 @@ impl State {
                 ..Default::default()
             })
             .collect();
-        let pending_workflow_task = e.wft.as_ref().filter(|_| e.is_running()).map(|w| PendingWorkflowTaskInfo {
-            state: if w.started.is_some() { PendingWorkflowTaskState::Started } else { PendingWorkflowTaskState::Scheduled } as i32,
-            scheduled_time: util::ts(w.scheduled_time),
-            original_scheduled_time: util::ts(w.original_scheduled_time),
-            started_time: w.started.as_ref().and_then(|s| util::ts(s.time)),
-            attempt: w.attempt,
-        });
+        let pending_workflow_task =
+            e.wft.as_ref().filter(|_| e.is_running()).map(|w| PendingWorkflowTaskInfo {
+                state: if w.started.is_some() {
+                    PendingWorkflowTaskState::Started
+                } else {
+                    PendingWorkflowTaskState::Scheduled
+                } as i32,
+                scheduled_time: util::ts(w.scheduled_time),
+                original_scheduled_time: util::ts(w.original_scheduled_time),
+                started_time: w.started.as_ref().and_then(|s| util::ts(s.time)),
+                attempt: w.attempt,
+            });
         Ok(DescribeWorkflowExecutionResponse {
             execution_config: Some(WorkflowExecutionConfig {
                 task_queue: Some(task_queue),
@@ -410,7 +520,13 @@ impl State {
     }
 
     /// One page of history (or, for CLOSE_EVENT, the close event if there is one yet).
-    fn history_page(&self, run_id: &str, from: i64, page_size: usize, close_only: bool) -> (Vec<HistoryEvent>, bool) {
+    fn history_page(
+        &self,
+        run_id: &str,
+        from: i64,
+        page_size: usize,
+        close_only: bool,
+    ) -> (Vec<HistoryEvent>, bool) {
         let e = &self.execs[run_id];
         if close_only {
             let close = (!e.is_running()).then(|| e.history.last().cloned()).flatten();
@@ -423,10 +539,16 @@ impl State {
     }
 }
 
+/// Search attribute names with their types.
+pub(crate) type AttributeList = Vec<(String, IndexedValueType)>;
+
 /// The summary visibility and describe report for a run.
 pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
     WorkflowExecutionInfo {
-        execution: Some(WorkflowExecution { workflow_id: e.workflow_id.clone(), run_id: e.run_id.clone() }),
+        execution: Some(WorkflowExecution {
+            workflow_id: e.workflow_id.clone(),
+            run_id: e.run_id.clone(),
+        }),
         r#type: Some(WorkflowType { name: e.workflow_type.clone() }),
         start_time: util::ts(e.start_time),
         close_time: e.close_time.and_then(util::ts),
@@ -470,7 +592,8 @@ pub(crate) struct HistoryRequest {
 impl Engine {
     /// GetWorkflowExecutionHistory, including the long poll clients use to wait for a result.
     pub(crate) async fn history(&self, req: HistoryRequest) -> Result<(History, Vec<u8>)> {
-        let run_id = self.with_state(|st| st.resolve(&req.namespace, &req.workflow_id, &req.run_id))?;
+        let run_id =
+            self.with_state(|st| st.resolve(&req.namespace, &req.workflow_id, &req.run_id))?;
         let close_only = req.filter == HistoryEventFilterType::CloseEvent;
         let from = match req.next_page_token.as_slice() {
             [] => 1,
@@ -509,9 +632,16 @@ impl Engine {
 
 impl State {
     /// ListWorkflowExecutions: one page of matching runs and the token for the next.
-    pub(crate) fn list(&self, namespace: &str, query: &str, page_size: i32, token: &[u8]) -> Result<(Vec<WorkflowExecutionInfo>, Vec<u8>)> {
+    pub(crate) fn list(
+        &self,
+        namespace: &str,
+        query: &str,
+        page_size: i32,
+        token: &[u8],
+    ) -> Result<(Vec<WorkflowExecutionInfo>, Vec<u8>)> {
         self.ctx.check_namespace(namespace)?;
-        let q = super::visibility::parse(query, &self.ctx.registry, namespace).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
+        let q = super::visibility::parse(query, &self.ctx.registry, namespace)
+            .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
         let mut rows = self.matching(namespace, &q)?;
         q.sort(&mut rows, &self.ctx.registry);
         let offset = match token {
@@ -522,14 +652,16 @@ impl State {
         let size = if page_size <= 0 { DEFAULT_PAGE_SIZE } else { page_size as usize };
         let page: Vec<_> = rows.iter().skip(offset).take(size).map(|e| execution_info(e)).collect();
         let next = offset + page.len();
-        let token = if next < rows.len() { (next as u64).to_be_bytes().to_vec() } else { Vec::new() };
+        let token =
+            if next < rows.len() { (next as u64).to_be_bytes().to_vec() } else { Vec::new() };
         Ok((page, token))
     }
 
     /// CountWorkflowExecutions, optionally grouped by ExecutionStatus.
     pub(crate) fn count(&self, namespace: &str, query: &str) -> Result<(i64, Vec<(String, i64)>)> {
         self.ctx.check_namespace(namespace)?;
-        let q = super::visibility::parse(query, &self.ctx.registry, namespace).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
+        let q = super::visibility::parse(query, &self.ctx.registry, namespace)
+            .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
         let rows = self.matching(namespace, &q)?;
         let mut groups = std::collections::BTreeMap::<String, i64>::new();
         if q.group_by.is_some() {
@@ -543,7 +675,9 @@ impl State {
     fn matching(&self, namespace: &str, q: &super::visibility::Query) -> Result<Vec<&Execution>> {
         let mut rows = Vec::new();
         for e in self.execs.values().filter(|e| e.namespace == namespace) {
-            if q.matches(e, &self.ctx.registry).map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))? {
+            if q.matches(e, &self.ctx.registry)
+                .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?
+            {
                 rows.push(e);
             }
         }
@@ -551,22 +685,35 @@ impl State {
     }
 
     /// OperatorService.AddSearchAttributes.
-    pub(crate) fn add_search_attributes(&mut self, namespace: &str, attrs: Vec<(String, IndexedValueType)>) -> Result<()> {
+    pub(crate) fn add_search_attributes(
+        &mut self,
+        namespace: &str,
+        attrs: Vec<(String, IndexedValueType)>,
+    ) -> Result<()> {
         self.ctx.check_namespace(namespace)?;
         for (name, ty) in &attrs {
             if super::visibility::SYSTEM_ATTRIBUTES.iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidArgument(format!("Search attribute {name} is reserved by system.")));
+                return Err(Error::InvalidArgument(format!(
+                    "Search attribute {name} is reserved by system."
+                )));
             }
             if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                return Err(Error::InvalidArgument(format!("Search attribute name {name:?} is not valid.")));
+                return Err(Error::InvalidArgument(format!(
+                    "Search attribute name {name:?} is not valid."
+                )));
             }
             if *ty == IndexedValueType::Unspecified {
-                return Err(Error::InvalidArgument(format!("Search attribute {name} has no type.")));
+                return Err(Error::InvalidArgument(format!(
+                    "Search attribute {name} has no type."
+                )));
             }
-            if let Some(existing) = self.ctx.registry.get(namespace).and_then(|r| r.get(name)) {
-                if existing != ty {
-                    return Err(Error::AlreadyExists(format!("Search attribute {name} already exists with type {}.", existing.as_str_name())));
-                }
+            if let Some(existing) = self.ctx.registry.get(namespace).and_then(|r| r.get(name))
+                && existing != ty
+            {
+                return Err(Error::AlreadyExists(format!(
+                    "Search attribute {name} already exists with type {}.",
+                    existing.as_str_name()
+                )));
             }
         }
         let reg = self.ctx.registry.entry(namespace.to_owned()).or_default();
@@ -578,7 +725,11 @@ impl State {
     }
 
     /// OperatorService.RemoveSearchAttributes.
-    pub(crate) fn remove_search_attributes(&mut self, namespace: &str, names: Vec<String>) -> Result<()> {
+    pub(crate) fn remove_search_attributes(
+        &mut self,
+        namespace: &str,
+        names: Vec<String>,
+    ) -> Result<()> {
         self.ctx.check_namespace(namespace)?;
         let reg = self.ctx.registry.entry(namespace.to_owned()).or_default();
         if let Some(missing) = names.iter().find(|n| !reg.contains_key(*n)) {
@@ -592,10 +743,21 @@ impl State {
     }
 
     /// OperatorService.ListSearchAttributes: (custom, system).
-    pub(crate) fn list_search_attributes(&self, namespace: &str) -> Result<(Vec<(String, IndexedValueType)>, Vec<(String, IndexedValueType)>)> {
+    pub(crate) fn list_search_attributes(
+        &self,
+        namespace: &str,
+    ) -> Result<(AttributeList, AttributeList)> {
         self.ctx.check_namespace(namespace)?;
-        let custom = self.ctx.registry.get(namespace).map(|r| r.iter().map(|(n, t)| (n.clone(), *t)).collect()).unwrap_or_default();
-        let system = super::visibility::SYSTEM_ATTRIBUTES.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect();
+        let custom = self
+            .ctx
+            .registry
+            .get(namespace)
+            .map(|r| r.iter().map(|(n, t)| (n.clone(), *t)).collect())
+            .unwrap_or_default();
+        let system = super::visibility::SYSTEM_ATTRIBUTES
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), *t))
+            .collect();
         Ok((custom, system))
     }
 }

@@ -5,15 +5,18 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use temporalio_protos::temporal::api::{
     command::v1::{Command, command::Attributes as Cmd},
     common::v1::{WorkflowExecution, WorkflowType},
-    enums::v1::{CommandType, RetryState, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType, WorkflowExecutionStatus, WorkflowTaskFailedCause},
+    enums::v1::{
+        CommandType, RetryState, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType,
+        WorkflowExecutionStatus, WorkflowTaskFailedCause,
+    },
     failure::v1::Failure,
     history::v1::{
         ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes,
-        ActivityTaskScheduledEventAttributes, History, MarkerRecordedEventAttributes, TimerCanceledEventAttributes,
-        TimerStartedEventAttributes, UpsertWorkflowSearchAttributesEventAttributes,
-        WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
-        WorkflowExecutionContinuedAsNewEventAttributes, WorkflowExecutionFailedEventAttributes,
-        WorkflowTaskCompletedEventAttributes,
+        ActivityTaskScheduledEventAttributes, History, MarkerRecordedEventAttributes,
+        TimerCanceledEventAttributes, TimerStartedEventAttributes,
+        UpsertWorkflowSearchAttributesEventAttributes, WorkflowExecutionCanceledEventAttributes,
+        WorkflowExecutionCompletedEventAttributes, WorkflowExecutionContinuedAsNewEventAttributes,
+        WorkflowExecutionFailedEventAttributes, WorkflowTaskCompletedEventAttributes,
         WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
     },
     protocol::v1::Message,
@@ -72,7 +75,9 @@ impl State {
         let token = TaskToken::decode_bytes(token, TokenKind::Workflow)
             .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
         if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument("Operation requested with a token from a different namespace.".into()));
+            return Err(Error::InvalidArgument(
+                "Operation requested with a token from a different namespace.".into(),
+            ));
         }
         self.ctx.check_namespace(&token.namespace)?;
         let exec = self
@@ -80,10 +85,16 @@ impl State {
             .get(&token.run_id)
             .ok_or_else(|| Error::NotFound("Workflow task not found.".into()))?;
         if !exec.is_running() {
-            return Err(Error::NotFound("Workflow task not found: workflow execution already completed.".into()));
+            return Err(Error::NotFound(
+                "Workflow task not found: workflow execution already completed.".into(),
+            ));
         }
         match &exec.wft {
-            Some(w) if w.scheduled_event_id == token.scheduled_event_id && w.attempt == token.attempt && w.started.is_some() => {
+            Some(w)
+                if w.scheduled_event_id == token.scheduled_event_id
+                    && w.attempt == token.attempt
+                    && w.started.is_some() =>
+            {
                 Ok(token)
             }
             _ => Err(Error::NotFound("Workflow task not found.".into())),
@@ -91,7 +102,13 @@ impl State {
     }
 
     /// Takes the next live task off a queue and starts it.
-    pub(crate) fn start_workflow_task(&mut self, namespace: &str, queue: &str, identity: &str, request_id: String) -> Option<PollWorkflowTaskQueueResponse> {
+    pub(crate) fn start_workflow_task(
+        &mut self,
+        namespace: &str,
+        queue: &str,
+        identity: &str,
+        request_id: String,
+    ) -> Option<PollWorkflowTaskQueueResponse> {
         let key = QueueKey { namespace: namespace.to_owned(), name: queue.to_owned() };
         loop {
             let task = match self.ctx.wf_queues.get_mut(&key)?.items.pop_front()? {
@@ -103,7 +120,9 @@ impl State {
             };
             let Some((exec, ctx)) = self.exec_mut(&task.run_id) else { continue };
             let live = exec.is_running()
-                && exec.wft.as_ref().is_some_and(|w| w.scheduled_event_id == task.scheduled_event_id && w.started.is_none());
+                && exec.wft.as_ref().is_some_and(|w| {
+                    w.scheduled_event_id == task.scheduled_event_id && w.started.is_none()
+                });
             if !live {
                 continue;
             }
@@ -121,7 +140,9 @@ impl State {
         let records_nothing = c.commands.is_empty()
             && !c.force_new_task
             && exec.buffered.is_empty()
-            && c.messages.iter().all(|m| m.body.as_ref().is_some_and(|b| b.type_url.ends_with("update.v1.Rejection")));
+            && c.messages.iter().all(|m| {
+                m.body.as_ref().is_some_and(|b| b.type_url.ends_with("update.v1.Rejection"))
+            });
         if wft.speculative && records_nothing {
             for m in c.messages {
                 exec.apply_message(ctx, m);
@@ -146,19 +167,27 @@ impl State {
             return Ok(());
         }
         if let Err(bad) = exec.validate_commands(&c.commands, &c.messages, &ctx.registry) {
-            exec.fail_wft(ctx, bad.cause, Some(util::server_failure(bad.message.clone(), true)), c.identity, wft.attempt + 1);
+            exec.fail_wft(
+                ctx,
+                bad.cause,
+                Some(util::server_failure(bad.message.clone(), true)),
+                c.identity,
+                wft.attempt + 1,
+            );
             return Err(Error::InvalidArgument(bad.message));
         }
 
         let completed_id = exec.append(
             ctx,
-            Attributes::WorkflowTaskCompletedEventAttributes(WorkflowTaskCompletedEventAttributes {
-                scheduled_event_id: wft.scheduled_event_id,
-                started_event_id: started.event_id,
-                identity: c.identity.clone(),
-                sdk_metadata: c.sdk_metadata,
-                ..Default::default()
-            }),
+            Attributes::WorkflowTaskCompletedEventAttributes(
+                WorkflowTaskCompletedEventAttributes {
+                    scheduled_event_id: wft.scheduled_event_id,
+                    started_event_id: started.event_id,
+                    identity: c.identity.clone(),
+                    sdk_metadata: c.sdk_metadata,
+                    ..Default::default()
+                },
+            ),
         );
         exec.wft = None;
         exec.last_completed_started_id = started.event_id;
@@ -169,7 +198,11 @@ impl State {
         let mut needs_task = c.force_new_task;
         for cmd in c.commands {
             if let Some(Cmd::ProtocolMessageCommandAttributes(p)) = &cmd.attributes {
-                if let Some(m) = messages.iter_mut().find(|m| m.as_ref().is_some_and(|m| m.id == p.message_id)).and_then(Option::take) {
+                if let Some(m) = messages
+                    .iter_mut()
+                    .find(|m| m.as_ref().is_some_and(|m| m.id == p.message_id))
+                    .and_then(Option::take)
+                {
                     exec.apply_message(ctx, m);
                 }
                 continue;
@@ -196,16 +229,30 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn fail_workflow_task(&mut self, token: &[u8], namespace: &str, cause: WorkflowTaskFailedCause, failure: Option<Failure>, identity: String) -> Result<()> {
+    pub(crate) fn fail_workflow_task(
+        &mut self,
+        token: &[u8],
+        namespace: &str,
+        cause: WorkflowTaskFailedCause,
+        failure: Option<Failure>,
+        identity: String,
+    ) -> Result<()> {
         let token = self.workflow_task_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         exec.fail_wft(ctx, cause, failure, identity, token.attempt + 1);
         Ok(())
     }
 
-    pub(super) fn workflow_task_timed_out(&mut self, run_id: &str, scheduled_event_id: i64, attempt: i32) {
+    pub(super) fn workflow_task_timed_out(
+        &mut self,
+        run_id: &str,
+        scheduled_event_id: i64,
+        attempt: i32,
+    ) {
         let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
-        let Some(wft) = exec.wft.clone().filter(|w| exec.is_running() && w.scheduled_event_id == scheduled_event_id && w.attempt == attempt) else {
+        let Some(wft) = exec.wft.clone().filter(|w| {
+            exec.is_running() && w.scheduled_event_id == scheduled_event_id && w.attempt == attempt
+        }) else {
             return;
         };
         if wft.started.is_none() {
@@ -228,18 +275,26 @@ impl State {
 }
 
 impl Execution {
-    fn start_wft(&mut self, ctx: &mut Ctx, identity: &str, request_id: String) -> PollWorkflowTaskQueueResponse {
+    fn start_wft(
+        &mut self,
+        ctx: &mut Ctx,
+        identity: &str,
+        request_id: String,
+    ) -> PollWorkflowTaskQueueResponse {
         let wft = self.wft.clone().expect("caller checked");
-        let mut started_attrs = self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
+        let mut started_attrs =
+            self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
         if let Attributes::WorkflowTaskStartedEventAttributes(a) = &mut started_attrs {
             let (max_events, max_bytes) = ctx.suggest_can;
             if self.history.len() >= max_events {
                 a.suggest_continue_as_new = true;
-                a.suggest_continue_as_new_reasons.push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
+                a.suggest_continue_as_new_reasons
+                    .push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
             }
             if self.history_bytes >= max_bytes {
                 a.suggest_continue_as_new = true;
-                a.suggest_continue_as_new_reasons.push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
+                a.suggest_continue_as_new_reasons
+                    .push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
             }
         }
         let mut history = None;
@@ -264,7 +319,12 @@ impl Execution {
             self.append(ctx, started_attrs)
         };
         if let Some(w) = self.wft.as_mut() {
-            w.started = Some(WftStarted { event_id, time: ctx.now, identity: identity.to_owned(), request_id });
+            w.started = Some(WftStarted {
+                event_id,
+                time: ctx.now,
+                identity: identity.to_owned(),
+                request_id,
+            });
         }
         let messages = self.take_update_messages(event_id);
         let queries = wft
@@ -274,7 +334,11 @@ impl Execution {
             .collect();
         ctx.schedule_timer(
             ctx.now + self.task_timeout,
-            TimerTask::WorkflowTaskTimeout { run_id: self.run_id.clone(), scheduled_event_id: wft.scheduled_event_id, attempt: wft.attempt },
+            TimerTask::WorkflowTaskTimeout {
+                run_id: self.run_id.clone(),
+                scheduled_event_id: wft.scheduled_event_id,
+                attempt: wft.attempt,
+            },
         );
         let token = TaskToken {
             namespace: self.namespace.clone(),
@@ -286,7 +350,10 @@ impl Execution {
         };
         PollWorkflowTaskQueueResponse {
             task_token: token.encode_bytes(),
-            workflow_execution: Some(WorkflowExecution { workflow_id: self.workflow_id.clone(), run_id: self.run_id.clone() }),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id.clone(),
+            }),
             workflow_type: Some(WorkflowType { name: self.workflow_type.clone() }),
             previous_started_event_id: self.last_completed_started_id,
             started_event_id: event_id,
@@ -326,51 +393,92 @@ impl Execution {
 
     /// Checks a whole batch before anything is written, as Temporal does, so a bad command
     /// leaves no partial history behind.
-    fn validate_commands(&self, commands: &[Command], messages: &[Message], registry: &super::visibility::Registry) -> std::result::Result<(), BadCommand> {
+    fn validate_commands(
+        &self,
+        commands: &[Command],
+        messages: &[Message],
+        registry: &super::visibility::Registry,
+    ) -> std::result::Result<(), BadCommand> {
         let mut timers: BTreeSet<&str> = self.timers.keys().map(String::as_str).collect();
-        let mut activity_ids: HashSet<&str> = self.activities.values().map(|a| a.activity_id.as_str()).collect();
+        let mut activity_ids: HashSet<&str> =
+            self.activities.values().map(|a| a.activity_id.as_str()).collect();
         for (i, cmd) in commands.iter().enumerate() {
             let bad = |cause, message: String| Err(BadCommand { cause, message });
             if is_close(cmd) && i + 1 != commands.len() {
-                return bad(WorkflowTaskFailedCause::UnhandledCommand, format!("{} must be the last command", command_name(cmd)));
+                return bad(
+                    WorkflowTaskFailedCause::UnhandledCommand,
+                    format!("{} must be the last command", command_name(cmd)),
+                );
             }
             match &cmd.attributes {
                 Some(Cmd::ScheduleActivityTaskCommandAttributes(a)) => {
-                    if a.activity_id.is_empty() || a.activity_type.as_ref().is_none_or(|t| t.name.is_empty()) {
+                    if a.activity_id.is_empty()
+                        || a.activity_type.as_ref().is_none_or(|t| t.name.is_empty())
+                    {
                         return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, "ActivityId and ActivityType must be set on ScheduleActivityTaskCommand.".into());
                     }
-                    if util::dur_nanos(a.start_to_close_timeout.as_ref()).is_none() && util::dur_nanos(a.schedule_to_close_timeout.as_ref()).is_none() {
+                    if util::dur_nanos(a.start_to_close_timeout.as_ref()).is_none()
+                        && util::dur_nanos(a.schedule_to_close_timeout.as_ref()).is_none()
+                    {
                         return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand.".into());
                     }
                     if !activity_ids.insert(a.activity_id.as_str()) {
-                        return bad(WorkflowTaskFailedCause::BadScheduleActivityAttributes, format!("Activity id {} is already in use.", a.activity_id));
+                        return bad(
+                            WorkflowTaskFailedCause::BadScheduleActivityAttributes,
+                            format!("Activity id {} is already in use.", a.activity_id),
+                        );
                     }
                 }
                 Some(Cmd::StartTimerCommandAttributes(a)) => {
                     if util::dur_nanos(a.start_to_fire_timeout.as_ref()).is_none() {
-                        return bad(WorkflowTaskFailedCause::BadStartTimerAttributes, "A valid StartToFireTimeout is not set on StartTimerCommand.".into());
+                        return bad(
+                            WorkflowTaskFailedCause::BadStartTimerAttributes,
+                            "A valid StartToFireTimeout is not set on StartTimerCommand.".into(),
+                        );
                     }
                     if !timers.insert(a.timer_id.as_str()) {
-                        return bad(WorkflowTaskFailedCause::StartTimerDuplicateId, format!("Timer id {} is already in use.", a.timer_id));
+                        return bad(
+                            WorkflowTaskFailedCause::StartTimerDuplicateId,
+                            format!("Timer id {} is already in use.", a.timer_id),
+                        );
                     }
                 }
                 Some(Cmd::CancelTimerCommandAttributes(a)) => {
                     if !timers.remove(a.timer_id.as_str()) {
-                        return bad(WorkflowTaskFailedCause::BadCancelTimerAttributes, format!("Timer id {} is not pending.", a.timer_id));
+                        return bad(
+                            WorkflowTaskFailedCause::BadCancelTimerAttributes,
+                            format!("Timer id {} is not pending.", a.timer_id),
+                        );
                     }
                 }
                 Some(Cmd::RequestCancelActivityTaskCommandAttributes(a)) => {
                     if !self.activities.contains_key(&a.scheduled_event_id) {
-                        return bad(WorkflowTaskFailedCause::BadRequestCancelActivityAttributes, format!("No pending activity was scheduled by event {}.", a.scheduled_event_id));
+                        return bad(
+                            WorkflowTaskFailedCause::BadRequestCancelActivityAttributes,
+                            format!(
+                                "No pending activity was scheduled by event {}.",
+                                a.scheduled_event_id
+                            ),
+                        );
                     }
                 }
                 Some(Cmd::ProtocolMessageCommandAttributes(p)) => {
                     if !messages.iter().any(|m| m.id == p.message_id) {
-                        return bad(WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage, format!("ProtocolMessageCommand names unknown message {}.", p.message_id));
+                        return bad(
+                            WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage,
+                            format!(
+                                "ProtocolMessageCommand names unknown message {}.",
+                                p.message_id
+                            ),
+                        );
                     }
                 }
                 Some(Cmd::UpsertWorkflowSearchAttributesCommandAttributes(a)) => {
-                    if let Err(e) = super::visibility::validate(registry, &self.namespace, a.search_attributes.as_ref()) {
+                    if let Err(e) = super::visibility::validate(
+                        registry,
+                        &self.namespace,
+                        a.search_attributes.as_ref(),
+                    ) {
                         return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
                     }
                 }
@@ -381,21 +489,34 @@ impl Execution {
                     | Cmd::CancelWorkflowExecutionCommandAttributes(_),
                 ) => {}
                 Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a)) => {
-                    if let Err(e) = super::visibility::validate(registry, &self.namespace, a.search_attributes.as_ref()) {
+                    if let Err(e) = super::visibility::validate(
+                        registry,
+                        &self.namespace,
+                        a.search_attributes.as_ref(),
+                    ) {
                         return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
                     }
                     if !a.cron_schedule.is_empty() {
-                        return bad(WorkflowTaskFailedCause::BadContinueAsNewAttributes, "cron_schedule is not supported by the convo devserver".into());
+                        return bad(
+                            WorkflowTaskFailedCause::BadContinueAsNewAttributes,
+                            "cron_schedule is not supported by the convo devserver".into(),
+                        );
                     }
                 }
                 Some(_) => {
                     return bad(
                         WorkflowTaskFailedCause::UnhandledCommand,
-                        format!("{} is not supported by the convo devserver yet", command_name(cmd)),
+                        format!(
+                            "{} is not supported by the convo devserver yet",
+                            command_name(cmd)
+                        ),
                     );
                 }
                 None => {
-                    return bad(WorkflowTaskFailedCause::UnhandledCommand, "command without attributes".into());
+                    return bad(
+                        WorkflowTaskFailedCause::UnhandledCommand,
+                        "command without attributes".into(),
+                    );
                 }
             }
         }
@@ -405,7 +526,13 @@ impl Execution {
     /// Writes the events of one (validated) command. Returns whether it needs a new
     /// workflow task to tell the workflow about something (an activity cancelled before it
     /// started).
-    fn apply_command(&mut self, ctx: &mut Ctx, cmd: Command, completed_id: i64, identity: &str) -> bool {
+    fn apply_command(
+        &mut self,
+        ctx: &mut Ctx,
+        cmd: Command,
+        completed_id: i64,
+        identity: &str,
+    ) -> bool {
         let Some(attrs) = cmd.attributes else { return false };
         match attrs {
             Cmd::ScheduleActivityTaskCommandAttributes(a) => {
@@ -414,12 +541,16 @@ impl Execution {
             Cmd::RequestCancelActivityTaskCommandAttributes(a) => {
                 let requested = self.append(
                     ctx,
-                    Attributes::ActivityTaskCancelRequestedEventAttributes(ActivityTaskCancelRequestedEventAttributes {
-                        scheduled_event_id: a.scheduled_event_id,
-                        workflow_task_completed_event_id: completed_id,
-                    }),
+                    Attributes::ActivityTaskCancelRequestedEventAttributes(
+                        ActivityTaskCancelRequestedEventAttributes {
+                            scheduled_event_id: a.scheduled_event_id,
+                            workflow_task_completed_event_id: completed_id,
+                        },
+                    ),
                 );
-                let Some(act) = self.activities.get_mut(&a.scheduled_event_id) else { return false };
+                let Some(act) = self.activities.get_mut(&a.scheduled_event_id) else {
+                    return false;
+                };
                 if act.state == ActivityState::Started {
                     // The worker learns through its next heartbeat and answers Canceled.
                     act.cancel_requested_event_id = Some(requested);
@@ -428,12 +559,14 @@ impl Execution {
                 self.activities.remove(&a.scheduled_event_id);
                 self.append(
                     ctx,
-                    Attributes::ActivityTaskCanceledEventAttributes(ActivityTaskCanceledEventAttributes {
-                        latest_cancel_requested_event_id: requested,
-                        scheduled_event_id: a.scheduled_event_id,
-                        identity: identity.to_owned(),
-                        ..Default::default()
-                    }),
+                    Attributes::ActivityTaskCanceledEventAttributes(
+                        ActivityTaskCanceledEventAttributes {
+                            latest_cancel_requested_event_id: requested,
+                            scheduled_event_id: a.scheduled_event_id,
+                            identity: identity.to_owned(),
+                            ..Default::default()
+                        },
+                    ),
                 );
                 return true;
             }
@@ -450,11 +583,16 @@ impl Execution {
                 self.timers.insert(a.timer_id.clone(), (started_event_id, ctx.now + fire_after));
                 ctx.schedule_timer(
                     ctx.now + fire_after,
-                    TimerTask::User { run_id: self.run_id.clone(), timer_id: a.timer_id, started_event_id },
+                    TimerTask::User {
+                        run_id: self.run_id.clone(),
+                        timer_id: a.timer_id,
+                        started_event_id,
+                    },
                 );
             }
             Cmd::CancelTimerCommandAttributes(a) => {
-                let started_event_id = self.timers.remove(&a.timer_id).map(|t| t.0).unwrap_or_default();
+                let started_event_id =
+                    self.timers.remove(&a.timer_id).map(|t| t.0).unwrap_or_default();
                 self.append(
                     ctx,
                     Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {
@@ -486,71 +624,96 @@ impl Execution {
                 }
                 self.append(
                     ctx,
-                    Attributes::UpsertWorkflowSearchAttributesEventAttributes(UpsertWorkflowSearchAttributesEventAttributes {
-                        workflow_task_completed_event_id: completed_id,
-                        search_attributes: a.search_attributes,
-                    }),
+                    Attributes::UpsertWorkflowSearchAttributesEventAttributes(
+                        UpsertWorkflowSearchAttributesEventAttributes {
+                            workflow_task_completed_event_id: completed_id,
+                            search_attributes: a.search_attributes,
+                        },
+                    ),
                 );
             }
             Cmd::CompleteWorkflowExecutionCommandAttributes(a) => {
                 self.append(
                     ctx,
-                    Attributes::WorkflowExecutionCompletedEventAttributes(WorkflowExecutionCompletedEventAttributes {
-                        result: a.result,
-                        workflow_task_completed_event_id: completed_id,
-                        new_execution_run_id: String::new(),
-                    }),
+                    Attributes::WorkflowExecutionCompletedEventAttributes(
+                        WorkflowExecutionCompletedEventAttributes {
+                            result: a.result,
+                            workflow_task_completed_event_id: completed_id,
+                            new_execution_run_id: String::new(),
+                        },
+                    ),
                 );
                 self.status = WorkflowExecutionStatus::Completed;
             }
             Cmd::FailWorkflowExecutionCommandAttributes(a) => {
                 self.append(
                     ctx,
-                    Attributes::WorkflowExecutionFailedEventAttributes(WorkflowExecutionFailedEventAttributes {
-                        failure: a.failure,
-                        retry_state: RetryState::RetryPolicyNotSet as i32,
-                        workflow_task_completed_event_id: completed_id,
-                        new_execution_run_id: String::new(),
-                    }),
+                    Attributes::WorkflowExecutionFailedEventAttributes(
+                        WorkflowExecutionFailedEventAttributes {
+                            failure: a.failure,
+                            retry_state: RetryState::RetryPolicyNotSet as i32,
+                            workflow_task_completed_event_id: completed_id,
+                            new_execution_run_id: String::new(),
+                        },
+                    ),
                 );
                 self.status = WorkflowExecutionStatus::Failed;
             }
             Cmd::CancelWorkflowExecutionCommandAttributes(a) => {
                 self.append(
                     ctx,
-                    Attributes::WorkflowExecutionCanceledEventAttributes(WorkflowExecutionCanceledEventAttributes {
-                        workflow_task_completed_event_id: completed_id,
-                        details: a.details,
-                    }),
+                    Attributes::WorkflowExecutionCanceledEventAttributes(
+                        WorkflowExecutionCanceledEventAttributes {
+                            workflow_task_completed_event_id: completed_id,
+                            details: a.details,
+                        },
+                    ),
                 );
                 self.status = WorkflowExecutionStatus::Canceled;
             }
             Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
                 let new_run_id = uuid::Uuid::new_v4().to_string();
-                let workflow_type = a.workflow_type.as_ref().map(|t| t.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| self.workflow_type.clone());
-                let task_queue = a.task_queue.as_ref().map(|q| q.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| self.task_queue.clone());
+                let workflow_type = a
+                    .workflow_type
+                    .as_ref()
+                    .map(|t| t.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| self.workflow_type.clone());
+                let task_queue = a
+                    .task_queue
+                    .as_ref()
+                    .map(|q| q.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| self.task_queue.clone());
                 self.append(
                     ctx,
-                    Attributes::WorkflowExecutionContinuedAsNewEventAttributes(WorkflowExecutionContinuedAsNewEventAttributes {
-                        new_execution_run_id: new_run_id.clone(),
-                        workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
-                        task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
-                        input: a.input.clone(),
-                        workflow_run_timeout: a.workflow_run_timeout,
-                        workflow_task_timeout: a.workflow_task_timeout,
-                        workflow_task_completed_event_id: completed_id,
-                        backoff_start_interval: a.backoff_start_interval,
-                        initiator: a.initiator,
-                        last_completion_result: a.last_completion_result.clone(),
-                        header: a.header.clone(),
-                        memo: a.memo.clone(),
-                        search_attributes: a.search_attributes.clone(),
-                        ..Default::default()
-                    }),
+                    Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
+                        WorkflowExecutionContinuedAsNewEventAttributes {
+                            new_execution_run_id: new_run_id.clone(),
+                            workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
+                            task_queue: Some(TaskQueue {
+                                name: task_queue.clone(),
+                                kind: TaskQueueKind::Normal as i32,
+                                normal_name: String::new(),
+                            }),
+                            input: a.input.clone(),
+                            workflow_run_timeout: a.workflow_run_timeout,
+                            workflow_task_timeout: a.workflow_task_timeout,
+                            workflow_task_completed_event_id: completed_id,
+                            backoff_start_interval: a.backoff_start_interval,
+                            initiator: a.initiator,
+                            last_completion_result: a.last_completion_result.clone(),
+                            header: a.header.clone(),
+                            memo: a.memo.clone(),
+                            search_attributes: a.search_attributes.clone(),
+                            ..Default::default()
+                        },
+                    ),
                 );
                 self.status = WorkflowExecutionStatus::ContinuedAsNew;
                 // The execution timeout spans the whole chain of runs.
-                let execution_timeout = self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
+                let execution_timeout =
+                    self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
                 self.continue_as_new = Some(super::workflow::NewRun {
                     run_id: new_run_id,
                     first_run_id: self.first_run_id.clone(),
@@ -562,12 +725,16 @@ impl Execution {
                         task_queue,
                         input: a.input,
                         execution_timeout,
-                        run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref()).or(self.run_timeout),
-                        task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref()).or(Some(self.task_timeout)),
+                        run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref())
+                            .or(self.run_timeout),
+                        task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref())
+                            .or(Some(self.task_timeout)),
                         identity: identity.to_owned(),
                         retry_policy: a.retry_policy,
                         memo: a.memo.or_else(|| self.memo.clone()),
-                        search_attributes: a.search_attributes.or_else(|| self.search_attributes.clone()),
+                        search_attributes: a
+                            .search_attributes
+                            .or_else(|| self.search_attributes.clone()),
                         header: a.header,
                         ..Default::default()
                     },
@@ -586,7 +753,12 @@ impl Execution {
         false
     }
 
-    fn schedule_activity(&mut self, ctx: &mut Ctx, a: temporalio_protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes, completed_id: i64) {
+    fn schedule_activity(
+        &mut self,
+        ctx: &mut Ctx,
+        a: temporalio_protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes,
+        completed_id: i64,
+    ) {
         let task_queue = a
             .task_queue
             .as_ref()
@@ -601,21 +773,27 @@ impl Execution {
         let activity_type = a.activity_type.clone().unwrap_or_default();
         let scheduled_event_id = self.append(
             ctx,
-            Attributes::ActivityTaskScheduledEventAttributes(ActivityTaskScheduledEventAttributes {
-                activity_id: a.activity_id.clone(),
-                activity_type: Some(activity_type.clone()),
-                task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
-                header: a.header.clone(),
-                input: a.input.clone(),
-                schedule_to_close_timeout: schedule_to_close.and_then(util::dur),
-                schedule_to_start_timeout: a.schedule_to_start_timeout,
-                start_to_close_timeout: util::dur(start_to_close),
-                heartbeat_timeout: a.heartbeat_timeout,
-                workflow_task_completed_event_id: completed_id,
-                retry_policy: Some(retry.clone()),
-                priority: a.priority,
-                ..Default::default()
-            }),
+            Attributes::ActivityTaskScheduledEventAttributes(
+                ActivityTaskScheduledEventAttributes {
+                    activity_id: a.activity_id.clone(),
+                    activity_type: Some(activity_type.clone()),
+                    task_queue: Some(TaskQueue {
+                        name: task_queue.clone(),
+                        kind: TaskQueueKind::Normal as i32,
+                        normal_name: String::new(),
+                    }),
+                    header: a.header.clone(),
+                    input: a.input.clone(),
+                    schedule_to_close_timeout: schedule_to_close.and_then(util::dur),
+                    schedule_to_start_timeout: a.schedule_to_start_timeout,
+                    start_to_close_timeout: util::dur(start_to_close),
+                    heartbeat_timeout: a.heartbeat_timeout,
+                    workflow_task_completed_event_id: completed_id,
+                    retry_policy: Some(retry.clone()),
+                    priority: a.priority,
+                    ..Default::default()
+                },
+            ),
         );
         let activity = Activity {
             activity_id: a.activity_id,
@@ -647,7 +825,12 @@ impl Execution {
         if let Some(limit) = activity.schedule_to_close {
             ctx.schedule_timer(
                 ctx.now + limit,
-                TimerTask::Activity { run_id: self.run_id.clone(), scheduled_event_id, attempt: 0, kind: super::ActivityTimer::ScheduleToClose },
+                TimerTask::Activity {
+                    run_id: self.run_id.clone(),
+                    scheduled_event_id,
+                    attempt: 0,
+                    kind: super::ActivityTimer::ScheduleToClose,
+                },
             );
         }
         self.activities.insert(scheduled_event_id, activity);

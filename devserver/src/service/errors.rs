@@ -3,7 +3,9 @@
 use prost::Message;
 use temporalio_protos::{
     google::rpc::Status as RpcStatus,
-    temporal::api::errordetails::v1::{NamespaceNotFoundFailure, WorkflowExecutionAlreadyStartedFailure},
+    temporal::api::errordetails::v1::{
+        NamespaceNotFoundFailure, WorkflowExecutionAlreadyStartedFailure,
+    },
 };
 use tonic::{Code, Status};
 
@@ -40,7 +42,11 @@ impl From<Error> for Status {
                 Code::AlreadyExists,
                 message,
                 "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
-                &WorkflowExecutionAlreadyStartedFailure { start_request_id, run_id, first_execution_run_id: first_run_id },
+                &WorkflowExecutionAlreadyStartedFailure {
+                    start_request_id,
+                    run_id,
+                    first_execution_run_id: first_run_id,
+                },
             ),
         }
     }

@@ -40,10 +40,17 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "GetClusterInfo",
 ];
 
-pub(crate) const OPERATOR_SERVICE: &[&str] = &["AddSearchAttributes", "RemoveSearchAttributes", "ListSearchAttributes"];
+pub(crate) const OPERATOR_SERVICE: &[&str] =
+    &["AddSearchAttributes", "RemoveSearchAttributes", "ListSearchAttributes"];
 
-pub(crate) const TEST_SERVICE: &[&str] =
-    &["LockTimeSkipping", "UnlockTimeSkipping", "Sleep", "SleepUntil", "UnlockTimeSkippingWithSleep", "GetCurrentTime"];
+pub(crate) const TEST_SERVICE: &[&str] = &[
+    "LockTimeSkipping",
+    "UnlockTimeSkipping",
+    "Sleep",
+    "SleepUntil",
+    "UnlockTimeSkippingWithSleep",
+    "GetCurrentTime",
+];
 
 pub(crate) const HEALTH: &[&str] = &["Check"];
 
@@ -63,7 +70,8 @@ impl<S: NamedService> NamedService for Only<S> {
 
 impl<S> Service<http::Request<Body>> for Only<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + NamedService,
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService,
     S::Future: Send + 'static,
 {
     type Response = http::Response<Body>;

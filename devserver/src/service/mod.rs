@@ -37,7 +37,8 @@ pub(crate) async fn serve(engine: Engine, listener: TcpListener) {
     let test = TestServiceServer::new(test_service::Svc::new(engine.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
-    let operator = OperatorServiceServer::new(operator_service::Svc::new(engine.clone())).accept_compressed(CompressionEncoding::Gzip);
+    let operator = OperatorServiceServer::new(operator_service::Svc::new(engine.clone()))
+        .accept_compressed(CompressionEncoding::Gzip);
     let health = HealthServer::new(HealthSvc);
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -62,9 +63,14 @@ impl Health for HealthSvc {
     async fn check(
         &self,
         _request: tonic::Request<temporalio_protos::grpc::health::v1::HealthCheckRequest>,
-    ) -> Result<tonic::Response<temporalio_protos::grpc::health::v1::HealthCheckResponse>, tonic::Status> {
+    ) -> Result<
+        tonic::Response<temporalio_protos::grpc::health::v1::HealthCheckResponse>,
+        tonic::Status,
+    > {
         Ok(tonic::Response::new(temporalio_protos::grpc::health::v1::HealthCheckResponse {
-            status: temporalio_protos::grpc::health::v1::health_check_response::ServingStatus::Serving as i32,
+            status:
+                temporalio_protos::grpc::health::v1::health_check_response::ServingStatus::Serving
+                    as i32,
         }))
     }
 }

@@ -22,26 +22,39 @@ fn namespace(ns: String) -> String {
 
 #[tonic::async_trait]
 impl OperatorService for Svc {
-    async fn add_search_attributes(&self, r: Request<AddSearchAttributesRequest>) -> Result<Response<AddSearchAttributesResponse>, Status> {
+    async fn add_search_attributes(
+        &self,
+        r: Request<AddSearchAttributesRequest>,
+    ) -> Result<Response<AddSearchAttributesResponse>, Status> {
         let r = r.into_inner();
         let attrs = r
             .search_attributes
             .into_iter()
-            .map(|(name, ty)| (name, IndexedValueType::try_from(ty).unwrap_or(IndexedValueType::Unspecified)))
+            .map(|(name, ty)| {
+                (name, IndexedValueType::try_from(ty).unwrap_or(IndexedValueType::Unspecified))
+            })
             .collect();
         self.engine.with_state(|st| st.add_search_attributes(&namespace(r.namespace), attrs))?;
         self.engine.sync().await?;
         Ok(Response::new(AddSearchAttributesResponse::default()))
     }
 
-    async fn remove_search_attributes(&self, r: Request<RemoveSearchAttributesRequest>) -> Result<Response<RemoveSearchAttributesResponse>, Status> {
+    async fn remove_search_attributes(
+        &self,
+        r: Request<RemoveSearchAttributesRequest>,
+    ) -> Result<Response<RemoveSearchAttributesResponse>, Status> {
         let r = r.into_inner();
-        self.engine.with_state(|st| st.remove_search_attributes(&namespace(r.namespace), r.search_attributes))?;
+        self.engine.with_state(|st| {
+            st.remove_search_attributes(&namespace(r.namespace), r.search_attributes)
+        })?;
         self.engine.sync().await?;
         Ok(Response::new(RemoveSearchAttributesResponse::default()))
     }
 
-    async fn list_search_attributes(&self, r: Request<ListSearchAttributesRequest>) -> Result<Response<ListSearchAttributesResponse>, Status> {
+    async fn list_search_attributes(
+        &self,
+        r: Request<ListSearchAttributesRequest>,
+    ) -> Result<Response<ListSearchAttributesResponse>, Status> {
         let ns = namespace(r.into_inner().namespace);
         let (custom, system) = self.engine.with_state(|st| st.list_search_attributes(&ns))?;
         Ok(Response::new(ListSearchAttributesResponse {

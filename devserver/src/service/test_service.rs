@@ -30,13 +30,21 @@ fn duration(d: Option<&prost_wkt_types::Duration>) -> std::time::Duration {
 
 #[tonic::async_trait]
 impl TestService for Svc {
-    async fn lock_time_skipping(&self, _r: Request<LockTimeSkippingRequest>) -> Result<Response<LockTimeSkippingResponse>, Status> {
+    async fn lock_time_skipping(
+        &self,
+        _r: Request<LockTimeSkippingRequest>,
+    ) -> Result<Response<LockTimeSkippingResponse>, Status> {
         self.engine.lock_time_skipping();
         self.done(LockTimeSkippingResponse::default()).await
     }
 
-    async fn unlock_time_skipping(&self, _r: Request<UnlockTimeSkippingRequest>) -> Result<Response<UnlockTimeSkippingResponse>, Status> {
-        self.engine.unlock_time_skipping().map_err(|e| Status::failed_precondition(e.to_string()))?;
+    async fn unlock_time_skipping(
+        &self,
+        _r: Request<UnlockTimeSkippingRequest>,
+    ) -> Result<Response<UnlockTimeSkippingResponse>, Status> {
+        self.engine
+            .unlock_time_skipping()
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         self.done(UnlockTimeSkippingResponse::default()).await
     }
 
@@ -45,18 +53,30 @@ impl TestService for Svc {
         self.done(SleepResponse::default()).await
     }
 
-    async fn sleep_until(&self, r: Request<SleepUntilRequest>) -> Result<Response<SleepResponse>, Status> {
-        let t = r.into_inner().timestamp.ok_or_else(|| Status::invalid_argument("Timestamp is not set on request."))?;
+    async fn sleep_until(
+        &self,
+        r: Request<SleepUntilRequest>,
+    ) -> Result<Response<SleepResponse>, Status> {
+        let t = r
+            .into_inner()
+            .timestamp
+            .ok_or_else(|| Status::invalid_argument("Timestamp is not set on request."))?;
         self.engine.sleep_until(ts_nanos(&t)).await;
         self.done(SleepResponse::default()).await
     }
 
-    async fn unlock_time_skipping_with_sleep(&self, r: Request<SleepRequest>) -> Result<Response<SleepResponse>, Status> {
+    async fn unlock_time_skipping_with_sleep(
+        &self,
+        r: Request<SleepRequest>,
+    ) -> Result<Response<SleepResponse>, Status> {
         self.engine.unlock_with_sleep(duration(r.into_inner().duration.as_ref())).await;
         self.done(SleepResponse::default()).await
     }
 
-    async fn get_current_time(&self, _r: Request<()>) -> Result<Response<GetCurrentTimeResponse>, Status> {
+    async fn get_current_time(
+        &self,
+        _r: Request<()>,
+    ) -> Result<Response<GetCurrentTimeResponse>, Status> {
         self.done(GetCurrentTimeResponse { time: ts_of(self.engine.now_nanos()) }).await
     }
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use temporalio_protos::temporal::api::{
     enums::v1::{
-        QueryRejectCondition, QueryResultType, UpdateWorkflowExecutionLifecycleStage,
-        HistoryEventFilterType, NamespaceState, TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-        WorkflowTaskFailedCause,
+        HistoryEventFilterType, NamespaceState, QueryRejectCondition, QueryResultType,
+        TaskQueueKind, UpdateWorkflowExecutionLifecycleStage, WorkflowIdConflictPolicy,
+        WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    },
+    namespace::v1::{
+        NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities,
     },
     query::v1::QueryRejected,
-    namespace::v1::{NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities},
     workflowservice::v1::{get_system_info_response::Capabilities, *},
 };
 use tokio::sync::Notify;
@@ -18,8 +20,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     engine::{
-        ActivityResponse, Completion, Engine, HistoryRequest, QueryOutcome, QueueKind, SignalParams, StartParams,
-        UpdateStatus,
+        ActivityResponse, Completion, Engine, HistoryRequest, QueryOutcome, QueueKind,
+        SignalParams, StartParams, UpdateStatus,
     },
     pb::workflowservice::workflow_service_server::WorkflowService,
 };
@@ -79,12 +81,16 @@ fn conflict_policy(v: i32) -> WorkflowIdConflictPolicy {
 
 fn unsupported_start_options(cron: &str) -> Result<(), Status> {
     if !cron.is_empty() {
-        return Err(Status::invalid_argument("cron_schedule is not supported by the convo devserver"));
+        return Err(Status::invalid_argument(
+            "cron_schedule is not supported by the convo devserver",
+        ));
     }
     Ok(())
 }
 
-fn execution_ids(e: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>) -> (String, String) {
+fn execution_ids(
+    e: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
+) -> (String, String) {
     let e = e.unwrap_or_default();
     (e.workflow_id, e.run_id)
 }
@@ -93,7 +99,10 @@ use crate::engine::dur_nanos as dn;
 
 #[tonic::async_trait]
 impl WorkflowService for Svc {
-    async fn get_system_info(&self, _r: Request<GetSystemInfoRequest>) -> Result<Response<GetSystemInfoResponse>, Status> {
+    async fn get_system_info(
+        &self,
+        _r: Request<GetSystemInfoRequest>,
+    ) -> Result<Response<GetSystemInfoResponse>, Status> {
         self.done(GetSystemInfoResponse {
             server_version: SERVER_VERSION.into(),
             capabilities: Some(Capabilities {
@@ -104,10 +113,14 @@ impl WorkflowService for Svc {
                 sdk_metadata: true,
                 ..Default::default()
             }),
-        }).await
+        })
+        .await
     }
 
-    async fn get_cluster_info(&self, _r: Request<GetClusterInfoRequest>) -> Result<Response<GetClusterInfoResponse>, Status> {
+    async fn get_cluster_info(
+        &self,
+        _r: Request<GetClusterInfoRequest>,
+    ) -> Result<Response<GetClusterInfoResponse>, Status> {
         Ok(Response::new(GetClusterInfoResponse {
             server_version: SERVER_VERSION.into(),
             cluster_name: "convo-devserver".into(),
@@ -119,7 +132,10 @@ impl WorkflowService for Svc {
         }))
     }
 
-    async fn describe_namespace(&self, r: Request<DescribeNamespaceRequest>) -> Result<Response<DescribeNamespaceResponse>, Status> {
+    async fn describe_namespace(
+        &self,
+        r: Request<DescribeNamespaceRequest>,
+    ) -> Result<Response<DescribeNamespaceResponse>, Status> {
         let r = r.into_inner();
         let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
         self.done(DescribeNamespaceResponse {
@@ -132,14 +148,21 @@ impl WorkflowService for Svc {
                 ..Default::default()
             }),
             config: Some(NamespaceConfig {
-                workflow_execution_retention_ttl: Some(prost_wkt_types::Duration { seconds: 86_400, nanos: 0 }),
+                workflow_execution_retention_ttl: Some(prost_wkt_types::Duration {
+                    seconds: 86_400,
+                    nanos: 0,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
-        }).await
+        })
+        .await
     }
 
-    async fn start_workflow_execution(&self, r: Request<StartWorkflowExecutionRequest>) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
+    async fn start_workflow_execution(
+        &self,
+        r: Request<StartWorkflowExecutionRequest>,
+    ) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         unsupported_start_options(&r.cron_schedule)?;
         let params = StartParams {
@@ -167,25 +190,40 @@ impl WorkflowService for Svc {
             run_id: started.run_id,
             started: started.started,
             ..Default::default()
-        }).await
+        })
+        .await
     }
 
-    async fn signal_workflow_execution(&self, r: Request<SignalWorkflowExecutionRequest>) -> Result<Response<SignalWorkflowExecutionResponse>, Status> {
+    async fn signal_workflow_execution(
+        &self,
+        r: Request<SignalWorkflowExecutionRequest>,
+    ) -> Result<Response<SignalWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
-        let signal = SignalParams { signal_name: r.signal_name, input: r.input, identity: r.identity, request_id: r.request_id, header: r.header };
+        let signal = SignalParams {
+            signal_name: r.signal_name,
+            input: r.input,
+            identity: r.identity,
+            request_id: r.request_id,
+            header: r.header,
+        };
         self.engine.with_state(|st| st.signal(&r.namespace, &wid, &rid, signal))?;
         self.done(SignalWorkflowExecutionResponse::default()).await
     }
 
-    async fn signal_with_start_workflow_execution(&self, r: Request<SignalWithStartWorkflowExecutionRequest>) -> Result<Response<SignalWithStartWorkflowExecutionResponse>, Status> {
+    async fn signal_with_start_workflow_execution(
+        &self,
+        r: Request<SignalWithStartWorkflowExecutionRequest>,
+    ) -> Result<Response<SignalWithStartWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         unsupported_start_options(&r.cron_schedule)?;
         if r.signal_name.is_empty() {
             return Err(Status::invalid_argument("SignalName is not set on request."));
         }
         if r.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
-            return Err(Status::invalid_argument("SignalWithStart does not support WorkflowIdConflictPolicy FAIL."));
+            return Err(Status::invalid_argument(
+                "SignalWithStart does not support WorkflowIdConflictPolicy FAIL.",
+            ));
         }
         let signal = SignalParams {
             signal_name: r.signal_name,
@@ -215,7 +253,9 @@ impl WorkflowService for Svc {
         };
         let params = StartParams {
             conflict_policy: match conflict_policy(r.workflow_id_conflict_policy) {
-                WorkflowIdConflictPolicy::TerminateExisting => WorkflowIdConflictPolicy::TerminateExisting,
+                WorkflowIdConflictPolicy::TerminateExisting => {
+                    WorkflowIdConflictPolicy::TerminateExisting
+                }
                 _ => params.conflict_policy,
             },
             ..params
@@ -225,21 +265,30 @@ impl WorkflowService for Svc {
             run_id: started.run_id,
             started: started.started,
             ..Default::default()
-        }).await
+        })
+        .await
     }
 
-    async fn poll_workflow_task_queue(&self, r: Request<PollWorkflowTaskQueueRequest>) -> Result<Response<PollWorkflowTaskQueueResponse>, Status> {
+    async fn poll_workflow_task_queue(
+        &self,
+        r: Request<PollWorkflowTaskQueueRequest>,
+    ) -> Result<Response<PollWorkflowTaskQueueResponse>, Status> {
         let r = r.into_inner();
         let (ns, identity) = (r.namespace.clone(), r.identity.clone());
         let resp = self
             .poll(QueueKind::Workflow, &r.namespace, r.task_queue, |e, q| {
-                e.with_state(|st| st.start_workflow_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
+                e.with_state(|st| {
+                    st.start_workflow_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string())
+                })
             })
             .await?;
         self.done(resp).await
     }
 
-    async fn respond_workflow_task_completed(&self, r: Request<RespondWorkflowTaskCompletedRequest>) -> Result<Response<RespondWorkflowTaskCompletedResponse>, Status> {
+    async fn respond_workflow_task_completed(
+        &self,
+        r: Request<RespondWorkflowTaskCompletedRequest>,
+    ) -> Result<Response<RespondWorkflowTaskCompletedResponse>, Status> {
         let r = r.into_inner();
         let completion = Completion {
             token: r.task_token,
@@ -254,51 +303,99 @@ impl WorkflowService for Svc {
         self.done(RespondWorkflowTaskCompletedResponse::default()).await
     }
 
-    async fn respond_workflow_task_failed(&self, r: Request<RespondWorkflowTaskFailedRequest>) -> Result<Response<RespondWorkflowTaskFailedResponse>, Status> {
+    async fn respond_workflow_task_failed(
+        &self,
+        r: Request<RespondWorkflowTaskFailedRequest>,
+    ) -> Result<Response<RespondWorkflowTaskFailedResponse>, Status> {
         let r = r.into_inner();
-        let cause = WorkflowTaskFailedCause::try_from(r.cause).unwrap_or(WorkflowTaskFailedCause::Unspecified);
-        self.engine.with_state(|st| st.fail_workflow_task(&r.task_token, &r.namespace, cause, r.failure, r.identity))?;
+        let cause = WorkflowTaskFailedCause::try_from(r.cause)
+            .unwrap_or(WorkflowTaskFailedCause::Unspecified);
+        self.engine.with_state(|st| {
+            st.fail_workflow_task(&r.task_token, &r.namespace, cause, r.failure, r.identity)
+        })?;
         self.done(RespondWorkflowTaskFailedResponse::default()).await
     }
 
-    async fn poll_activity_task_queue(&self, r: Request<PollActivityTaskQueueRequest>) -> Result<Response<PollActivityTaskQueueResponse>, Status> {
+    async fn poll_activity_task_queue(
+        &self,
+        r: Request<PollActivityTaskQueueRequest>,
+    ) -> Result<Response<PollActivityTaskQueueResponse>, Status> {
         let r = r.into_inner();
         let (ns, identity) = (r.namespace.clone(), r.identity.clone());
         let resp = self
             .poll(QueueKind::Activity, &r.namespace, r.task_queue, |e, q| {
-                e.with_state(|st| st.start_activity_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string()))
+                e.with_state(|st| {
+                    st.start_activity_task(&ns, q, &identity, uuid::Uuid::new_v4().to_string())
+                })
             })
             .await?;
         self.done(resp).await
     }
 
-    async fn respond_activity_task_completed(&self, r: Request<RespondActivityTaskCompletedRequest>) -> Result<Response<RespondActivityTaskCompletedResponse>, Status> {
+    async fn respond_activity_task_completed(
+        &self,
+        r: Request<RespondActivityTaskCompletedRequest>,
+    ) -> Result<Response<RespondActivityTaskCompletedResponse>, Status> {
         let r = r.into_inner();
-        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Completed(r.result)))?;
+        self.engine.with_state(|st| {
+            st.respond_activity(
+                &r.task_token,
+                &r.namespace,
+                r.identity,
+                ActivityResponse::Completed(r.result),
+            )
+        })?;
         self.done(RespondActivityTaskCompletedResponse::default()).await
     }
 
-    async fn respond_activity_task_failed(&self, r: Request<RespondActivityTaskFailedRequest>) -> Result<Response<RespondActivityTaskFailedResponse>, Status> {
+    async fn respond_activity_task_failed(
+        &self,
+        r: Request<RespondActivityTaskFailedRequest>,
+    ) -> Result<Response<RespondActivityTaskFailedResponse>, Status> {
         let r = r.into_inner();
-        let failure = r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
-        let response = ActivityResponse::Failed { failure, heartbeat: r.last_heartbeat_details };
-        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, response))?;
+        let failure =
+            r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        let response = ActivityResponse::Failed {
+            failure: Box::new(failure),
+            heartbeat: r.last_heartbeat_details,
+        };
+        self.engine.with_state(|st| {
+            st.respond_activity(&r.task_token, &r.namespace, r.identity, response)
+        })?;
         self.done(RespondActivityTaskFailedResponse::default()).await
     }
 
-    async fn respond_activity_task_canceled(&self, r: Request<RespondActivityTaskCanceledRequest>) -> Result<Response<RespondActivityTaskCanceledResponse>, Status> {
+    async fn respond_activity_task_canceled(
+        &self,
+        r: Request<RespondActivityTaskCanceledRequest>,
+    ) -> Result<Response<RespondActivityTaskCanceledResponse>, Status> {
         let r = r.into_inner();
-        self.engine.with_state(|st| st.respond_activity(&r.task_token, &r.namespace, r.identity, ActivityResponse::Canceled(r.details)))?;
+        self.engine.with_state(|st| {
+            st.respond_activity(
+                &r.task_token,
+                &r.namespace,
+                r.identity,
+                ActivityResponse::Canceled(r.details),
+            )
+        })?;
         self.done(RespondActivityTaskCanceledResponse::default()).await
     }
 
-    async fn record_activity_task_heartbeat(&self, r: Request<RecordActivityTaskHeartbeatRequest>) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
+    async fn record_activity_task_heartbeat(
+        &self,
+        r: Request<RecordActivityTaskHeartbeatRequest>,
+    ) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
         let r = r.into_inner();
-        let cancel_requested = self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
-        self.done(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }).await
+        let cancel_requested =
+            self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
+        self.done(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() })
+            .await
     }
 
-    async fn get_workflow_execution_history(&self, r: Request<GetWorkflowExecutionHistoryRequest>) -> Result<Response<GetWorkflowExecutionHistoryResponse>, Status> {
+    async fn get_workflow_execution_history(
+        &self,
+        r: Request<GetWorkflowExecutionHistoryRequest>,
+    ) -> Result<Response<GetWorkflowExecutionHistoryResponse>, Status> {
         let r = r.into_inner();
         let (workflow_id, run_id) = execution_ids(r.execution);
         let req = HistoryRequest {
@@ -308,99 +405,175 @@ impl WorkflowService for Svc {
             page_size: r.maximum_page_size,
             next_page_token: r.next_page_token,
             wait_new_event: r.wait_new_event,
-            filter: HistoryEventFilterType::try_from(r.history_event_filter_type).unwrap_or(HistoryEventFilterType::AllEvent),
+            filter: HistoryEventFilterType::try_from(r.history_event_filter_type)
+                .unwrap_or(HistoryEventFilterType::AllEvent),
         };
         let (history, next_page_token) = self.engine.history(req).await?;
-        self.done(GetWorkflowExecutionHistoryResponse { history: Some(history), next_page_token, ..Default::default() }).await
+        self.done(GetWorkflowExecutionHistoryResponse {
+            history: Some(history),
+            next_page_token,
+            ..Default::default()
+        })
+        .await
     }
 
-    async fn describe_workflow_execution(&self, r: Request<DescribeWorkflowExecutionRequest>) -> Result<Response<DescribeWorkflowExecutionResponse>, Status> {
+    async fn describe_workflow_execution(
+        &self,
+        r: Request<DescribeWorkflowExecutionRequest>,
+    ) -> Result<Response<DescribeWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.execution);
         let resp = self.engine.with_state(|st| st.describe(&r.namespace, &wid, &rid))?;
         self.done(resp).await
     }
 
-    async fn terminate_workflow_execution(&self, r: Request<TerminateWorkflowExecutionRequest>) -> Result<Response<TerminateWorkflowExecutionResponse>, Status> {
+    async fn terminate_workflow_execution(
+        &self,
+        r: Request<TerminateWorkflowExecutionRequest>,
+    ) -> Result<Response<TerminateWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
-        self.engine.with_state(|st| st.terminate(&r.namespace, &wid, &rid, r.reason, r.details, r.identity))?;
+        self.engine.with_state(|st| {
+            st.terminate(&r.namespace, &wid, &rid, r.reason, r.details, r.identity)
+        })?;
         self.done(TerminateWorkflowExecutionResponse::default()).await
     }
 
-    async fn request_cancel_workflow_execution(&self, r: Request<RequestCancelWorkflowExecutionRequest>) -> Result<Response<RequestCancelWorkflowExecutionResponse>, Status> {
+    async fn request_cancel_workflow_execution(
+        &self,
+        r: Request<RequestCancelWorkflowExecutionRequest>,
+    ) -> Result<Response<RequestCancelWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
-        self.engine.with_state(|st| st.request_cancel(&r.namespace, &wid, &rid, r.reason, r.identity, r.request_id))?;
+        self.engine.with_state(|st| {
+            st.request_cancel(&r.namespace, &wid, &rid, r.reason, r.identity, r.request_id)
+        })?;
         self.done(RequestCancelWorkflowExecutionResponse::default()).await
     }
 
-    async fn shutdown_worker(&self, r: Request<ShutdownWorkerRequest>) -> Result<Response<ShutdownWorkerResponse>, Status> {
+    async fn shutdown_worker(
+        &self,
+        r: Request<ShutdownWorkerRequest>,
+    ) -> Result<Response<ShutdownWorkerResponse>, Status> {
         // Stickiness is declined, so there is no sticky queue to drain.
         self.engine.check_namespace(&r.into_inner().namespace)?;
         self.done(ShutdownWorkerResponse::default()).await
     }
 
-    async fn query_workflow(&self, r: Request<QueryWorkflowRequest>) -> Result<Response<QueryWorkflowResponse>, Status> {
+    async fn query_workflow(
+        &self,
+        r: Request<QueryWorkflowRequest>,
+    ) -> Result<Response<QueryWorkflowResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.execution);
-        let query = r.query.ok_or_else(|| Status::invalid_argument("Query is not set on request."))?;
-        let reject = QueryRejectCondition::try_from(r.query_reject_condition).unwrap_or(QueryRejectCondition::Unspecified);
+        let query =
+            r.query.ok_or_else(|| Status::invalid_argument("Query is not set on request."))?;
+        let reject = QueryRejectCondition::try_from(r.query_reject_condition)
+            .unwrap_or(QueryRejectCondition::Unspecified);
         match self.engine.query(&r.namespace, &wid, &rid, query, reject).await? {
-            QueryOutcome::Rejected(status) => self.done(QueryWorkflowResponse {
-                query_rejected: Some(QueryRejected { status: status as i32 }),
-                ..Default::default()
-            }).await,
-            QueryOutcome::Answered(Ok(result)) => self.done(QueryWorkflowResponse { query_result: result, ..Default::default() }).await,
+            QueryOutcome::Rejected(status) => {
+                self.done(QueryWorkflowResponse {
+                    query_rejected: Some(QueryRejected { status: status as i32 }),
+                    ..Default::default()
+                })
+                .await
+            }
+            QueryOutcome::Answered(Ok(result)) => {
+                self.done(QueryWorkflowResponse { query_result: result, ..Default::default() })
+                    .await
+            }
             // Temporal reports a failed query as INVALID_ARGUMENT carrying the worker's message.
             QueryOutcome::Answered(Err((message, _))) => Err(Status::invalid_argument(message)),
         }
     }
 
-    async fn respond_query_task_completed(&self, r: Request<RespondQueryTaskCompletedRequest>) -> Result<Response<RespondQueryTaskCompletedResponse>, Status> {
+    async fn respond_query_task_completed(
+        &self,
+        r: Request<RespondQueryTaskCompletedRequest>,
+    ) -> Result<Response<RespondQueryTaskCompletedResponse>, Status> {
         let r = r.into_inner();
         let answer = if r.completed_type == QueryResultType::Answered as i32 {
             Ok(r.query_result)
         } else {
-            let message = if r.error_message.is_empty() { r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default() } else { r.error_message };
-            Err((message, r.failure))
+            let message = if r.error_message.is_empty() {
+                r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default()
+            } else {
+                r.error_message
+            };
+            Err((message, r.failure.map(Box::new)))
         };
         self.engine.with_state(|st| st.answer_legacy_query(&r.task_token, &r.namespace, answer))?;
         self.done(RespondQueryTaskCompletedResponse::default()).await
     }
 
-    async fn update_workflow_execution(&self, r: Request<UpdateWorkflowExecutionRequest>) -> Result<Response<UpdateWorkflowExecutionResponse>, Status> {
+    async fn update_workflow_execution(
+        &self,
+        r: Request<UpdateWorkflowExecutionRequest>,
+    ) -> Result<Response<UpdateWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
-        let request = r.request.ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
-        let status = self.engine.update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy)).await?;
+        let request =
+            r.request.ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
+        let status = self
+            .engine
+            .update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy))
+            .await?;
         let UpdateStatus { update_ref, stage, outcome } = status;
-        self.done(UpdateWorkflowExecutionResponse { update_ref: Some(update_ref), outcome, stage: stage as i32, ..Default::default() }).await
+        self.done(UpdateWorkflowExecutionResponse {
+            update_ref: Some(update_ref),
+            outcome,
+            stage: stage as i32,
+            ..Default::default()
+        })
+        .await
     }
 
-    async fn poll_workflow_execution_update(&self, r: Request<PollWorkflowExecutionUpdateRequest>) -> Result<Response<PollWorkflowExecutionUpdateResponse>, Status> {
+    async fn poll_workflow_execution_update(
+        &self,
+        r: Request<PollWorkflowExecutionUpdateRequest>,
+    ) -> Result<Response<PollWorkflowExecutionUpdateResponse>, Status> {
         let r = r.into_inner();
-        let update_ref = r.update_ref.ok_or_else(|| Status::invalid_argument("UpdateRef is not set on request."))?;
+        let update_ref = r
+            .update_ref
+            .ok_or_else(|| Status::invalid_argument("UpdateRef is not set on request."))?;
         let (wid, rid) = execution_ids(update_ref.workflow_execution);
-        let status = self.engine.poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy)).await?;
+        let status = self
+            .engine
+            .poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy))
+            .await?;
         let UpdateStatus { update_ref, stage, outcome } = status;
-        self.done(PollWorkflowExecutionUpdateResponse { update_ref: Some(update_ref), outcome, stage: stage as i32 }).await
+        self.done(PollWorkflowExecutionUpdateResponse {
+            update_ref: Some(update_ref),
+            outcome,
+            stage: stage as i32,
+        })
+        .await
     }
 
-    async fn list_workflow_executions(&self, r: Request<ListWorkflowExecutionsRequest>) -> Result<Response<ListWorkflowExecutionsResponse>, Status> {
+    async fn list_workflow_executions(
+        &self,
+        r: Request<ListWorkflowExecutionsRequest>,
+    ) -> Result<Response<ListWorkflowExecutionsResponse>, Status> {
         let r = r.into_inner();
-        let (executions, next_page_token) = self.engine.with_state(|st| st.list(&r.namespace, &r.query, r.page_size, &r.next_page_token))?;
+        let (executions, next_page_token) = self
+            .engine
+            .with_state(|st| st.list(&r.namespace, &r.query, r.page_size, &r.next_page_token))?;
         self.done(ListWorkflowExecutionsResponse { executions, next_page_token }).await
     }
 
-    async fn count_workflow_executions(&self, r: Request<CountWorkflowExecutionsRequest>) -> Result<Response<CountWorkflowExecutionsResponse>, Status> {
+    async fn count_workflow_executions(
+        &self,
+        r: Request<CountWorkflowExecutionsRequest>,
+    ) -> Result<Response<CountWorkflowExecutionsResponse>, Status> {
         let r = r.into_inner();
         let (count, groups) = self.engine.with_state(|st| st.count(&r.namespace, &r.query))?;
         let groups = groups
             .into_iter()
             .map(|(status, count)| count_workflow_executions_response::AggregationGroup {
                 group_values: vec![temporalio_protos::temporal::api::common::v1::Payload {
-                    metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into_iter().collect(),
+                    metadata: [("encoding".to_owned(), b"json/plain".to_vec())]
+                        .into_iter()
+                        .collect(),
                     data: serde_json::to_vec(&status).unwrap_or_default(),
                     ..Default::default()
                 }],
@@ -411,7 +584,9 @@ impl WorkflowService for Svc {
     }
 }
 
-fn wait_stage(p: Option<temporalio_protos::temporal::api::update::v1::WaitPolicy>) -> UpdateWorkflowExecutionLifecycleStage {
+fn wait_stage(
+    p: Option<temporalio_protos::temporal::api::update::v1::WaitPolicy>,
+) -> UpdateWorkflowExecutionLifecycleStage {
     p.and_then(|p| UpdateWorkflowExecutionLifecycleStage::try_from(p.lifecycle_stage).ok())
         .unwrap_or(UpdateWorkflowExecutionLifecycleStage::Unspecified)
 }
