@@ -94,7 +94,7 @@ impl DevServerConfig {
 #[non_exhaustive]
 pub enum StartError {
     /// The address could not be bound.
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -173,6 +173,8 @@ impl DevServerHandle {
         for t in self.tasks {
             let _ = t.await;
         }
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.close_store()).await;
     }
 
     /// Resolves when the server has stopped (for `convo devserver` to run until Ctrl-C).

@@ -114,6 +114,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short name for logs.
     fn name(&self) -> &'static str;
+
+    /// Flushes what is queued and releases the storage. Later submissions fail.
+    fn close(&self) {}
 }
 
 /// Keeps nothing: state lives and dies with the process, as `temporal server start-dev`
@@ -162,7 +165,8 @@ pub enum CommitMode {
 
 /// A SQLite file (WAL, `synchronous=FULL`) written by a dedicated thread.
 pub struct SqliteStore {
-    tx: mpsc::Sender<(u64, Batch)>,
+    tx: std::sync::Mutex<Option<mpsc::Sender<(u64, Batch)>>>,
+    writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
     seq: AtomicU64,
     durable: watch::Receiver<u64>,
     failed: Arc<AtomicBool>,
@@ -211,18 +215,31 @@ impl SqliteStore {
         let failed = Arc::new(AtomicBool::new(false));
         let writer_failed = failed.clone();
         let file = path.to_owned();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("devserver-sqlite".into())
             .spawn(move || writer(conn, rx, durable_tx, writer_failed, mode, file))
             .expect("spawn sqlite writer");
-        Ok((Self { tx, seq: AtomicU64::new(0), durable, failed }, loaded))
+        let store = Self {
+            tx: std::sync::Mutex::new(Some(tx)),
+            writer: std::sync::Mutex::new(Some(handle)),
+            seq: AtomicU64::new(0),
+            durable,
+            failed,
+        };
+        Ok((store, loaded))
     }
 }
 
 impl Store for SqliteStore {
     fn submit(&self, batch: Batch) -> u64 {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.tx.send((seq, batch)).is_err() {
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|tx| tx.send((seq, batch)).is_ok());
+        if !sent {
             self.failed.store(true, Ordering::SeqCst);
         }
         seq
@@ -242,6 +259,15 @@ impl Store for SqliteStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn close(&self) {
+        // Dropping the sender ends the writer's loop once the queue is drained; the
+        // connection closes with the thread, which checkpoints and removes the WAL.
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
     }
 }
 

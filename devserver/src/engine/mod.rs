@@ -504,6 +504,11 @@ impl Engine {
         self.inner.pump.notify_one();
     }
 
+    /// Flushes and closes the store (after the server has stopped serving).
+    pub(crate) fn close_store(&self) {
+        self.inner.store.close();
+    }
+
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.inner.stop.subscribe()
     }
