@@ -1110,3 +1110,111 @@ async fn visibility_queries_filter_order_page_and_count() {
     assert_eq!(c.start_workflow_execution(bad).await.unwrap_err().code(), Code::InvalidArgument);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn workflow_retry_policy_chains_attempts_until_exhausted() {
+    use temporalio_protos::temporal::api::{
+        command::v1::FailWorkflowExecutionCommandAttributes, enums::v1::RetryState,
+    };
+    let (server, mut c) = setup().await;
+    let mut req = start_req("wf-wretry", "q-wretry");
+    req.retry_policy = Some(RetryPolicy {
+        initial_interval: Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 }),
+        backoff_coefficient: 2.0,
+        maximum_attempts: 2,
+        ..Default::default()
+    });
+    let first = c.start_workflow_execution(req).await.unwrap().into_inner().run_id;
+    let fail = || Command {
+        command_type: CommandType::FailWorkflowExecution as i32,
+        attributes: Some(Cmd::FailWorkflowExecutionCommandAttributes(
+            FailWorkflowExecutionCommandAttributes {
+                failure: Some(Failure {
+                    message: "flaky".into(),
+                    failure_info: Some(FailureInfo::ApplicationFailureInfo(
+                        ApplicationFailureInfo { r#type: "Flaky".into(), ..Default::default() },
+                    )),
+                    ..Default::default()
+                }),
+            },
+        )),
+        ..Default::default()
+    };
+    let task = poll_wft(&mut c, "q-wretry").await;
+    complete(&mut c, task.task_token, vec![fail()]).await.unwrap();
+    let run1 = c
+        .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-wretry".into(),
+                run_id: first.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .history
+        .unwrap()
+        .events;
+    let Some(Attributes::WorkflowExecutionFailedEventAttributes(f)) =
+        &run1.last().unwrap().attributes
+    else {
+        panic!()
+    };
+    assert_eq!(f.retry_state, RetryState::InProgress as i32);
+    let second = f.new_execution_run_id.clone();
+    assert!(!second.is_empty());
+
+    // The retry waits out its backoff, then runs as attempt 2 of the same chain.
+    let task = poll_wft(&mut c, "q-wretry").await;
+    assert_eq!(task.workflow_execution.as_ref().unwrap().run_id, second);
+    let events = task.history.unwrap().events;
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) = &events[0].attributes else {
+        panic!()
+    };
+    assert_eq!(s.attempt, 2);
+    assert_eq!(s.continued_execution_run_id, first);
+    assert_eq!(s.first_execution_run_id, first);
+    assert_eq!(s.continued_failure.as_ref().unwrap().message, "flaky");
+    assert_eq!(s.first_workflow_task_backoff.as_ref().unwrap().seconds, 1);
+    complete(&mut c, task.task_token, vec![fail()]).await.unwrap();
+    let last = history(&mut c, "wf-wretry").await;
+    let Some(Attributes::WorkflowExecutionFailedEventAttributes(f)) =
+        &last.last().unwrap().attributes
+    else {
+        panic!()
+    };
+    assert_eq!(f.retry_state, RetryState::MaximumAttemptsReached as i32);
+    assert!(f.new_execution_run_id.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn run_timeout_closes_the_run() {
+    let (server, mut c) = setup().await;
+    let mut req = start_req("wf-rto", "q-rto");
+    req.workflow_run_timeout = Some(prost_wkt_types::Duration { seconds: 1, nanos: 0 });
+    c.start_workflow_execution(req).await.unwrap();
+    let close = c
+        .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-rto".into(),
+                run_id: String::new(),
+            }),
+            wait_new_event: true,
+            history_event_filter_type:
+                temporalio_protos::temporal::api::enums::v1::HistoryEventFilterType::CloseEvent
+                    as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .history
+        .unwrap()
+        .events;
+    assert_eq!(types(&close), [WorkflowExecutionTimedOut]);
+    server.shutdown().await;
+}

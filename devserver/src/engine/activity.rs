@@ -44,7 +44,7 @@ pub(crate) fn retry_policy_with_defaults(p: Option<RetryPolicy>) -> RetryPolicy 
 }
 
 /// Backoff before attempt `failed_attempt + 1`.
-fn backoff(p: &RetryPolicy, failed_attempt: i32) -> Nanos {
+pub(super) fn backoff(p: &RetryPolicy, failed_attempt: i32) -> Nanos {
     let initial = util::dur_nanos(p.initial_interval.as_ref()).unwrap_or(util::secs(1)) as f64;
     let max = util::dur_nanos(p.maximum_interval.as_ref()).map(|m| m as f64).unwrap_or(f64::MAX);
     let exp = p.backoff_coefficient.powi((failed_attempt - 1).max(0));

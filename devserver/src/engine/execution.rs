@@ -140,6 +140,9 @@ pub(crate) struct Execution {
     pub(crate) legacy_queries: i64,
     /// Scheduled id → id of the transient started event written for it in this batch.
     started_ids: HashMap<i64, i64>,
+    /// The workflow retry policy from the start request, and this run's attempt.
+    pub(crate) retry_policy: Option<temporalio_protos::temporal::api::common::v1::RetryPolicy>,
+    pub(crate) attempt: i32,
     /// Set by a ContinueAsNew command: the run to create once this one is closed.
     pub(crate) continue_as_new: Option<super::workflow::NewRun>,
     /// In-flight work last reported to the clock (see `clock` module docs).
@@ -190,6 +193,8 @@ impl Execution {
             waiting_queries: Vec::new(),
             legacy_queries: 0,
             continue_as_new: None,
+            retry_policy: None,
+            attempt: 1,
             counted_inflight: 0,
         }
     }

@@ -72,6 +72,10 @@ pub(crate) struct ExecutionSnapshot {
     updates: Vec<UpdateSnapshot>,
     #[prost(int64, optional, tag = "24")]
     first_task_at: Option<i64>,
+    #[prost(message, optional, tag = "25")]
+    retry_policy: Option<RetryPolicy>,
+    #[prost(int32, tag = "26")]
+    attempt: i32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -278,6 +282,8 @@ impl Execution {
                 })
                 .collect(),
             first_task_at: self.first_task_at,
+            retry_policy: self.retry_policy.clone(),
+            attempt: self.attempt,
         }
         .encode_to_vec()
     }
@@ -381,6 +387,8 @@ impl Execution {
             })
             .collect();
         e.first_task_at = s.first_task_at;
+        e.retry_policy = s.retry_policy;
+        e.attempt = s.attempt.max(1);
         Ok(e)
     }
 

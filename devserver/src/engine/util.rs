@@ -105,6 +105,7 @@ event_types! {
     UpsertWorkflowSearchAttributesEventAttributes => UpsertWorkflowSearchAttributes,
     WorkflowExecutionUpdateAcceptedEventAttributes => WorkflowExecutionUpdateAccepted,
     WorkflowExecutionContinuedAsNewEventAttributes => WorkflowExecutionContinuedAsNew,
+    WorkflowPropertiesModifiedEventAttributes => WorkflowPropertiesModified,
     WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
 }
 

@@ -79,6 +79,8 @@ pub(crate) struct NewRun {
     pub(crate) signal: Option<SignalParams>,
     pub(crate) continued: Option<Continued>,
     pub(crate) first_task_delay: Option<Nanos>,
+    /// 1 for a fresh start or continue-as-new; the retry count for a retry.
+    pub(crate) attempt: i32,
 }
 
 /// A signal as delivered by signal or signal-with-start.
@@ -207,6 +209,7 @@ impl State {
             signal,
             continued: None,
             first_task_delay,
+            attempt: 1,
         });
         Ok(Started { run_id, started: true })
     }
@@ -221,6 +224,7 @@ impl State {
             signal,
             continued,
             first_task_delay,
+            attempt,
         } = new;
         let task_timeout = p
             .task_timeout
@@ -242,6 +246,8 @@ impl State {
         exec.execution_timeout = p.execution_timeout;
         exec.memo = p.memo.clone();
         exec.search_attributes = p.search_attributes.clone();
+        exec.retry_policy = p.retry_policy.clone();
+        exec.attempt = attempt;
         let ctx = &mut self.ctx;
         let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
             match continued {
@@ -270,7 +276,7 @@ impl State {
                     identity: p.identity,
                     first_execution_run_id: first_run_id,
                     retry_policy: p.retry_policy,
-                    attempt: 1,
+                    attempt,
                     workflow_execution_expiration_time: p
                         .execution_timeout
                         .and_then(|t| util::ts(ctx.now + t)),
@@ -435,16 +441,23 @@ impl State {
             return;
         }
         exec.flush_buffer(ctx);
+        let next = exec.retry_backoff(None, ctx.now).map(|b| exec.retry_run(None, b, ctx.now));
         exec.append(
             ctx,
             Attributes::WorkflowExecutionTimedOutEventAttributes(
                 WorkflowExecutionTimedOutEventAttributes {
-                    retry_state: RetryState::RetryPolicyNotSet as i32,
-                    new_execution_run_id: String::new(),
+                    retry_state: exec.retry_state(next.as_ref(), None) as i32,
+                    new_execution_run_id: next
+                        .as_ref()
+                        .map(|n| n.run_id.clone())
+                        .unwrap_or_default(),
                 },
             ),
         );
         exec.close(ctx, WorkflowExecutionStatus::TimedOut);
+        if let Some(next) = next {
+            self.create_run(next);
+        }
     }
 
     pub(crate) fn describe(
@@ -759,5 +772,93 @@ impl State {
             .map(|(n, t)| ((*n).to_owned(), *t))
             .collect();
         Ok((custom, system))
+    }
+}
+
+impl Execution {
+    /// The backoff before retrying a run that ended with `failure` (None for a timeout), if
+    /// its workflow retry policy retries it.
+    pub(crate) fn retry_backoff(
+        &self,
+        failure: Option<&temporalio_protos::temporal::api::failure::v1::Failure>,
+        now: Nanos,
+    ) -> Option<Nanos> {
+        let policy = super::activity::retry_policy_with_defaults(Some(self.retry_policy.clone()?));
+        if policy.maximum_attempts > 0 && self.attempt >= policy.maximum_attempts {
+            return None;
+        }
+        if super::workflow_task::is_non_retryable(failure, Some(&policy)) {
+            return None;
+        }
+        let wait = super::activity::backoff(&policy, self.attempt);
+        // The execution timeout spans all attempts.
+        let within =
+            self.execution_timeout.is_none_or(|limit| now + wait < self.start_time + limit);
+        within.then_some(wait)
+    }
+
+    /// The next attempt of this run, to start after `backoff`.
+    pub(crate) fn retry_run(
+        &self,
+        failure: Option<temporalio_protos::temporal::api::failure::v1::Failure>,
+        backoff: Nanos,
+        now: Nanos,
+    ) -> NewRun {
+        NewRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            first_run_id: self.first_run_id.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            params: StartParams {
+                namespace: self.namespace.clone(),
+                workflow_id: self.workflow_id.clone(),
+                workflow_type: self.workflow_type.clone(),
+                task_queue: self.task_queue.clone(),
+                input: self.start_input(),
+                execution_timeout: self
+                    .execution_timeout
+                    .map(|t| (self.start_time + t - now).max(1)),
+                run_timeout: self.run_timeout,
+                task_timeout: Some(self.task_timeout),
+                retry_policy: self.retry_policy.clone(),
+                memo: self.memo.clone(),
+                search_attributes: self.search_attributes.clone(),
+                ..Default::default()
+            },
+            signal: None,
+            continued: Some(Continued {
+                from_run_id: self.run_id.clone(),
+                initiator:
+                    temporalio_protos::temporal::api::enums::v1::ContinueAsNewInitiator::Retry
+                        as i32,
+                last_completion_result: None,
+                failure,
+            }),
+            first_task_delay: Some(backoff),
+            attempt: self.attempt + 1,
+        }
+    }
+
+    /// The input the run was started with; a retry starts over with it.
+    fn start_input(&self) -> Option<Payloads> {
+        match self.history.first().and_then(|e| e.attributes.as_ref()) {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.clone(),
+            _ => None,
+        }
+    }
+
+    /// The retry state recorded on a run that ends without (`next` = None) or with a retry.
+    pub(crate) fn retry_state(
+        &self,
+        next: Option<&NewRun>,
+        failure: Option<&temporalio_protos::temporal::api::failure::v1::Failure>,
+    ) -> RetryState {
+        match (next, &self.retry_policy) {
+            (Some(_), _) => RetryState::InProgress,
+            (None, None) => RetryState::RetryPolicyNotSet,
+            (None, Some(p)) if super::workflow_task::is_non_retryable(failure, Some(p)) => {
+                RetryState::NonRetryableFailure
+            }
+            (None, Some(_)) => RetryState::MaximumAttemptsReached,
+        }
     }
 }

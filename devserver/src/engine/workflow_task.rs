@@ -6,7 +6,7 @@ use temporalio_protos::temporal::api::{
     command::v1::{Command, command::Attributes as Cmd},
     common::v1::{WorkflowExecution, WorkflowType},
     enums::v1::{
-        CommandType, RetryState, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType,
+        CommandType, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType,
         WorkflowExecutionStatus, WorkflowTaskFailedCause,
     },
     failure::v1::Failure,
@@ -16,8 +16,9 @@ use temporalio_protos::temporal::api::{
         TimerCanceledEventAttributes, TimerStartedEventAttributes,
         UpsertWorkflowSearchAttributesEventAttributes, WorkflowExecutionCanceledEventAttributes,
         WorkflowExecutionCompletedEventAttributes, WorkflowExecutionContinuedAsNewEventAttributes,
-        WorkflowExecutionFailedEventAttributes, WorkflowTaskCompletedEventAttributes,
-        WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
+        WorkflowExecutionFailedEventAttributes, WorkflowPropertiesModifiedEventAttributes,
+        WorkflowTaskCompletedEventAttributes, WorkflowTaskTimedOutEventAttributes,
+        history_event::Attributes,
     },
     protocol::v1::Message,
     query::v1::WorkflowQueryResult,
@@ -483,7 +484,8 @@ impl Execution {
                     }
                 }
                 Some(
-                    Cmd::RecordMarkerCommandAttributes(_)
+                    Cmd::ModifyWorkflowPropertiesCommandAttributes(_)
+                    | Cmd::RecordMarkerCommandAttributes(_)
                     | Cmd::CompleteWorkflowExecutionCommandAttributes(_)
                     | Cmd::FailWorkflowExecutionCommandAttributes(_)
                     | Cmd::CancelWorkflowExecutionCommandAttributes(_),
@@ -646,18 +648,49 @@ impl Execution {
                 self.status = WorkflowExecutionStatus::Completed;
             }
             Cmd::FailWorkflowExecutionCommandAttributes(a) => {
+                let next = self
+                    .retry_backoff(a.failure.as_ref(), ctx.now)
+                    .map(|b| self.retry_run(a.failure.clone(), b, ctx.now));
+                let retry_state = self.retry_state(next.as_ref(), a.failure.as_ref());
                 self.append(
                     ctx,
                     Attributes::WorkflowExecutionFailedEventAttributes(
                         WorkflowExecutionFailedEventAttributes {
                             failure: a.failure,
-                            retry_state: RetryState::RetryPolicyNotSet as i32,
+                            retry_state: retry_state as i32,
                             workflow_task_completed_event_id: completed_id,
-                            new_execution_run_id: String::new(),
+                            new_execution_run_id: next
+                                .as_ref()
+                                .map(|n| n.run_id.clone())
+                                .unwrap_or_default(),
                         },
                     ),
                 );
                 self.status = WorkflowExecutionStatus::Failed;
+                // Created once this run is closed, like a continue-as-new.
+                self.continue_as_new = next;
+            }
+            Cmd::ModifyWorkflowPropertiesCommandAttributes(a) => {
+                if let Some(upsert) = &a.upserted_memo {
+                    let memo = self.memo.get_or_insert_with(Default::default);
+                    for (k, v) in &upsert.fields {
+                        // An empty payload removes the key, as in Temporal.
+                        if v.data.is_empty() && v.metadata.is_empty() {
+                            memo.fields.remove(k);
+                        } else {
+                            memo.fields.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                self.append(
+                    ctx,
+                    Attributes::WorkflowPropertiesModifiedEventAttributes(
+                        WorkflowPropertiesModifiedEventAttributes {
+                            workflow_task_completed_event_id: completed_id,
+                            upserted_memo: a.upserted_memo,
+                        },
+                    ),
+                );
             }
             Cmd::CancelWorkflowExecutionCommandAttributes(a) => {
                 self.append(
@@ -746,6 +779,7 @@ impl Execution {
                         failure: a.failure,
                     }),
                     first_task_delay: util::dur_nanos(a.backoff_start_interval.as_ref()),
+                    attempt: 1,
                 });
             }
             _ => {} // refused by validate_commands
@@ -835,5 +869,21 @@ impl Execution {
         }
         self.activities.insert(scheduled_event_id, activity);
         self.dispatch_activity(ctx, scheduled_event_id);
+    }
+}
+
+/// Whether a retry policy refuses to retry `failure`.
+pub(crate) fn is_non_retryable(
+    failure: Option<&Failure>,
+    policy: Option<&temporalio_protos::temporal::api::common::v1::RetryPolicy>,
+) -> bool {
+    use temporalio_protos::temporal::api::failure::v1::failure::FailureInfo;
+    match failure.and_then(|f| f.failure_info.as_ref()) {
+        Some(FailureInfo::ApplicationFailureInfo(i)) => {
+            i.non_retryable
+                || policy
+                    .is_some_and(|p| p.non_retryable_error_types.iter().any(|t| *t == i.r#type))
+        }
+        _ => false,
     }
 }

@@ -111,6 +111,7 @@ impl WorkflowService for Svc {
                 activity_failure_include_heartbeat: true,
                 encoded_failure_attributes: true,
                 sdk_metadata: true,
+                upsert_memo: true,
                 ..Default::default()
             }),
         })
