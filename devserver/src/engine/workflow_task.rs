@@ -881,8 +881,7 @@ pub(crate) fn is_non_retryable(
     match failure.and_then(|f| f.failure_info.as_ref()) {
         Some(FailureInfo::ApplicationFailureInfo(i)) => {
             i.non_retryable
-                || policy
-                    .is_some_and(|p| p.non_retryable_error_types.iter().any(|t| *t == i.r#type))
+                || policy.is_some_and(|p| p.non_retryable_error_types.contains(&i.r#type))
         }
         _ => false,
     }
