@@ -1218,3 +1218,191 @@ async fn run_timeout_closes_the_run() {
     assert_eq!(types(&close), [WorkflowExecutionTimedOut]);
     server.shutdown().await;
 }
+
+mod ops {
+    use super::*;
+    use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus;
+
+    #[tokio::test]
+    async fn reset_forks_history_reapplies_later_signals_and_terminates_the_base() {
+        let (server, mut c) = setup().await;
+        let base = start(&mut c, "wf-reset", "q-reset").await;
+        let task = poll_wft(&mut c, "q-reset").await;
+        complete(&mut c, task.task_token, vec![timer_cmd("t", 3600)]).await.unwrap(); // 4 WFTCompleted, 5 TimerStarted
+        signal(&mut c, "wf-reset", "a").await; // 6 Signaled, 7 WFTScheduled
+        let task = poll_wft(&mut c, "q-reset").await; // 8 WFTStarted
+        complete(&mut c, task.task_token, vec![activity_cmd("1", "q-reset", 0)]).await.unwrap(); // 9, 10
+        signal(&mut c, "wf-reset", "b").await; // 11 Signaled, 12 WFTScheduled
+
+        let bad = c
+            .reset_workflow_execution(ResetWorkflowExecutionRequest {
+                namespace: NS.into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: "wf-reset".into(),
+                    run_id: base.clone(),
+                }),
+                workflow_task_finish_event_id: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+
+        let new_run = c
+            .reset_workflow_execution(ResetWorkflowExecutionRequest {
+                namespace: NS.into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: "wf-reset".into(),
+                    run_id: base.clone(),
+                }),
+                workflow_task_finish_event_id: 9,
+                reason: "bad deploy".into(),
+                request_id: uuid(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .run_id;
+        let events = history(&mut c, "wf-reset").await; // the current run is the new one
+        assert_eq!(
+            types(&events),
+            [
+                WorkflowExecutionStarted,
+                WorkflowTaskScheduled,
+                WorkflowTaskStarted,
+                WorkflowTaskCompleted,
+                TimerStarted,
+                WorkflowExecutionSignaled,
+                WorkflowTaskScheduled,
+                WorkflowTaskStarted,
+                WorkflowTaskFailed,
+                WorkflowExecutionSignaled,
+                WorkflowTaskScheduled,
+            ]
+        );
+        let Some(Attributes::WorkflowTaskFailedEventAttributes(f)) = &events[8].attributes else {
+            panic!()
+        };
+        assert_eq!(f.cause, WorkflowTaskFailedCause::ResetWorkflow as i32);
+        assert_eq!(
+            (f.base_run_id.as_str(), f.new_run_id.as_str()),
+            (base.as_str(), new_run.as_str())
+        );
+        let Some(Attributes::WorkflowExecutionSignaledEventAttributes(s)) = &events[9].attributes
+        else {
+            panic!()
+        };
+        assert_eq!(s.signal_name, "b", "signals after the reset point are reapplied");
+        let described = c
+            .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+                namespace: NS.into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: "wf-reset".into(),
+                    run_id: base.clone(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            described.workflow_execution_info.unwrap().status,
+            WorkflowExecutionStatus::Terminated as i32
+        );
+
+        // The new run's timer was rebuilt from the kept history and still fires.
+        let task = poll_wft(&mut c, "q-reset").await;
+        assert_eq!(task.workflow_execution.unwrap().run_id, new_run);
+        complete(&mut c, task.task_token, vec![]).await.unwrap();
+        server.time().skip(Duration::from_secs(3600)).await;
+        assert!(types(&history(&mut c, "wf-reset").await).contains(&TimerFired));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn paused_activity_is_not_retried_until_unpaused_and_reset_restarts_attempts() {
+        use temporalio_protos::temporal::api::workflowservice::v1::{
+            pause_activity_request, reset_activity_request, unpause_activity_request,
+        };
+        let (server, mut c) = setup().await;
+        start(&mut c, "wf-pause", "q-pause").await;
+        let task = poll_wft(&mut c, "q-pause").await;
+        complete(&mut c, task.task_token, vec![activity_cmd("act", "q-pause-act", 0)])
+            .await
+            .unwrap();
+        let a1 = poll_activity(&mut c, "q-pause-act").await;
+        let exec =
+            Some(WorkflowExecution { workflow_id: "wf-pause".into(), run_id: String::new() });
+        c.pause_activity(PauseActivityRequest {
+            namespace: NS.into(),
+            execution: exec.clone(),
+            activity: Some(pause_activity_request::Activity::Id("act".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let hb = c
+            .record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest {
+                namespace: NS.into(),
+                task_token: a1.task_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(hb.activity_paused, "the running attempt learns it was paused");
+        let fail = |token: Vec<u8>| RespondActivityTaskFailedRequest {
+            namespace: NS.into(),
+            task_token: token,
+            failure: Some(Failure { message: "boom".into(), ..Default::default() }),
+            ..Default::default()
+        };
+        c.respond_activity_task_failed(fail(a1.task_token)).await.unwrap();
+        // Well past the 1 s backoff, nothing is dispatched while paused.
+        server.time().skip(Duration::from_secs(60)).await;
+        let mut poller = c.clone();
+        let idle = tokio::time::timeout(
+            Duration::from_millis(300),
+            poller.poll_activity_task_queue(PollActivityTaskQueueRequest {
+                namespace: NS.into(),
+                task_queue: tq("q-pause-act"),
+                ..Default::default()
+            }),
+        )
+        .await;
+        assert!(idle.is_err(), "a paused activity must not be dispatched");
+        let d = c
+            .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+                namespace: NS.into(),
+                execution: exec.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(d.pending_activities[0].paused);
+
+        c.unpause_activity(UnpauseActivityRequest {
+            namespace: NS.into(),
+            execution: exec.clone(),
+            activity: Some(unpause_activity_request::Activity::Id("act".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let a2 = poll_activity(&mut c, "q-pause-act").await;
+        assert_eq!(a2.attempt, 2);
+        c.respond_activity_task_failed(fail(a2.task_token)).await.unwrap();
+        // Reset sends it out again at once, as attempt 1.
+        c.reset_activity(ResetActivityRequest {
+            namespace: NS.into(),
+            execution: exec.clone(),
+            activity: Some(reset_activity_request::Activity::Type("Act".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let a3 = poll_activity(&mut c, "q-pause-act").await;
+        assert_eq!(a3.attempt, 1);
+        server.shutdown().await;
+    }
+}

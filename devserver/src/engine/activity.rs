@@ -388,7 +388,7 @@ impl State {
         token: &[u8],
         namespace: &str,
         details: Option<Payloads>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, bool)> {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         let run_id = exec.run_id.clone();
@@ -408,7 +408,7 @@ impl State {
                 },
             );
         }
-        Ok(a.cancel_requested_event_id.is_some())
+        Ok((a.cancel_requested_event_id.is_some(), a.paused))
     }
 
     pub(super) fn activity_timer(
@@ -425,7 +425,8 @@ impl State {
         let Some(a) = exec.activities.get(&scheduled_event_id) else { return };
         let current = attempt == a.attempt;
         if kind == ActivityTimer::RetryBackoff {
-            if current && a.state == ActivityState::Backoff {
+            // A paused activity keeps waiting; unpausing dispatches it.
+            if current && a.state == ActivityState::Backoff && !a.paused {
                 exec.dispatch_activity(ctx, scheduled_event_id);
             }
             return;

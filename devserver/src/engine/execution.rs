@@ -85,6 +85,8 @@ pub(crate) struct Activity {
     pub(crate) next_attempt_time: Option<Nanos>,
     pub(crate) current_retry_interval: Option<Nanos>,
     pub(crate) cancel_requested_event_id: Option<i64>,
+    /// Paused by an operator: no further attempts are dispatched until unpaused.
+    pub(crate) paused: bool,
 }
 
 /// An update's progress through the protocol.

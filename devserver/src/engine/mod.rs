@@ -10,6 +10,7 @@
 mod activity;
 mod execution;
 mod interaction;
+mod ops;
 mod snapshot;
 mod util;
 mod visibility;
@@ -29,6 +30,7 @@ use tokio::sync::{Notify, oneshot, watch};
 pub(crate) use activity::ActivityResponse;
 pub(crate) use execution::Execution;
 pub(crate) use interaction::{QueryOutcome, UpdateStatus};
+pub(crate) use ops::{ActivityOp, ActivitySelector, ResetRequest};
 pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
 pub(crate) use workflow::{HistoryRequest, SignalParams, StartParams};
 pub(crate) use workflow_task::Completion;

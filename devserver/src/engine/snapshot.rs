@@ -156,6 +156,8 @@ struct ActivitySnapshot {
     current_retry_interval: Option<i64>,
     #[prost(int64, optional, tag = "26")]
     cancel_requested_event_id: Option<i64>,
+    #[prost(bool, tag = "27")]
+    paused: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -257,6 +259,7 @@ impl Execution {
                     next_attempt_time: a.next_attempt_time,
                     current_retry_interval: a.current_retry_interval,
                     cancel_requested_event_id: a.cancel_requested_event_id,
+                    paused: a.paused,
                 })
                 .collect(),
             timers: self
@@ -365,6 +368,7 @@ impl Execution {
                     next_attempt_time: a.next_attempt_time,
                     current_retry_interval: a.current_retry_interval,
                     cancel_requested_event_id: a.cancel_requested_event_id,
+                    paused: a.paused,
                 };
                 (a.scheduled_event_id, act)
             })

@@ -395,7 +395,7 @@ impl State {
 
     /// Temporal fails a started workflow task (FORCE_CLOSE_COMMAND), flushes the buffer, then
     /// writes `WorkflowExecutionTerminated`; the worker's late reply gets NOT_FOUND.
-    fn terminate_run(
+    pub(super) fn terminate_run(
         &mut self,
         run_id: &str,
         reason: String,
@@ -502,6 +502,7 @@ impl State {
                 current_retry_interval: a.current_retry_interval.and_then(util::dur),
                 last_attempt_complete_time: a.last_attempt_complete_time.and_then(util::ts),
                 next_attempt_schedule_time: a.next_attempt_time.and_then(util::ts),
+                paused: a.paused,
                 ..Default::default()
             })
             .collect();

@@ -855,6 +855,7 @@ impl Execution {
             next_attempt_time: None,
             current_retry_interval: None,
             cancel_requested_event_id: None,
+            paused: false,
         };
         if let Some(limit) = activity.schedule_to_close {
             ctx.schedule_timer(

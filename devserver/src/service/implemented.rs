@@ -38,6 +38,10 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "ListWorkflowExecutions",
     "CountWorkflowExecutions",
     "GetClusterInfo",
+    "ResetWorkflowExecution",
+    "PauseActivity",
+    "UnpauseActivity",
+    "ResetActivity",
 ];
 
 pub(crate) const OPERATOR_SERVICE: &[&str] =

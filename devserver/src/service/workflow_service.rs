@@ -20,8 +20,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     engine::{
-        ActivityResponse, Completion, Engine, HistoryRequest, QueryOutcome, QueueKind,
-        SignalParams, StartParams, UpdateStatus,
+        ActivityOp, ActivityResponse, ActivitySelector, Completion, Engine, HistoryRequest,
+        QueryOutcome, QueueKind, ResetRequest, SignalParams, StartParams, UpdateStatus,
     },
     pb::workflowservice::workflow_service_server::WorkflowService,
 };
@@ -387,10 +387,14 @@ impl WorkflowService for Svc {
         r: Request<RecordActivityTaskHeartbeatRequest>,
     ) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
         let r = r.into_inner();
-        let cancel_requested =
+        let (cancel_requested, activity_paused) =
             self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
-        self.done(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() })
-            .await
+        self.done(RecordActivityTaskHeartbeatResponse {
+            cancel_requested,
+            activity_paused,
+            ..Default::default()
+        })
+        .await
     }
 
     async fn get_workflow_execution_history(
@@ -582,6 +586,80 @@ impl WorkflowService for Svc {
             })
             .collect();
         self.done(CountWorkflowExecutionsResponse { count, groups }).await
+    }
+
+    async fn reset_workflow_execution(
+        &self,
+        r: Request<ResetWorkflowExecutionRequest>,
+    ) -> Result<Response<ResetWorkflowExecutionResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.workflow_execution);
+        let req = ResetRequest {
+            namespace: r.namespace,
+            workflow_id: wid,
+            run_id: rid,
+            finish_event_id: r.workflow_task_finish_event_id,
+            reason: r.reason,
+            identity: r.identity,
+            exclude: r.reset_reapply_exclude_types,
+        };
+        let run_id = self.engine.with_state(|st| st.reset(req))?;
+        self.done(ResetWorkflowExecutionResponse { run_id }).await
+    }
+
+    async fn pause_activity(
+        &self,
+        r: Request<PauseActivityRequest>,
+    ) -> Result<Response<PauseActivityResponse>, Status> {
+        let r = r.into_inner();
+        let select = match r.activity {
+            Some(pause_activity_request::Activity::Id(id)) => ActivitySelector::Id(id),
+            Some(pause_activity_request::Activity::Type(t)) => ActivitySelector::Type(t),
+            None => {
+                return Err(Status::invalid_argument("activity id or type is not set on request."));
+            }
+        };
+        let (wid, rid) = execution_ids(r.execution);
+        self.engine
+            .with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, ActivityOp::Pause))?;
+        self.done(PauseActivityResponse::default()).await
+    }
+
+    async fn unpause_activity(
+        &self,
+        r: Request<UnpauseActivityRequest>,
+    ) -> Result<Response<UnpauseActivityResponse>, Status> {
+        let r = r.into_inner();
+        let select = match r.activity {
+            Some(unpause_activity_request::Activity::Id(id)) => ActivitySelector::Id(id),
+            Some(unpause_activity_request::Activity::Type(t)) => ActivitySelector::Type(t),
+            _ => {
+                return Err(Status::invalid_argument("activity id or type is not set on request."));
+            }
+        };
+        let (wid, rid) = execution_ids(r.execution);
+        let op = ActivityOp::Unpause { reset_attempts: r.reset_attempts };
+        self.engine.with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, op))?;
+        self.done(UnpauseActivityResponse::default()).await
+    }
+
+    async fn reset_activity(
+        &self,
+        r: Request<ResetActivityRequest>,
+    ) -> Result<Response<ResetActivityResponse>, Status> {
+        let r = r.into_inner();
+        let select = match r.activity {
+            Some(reset_activity_request::Activity::Id(id)) => ActivitySelector::Id(id),
+            Some(reset_activity_request::Activity::Type(t)) => ActivitySelector::Type(t),
+            _ => {
+                return Err(Status::invalid_argument("activity id or type is not set on request."));
+            }
+        };
+        let (wid, rid) = execution_ids(r.execution);
+        let op =
+            ActivityOp::Reset { keep_paused: r.keep_paused, reset_heartbeat: r.reset_heartbeat };
+        self.engine.with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, op))?;
+        self.done(ResetActivityResponse::default()).await
     }
 }
 

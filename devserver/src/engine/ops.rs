@@ -1,0 +1,356 @@
+//! Ops for stuck workflows: reset a run to an earlier workflow task, and pause, unpause or
+//! reset its activities.
+//!
+//! Reset forks history: the new run keeps every event before the chosen workflow task's
+//! completion (so it ends with that task's `WorkflowTaskStarted`), fails that task with cause
+//! RESET_WORKFLOW (naming the base and new runs, which links them), reapplies the signals
+//! and updates that came later, and schedules a new task. The new run's mutable state
+//! (pending timers, activities, updates) is rebuilt by reading the kept events. A running
+//! base run is terminated.
+
+use std::collections::BTreeMap;
+
+use temporalio_protos::temporal::api::{
+    enums::v1::{ResetReapplyExcludeType, WorkflowTaskFailedCause},
+    history::v1::{
+        HistoryEvent, WorkflowExecutionSignaledEventAttributes, WorkflowTaskFailedEventAttributes,
+        history_event::Attributes,
+    },
+};
+
+use super::{
+    Error, Result, State,
+    execution::{Activity, ActivityState, Execution, UpdateEntry, UpdateStage},
+    util,
+};
+
+/// Which activities an activity operation targets.
+#[derive(Debug, Clone)]
+pub(crate) enum ActivitySelector {
+    Id(String),
+    Type(String),
+}
+
+impl Execution {
+    /// Rebuilds a run's pending state from its history (used for the run a reset creates).
+    fn rebuild_from(&mut self, events: &[HistoryEvent]) {
+        let time = |e: &HistoryEvent| e.event_time.as_ref().map(util::ts_nanos).unwrap_or_default();
+        let mut activities: BTreeMap<i64, Activity> = BTreeMap::new();
+        for e in events {
+            let Some(attrs) = &e.attributes else { continue };
+            match attrs {
+                Attributes::WorkflowExecutionStartedEventAttributes(a) => {
+                    self.memo = a.memo.clone();
+                    self.search_attributes = a.search_attributes.clone();
+                    self.retry_policy = a.retry_policy.clone();
+                    self.attempt = a.attempt.max(1);
+                    self.run_timeout = util::dur_nanos(a.workflow_run_timeout.as_ref());
+                    self.execution_timeout = util::dur_nanos(a.workflow_execution_timeout.as_ref());
+                }
+                Attributes::TimerStartedEventAttributes(a) => {
+                    let after = util::dur_nanos(a.start_to_fire_timeout.as_ref()).unwrap_or(0);
+                    self.timers.insert(a.timer_id.clone(), (e.event_id, time(e) + after));
+                }
+                Attributes::TimerFiredEventAttributes(a) => {
+                    self.timers.remove(&a.timer_id);
+                }
+                Attributes::TimerCanceledEventAttributes(a) => {
+                    self.timers.remove(&a.timer_id);
+                }
+                Attributes::ActivityTaskScheduledEventAttributes(a) => {
+                    let retry = super::activity::retry_policy_with_defaults(a.retry_policy.clone());
+                    let schedule_to_close = util::dur_nanos(a.schedule_to_close_timeout.as_ref());
+                    activities.insert(
+                        e.event_id,
+                        Activity {
+                            activity_id: a.activity_id.clone(),
+                            activity_type: a.activity_type.clone().unwrap_or_default().name,
+                            task_queue: a
+                                .task_queue
+                                .as_ref()
+                                .map(|q| q.name.clone())
+                                .unwrap_or_else(|| self.task_queue.clone()),
+                            header: a.header.clone(),
+                            input: a.input.clone(),
+                            schedule_to_close,
+                            schedule_to_start: util::dur_nanos(
+                                a.schedule_to_start_timeout.as_ref(),
+                            ),
+                            start_to_close: util::dur_nanos(a.start_to_close_timeout.as_ref())
+                                .or(schedule_to_close)
+                                .unwrap_or(util::secs(10)),
+                            heartbeat: util::dur_nanos(a.heartbeat_timeout.as_ref()),
+                            retry,
+                            attempt: 1,
+                            state: ActivityState::Scheduled,
+                            first_scheduled_time: time(e),
+                            attempt_scheduled_time: time(e),
+                            started_time: None,
+                            started_identity: String::new(),
+                            started_request_id: String::new(),
+                            last_failure: None,
+                            last_worker_identity: String::new(),
+                            heartbeat_details: None,
+                            last_heartbeat_time: None,
+                            last_attempt_complete_time: None,
+                            next_attempt_time: None,
+                            current_retry_interval: None,
+                            cancel_requested_event_id: None,
+                            paused: false,
+                        },
+                    );
+                }
+                Attributes::ActivityTaskCancelRequestedEventAttributes(a) => {
+                    if let Some(act) = activities.get_mut(&a.scheduled_event_id) {
+                        act.cancel_requested_event_id = Some(e.event_id);
+                    }
+                }
+                Attributes::ActivityTaskCompletedEventAttributes(a) => {
+                    activities.remove(&a.scheduled_event_id);
+                }
+                Attributes::ActivityTaskFailedEventAttributes(a) => {
+                    activities.remove(&a.scheduled_event_id);
+                }
+                Attributes::ActivityTaskTimedOutEventAttributes(a) => {
+                    activities.remove(&a.scheduled_event_id);
+                }
+                Attributes::ActivityTaskCanceledEventAttributes(a) => {
+                    activities.remove(&a.scheduled_event_id);
+                }
+                Attributes::WorkflowTaskCompletedEventAttributes(a) => {
+                    self.last_completed_started_id = a.started_event_id;
+                }
+                Attributes::WorkflowExecutionCancelRequestedEventAttributes(_) => {
+                    self.cancel_requested = true
+                }
+                Attributes::WorkflowExecutionSignaledEventAttributes(a)
+                    if !a.request_id.is_empty() =>
+                {
+                    self.request_ids.insert(a.request_id.clone());
+                }
+                Attributes::UpsertWorkflowSearchAttributesEventAttributes(a) => {
+                    if let Some(new) = &a.search_attributes {
+                        let sa = self.search_attributes.get_or_insert_with(Default::default);
+                        sa.indexed_fields.extend(new.indexed_fields.clone());
+                    }
+                }
+                Attributes::WorkflowPropertiesModifiedEventAttributes(a) => {
+                    if let Some(new) = &a.upserted_memo {
+                        let memo = self.memo.get_or_insert_with(Default::default);
+                        memo.fields.extend(new.fields.clone());
+                    }
+                }
+                Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a) => {
+                    self.updates.push(UpdateEntry {
+                        id: a.protocol_instance_id.clone(),
+                        request: a.accepted_request.clone().unwrap_or_default(),
+                        stage: UpdateStage::Accepted,
+                        sent: true,
+                        accepted_event_id: e.event_id,
+                        outcome: None,
+                    });
+                }
+                Attributes::WorkflowExecutionUpdateCompletedEventAttributes(a) => {
+                    let id = a.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
+                    if let Some(u) = self.updates.iter_mut().find(|u| u.id == id) {
+                        u.stage = UpdateStage::Completed;
+                        u.outcome = a.outcome.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.activities = activities;
+        self.history_bytes = events.iter().map(|e| prost::Message::encoded_len(e) as i64).sum();
+        self.history = events.to_vec();
+    }
+}
+
+/// Signals (and update requests) recorded after the reset point, to replay on the new run.
+fn reapplied(events: &[HistoryEvent], exclude: &[i32]) -> Vec<Attributes> {
+    let skip_signals = exclude.contains(&(ResetReapplyExcludeType::Signal as i32));
+    events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionSignaledEventAttributes(a)) if !skip_signals => {
+                Some(Attributes::WorkflowExecutionSignaledEventAttributes(
+                    WorkflowExecutionSignaledEventAttributes {
+                        request_id: String::new(),
+                        ..a.clone()
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A ResetWorkflowExecution request, decoded.
+#[derive(Debug)]
+pub(crate) struct ResetRequest {
+    pub(crate) namespace: String,
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: String,
+    /// The WorkflowTaskCompleted / Failed / TimedOut event to reset to.
+    pub(crate) finish_event_id: i64,
+    pub(crate) reason: String,
+    pub(crate) identity: String,
+    /// `ResetReapplyExcludeType`s.
+    pub(crate) exclude: Vec<i32>,
+}
+
+impl State {
+    /// ResetWorkflowExecution. Returns the new run's id.
+    pub(crate) fn reset(&mut self, req: ResetRequest) -> Result<String> {
+        let ResetRequest {
+            namespace,
+            workflow_id,
+            run_id,
+            finish_event_id,
+            reason,
+            identity,
+            exclude,
+        } = req;
+        let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
+        let base = &self.execs[&base_id];
+        let finish =
+            base.history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
+                Error::InvalidArgument(format!("event {finish_event_id} is not in the history"))
+            })?;
+        let ok = matches!(
+            finish.attributes,
+            Some(
+                Attributes::WorkflowTaskCompletedEventAttributes(_)
+                    | Attributes::WorkflowTaskFailedEventAttributes(_)
+                    | Attributes::WorkflowTaskTimedOutEventAttributes(_)
+            )
+        );
+        let (scheduled_id, started_id) = match base
+            .history
+            .get((finish_event_id - 2) as usize)
+            .map(|e| &e.attributes)
+        {
+            Some(Some(Attributes::WorkflowTaskStartedEventAttributes(s))) if ok => {
+                (s.scheduled_event_id, finish_event_id - 1)
+            }
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "workflow_task_finish_event_id must name a WorkflowTaskCompleted, WorkflowTaskFailed or WorkflowTaskTimedOut event".into(),
+                ));
+            }
+        };
+        let prefix: Vec<HistoryEvent> = base.history[..(finish_event_id - 1) as usize].to_vec();
+        let replay = reapplied(&base.history[(finish_event_id - 1) as usize..], &exclude);
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let mut exec = Execution::new(
+            base.namespace.clone(),
+            base.workflow_id.clone(),
+            new_id.clone(),
+            base.workflow_type.clone(),
+            base.task_queue.clone(),
+            uuid::Uuid::new_v4().to_string(),
+            base.task_timeout,
+            base.start_time,
+        );
+        exec.first_run_id = base.first_run_id.clone();
+        exec.rebuild_from(&prefix);
+        let base_running = base.is_running();
+
+        if base_running {
+            self.terminate_run(
+                &base_id,
+                format!("reset to event {finish_event_id}: {reason}"),
+                None,
+                identity.clone(),
+            );
+        }
+        let ctx = &mut self.ctx;
+        exec.append(
+            ctx,
+            Attributes::WorkflowTaskFailedEventAttributes(WorkflowTaskFailedEventAttributes {
+                scheduled_event_id: scheduled_id,
+                started_event_id: started_id,
+                cause: WorkflowTaskFailedCause::ResetWorkflow as i32,
+                failure: Some(util::server_failure(reason, true)),
+                identity,
+                base_run_id: base_id,
+                new_run_id: new_id.clone(),
+                ..Default::default()
+            }),
+        );
+        for attrs in replay {
+            exec.append(ctx, attrs);
+        }
+        exec.schedule_wft(ctx, 1);
+        exec.rearm(ctx);
+        ctx.touched.push(new_id.clone());
+        self.current.insert((exec.namespace.clone(), exec.workflow_id.clone()), new_id.clone());
+        self.execs.insert(new_id.clone(), exec);
+        Ok(new_id)
+    }
+
+    /// PauseActivity / UnpauseActivity / ResetActivity.
+    pub(crate) fn activity_op(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        select: ActivitySelector,
+        op: ActivityOp,
+    ) -> Result<()> {
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        if !exec.is_running() {
+            return Err(Error::NotFound("workflow execution already completed".into()));
+        }
+        let targets: Vec<i64> = exec
+            .activities
+            .iter()
+            .filter(|(_, a)| match &select {
+                ActivitySelector::Id(id) => a.activity_id == *id,
+                ActivitySelector::Type(t) => a.activity_type == *t,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if targets.is_empty() {
+            return Err(Error::NotFound("no pending activity matches".into()));
+        }
+        for id in targets {
+            let a = exec.activities.get_mut(&id).expect("listed");
+            match op {
+                ActivityOp::Pause => a.paused = true,
+                ActivityOp::Unpause { reset_attempts } => {
+                    a.paused = false;
+                    if reset_attempts {
+                        a.attempt = 1;
+                    }
+                    // A paused activity that was waiting to retry goes out now.
+                    if a.state == ActivityState::Backoff {
+                        exec.dispatch_activity(ctx, id);
+                    }
+                }
+                ActivityOp::Reset { keep_paused, reset_heartbeat } => {
+                    a.attempt = 1;
+                    if reset_heartbeat {
+                        a.heartbeat_details = None;
+                    }
+                    if !keep_paused {
+                        a.paused = false;
+                    }
+                    if a.state == ActivityState::Backoff && !a.paused {
+                        exec.dispatch_activity(ctx, id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an activity operation does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ActivityOp {
+    Pause,
+    Unpause { reset_attempts: bool },
+    Reset { keep_paused: bool, reset_heartbeat: bool },
+}
