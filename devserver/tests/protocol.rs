@@ -1406,3 +1406,78 @@ mod ops {
         server.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn update_with_start_starts_and_updates_in_one_call() {
+    use temporalio_protos::temporal::api::{
+        enums::v1::{UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowIdConflictPolicy},
+        update::v1::{Input, Meta, Request as UpdateRequest, WaitPolicy},
+        workflowservice::v1::{
+            execute_multi_operation_request::{Operation, operation::Operation as Op},
+            execute_multi_operation_response::response::Response as Rr,
+        },
+    };
+    let (server, mut c) = setup().await;
+    let mut start = start_req("wf-uws", "q-uws");
+    start.workflow_id_conflict_policy = WorkflowIdConflictPolicy::UseExisting as i32;
+    let update = UpdateWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: "wf-uws".into(),
+            run_id: String::new(),
+        }),
+        wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Admitted as i32 }),
+        request: Some(UpdateRequest {
+            meta: Some(Meta { update_id: "uws-1".into(), identity: String::new() }),
+            input: Some(Input { name: "send".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let resp = c
+        .execute_multi_operation(ExecuteMultiOperationRequest {
+            namespace: NS.into(),
+            operations: vec![
+                Operation { operation: Some(Op::StartWorkflow(start.clone())) },
+                Operation { operation: Some(Op::UpdateWorkflow(update.clone())) },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Rr::StartWorkflow(s)) = &resp.responses[0].response else { panic!() };
+    assert!(s.started);
+    let Some(Rr::UpdateWorkflow(u)) = &resp.responses[1].response else { panic!() };
+    assert_eq!(u.stage, Stage::Admitted as i32);
+    // The first task carries both the start and the update request.
+    let task = poll_wft(&mut c, "q-uws").await;
+    assert_eq!(task.messages.len(), 1);
+    assert_eq!(task.messages[0].protocol_instance_id, "uws-1");
+
+    // With conflict policy FAIL on a running workflow the start fails; the client learns
+    // which operation failed from MultiOperationExecutionFailure.
+    start.workflow_id_conflict_policy = WorkflowIdConflictPolicy::Fail as i32;
+    start.request_id = uuid();
+    let err = c
+        .execute_multi_operation(ExecuteMultiOperationRequest {
+            namespace: NS.into(),
+            operations: vec![
+                Operation { operation: Some(Op::StartWorkflow(start)) },
+                Operation { operation: Some(Op::UpdateWorkflow(update)) },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let status = temporalio_protos::google::rpc::Status::decode(err.details()).unwrap();
+    let failure =
+        temporalio_protos::temporal::api::errordetails::v1::MultiOperationExecutionFailure::decode(
+            status.details[0].value.as_slice(),
+        )
+        .unwrap();
+    assert_eq!(failure.statuses[0].code, Code::AlreadyExists as i32);
+    assert_eq!(failure.statuses[1].code, Code::Aborted as i32);
+    server.shutdown().await;
+}

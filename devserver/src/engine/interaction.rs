@@ -464,3 +464,34 @@ impl Engine {
         self.lock().update_status_of(run_id, update_id)
     }
 }
+
+impl Engine {
+    /// ExecuteMultiOperation's update-with-start: starts (or, by the conflict policy, reuses)
+    /// the workflow and admits the update to that run in one transition, then waits for the
+    /// update's stage. An error names the operation that failed (0 start, 1 update).
+    pub(crate) async fn update_with_start(
+        &self,
+        start: super::StartParams,
+        request: Request,
+        wait_for: Stage,
+    ) -> std::result::Result<(super::workflow::Started, UpdateStatus), (usize, Error)> {
+        let (namespace, workflow_id) = (start.namespace.clone(), start.workflow_id.clone());
+        let (started, status) = self.with_state(|st| {
+            let started = st.start_workflow(start, None).map_err(|e| (0, e))?;
+            let (_, status) = st
+                .admit_update(&namespace, &workflow_id, &started.run_id, request)
+                .map_err(|e| (1, e))?;
+            Ok((started, status))
+        })?;
+        let status = self
+            .wait_update(&started.run_id, &status.update_ref.update_id, wait_for)
+            .await
+            .map_err(|e| (1, e))?;
+        Ok((started, status))
+    }
+
+    /// Every registered namespace with its id.
+    pub(crate) fn namespaces(&self) -> Vec<(String, String)> {
+        self.lock().ctx.namespaces.iter().map(|(n, i)| (n.clone(), i.clone())).collect()
+    }
+}

@@ -51,3 +51,38 @@ impl From<Error> for Status {
         }
     }
 }
+
+/// An ExecuteMultiOperation error: the failing operation's status at its index, the other
+/// operation aborted, as clients decode it (`MultiOperationExecutionFailure`).
+pub(crate) fn multi_operation_failure(index: usize, cause: Status) -> Status {
+    use temporalio_protos::temporal::api::errordetails::v1::{
+        MultiOperationExecutionFailure, multi_operation_execution_failure::OperationStatus,
+    };
+    let cause_details = RpcStatus::decode(cause.details()).map(|s| s.details).unwrap_or_default();
+    let statuses = (0..2)
+        .map(|i| {
+            if i == index {
+                OperationStatus {
+                    code: cause.code() as i32,
+                    message: cause.message().to_owned(),
+                    details: cause_details.clone(),
+                }
+            } else {
+                OperationStatus {
+                    code: Code::Aborted as i32,
+                    message: "Operation was aborted.".into(),
+                    details: vec![prost_wkt_types::Any {
+                        type_url: "type.googleapis.com/temporal.api.errordetails.v1.MultiOperationExecutionAborted".into(),
+                        value: Vec::new(),
+                    }],
+                }
+            }
+        })
+        .collect();
+    with_detail(
+        cause.code(),
+        format!("Update-with-Start could not be executed: {}", cause.message()),
+        "temporal.api.errordetails.v1.MultiOperationExecutionFailure",
+        &MultiOperationExecutionFailure { statuses },
+    )
+}

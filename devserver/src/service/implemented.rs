@@ -42,6 +42,9 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "PauseActivity",
     "UnpauseActivity",
     "ResetActivity",
+    "ExecuteMultiOperation",
+    "ListNamespaces",
+    "GetWorkflowExecutionHistoryReverse",
 ];
 
 pub(crate) const OPERATOR_SERVICE: &[&str] =

@@ -661,6 +661,137 @@ impl WorkflowService for Svc {
         self.engine.with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, op))?;
         self.done(ResetActivityResponse::default()).await
     }
+
+    async fn execute_multi_operation(
+        &self,
+        r: Request<ExecuteMultiOperationRequest>,
+    ) -> Result<Response<ExecuteMultiOperationResponse>, Status> {
+        use execute_multi_operation_request::operation::Operation as Op;
+        let r = r.into_inner();
+        let mut ops = r.operations.into_iter().map(|o| o.operation);
+        let (Some(Some(Op::StartWorkflow(start))), Some(Some(Op::UpdateWorkflow(update))), None) =
+            (ops.next(), ops.next(), ops.next())
+        else {
+            return Err(Status::invalid_argument(
+                "ExecuteMultiOperation supports exactly [StartWorkflow, UpdateWorkflow] (update-with-start).",
+            ));
+        };
+        let target = update.workflow_execution.clone().unwrap_or_default();
+        if target.workflow_id != start.workflow_id || !target.run_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "the update must name the started workflow's id and no run id",
+            ));
+        }
+        if start.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Unspecified as i32 {
+            return Err(Status::invalid_argument(
+                "update-with-start requires a workflow id conflict policy",
+            ));
+        }
+        unsupported_start_options(&start.cron_schedule)?;
+        let request = update
+            .request
+            .ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
+        let params = StartParams {
+            namespace: r.namespace,
+            workflow_id: start.workflow_id,
+            workflow_type: start.workflow_type.map(|t| t.name).unwrap_or_default(),
+            task_queue: start.task_queue.map(|q| q.name).unwrap_or_default(),
+            input: start.input,
+            execution_timeout: dn(start.workflow_execution_timeout.as_ref()),
+            run_timeout: dn(start.workflow_run_timeout.as_ref()),
+            task_timeout: dn(start.workflow_task_timeout.as_ref()),
+            identity: start.identity,
+            request_id: start.request_id,
+            reuse_policy: reuse_policy(start.workflow_id_reuse_policy),
+            conflict_policy: conflict_policy(start.workflow_id_conflict_policy),
+            retry_policy: start.retry_policy,
+            memo: start.memo,
+            search_attributes: start.search_attributes,
+            header: start.header,
+            start_delay: None,
+        };
+        match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
+            Ok((started, status)) => {
+                use execute_multi_operation_response::{Response as R, response::Response as Rr};
+                let UpdateStatus { update_ref, stage, outcome } = status;
+                self.done(ExecuteMultiOperationResponse {
+                    responses: vec![
+                        R {
+                            response: Some(Rr::StartWorkflow(StartWorkflowExecutionResponse {
+                                run_id: started.run_id,
+                                started: started.started,
+                                ..Default::default()
+                            })),
+                        },
+                        R {
+                            response: Some(Rr::UpdateWorkflow(UpdateWorkflowExecutionResponse {
+                                update_ref: Some(update_ref),
+                                outcome,
+                                stage: stage as i32,
+                                ..Default::default()
+                            })),
+                        },
+                    ],
+                })
+                .await
+            }
+            Err((index, e)) => Err(super::errors::multi_operation_failure(index, e.into())),
+        }
+    }
+
+    async fn list_namespaces(
+        &self,
+        _r: Request<ListNamespacesRequest>,
+    ) -> Result<Response<ListNamespacesResponse>, Status> {
+        let mut namespaces = Vec::new();
+        for (name, _) in self.engine.namespaces() {
+            let d = self
+                .describe_namespace(Request::new(DescribeNamespaceRequest {
+                    namespace: name,
+                    ..Default::default()
+                }))
+                .await?;
+            namespaces.push(d.into_inner());
+        }
+        Ok(Response::new(ListNamespacesResponse { namespaces, next_page_token: Vec::new() }))
+    }
+
+    async fn get_workflow_execution_history_reverse(
+        &self,
+        r: Request<GetWorkflowExecutionHistoryReverseRequest>,
+    ) -> Result<Response<GetWorkflowExecutionHistoryReverseResponse>, Status> {
+        let r = r.into_inner();
+        let (workflow_id, run_id) = execution_ids(r.execution);
+        let req = HistoryRequest {
+            namespace: r.namespace,
+            workflow_id,
+            run_id,
+            page_size: 0,
+            next_page_token: Vec::new(),
+            wait_new_event: false,
+            filter: HistoryEventFilterType::AllEvent,
+        };
+        let (mut history, _) = self.engine.history(req).await?;
+        history.events.reverse();
+        // Newest first; the token is how many events were already returned.
+        let skip = match r.next_page_token.as_slice() {
+            [] => 0,
+            b if b.len() == 8 => u64::from_be_bytes(b.try_into().expect("8 bytes")) as usize,
+            _ => return Err(Status::invalid_argument("Invalid NextPageToken.")),
+        };
+        let size = if r.maximum_page_size <= 0 { usize::MAX } else { r.maximum_page_size as usize };
+        let total = history.events.len();
+        let events: Vec<_> = history.events.into_iter().skip(skip).take(size).collect();
+        let returned = skip + events.len();
+        let next_page_token =
+            if returned < total { (returned as u64).to_be_bytes().to_vec() } else { Vec::new() };
+        history.events = events;
+        self.done(GetWorkflowExecutionHistoryReverseResponse {
+            history: Some(history),
+            next_page_token,
+        })
+        .await
+    }
 }
 
 fn wait_stage(
