@@ -8,6 +8,7 @@
 //! is lost between looking and sleeping.
 
 mod activity;
+mod event_log;
 mod execution;
 mod interaction;
 mod ops;
@@ -295,12 +296,14 @@ impl State {
                 current,
                 snapshot: exec.snapshot(),
                 first_new_event_id: exec.persisted as i64 + 1,
-                new_events: exec.history[exec.persisted..]
-                    .iter()
-                    .map(prost::Message::encode_to_vec)
+                new_events: (exec.persisted..exec.history.len())
+                    .map(|i| exec.history.encoded(i).to_vec())
                     .collect(),
             });
             exec.persisted = exec.history.len();
+            if exec.wft.is_none() {
+                exec.history.shrink();
+            }
         }
         let search_attributes = std::mem::take(&mut self.ctx.registry_dirty).then(|| {
             self.ctx
@@ -412,11 +415,15 @@ impl Engine {
         }
         let mut execs = HashMap::with_capacity(loaded.runs.len());
         for run in loaded.runs {
-            let events = run
-                .events
-                .iter()
-                .map(|e| <temporalio_protos::temporal::api::history::v1::HistoryEvent as prost::Message>::decode(e.as_slice()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut events = event_log::EventLog::default();
+            for e in &run.events {
+                events.push_encoded(e);
+            }
+            // The last event is decoded anyway (for task ids); it also proves the bytes are ours.
+            let last = match run.events.last() {
+                Some(bytes) => Some(<temporalio_protos::temporal::api::history::v1::HistoryEvent as prost::Message>::decode(bytes.as_slice())?),
+                None => None,
+            };
             let mut exec = Execution::restore(&run.snapshot, events)?;
             // Namespaces a previous run of the server registered stay registered.
             ctx.namespaces.entry(exec.namespace.clone()).or_insert_with(|| {
@@ -426,7 +433,7 @@ impl Engine {
             exec.rearm(&mut ctx);
             exec.counted_inflight = exec.inflight();
             ctx.inflight += exec.counted_inflight;
-            ctx.task_id = ctx.task_id.max(exec.history.last().map_or(0, |e| e.task_id));
+            ctx.task_id = ctx.task_id.max(last.map_or(0, |e| e.task_id));
             execs.insert(exec.run_id.clone(), exec);
         }
         let current = loaded.current.into_iter().map(|(ns, wf, run)| ((ns, wf), run)).collect();

@@ -161,8 +161,10 @@ impl Execution {
             }
         }
         self.activities = activities;
-        self.history_bytes = events.iter().map(|e| prost::Message::encoded_len(e) as i64).sum();
-        self.history = events.to_vec();
+        for e in events {
+            self.history.push(e);
+        }
+        self.history_bytes = self.history.bytes();
     }
 }
 
@@ -213,8 +215,9 @@ impl State {
         } = req;
         let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
         let base = &self.execs[&base_id];
+        let base_history = base.history.to_vec();
         let finish =
-            base.history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
+            base_history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
                 Error::InvalidArgument(format!("event {finish_event_id} is not in the history"))
             })?;
         let ok = matches!(
@@ -225,9 +228,8 @@ impl State {
                     | Attributes::WorkflowTaskTimedOutEventAttributes(_)
             )
         );
-        let (scheduled_id, started_id) = match base
-            .history
-            .get((finish_event_id - 2) as usize)
+        let (scheduled_id, started_id) = match base_history
+            .get((finish_event_id - 2).max(0) as usize)
             .map(|e| &e.attributes)
         {
             Some(Some(Attributes::WorkflowTaskStartedEventAttributes(s))) if ok => {
@@ -239,8 +241,8 @@ impl State {
                 ));
             }
         };
-        let prefix: Vec<HistoryEvent> = base.history[..(finish_event_id - 1) as usize].to_vec();
-        let replay = reapplied(&base.history[(finish_event_id - 1) as usize..], &exclude);
+        let prefix: Vec<HistoryEvent> = base_history[..(finish_event_id - 1) as usize].to_vec();
+        let replay = reapplied(&base_history[(finish_event_id - 1) as usize..], &exclude);
         let new_id = uuid::Uuid::new_v4().to_string();
         let mut exec = Execution::new(
             base.namespace.clone(),

@@ -294,7 +294,7 @@ impl Execution {
     /// Rebuilds an execution from its snapshot and history.
     pub(crate) fn restore(
         snapshot: &[u8],
-        history: Vec<HistoryEvent>,
+        history: super::event_log::EventLog,
     ) -> Result<Self, prost::DecodeError> {
         let s = ExecutionSnapshot::decode(snapshot)?;
         let mut e = Execution::new(
@@ -315,7 +315,7 @@ impl Execution {
         e.close_time = s.close_time;
         e.memo = s.memo;
         e.search_attributes = s.search_attributes;
-        e.history_bytes = history.iter().map(|ev| ev.encoded_len() as i64).sum();
+        e.history_bytes = history.bytes();
         e.persisted = history.len();
         e.history = history;
         e.buffered = s.buffered.into_iter().filter_map(|ev| ev.attributes).collect();
@@ -403,7 +403,7 @@ impl Execution {
             return;
         }
         let run_id = &self.run_id;
-        for (timer_id, &(started_event_id, fire_at)) in &self.timers {
+        for (timer_id, &(started_event_id, fire_at)) in self.timers.iter() {
             ctx.schedule_timer(
                 fire_at,
                 TimerTask::User {

@@ -543,11 +543,11 @@ impl State {
     ) -> (Vec<HistoryEvent>, bool) {
         let e = &self.execs[run_id];
         if close_only {
-            let close = (!e.is_running()).then(|| e.history.last().cloned()).flatten();
+            let close = (!e.is_running()).then(|| e.history.last()).flatten();
             return (close.into_iter().collect(), false);
         }
         let start = (from.max(1) - 1) as usize;
-        let events: Vec<_> = e.history.iter().skip(start).take(page_size).cloned().collect();
+        let events = e.history.decode_range(start, page_size);
         let more = start + events.len() < e.history.len();
         (events, more)
     }
@@ -841,8 +841,8 @@ impl Execution {
 
     /// The input the run was started with; a retry starts over with it.
     fn start_input(&self) -> Option<Payloads> {
-        match self.history.first().and_then(|e| e.attributes.as_ref()) {
-            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.clone(),
+        match self.history.first().and_then(|e| e.attributes) {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input,
             _ => None,
         }
     }

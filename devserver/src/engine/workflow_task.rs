@@ -217,7 +217,7 @@ impl State {
             if !exec.is_running() {
                 exec.close(ctx, exec.status);
                 if let Some(next) = exec.continue_as_new.take() {
-                    self.create_run(next);
+                    self.create_run(*next);
                 }
                 return Ok(());
             }
@@ -301,7 +301,7 @@ impl Execution {
         let mut history = None;
         let event_id = if wft.speculative {
             // Shown to the worker, written only if the completion records something.
-            let mut events = self.history.clone();
+            let mut events = self.history.to_vec();
             for (id, attrs, at) in [
                 (wft.scheduled_event_id, self.wft_scheduled_event(1), wft.scheduled_time),
                 (wft.scheduled_event_id + 1, started_attrs, ctx.now),
@@ -360,7 +360,7 @@ impl Execution {
             started_event_id: event_id,
             attempt: wft.attempt,
             // Stickiness is declined, so every task carries the full history.
-            history: Some(History { events: history.unwrap_or_else(|| self.history.clone()) }),
+            history: Some(History { events: history.unwrap_or_else(|| self.history.to_vec()) }),
             messages,
             queries,
             workflow_execution_task_queue: Some(TaskQueue {
@@ -668,7 +668,7 @@ impl Execution {
                 );
                 self.status = WorkflowExecutionStatus::Failed;
                 // Created once this run is closed, like a continue-as-new.
-                self.continue_as_new = next;
+                self.continue_as_new = next.map(Box::new);
             }
             Cmd::ModifyWorkflowPropertiesCommandAttributes(a) => {
                 if let Some(upsert) = &a.upserted_memo {
@@ -747,7 +747,7 @@ impl Execution {
                 // The execution timeout spans the whole chain of runs.
                 let execution_timeout =
                     self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
-                self.continue_as_new = Some(super::workflow::NewRun {
+                self.continue_as_new = Some(Box::new(super::workflow::NewRun {
                     run_id: new_run_id,
                     first_run_id: self.first_run_id.clone(),
                     request_id: uuid::Uuid::new_v4().to_string(),
@@ -780,7 +780,7 @@ impl Execution {
                     }),
                     first_task_delay: util::dur_nanos(a.backoff_start_interval.as_ref()),
                     attempt: 1,
-                });
+                }));
             }
             _ => {} // refused by validate_commands
         }
