@@ -45,6 +45,8 @@ pub(crate) struct Wft {
 pub(crate) struct WftStarted {
     pub(crate) event_id: i64,
     pub(crate) time: Nanos,
+    /// The start-to-close timeout's timer, removed when the task ends first.
+    pub(crate) timeout: Option<super::TimerKey>,
     pub(crate) identity: String,
     pub(crate) request_id: String,
 }
@@ -346,7 +348,19 @@ impl Execution {
         true
     }
 
+    /// Ends the current workflow task (it completed or failed, or the run closed).
+    pub(crate) fn end_wft(&mut self, ctx: &mut Ctx) {
+        if let Some(key) = self.wft.take().and_then(|w| w.started).and_then(|s| s.timeout) {
+            ctx.cancel_timer(key);
+        }
+    }
+
     pub(crate) fn schedule_wft(&mut self, ctx: &mut Ctx, attempt: i32) {
+        if let Some(key) =
+            self.wft.as_ref().and_then(|w| w.started.as_ref()).and_then(|s| s.timeout)
+        {
+            ctx.cancel_timer(key);
+        }
         let original = self.wft.as_ref().map(|w| w.original_scheduled_time).unwrap_or(ctx.now);
         let queries = self.take_queries();
         let scheduled_event_id = self.append(ctx, self.wft_scheduled_event(attempt));
@@ -467,7 +481,7 @@ impl Execution {
         if self.is_running() {
             self.schedule_wft(ctx, next_attempt);
         } else {
-            self.wft = None;
+            self.end_wft(ctx);
         }
     }
 
@@ -487,7 +501,7 @@ impl Execution {
         }
         self.status = status;
         self.close_time = Some(ctx.now);
-        self.wft = None;
+        self.end_wft(ctx);
         self.activities.clear();
         self.timers.clear();
         self.buffered.clear();

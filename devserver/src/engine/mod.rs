@@ -113,6 +113,9 @@ impl<T> Default for Queue<T> {
     }
 }
 
+/// Identifies a queued timer task.
+pub(crate) type TimerKey = (Nanos, u64);
+
 /// Which activity clock a timer task belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ActivityTimer {
@@ -190,9 +193,15 @@ impl Ctx {
         self.task_id
     }
 
-    pub(crate) fn schedule_timer(&mut self, at: Nanos, task: TimerTask) {
+    pub(crate) fn schedule_timer(&mut self, at: Nanos, task: TimerTask) -> TimerKey {
         self.seq += 1;
         self.timers.insert((at, self.seq), task);
+        (at, self.seq)
+    }
+
+    /// Drops a timer that no longer matters, rather than letting it fire as a no-op.
+    pub(crate) fn cancel_timer(&mut self, key: TimerKey) {
+        self.timers.remove(&key);
     }
 
     fn push_workflow_task(&mut self, namespace: &str, queue: &str, task: WftRef) {

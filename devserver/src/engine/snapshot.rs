@@ -327,6 +327,7 @@ impl Execution {
             started: w.started.then_some(WftStarted {
                 event_id: w.started_event_id,
                 time: w.started_time,
+                timeout: None,
                 identity: w.identity,
                 request_id: w.request_id,
             }),
@@ -398,11 +399,12 @@ impl Execution {
 
     /// Derives the timer tasks and queue entries this run needs after a restart. Deadlines
     /// that passed while the server was down fire as soon as the timer pump runs.
-    pub(crate) fn rearm(&self, ctx: &mut Ctx) {
+    pub(crate) fn rearm(&mut self, ctx: &mut Ctx) {
         if !self.is_running() {
             return;
         }
-        let run_id = &self.run_id;
+        let run_id = self.run_id.clone();
+        let mut started_timeout = None;
         for (timer_id, &(started_event_id, fire_at)) in self.timers.iter() {
             ctx.schedule_timer(
                 fire_at,
@@ -424,14 +426,17 @@ impl Execution {
                     &self.task_queue,
                     WftRef { run_id: run_id.clone(), scheduled_event_id: w.scheduled_event_id },
                 ),
-                Some(s) => ctx.schedule_timer(
-                    s.time + self.task_timeout,
-                    TimerTask::WorkflowTaskTimeout {
-                        run_id: run_id.clone(),
-                        scheduled_event_id: w.scheduled_event_id,
-                        attempt: w.attempt,
-                    },
-                ),
+                Some(s) => {
+                    let key = ctx.schedule_timer(
+                        s.time + self.task_timeout,
+                        TimerTask::WorkflowTaskTimeout {
+                            run_id: run_id.clone(),
+                            scheduled_event_id: w.scheduled_event_id,
+                            attempt: w.attempt,
+                        },
+                    );
+                    started_timeout = Some(key);
+                }
             }
         }
         for (&id, a) in &self.activities {
@@ -490,6 +495,11 @@ impl Execution {
                     );
                 }
             }
+        }
+        if let (Some(key), Some(s)) =
+            (started_timeout, self.wft.as_mut().and_then(|w| w.started.as_mut()))
+        {
+            s.timeout = Some(key);
         }
     }
 }

@@ -148,7 +148,7 @@ impl State {
             for m in c.messages {
                 exec.apply_message(ctx, m);
             }
-            exec.wft = None;
+            exec.end_wft(ctx);
             exec.finish_task(ctx, false);
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl State {
                 },
             ),
         );
-        exec.wft = None;
+        exec.end_wft(ctx);
         exec.last_completed_started_id = started.event_id;
 
         // Protocol messages are applied where a ProtocolMessage command places them; the
@@ -319,10 +319,19 @@ impl Execution {
         } else {
             self.append(ctx, started_attrs)
         };
+        let timeout = ctx.schedule_timer(
+            ctx.now + self.task_timeout,
+            TimerTask::WorkflowTaskTimeout {
+                run_id: self.run_id.clone(),
+                scheduled_event_id: wft.scheduled_event_id,
+                attempt: wft.attempt,
+            },
+        );
         if let Some(w) = self.wft.as_mut() {
             w.started = Some(WftStarted {
                 event_id,
                 time: ctx.now,
+                timeout: Some(timeout),
                 identity: identity.to_owned(),
                 request_id,
             });
@@ -333,14 +342,6 @@ impl Execution {
             .iter()
             .filter_map(|id| ctx.queries.get(id).map(|q| (id.to_string(), q.query.clone())))
             .collect();
-        ctx.schedule_timer(
-            ctx.now + self.task_timeout,
-            TimerTask::WorkflowTaskTimeout {
-                run_id: self.run_id.clone(),
-                scheduled_event_id: wft.scheduled_event_id,
-                attempt: wft.attempt,
-            },
-        );
         let token = TaskToken {
             namespace: self.namespace.clone(),
             workflow_id: self.workflow_id.clone(),
