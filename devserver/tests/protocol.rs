@@ -720,19 +720,25 @@ mod interaction {
             failure: Some(Failure { message: "no window".into(), ..Default::default() }),
             ..Default::default()
         };
-        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
-            namespace: NS.into(),
-            task_token: task.task_token,
-            messages: vec![Message {
-                id: "u1/reject".into(),
-                protocol_instance_id: "u1".into(),
-                body: any("Rejection", &rejection),
-                sequencing_id: None,
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let done = c
+            .respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+                namespace: NS.into(),
+                task_token: task.task_token,
+                messages: vec![Message {
+                    id: "u1/reject".into(),
+                    protocol_instance_id: "u1".into(),
+                    body: any("Rejection", &rejection),
+                    sequencing_id: None,
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            done.reset_history_event_id, 3,
+            "the discarded task tells the worker to roll back to the last real WorkflowTaskStarted"
+        );
         let resp = update.await.unwrap().unwrap().into_inner();
         assert_eq!(resp.stage, Stage::Completed as i32);
         let Some(Outcome { value: Some(outcome::Value::Failure(f)) }) = resp.outcome else {

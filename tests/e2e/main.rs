@@ -6,6 +6,7 @@
 
 mod activities;
 mod fixtures;
+mod interaction;
 mod lifecycle;
 mod session_window;
 mod signals_and_timers;

@@ -131,7 +131,10 @@ impl State {
         }
     }
 
-    pub(crate) fn complete_workflow_task(&mut self, c: Completion, namespace: &str) -> Result<()> {
+    /// Applies a completion. Returns the `reset_history_event_id` to report: non-zero when a
+    /// speculative task was discarded, so the worker rolls its cached history back to the
+    /// last real `WorkflowTaskStarted` (the next task reuses the discarded task's event ids).
+    pub(crate) fn complete_workflow_task(&mut self, c: Completion, namespace: &str) -> Result<i64> {
         let token = self.workflow_task_for(&c.token, namespace)?;
         self.answer_attached_queries(c.query_results);
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
@@ -150,7 +153,7 @@ impl State {
             }
             exec.end_wft(ctx);
             exec.finish_task(ctx, false);
-            return Ok(());
+            return Ok(exec.last_completed_started_id);
         }
         exec.materialize_speculative(ctx);
         let started = exec.wft.as_ref().and_then(|w| w.started.clone()).expect("checked");
@@ -165,7 +168,7 @@ impl State {
                 c.identity,
                 1,
             );
-            return Ok(());
+            return Ok(0);
         }
         if let Err(bad) = exec.validate_commands(&c.commands, &c.messages, &ctx.registry) {
             exec.fail_wft(
@@ -219,7 +222,7 @@ impl State {
                 if let Some(next) = exec.continue_as_new.take() {
                     self.create_run(*next);
                 }
-                return Ok(());
+                return Ok(0);
             }
         }
         for m in messages.into_iter().flatten() {
@@ -227,7 +230,7 @@ impl State {
         }
         let flushed = exec.flush_buffer(ctx);
         exec.finish_task(ctx, flushed || needs_task);
-        Ok(())
+        Ok(0)
     }
 
     pub(crate) fn fail_workflow_task(

@@ -300,8 +300,13 @@ impl WorkflowService for Svc {
             messages: r.messages,
             query_results: r.query_results,
         };
-        self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
-        self.done(RespondWorkflowTaskCompletedResponse::default()).await
+        let reset_history_event_id =
+            self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
+        self.done(RespondWorkflowTaskCompletedResponse {
+            reset_history_event_id,
+            ..Default::default()
+        })
+        .await
     }
 
     async fn respond_workflow_task_failed(
