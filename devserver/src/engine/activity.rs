@@ -310,14 +310,7 @@ impl State {
 
     /// Finds the running attempt a token names, or the error Temporal gives for it.
     fn activity_for(&mut self, token: &[u8], namespace: &str) -> Result<TaskToken> {
-        let token = TaskToken::decode_bytes(token, TokenKind::Activity)
-            .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
-        if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument(
-                "Operation requested with a token from a different namespace.".into(),
-            ));
-        }
-        self.ctx.check_namespace(&token.namespace)?;
+        let token = self.ctx.task_token(token, namespace, TokenKind::Activity)?;
         let exec = self
             .execs
             .get(&token.run_id)

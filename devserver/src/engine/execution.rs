@@ -145,6 +145,47 @@ pub(crate) struct UpdateEntry {
 
 pub(crate) use temporalio_protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as UpdateStage;
 
+impl Activity {
+    /// A first attempt, as its `ActivityTaskScheduled` event describes it (the server has
+    /// already filled in the task queue, timeouts and retry policy there).
+    pub(crate) fn scheduled(
+        a: &temporalio_protos::temporal::api::history::v1::ActivityTaskScheduledEventAttributes,
+        at: Nanos,
+    ) -> Self {
+        let schedule_to_close = util::dur_nanos(a.schedule_to_close_timeout.as_ref());
+        Activity {
+            activity_id: a.activity_id.clone(),
+            activity_type: a.activity_type.clone().unwrap_or_default().name,
+            task_queue: a.task_queue.as_ref().map(|q| q.name.clone()).unwrap_or_default(),
+            header: a.header.clone(),
+            input: a.input.clone(),
+            schedule_to_close,
+            schedule_to_start: util::dur_nanos(a.schedule_to_start_timeout.as_ref()),
+            start_to_close: util::dur_nanos(a.start_to_close_timeout.as_ref())
+                .or(schedule_to_close)
+                .unwrap_or(util::secs(10)),
+            heartbeat: util::dur_nanos(a.heartbeat_timeout.as_ref()),
+            retry: super::activity::retry_policy_with_defaults(a.retry_policy.clone()),
+            attempt: 1,
+            state: ActivityState::Scheduled,
+            first_scheduled_time: at,
+            attempt_scheduled_time: at,
+            started_time: None,
+            started_identity: String::new(),
+            started_request_id: String::new(),
+            last_failure: None,
+            last_worker_identity: String::new(),
+            heartbeat_details: None,
+            last_heartbeat_time: None,
+            last_attempt_complete_time: None,
+            next_attempt_time: None,
+            current_retry_interval: None,
+            cancel_requested_event_id: None,
+            paused: false,
+        }
+    }
+}
+
 /// One run of a workflow.
 #[derive(Debug)]
 pub(crate) struct Execution {

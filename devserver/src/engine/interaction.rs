@@ -245,13 +245,7 @@ impl State {
         namespace: &str,
         answer: QueryAnswer,
     ) -> Result<()> {
-        let token = TaskToken::decode_bytes(token, TokenKind::Query)
-            .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
-        if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument(
-                "Operation requested with a token from a different namespace.".into(),
-            ));
-        }
+        let token = self.ctx.task_token(token, namespace, TokenKind::Query)?;
         let id = token.scheduled_event_id as u64;
         let pending =
             self.ctx.queries.remove(&id).ok_or_else(|| {

@@ -222,6 +222,25 @@ impl Ctx {
         self.wake.push(q.notify.clone());
     }
 
+    /// Decodes a task token of `kind`, checking it belongs to `namespace` (when the request
+    /// names one) and that the namespace exists.
+    fn task_token(
+        &self,
+        token: &[u8],
+        namespace: &str,
+        kind: crate::token::TokenKind,
+    ) -> Result<crate::token::TaskToken> {
+        let token = crate::token::TaskToken::decode_bytes(token, kind)
+            .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
+        if !namespace.is_empty() && namespace != token.namespace {
+            return Err(Error::InvalidArgument(
+                "Operation requested with a token from a different namespace.".into(),
+            ));
+        }
+        self.check_namespace(&token.namespace)?;
+        Ok(token)
+    }
+
     fn check_namespace(&self, namespace: &str) -> Result<()> {
         if self.namespaces.contains_key(namespace) {
             Ok(())

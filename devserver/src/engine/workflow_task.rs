@@ -73,14 +73,7 @@ fn command_name(cmd: &Command) -> String {
 impl State {
     /// Finds the task a workflow-task token names, or the error Temporal gives for it.
     pub(crate) fn workflow_task_for(&mut self, token: &[u8], namespace: &str) -> Result<TaskToken> {
-        let token = TaskToken::decode_bytes(token, TokenKind::Workflow)
-            .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
-        if !namespace.is_empty() && namespace != token.namespace {
-            return Err(Error::InvalidArgument(
-                "Operation requested with a token from a different namespace.".into(),
-            ));
-        }
-        self.ctx.check_namespace(&token.namespace)?;
+        let token = self.ctx.task_token(token, namespace, TokenKind::Workflow)?;
         let exec = self
             .execs
             .get(&token.run_id)
@@ -809,58 +802,28 @@ impl Execution {
             .expect("validated");
         let retry = super::activity::retry_policy_with_defaults(a.retry_policy.clone());
         let activity_type = a.activity_type.clone().unwrap_or_default();
-        let scheduled_event_id = self.append(
-            ctx,
-            Attributes::ActivityTaskScheduledEventAttributes(
-                ActivityTaskScheduledEventAttributes {
-                    activity_id: a.activity_id.clone(),
-                    activity_type: Some(activity_type.clone()),
-                    task_queue: Some(TaskQueue {
-                        name: task_queue.clone(),
-                        kind: TaskQueueKind::Normal as i32,
-                        normal_name: String::new(),
-                    }),
-                    header: a.header.clone(),
-                    input: a.input.clone(),
-                    schedule_to_close_timeout: schedule_to_close.and_then(util::dur),
-                    schedule_to_start_timeout: a.schedule_to_start_timeout,
-                    start_to_close_timeout: util::dur(start_to_close),
-                    heartbeat_timeout: a.heartbeat_timeout,
-                    workflow_task_completed_event_id: completed_id,
-                    retry_policy: Some(retry.clone()),
-                    priority: a.priority,
-                    ..Default::default()
-                },
-            ),
-        );
-        let activity = Activity {
+        let event = ActivityTaskScheduledEventAttributes {
             activity_id: a.activity_id,
-            activity_type: activity_type.name,
-            task_queue,
+            activity_type: Some(activity_type),
+            task_queue: Some(TaskQueue {
+                name: task_queue,
+                kind: TaskQueueKind::Normal as i32,
+                normal_name: String::new(),
+            }),
             header: a.header,
             input: a.input,
-            schedule_to_close,
-            schedule_to_start: util::dur_nanos(a.schedule_to_start_timeout.as_ref()),
-            start_to_close,
-            heartbeat: util::dur_nanos(a.heartbeat_timeout.as_ref()),
-            retry,
-            attempt: 1,
-            state: ActivityState::Scheduled,
-            first_scheduled_time: ctx.now,
-            attempt_scheduled_time: ctx.now,
-            started_time: None,
-            started_identity: String::new(),
-            started_request_id: String::new(),
-            last_failure: None,
-            last_worker_identity: String::new(),
-            heartbeat_details: None,
-            last_heartbeat_time: None,
-            last_attempt_complete_time: None,
-            next_attempt_time: None,
-            current_retry_interval: None,
-            cancel_requested_event_id: None,
-            paused: false,
+            schedule_to_close_timeout: schedule_to_close.and_then(util::dur),
+            schedule_to_start_timeout: a.schedule_to_start_timeout,
+            start_to_close_timeout: util::dur(start_to_close),
+            heartbeat_timeout: a.heartbeat_timeout,
+            workflow_task_completed_event_id: completed_id,
+            retry_policy: Some(retry),
+            priority: a.priority,
+            ..Default::default()
         };
+        let activity = Activity::scheduled(&event, ctx.now);
+        let scheduled_event_id =
+            self.append(ctx, Attributes::ActivityTaskScheduledEventAttributes(event));
         if let Some(limit) = activity.schedule_to_close {
             ctx.schedule_timer(
                 ctx.now + limit,
