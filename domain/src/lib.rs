@@ -2,20 +2,41 @@
 //!
 //! Everything here is a plain value or a total function. Time is always an **input**
 //! ([`Timestamp`]), never read, so the same code runs inside a deterministic Temporal workflow,
-//! in an activity, in the API and in property tests.
+//! in an activity, in the API and in property tests. Every public type derives serde, because
+//! workflows carry them as payloads.
 //!
 //! # Layout
 //! - [`time`]: [`Timestamp`], whole milliseconds since the Unix epoch.
-//! - [`channel`]: [`Channel`] and its per-channel [`WindowPolicy`] (fixed or sliding, gated or
-//!   not, billing session length).
-//! - [`window`]: the customer-service window itself: [`window::expiry`], [`Window`] (open, record
-//!   a message, is it open at `t`?) and [`CloseReason`].
+//! - [`ids`]: [`MessageId`] and [`HoldId`], the keys sends and holds are correlated and
+//!   de-duplicated on.
+//! - [`channel`]: the six [`Channel`]s and their default [`WindowPolicy`] (gate, window length,
+//!   fixed or sliding, billing session, human-agent allowance); [`PolicyOverrides`].
+//! - [`compliance`]: opt-out / opt-in / help keywords ([`compliance::classify`]), the contact's
+//!   [`Consent`], [`ComplianceTexts`].
+//! - [`billing`]: [`Money`] in minor units, [`RateCard`]s, the [`Ledger`] with its
+//!   [`Balance`] `{free, reserved, total}` and holds, and the [`BillingBlock`] of a send.
+//! - [`window`]: the session state machine, [`window::decide`]`(state, event, now) ->
+//!   `[`window::Decision`], plus the window clock ([`Window`]) and [`CloseReason`].
+//! - [`workspace`]: [`WorkspaceSettings`], which give a channel its [`window::Config`].
+//!
+//! Each module has its own `Error` (thiserror) with a stable `code()`: `no_active_session`,
+//! `contact_opted_out`, `insufficient_balance`, `validation_failed`.
 #![warn(missing_docs)]
 
+pub mod billing;
 pub mod channel;
+pub mod compliance;
+pub mod ids;
 pub mod time;
 pub mod window;
+pub mod workspace;
 
-pub use channel::{Channel, WindowMode, WindowPolicy};
+pub use billing::{
+    Balance, BillingBlock, BillingOutcome, Ledger, MessageType, Money, RateCard, RateTable,
+};
+pub use channel::{Channel, DAY_SECS, Gate, HOUR_SECS, PolicyOverrides, WindowMode, WindowPolicy};
+pub use compliance::{ComplianceTexts, Consent, Keyword};
+pub use ids::{HoldId, MessageId};
 pub use time::Timestamp;
-pub use window::{CloseReason, Direction, Window};
+pub use window::{CloseReason, Direction, Sender, Window};
+pub use workspace::WorkspaceSettings;
