@@ -755,6 +755,77 @@ mod interaction {
     }
 
     #[tokio::test]
+    async fn reset_reapplies_accepted_updates_as_admitted_events() {
+        let (server, mut c) = setup().await;
+        idle_workflow(&mut c, "wf-ureset", "q-ureset").await; // WFT completed at event 4
+        let mut uc = c.clone();
+        let update = tokio::spawn(async move {
+            uc.update_workflow_execution(update_req("wf-ureset", "u9", Stage::Accepted)).await
+        });
+        let task = poll_wft(&mut c, "q-ureset").await;
+        let accept = Acceptance {
+            accepted_request_message_id: task.messages[0].id.clone(),
+            accepted_request_sequencing_event_id: task.started_event_id - 1,
+            accepted_request: None,
+        };
+        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            commands: vec![Command {
+                command_type: CommandType::ProtocolMessage as i32,
+                attributes: Some(Cmd::ProtocolMessageCommandAttributes(
+                    ProtocolMessageCommandAttributes { message_id: "u9/accept".into() },
+                )),
+                ..Default::default()
+            }],
+            messages: vec![Message {
+                id: "u9/accept".into(),
+                protocol_instance_id: "u9".into(),
+                body: any("Acceptance", &accept),
+                sequencing_id: None,
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(update.await.unwrap().unwrap().into_inner().stage, Stage::Accepted as i32);
+        c.reset_workflow_execution(ResetWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "wf-ureset".into(),
+                run_id: String::new(),
+            }),
+            workflow_task_finish_event_id: 4,
+            reason: "replay the update".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let events = history(&mut c, "wf-ureset").await;
+        assert_eq!(
+            types(&events),
+            [
+                WorkflowExecutionStarted,
+                WorkflowTaskScheduled,
+                WorkflowTaskStarted,
+                WorkflowTaskFailed,
+                WorkflowExecutionUpdateAdmitted,
+                WorkflowTaskScheduled
+            ]
+        );
+        let Some(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(a)) =
+            &events[4].attributes
+        else {
+            panic!()
+        };
+        assert_eq!(a.request.as_ref().unwrap().meta.as_ref().unwrap().update_id, "u9");
+        // The worker reads the update from the Admitted event; it is not sent twice.
+        let task = poll_wft(&mut c, "q-ureset").await;
+        assert!(task.messages.is_empty());
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn accepted_and_completed_update_writes_its_events() {
         let (server, mut c) = setup().await;
         idle_workflow(&mut c, "wf-ua", "q-ua").await;

@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 
 use temporalio_protos::temporal::api::{
-    enums::v1::{ResetReapplyExcludeType, WorkflowTaskFailedCause},
+    enums::v1::{ResetReapplyExcludeType, UpdateAdmittedEventOrigin, WorkflowTaskFailedCause},
     history::v1::{
-        HistoryEvent, WorkflowExecutionSignaledEventAttributes, WorkflowTaskFailedEventAttributes,
+        HistoryEvent, WorkflowExecutionSignaledEventAttributes,
+        WorkflowExecutionUpdateAdmittedEventAttributes, WorkflowTaskFailedEventAttributes,
         history_event::Attributes,
     },
 };
@@ -128,9 +129,12 @@ impl Execution {
     }
 }
 
-/// Signals (and update requests) recorded after the reset point, to replay on the new run.
+/// Signals and updates recorded after the reset point, to replay on the new run: signals as
+/// new `WorkflowExecutionSignaled` events, accepted updates as `WorkflowExecutionUpdateAdmitted`
+/// (origin REAPPLY) events, which the worker reads from history like a fresh update request.
 fn reapplied(events: &[HistoryEvent], exclude: &[i32]) -> Vec<Attributes> {
     let skip_signals = exclude.contains(&(ResetReapplyExcludeType::Signal as i32));
+    let skip_updates = exclude.contains(&(ResetReapplyExcludeType::Update as i32));
     events
         .iter()
         .filter_map(|e| match &e.attributes {
@@ -139,6 +143,16 @@ fn reapplied(events: &[HistoryEvent], exclude: &[i32]) -> Vec<Attributes> {
                     WorkflowExecutionSignaledEventAttributes {
                         request_id: String::new(),
                         ..a.clone()
+                    },
+                ))
+            }
+            Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a))
+                if !skip_updates =>
+            {
+                Some(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(
+                    WorkflowExecutionUpdateAdmittedEventAttributes {
+                        request: a.accepted_request.clone(),
+                        origin: UpdateAdmittedEventOrigin::Reapply as i32,
                     },
                 ))
             }
@@ -241,6 +255,18 @@ impl State {
             }),
         );
         for attrs in replay {
+            if let Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(a) = &attrs {
+                let request = a.request.clone().unwrap_or_default();
+                exec.updates.push(UpdateEntry {
+                    id: request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default(),
+                    request,
+                    stage: UpdateStage::Admitted,
+                    // Delivered through its Admitted event, not as a separate message.
+                    sent: true,
+                    accepted_event_id: 0,
+                    outcome: None,
+                });
+            }
             exec.append(ctx, attrs);
         }
         exec.schedule_wft(ctx, 1);

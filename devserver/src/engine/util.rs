@@ -104,6 +104,7 @@ event_types! {
     WorkflowExecutionCanceledEventAttributes => WorkflowExecutionCanceled,
     UpsertWorkflowSearchAttributesEventAttributes => UpsertWorkflowSearchAttributes,
     WorkflowExecutionUpdateAcceptedEventAttributes => WorkflowExecutionUpdateAccepted,
+    WorkflowExecutionUpdateAdmittedEventAttributes => WorkflowExecutionUpdateAdmitted,
     WorkflowExecutionContinuedAsNewEventAttributes => WorkflowExecutionContinuedAsNew,
     WorkflowPropertiesModifiedEventAttributes => WorkflowPropertiesModified,
     WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
