@@ -55,6 +55,8 @@ pub struct Batch {
     pub clock: Nanos,
     /// The whole search-attribute registry, (namespace, name, IndexedValueType), when it changed.
     pub search_attributes: Option<Vec<(String, String, i32)>>,
+    /// Namespaces registered at run time, (name, description), when one was added.
+    pub namespaces: Option<Vec<(String, String)>>,
 }
 
 /// A run as loaded on start.
@@ -77,6 +79,8 @@ pub struct Loaded {
     pub clock: Option<Nanos>,
     /// Registered custom search attributes: (namespace, name, IndexedValueType).
     pub search_attributes: Vec<(String, String, i32)>,
+    /// Namespaces registered at run time: (name, description).
+    pub namespaces: Vec<(String, String)>,
 }
 
 /// Storage failures.
@@ -193,6 +197,7 @@ const SCHEMA: &str = "
         PRIMARY KEY (namespace, workflow_id)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, description TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS search_attributes (
         namespace TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -291,6 +296,10 @@ fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
     for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
         loaded.current.push(row?);
     }
+    let mut stmt = conn.prepare("SELECT name, description FROM namespaces")?;
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        loaded.namespaces.push(row?);
+    }
     let mut stmt = conn.prepare("SELECT namespace, name, type FROM search_attributes")?;
     for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
         loaded.search_attributes.push(row?);
@@ -334,6 +343,14 @@ fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> 
     }
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?1)")?
         .execute([batch.clock])?;
+    if let Some(namespaces) = &batch.namespaces {
+        let mut ins = tx.prepare_cached(
+            "INSERT OR REPLACE INTO namespaces (name, description) VALUES (?1, ?2)",
+        )?;
+        for (name, description) in namespaces {
+            ins.execute(rusqlite::params![name, description])?;
+        }
+    }
     if let Some(attrs) = &batch.search_attributes {
         tx.execute("DELETE FROM search_attributes", [])?;
         let mut ins = tx.prepare_cached(

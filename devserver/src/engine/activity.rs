@@ -445,3 +445,38 @@ impl State {
         }
     }
 }
+
+impl State {
+    /// The task token of the running attempt of `activity_id`, for the `*ById` RPCs that
+    /// complete an activity asynchronously without its token.
+    pub(crate) fn activity_token_by_id(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        activity_id: &str,
+    ) -> Result<Vec<u8>> {
+        if activity_id.is_empty() {
+            return Err(Error::InvalidArgument("ActivityId is not set on request.".into()));
+        }
+        let run_id = self.resolve(namespace, workflow_id, run_id)?;
+        let exec = &self.execs[&run_id];
+        if !exec.is_running() {
+            return Err(Error::NotFound("workflow execution already completed".into()));
+        }
+        let (scheduled_event_id, a) = exec
+            .activities
+            .iter()
+            .find(|(_, a)| a.activity_id == activity_id && a.state == ActivityState::Started)
+            .ok_or_else(|| Error::NotFound("Activity task not found.".into()))?;
+        Ok(TaskToken {
+            namespace: exec.namespace.clone(),
+            workflow_id: exec.workflow_id.clone(),
+            run_id: exec.run_id.clone(),
+            scheduled_event_id: *scheduled_event_id,
+            attempt: a.attempt,
+            kind: TokenKind::Activity as i32,
+        }
+        .encode_bytes())
+    }
+}

@@ -228,6 +228,13 @@ pub(crate) struct Execution {
     /// The workflow retry policy from the start request, and this run's attempt.
     pub(crate) retry_policy: Option<temporalio_protos::temporal::api::common::v1::RetryPolicy>,
     pub(crate) attempt: i32,
+    /// A command's user metadata and event-group markers, for the next event appended.
+    pub(crate) next_event_meta: Option<(
+        Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+        Vec<temporalio_protos::temporal::api::sdk::v1::EventGroupMarker>,
+    )>,
+    /// The start request's static summary and details.
+    pub(crate) user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
     /// Set by a ContinueAsNew command: the run to create once this one is closed.
     pub(crate) continue_as_new: Option<Box<super::workflow::NewRun>>,
     /// In-flight work last reported to the clock (see `clock` module docs).
@@ -278,6 +285,8 @@ impl Execution {
             waiting_queries: Vec::new(),
             legacy_queries: 0,
             continue_as_new: None,
+            next_event_meta: None,
+            user_metadata: None,
             retry_policy: None,
             attempt: 1,
             counted_inflight: 0,
@@ -317,11 +326,14 @@ impl Execution {
     pub(crate) fn append_at(&mut self, ctx: &mut Ctx, mut attrs: Attributes, time: Nanos) -> i64 {
         let event_id = self.next_event_id();
         self.wire_started_id(event_id, &mut attrs);
+        let (user_metadata, event_group_markers) = self.next_event_meta.take().unwrap_or_default();
         let event = HistoryEvent {
             event_id,
             event_time: util::ts(time),
             event_type: util::event_type_of(&attrs) as i32,
             task_id: ctx.next_task_id(),
+            user_metadata,
+            event_group_markers,
             attributes: Some(attrs),
             ..Default::default()
         };

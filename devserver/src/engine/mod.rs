@@ -185,6 +185,9 @@ pub(crate) struct Ctx {
     /// Custom search attributes per namespace.
     pub(crate) registry: visibility::Registry,
     registry_dirty: bool,
+    /// Descriptions of namespaces registered at run time (RegisterNamespace).
+    pub(crate) registered_namespaces: BTreeMap<String, String>,
+    namespaces_dirty: bool,
 }
 
 impl Ctx {
@@ -342,9 +345,16 @@ impl State {
                 })
                 .collect()
         });
-        if !runs.is_empty() || search_attributes.is_some() {
-            self.last_seq =
-                store.submit(Batch { runs, clock: self.ctx.clock.now(), search_attributes });
+        let namespaces = std::mem::take(&mut self.ctx.namespaces_dirty).then(|| {
+            self.ctx.registered_namespaces.iter().map(|(n, d)| (n.clone(), d.clone())).collect()
+        });
+        if !runs.is_empty() || search_attributes.is_some() || namespaces.is_some() {
+            self.last_seq = store.submit(Batch {
+                runs,
+                clock: self.ctx.clock.now(),
+                search_attributes,
+                namespaces,
+            });
         }
     }
 }
@@ -430,7 +440,15 @@ impl Engine {
             ),
             registry: visibility::Registry::new(),
             registry_dirty: false,
+            registered_namespaces: BTreeMap::new(),
+            namespaces_dirty: false,
         };
+        for (name, description) in loaded.namespaces {
+            ctx.namespaces.entry(name.clone()).or_insert_with(|| {
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+            });
+            ctx.registered_namespaces.insert(name, description);
+        }
         for (ns, name, ty) in loaded.search_attributes {
             if let Ok(ty) = IndexedValueType::try_from(ty) {
                 ctx.registry.entry(ns).or_default().insert(name, ty);
@@ -569,6 +587,28 @@ impl Engine {
         found.map(|(n, i)| (n.clone(), i.clone())).ok_or_else(|| {
             Error::NamespaceNotFound(if name.is_empty() { id.to_owned() } else { name.to_owned() })
         })
+    }
+
+    /// RegisterNamespace.
+    pub(crate) fn register_namespace(&self, name: &str, description: &str) -> Result<()> {
+        if name.trim().is_empty() {
+            return Err(Error::InvalidArgument("Namespace is not set on request.".into()));
+        }
+        self.with_state(|st| {
+            if st.ctx.namespaces.contains_key(name) {
+                return Err(Error::AlreadyExists("Namespace already exists.".into()));
+            }
+            let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string();
+            st.ctx.namespaces.insert(name.to_owned(), id);
+            st.ctx.registered_namespaces.insert(name.to_owned(), description.to_owned());
+            st.ctx.namespaces_dirty = true;
+            Ok(())
+        })
+    }
+
+    /// A registered namespace's description.
+    pub(crate) fn namespace_description(&self, name: &str) -> String {
+        self.lock().ctx.registered_namespaces.get(name).cloned().unwrap_or_default()
     }
 
     /// The notifier pollers of a queue wait on.

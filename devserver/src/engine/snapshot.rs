@@ -76,6 +76,8 @@ pub(crate) struct ExecutionSnapshot {
     retry_policy: Option<RetryPolicy>,
     #[prost(int32, tag = "26")]
     attempt: i32,
+    #[prost(message, optional, tag = "27")]
+    user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -287,6 +289,7 @@ impl Execution {
             first_task_at: self.first_task_at,
             retry_policy: self.retry_policy.clone(),
             attempt: self.attempt,
+            user_metadata: self.user_metadata.clone(),
         }
         .encode_to_vec()
     }
@@ -394,6 +397,7 @@ impl Execution {
         e.first_task_at = s.first_task_at;
         e.retry_policy = s.retry_policy;
         e.attempt = s.attempt.max(1);
+        e.user_metadata = s.user_metadata;
         Ok(e)
     }
 

@@ -23,6 +23,9 @@ use temporalio_protos::temporal::api::{
 use super::Execution;
 use crate::clock::Nanos;
 
+/// System attributes that workers may upsert (the SDKs' patch markers and build ids).
+const WORKER_WRITABLE: &[&str] = &["TemporalChangeVersion", "BuildIds"];
+
 /// Attributes every execution has.
 pub(crate) const SYSTEM_ATTRIBUTES: &[(&str, IndexedValueType)] = &[
     ("WorkflowId", IndexedValueType::Keyword),
@@ -116,13 +119,17 @@ pub(crate) fn validate(
 ) -> Result<(), String> {
     let Some(attrs) = attrs else { return Ok(()) };
     for (name, payload) in &attrs.indexed_fields {
-        if system_type(name).is_some() {
-            return Err(format!("search attribute {name} is reserved by the system"));
-        }
-        let ty = registry
-            .get(namespace)
-            .and_then(|r| r.get(name))
-            .ok_or_else(|| format!("search attribute {name} is not defined"))?;
+        let ty = match (system_type(name), registry.get(namespace).and_then(|r| r.get(name))) {
+            // SDKs record patch ids and build ids themselves; every other system attribute is
+            // the server's alone.
+            (Some(ty), _) if WORKER_WRITABLE.contains(&name.as_str()) => ty,
+            (Some(_), _) => {
+                return Err(format!("search attribute {name} is reserved by the system"));
+            }
+            (None, Some(ty)) => *ty,
+            (None, None) => return Err(format!("search attribute {name} is not defined")),
+        };
+        let ty = &ty;
         // An empty payload (no data) unsets the attribute.
         if !payload.data.is_empty() && payload.data != b"null" {
             decode_attribute(*ty, payload).map_err(|e| {
@@ -519,7 +526,11 @@ fn field_value(
             "HistoryLength" => Some(Val::Int(e.history.len() as i64)),
             "HistorySizeBytes" => Some(Val::Int(e.history_bytes)),
             "ExecutionDuration" => e.close_time.map(|c| Val::Int(c - e.start_time)),
-            _ => None,
+            other => e
+                .search_attributes
+                .as_ref()
+                .and_then(|sa| sa.indexed_fields.get(other))
+                .and_then(|p| typed(ty, p).ok()),
         };
         return Some((ty, v));
     }

@@ -58,6 +58,8 @@ pub(crate) struct StartParams {
     pub(crate) header: Option<Header>,
     /// Delay before the first workflow task (`workflow_start_delay`).
     pub(crate) start_delay: Option<Nanos>,
+    /// Static summary and details.
+    pub(crate) user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
 }
 
 /// Where a continued run comes from.
@@ -248,6 +250,8 @@ impl State {
         exec.search_attributes = p.search_attributes.clone();
         exec.retry_policy = p.retry_policy.clone();
         exec.attempt = attempt;
+        exec.user_metadata = p.user_metadata.clone();
+        exec.next_event_meta = Some((p.user_metadata.clone(), Vec::new()));
         let ctx = &mut self.ctx;
         let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
             match continued {
@@ -524,7 +528,7 @@ impl State {
                 workflow_execution_timeout: e.execution_timeout.and_then(util::dur),
                 workflow_run_timeout: e.run_timeout.and_then(util::dur),
                 default_workflow_task_timeout: util::dur(e.task_timeout),
-                user_metadata: None,
+                user_metadata: e.user_metadata.clone(),
             }),
             workflow_execution_info: Some(execution_info(e)),
             pending_activities,

@@ -533,6 +533,20 @@ impl Execution {
         identity: &str,
     ) -> bool {
         let Some(attrs) = cmd.attributes else { return false };
+        // The command's summary and event-group markers go on the first event it writes.
+        self.next_event_meta = Some((cmd.user_metadata, cmd.event_group_markers));
+        let needs_task = self.apply_command_attrs(ctx, attrs, completed_id, identity);
+        self.next_event_meta = None;
+        needs_task
+    }
+
+    fn apply_command_attrs(
+        &mut self,
+        ctx: &mut Ctx,
+        attrs: Cmd,
+        completed_id: i64,
+        identity: &str,
+    ) -> bool {
         match attrs {
             Cmd::ScheduleActivityTaskCommandAttributes(a) => {
                 self.schedule_activity(ctx, a, completed_id);
@@ -672,7 +686,7 @@ impl Execution {
                     let memo = self.memo.get_or_insert_with(Default::default);
                     for (k, v) in &upsert.fields {
                         // An empty payload removes the key, as in Temporal.
-                        if v.data.is_empty() && v.metadata.is_empty() {
+                        if v.data.is_empty() || v.data == b"null" {
                             memo.fields.remove(k);
                         } else {
                             memo.fields.insert(k.clone(), v.clone());

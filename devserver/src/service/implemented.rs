@@ -45,6 +45,13 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "ExecuteMultiOperation",
     "ListNamespaces",
     "GetWorkflowExecutionHistoryReverse",
+    "RespondActivityTaskCompletedById",
+    "RespondActivityTaskFailedById",
+    "RespondActivityTaskCanceledById",
+    "RecordActivityTaskHeartbeatById",
+    "RegisterNamespace",
+    "ListOpenWorkflowExecutions",
+    "ListClosedWorkflowExecutions",
 ];
 
 pub(crate) const OPERATOR_SERVICE: &[&str] =

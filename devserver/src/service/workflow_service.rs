@@ -139,11 +139,12 @@ impl WorkflowService for Svc {
     ) -> Result<Response<DescribeNamespaceResponse>, Status> {
         let r = r.into_inner();
         let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
+        let description = self.engine.namespace_description(&name);
         self.done(DescribeNamespaceResponse {
             namespace_info: Some(NamespaceInfo {
                 name,
                 state: NamespaceState::Registered as i32,
-                description: "convo devserver namespace".into(),
+                description,
                 id,
                 capabilities: Some(NsCapabilities::default()),
                 ..Default::default()
@@ -184,6 +185,7 @@ impl WorkflowService for Svc {
             search_attributes: r.search_attributes,
             header: r.header,
             start_delay: dn(r.workflow_start_delay.as_ref()),
+            user_metadata: r.user_metadata,
         };
         let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
         self.done(StartWorkflowExecutionResponse {
@@ -251,6 +253,7 @@ impl WorkflowService for Svc {
             search_attributes: r.search_attributes,
             header: r.header,
             start_delay: dn(r.workflow_start_delay.as_ref()),
+            user_metadata: r.user_metadata,
         };
         let params = StartParams {
             conflict_policy: match conflict_policy(r.workflow_id_conflict_policy) {
@@ -714,6 +717,7 @@ impl WorkflowService for Svc {
             search_attributes: start.search_attributes,
             header: start.header,
             start_delay: None,
+            user_metadata: start.user_metadata,
         };
         match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
             Ok((started, status)) => {
@@ -797,6 +801,180 @@ impl WorkflowService for Svc {
         })
         .await
     }
+
+    async fn respond_activity_task_completed_by_id(
+        &self,
+        r: Request<RespondActivityTaskCompletedByIdRequest>,
+    ) -> Result<Response<RespondActivityTaskCompletedByIdResponse>, Status> {
+        let r = r.into_inner();
+        self.engine.with_state(|st| {
+            let token =
+                st.activity_token_by_id(&r.namespace, &r.workflow_id, &r.run_id, &r.activity_id)?;
+            st.respond_activity(
+                &token,
+                &r.namespace,
+                r.identity,
+                ActivityResponse::Completed(r.result),
+            )
+        })?;
+        self.done(RespondActivityTaskCompletedByIdResponse::default()).await
+    }
+
+    async fn respond_activity_task_failed_by_id(
+        &self,
+        r: Request<RespondActivityTaskFailedByIdRequest>,
+    ) -> Result<Response<RespondActivityTaskFailedByIdResponse>, Status> {
+        let r = r.into_inner();
+        let failure =
+            r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        let response = ActivityResponse::Failed {
+            failure: Box::new(failure),
+            heartbeat: r.last_heartbeat_details,
+        };
+        self.engine.with_state(|st| {
+            let token =
+                st.activity_token_by_id(&r.namespace, &r.workflow_id, &r.run_id, &r.activity_id)?;
+            st.respond_activity(&token, &r.namespace, r.identity, response)
+        })?;
+        self.done(RespondActivityTaskFailedByIdResponse::default()).await
+    }
+
+    async fn respond_activity_task_canceled_by_id(
+        &self,
+        r: Request<RespondActivityTaskCanceledByIdRequest>,
+    ) -> Result<Response<RespondActivityTaskCanceledByIdResponse>, Status> {
+        let r = r.into_inner();
+        self.engine.with_state(|st| {
+            let token =
+                st.activity_token_by_id(&r.namespace, &r.workflow_id, &r.run_id, &r.activity_id)?;
+            st.respond_activity(
+                &token,
+                &r.namespace,
+                r.identity,
+                ActivityResponse::Canceled(r.details),
+            )
+        })?;
+        self.done(RespondActivityTaskCanceledByIdResponse::default()).await
+    }
+
+    async fn record_activity_task_heartbeat_by_id(
+        &self,
+        r: Request<RecordActivityTaskHeartbeatByIdRequest>,
+    ) -> Result<Response<RecordActivityTaskHeartbeatByIdResponse>, Status> {
+        let r = r.into_inner();
+        let (cancel_requested, activity_paused) = self.engine.with_state(|st| {
+            let token =
+                st.activity_token_by_id(&r.namespace, &r.workflow_id, &r.run_id, &r.activity_id)?;
+            st.heartbeat(&token, &r.namespace, r.details)
+        })?;
+        self.done(RecordActivityTaskHeartbeatByIdResponse {
+            cancel_requested,
+            activity_paused,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn register_namespace(
+        &self,
+        r: Request<RegisterNamespaceRequest>,
+    ) -> Result<Response<RegisterNamespaceResponse>, Status> {
+        let r = r.into_inner();
+        self.engine.register_namespace(&r.namespace, &r.description)?;
+        self.done(RegisterNamespaceResponse::default()).await
+    }
+
+    async fn list_open_workflow_executions(
+        &self,
+        r: Request<ListOpenWorkflowExecutionsRequest>,
+    ) -> Result<Response<ListOpenWorkflowExecutionsResponse>, Status> {
+        use list_open_workflow_executions_request::Filters;
+        let r = r.into_inner();
+        let filter = match r.filters {
+            Some(Filters::ExecutionFilter(f)) => Some(execution_clause(&f.workflow_id, &f.run_id)),
+            Some(Filters::TypeFilter(f)) => Some(format!("WorkflowType = {}", quote(&f.name))),
+            None => None,
+        };
+        let query = legacy_query("ExecutionStatus = 'Running'", filter, r.start_time_filter);
+        let (executions, next_page_token) = self.engine.with_state(|st| {
+            st.list(&r.namespace, &query, r.maximum_page_size, &r.next_page_token)
+        })?;
+        self.done(ListOpenWorkflowExecutionsResponse { executions, next_page_token }).await
+    }
+
+    async fn list_closed_workflow_executions(
+        &self,
+        r: Request<ListClosedWorkflowExecutionsRequest>,
+    ) -> Result<Response<ListClosedWorkflowExecutionsResponse>, Status> {
+        use list_closed_workflow_executions_request::Filters;
+        let r = r.into_inner();
+        let filter = match r.filters {
+            Some(Filters::ExecutionFilter(f)) => Some(execution_clause(&f.workflow_id, &f.run_id)),
+            Some(Filters::TypeFilter(f)) => Some(format!("WorkflowType = {}", quote(&f.name))),
+            Some(Filters::StatusFilter(f)) => {
+                let status =
+                    temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus::try_from(
+                        f.status,
+                    )
+                    .map_err(|_| Status::invalid_argument("unknown status in StatusFilter"))?;
+                Some(format!("ExecutionStatus = {}", quote(status_name(status))))
+            }
+            None => None,
+        };
+        let query = legacy_query("ExecutionStatus != 'Running'", filter, r.start_time_filter);
+        let (executions, next_page_token) = self.engine.with_state(|st| {
+            st.list(&r.namespace, &query, r.maximum_page_size, &r.next_page_token)
+        })?;
+        self.done(ListClosedWorkflowExecutionsResponse { executions, next_page_token }).await
+    }
+}
+
+/// A string literal in the visibility query language.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn execution_clause(workflow_id: &str, run_id: &str) -> String {
+    let mut clause = format!("WorkflowId = {}", quote(workflow_id));
+    if !run_id.is_empty() {
+        clause.push_str(&format!(" AND RunId = {}", quote(run_id)));
+    }
+    clause
+}
+
+fn status_name(
+    s: temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus,
+) -> &'static str {
+    use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus as S;
+    match s {
+        S::Running => "Running",
+        S::Completed => "Completed",
+        S::Failed => "Failed",
+        S::Canceled => "Canceled",
+        S::Terminated => "Terminated",
+        S::ContinuedAsNew => "ContinuedAsNew",
+        S::TimedOut => "TimedOut",
+        S::Unspecified | S::Paused => "Unspecified",
+    }
+}
+
+/// The pre-visibility-query List{Open,Closed} RPCs, expressed as a visibility query.
+fn legacy_query(
+    status: &str,
+    filter: Option<String>,
+    start: Option<temporalio_protos::temporal::api::filter::v1::StartTimeFilter>,
+) -> String {
+    let mut clauses = vec![status.to_owned()];
+    clauses.extend(filter);
+    if let Some(t) = start {
+        if let Some(e) = t.earliest_time.filter(|e| e.seconds != 0 || e.nanos != 0) {
+            clauses.push(format!("StartTime >= {}", crate::engine::ts_nanos(&e)));
+        }
+        if let Some(l) = t.latest_time.filter(|l| l.seconds != 0 || l.nanos != 0) {
+            clauses.push(format!("StartTime <= {}", crate::engine::ts_nanos(&l)));
+        }
+    }
+    clauses.join(" AND ")
 }
 
 fn wait_stage(
