@@ -131,6 +131,12 @@ impl FromIterator<(String, (i64, Nanos))> for Timers {
     }
 }
 
+/// A command's user metadata and event-group markers, copied onto the event it writes.
+pub(crate) type EventMeta = (
+    Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    Vec<temporalio_protos::temporal::api::sdk::v1::EventGroupMarker>,
+);
+
 /// An update's progress through the protocol.
 #[derive(Debug, Clone)]
 pub(crate) struct UpdateEntry {
@@ -229,12 +235,9 @@ pub(crate) struct Execution {
     pub(crate) retry_policy: Option<temporalio_protos::temporal::api::common::v1::RetryPolicy>,
     pub(crate) attempt: i32,
     /// A command's user metadata and event-group markers, for the next event appended.
-    pub(crate) next_event_meta: Option<(
-        Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
-        Vec<temporalio_protos::temporal::api::sdk::v1::EventGroupMarker>,
-    )>,
+    pub(crate) next_event_meta: Option<Box<EventMeta>>,
     /// The start request's static summary and details.
-    pub(crate) user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    pub(crate) user_metadata: Option<Box<temporalio_protos::temporal::api::sdk::v1::UserMetadata>>,
     /// Set by a ContinueAsNew command: the run to create once this one is closed.
     pub(crate) continue_as_new: Option<Box<super::workflow::NewRun>>,
     /// In-flight work last reported to the clock (see `clock` module docs).
@@ -326,7 +329,8 @@ impl Execution {
     pub(crate) fn append_at(&mut self, ctx: &mut Ctx, mut attrs: Attributes, time: Nanos) -> i64 {
         let event_id = self.next_event_id();
         self.wire_started_id(event_id, &mut attrs);
-        let (user_metadata, event_group_markers) = self.next_event_meta.take().unwrap_or_default();
+        let (user_metadata, event_group_markers) =
+            self.next_event_meta.take().map(|m| *m).unwrap_or_default();
         let event = HistoryEvent {
             event_id,
             event_time: util::ts(time),

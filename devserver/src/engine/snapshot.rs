@@ -289,7 +289,7 @@ impl Execution {
             first_task_at: self.first_task_at,
             retry_policy: self.retry_policy.clone(),
             attempt: self.attempt,
-            user_metadata: self.user_metadata.clone(),
+            user_metadata: self.user_metadata.as_deref().cloned(),
         }
         .encode_to_vec()
     }
@@ -397,7 +397,7 @@ impl Execution {
         e.first_task_at = s.first_task_at;
         e.retry_policy = s.retry_policy;
         e.attempt = s.attempt.max(1);
-        e.user_metadata = s.user_metadata;
+        e.user_metadata = s.user_metadata.map(Box::new);
         Ok(e)
     }
 

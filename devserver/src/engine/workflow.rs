@@ -250,8 +250,8 @@ impl State {
         exec.search_attributes = p.search_attributes.clone();
         exec.retry_policy = p.retry_policy.clone();
         exec.attempt = attempt;
-        exec.user_metadata = p.user_metadata.clone();
-        exec.next_event_meta = Some((p.user_metadata.clone(), Vec::new()));
+        exec.user_metadata = p.user_metadata.clone().map(Box::new);
+        exec.next_event_meta = Some(Box::new((p.user_metadata.clone(), Vec::new())));
         let ctx = &mut self.ctx;
         let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
             match continued {
@@ -528,7 +528,7 @@ impl State {
                 workflow_execution_timeout: e.execution_timeout.and_then(util::dur),
                 workflow_run_timeout: e.run_timeout.and_then(util::dur),
                 default_workflow_task_timeout: util::dur(e.task_timeout),
-                user_metadata: e.user_metadata.clone(),
+                user_metadata: e.user_metadata.as_deref().cloned(),
             }),
             workflow_execution_info: Some(execution_info(e)),
             pending_activities,

@@ -534,7 +534,7 @@ impl Execution {
     ) -> bool {
         let Some(attrs) = cmd.attributes else { return false };
         // The command's summary and event-group markers go on the first event it writes.
-        self.next_event_meta = Some((cmd.user_metadata, cmd.event_group_markers));
+        self.next_event_meta = Some(Box::new((cmd.user_metadata, cmd.event_group_markers)));
         let needs_task = self.apply_command_attrs(ctx, attrs, completed_id, identity);
         self.next_event_meta = None;
         needs_task
