@@ -1558,3 +1558,71 @@ async fn update_with_start_starts_and_updates_in_one_call() {
     assert_eq!(failure.statuses[1].code, Code::Aborted as i32);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn signal_and_cancel_external_workflows() {
+    use temporalio_protos::temporal::api::command::v1::{
+        RequestCancelExternalWorkflowExecutionCommandAttributes,
+        SignalExternalWorkflowExecutionCommandAttributes,
+    };
+    let (server, mut c) = setup().await;
+    start(&mut c, "ext-target", "q-ext-t").await;
+    start(&mut c, "ext-source", "q-ext-s").await;
+    let task = poll_wft(&mut c, "q-ext-s").await;
+    let signal_to = |id: &str| Command {
+        command_type: CommandType::SignalExternalWorkflowExecution as i32,
+        attributes: Some(Cmd::SignalExternalWorkflowExecutionCommandAttributes(
+            SignalExternalWorkflowExecutionCommandAttributes {
+                execution: Some(WorkflowExecution {
+                    workflow_id: id.into(),
+                    run_id: String::new(),
+                }),
+                signal_name: "hello".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let cancel = Command {
+        command_type: CommandType::RequestCancelExternalWorkflowExecution as i32,
+        attributes: Some(Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(
+            RequestCancelExternalWorkflowExecutionCommandAttributes {
+                workflow_id: "ext-target".into(),
+                reason: "done".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    complete(
+        &mut c,
+        task.task_token,
+        vec![signal_to("ext-target"), signal_to("ext-missing"), cancel],
+    )
+    .await
+    .unwrap();
+    let source = types(&history(&mut c, "ext-source").await);
+    assert_eq!(
+        source[4..],
+        [
+            SignalExternalWorkflowExecutionInitiated,
+            SignalExternalWorkflowExecutionInitiated,
+            RequestCancelExternalWorkflowExecutionInitiated,
+            ExternalWorkflowExecutionSignaled,
+            WorkflowTaskScheduled,
+            SignalExternalWorkflowExecutionFailed,
+            ExternalWorkflowExecutionCancelRequested,
+        ]
+    );
+    let target = types(&history(&mut c, "ext-target").await);
+    assert_eq!(
+        target,
+        [
+            WorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowExecutionSignaled,
+            WorkflowExecutionCancelRequested
+        ]
+    );
+    server.shutdown().await;
+}

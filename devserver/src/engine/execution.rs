@@ -236,6 +236,8 @@ pub(crate) struct Execution {
     pub(crate) attempt: i32,
     /// A command's user metadata and event-group markers, for the next event appended.
     pub(crate) next_event_meta: Option<Box<EventMeta>>,
+    /// Deliveries to other workflows owed by commands of the task being completed.
+    pub(crate) owed_external: Vec<super::external::External>,
     /// The start request's static summary and details.
     pub(crate) user_metadata: Option<Box<temporalio_protos::temporal::api::sdk::v1::UserMetadata>>,
     /// Set by a ContinueAsNew command: the run to create once this one is closed.
@@ -289,6 +291,7 @@ impl Execution {
             legacy_queries: 0,
             continue_as_new: None,
             next_event_meta: None,
+            owed_external: Vec::new(),
             user_metadata: None,
             retry_policy: None,
             attempt: 1,

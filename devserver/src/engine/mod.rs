@@ -10,6 +10,7 @@
 mod activity;
 mod event_log;
 mod execution;
+mod external;
 mod interaction;
 mod ops;
 mod snapshot;

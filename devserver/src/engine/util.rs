@@ -107,6 +107,12 @@ event_types! {
     WorkflowExecutionUpdateAdmittedEventAttributes => WorkflowExecutionUpdateAdmitted,
     WorkflowExecutionContinuedAsNewEventAttributes => WorkflowExecutionContinuedAsNew,
     WorkflowPropertiesModifiedEventAttributes => WorkflowPropertiesModified,
+    SignalExternalWorkflowExecutionInitiatedEventAttributes => SignalExternalWorkflowExecutionInitiated,
+    SignalExternalWorkflowExecutionFailedEventAttributes => SignalExternalWorkflowExecutionFailed,
+    ExternalWorkflowExecutionSignaledEventAttributes => ExternalWorkflowExecutionSignaled,
+    RequestCancelExternalWorkflowExecutionInitiatedEventAttributes => RequestCancelExternalWorkflowExecutionInitiated,
+    RequestCancelExternalWorkflowExecutionFailedEventAttributes => RequestCancelExternalWorkflowExecutionFailed,
+    ExternalWorkflowExecutionCancelRequestedEventAttributes => ExternalWorkflowExecutionCancelRequested,
     WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
 }
 

@@ -327,7 +327,7 @@ impl State {
         self.deliver_signal(&run_id, &signal)
     }
 
-    fn deliver_signal(&mut self, run_id: &str, signal: &SignalParams) -> Result<()> {
+    pub(super) fn deliver_signal(&mut self, run_id: &str, signal: &SignalParams) -> Result<()> {
         let (exec, ctx) = self.exec_mut(run_id).expect("resolved");
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));

@@ -13,12 +13,13 @@ use temporalio_protos::temporal::api::{
     history::v1::{
         ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes,
         ActivityTaskScheduledEventAttributes, History, MarkerRecordedEventAttributes,
-        TimerCanceledEventAttributes, TimerStartedEventAttributes,
-        UpsertWorkflowSearchAttributesEventAttributes, WorkflowExecutionCanceledEventAttributes,
-        WorkflowExecutionCompletedEventAttributes, WorkflowExecutionContinuedAsNewEventAttributes,
-        WorkflowExecutionFailedEventAttributes, WorkflowPropertiesModifiedEventAttributes,
-        WorkflowTaskCompletedEventAttributes, WorkflowTaskTimedOutEventAttributes,
-        history_event::Attributes,
+        RequestCancelExternalWorkflowExecutionInitiatedEventAttributes,
+        SignalExternalWorkflowExecutionInitiatedEventAttributes, TimerCanceledEventAttributes,
+        TimerStartedEventAttributes, UpsertWorkflowSearchAttributesEventAttributes,
+        WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
+        WorkflowExecutionContinuedAsNewEventAttributes, WorkflowExecutionFailedEventAttributes,
+        WorkflowPropertiesModifiedEventAttributes, WorkflowTaskCompletedEventAttributes,
+        WorkflowTaskTimedOutEventAttributes, history_event::Attributes,
     },
     protocol::v1::Message,
     query::v1::WorkflowQueryResult,
@@ -128,6 +129,20 @@ impl State {
     /// speculative task was discarded, so the worker rolls its cached history back to the
     /// last real `WorkflowTaskStarted` (the next task reuses the discarded task's event ids).
     pub(crate) fn complete_workflow_task(&mut self, c: Completion, namespace: &str) -> Result<i64> {
+        let run_id = self.ctx.task_token(&c.token, namespace, TokenKind::Workflow)?.run_id;
+        let reset = self.record_completion(c, namespace)?;
+        // Signals and cancel requests the task sent to other workflows go out once its own
+        // events are written.
+        let owed = self
+            .execs
+            .get_mut(&run_id)
+            .map(|e| std::mem::take(&mut e.owed_external))
+            .unwrap_or_default();
+        self.deliver_external(&run_id, owed);
+        Ok(reset)
+    }
+
+    fn record_completion(&mut self, c: Completion, namespace: &str) -> Result<i64> {
         let token = self.workflow_task_for(&c.token, namespace)?;
         self.answer_attached_queries(c.query_results);
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
@@ -481,7 +496,9 @@ impl Execution {
                     }
                 }
                 Some(
-                    Cmd::ModifyWorkflowPropertiesCommandAttributes(_)
+                    Cmd::SignalExternalWorkflowExecutionCommandAttributes(_)
+                    | Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(_)
+                    | Cmd::ModifyWorkflowPropertiesCommandAttributes(_)
                     | Cmd::RecordMarkerCommandAttributes(_)
                     | Cmd::CompleteWorkflowExecutionCommandAttributes(_)
                     | Cmd::FailWorkflowExecutionCommandAttributes(_)
@@ -792,6 +809,66 @@ impl Execution {
                     first_task_delay: util::dur_nanos(a.backoff_start_interval.as_ref()),
                     attempt: 1,
                 }));
+            }
+            Cmd::SignalExternalWorkflowExecutionCommandAttributes(a) => {
+                // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
+                let namespace = self.namespace.clone();
+                let target = a.execution.unwrap_or_default();
+                let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+                let initiated_event_id = self.append(
+                    ctx,
+                    Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
+                        SignalExternalWorkflowExecutionInitiatedEventAttributes {
+                            workflow_task_completed_event_id: completed_id,
+                            namespace: namespace.clone(),
+                            namespace_id,
+                            workflow_execution: Some(target.clone()),
+                            signal_name: a.signal_name.clone(),
+                            input: a.input.clone(),
+                            child_workflow_only: a.child_workflow_only,
+                            header: a.header.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                );
+                self.owed_external.push(super::external::External {
+                    initiated_event_id,
+                    completed_event_id: completed_id,
+                    namespace,
+                    target,
+                    action: super::external::ExternalAction::Signal {
+                        name: a.signal_name,
+                        input: a.input,
+                        header: a.header,
+                    },
+                });
+            }
+            Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(a) => {
+                // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
+                let namespace = self.namespace.clone();
+                let target = WorkflowExecution { workflow_id: a.workflow_id, run_id: a.run_id };
+                let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+                let initiated_event_id = self.append(
+                    ctx,
+                    Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+                        RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
+                            workflow_task_completed_event_id: completed_id,
+                            namespace: namespace.clone(),
+                            namespace_id,
+                            workflow_execution: Some(target.clone()),
+                            child_workflow_only: a.child_workflow_only,
+                            reason: a.reason.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                );
+                self.owed_external.push(super::external::External {
+                    initiated_event_id,
+                    completed_event_id: completed_id,
+                    namespace,
+                    target,
+                    action: super::external::ExternalAction::Cancel { reason: a.reason },
+                });
             }
             _ => {} // refused by validate_commands
         }
