@@ -16,7 +16,8 @@
 //! Arguments after `--` choose sections (`throughput`, `memory`, `recovery`; default all).
 //! Environment: `CONVO_BENCH_DIR` (where the SQLite files go, default under the target dir),
 //! `CONVO_BENCH_SECS` (measured seconds per throughput cell, default 3) and
-//! `CONVO_BENCH_IDLE` (idle workflows for memory and recovery, default 100000).
+//! `CONVO_BENCH_IDLE` (idle workflows for memory and recovery, default 100000) and
+//! `CONVO_BENCH_POOL` (cap on each client pool in the throughput cells, default 16).
 
 use std::{
     io::{BufRead, BufReader},
@@ -50,43 +51,54 @@ type Client = WorkflowServiceClient<Channel>;
 const NS: &str = "default";
 const QUEUE: &str = "bench";
 const CONCURRENCY: [usize; 3] = [1, 16, 256];
-/// Cap on each client pool (starters, workflow pollers, activity pollers). Each pool member
-/// has at most one RPC open, and every RPC waits for its change to be durable, so the pools
-/// must be wide enough to keep group commit fed; wider only adds waiters that every queue
-/// push wakes.
+/// Default cap on each client pool (starters, workflow pollers, activity pollers). Each pool
+/// member has at most one RPC open, and every RPC waits for its change to be durable, so the
+/// pools must be wide enough to keep group commit fed; wider only adds waiters that every
+/// queue push wakes.
 const POOL_CAP: usize = 16;
 /// Excluded from the measurement: connections, the SQLite file and the allocator settle, and
 /// the rate seen here sizes the measured run.
 const WARMUP: Duration = Duration::from_secs(1);
 /// A cell that completes nothing for this long is reported as stalled instead of hanging.
 const STALL: Duration = Duration::from_secs(30);
-const RAW_COMMIT_SECS: Duration = Duration::from_secs(2);
+/// Each of the two raw-commit measurements that bracket a file-mode cell.
+const RAW_COMMIT_SECS: Duration = Duration::from_secs(1);
 const IDLE_TIMER: Duration = Duration::from_secs(24 * 3600);
 /// Driving the idle population is not what is measured; this just keeps the server busy.
 const IDLE_STARTS_IN_FLIGHT: usize = 64;
-const IDLE_POLLERS: usize = 32;
+const IDLE_POLLERS: usize = 64;
+
+/// Knobs, from the environment.
+struct Settings {
+    /// Where the SQLite files go; the raw commit rate is measured here too.
+    dir: PathBuf,
+    /// Target length of each throughput cell's measured run.
+    measure: Duration,
+    /// Workflows in the idle population (memory and recovery).
+    idle: u64,
+    /// Cap on each client pool in the throughput cells.
+    pool: usize,
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wants = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    let measure = Duration::from_secs_f64(env_num("CONVO_BENCH_SECS", 3.0));
-    let idle = env_num("CONVO_BENCH_IDLE", 100_000.0) as u64;
-    let dir = std::env::var_os("CONVO_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("devserver-bench"));
-    std::fs::create_dir_all(&dir).expect("create the bench directory");
+    let settings = Settings {
+        dir: std::env::var_os("CONVO_BENCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("devserver-bench")),
+        measure: Duration::from_secs_f64(env_num("CONVO_BENCH_SECS", 3.0)),
+        idle: env_num("CONVO_BENCH_IDLE", 100_000.0) as u64,
+        pool: env_num("CONVO_BENCH_POOL", POOL_CAP as f64) as usize,
+    };
+    let (dir, idle) = (&settings.dir, settings.idle);
+    std::fs::create_dir_all(dir).expect("create the bench directory");
 
-    print_machine(&dir);
+    print_machine(dir);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     if wants("throughput") {
-        let raw = raw_commit_rate(&dir.join("raw-commits.db"));
-        println!(
-            "Raw SQLite commit rate (WAL, synchronous=FULL, one single-row INSERT per \
-             transaction, {}s): {raw:.0} commits/s\n",
-            RAW_COMMIT_SECS.as_secs()
-        );
-        let cells = rt.block_on(throughput(&dir, measure));
-        print_throughput(&cells, raw);
+        let cells = rt.block_on(throughput(&settings));
+        print_throughput(&cells, &settings);
     }
     if wants("memory") || wants("recovery") {
         let mut rows = Vec::new();
@@ -117,11 +129,13 @@ fn env_num(name: &str, default: f64) -> f64 {
 fn print_machine(dir: &Path) {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let model = read_field("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into());
-    let mem = read_field("/proc/meminfo", "MemTotal").unwrap_or_default();
+    let mem = read_field("/proc/meminfo", "MemTotal")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or_else(|| "unknown".into(), |kib| format!("{:.1} GiB", kib as f64 / 1048576.0));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     let fs = Process::new("df")
-        .args(["-hT", "--output=source,fstype"])
+        .arg("--output=source,fstype")
         .arg(dir)
         .output()
         .ok()
@@ -175,6 +189,11 @@ fn cpu_seconds() -> f64 {
 }
 
 // ---- raw commit rate -----------------------------------------------------------------------
+
+async fn raw_commit_rate_async(settings: &Settings) -> f64 {
+    let path = settings.dir.join("raw-commits.db");
+    tokio::task::spawn_blocking(move || raw_commit_rate(&path)).await.expect("raw commit rate")
+}
 
 /// Single-row transactions per second on the disk the bench files live on, with the settings
 /// the devserver's store uses, so the file-mode figures can be read against the fsync rate.
@@ -355,6 +374,23 @@ struct Load {
 }
 
 impl Load {
+    /// Waits until `done(completed)` holds; false if no workflow completes for `STALL`.
+    async fn wait(&self, mut done: impl FnMut(u64) -> bool) -> bool {
+        let mut last = (u64::MAX, Instant::now());
+        loop {
+            let completed = self.completed.load(Ordering::Relaxed);
+            if done(completed) {
+                return true;
+            }
+            if completed != last.0 {
+                last = (completed, Instant::now());
+            } else if last.1.elapsed() > STALL {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     fn error(&self, rpc: &str, status: &tonic::Status) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -472,23 +508,41 @@ struct Cell {
     errors: u64,
     first_error: Option<String>,
     stalled: bool,
+    /// Raw single-row commits/s on the same disk just before and just after the cell (file
+    /// modes).
+    raw: Option<(f64, f64)>,
 }
 
 impl Cell {
     fn rate(&self) -> f64 {
         self.workflows as f64 / self.secs
     }
+
+    /// The raw commit rate the cell is compared with: the mean of its two brackets.
+    fn raw_rate(&self) -> Option<f64> {
+        self.raw.map(|(before, after)| (before + after) / 2.0)
+    }
 }
 
-async fn throughput(dir: &Path, measure: Duration) -> Vec<Cell> {
+async fn throughput(settings: &Settings) -> Vec<Cell> {
     let mut cells = Vec::new();
     for mode in Mode::ALL {
         for concurrency in CONCURRENCY {
-            let cell = throughput_cell(dir, mode, concurrency, measure).await;
+            // The disk is shared with whatever else runs on the machine and its fsync rate
+            // drifts, so each file cell is bracketed by its own raw-rate measurements.
+            let file = mode != Mode::Memory;
+            let before = if file { Some(raw_commit_rate_async(settings).await) } else { None };
+            let mut cell = throughput_cell(settings, mode, concurrency).await;
+            if let Some(before) = before {
+                cell.raw = Some((before, raw_commit_rate_async(settings).await));
+            }
             eprintln!(
-                "  {:<24} ×{concurrency:<4} {:>8.1} wf/s{}",
+                "  {:<24} ×{concurrency:<4} {:>8.1} wf/s{}{}",
                 mode.label(),
                 cell.rate(),
+                cell.raw.map_or_else(String::new, |(b, a)| format!(
+                    "  (raw {b:.0} / {a:.0} commits/s before / after)"
+                )),
                 if cell.errors > 0 { "  (errors)" } else { "" }
             );
             cells.push(cell);
@@ -497,8 +551,9 @@ async fn throughput(dir: &Path, measure: Duration) -> Vec<Cell> {
     cells
 }
 
-async fn throughput_cell(dir: &Path, mode: Mode, concurrency: usize, measure: Duration) -> Cell {
-    let db = mode.commit_mode().map(|_| dir.join(format!("throughput-{concurrency}.db")));
+async fn throughput_cell(settings: &Settings, mode: Mode, concurrency: usize) -> Cell {
+    let measure = settings.measure;
+    let db = mode.commit_mode().map(|_| settings.dir.join(format!("throughput-{concurrency}.db")));
     if let Some(db) = &db {
         remove_db(db);
     }
@@ -523,7 +578,7 @@ async fn throughput_cell(dir: &Path, mode: Mode, concurrency: usize, measure: Du
     // One connection per role, as a client process and a worker process would have.
     let (starters, workflows, activities) =
         (connect(&url).await, connect(&url).await, connect(&url).await);
-    let pool = concurrency.min(POOL_CAP);
+    let pool = concurrency.min(settings.pool);
     let mut tasks = JoinSet::new();
     for _ in 0..pool {
         tasks.spawn(starter(starters.clone(), load.clone()));
@@ -532,28 +587,19 @@ async fn throughput_cell(dir: &Path, mode: Mode, concurrency: usize, measure: Du
     }
 
     let completed = || load.completed.load(Ordering::Relaxed);
+    // Ramp: every one of the first `concurrency` workflows has finished, so the pipeline is
+    // full. Probe: the steady rate over one more warm-up period sizes the measured run.
     let begun = Instant::now();
-    let mut stalled = false;
-    while begun.elapsed() < WARMUP || completed() < 3 {
-        if begun.elapsed() > STALL {
-            stalled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Measure a fixed number of workflows, sized from the warm-up rate to take `measure`.
-    let warm_rate = completed() as f64 / begun.elapsed().as_secs_f64();
-    let target = ((warm_rate * measure.as_secs_f64()).ceil() as u64).max(10);
+    let mut steady = load.wait(|n| begun.elapsed() >= WARMUP && n >= concurrency as u64).await;
+    let (probe_first, probe_start) = (completed(), Instant::now());
+    steady = steady && load.wait(|_| probe_start.elapsed() >= WARMUP).await;
+    let probe_rate = (completed() - probe_first) as f64 / probe_start.elapsed().as_secs_f64();
+    // Measure a fixed number of workflows, sized to take about `measure` and to span at least
+    // two generations of the open set, since at high concurrency completions come in waves.
+    let target =
+        ((probe_rate * measure.as_secs_f64()).ceil() as u64).max(2 * concurrency as u64).max(10);
     let (first, start, cpu) = (completed(), Instant::now(), cpu_seconds());
-    let mut last = (first, Instant::now());
-    while !stalled && completed() < first + target {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        if completed() != last.0 {
-            last = (completed(), Instant::now());
-        } else if last.1.elapsed() > STALL {
-            stalled = true;
-        }
-    }
+    let stalled = !(steady && load.wait(|n| n >= first + target).await);
     let secs = start.elapsed().as_secs_f64();
     let cores = (cpu_seconds() - cpu) / secs;
     let workflows = completed() - first;
@@ -572,33 +618,50 @@ async fn throughput_cell(dir: &Path, mode: Mode, concurrency: usize, measure: Du
         errors: load.errors.load(Ordering::Relaxed),
         first_error: load.first_error.lock().unwrap_or_else(|e| e.into_inner()).take(),
         stalled,
+        raw: None,
     }
 }
 
-fn print_throughput(cells: &[Cell], raw: f64) {
+fn print_throughput(cells: &[Cell], settings: &Settings) {
     println!(
         "Throughput: start → StartTimer(1 ms) → TimerFired → ScheduleActivityTask → activity \
          completed → CompleteWorkflowExecution"
     );
     println!(
-        "(in-process server, raw gRPC clients over loopback; 10 RPCs per workflow; CPU is the \
-         whole process, clients included)"
+        "  in-process server, raw gRPC clients over loopback, 10 RPCs per workflow; client \
+         pools of min(conc, {}) starters, workflow pollers and activity pollers",
+        settings.pool
+    );
+    println!("  ≈latency: conc ÷ wf/s (Little's law); CPU: whole process, clients included");
+    println!(
+        "  raw commit/s: single-row INSERT per transaction, WAL, synchronous=FULL, same \
+         directory; mean of {} s just before and {} s just after the cell (before/after)",
+        RAW_COMMIT_SECS.as_secs_f64(),
+        RAW_COMMIT_SECS.as_secs_f64()
     );
     println!();
     println!(
-        "{:<24} {:>5} {:>9} {:>7} {:>10} {:>11} {:>7} {:>14}",
-        "mode", "conc", "measured", "secs", "wf/s", "≈latency", "CPU", "wf/s ÷ commit/s"
+        "{:<24} {:>5} {:>9} {:>6} {:>9} {:>11} {:>5} {:>19} {:>15}",
+        "mode",
+        "conc",
+        "measured",
+        "secs",
+        "wf/s",
+        "≈latency",
+        "CPU",
+        "raw commit/s",
+        "wf/s ÷ commit/s"
     );
     for c in cells {
-        let ratio = if c.mode == Mode::Memory {
-            "—".to_owned()
-        } else {
-            format!("{:.3}", c.rate() / raw)
+        let (raw, ratio) = match (c.raw, c.raw_rate()) {
+            (Some((before, after)), Some(mean)) => {
+                (format!("{mean:.0} ({before:.0}/{after:.0})"), significant(c.rate() / mean))
+            }
+            _ => ("—".to_owned(), "—".to_owned()),
         };
-        // Little's law: with `concurrency` workflows always open, each lives this long.
         let latency = c.concurrency as f64 / c.rate() * 1000.0;
         println!(
-            "{:<24} {:>5} {:>9} {:>7.2} {:>10.1} {:>8.1} ms {:>6.0}% {:>14}",
+            "{:<24} {:>5} {:>9} {:>6.2} {:>9.1} {:>8.1} ms {:>4.0}% {:>19} {:>15}",
             c.mode.label(),
             c.concurrency,
             c.workflows,
@@ -606,6 +669,7 @@ fn print_throughput(cells: &[Cell], raw: f64) {
             c.rate(),
             latency,
             c.cores * 100.0,
+            raw,
             ratio
         );
     }
@@ -777,6 +841,15 @@ async fn count_running(client: &mut Client) -> i64 {
         .expect("CountWorkflowExecutions")
         .into_inner()
         .count
+}
+
+/// Three significant digits, however small: the ratios span several orders of magnitude.
+fn significant(x: f64) -> String {
+    if x <= 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
 }
 
 fn mib(bytes: u64) -> String {

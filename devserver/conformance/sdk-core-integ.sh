@@ -17,19 +17,20 @@
 # Environment:
 #   AREAS         space-separated areas to run (default: the eight core areas:
 #                 workflow activity signal query update timer continue-as-new visibility);
-#                 "all" adds everything else in the crate, grouped under "other:<module>"
+#                 "other" selects every other module (grouped as "other:<module>"), "all" both
 #   JOBS          tests run in parallel, each in its own process (default 4)
 #   TEST_TIMEOUT  seconds before one test is killed and counted as a timeout (default 120)
 #   PORT          devserver port (default: a free one)
 #   FRESH=1       re-copy the crate source (a rebuild of the test target follows)
 #   DEVSERVER_BIN use this devserver binary instead of building it
+#   RESULTS_DIR   where logs and results.tsv go (default target/conformance/sdk-core-results)
 set -euo pipefail
 
 SDK_CORE_VERSION=0.10.1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$ROOT/target/conformance"
 SRC="$WORK/sdk-core"
-OUT="$WORK/sdk-core-results"
+OUT="${RESULTS_DIR:-$WORK/sdk-core-results}"
 TEST_TARGET_DIR="$WORK/cargo-target"
 JOBS="${JOBS:-4}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-120}"
@@ -142,14 +143,16 @@ for f in sorted(root.rglob("*.rs")):
             mod = f.relative_to(root).with_suffix("").as_posix().replace("/", "::")
             print(f"{mod}::{fn.group(1)}")
 PY
-python3 - "$OUT" "$AREAS" "$@" >"$OUT/plan.tsv" <<'PY'
-import re, sys
-out, areas, filters = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+python3 - "$OUT" "$SRC" "$AREAS" "$@" >"$OUT/plan.tsv" <<'PY'
+import os, sys
+out, src, areas, filters = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+wf_modules = {f[:-3] for f in os.listdir(f"{src}/tests/integ_tests/workflow_tests") if f.endswith(".rs")}
 ignored = set(open(f"{out}/ignored.txt").read().split())
 def area(t):
     p = t.split("::")
     mod = p[1] if len(p) > 2 else ""
-    sub = p[2] if mod == "workflow_tests" and len(p) > 3 else ""
+    # p[2] is a submodule only if workflow_tests/<p[2]>.rs exists (else it is an rstest fn)
+    sub = p[2] if mod == "workflow_tests" and len(p) > 3 and p[2] in wf_modules else ""
     name = p[-1]
     if mod == "workflow_tests":
         if sub == "activities": return "activity"
@@ -183,7 +186,8 @@ def excluded(t):
     return None
 for t in open(f"{out}/all.txt").read().split():
     a = area(t)
-    if "all" not in areas and a not in areas: continue
+    if "all" not in areas and a not in areas and not ("other" in areas and a.startswith("other:")):
+        continue
     if filters and not any(f in t for f in filters): continue
     why = excluded(t)
     status = f"excluded\t{why}" if why else ("ignored\t#[ignore]" if t in ignored else "run\t")
@@ -228,7 +232,9 @@ res = {}
 for line in open(f"{out}/results.tsv"):
     t, st, s = line.rstrip("\n").split("\t")
     res[t] = st
-no_server = set("integ_tests::" + l.strip() for l in open(f"{out}/no-server.txt") if l.strip())
+no_server = [l.strip() for l in open(f"{out}/no-server.txt") if l.strip()]
+def uses_server(t):  # rstest cases add `::case_…` segments under the function's path
+    return not any(t == n or t.startswith(n + "::") for n in no_server)
 order = ["workflow", "activity", "signal", "query", "update", "timer", "continue-as-new", "visibility"]
 rows = {}
 for line in open(f"{out}/plan.tsv"):
@@ -237,7 +243,7 @@ for line in open(f"{out}/plan.tsv"):
     r = rows.setdefault(a, {"passed": 0, "failed": 0, "timeout": 0, "ignored": 0, "excluded": 0,
                             "not-run": 0, "srv_pass": 0, "srv_total": 0})
     r[st] += 1
-    if kind == "run" and t not in no_server:
+    if kind == "run" and uses_server(t):
         r["srv_total"] += 1
         r["srv_pass"] += st == "passed"
 areas = [a for a in order if a in rows] + sorted(a for a in rows if a not in order)

@@ -225,7 +225,10 @@ async fn signal_during_started_task_is_buffered_and_blocks_completion() {
     signal(&mut c, "wf-buf", "poke").await;
     // Buffered: not yet in history.
     assert_eq!(history(&mut c, "wf-buf").await.len(), 3);
-    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    // The real server's answer, which sdk-core matches on to evict and replay the run.
+    let refused = complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(refused.message(), "UnhandledCommand");
     let events = history(&mut c, "wf-buf").await;
     assert_eq!(
         types(&events),

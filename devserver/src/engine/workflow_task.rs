@@ -168,6 +168,8 @@ impl State {
 
         // Temporal refuses to close a run while events it has not shown the workflow wait
         // in the buffer: the task fails and a new one carries them.
+        // The worker is told with INVALID_ARGUMENT "UnhandledCommand" (the real server's
+        // answer, which sdk-core matches on to evict the run and replay it with the new events).
         if !exec.buffered.is_empty() && c.commands.iter().any(is_close) {
             exec.fail_wft(
                 ctx,
@@ -176,7 +178,7 @@ impl State {
                 c.identity,
                 1,
             );
-            return Ok(0);
+            return Err(Error::InvalidArgument("UnhandledCommand".into()));
         }
         if let Err(bad) = exec.validate_commands(&c.commands, &c.messages, &ctx.registry) {
             exec.fail_wft(

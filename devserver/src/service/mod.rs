@@ -11,7 +11,7 @@ mod workflow_service;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tonic::codec::CompressionEncoding;
 
 use crate::{
@@ -40,13 +40,23 @@ pub(crate) async fn serve(engine: Engine, listener: TcpListener) {
     let operator = OperatorServiceServer::new(operator_service::Svc::new(engine.clone()))
         .accept_compressed(CompressionEncoding::Gzip);
     let health = HealthServer::new(HealthSvc);
+    // Every RPC is a small request answered by a small response: with Nagle's algorithm on,
+    // a response written in two parts waits for the client's delayed ACK (about 40 ms).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        conn
+    });
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(implemented::only(workflow, implemented::WORKFLOW_SERVICE))
         .add_service(implemented::only(test, implemented::TEST_SERVICE))
         .add_service(implemented::only(operator, implemented::OPERATOR_SERVICE))
         .add_service(implemented::only(health, implemented::HEALTH))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;

@@ -303,8 +303,17 @@ impl WorkflowService for Svc {
             messages: r.messages,
             query_results: r.query_results,
         };
-        let reset_history_event_id =
-            self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace))?;
+        let outcome =
+            self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace));
+        // A refused completion (UnhandledCommand) still wrote the task's failure; make it
+        // durable before the worker hears about it, like any other answer.
+        let reset_history_event_id = match outcome {
+            Ok(reset) => reset,
+            Err(e) => {
+                self.engine.sync().await?;
+                return Err(e.into());
+            }
+        };
         self.done(RespondWorkflowTaskCompletedResponse {
             reset_history_event_id,
             ..Default::default()
