@@ -1,18 +1,20 @@
 //! `convo-activities`: implementations of the activity contracts declared in
 //! `convo_workflows::contracts`.
 //!
-//! Activities are where convo touches the outside world, behind small ports (traits held as
-//! `Arc<dyn ..>`) so tests can substitute in-memory fakes. Every error is classified explicitly
-//! as retryable or permanent before it reaches Temporal (see [`session_window::EmitError`]).
-//!
-//! # Layout
-//! - [`events`]: the `conversation.ended` event, its deterministic id, the [`EventSink`] port and
-//!   the in-memory [`MemoryEventSink`]. Signed webhook delivery comes later behind the same port.
-//! - [`session_window`]: [`SessionWindowActivities`], the implementation of
-//!   `emit_conversation_ended`.
+//! Activities are where convo touches the outside world. Every error is classified explicitly
+//! as retryable or permanent before it reaches Temporal.
 
-pub mod events;
-pub mod session_window;
+pub mod conversation;
+pub mod gateway;
+pub mod providers;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+pub mod session;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod webhooks;
 
-pub use events::{ConversationEndedEvent, EventSink, MemoryEventSink, SinkError};
-pub use session_window::{EmitError, SessionWindowActivities};
+pub use conversation::ConversationActivitiesImpl;
+pub use gateway::{GatewayError, Inbound, InboundAccepted, Sessions};
+pub use session::SessionActivitiesImpl;

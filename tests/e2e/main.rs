@@ -8,5 +8,8 @@ mod activities;
 mod fixtures;
 mod interaction;
 mod lifecycle;
+mod outbound;
+mod replay;
 mod session_window;
 mod signals_and_timers;
+mod support;

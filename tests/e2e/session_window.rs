@@ -1,73 +1,64 @@
-//! `SessionWindowWorkflow` end to end: sliding and fixed expiry under time skipping, explicit
-//! close, and the `state` query. Histories are read back through `GetWorkflowExecutionHistory`
-//! and compared event by event.
+//! `SessionWindowWorkflow` end to end: the inbound path, the send gate, billing, compliance,
+//! the three close reasons, the inactivity ping, provider failures and continue-as-new, with
+//! the sandbox provider and a signature-verifying webhook receiver on loopback and virtual
+//! time skipped wherever a timer matters.
 
 use std::time::{Duration, Instant};
 
-use convo_domain::{Channel, CloseReason};
-use convo_tests::{TestEnv, event_types, history, wait_for_event, within};
-use convo_workflows::{
-    InboundMessage, SessionWindowInput, SessionWindowWorkflow, contracts::session_workflow_id,
+use convo_activities::sandbox::{Fault, FaultRule};
+use convo_domain::{
+    Channel, CloseReason, Consent, Money, PolicyOverrides, WindowMode,
+    window::{Content, InactivityPing},
 };
-use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions};
+use convo_tests::{Attributes, Options, TestEnv, default_settings, event_types, history, within};
 use temporalio_common::protos::temporal::api::enums::v1::EventType::{self, *};
-use uuid::Uuid;
 
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-const WAIT: Duration = Duration::from_secs(15);
+use crate::support::*;
 
-fn input(channel: Channel) -> SessionWindowInput {
-    SessionWindowInput {
-        workspace_id: format!("ws-{}", Uuid::new_v4()),
-        contact_id: "contact-1".to_owned(),
-        channel,
-        policy: channel.default_policy(),
-    }
-}
+const PHONE: &str = "+4915112345678";
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
-fn hello() -> InboundMessage {
-    InboundMessage { text: "hello again".to_owned(), provider_message_id: "wamid.2".to_owned() }
-}
-
+/// The issue-2 acceptance test, on the real workflow: inbound (signal-with-start) → skip 24h →
+/// EXPIRED, with the exact history read back through `GetWorkflowExecutionHistory`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whatsapp_sliding_window_expires_24h_after_last_inbound() -> anyhow::Result<()> {
-    let env = TestEnv::start("sliding-window").await?;
-    let input = input(Channel::Whatsapp);
-    let id = session_workflow_id(&input.workspace_id, &input.contact_id);
-    let handle = env
-        .client
-        .start_workflow(SessionWindowWorkflow::run, input.clone(), env.start_options(&id))
-        .await?;
-
-    wait_for_event(&handle, TimerStarted, 1, WAIT).await?;
-    handle
-        .signal(SessionWindowWorkflow::inbound, hello(), WorkflowSignalOptions::default())
-        .await?;
-    wait_for_event(&handle, TimerStarted, 2, WAIT).await?;
+async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()> {
+    let env = TestEnv::start("expiry-history").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hello").await?.contact_id;
+    view_until(&env, &contact, "window open", |v| v.window.open).await?;
+    webhooks(&env, 1).await?;
 
     let wall = Instant::now();
-    within(WAIT, "skip 25h", env.time().skip(DAY + Duration::from_secs(3600))).await?;
-    let summary =
-        within(WAIT, "get_result", handle.get_result(WorkflowGetResultOptions::default()))
-            .await??;
+    within(WAIT, "skip 25h", env.time().skip(DAY + HOUR)).await?;
+    let summary = ended(&env, &contact).await?;
     println!("24h window expiry via time skipping took {:?} wall time", wall.elapsed());
+    assert_eq!(summary.close_reason, Some(CloseReason::Expired));
+    assert_eq!(summary.conversations, 1);
 
-    assert_eq!(summary.close_reason, CloseReason::Expired);
-    assert_eq!(summary.inbound_messages, 1);
-    assert!(!summary.ended_event_id.is_empty());
-
+    let events = history(&session(&env, &contact)).await?;
+    record_history(&session(&env, &contact), "session_expired").await?;
     let expected: Vec<EventType> = vec![
         WorkflowExecutionStarted,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        TimerStarted,
         WorkflowExecutionSignaled,
         WorkflowTaskScheduled,
         WorkflowTaskStarted,
         WorkflowTaskCompleted,
-        TimerCanceled,
+        // The inbound opens the window: conversation.started is queued while the run loop
+        // arms the expiry timer (24h after the inbound), both in the first task.
+        ActivityTaskScheduled,
         TimerStarted,
+        ActivityTaskStarted,
+        ActivityTaskCompleted,
+        WorkflowTaskScheduled,
+        WorkflowTaskStarted,
+        WorkflowTaskCompleted,
+        // conversation.message_exchanged for the opening message.
+        ActivityTaskScheduled,
+        ActivityTaskStarted,
+        ActivityTaskCompleted,
+        WorkflowTaskScheduled,
+        WorkflowTaskStarted,
+        WorkflowTaskCompleted,
+        // 24h later: EXPIRED, then conversation.ended, then the run completes.
         TimerFired,
         WorkflowTaskScheduled,
         WorkflowTaskStarted,
@@ -80,160 +71,341 @@ async fn whatsapp_sliding_window_expires_24h_after_last_inbound() -> anyhow::Res
         WorkflowTaskCompleted,
         WorkflowExecutionCompleted,
     ];
-    let events = history(&handle).await?;
     assert_eq!(event_types(&events), expected);
 
-    // Both timers ran the full window: the second one was measured from the inbound.
-    let timer_secs: Vec<i64> = events
+    let activities: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.attributes {
-            Some(convo_tests::Attributes::TimerStartedEventAttributes(a)) => {
-                a.start_to_fire_timeout.as_ref().map(|d| d.seconds)
+            Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => {
+                a.activity_type.as_ref().map(|t| t.name.clone())
             }
             _ => None,
         })
         .collect();
-    assert_eq!(timer_secs, [86_400, 86_400]);
+    assert_eq!(activities, ["emit_webhook"; 3]);
+    let timer_fired_at =
+        events.iter().find(|e| e.event_type() == TimerFired).and_then(|e| e.event_time);
+    let started_at = events[0].event_time;
+    let (Some(fired), Some(started)) = (timer_fired_at, started_at) else {
+        anyhow::bail!("event times missing")
+    };
+    let elapsed = fired.seconds - started.seconds;
+    assert!((24 * 3600..24 * 3600 + 5).contains(&elapsed), "expiry fired {elapsed}s after start");
 
-    let recorded = env.events.events();
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
-    assert_eq!(recorded[0].event_id, summary.ended_event_id);
-    assert_eq!((recorded[0].reason, recorded[0].inbound_messages), (CloseReason::Expired, 1));
-    assert_eq!(recorded[0].workflow_id, id);
-
+    let ended = ended_webhook(&env).await?;
+    assert_eq!(ended["reason"], "EXPIRED");
+    let types: Vec<String> = webhooks(&env, 3).await?.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        types,
+        ["conversation.started", "conversation.message_exchanged", "conversation.ended"]
+    );
     env.shutdown().await
 }
 
+/// WhatsApp slides: a reply at hour 23 keeps free-form allowed at hour 30, and the answer
+/// carries the moved `conversation_expires_at`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rcs_fixed_window_is_not_extended_by_inbound() -> anyhow::Result<()> {
-    let env = TestEnv::start("fixed-window").await?;
-    let input = input(Channel::Rcs);
-    let id = session_workflow_id(&input.workspace_id, &input.contact_id);
-    let handle = env
-        .client
-        .start_workflow(SessionWindowWorkflow::run, input, env.start_options(&id))
-        .await?;
+async fn sliding_window_allows_send_at_hour_30_after_reply_at_hour_23() -> anyhow::Result<()> {
+    let env = TestEnv::start("sliding").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    let first = view_until(&env, &contact, "open", |v| v.window.open).await?;
+    let opened = first.window.opened_at.expect("opened");
 
-    wait_for_event(&handle, TimerStarted, 1, WAIT).await?;
-    handle
-        .signal(SessionWindowWorkflow::inbound, hello(), WorkflowSignalOptions::default())
-        .await?;
-    // The signal's workflow task completed: the workflow has seen the inbound.
-    wait_for_event(&handle, WorkflowTaskCompleted, 2, WAIT).await?;
+    within(WAIT, "skip 23h", env.time().skip(23 * HOUR)).await?;
+    inbound(&env, Channel::Whatsapp, PHONE, "wamid.2", "still there?").await?;
+    view_until(&env, &contact, "slid", |v| v.window.inbound_messages == 2).await?;
+    within(WAIT, "skip 7h", env.time().skip(7 * HOUR)).await?;
 
-    within(WAIT, "skip 25h", env.time().skip(DAY + Duration::from_secs(3600))).await?;
-    let summary =
-        within(WAIT, "get_result", handle.get_result(WorkflowGetResultOptions::default()))
-            .await??;
-    assert_eq!(summary.close_reason, CloseReason::Expired);
-    assert_eq!(summary.inbound_messages, 1);
-
-    // One timer, never cancelled: the inbound's workflow task produced no commands.
-    let expected: Vec<EventType> = vec![
-        WorkflowExecutionStarted,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        TimerStarted,
-        WorkflowExecutionSignaled,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        TimerFired,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        ActivityTaskScheduled,
-        ActivityTaskStarted,
-        ActivityTaskCompleted,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        WorkflowExecutionCompleted,
-    ];
-    assert_eq!(event_types(&history(&handle).await?), expected);
+    let receipt = sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "yes!").await?)?;
+    let expires = receipt.conversation_expires_at.expect("window open");
+    assert!(
+        expires.as_epoch_millis() >= opened.as_epoch_millis() + 47 * 3600 * 1000,
+        "the window runs 24h from the hour-23 reply: {expires} vs opened {opened}"
+    );
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].to, PHONE);
     env.shutdown().await
 }
 
+/// A fixed window (Sent-style override) ends 24h after it opened whatever the contact does:
+/// the send at hour 30 is refused `no_active_session` and reaches no provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explicit_close_cancels_the_timer_and_emits_once() -> anyhow::Result<()> {
-    let env = TestEnv::start("explicit-close").await?;
-    let input = input(Channel::Whatsapp);
-    let id = session_workflow_id(&input.workspace_id, &input.contact_id);
-    let handle = env
-        .client
-        .start_workflow(SessionWindowWorkflow::run, input, env.start_options(&id))
-        .await?;
+async fn fixed_window_refuses_send_at_hour_30_despite_reply_at_hour_23() -> anyhow::Result<()> {
+    let mut settings = default_settings();
+    settings.overrides.insert(
+        Channel::Whatsapp,
+        PolicyOverrides { mode: Some(WindowMode::Fixed), ..PolicyOverrides::default() },
+    );
+    let env = TestEnv::build("fixed", None, Options { settings, ..Options::default() }).await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    within(WAIT, "skip 23h", env.time().skip(23 * HOUR)).await?;
+    inbound(&env, Channel::Whatsapp, PHONE, "wamid.2", "hello?").await?;
+    view_until(&env, &contact, "reply counted", |v| v.window.inbound_messages == 2).await?;
+    within(WAIT, "skip 7h", env.time().skip(7 * HOUR)).await?;
+    assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Expired));
 
-    wait_for_event(&handle, TimerStarted, 1, WAIT).await?;
-    handle.signal(SessionWindowWorkflow::close, (), WorkflowSignalOptions::default()).await?;
-    // No time skipping: an explicit close completes in real time.
-    let summary =
-        within(WAIT, "get_result", handle.get_result(WorkflowGetResultOptions::default()))
-            .await??;
-    assert_eq!(summary.close_reason, CloseReason::Explicit);
-    assert_eq!(summary.inbound_messages, 0);
-
-    let expected: Vec<EventType> = vec![
-        WorkflowExecutionStarted,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        TimerStarted,
-        WorkflowExecutionSignaled,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        TimerCanceled,
-        ActivityTaskScheduled,
-        ActivityTaskStarted,
-        ActivityTaskCompleted,
-        WorkflowTaskScheduled,
-        WorkflowTaskStarted,
-        WorkflowTaskCompleted,
-        WorkflowExecutionCompleted,
-    ];
-    assert_eq!(event_types(&history(&handle).await?), expected);
-
-    let recorded = env.events.events();
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
-    assert_eq!(recorded[0].reason, CloseReason::Explicit);
-    assert_eq!(recorded[0].event_id, summary.ended_event_id);
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-1", "late").await?)?;
+    assert_eq!(refusal.code, "no_active_session");
+    assert!(env.sandbox.sends().is_empty(), "nothing reached the provider");
     env.shutdown().await
 }
 
+/// No window at all: a free-form send is refused with `no_active_session`, never downgraded
+/// to a template, and nothing reaches the provider; a template goes out and is billed per
+/// message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_query_reports_the_window() -> anyhow::Result<()> {
-    let env = TestEnv::start("state-query").await?;
-    let input = input(Channel::Whatsapp);
-    let id = session_workflow_id(&input.workspace_id, &input.contact_id);
-    let handle = env
-        .client
-        .start_workflow(SessionWindowWorkflow::run, input, env.start_options(&id))
+async fn send_without_window_is_refused_and_template_is_allowed() -> anyhow::Result<()> {
+    let env = TestEnv::start("no-window").await?;
+    let (contact, _) = env
+        .store
+        .find_or_create_contact(
+            &env.workspace_id,
+            convo_activities::store::ContactLookup {
+                phone: Some(PHONE.into()),
+                ..Default::default()
+            },
+        )
         .await?;
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact.id, "out-1", "hi").await?)?;
+    assert_eq!(refusal.code, "no_active_session");
+    assert!(env.sandbox.sends().is_empty());
 
-    wait_for_event(&handle, TimerStarted, 1, WAIT).await?;
-    let before =
-        handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await?;
-    let opened = before.window.expect("window opened by the first task");
-    assert_eq!(before.inbound_messages, 0);
-    assert_eq!(before.channel, Channel::Whatsapp);
-    assert_eq!(opened.expires_at().saturating_since(opened.opened_at()), DAY);
+    let receipt =
+        sent(send_template(&env, Channel::Whatsapp, &contact.id, "out-2", "order_update").await?)?;
+    assert!(!receipt.billing.in_session);
+    assert_eq!(receipt.billing.message_price, Money::from_minor(5));
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].content, Content::Template { name: "order_update".into() });
+    // The template's per-message hold is charged once the provider accepted it, and the
+    // session (which opened no window) ends.
+    ended(&env, &contact.id).await?;
+    record_history(&session(&env, &contact.id), "session_template_no_window").await?;
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!((balance.total, balance.reserved), (Money::from_minor(995), Money::ZERO));
+    env.shutdown().await
+}
 
-    handle
-        .signal(SessionWindowWorkflow::inbound, hello(), WorkflowSignalOptions::default())
-        .await?;
-    wait_for_event(&handle, TimerStarted, 2, WAIT).await?;
-    let after =
-        handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await?;
-    let window = after.window.expect("window");
-    assert_eq!(after.inbound_messages, 1);
-    assert_eq!(after.last_provider_message_id.as_deref(), Some("wamid.2"));
-    assert_eq!(after.close_reason, None);
-    assert!(window.expires_at() >= opened.expires_at());
-    assert_eq!(window.expires_at().saturating_since(window.last_inbound_at()), DAY);
+/// The first in-window send holds one conversation unit, later ones ride free; when the
+/// window closes with an accepted message the hold is charged. Webhooks arrive signed, in
+/// sequence: started, message_exchanged (in and out), ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_hold_is_charged_when_a_message_was_accepted() -> anyhow::Result<()> {
+    let env = TestEnv::start("hold-charge").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
 
-    handle.signal(SessionWindowWorkflow::close, (), WorkflowSignalOptions::default()).await?;
-    within(WAIT, "get_result", handle.get_result(WorkflowGetResultOptions::default())).await??;
+    let first = sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello").await?)?;
+    assert!(!first.billing.in_session);
+    assert_eq!(first.billing.hold_amount, Money::from_minor(100));
+    let balance = first.billing.balance.expect("balance reported");
+    assert_eq!(
+        (balance.free, balance.reserved, balance.total),
+        (Money::from_minor(900), Money::from_minor(100), Money::from_minor(1000))
+    );
+
+    let second = sent(send_text(&env, Channel::Whatsapp, &contact, "out-2", "again").await?)?;
+    assert!(second.billing.in_session);
+    assert_eq!(second.billing.hold_amount, Money::ZERO);
+    // A retried send (same id) gets the first answer and sends nothing new.
+    let again = sent(send_text(&env, Channel::Whatsapp, &contact, "out-2", "again").await?)?;
+    assert_eq!(again, second);
+    assert_eq!(env.sandbox.wait_for_sends(2, WAIT).await?.len(), 2);
+
+    env.sessions.close(&env.workspace_id, &contact).await?;
+    assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Explicit));
+    record_history(&session(&env, &contact), "session_sends_and_close").await?;
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(
+        (balance.free, balance.reserved, balance.total),
+        (Money::from_minor(900), Money::ZERO, Money::from_minor(900))
+    );
+
+    let ended = ended_webhook(&env).await?;
+    assert_eq!(ended["reason"], "EXPLICIT");
+    assert_eq!(ended["billing"]["charged"], 100);
+    let all = webhooks(&env, 1).await?;
+    let types: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types.first(), Some(&"conversation.started"));
+    assert!(types.contains(&"conversation.message_exchanged"));
+    let mut seqs: Vec<u64> = all.iter().filter_map(|(_, d)| d["seq"].as_u64()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), all.len(), "every event has its own sequence number: {all:?}");
+    assert!(env.receiver.rejected().is_empty());
+    env.shutdown().await
+}
+
+/// When every in-window message is rejected by the provider, the hold is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_hold_is_released_when_nothing_was_accepted() -> anyhow::Result<()> {
+    let env = TestEnv::start("hold-release").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    env.sandbox.inject(FaultRule::new(Fault::reject("131026")).on(Channel::Whatsapp));
+
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello").await?)?;
+    assert_eq!(refusal.code, "provider_rejected");
+    env.sessions.close(&env.workspace_id, &contact).await?;
+    ended(&env, &contact).await?;
+    record_history(&session(&env, &contact), "session_rejected_release").await?;
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(
+        (balance.free, balance.reserved, balance.total),
+        (Money::from_minor(1000), Money::ZERO, Money::from_minor(1000))
+    );
+    let ended = ended_webhook(&env).await?;
+    assert_eq!(ended["billing"]["released"], 100);
+    env.shutdown().await
+}
+
+/// A balance that cannot cover the conversation unit refuses the send with
+/// `insufficient_balance`, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_balance_refuses_and_sends_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::build("broke", None, Options { balance: 50, ..Options::default() }).await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello").await?)?;
+    assert_eq!(refusal.code, "insufficient_balance");
+    assert!(env.sandbox.sends().is_empty());
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!((balance.free, balance.reserved), (Money::from_minor(50), Money::ZERO));
+    env.shutdown().await
+}
+
+/// STOP inside a window: the opt-out is stored for every channel, its one confirmation is
+/// delivered, the window closes with COMPLIANCE_STOP, and the next send is refused
+/// `contact_opted_out`. START opts back in and is confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_tears_down_confirms_and_blocks_then_start_opts_back_in() -> anyhow::Result<()> {
+    let env = TestEnv::start("stop").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+
+    inbound(&env, Channel::Whatsapp, PHONE, "wamid.2", "  stop ").await?;
+    assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::ComplianceStop));
+    record_history(&session(&env, &contact), "session_stop").await?;
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends.len(), 1, "exactly one confirmation: {sends:?}");
+    assert!(matches!(&sends[0].content, Content::Text { .. }));
+    assert!(env.store.consent(&env.workspace_id, &contact).await?.is_opted_out());
+    assert_eq!(ended_webhook(&env).await?["reason"], "COMPLIANCE_STOP");
+
+    // Blocked on this channel and any other.
+    let refusal = refused(send_template(&env, Channel::Sms, &contact, "out-1", "promo").await?)?;
+    assert_eq!(refusal.code, "contact_opted_out");
+    assert_eq!(env.sandbox.sends().len(), 1);
+
+    inbound(&env, Channel::Whatsapp, PHONE, "wamid.3", "START").await?;
+    env.sandbox.wait_for_sends(2, WAIT).await?;
+    within(WAIT, "consent", async {
+        loop {
+            if let Consent::OptedIn { .. } = env.store.consent(&env.workspace_id, &contact).await? {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await??;
+    let receipt =
+        sent(send_text(&env, Channel::Whatsapp, &contact, "out-2", "welcome back").await?)?;
+    assert!(receipt.conversation_expires_at.is_some());
+    env.shutdown().await
+}
+
+/// After N hours without a user message the configured ping goes out, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactivity_ping_goes_out_after_silence() -> anyhow::Result<()> {
+    let mut settings = default_settings();
+    settings.inactivity_ping = Some(InactivityPing {
+        after_secs: 4 * 3600,
+        content: Content::Text { body: "Still need help?".into(), subject: None },
+    });
+    let env = TestEnv::build("ping", None, Options { settings, ..Options::default() }).await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    within(WAIT, "skip 3h", env.time().skip(3 * HOUR)).await?;
+    assert!(env.sandbox.sends().is_empty(), "no ping before 4h");
+    within(WAIT, "skip 2h", env.time().skip(2 * HOUR)).await?;
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].content, Content::Text { body: "Still need help?".into(), subject: None });
+    within(WAIT, "skip 10h", env.time().skip(10 * HOUR)).await?;
+    assert_eq!(env.sandbox.sends().len(), 1, "one ping per silence");
+    record_history(&session(&env, &contact), "session_ping").await?;
+    env.shutdown().await
+}
+
+/// A provider outage is retried with backoff until the provider recovers: one message
+/// delivered, under the same idempotency key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_outage_recovers() -> anyhow::Result<()> {
+    let env = TestEnv::start("outage").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    let mut rule = FaultRule::new(Fault::Unavailable).on(Channel::Whatsapp);
+    rule.times = Some(3);
+    env.sandbox.inject(rule);
+
+    let send = send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello");
+    let skip = async {
+        // The activity's retry backoff is virtual time: skip it while the send waits.
+        for _ in 0..6 {
+            env.time().skip(Duration::from_secs(30)).await;
+        }
+    };
+    let (outcome, ()) = tokio::join!(send, skip);
+    let receipt = sent(outcome?)?;
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].idempotency_key.as_deref(), Some("out-1"));
+    assert_eq!(sends[0].provider_message_id, receipt.provider_message_id);
+    let log = env.store.message(&convo_domain::MessageId::new("out-1")).await?;
+    assert_eq!(log.status, convo_activities::store::MessageStatus::Accepted);
+    env.shutdown().await
+}
+
+/// A permanent rejection is not retried: the send answers `provider_rejected` with the
+/// provider's class, and the message log records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_permanent_rejection_is_reported() -> anyhow::Result<()> {
+    let env = TestEnv::start("rejection").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    env.sandbox.inject(FaultRule::new(Fault::reject("131026")).on(Channel::Whatsapp));
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello").await?)?;
+    assert_eq!(refusal.code, "provider_rejected");
+    assert!(
+        refusal.message.contains("131026")
+            || refusal.message.contains("Undeliverable")
+            || !refusal.message.is_empty()
+    );
+    let log = env.store.message(&convo_domain::MessageId::new("out-1")).await?;
+    assert_eq!(log.status, convo_activities::store::MessageStatus::Rejected);
+    env.shutdown().await
+}
+
+/// A long session continues as new before its history grows large, without losing the window,
+/// its timer, its billing session or a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_session_continues_as_new_without_losing_anything() -> anyhow::Result<()> {
+    let options = Options { suggest_continue_as_new_events: Some(40), ..Options::default() };
+    let env = TestEnv::build("can", None, options).await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.0", "hi").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    for i in 1..=12 {
+        inbound(&env, Channel::Whatsapp, PHONE, &format!("wamid.{i}"), "more").await?;
+        sent(send_text(&env, Channel::Whatsapp, &contact, &format!("out-{i}"), "reply").await?)?;
+    }
+    let v = view_until(&env, &contact, "counted", |v| v.window.inbound_messages == 13).await?;
+    assert!(v.runs > 1, "the session continued as new: {v:?}");
+    assert_eq!(v.window.outbound_messages, 12);
+    assert!(v.window.open);
+    assert_eq!(env.sandbox.sends().len(), 12);
+
+    within(WAIT, "skip 25h", env.time().skip(DAY + HOUR)).await?;
+    assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Expired));
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!((balance.reserved, balance.total), (Money::ZERO, Money::from_minor(900)));
     env.shutdown().await
 }

@@ -17,11 +17,18 @@
 //! - [`history`], [`event_types`], [`history_event_types`], [`wait_for_event`]: read histories
 //!   back through `GetWorkflowExecutionHistory`.
 
-use std::{future::Future, sync::Arc, sync::Once, time::Duration};
+use std::{future::Future, sync::Once, time::Duration};
 
 use anyhow::{Context, anyhow};
-use convo_activities::MemoryEventSink;
+use convo_activities::{
+    Sessions,
+    sandbox::{Sandbox, SandboxHandle},
+    store::{ChannelConfig, Store},
+    testing::WebhookReceiver,
+    webhooks::DispatcherConfig,
+};
 use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
 use convo_worker::{Customize, Dependencies, Settings, WorkerThread};
 use temporalio_client::{
     Client, Url, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
@@ -45,8 +52,17 @@ pub struct TestEnv {
     pub client: Client,
     /// The unique task queue the worker polls.
     pub task_queue: String,
-    /// Events recorded by `emit_conversation_ended`.
-    pub events: MemoryEventSink,
+    /// The store the worker's activities use (a fresh SQLite file).
+    pub store: Store,
+    /// The channel provider every channel of [`TestEnv::WORKSPACE`] points at.
+    pub sandbox: SandboxHandle,
+    /// The workspace's webhook endpoint: verifies every signature.
+    pub receiver: WebhookReceiver,
+    /// Inbound messages, sends, closes and composes, as the API makes them.
+    pub sessions: Sessions,
+    /// The workspace's id.
+    pub workspace_id: String,
+    _db_dir: tempfile::TempDir,
     server: Option<DevServerHandle>,
     worker: Option<WorkerThread>,
 }
@@ -59,13 +75,34 @@ impl TestEnv {
 
     /// Like [`TestEnv::start`], registering extra (test-only) workflows and activities too.
     pub async fn start_with(test_name: &str, customize: Option<Customize>) -> anyhow::Result<Self> {
+        Self::build(test_name, customize, Options::default()).await
+    }
+
+    /// A server, a worker, the sandbox provider, a webhook receiver and a seeded workspace.
+    pub async fn build(
+        test_name: &str,
+        customize: Option<Customize>,
+        options: Options,
+    ) -> anyhow::Result<Self> {
         init_tracing();
-        let server = DevServer::start(DevServerConfig::ephemeral())
-            .await
-            .context("starting the devserver")?;
+        let mut config = DevServerConfig::ephemeral();
+        if let Some(events) = options.suggest_continue_as_new_events {
+            config.suggest_continue_as_new_events = events;
+        }
+        let server = DevServer::start(config).await.context("starting the devserver")?;
         let address = Url::parse(&server.url()).context("devserver url")?;
         let task_queue = format!("{test_name}-{}", Uuid::new_v4());
-        let events = MemoryEventSink::new();
+
+        let db_dir = tempfile::tempdir().context("temp dir for the store")?;
+        let store = Store::open_sqlite(db_dir.path().join("convo.db")).await.context("store")?;
+        let sandbox = Sandbox::start("127.0.0.1:0".parse()?).await.context("sandbox")?;
+        let receiver = WebhookReceiver::start().await.context("webhook receiver")?;
+        let workspace_id = format!("ws-{}", Uuid::new_v4());
+        seed_workspace(&store, &workspace_id, &sandbox, &receiver, options.settings).await?;
+        if options.balance > 0 {
+            store.credit(&workspace_id, Money::from_minor(options.balance), "opening").await?;
+        }
+
         let settings = Settings {
             task_queue: task_queue.clone(),
             build_id: "convo-tests".to_owned(),
@@ -74,12 +111,30 @@ impl TestEnv {
             graceful_shutdown_period: Some(Duration::from_secs(1)),
             ..Settings::new(address)
         };
-        let deps = Dependencies { event_sink: Arc::new(events.clone()) };
+        let webhooks = DispatcherConfig {
+            // Real-time retries, scaled down from the production schedule.
+            retry_schedule: vec![Duration::from_millis(50); 3],
+            poll_interval: Duration::from_millis(100),
+            ..DispatcherConfig::default()
+        };
+        let deps = Dependencies { store: store.clone(), webhooks: Some(webhooks) };
         let worker = convo_worker::spawn(settings.clone(), deps, customize)
             .await
             .context("starting the worker")?;
         let client = convo_worker::connect(&settings).await.context("connecting the client")?;
-        Ok(Self { client, task_queue, events, server: Some(server), worker: Some(worker) })
+        let sessions = Sessions::new(client.clone(), store.clone(), task_queue.clone());
+        Ok(Self {
+            client,
+            task_queue,
+            store,
+            sandbox,
+            receiver,
+            sessions,
+            workspace_id,
+            _db_dir: db_dir,
+            server: Some(server),
+            worker: Some(worker),
+        })
     }
 
     /// The server's virtual clock.
@@ -112,6 +167,63 @@ impl TestEnv {
         }
         Ok(())
     }
+}
+
+/// What a [`TestEnv`] is built with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workspace's settings (policy overrides, rates, compliance texts, inactivity ping).
+    pub settings: WorkspaceSettings,
+    /// Opening balance, in minor units.
+    pub balance: u64,
+    /// The devserver's `limit.historyCount.suggestContinueAsNew`.
+    pub suggest_continue_as_new_events: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { settings: default_settings(), balance: 1_000, suggest_continue_as_new_events: None }
+    }
+}
+
+/// Rates on every channel: a conversation unit of 100, messages at 5, newsletters at 2.
+pub fn default_settings() -> WorkspaceSettings {
+    let card = RateCard {
+        conversation_unit: Money::from_minor(100),
+        message: Money::from_minor(5),
+        newsletter: Money::from_minor(2),
+    };
+    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    WorkspaceSettings { rates, ..WorkspaceSettings::default() }
+}
+
+async fn seed_workspace(
+    store: &Store,
+    workspace_id: &str,
+    sandbox: &SandboxHandle,
+    receiver: &WebhookReceiver,
+    settings: WorkspaceSettings,
+) -> anyhow::Result<()> {
+    store.upsert_workspace(workspace_id, "Test workspace", &settings).await?;
+    for channel in Channel::ALL {
+        let sender = match channel {
+            Channel::Email => "support@convo.test".to_owned(),
+            _ => "+15550000000".to_owned(),
+        };
+        store
+            .upsert_channel(&ChannelConfig {
+                workspace_id: workspace_id.to_owned(),
+                channel,
+                provider: "sandbox".to_owned(),
+                config: serde_json::to_value(sandbox.provider_config(channel))?,
+                sender,
+                enabled: true,
+            })
+            .await?;
+    }
+    let endpoint = store.add_webhook_endpoint(workspace_id, &receiver.url(), Vec::new()).await?;
+    receiver.set_secret(&endpoint.secret);
+    Ok(())
 }
 
 /// Re-runs `check` until it returns `Ok`, for at most `timeout`; then fails with its last error.

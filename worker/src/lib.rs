@@ -17,10 +17,14 @@
 //! - [`spawn`] / [`WorkerThread`]: a worker on its own thread.
 //! - [`Error`]: what can go wrong, with the cause chain preserved.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use convo_activities::{EventSink, SessionWindowActivities};
-use convo_workflows::{SessionWindowWorkflow, contracts::TASK_QUEUE};
+use convo_activities::{
+    ConversationActivitiesImpl, SessionActivitiesImpl, Sessions,
+    store::Store,
+    webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
+};
+use convo_workflows::{OutboundConversationWorkflow, SessionWindowWorkflow, contracts::TASK_QUEUE};
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url,
     errors::{ClientConnectError, ClientNewError},
@@ -70,17 +74,30 @@ pub fn default_build_id() -> String {
     format!("convo-worker@{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The ports activities use.
+/// What activities use.
 #[derive(Clone)]
 pub struct Dependencies {
-    /// Where `conversation.ended` events go.
-    pub event_sink: Arc<dyn EventSink>,
+    /// The store: workspaces, contacts, consent, ledger, message log, webhooks.
+    pub store: Store,
+    /// Run a webhook dispatcher in the worker process with this configuration (`None`: another
+    /// process delivers).
+    pub webhooks: Option<DispatcherConfig>,
+}
+
+impl Dependencies {
+    /// The store, with a dispatcher on the Svix-like production schedule.
+    pub fn new(store: Store) -> Self {
+        Self { store, webhooks: Some(DispatcherConfig::default()) }
+    }
 }
 
 /// Errors building or running the worker.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The webhook dispatcher could not start (its HTTP client could not be built).
+    #[error("cannot start the webhook dispatcher: {0}")]
+    Dispatcher(String),
     /// The frontend could not be reached (or refused `GetSystemInfo`).
     #[error("cannot connect to Temporal at {address}")]
     Connect {
@@ -130,12 +147,18 @@ pub async fn connect(settings: &Settings) -> Result<Client, Error> {
 /// Worker options with convo's workflows and activities registered and the build id pinned.
 ///
 /// Callers may register more (tests add fixtures) through `WorkerOptions::register_*`.
-pub fn worker_options(settings: &Settings, deps: &Dependencies) -> Result<WorkerOptions, Error> {
+pub fn worker_options(
+    settings: &Settings,
+    deps: &Dependencies,
+    sessions: Sessions,
+) -> Result<WorkerOptions, Error> {
     let options = WorkerOptions::new(settings.task_queue.clone())
         .deployment_options(WorkerDeploymentOptions::from_build_id(settings.build_id.clone()))
         .maybe_graceful_shutdown_period(settings.graceful_shutdown_period)
         .register_workflow::<SessionWindowWorkflow>()?
-        .register_activities(SessionWindowActivities::new(deps.event_sink.clone()))
+        .register_workflow::<OutboundConversationWorkflow>()?
+        .register_activities(SessionActivitiesImpl::new(deps.store.clone()))
+        .register_activities(ConversationActivitiesImpl::new(sessions))
         .build();
     Ok(options)
 }
@@ -149,6 +172,7 @@ pub struct ConvoWorker {
     // Field order matters: the worker drops before the runtime it was created with.
     worker: Worker,
     _runtime: Runtime,
+    dispatcher: Option<DispatcherHandle>,
 }
 
 impl ConvoWorker {
@@ -165,7 +189,11 @@ impl ConvoWorker {
     /// Polls until shut down. The future is `!Send`: await it on the main task, in a
     /// `LocalSet`, or use [`spawn`].
     pub async fn run(mut self) -> Result<(), Error> {
-        self.worker.run().await?;
+        let result = self.worker.run().await;
+        if let Some(dispatcher) = self.dispatcher.take() {
+            dispatcher.shutdown().await;
+        }
+        result?;
         Ok(())
     }
 }
@@ -178,7 +206,8 @@ pub async fn build(
 ) -> Result<ConvoWorker, Error> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())?;
     let client = connect(settings).await?;
-    let mut options = worker_options(settings, deps)?;
+    let sessions = Sessions::new(client.clone(), deps.store.clone(), settings.task_queue.clone());
+    let mut options = worker_options(settings, deps, sessions)?;
     if let Some(customize) = customize {
         customize(&mut options)?;
     }
@@ -189,7 +218,14 @@ pub async fn build(
         build_id = %settings.build_id,
         "worker built"
     );
-    Ok(ConvoWorker { worker, _runtime: runtime })
+    let dispatcher = match &deps.webhooks {
+        Some(config) => Some(
+            WebhookDispatcher::spawn(deps.store.clone(), config.clone())
+                .map_err(|e| Error::Dispatcher(e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(ConvoWorker { worker, _runtime: runtime, dispatcher })
 }
 
 /// A worker running on its own OS thread and Tokio runtime.

@@ -2,18 +2,19 @@
 //!
 //! # Why the activity contracts live here
 //! Activities are declared with `#[activity_definitions]` in this crate and implemented in
-//! `convo-activities` with `#[activity(definition = convo_workflows::contracts::EmitConversationEnded)]`.
+//! `convo-activities` with `#[activity(definition = convo_workflows::contracts::PlaceHold)]`.
 //! That keeps the dependency arrow pointing from adapters to workflows (workflows never link
-//! HTTP clients or secrets), and the macro checks the implementation's name, input and output
-//! types against the definition **at compile time**.
+//! HTTP clients, databases or secrets), and the macro checks the implementation's name, input
+//! and output types against the definition **at compile time**.
 //!
 //! The macro puts its marker structs in a private module named after the type
-//! (`SessionWindowActivities` → `session_window_activities`), so each marker is re-exported
-//! below (`pub use session_window_activities::EmitConversationEnded`); without that, no other
-//! crate could name it in `definition = ..`. Workflows call the activity through the associated
-//! constant, `SessionWindowActivities::emit_conversation_ended`.
+//! (`SessionActivities` → `session_activities`), so each marker is re-exported below; without
+//! that, no other crate could name it in `definition = ..`.
 
-use convo_domain::CloseReason;
+use convo_domain::{
+    Balance, Channel, Consent, HoldId, MessageId, MessageType, Money, Sender, Timestamp,
+    window::{Config, OutboundMessage, State, Webhook},
+};
 use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
@@ -23,81 +24,627 @@ pub const TASK_QUEUE: &str = "convo";
 
 /// Workflow type of [`crate::SessionWindowWorkflow`].
 pub const SESSION_WINDOW_WORKFLOW: &str = "SessionWindowWorkflow";
-
-/// Signal: the contact sent a message ([`crate::InboundMessage`]).
-pub const SIGNAL_INBOUND: &str = "inbound";
-/// Signal: close the window now (no payload).
-pub const SIGNAL_CLOSE: &str = "close";
-/// Query: the window's current [`crate::WindowState`].
-pub const QUERY_STATE: &str = "state";
-
-/// Activity type: record that a conversation ended.
-pub const ACTIVITY_EMIT_CONVERSATION_ENDED: &str = "emit_conversation_ended";
-
-/// `ApplicationFailure` type names activities use for permanent failures. Workflows and retry
-/// policies match on these stable strings, never on messages.
-pub mod error_types {
-    /// The activity input is malformed; retrying cannot help.
-    pub const INVALID_EVENT: &str = "InvalidEvent";
-    /// The event sink refused the event permanently.
-    pub const EVENT_REJECTED: &str = "EventRejected";
-}
+/// Workflow type of [`crate::OutboundConversationWorkflow`].
+pub const OUTBOUND_CONVERSATION_WORKFLOW: &str = "OutboundConversationWorkflow";
 
 /// The one `SessionWindowWorkflow` per workspace and contact: `session/{workspace}/{contact}`.
 ///
-/// Using it as the workflow id makes Temporal enforce "at most one open window per contact".
+/// Using it as the workflow id makes Temporal enforce "at most one session per contact".
 pub fn session_workflow_id(workspace_id: &str, contact_id: &str) -> String {
     format!("session/{workspace_id}/{contact_id}")
 }
 
-/// Input of [`SessionWindowActivities::emit_conversation_ended`].
+/// The `OutboundConversationWorkflow` of a composed conversation: `conversation/{id}`.
+pub fn conversation_workflow_id(conversation_id: &str) -> String {
+    format!("conversation/{conversation_id}")
+}
+
+/// Signal, update and query names. They are part of the wire contract with running workflows:
+/// renaming one breaks every open session.
+pub mod names {
+    /// Session signal: the contact sent a message.
+    pub const SIGNAL_INBOUND: &str = "inbound";
+    /// Session signal: close the window now (`EXPLICIT`, idempotent).
+    pub const SIGNAL_CLOSE: &str = "close";
+    /// Session signal: the contact's consent changed outside this session.
+    pub const SIGNAL_CONSENT: &str = "consent_changed";
+    /// Session update: a business send through the window's gate.
+    pub const UPDATE_SEND: &str = "send";
+    /// Session query: the full window state.
+    pub const QUERY_STATE: &str = "state";
+
+    /// Conversation signal: the contact replied (sent by the session).
+    pub const SIGNAL_CONTACT_REPLIED: &str = "contact_replied";
+    /// Conversation signal: the session's window closed (sent by the session).
+    pub const SIGNAL_WINDOW_CLOSED: &str = "window_closed";
+    /// Conversation update: an agent's reply, through the window's gate.
+    pub const UPDATE_REPLY: &str = "reply";
+    /// Conversation update: a human takes over from a bot.
+    pub const UPDATE_TAKE_OVER: &str = "take_over";
+    /// Conversation update: the conversation is resolved.
+    pub const UPDATE_RESOLVE: &str = "resolve";
+    /// Conversation query: status, messages and assignee.
+    pub const QUERY_CONVERSATION: &str = "conversation";
+}
+
+/// `ApplicationFailure` type names. Workflows, retry policies and the API match on these
+/// stable strings, never on messages.
+pub mod error_types {
+    /// Bad activity input; retrying cannot help.
+    pub const VALIDATION_FAILED: &str = "validation_failed";
+    /// The referenced record does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+    /// The workspace has no configured provider for the channel.
+    pub const CHANNEL_NOT_CONFIGURED: &str = "channel_not_configured";
+    /// The provider refused the message for good.
+    pub const PROVIDER_REJECTED: &str = "provider_rejected";
+}
+
+// ---- session window ------------------------------------------------------------------------
+
+/// Input of [`crate::SessionWindowWorkflow`]: everything it needs that does not change while a
+/// run lives, plus the carried state when it continues as new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationEnded {
-    /// Workspace that owns the conversation.
+pub struct SessionInput {
+    /// The workspace.
     pub workspace_id: String,
-    /// The contact on the other side.
+    /// The contact.
     pub contact_id: String,
-    /// Why the window closed.
-    pub reason: CloseReason,
-    /// Inbound messages received while the window was open (signals, not the opening one).
-    pub inbound_messages: u32,
+    /// The channel's configuration, resolved from the workspace's settings when the session
+    /// started.
+    pub config: Config,
+    /// The contact's consent as the store had it when the session started.
+    pub consent: Consent,
+    /// Set by continue-as-new: the session's id (webhook ids derive from it), its state and
+    /// its linked conversation. `None` for a fresh session.
+    pub carried: Option<Carried>,
+}
+
+/// What one run hands the next when it continues as new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The session id, chosen by the first run; stable across continue-as-new.
+    pub session_id: String,
+    /// The domain state, timers included.
+    pub state: State,
+    /// The outbound conversation the session reports replies to.
+    pub linked_conversation: Option<String>,
+    /// Runs so far, including this one.
+    pub runs: u32,
+    /// Ids of the latest inbound messages, so a provider's retry is not counted twice.
+    #[serde(default)]
+    pub recent_inbound: Vec<String>,
+    /// Answers of the latest sends, so a retried send gets its first answer.
+    #[serde(default)]
+    pub answers: Vec<(String, Result<SendReceipt, SendError>)>,
+}
+
+/// Payload of the `inbound` signal: a message from the contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// The provider's id of the message.
+    pub message_id: String,
+    /// Its text. Compliance keywords match the whole trimmed text.
+    pub text: String,
+    /// When the contact sent it, per the provider.
+    pub sent_at: Option<Timestamp>,
+    /// The outbound conversation this message answers, if the inbound path found one (the
+    /// latest composed conversation still waiting on this contact). The session links to it
+    /// and reports replies and its close to it.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// What a business send asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SendKind {
+    /// Free-form text: only inside an open window on gated channels.
+    Freeform {
+        /// The text.
+        text: String,
+        /// Subject line (e-mail).
+        subject: Option<String>,
+        /// Who writes it.
+        #[serde(default)]
+        sender: Sender,
+    },
+    /// An approved template: allowed with no window open.
+    Template {
+        /// The template's name.
+        template: String,
+        /// `MESSAGE` or `NEWSLETTER`.
+        message_type: MessageType,
+    },
+}
+
+/// Input of the session's `send` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// The caller's idempotency key; also the provider idempotency key and the update id.
+    pub message_id: String,
+    /// The channel the caller means to send on. A session runs on one channel at a time (the
+    /// one its window opened on); a send for another channel is refused `channel_mismatch`
+    /// rather than carried on the wrong one.
+    pub channel: Channel,
+    /// What to send.
+    pub kind: SendKind,
+    /// The outbound conversation this send belongs to, which the session then reports replies
+    /// to.
+    pub conversation_id: Option<String>,
+}
+
+/// Answer of the session's `send` update for a message the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendReceipt {
+    /// The message.
+    pub message_id: String,
+    /// The provider's id for it.
+    pub provider_message_id: String,
+    /// Until when free-form is allowed, if a window is open.
+    pub conversation_expires_at: Option<Timestamp>,
+    /// The billing block.
+    pub billing: convo_domain::BillingBlock,
+}
+
+/// The error of a refused or failed send, carried as the update's failure message
+/// `"{code}: {message}"` so every client can read the stable code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SendError {
+    /// Stable code: `no_active_session`, `contact_opted_out`, `insufficient_balance`,
+    /// `validation_failed`, `provider_rejected`, `session_closing`.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl SendError {
+    /// Parses a failure message written by [`SendError`]'s `Display`.
+    pub fn parse(message: &str) -> Option<SendError> {
+        let (code, rest) = message.split_once(": ")?;
+        let valid = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        valid.then(|| SendError { code: code.to_owned(), message: rest.to_owned() })
+    }
+}
+
+/// Answer of the session's `state` query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session id (stable across continue-as-new).
+    pub session_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// Both clocks and the rest of the domain state.
+    #[serde(flatten)]
+    pub window: convo_domain::window::View,
+    /// The linked outbound conversation.
+    pub linked_conversation: Option<String>,
+    /// Runs of this session so far (continue-as-new).
+    pub runs: u32,
+    /// Sends the session answered, with their outcome, newest last.
+    pub sends: Vec<SendRecord>,
+}
+
+/// One business send as the session saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRecord {
+    /// The message.
+    pub message_id: String,
+    /// `accepted`, `rejected` or the refusal's code.
+    pub outcome: String,
+}
+
+/// Result of [`crate::SessionWindowWorkflow`]: how its last window ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session id.
+    pub session_id: String,
+    /// Why the last window closed; `None` if the run only carried sends with no window.
+    pub close_reason: Option<convo_domain::CloseReason>,
+    /// Windows opened in this session.
+    pub conversations: u32,
+}
+
+/// Input of [`SessionActivities::place_hold`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRequest {
+    /// The workspace whose balance is held.
+    pub workspace_id: String,
+    /// The hold (idempotency key in the ledger).
+    pub hold_id: HoldId,
+    /// How much.
+    pub amount: Money,
+}
+
+/// Output of [`SessionActivities::place_hold`]: a refusal is an answer, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldAnswer {
+    /// Whether the hold was placed.
+    pub placed: bool,
+    /// The balance after the attempt.
+    pub balance: Balance,
+}
+
+/// Input of [`SessionActivities::resolve_hold`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldResolution {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The hold.
+    pub hold_id: HoldId,
+    /// Charge it (`true`) or release it.
+    pub charge: bool,
+}
+
+/// Input of [`SessionActivities::send_message`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSend {
+    /// The workspace (its channel configuration names the provider).
+    pub workspace_id: String,
+    /// The recipient.
+    pub contact_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The message; its id is the provider idempotency key.
+    pub message: OutboundMessage,
+    /// The outbound conversation it belongs to, for the message log.
+    pub conversation_id: Option<String>,
+}
+
+/// Output of [`SessionActivities::send_message`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSent {
+    /// The provider's id for the message.
+    pub provider_message_id: String,
+}
+
+/// Input of [`SessionActivities::record_consent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// The new consent (every channel of the workspace).
+    pub consent: Consent,
+    /// The keyword message that changed it.
+    pub message_id: MessageId,
+}
+
+/// Input of [`SessionActivities::emit_webhook`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEmit {
+    /// The workspace whose endpoints receive it.
+    pub workspace_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// The session; with the webhook's `seq` it makes the event id, stable across retries.
+    pub session_id: String,
+    /// The event.
+    pub webhook: Webhook,
+}
+
+impl WebhookEmit {
+    /// `evt_{session}_{seq}`: the same for every attempt of the activity and every replay.
+    pub fn event_id(&self) -> String {
+        let seq = match &self.webhook {
+            Webhook::ConversationStarted { seq, .. }
+            | Webhook::MessageExchanged { seq, .. }
+            | Webhook::ConversationEnded { seq, .. } => *seq,
+        };
+        format!("evt_{}_{seq}", self.session_id)
+    }
+
+    /// The Standard Webhooks event type: `conversation.started` and so on.
+    pub fn event_type(&self) -> &'static str {
+        match &self.webhook {
+            Webhook::ConversationStarted { .. } => "conversation.started",
+            Webhook::MessageExchanged { .. } => "conversation.message_exchanged",
+            Webhook::ConversationEnded { .. } => "conversation.ended",
+        }
+    }
 }
 
 /// Activity contracts of the session-window workflow.
-pub struct SessionWindowActivities;
+pub struct SessionActivities;
 
 #[activity_definitions]
-impl SessionWindowActivities {
-    /// Records a `conversation.ended` event and returns its id. The id is derived from the
-    /// workflow run and the reason, so a retried attempt returns the same id.
-    #[activity(name = ACTIVITY_EMIT_CONVERSATION_ENDED)]
-    pub async fn emit_conversation_ended(
-        input: ConversationEnded,
-    ) -> Result<String, ActivityError> {
+impl SessionActivities {
+    /// Reserves `amount` of the workspace's free balance; a refusal is `placed: false`.
+    #[activity(name = "place_hold")]
+    pub async fn place_hold(input: HoldRequest) -> Result<HoldAnswer, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Charges or releases an open hold (idempotent).
+    #[activity(name = "resolve_hold")]
+    pub async fn resolve_hold(input: HoldResolution) -> Result<Balance, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Hands a message to the channel's provider. Permanent refusals are non-retryable
+    /// failures typed with the provider's error class.
+    #[activity(name = "send_message")]
+    pub async fn send_message(input: ProviderSend) -> Result<ProviderSent, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Persists the contact's consent for the workspace.
+    #[activity(name = "record_consent")]
+    pub async fn record_consent(input: ConsentRecord) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Queues a signed webhook for delivery to the workspace's endpoints (idempotent on the
+    /// event id).
+    #[activity(name = "emit_webhook")]
+    pub async fn emit_webhook(input: WebhookEmit) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }
 
-pub use session_window_activities::EmitConversationEnded;
+pub use session_activities::{EmitWebhook, PlaceHold, RecordConsent, ResolveHold, SendMessage};
+
+// ---- outbound conversation -----------------------------------------------------------------
+
+/// Who a composed conversation goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ContactTarget {
+    /// An existing contact.
+    Id {
+        /// Its id.
+        contact_id: String,
+    },
+    /// Find or create by phone (E.164).
+    Phone {
+        /// The number.
+        phone: String,
+        /// The name, for a new contact.
+        name: Option<String>,
+    },
+    /// Find or create by e-mail address.
+    Email {
+        /// The address.
+        email: String,
+        /// The name, for a new contact.
+        name: Option<String>,
+    },
+}
+
+/// The first message of a composed conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstMessage {
+    /// Free-form text, sent if a window is open (or the channel is not gated).
+    pub text: Option<String>,
+    /// Subject line; required on e-mail.
+    pub subject: Option<String>,
+    /// Template to send when free-form is not allowed. Without one, a gated channel with no
+    /// window fails the compose with `no_active_session`: never silently downgraded.
+    pub template: Option<String>,
+}
+
+/// Who handles the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Assignee {
+    /// A bot or automation.
+    Bot {
+        /// Its id.
+        id: String,
+    },
+    /// A person.
+    Human {
+        /// Their id.
+        id: String,
+    },
+}
+
+/// Input of [`crate::OutboundConversationWorkflow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeInput {
+    /// The conversation's id (the workflow id is `conversation/{id}`).
+    pub conversation_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The recipient.
+    pub to: ContactTarget,
+    /// The first message.
+    pub first_message: FirstMessage,
+    /// How long to wait for the contact's reply.
+    pub reply_timeout_secs: u64,
+    /// Who writes (a campaign's bot, or an agent).
+    pub assignee: Assignee,
+}
+
+/// Lifecycle of a composed conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// Resolving the contact, checking consent, sending the first message.
+    Pending,
+    /// The first message went out; waiting for the contact.
+    AwaitingReply,
+    /// The contact replied.
+    Active,
+    /// Resolved by an agent.
+    Resolved,
+    /// No reply in time, or the window expired.
+    Expired,
+    /// Could not be carried out (see `error`).
+    Failed,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationMessage {
+    /// The message id.
+    pub message_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: convo_domain::Direction,
+    /// The text, or the template's name.
+    pub text: String,
+    /// When (workflow time).
+    pub at: Option<Timestamp>,
+}
+
+/// Answer of the conversation's query and result of the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The status.
+    pub status: ConversationStatus,
+    /// The resolved contact.
+    pub contact_id: Option<String>,
+    /// Whether the contact was created by this compose.
+    pub contact_created: bool,
+    /// The messages, oldest first.
+    pub messages: Vec<ConversationMessage>,
+    /// Who handles it.
+    pub assignee: Assignee,
+    /// Why it failed or ended, as a stable code.
+    pub error: Option<SendError>,
+}
+
+/// Input of the conversation's `reply` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReply {
+    /// Idempotency key of the reply.
+    pub message_id: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Input of the conversation's `take_over` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeOver {
+    /// The human agent taking over.
+    pub agent_id: String,
+}
+
+/// Input of the conversation's `resolve` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolve {
+    /// Also close the contact's window now (`EXPLICIT`), settling its billing.
+    #[serde(default = "yes")]
+    pub close_window: bool,
+}
+
+const fn yes() -> bool {
+    true
+}
+
+/// Payload of the conversation's `window_closed` signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowClosed {
+    /// Why.
+    pub reason: convo_domain::CloseReason,
+}
+
+/// Input of [`ConversationActivities::resolve_contact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveContactInput {
+    /// The workspace.
+    pub workspace_id: String,
+    /// Who.
+    pub target: ContactTarget,
+}
+
+/// Output of [`ConversationActivities::resolve_contact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedContact {
+    /// The contact's id.
+    pub contact_id: String,
+    /// Created by this call.
+    pub created: bool,
+    /// Its consent in the workspace.
+    pub consent: Consent,
+}
+
+/// Input of [`ConversationActivities::session_send`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSendInput {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// The channel (used when the send has to start the session).
+    pub channel: Channel,
+    /// The send.
+    pub request: SendRequest,
+}
+
+/// Output of [`ConversationActivities::session_send`]: a refusal is an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SessionSendOutcome {
+    /// Sent.
+    Sent(SendReceipt),
+    /// Refused or failed, with its stable code.
+    Refused(SendError),
+}
+
+/// Input of [`ConversationActivities::close_session`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseSessionInput {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The contact.
+    pub contact_id: String,
+}
+
+/// Activity contracts of the outbound-conversation workflow.
+pub struct ConversationActivities;
+
+#[activity_definitions]
+impl ConversationActivities {
+    /// Finds the contact by id, or finds or creates it by phone or e-mail.
+    #[activity(name = "resolve_contact")]
+    pub async fn resolve_contact(
+        input: ResolveContactInput,
+    ) -> Result<ResolvedContact, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Sends through the contact's session window (update-with-start on
+    /// `session/{workspace}/{contact}`), so the gate, the billing and the consent check are the
+    /// window's.
+    #[activity(name = "session_send")]
+    pub async fn session_send(
+        input: SessionSendInput,
+    ) -> Result<SessionSendOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Closes the contact's window (`EXPLICIT`) if one is running.
+    #[activity(name = "close_session")]
+    pub async fn close_session(input: CloseSessionInput) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+}
+
+pub use conversation_activities::{CloseSession, ResolveContact, SessionSend};
 
 #[cfg(test)]
 mod tests {
-    use temporalio_common::ActivityDefinition;
-
     use super::*;
 
     #[test]
-    fn workflow_id_scheme() {
+    fn workflow_id_schemes() {
         assert_eq!(session_workflow_id("ws_1", "c_42"), "session/ws_1/c_42");
+        assert_eq!(conversation_workflow_id("cv_7"), "conversation/cv_7");
     }
 
     #[test]
-    fn activity_name_is_the_contract_constant() {
-        assert_eq!(
-            ActivityDefinition::name(&SessionWindowActivities::emit_conversation_ended),
-            ACTIVITY_EMIT_CONVERSATION_ENDED
-        );
-        // The re-exported marker is the same type the constant has.
-        let _: EmitConversationEnded = SessionWindowActivities::emit_conversation_ended;
+    fn send_error_round_trips_through_its_message() {
+        let e = SendError { code: "no_active_session".into(), message: "no window: open".into() };
+        assert_eq!(SendError::parse(&e.to_string()), Some(e));
+        assert_eq!(SendError::parse("Something else: x"), None);
     }
 }

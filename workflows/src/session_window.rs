@@ -1,229 +1,630 @@
-//! `SessionWindowWorkflow`: one customer-service window per workspace + contact.
+//! `SessionWindowWorkflow`: one contact's session in one workspace, driven by the pure
+//! [`convo_domain::window::decide`].
 //!
-//! The window opens when the workflow starts (the contact's first inbound message), and a durable
-//! timer runs until the end [`convo_domain::window`] computes. On a sliding policy each `inbound`
-//! signal moves the end: the running timer is **cancelled explicitly** with
-//! [`CancellableFuture::cancel`] (dropping the future does not send `CancelTimer`, so the old
-//! timer would still fire later) and a new one starts, measured from the inbound's workflow time.
-//! On a fixed policy inbounds are counted but the timer keeps running.
+//! The workflow is an interpreter. Every signal, update and timer becomes a domain
+//! [`Event`]; `decide` returns the next state and a list of [`Effect`]s, which the workflow
+//! carries out in order: holds and sends become activities whose answers are fed back as
+//! events (`HoldPlaced`, `ProviderAccepted`, …), webhooks are queued through an activity, and
+//! refusals answer the waiting update. Nothing here decides policy.
 //!
-//! When the timer fires (`EXPIRED`) or a `close` signal arrives (`EXPLICIT`), the workflow runs
-//! `emit_conversation_ended` once and completes with a [`WindowSummary`].
+//! - **Timers.** The domain state says which of its timers (expiry, billing session,
+//!   inactivity ping) run and when; the run loop keeps exactly one Temporal timer, at the
+//!   earliest of them, and restarts it whenever the state changes. A replaced timer is
+//!   cancelled explicitly: a dropped timer future is not cancelled on the server.
+//! - **Sends** go through the `send` update. Its validator runs the domain's `validate`
+//!   (`no_active_session`, `contact_opted_out`, `validation_failed`) so a refused send writes
+//!   no history and reaches no provider; the handler places the hold, runs the provider send and
+//!   answers with the message id, `conversation_expires_at` and the billing block. A retried
+//!   update with the same message id gets the first answer.
+//! - **Ending.** When the domain closes the last window (`EXPIRED`, `EXPLICIT`,
+//!   `COMPLIANCE_STOP`) and nothing is in flight, the run completes; a later inbound starts a
+//!   new run under the same id (signal-with-start).
+//! - **Continue-as-new** before the history grows large: the domain state (timers included),
+//!   the session id and the recent send answers move to the next run, so no message, hold or
+//!   timer is lost.
 //!
-//! Determinism: time comes only from `workflow_time()` (the activation's timestamp), and the only
-//! effects are Temporal commands.
+//! Determinism: time comes only from `workflow_time()`; the only effects are commands.
 
-use std::{pin::pin, time::Duration};
+use std::{collections::VecDeque, pin::pin, time::Duration};
 
-use convo_domain::{Channel, CloseReason, Direction, Timestamp, Window, WindowPolicy};
+use convo_domain::{
+    Balance, CloseReason, Money, Timestamp,
+    window::{Content, Effect, Event, OutboundMessage, State, TimerKind, decide, validate},
+};
 use serde::{Deserialize, Serialize};
-use temporalio_common::{RetryPolicy, error::ApplicationFailure};
+use temporalio_common::{RetryPolicy, protos::temporal::api::failure::v1::failure::FailureInfo};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
-    ActivityOptions, CancellableFuture, SyncWorkflowContext, TimerOptions, TimerResult,
-    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination, select,
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, CancellableFuture,
+    ContinueAsNewOptions, SignalWorkflowOptions, TimerOptions, TimerResult, WorkflowContext,
+    WorkflowContextView, WorkflowResult, WorkflowTermination, select,
 };
 
-use crate::contracts::{
-    ConversationEnded, QUERY_STATE, SESSION_WINDOW_WORKFLOW, SIGNAL_CLOSE, SIGNAL_INBOUND,
-    SessionWindowActivities, error_types,
+use crate::{
+    contracts::{
+        Carried, ConsentRecord, HoldRequest, HoldResolution, InboundMessage, ProviderSend,
+        SESSION_WINDOW_WORKFLOW, SendError, SendKind, SendReceipt, SendRecord, SendRequest,
+        SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit, WindowClosed,
+        conversation_workflow_id, error_types, names,
+    },
+    outbound::OutboundConversationWorkflow,
 };
 
-/// Input of [`SessionWindowWorkflow`].
+/// Past this many events the run continues as new, even if the server did not suggest it.
+const HISTORY_LIMIT: u32 = 8_000;
+/// Answered sends remembered for idempotent retries (and carried across continue-as-new).
+const ANSWERS_KEPT: usize = 64;
+
+/// One answered send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionWindowInput {
-    /// Workspace that owns the conversation.
-    pub workspace_id: String,
-    /// The contact on the other side.
-    pub contact_id: String,
-    /// Channel the conversation happens on.
-    pub channel: Channel,
-    /// Window policy in force (usually `channel.default_policy()`).
-    pub policy: WindowPolicy,
+struct Answer {
+    message_id: String,
+    result: Result<SendReceipt, SendError>,
 }
 
-/// Payload of the `inbound` signal: a message from the contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboundMessage {
-    /// Message text.
-    pub text: String,
-    /// The provider's id for the message (for correlation and de-duplication upstream).
-    pub provider_message_id: String,
-}
-
-/// Answer of the `state` query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowState {
-    /// Channel of the conversation.
-    pub channel: Channel,
-    /// The window, once the workflow has run its first task.
-    pub window: Option<Window>,
-    /// Inbound messages received through the `inbound` signal.
-    pub inbound_messages: u32,
-    /// Provider id of the latest inbound message.
-    pub last_provider_message_id: Option<String>,
-    /// Set once the workflow has decided to close.
-    pub close_reason: Option<CloseReason>,
-}
-
-/// Result of [`SessionWindowWorkflow`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowSummary {
-    /// Why the window closed.
-    pub close_reason: CloseReason,
-    /// Inbound messages received while the window was open.
-    pub inbound_messages: u32,
-    /// Id of the `conversation.ended` event the activity recorded.
-    pub ended_event_id: String,
-}
-
-/// The session-window workflow. See the module docs for its behaviour.
+/// The session-window workflow. See the module docs.
 #[workflow]
 pub struct SessionWindowWorkflow {
-    input: SessionWindowInput,
-    window: Option<Window>,
-    inbound_messages: u32,
-    last_provider_message_id: Option<String>,
-    close_requested: bool,
-    close_reason: Option<CloseReason>,
+    workspace_id: String,
+    contact_id: String,
+    session_id: String,
+    state: State,
+    linked_conversation: Option<String>,
+    runs: u32,
+    /// Bumped on every state change, so the run loop re-arms its timer.
+    version: u64,
+    /// Handlers that are carrying out effects; the run ends only when none is.
+    busy: u32,
+    /// Times `busy` dropped to zero: the run loop wakes on it to complete or continue as new.
+    settles: u64,
+    /// Sends in flight by message id, and the answers of finished ones.
+    in_flight: Vec<String>,
+    answers: VecDeque<Answer>,
+    /// The latest inbound message ids: providers retry webhooks.
+    recent_inbound: VecDeque<String>,
+    last_close: Option<CloseReason>,
+    /// The latest workflow time seen: validators have no clock of their own, and the handler
+    /// decides again with the activation's time, so a stale read can only admit a send that
+    /// the domain then refuses.
+    clock: Timestamp,
 }
 
 #[workflow_methods]
 impl SessionWindowWorkflow {
-    /// Builds the initial state from the input.
+    /// A fresh session, or the next run of one that continued as new.
     #[init]
-    pub fn new(_ctx: &WorkflowContextView, input: SessionWindowInput) -> Self {
+    pub fn new(ctx: &WorkflowContextView, input: SessionInput) -> Self {
+        let carried = input.carried.unwrap_or_else(|| Carried {
+            session_id: ctx.run_id().to_owned(),
+            state: State::new(input.config, input.consent),
+            linked_conversation: None,
+            runs: 0,
+            recent_inbound: Vec::new(),
+            answers: Vec::new(),
+        });
         Self {
-            input,
-            window: None,
-            inbound_messages: 0,
-            last_provider_message_id: None,
-            close_requested: false,
-            close_reason: None,
+            workspace_id: input.workspace_id,
+            contact_id: input.contact_id,
+            session_id: carried.session_id,
+            state: carried.state,
+            linked_conversation: carried.linked_conversation,
+            runs: carried.runs + 1,
+            version: 0,
+            busy: 0,
+            settles: 0,
+            in_flight: Vec::new(),
+            recent_inbound: carried.recent_inbound.into(),
+            answers: carried
+                .answers
+                .into_iter()
+                .map(|(message_id, result)| Answer { message_id, result })
+                .collect(),
+            last_close: None,
+            clock: Timestamp::from_epoch_millis(0),
         }
     }
 
-    /// Runs the window until it expires or is closed, then emits the ended event.
+    /// Keeps the earliest domain timer armed until the session is idle, then completes.
     #[run(name = SESSION_WINDOW_WORKFLOW)]
-    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<WindowSummary> {
-        let reason = loop {
-            let now = workflow_now(ctx.workflow_time())
-                .ok_or_else(|| ApplicationFailure::new("workflow time unavailable"))?;
-            let (expires_at, close_requested) =
-                ctx.state_mut(|s| (s.window_or_open(now).expires_at(), s.close_requested));
-            if close_requested {
-                break CloseReason::Explicit;
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SessionSummary> {
+        loop {
+            let idle = ctx.state(|s| s.busy == 0 && s.state.is_idle());
+            // Idle with nothing running: every window closed and settled, or the run was
+            // started by an update its validator rejected (nothing happened at all).
+            if idle && ctx.all_handlers_finished() {
+                break;
             }
-            let remaining = expires_at.saturating_since(now);
-            if remaining.is_zero() {
-                break CloseReason::Expired;
+            if ctx.state(|s| s.busy == 0 && s.in_flight.is_empty())
+                && ctx.all_handlers_finished()
+                && (ctx.continue_as_new_suggested() || ctx.history_length() > HISTORY_LIMIT)
+            {
+                let next = ctx.state(Self::carry);
+                ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
 
-            let timer = ctx.timer(
-                TimerOptions::builder(remaining)
-                    .summary("session window expiry".to_owned())
-                    .build(),
-            );
+            let now = now(ctx.workflow_time());
+            ctx.state_mut(|s| s.clock = s.clock.max(now));
+            let due = ctx.state(|s| next_timer(&s.state));
+            // One Temporal timer at the earliest domain deadline. It is kept across state
+            // changes that leave that deadline alone (most sends and inbounds), so history
+            // gets a cancel and a new timer only when the deadline really moves.
+            let Some((kind, at)) = due else {
+                loop {
+                    let settles = ctx.state(|s| s.settles);
+                    ctx.wait_condition(move |s: &Self| {
+                        next_timer(&s.state).is_some() || s.settles != settles
+                    })
+                    .await?;
+                    if ctx.state(|s| next_timer(&s.state)).is_some() || wants_exit(ctx) {
+                        break;
+                    }
+                }
+                continue;
+            };
+            let wait = at.saturating_since(now).max(Duration::from_millis(1));
+            let summary = format!("{kind:?}").to_lowercase();
+            let timer = ctx.timer(TimerOptions::builder(wait).summary(summary).build());
             let mut timer = pin!(timer);
-            select! {
-                fired = timer.as_mut() => match fired {
-                    TimerResult::Fired => break CloseReason::Expired,
-                    // Timers inherit the workflow's cancellation token, so this is a cancel
-                    // request for the whole workflow: stop without emitting.
-                    TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
-                },
-                changed = ctx.wait_condition(move |s: &Self| {
-                    s.close_requested || s.window.map(|w| w.expires_at()) != Some(expires_at)
-                }) => {
-                    changed?;
-                    // Explicitly: a dropped timer future is not cancelled on the server.
-                    timer.cancel();
+            loop {
+                let settles = ctx.state(|s| s.settles);
+                let moved_or_settled =
+                    move |s: &Self| next_timer(&s.state) != due || s.settles != settles;
+                select! {
+                    fired = timer.as_mut() => {
+                        match fired {
+                            TimerResult::Fired => fire_due(ctx).await,
+                            TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
+                        }
+                        break;
+                    },
+                    woke = ctx.wait_condition(moved_or_settled) => {
+                        woke?;
+                        if ctx.state(|s| next_timer(&s.state)) != due || wants_exit(ctx) {
+                            timer.cancel();
+                            break;
+                        }
+                    }
                 }
             }
-        };
-
-        let ended = ctx.state_mut(|s| {
-            s.close_reason = Some(reason);
-            ConversationEnded {
-                workspace_id: s.input.workspace_id.clone(),
-                contact_id: s.input.contact_id.clone(),
-                reason,
-                inbound_messages: s.inbound_messages,
-            }
-        });
-        let inbound_messages = ended.inbound_messages;
-        let ended_event_id = ctx
-            .execute_activity(
-                SessionWindowActivities::emit_conversation_ended,
-                ended,
-                emit_activity_options(),
-            )
-            .await?;
-        Ok(WindowSummary { close_reason: reason, inbound_messages, ended_event_id })
+        }
+        Ok(ctx.state(|s| SessionSummary {
+            session_id: s.session_id.clone(),
+            close_reason: s.last_close,
+            conversations: s.state.view().conversation,
+        }))
     }
 
-    /// The contact sent a message: count it and, on a sliding policy, move the window's end.
-    #[signal(name = SIGNAL_INBOUND)]
-    pub fn inbound(&mut self, ctx: &mut SyncWorkflowContext<Self>, message: InboundMessage) {
-        self.inbound_messages += 1;
-        self.last_provider_message_id = Some(message.provider_message_id);
-        if self.close_reason.is_some() {
+    /// The contact sent a message (a reply, an unprompted inbound, or a compliance keyword).
+    #[signal(name = names::SIGNAL_INBOUND)]
+    pub async fn inbound(ctx: &mut WorkflowContext<Self>, message: InboundMessage) {
+        let repeat = ctx.state_mut(|s| {
+            if s.recent_inbound.contains(&message.message_id) {
+                return true;
+            }
+            s.recent_inbound.push_back(message.message_id.clone());
+            while s.recent_inbound.len() > ANSWERS_KEPT {
+                s.recent_inbound.pop_front();
+            }
+            if let Some(conversation) = &message.conversation_id {
+                s.linked_conversation = Some(conversation.clone());
+            }
+            false
+        });
+        if repeat {
             return;
         }
-        if let Some(now) = workflow_now(ctx.workflow_time()) {
-            // `Err(Expired)`: the message arrived at or after the end. The window stays as is
-            // and the run loop closes it as EXPIRED in this same task.
-            let _ = self.window_or_open(now).record(Direction::Inbound, now);
+        let event = Event::InboundMessage {
+            message_id: convo_domain::MessageId::new(message.message_id.clone()),
+            text: message.text.clone(),
+            sent_at: message.sent_at,
+        };
+        run_handler(ctx, event).await;
+        if let Some(conversation) = ctx.state(|s| s.linked_conversation.clone()) {
+            // The conversation may already have ended; that is not the session's problem.
+            let _ = ctx
+                .external_workflow(conversation_workflow_id(&conversation), None)
+                .signal(
+                    OutboundConversationWorkflow::contact_replied,
+                    message,
+                    SignalWorkflowOptions::default(),
+                )
+                .await;
         }
     }
 
-    /// Close the window now, with reason `EXPLICIT`.
-    #[signal(name = SIGNAL_CLOSE)]
-    pub fn close(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
-        self.close_requested = true;
+    /// Close the window now (`EXPLICIT`). Idempotent: closing a closed window changes nothing.
+    #[signal(name = names::SIGNAL_CLOSE)]
+    pub async fn close(ctx: &mut WorkflowContext<Self>) {
+        run_handler(ctx, Event::CloseRequested).await;
     }
 
-    /// The window's current state.
-    #[query(name = QUERY_STATE)]
-    pub fn state(&self, _ctx: &WorkflowContextView) -> WindowState {
-        WindowState {
-            channel: self.input.channel,
-            window: self.window,
-            inbound_messages: self.inbound_messages,
-            last_provider_message_id: self.last_provider_message_id.clone(),
-            close_reason: self.close_reason,
+    /// The contact's consent changed elsewhere (another channel, the API).
+    #[signal(name = names::SIGNAL_CONSENT)]
+    pub async fn consent_changed(ctx: &mut WorkflowContext<Self>, consent: convo_domain::Consent) {
+        run_handler(ctx, Event::ConsentChanged { consent }).await;
+    }
+
+    /// Refuses a send the window does not allow, before anything is written to history.
+    #[update_validator(send)]
+    pub fn validate_send(
+        &self,
+        _ctx: &WorkflowContextView,
+        request: &SendRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.answer(&request.message_id).is_some()
+            || self.in_flight.contains(&request.message_id)
+        {
+            return Ok(());
+        }
+        let channel = self.state.config().channel;
+        if request.channel != channel {
+            return Err(Box::new(SendError {
+                code: "channel_mismatch".to_owned(),
+                message: format!(
+                    "the contact's session runs on {channel}; a {} send waits until it ends",
+                    request.channel
+                ),
+            }));
+        }
+        validate(&self.state, &send_event(request), self.clock)
+            .map_err(|e| Box::new(send_error(&e)) as Box<dyn std::error::Error + Send + Sync>)
+    }
+
+    /// A business send through the window's gate.
+    #[update(name = names::UPDATE_SEND)]
+    pub async fn send(
+        ctx: &mut WorkflowContext<Self>,
+        request: SendRequest,
+    ) -> Result<SendReceipt, Box<dyn std::error::Error + Send + Sync>> {
+        let id = request.message_id.clone();
+        let first = ctx.state_mut(|s| {
+            if s.answer(&id).is_some() || s.in_flight.contains(&id) {
+                return false;
+            }
+            s.in_flight.push(id.clone());
+            if let Some(conversation) = &request.conversation_id {
+                s.linked_conversation = Some(conversation.clone());
+            }
+            true
+        });
+        if first {
+            run_handler(ctx, send_event(&request)).await;
+        }
+        ctx.wait_condition(|s: &Self| s.answer(&id).is_some()).await?;
+        let answer = ctx.state(|s| s.answer(&id).cloned()).ok_or("send answer lost")?;
+        answer.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    }
+
+    /// The full window state: both clocks, consent, billing, counts and recent sends.
+    #[query(name = names::QUERY_STATE)]
+    pub fn state(&self, _ctx: &WorkflowContextView) -> SessionView {
+        SessionView {
+            session_id: self.session_id.clone(),
+            workspace_id: self.workspace_id.clone(),
+            contact_id: self.contact_id.clone(),
+            window: self.state.view(),
+            linked_conversation: self.linked_conversation.clone(),
+            runs: self.runs,
+            sends: self
+                .answers
+                .iter()
+                .map(|a| SendRecord {
+                    message_id: a.message_id.clone(),
+                    outcome: match &a.result {
+                        Ok(_) => "accepted".to_owned(),
+                        Err(e) => e.code.clone(),
+                    },
+                })
+                .collect(),
         }
     }
 }
 
 impl SessionWindowWorkflow {
-    /// The window, opened at `now` if this is the first time anyone needs it (the run loop's
-    /// first iteration, or a signal delivered together with the start).
-    fn window_or_open(&mut self, now: Timestamp) -> &mut Window {
-        let policy = self.input.policy;
-        self.window.get_or_insert_with(|| Window::open(policy, now))
+    fn answer(&self, message_id: &str) -> Option<&Result<SendReceipt, SendError>> {
+        self.answers.iter().find(|a| a.message_id == message_id).map(|a| &a.result)
+    }
+
+    fn record_answer(&mut self, message_id: &str, result: Result<SendReceipt, SendError>) {
+        self.in_flight.retain(|m| m != message_id);
+        if self.answer(message_id).is_none() {
+            self.answers.push_back(Answer { message_id: message_id.to_owned(), result });
+            while self.answers.len() > ANSWERS_KEPT {
+                self.answers.pop_front();
+            }
+        }
+    }
+
+    /// Applies one event to the domain state and returns the effects to carry out.
+    fn apply(&mut self, event: &Event, now: Timestamp) -> Vec<Effect> {
+        self.clock = self.clock.max(now);
+        let decision = decide(&self.state, event, now);
+        self.state = decision.next;
+        self.version += 1;
+        decision.effects
+    }
+
+    fn carry(&self) -> SessionInput {
+        SessionInput {
+            workspace_id: self.workspace_id.clone(),
+            contact_id: self.contact_id.clone(),
+            config: self.state.config().clone(),
+            consent: self.state.consent(),
+            carried: Some(Carried {
+                session_id: self.session_id.clone(),
+                state: self.state.clone(),
+                linked_conversation: self.linked_conversation.clone(),
+                runs: self.runs,
+                recent_inbound: self.recent_inbound.iter().cloned().collect(),
+                answers: self
+                    .answers
+                    .iter()
+                    .map(|a| (a.message_id.clone(), a.result.clone()))
+                    .collect(),
+            }),
+        }
     }
 }
 
-fn workflow_now(t: Option<std::time::SystemTime>) -> Option<Timestamp> {
-    t.map(Timestamp::from_system_time)
+fn now(t: Option<std::time::SystemTime>) -> Timestamp {
+    // The SDK sets workflow time before any code runs; the epoch is only a type-level fallback.
+    t.map(Timestamp::from_system_time).unwrap_or(Timestamp::from_epoch_millis(0))
 }
 
-/// Emitting is cheap and idempotent (the event id is derived from the run), so retry
-/// transient failures for a while, but never the permanent ones.
-fn emit_activity_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
-                .maximum_attempts(20)
-                .non_retryable_error_types([
-                    error_types::INVALID_EVENT,
-                    error_types::EVENT_REJECTED,
-                ])
-                .build(),
-        )
-        .build()
+/// Whether the run should stop waiting: nothing in flight and either nothing left to do or
+/// a history long enough to continue as new.
+fn wants_exit(ctx: &WorkflowContext<SessionWindowWorkflow>) -> bool {
+    ctx.state(|s| s.busy == 0 && s.in_flight.is_empty())
+        && ctx.all_handlers_finished()
+        && (ctx.state(|s| s.state.is_idle())
+            || ctx.continue_as_new_suggested()
+            || ctx.history_length() > HISTORY_LIMIT)
+}
+
+/// The earliest running domain timer.
+fn next_timer(state: &State) -> Option<(TimerKind, Timestamp)> {
+    TimerKind::ALL
+        .into_iter()
+        .filter_map(|k| state.armed_timer(k).map(|at| (k, at)))
+        .min_by_key(|(_, at)| *at)
+}
+
+/// Feeds every timer that is due to the domain, earliest first.
+async fn fire_due(ctx: &WorkflowContext<SessionWindowWorkflow>) {
+    loop {
+        let now = now(ctx.workflow_time());
+        match ctx.state(|s| next_timer(&s.state)) {
+            Some((kind, at)) if at <= now => {
+                interpret(ctx, Event::TimerFired { timer: kind }).await;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// A handler's share of the work: marks the session busy while it carries out its effects.
+async fn run_handler(ctx: &WorkflowContext<SessionWindowWorkflow>, event: Event) {
+    ctx.state_mut(|s| s.busy += 1);
+    interpret(ctx, event).await;
+    ctx.state_mut(|s| {
+        s.busy -= 1;
+        if s.busy == 0 {
+            s.settles += 1;
+        }
+    });
+}
+
+/// Decides `event`, then carries out the effects in order. An effect whose answer is another
+/// event (a hold, a provider send) is decided at once and its effects run next, before the
+/// rest of the list, so a send's outcome is known before later effects run.
+async fn interpret(ctx: &WorkflowContext<SessionWindowWorkflow>, event: Event) {
+    let at = now(ctx.workflow_time());
+    let mut queue: VecDeque<Effect> = ctx.state_mut(|s| s.apply(&event, at)).into();
+    while let Some(effect) = queue.pop_front() {
+        if let Some(feedback) = carry_out(ctx, effect).await {
+            let at = now(ctx.workflow_time());
+            let more = ctx.state_mut(|s| s.apply(&feedback, at));
+            for effect in more.into_iter().rev() {
+                queue.push_front(effect);
+            }
+        }
+    }
+}
+
+async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect) -> Option<Event> {
+    let (workspace_id, contact_id, channel) =
+        ctx.state(|s| (s.workspace_id.clone(), s.contact_id.clone(), s.state.config().channel));
+    match effect {
+        // The run loop arms one Temporal timer at the earliest deadline the state holds.
+        Effect::StartTimer { .. } | Effect::CancelTimer { .. } => None,
+        Effect::PlaceHold { hold_id, amount, .. } => {
+            let request = HoldRequest { workspace_id, hold_id: hold_id.clone(), amount };
+            let answer =
+                ctx.execute_activity(SessionActivities::place_hold, request, store_options()).await;
+            Some(match answer {
+                Ok(a) if a.placed => Event::HoldPlaced { hold_id, balance: a.balance },
+                Ok(a) => Event::HoldRefused { hold_id, balance: a.balance },
+                // The ledger stayed unreachable for the whole retry budget: refuse the send
+                // rather than send unbilled.
+                Err(_) => Event::HoldRefused { hold_id, balance: Balance::new(Money::ZERO) },
+            })
+        }
+        Effect::ChargeHold { hold_id, .. } => resolve_hold(ctx, workspace_id, hold_id, true).await,
+        Effect::ReleaseHold { hold_id, .. } => {
+            resolve_hold(ctx, workspace_id, hold_id, false).await
+        }
+        Effect::Send { message, billing, conversation_expires_at } => {
+            let message_id = message.id.clone();
+            let conversation_id = ctx.state(|s| s.linked_conversation.clone());
+            let send = ProviderSend { workspace_id, contact_id, channel, message, conversation_id };
+            let sent =
+                ctx.execute_activity(SessionActivities::send_message, send, send_options()).await;
+            let (event, result) = match sent {
+                Ok(sent) => (
+                    Event::ProviderAccepted { message_id: message_id.clone() },
+                    Ok(SendReceipt {
+                        message_id: message_id.as_str().to_owned(),
+                        provider_message_id: sent.provider_message_id,
+                        conversation_expires_at,
+                        billing,
+                    }),
+                ),
+                Err(e) => {
+                    let (code, reason) = failure_of(&e);
+                    (
+                        Event::ProviderRejected {
+                            message_id: message_id.clone(),
+                            reason: reason.clone(),
+                        },
+                        Err(SendError { code, message: reason }),
+                    )
+                }
+            };
+            ctx.state_mut(|s| s.record_answer(message_id.as_str(), result));
+            Some(event)
+        }
+        Effect::SendConfirmation { message_id, text, .. } => {
+            let subject =
+                (channel == convo_domain::Channel::Email).then(|| "Your preferences".to_owned());
+            let message = OutboundMessage {
+                id: message_id,
+                content: Content::Text { body: text, subject },
+                message_type: convo_domain::MessageType::Message,
+                sender: convo_domain::Sender::Automated,
+                human_agent_tag: false,
+            };
+            let send =
+                ProviderSend { workspace_id, contact_id, channel, message, conversation_id: None };
+            // A confirmation is a courtesy the law allows, not a billed send: a failure is
+            // recorded by the activity's message log and changes nothing here.
+            let _ =
+                ctx.execute_activity(SessionActivities::send_message, send, send_options()).await;
+            None
+        }
+        Effect::RecordConsent { consent } => {
+            let message_id =
+                convo_domain::MessageId::new(format!("consent-{}", ctx.state(|s| s.version)));
+            let record = ConsentRecord { workspace_id, contact_id, consent, message_id };
+            let _ = ctx
+                .execute_activity(SessionActivities::record_consent, record, store_options())
+                .await;
+            None
+        }
+        Effect::EmitWebhook(webhook) => {
+            let session_id = ctx.state(|s| s.session_id.clone());
+            let emit = WebhookEmit { workspace_id, contact_id, session_id, webhook };
+            let _ =
+                ctx.execute_activity(SessionActivities::emit_webhook, emit, store_options()).await;
+            None
+        }
+        Effect::Reject { message_id, error } => {
+            ctx.state_mut(|s| s.record_answer(message_id.as_str(), Err(send_error(&error))));
+            None
+        }
+        Effect::Close { reason, .. } => {
+            let linked = ctx.state_mut(|s| {
+                s.last_close = Some(reason);
+                s.linked_conversation.clone()
+            });
+            if let Some(conversation) = linked {
+                let _ = ctx
+                    .external_workflow(conversation_workflow_id(&conversation), None)
+                    .signal(
+                        OutboundConversationWorkflow::window_closed,
+                        WindowClosed { reason },
+                        SignalWorkflowOptions::default(),
+                    )
+                    .await;
+            }
+            None
+        }
+    }
+}
+
+async fn resolve_hold(
+    ctx: &WorkflowContext<SessionWindowWorkflow>,
+    workspace_id: String,
+    hold_id: convo_domain::HoldId,
+    charge: bool,
+) -> Option<Event> {
+    let request = HoldResolution { workspace_id, hold_id, charge };
+    // Holds are resolved idempotently by id; a failure after the whole retry budget leaves the
+    // hold open in the ledger for ops to settle, visible as `reserved`.
+    let _ = ctx.execute_activity(SessionActivities::resolve_hold, request, store_options()).await;
+    None
+}
+
+fn send_event(request: &SendRequest) -> Event {
+    let message_id = convo_domain::MessageId::new(request.message_id.clone());
+    match &request.kind {
+        SendKind::Freeform { text, subject, sender } => Event::FreeformSendRequested {
+            message_id,
+            text: text.clone(),
+            subject: subject.clone(),
+            sender: *sender,
+        },
+        SendKind::Template { template, message_type } => Event::TemplateSendRequested {
+            message_id,
+            template: template.clone(),
+            message_type: *message_type,
+        },
+    }
+}
+
+fn send_error(e: &convo_domain::window::Error) -> SendError {
+    SendError { code: e.code().to_owned(), message: e.to_string() }
+}
+
+/// Why a send failed for good: the innermost application failure's type and message (the
+/// provider's class, such as `InvalidRecipient` or `OutsideWindow`, and its words).
+fn failure_of(e: &ActivityExecutionError) -> (String, String) {
+    let mut reason = e.to_string();
+    let mut failure = e.failure();
+    while let Some(f) = failure {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info {
+            reason = if info.r#type.is_empty() {
+                f.message.clone()
+            } else {
+                format!("{}: {}", info.r#type, f.message)
+            };
+        }
+        failure = f.cause.as_deref();
+    }
+    (error_types::PROVIDER_REJECTED.to_owned(), reason)
+}
+
+/// Ledger, consent and webhook-queue writes: idempotent, cheap, retried until the store
+/// answers. Only bad input fails for good.
+fn store_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(24 * 3600),
+        start_to_close: Duration::from_secs(30),
+    })
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_secs(1))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(300))
+            .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
+            .build(),
+    )
+    .build()
+}
+
+/// Provider sends: transient failures (outages, 429, 5xx) are retried with backoff for up to
+/// six hours; the activity marks permanent refusals non-retryable. The message id is the
+/// provider idempotency key, so a retry never sends twice.
+fn send_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(6 * 3600),
+        start_to_close: Duration::from_secs(60),
+    })
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_secs(2))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(600))
+            .build(),
+    )
+    .build()
 }

@@ -1,0 +1,312 @@
+//! The application layer's door to the workflows: inbound messages, sends, closes and
+//! composes, as Temporal client calls plus the store reads they need.
+//!
+//! The API (HTTP and gRPC) and the outbound-conversation activities both go through
+//! [`Sessions`], so there is one place that knows how a session is addressed
+//! (`session/{workspace}/{contact}`), started (signal-with-start on an inbound,
+//! update-with-start on a send) and configured (the workspace's settings for the channel and
+//! the contact's stored consent).
+
+use convo_domain::{Channel, Direction, MessageId, Timestamp};
+use convo_workflows::{
+    OutboundConversationWorkflow, SessionWindowWorkflow,
+    contracts::{
+        ComposeInput, InboundMessage, SendError, SendRequest, SessionInput, SessionSendOutcome,
+        conversation_workflow_id, session_workflow_id,
+    },
+};
+use temporalio_client::{
+    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowSignalOptions,
+    WorkflowStartOptions, WorkflowUpdateWithStartOptions,
+    errors::{
+        WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError,
+        WorkflowUpdateWithStartError,
+    },
+};
+
+use crate::store::{ContactLookup, MessageStatus, NewMessage, Store, StoreError};
+
+/// Why a gateway call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The workspace's settings give no valid configuration for the channel.
+    #[error("invalid configuration for channel {channel}: {message}")]
+    Config {
+        /// The channel.
+        channel: Channel,
+        /// What is wrong.
+        message: String,
+    },
+    /// Temporal could not be reached or refused the call.
+    #[error("temporal: {0}")]
+    Temporal(String),
+    /// The conversation id is already in use.
+    #[error("conversation {0} already exists")]
+    ConversationExists(String),
+}
+
+impl GatewayError {
+    /// Whether retrying may help (an outage rather than an answer about the request).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GatewayError::Store(e) => e.is_retryable(),
+            GatewayError::Temporal(_) => true,
+            GatewayError::Config { .. } | GatewayError::ConversationExists(_) => false,
+        }
+    }
+
+    /// Stable code for API errors and activity failure types.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Store(e) => e.code(),
+            GatewayError::Config { .. } => "channel_not_configured",
+            GatewayError::Temporal(_) => "unavailable",
+            GatewayError::ConversationExists(_) => "conflict",
+        }
+    }
+}
+
+/// An inbound message as a provider webhook reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The workspace the receiving number or address belongs to.
+    pub workspace_id: String,
+    /// The channel it arrived on.
+    pub channel: Channel,
+    /// The contact's address: E.164 phone for WhatsApp/SMS/RCS, e-mail for e-mail, the
+    /// platform's user id otherwise.
+    pub from: String,
+    /// The contact's name, if the provider gives one.
+    pub name: Option<String>,
+    /// The provider's message id (de-duplicated).
+    pub message_id: String,
+    /// The text.
+    pub text: String,
+    /// When the contact sent it, per the provider.
+    pub sent_at: Option<Timestamp>,
+}
+
+/// What an inbound message reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundAccepted {
+    /// The contact (created on first contact).
+    pub contact_id: String,
+    /// The session workflow that received it.
+    pub workflow_id: String,
+    /// The provider retried a message already received; nothing was signalled again.
+    pub duplicate: bool,
+}
+
+/// Sessions and conversations, through the Temporal client.
+#[derive(Clone)]
+pub struct Sessions {
+    client: Client,
+    store: Store,
+    task_queue: String,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("task_queue", &self.task_queue).finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions on `task_queue`, where convo's worker runs.
+    pub fn new(client: Client, store: Store, task_queue: impl Into<String>) -> Self {
+        Self { client, store, task_queue: task_queue.into() }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The Temporal client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A contact's message: log it, find (or create) the contact, and signal-with-start its
+    /// session. The log write comes first, so a message Temporal could not take is still on
+    /// record and the provider's retry delivers it; a repeat of a logged message whose signal
+    /// is signalled again, because only the session knows whether the first signal arrived; it
+    /// ignores message ids it has seen.
+    pub async fn inbound(&self, inbound: Inbound) -> Result<InboundAccepted, GatewayError> {
+        let lookup = match inbound.channel {
+            Channel::Email => ContactLookup {
+                email: Some(inbound.from.clone()),
+                name: inbound.name.clone(),
+                ..Default::default()
+            },
+            _ => ContactLookup {
+                phone: Some(inbound.from.clone()),
+                name: inbound.name.clone(),
+                ..Default::default()
+            },
+        };
+        let (contact, _) = self.store.find_or_create_contact(&inbound.workspace_id, lookup).await?;
+        let message_id = MessageId::new(inbound.message_id.clone());
+        let (_, created) = self
+            .store
+            .record_message(&NewMessage {
+                id: message_id.clone(),
+                workspace_id: inbound.workspace_id.clone(),
+                contact_id: contact.id.clone(),
+                channel: inbound.channel,
+                direction: Direction::Inbound,
+                content: serde_json::json!({ "text": inbound.text }),
+                status: MessageStatus::Received,
+                provider_message_id: Some(inbound.message_id.clone()),
+                at: inbound.sent_at,
+            })
+            .await?;
+        let workflow_id = session_workflow_id(&inbound.workspace_id, &contact.id);
+        let conversation_id = self.waiting_conversation(&inbound.workspace_id, &contact.id).await?;
+        let input = self.session_input(&inbound.workspace_id, &contact.id, inbound.channel).await?;
+        let message = InboundMessage {
+            message_id: inbound.message_id.clone(),
+            text: inbound.text.clone(),
+            sent_at: inbound.sent_at,
+            conversation_id,
+        };
+        self.client
+            .signal_with_start_workflow(
+                SessionWindowWorkflow::run,
+                input,
+                SessionWindowWorkflow::inbound,
+                message,
+                self.session_start_options(&workflow_id),
+            )
+            .await
+            .map_err(|e| GatewayError::Temporal(e.to_string()))?;
+        Ok(InboundAccepted { contact_id: contact.id, workflow_id, duplicate: !created })
+    }
+
+    /// A business send through the contact's window: update-with-start on its session, so a
+    /// template can go out with no window open (the session then ends once it is settled).
+    /// Refusals (`no_active_session`, `contact_opted_out`, `insufficient_balance`, …) are
+    /// answers, not errors.
+    pub async fn send(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        channel: Channel,
+        request: SendRequest,
+    ) -> Result<SessionSendOutcome, GatewayError> {
+        let workflow_id = session_workflow_id(workspace_id, contact_id);
+        let input = self.session_input(workspace_id, contact_id, channel).await?;
+        let options = WorkflowUpdateWithStartOptions::new(
+            self.task_queue.clone(),
+            workflow_id,
+            WorkflowIdConflictPolicy::UseExisting,
+        )
+        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+        .update_id(request.message_id.clone())
+        .build();
+        let result = self
+            .client
+            .execute_update_with_start_workflow(
+                SessionWindowWorkflow::run,
+                input,
+                SessionWindowWorkflow::send,
+                request,
+                options,
+            )
+            .await;
+        match result {
+            Ok(receipt) => Ok(SessionSendOutcome::Sent(receipt)),
+            Err(WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(failure))) => {
+                Ok(SessionSendOutcome::Refused(refusal(&failure.message)))
+            }
+            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+        }
+    }
+
+    /// Closes the contact's window (`EXPLICIT`). No session running is not an error.
+    pub async fn close(&self, workspace_id: &str, contact_id: &str) -> Result<bool, GatewayError> {
+        let handle = self.client.get_workflow_handle::<SessionWindowWorkflow>(session_workflow_id(
+            workspace_id,
+            contact_id,
+        ));
+        match handle
+            .signal(SessionWindowWorkflow::close, (), WorkflowSignalOptions::default())
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
+            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+        }
+    }
+
+    /// Starts the outbound conversation `input` describes.
+    pub async fn compose(&self, input: ComposeInput) -> Result<String, GatewayError> {
+        let workflow_id = conversation_workflow_id(&input.conversation_id);
+        let options = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone())
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+        match self.client.start_workflow(OutboundConversationWorkflow::run, input, options).await {
+            Ok(_) => Ok(workflow_id),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                Err(GatewayError::ConversationExists(workflow_id))
+            }
+            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+        }
+    }
+
+    /// The session input for a contact on a channel: the workspace's configuration and the
+    /// contact's stored consent.
+    pub async fn session_input(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        channel: Channel,
+    ) -> Result<SessionInput, GatewayError> {
+        let workspace = self.store.workspace(workspace_id).await?;
+        let config = workspace
+            .settings
+            .config_for(channel)
+            .map_err(|e| GatewayError::Config { channel, message: e.to_string() })?;
+        let consent = self.store.consent(workspace_id, contact_id).await?;
+        Ok(SessionInput {
+            workspace_id: workspace_id.to_owned(),
+            contact_id: contact_id.to_owned(),
+            config,
+            consent,
+            carried: None,
+        })
+    }
+
+    fn session_start_options(&self, workflow_id: &str) -> WorkflowStartOptions {
+        WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_owned())
+            .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+            .build()
+    }
+
+    /// The latest composed conversation whose messages went to this contact, if any: the one
+    /// a reply answers.
+    async fn waiting_conversation(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let messages = self.store.messages(workspace_id, contact_id).await?;
+        Ok(messages
+            .iter()
+            .rev()
+            .filter(|m| m.direction == Direction::Outbound)
+            .find_map(|m| m.content.get("conversation_id")?.as_str().map(str::to_owned)))
+    }
+}
+
+/// Reads a refusal's stable code from an update failure's message.
+fn refusal(message: &str) -> SendError {
+    SendError::parse(message).unwrap_or_else(|| SendError {
+        code: "send_failed".to_owned(),
+        message: message.to_owned(),
+    })
+}

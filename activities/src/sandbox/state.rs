@@ -1,0 +1,204 @@
+//! The sandbox's memory: accepted sends, the idempotency index and the armed faults.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::SystemTime,
+};
+
+use convo_domain::{Channel, Timestamp, window::Content};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{Fault, FaultRule};
+
+/// One send the sandbox accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedSend {
+    /// 1-based order of acceptance (restarts after a clear).
+    pub seq: u64,
+    /// The channel it arrived on.
+    pub channel: Channel,
+    /// Sender: WhatsApp phone-number id, Twilio `From`, RBM agent id, SMTP `MAIL FROM`.
+    pub from: String,
+    /// Recipient.
+    pub to: String,
+    /// What it said (e-mail: decoded body and subject).
+    pub content: Content,
+    /// The idempotency key the adapter presented, if any.
+    pub idempotency_key: Option<String>,
+    /// The id the sandbox answered.
+    pub provider_message_id: String,
+    /// Human-agent tag (native endpoint only; the real-shaped APIs carry none).
+    pub human_agent_tag: bool,
+    /// Template language, when the wire format has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_language: Option<String>,
+    /// Template parameters, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template_params: Vec<String>,
+    /// E-mail headers as received (unfolded, encoded words decoded); empty for other channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// When the sandbox accepted it (wall clock).
+    pub at: Timestamp,
+}
+
+impl RecordedSend {
+    /// The first e-mail header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A send as a wire handler parsed it, before the sandbox gives it an id.
+pub(crate) struct Incoming {
+    pub(crate) channel: Channel,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) content: Content,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) human_agent_tag: bool,
+    pub(crate) template_language: Option<String>,
+    pub(crate) template_params: Vec<String>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Incoming {
+    pub(crate) fn new(channel: Channel, from: String, to: String, content: Content) -> Self {
+        Self {
+            channel,
+            from,
+            to,
+            content,
+            idempotency_key: None,
+            human_agent_tag: false,
+            template_language: None,
+            template_params: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// What the sandbox answers a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Accepted now, or earlier under the same key (`duplicate`).
+    Accepted { id: String, duplicate: bool },
+    /// An armed fault matched.
+    Failed(Fault),
+}
+
+#[derive(Default)]
+struct Inner {
+    sends: Vec<RecordedSend>,
+    by_key: HashMap<(Channel, String), String>,
+    faults: Vec<FaultRule>,
+    next_seq: u64,
+}
+
+/// State shared by the HTTP and SMTP listeners and the handle.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    count: watch::Sender<usize>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Self { inner: Mutex::new(Inner::default()), count: watch::Sender::new(0) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Consumes one use of the first armed fault matching `channel` and `to`.
+    pub(crate) fn take_fault(&self, channel: Channel, to: &str) -> Option<Fault> {
+        let mut inner = self.lock();
+        let index = inner.faults.iter().position(|rule| rule.matches(channel, to))?;
+        let rule = &mut inner.faults[index];
+        let fault = rule.fault.clone();
+        if let Some(times) = rule.times.as_mut() {
+            *times -= 1;
+            if *times == 0 {
+                inner.faults.remove(index);
+            }
+        }
+        Some(fault)
+    }
+
+    /// Records `send` unless its key was seen; `make_id` turns the sequence number into the
+    /// channel's id format.
+    pub(crate) fn record(&self, send: Incoming, make_id: impl FnOnce(u64) -> String) -> Outcome {
+        let mut inner = self.lock();
+        if let Some(key) = &send.idempotency_key
+            && let Some(id) = inner.by_key.get(&(send.channel, key.clone()))
+        {
+            return Outcome::Accepted { id: id.clone(), duplicate: true };
+        }
+        inner.next_seq += 1;
+        let seq = inner.next_seq;
+        let id = make_id(seq);
+        if let Some(key) = &send.idempotency_key {
+            inner.by_key.insert((send.channel, key.clone()), id.clone());
+        }
+        inner.sends.push(RecordedSend {
+            seq,
+            channel: send.channel,
+            from: send.from,
+            to: send.to,
+            content: send.content,
+            idempotency_key: send.idempotency_key,
+            provider_message_id: id.clone(),
+            human_agent_tag: send.human_agent_tag,
+            template_language: send.template_language,
+            template_params: send.template_params,
+            headers: send.headers,
+            at: Timestamp::from_system_time(SystemTime::now()),
+        });
+        let count = inner.sends.len();
+        drop(inner);
+        self.count.send_replace(count);
+        Outcome::Accepted { id, duplicate: false }
+    }
+
+    /// Checks faults, then records: the order a real provider follows (an outage answers even
+    /// a repeat).
+    pub(crate) fn attempt(&self, send: Incoming, make_id: impl FnOnce(u64) -> String) -> Outcome {
+        if let Some(fault) = self.take_fault(send.channel, &send.to) {
+            return Outcome::Failed(fault);
+        }
+        self.record(send, make_id)
+    }
+
+    pub(crate) fn sends(&self) -> Vec<RecordedSend> {
+        self.lock().sends.clone()
+    }
+
+    /// Forgets every send and idempotency key, so a test can reuse one sandbox.
+    pub(crate) fn clear_sends(&self) {
+        let mut inner = self.lock();
+        inner.sends.clear();
+        inner.by_key.clear();
+        inner.next_seq = 0;
+        drop(inner);
+        self.count.send_replace(0);
+    }
+
+    pub(crate) fn add_fault(&self, rule: FaultRule) {
+        self.lock().faults.push(rule);
+    }
+
+    pub(crate) fn faults(&self) -> Vec<FaultRule> {
+        self.lock().faults.clone()
+    }
+
+    pub(crate) fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+}

@@ -1,0 +1,267 @@
+//! The session window's activities: ledger holds, provider sends, consent records and
+//! webhook enqueueing. Each is idempotent on the id the workflow passes (hold id, message id,
+//! event id), so Temporal's retries never double-charge, double-send or double-deliver.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use convo_domain::{Balance, Channel, Direction};
+use convo_workflows::contracts::{
+    ConsentRecord, HoldAnswer, HoldRequest, HoldResolution, ProviderSend, ProviderSent,
+    WebhookEmit, error_types,
+};
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use crate::{
+    providers::{self, Provider, ProviderConfig, SendRequest},
+    store::{Contact, MessageStatus, NewMessage, Store, StoreError},
+};
+
+/// Turns a store error into an activity failure with an explicit retry decision: outages are
+/// retried, answers about the request are not.
+pub(crate) fn store_failure(e: StoreError) -> ActivityError {
+    let type_name = e.code().to_owned();
+    let non_retryable = !e.is_retryable();
+    ActivityError::application(
+        ApplicationFailure::builder(e).type_name(type_name).non_retryable(non_retryable).build(),
+    )
+}
+
+fn permanent(type_name: &str, message: String) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(std::io::Error::other(message))
+            .type_name(type_name.to_owned())
+            .non_retryable(true)
+            .build(),
+    )
+}
+
+/// Built adapters by (workspace, channel), with the configuration each was built from.
+type ProviderCache = HashMap<(String, Channel), (ProviderConfig, Arc<dyn Provider>)>;
+
+/// Implementation of `convo_workflows::contracts::SessionActivities`.
+pub struct SessionActivitiesImpl {
+    store: Store,
+    /// Adapters by (workspace, channel), rebuilt when the stored configuration changes.
+    providers: Mutex<ProviderCache>,
+}
+
+impl std::fmt::Debug for SessionActivitiesImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionActivitiesImpl").finish_non_exhaustive()
+    }
+}
+
+impl SessionActivitiesImpl {
+    /// Activities over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store, providers: Mutex::new(HashMap::new()) }
+    }
+
+    async fn provider(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+    ) -> Result<(Arc<dyn Provider>, String), ActivityError> {
+        let stored = match self.store.channel(workspace_id, channel).await {
+            Ok(c) if c.enabled => c,
+            Ok(_) => {
+                return Err(permanent(
+                    error_types::CHANNEL_NOT_CONFIGURED,
+                    format!("channel {channel} is disabled for workspace {workspace_id}"),
+                ));
+            }
+            Err(StoreError::NotFound { .. }) => {
+                return Err(permanent(
+                    error_types::CHANNEL_NOT_CONFIGURED,
+                    format!("workspace {workspace_id} has no {channel} channel"),
+                ));
+            }
+            Err(e) => return Err(store_failure(e)),
+        };
+        let config: ProviderConfig =
+            serde_json::from_value(stored.config.clone()).map_err(|e| {
+                permanent(error_types::CHANNEL_NOT_CONFIGURED, format!("provider config: {e}"))
+            })?;
+        let key = (workspace_id.to_owned(), channel);
+        let mut cache = self.providers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, provider)) = cache.get(&key)
+            && *cached == config
+        {
+            return Ok((provider.clone(), stored.sender));
+        }
+        let provider = providers::build(&config).map_err(|e| e.into_activity_error())?;
+        cache.insert(key, (config, provider.clone()));
+        Ok((provider, stored.sender))
+    }
+
+    /// Sends one message: log it (idempotent on its id), hand it to the provider with the id
+    /// as idempotency key, and log the outcome.
+    pub async fn send(&self, input: ProviderSend) -> Result<ProviderSent, ActivityError> {
+        let contact = self
+            .store
+            .contact(&input.workspace_id, &input.contact_id)
+            .await
+            .map_err(store_failure)?;
+        let to = address_for(&contact, input.channel).ok_or_else(|| {
+            permanent(
+                error_types::VALIDATION_FAILED,
+                format!("contact {} has no address on {}", contact.id, input.channel),
+            )
+        })?;
+        let (provider, from) = self.provider(&input.workspace_id, input.channel).await?;
+        let message = &input.message;
+        let (record, _) = self
+            .store
+            .record_message(&NewMessage {
+                id: message.id.clone(),
+                workspace_id: input.workspace_id.clone(),
+                contact_id: input.contact_id.clone(),
+                channel: input.channel,
+                direction: Direction::Outbound,
+                content: serde_json::json!({
+                    "content": message.content,
+                    "message_type": message.message_type,
+                    "sender": message.sender,
+                    "conversation_id": input.conversation_id,
+                }),
+                status: MessageStatus::Queued,
+                provider_message_id: None,
+                at: None,
+            })
+            .await
+            .map_err(store_failure)?;
+        if record.status == MessageStatus::Accepted
+            && let Some(id) = record.provider_message_id
+        {
+            return Ok(ProviderSent { provider_message_id: id });
+        }
+        let mut request =
+            SendRequest::new(message.id.as_str(), input.channel, from, to, message.content.clone());
+        request.human_agent_tag = message.human_agent_tag;
+        match provider.send(&request).await {
+            Ok(receipt) => {
+                self.store
+                    .set_message_status(
+                        &message.id,
+                        MessageStatus::Accepted,
+                        Some(&receipt.provider_message_id),
+                        None,
+                    )
+                    .await
+                    .map_err(store_failure)?;
+                Ok(ProviderSent { provider_message_id: receipt.provider_message_id })
+            }
+            Err(e) => {
+                if !e.is_retryable() {
+                    self.store
+                        .set_message_status(
+                            &message.id,
+                            MessageStatus::Rejected,
+                            None,
+                            Some(&e.to_string()),
+                        )
+                        .await
+                        .map_err(store_failure)?;
+                }
+                tracing::warn!(message_id = %message.id.as_str(), error = %e, "provider send failed");
+                Err(e.into_activity_error())
+            }
+        }
+    }
+}
+
+#[activities]
+impl SessionActivitiesImpl {
+    /// Reserves the amount; a refusal is an answer (`placed: false`).
+    #[activity(definition = convo_workflows::contracts::PlaceHold)]
+    pub async fn place_hold(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: HoldRequest,
+    ) -> Result<HoldAnswer, ActivityError> {
+        match self.store.place_hold(&input.workspace_id, input.hold_id, input.amount).await {
+            Ok(balance) => Ok(HoldAnswer { placed: true, balance }),
+            Err(StoreError::InsufficientBalance { balance, .. }) => {
+                Ok(HoldAnswer { placed: false, balance })
+            }
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    /// Charges or releases a hold.
+    #[activity(definition = convo_workflows::contracts::ResolveHold)]
+    pub async fn resolve_hold(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: HoldResolution,
+    ) -> Result<Balance, ActivityError> {
+        let result = if input.charge {
+            self.store.charge_hold(&input.workspace_id, &input.hold_id).await
+        } else {
+            self.store.release_hold(&input.workspace_id, &input.hold_id).await
+        };
+        result.map_err(store_failure)
+    }
+
+    /// Hands a message to the channel's provider.
+    #[activity(definition = convo_workflows::contracts::SendMessage)]
+    pub async fn send_message(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ProviderSend,
+    ) -> Result<ProviderSent, ActivityError> {
+        self.send(input).await
+    }
+
+    /// Stores the contact's consent for the workspace.
+    #[activity(definition = convo_workflows::contracts::RecordConsent)]
+    pub async fn record_consent(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ConsentRecord,
+    ) -> Result<(), ActivityError> {
+        self.store
+            .record_consent(&input.workspace_id, &input.contact_id, input.consent, "keyword")
+            .await
+            .map(|_| ())
+            .map_err(store_failure)
+    }
+
+    /// Queues the webhook for every matching endpoint of the workspace.
+    #[activity(definition = convo_workflows::contracts::EmitWebhook)]
+    pub async fn emit_webhook(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: WebhookEmit,
+    ) -> Result<(), ActivityError> {
+        let mut data = serde_json::to_value(&input.webhook).map_err(|e| {
+            permanent(error_types::VALIDATION_FAILED, format!("webhook payload: {e}"))
+        })?;
+        if let Some(object) = data.as_object_mut() {
+            object.remove("type");
+            object.insert("workspace_id".into(), input.workspace_id.clone().into());
+            object.insert("contact_id".into(), input.contact_id.clone().into());
+            object.insert("session_id".into(), input.session_id.clone().into());
+        }
+        self.store
+            .enqueue_webhook(&input.workspace_id, &input.event_id(), input.event_type(), data)
+            .await
+            .map(|_| ())
+            .map_err(store_failure)
+    }
+}
+
+/// Where a contact is reached on a channel: the e-mail address for e-mail, the E.164 number
+/// for every phone-based channel (Messenger and Instagram users are keyed by the number the
+/// platform matched them to).
+fn address_for(contact: &Contact, channel: Channel) -> Option<String> {
+    match channel {
+        Channel::Email => contact.email.clone(),
+        _ => contact.phone.clone(),
+    }
+}

@@ -1,0 +1,45 @@
+//! The schema migrations, compiled into the binary.
+//!
+//! They are embedded with `include_str!` and handed to sqlx's `Migrator` through a
+//! [`MigrationSource`] instead of `sqlx::migrate!`: the macro needs sqlx's `macros` feature,
+//! which builds every database driver (and a second copy of SQLite) for the host just to read
+//! a directory. Versions, checksums and the `_sqlx_migrations` table are sqlx's, so the result
+//! is the same as with the macro.
+
+use std::borrow::Cow;
+
+use futures::future::{self, BoxFuture};
+use sqlx::{
+    error::BoxDynError,
+    migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator},
+};
+
+/// `(version, description, sql)` of every migration, in order. Never edit an entry once it has
+/// shipped: sqlx refuses to run against a database whose applied checksum differs.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+
+#[derive(Debug, Clone, Copy)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(future::ready(Ok(migrations)))
+    }
+}
+
+pub(super) async fn migrator() -> Result<Migrator, MigrateError> {
+    Migrator::new(Embedded).await
+}

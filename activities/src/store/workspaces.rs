@@ -1,0 +1,183 @@
+//! Workspaces and their channel senders.
+
+use convo_domain::{Channel, Timestamp, WorkspaceSettings};
+use serde::{Deserialize, Serialize};
+use sqlx::{Row, any::AnyRow};
+
+use super::{Result, Store, StoreError, from_json, json_param, now_ms, timestamp};
+
+/// A tenant and its settings (policy overrides, rates, compliance texts, inactivity ping).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Its id, chosen by the caller.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Everything the workspace configures.
+    pub settings: WorkspaceSettings,
+    /// When it was first stored.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// How a workspace reaches its contacts on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// Which provider carries it (`"meta"`, `"twilio"`, `"smtp"`, ...).
+    pub provider: String,
+    /// Provider settings (credentials references, API versions). Opaque to the store.
+    pub config: serde_json::Value,
+    /// The business's address on the channel: a WhatsApp phone number id, an SMS from-number,
+    /// a from e-mail address.
+    pub sender: String,
+    /// Disabled channels are kept for history but must not be sent on.
+    pub enabled: bool,
+}
+
+pub(super) fn validate_id(field: &'static str, id: &str) -> Result<()> {
+    if id.trim().is_empty() {
+        return Err(StoreError::validation(field, "must not be empty"));
+    }
+    if id.len() > 200 {
+        return Err(StoreError::validation(field, "must be at most 200 bytes"));
+    }
+    Ok(())
+}
+
+pub(super) fn parse_channel(s: &str) -> Result<Channel> {
+    Channel::ALL
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| StoreError::corrupt(format!("unknown channel {s:?}")))
+}
+
+fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
+    Ok(Workspace {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        settings: from_json(&row.try_get::<String, _>("settings")?, "workspace settings")?,
+        created_at: timestamp(row.try_get("created_at")?),
+        updated_at: timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn channel_from_row(row: &AnyRow) -> Result<ChannelConfig> {
+    Ok(ChannelConfig {
+        workspace_id: row.try_get("workspace_id")?,
+        channel: parse_channel(&row.try_get::<String, _>("channel")?)?,
+        provider: row.try_get("provider")?,
+        config: from_json(&row.try_get::<String, _>("config")?, "channel config")?,
+        sender: row.try_get("sender")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+    })
+}
+
+const CHANNEL_COLUMNS: &str = "workspace_id, channel, provider, config, sender, enabled";
+
+impl Store {
+    /// Creates the workspace or replaces its name and settings.
+    pub async fn upsert_workspace(
+        &self,
+        id: &str,
+        name: &str,
+        settings: &WorkspaceSettings,
+    ) -> Result<Workspace> {
+        validate_id("workspace_id", id)?;
+        if name.trim().is_empty() {
+            return Err(StoreError::validation("name", "must not be empty"));
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workspaces (id, name, settings, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (id) DO UPDATE
+             SET name = excluded.name, settings = excluded.settings, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(name.trim())
+        .bind(json_param(settings, "settings")?)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.workspace(id).await
+    }
+
+    /// The workspace `id`.
+    pub async fn workspace(&self, id: &str) -> Result<Workspace> {
+        let row = sqlx::query(
+            "SELECT id, name, settings, created_at, updated_at FROM workspaces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        workspace_from_row(&row)
+    }
+
+    /// Creates or replaces the workspace's configuration of `config.channel`.
+    pub async fn upsert_channel(&self, config: &ChannelConfig) -> Result<ChannelConfig> {
+        validate_id("workspace_id", &config.workspace_id)?;
+        if config.provider.trim().is_empty() {
+            return Err(StoreError::validation("provider", "must not be empty"));
+        }
+        if config.sender.trim().is_empty() {
+            return Err(StoreError::validation("sender", "must not be empty"));
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO channels
+                (workspace_id, channel, provider, config, sender, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (workspace_id, channel) DO UPDATE
+             SET provider = excluded.provider, config = excluded.config,
+                 sender = excluded.sender, enabled = excluded.enabled,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&config.workspace_id)
+        .bind(config.channel.as_str())
+        .bind(config.provider.trim())
+        .bind(json_param(&config.config, "config")?)
+        .bind(config.sender.trim())
+        .bind(i64::from(config.enabled))
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(|e| {
+            if super::error::is_foreign_key_violation(&e) {
+                StoreError::not_found("workspace", config.workspace_id.clone())
+            } else {
+                e.into()
+            }
+        })?;
+        self.channel(&config.workspace_id, config.channel).await
+    }
+
+    /// The workspace's configuration of `channel`.
+    pub async fn channel(&self, workspace_id: &str, channel: Channel) -> Result<ChannelConfig> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE workspace_id = $1 AND channel = $2"
+        ))
+        .bind(workspace_id)
+        .bind(channel.as_str())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::not_found("channel", format!("{workspace_id}/{channel}")))?;
+        channel_from_row(&row)
+    }
+
+    /// Every channel the workspace configured, in channel-name order.
+    pub async fn channels(&self, workspace_id: &str) -> Result<Vec<ChannelConfig>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE workspace_id = $1 ORDER BY channel"
+        ))
+        .bind(workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(channel_from_row).collect()
+    }
+}

@@ -1,0 +1,637 @@
+//! The store against every backend: each test runs on a fresh SQLite file and, when
+//! `DATABASE_URL` is set, on Postgres in a schema of its own that is dropped afterwards.
+
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+
+use convo_activities::store::{
+    ChannelConfig, ContactLookup, DeliveryFilter, DeliveryStatus, MessageStatus, NewMessage, Store,
+    StoreError,
+};
+use convo_domain::{
+    Balance, Channel, Consent, Direction, HoldId, MessageId, Money, PolicyOverrides, Timestamp,
+    WindowMode, WorkspaceSettings,
+};
+use futures::{FutureExt, future::join_all};
+use sqlx::Connection;
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// A database for one test, and what it takes to reopen and remove it.
+struct Db {
+    store: Store,
+    /// The URL the store was opened with, to reopen the same database.
+    url: String,
+}
+
+enum Cleanup {
+    /// The temporary directory holding the SQLite file; removed when dropped.
+    Sqlite { _dir: tempfile::TempDir },
+    /// The Postgres schema to drop.
+    Postgres { admin_url: String, schema: String },
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+async fn create(kind: Kind) -> Option<(Db, Cleanup)> {
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("convo.db").display());
+            let store = Store::connect(&url).await.expect("open sqlite");
+            Some((Db { store, url }, Cleanup::Sqlite { _dir: dir }))
+        }
+        Kind::Postgres => {
+            let admin_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty())?;
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut admin =
+                sqlx::PgConnection::connect(&admin_url).await.expect("connect to DATABASE_URL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await
+                .expect("create schema");
+            admin.close().await.ok();
+            let sep = if admin_url.contains('?') { '&' } else { '?' };
+            let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+            let store = Store::connect(&url).await.expect("open postgres");
+            Some((Db { store, url }, Cleanup::Postgres { admin_url, schema }))
+        }
+    }
+}
+
+async fn cleanup(db: Db, cleanup: Cleanup) {
+    db.store.close().await;
+    if let Cleanup::Postgres { admin_url, schema } = cleanup {
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect");
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .expect("drop schema");
+    }
+}
+
+/// Runs `test` on a fresh database of `kind`, and removes the database even if it panics.
+async fn run<F, Fut>(kind: Kind, test: F)
+where
+    F: FnOnce(Arc<Db>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((db, clean)) = create(kind).await else {
+        eprintln!("DATABASE_URL is not set: skipping the Postgres run");
+        return;
+    };
+    let db = Arc::new(db);
+    let outcome = AssertUnwindSafe(test(Arc::clone(&db))).catch_unwind().await;
+    let db = Arc::try_unwrap(db).unwrap_or_else(|_| panic!("the test kept its database"));
+    cleanup(db, clean).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Declares each test once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run(super::Kind::Sqlite, super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run(super::Kind::Postgres, super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(
+    migrations_are_idempotent,
+    workspaces_and_channels_round_trip,
+    contacts_are_found_by_phone_or_email,
+    contact_validation_names_the_field,
+    concurrent_creates_yield_one_contact,
+    consent_changes_are_recorded_once,
+    ledger_follows_the_domain_rules,
+    ledger_operations_are_idempotent,
+    concurrent_holds_never_overdraw,
+    message_log_is_idempotent,
+    webhook_endpoints_and_idempotent_enqueue,
+    data_survives_reopening,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn m(minor: u64) -> Money {
+    Money::from_minor(minor)
+}
+
+fn bal(free: u64, reserved: u64, total: u64) -> Balance {
+    Balance { free: m(free), reserved: m(reserved), total: m(total) }
+}
+
+async fn workspace(store: &Store, id: &str) {
+    store.upsert_workspace(id, "Acme", &WorkspaceSettings::default()).await.unwrap();
+}
+
+fn phone(p: &str) -> ContactLookup {
+    ContactLookup { phone: Some(p.to_owned()), ..ContactLookup::default() }
+}
+
+#[track_caller]
+fn assert_validation(result: Result<impl std::fmt::Debug, StoreError>, expected: &str) {
+    match result {
+        Err(StoreError::Validation { field, .. }) => assert_eq!(field, expected),
+        other => panic!("expected a validation error on {expected}, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+async fn migrations_are_idempotent(db: Arc<Db>) {
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&db.store.backend()));
+    assert!(db.url.starts_with(db.store.backend()));
+    if db.store.backend() == "sqlite" {
+        let (mode,): (String,) =
+            sqlx::query_as("PRAGMA journal_mode").fetch_one(db.store.pool()).await.unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
+
+/// `sqlite::memory:` opens a private database per connection, so the store must keep one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_store_keeps_one_database() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    workspace(&store, "ws1").await;
+    store.credit("ws1", m(300), "k").await.unwrap();
+    let holds = join_all((0..6).map(|i| {
+        let store = store.clone();
+        tokio::spawn(
+            async move { store.place_hold("ws1", HoldId::new(format!("h{i}")), m(100)).await },
+        )
+    }))
+    .await;
+    assert_eq!(holds.into_iter().filter(|r| matches!(r, Ok(Ok(_)))).count(), 3);
+    assert_eq!(store.balance("ws1").await.unwrap(), bal(0, 300, 300));
+    assert!(matches!(
+        Store::connect("mysql://nope").await,
+        Err(StoreError::Validation { field: "database_url", .. })
+    ));
+}
+
+async fn workspaces_and_channels_round_trip(db: Arc<Db>) {
+    let store = &db.store;
+    let mut settings = WorkspaceSettings::default();
+    settings.overrides.insert(
+        Channel::Whatsapp,
+        PolicyOverrides { mode: Some(WindowMode::Fixed), ..PolicyOverrides::default() },
+    );
+    settings.compliance.help = "Call 555-0100.".to_owned();
+    let ws = store.upsert_workspace("ws1", "Acme", &settings).await.unwrap();
+    assert_eq!((ws.id.as_str(), ws.name.as_str(), &ws.settings), ("ws1", "Acme", &settings));
+    let renamed =
+        store.upsert_workspace("ws1", "Acme Inc", &WorkspaceSettings::default()).await.unwrap();
+    assert_eq!(renamed.name, "Acme Inc");
+    assert_eq!(renamed.settings, WorkspaceSettings::default());
+    assert_eq!(renamed.created_at, ws.created_at);
+    assert!(matches!(
+        store.workspace("nope").await,
+        Err(StoreError::NotFound { entity: "workspace", .. })
+    ));
+    assert_validation(store.upsert_workspace(" ", "x", &settings).await, "workspace_id");
+
+    let wa = ChannelConfig {
+        workspace_id: "ws1".to_owned(),
+        channel: Channel::Whatsapp,
+        provider: "meta".to_owned(),
+        config: serde_json::json!({"api_version": "v21.0"}),
+        sender: "1234567890".to_owned(),
+        enabled: true,
+    };
+    assert_eq!(store.upsert_channel(&wa).await.unwrap(), wa);
+    let sms = ChannelConfig {
+        channel: Channel::Sms,
+        provider: "twilio".to_owned(),
+        sender: "+15005550006".to_owned(),
+        enabled: false,
+        ..wa.clone()
+    };
+    store.upsert_channel(&sms).await.unwrap();
+    let wa2 = ChannelConfig { sender: "999".to_owned(), ..wa.clone() };
+    store.upsert_channel(&wa2).await.unwrap();
+    assert_eq!(store.channel("ws1", Channel::Whatsapp).await.unwrap(), wa2);
+    assert_eq!(store.channels("ws1").await.unwrap(), vec![sms, wa2]);
+    assert!(matches!(
+        store.channel("ws1", Channel::Email).await,
+        Err(StoreError::NotFound { entity: "channel", .. })
+    ));
+    let orphan = ChannelConfig { workspace_id: "ghost".to_owned(), ..wa };
+    assert!(matches!(
+        store.upsert_channel(&orphan).await,
+        Err(StoreError::NotFound { entity: "workspace", .. })
+    ));
+}
+
+async fn contacts_are_found_by_phone_or_email(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    workspace(store, "ws2").await;
+    let (alice, created) = store
+        .find_or_create_contact(
+            "ws1",
+            ContactLookup {
+                phone: Some("+49 (151) 1234-5678".to_owned()),
+                email: Some("  Alice@Example.COM ".to_owned()),
+                name: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(alice.phone.as_deref(), Some("+4915112345678"));
+    assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(alice.name, None);
+
+    // Another spelling of the phone, and the e-mail alone, find the same contact.
+    let (same, created) = store
+        .find_or_create_contact(
+            "ws1",
+            ContactLookup { name: Some("Alice".to_owned()), ..phone("004915112345678") },
+        )
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(same.id, alice.id);
+    assert_eq!(same.name.as_deref(), Some("Alice"), "a missing name is filled in");
+    let by_email =
+        ContactLookup { email: Some("ALICE@example.com".to_owned()), ..Default::default() };
+    let (same, created) = store.find_or_create_contact("ws1", by_email.clone()).await.unwrap();
+    assert_eq!((same.id.as_str(), created), (alice.id.as_str(), false));
+
+    // Contacts belong to a workspace.
+    let (other, created) = store.find_or_create_contact("ws2", by_email).await.unwrap();
+    assert!(created);
+    assert_ne!(other.id, alice.id);
+    assert_eq!(store.contact("ws1", &alice.id).await.unwrap().name.as_deref(), Some("Alice"));
+    assert!(matches!(
+        store.contact("ws2", &alice.id).await,
+        Err(StoreError::NotFound { entity: "contact", .. })
+    ));
+    assert!(matches!(
+        store.find_or_create_contact("ghost", phone("+15005550006")).await,
+        Err(StoreError::NotFound { entity: "workspace", .. })
+    ));
+}
+
+async fn contact_validation_names_the_field(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    for bad in ["15005550006", "+0123456789", "+1-800-FLOWERS", "+123", "+1234567890123456", ""] {
+        assert_validation(store.find_or_create_contact("ws1", phone(bad)).await, "phone");
+    }
+    for bad in ["alice", "alice@", "@example.com", "a b@example.com", "alice@localhost", "a@-x.com"]
+    {
+        let lookup = ContactLookup { email: Some(bad.to_owned()), ..Default::default() };
+        assert_validation(store.find_or_create_contact("ws1", lookup).await, "email");
+    }
+    assert_validation(
+        store.find_or_create_contact("ws1", ContactLookup::default()).await,
+        "contact",
+    );
+    let long_name = ContactLookup { name: Some("x".repeat(201)), ..phone("+15005550006") };
+    assert_validation(store.find_or_create_contact("ws1", long_name).await, "name");
+    let err = store.find_or_create_contact("ws1", phone("12")).await.unwrap_err();
+    assert_eq!(err.code(), "validation_failed");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("phone"), "{err}");
+}
+
+async fn concurrent_creates_yield_one_contact(db: Arc<Db>) {
+    workspace(&db.store, "ws1").await;
+    let results = join_all((0..16).map(|i| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let spelling = if i % 2 == 0 { "+1 500 555 0006" } else { "+15005550006" };
+            store.find_or_create_contact("ws1", phone(spelling)).await.unwrap()
+        })
+    }))
+    .await;
+    let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    assert!(results.iter().all(|(c, _)| c.id == results[0].0.id));
+}
+
+async fn consent_changes_are_recorded_once(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    let (c, _) = store.find_or_create_contact("ws1", phone("+15005550006")).await.unwrap();
+    assert_eq!(store.consent("ws1", &c.id).await.unwrap(), Consent::Unknown);
+    let t = Timestamp::from_epoch_secs;
+    let out = Consent::OptedOut { at: t(100) };
+    assert!(store.record_consent("ws1", &c.id, out, "keyword:STOP").await.unwrap());
+    // A retry, or a second STOP later, changes nothing and keeps the original time.
+    assert!(!store.record_consent("ws1", &c.id, out, "keyword:STOP").await.unwrap());
+    let later = Consent::OptedOut { at: t(200) };
+    assert!(!store.record_consent("ws1", &c.id, later, "keyword:STOP").await.unwrap());
+    assert_eq!(store.consent("ws1", &c.id).await.unwrap(), out);
+    let back_in = Consent::OptedIn { at: t(300) };
+    assert!(store.record_consent("ws1", &c.id, back_in, "keyword:START").await.unwrap());
+    assert_eq!(store.consent("ws1", &c.id).await.unwrap(), back_in);
+    assert_eq!(
+        store.consent_history("ws1", &c.id).await.unwrap(),
+        vec![(out, "keyword:STOP".to_owned()), (back_in, "keyword:START".to_owned())]
+    );
+    assert!(matches!(
+        store.record_consent("ws1", "ct_missing", out, "api").await,
+        Err(StoreError::NotFound { entity: "contact", .. })
+    ));
+    assert_validation(store.record_consent("ws1", &c.id, out, "").await, "source");
+}
+
+async fn ledger_follows_the_domain_rules(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    let (a, b) = (HoldId::from("a"), HoldId::from("b"));
+    assert_eq!(store.balance("ws1").await.unwrap(), Balance::default());
+    assert_eq!(store.credit("ws1", m(100), "topup-1").await.unwrap(), bal(100, 0, 100));
+    assert_eq!(store.place_hold("ws1", a.clone(), m(30)).await.unwrap(), bal(70, 30, 100));
+    assert_eq!(store.place_hold("ws1", b.clone(), m(20)).await.unwrap(), bal(50, 50, 100));
+    match store.place_hold("ws1", HoldId::from("c"), m(51)).await {
+        Err(StoreError::InsufficientBalance { required, balance }) => {
+            assert_eq!((required, balance), (m(51), bal(50, 50, 100)));
+        }
+        other => panic!("expected insufficient balance, got {other:?}"),
+    }
+    assert!(matches!(
+        store.hold("ws1", &HoldId::from("c")).await,
+        Err(StoreError::NotFound { entity: "hold", .. })
+    ));
+    assert_eq!(store.charge_hold("ws1", &a).await.unwrap(), bal(50, 20, 70));
+    assert_eq!(store.release_hold("ws1", &b).await.unwrap(), bal(70, 0, 70));
+    assert_eq!(store.open_holds_total("ws1").await.unwrap(), m(0));
+    let hold = store.hold("ws1", &a).await.unwrap();
+    assert_eq!((hold.amount, hold.status), (m(30), convo_activities::store::HoldStatus::Charged));
+    assert!(hold.resolved_at.is_some());
+    // The whole free balance can be held, and a zero hold is fine.
+    assert_eq!(store.place_hold("ws1", HoldId::from("all"), m(70)).await.unwrap(), bal(0, 70, 70));
+    assert_eq!(store.place_hold("ws1", HoldId::from("zero"), m(0)).await.unwrap(), bal(0, 70, 70));
+    assert!(matches!(
+        store.credit("ghost", m(1), "k").await,
+        Err(StoreError::NotFound { entity: "workspace", .. })
+    ));
+    assert!(matches!(
+        store.charge_hold("ws1", &HoldId::from("nope")).await,
+        Err(StoreError::NotFound { entity: "hold", .. })
+    ));
+    assert_validation(store.credit("ws1", m(u64::MAX), "huge").await, "amount");
+    assert_validation(store.credit("ws1", m(1), "").await, "idempotency_key");
+    assert_validation(store.place_hold("ws1", HoldId::from(""), m(1)).await, "hold_id");
+}
+
+async fn ledger_operations_are_idempotent(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    let (a, b) = (HoldId::from("a"), HoldId::from("b"));
+    store.credit("ws1", m(100), "topup-1").await.unwrap();
+    assert_eq!(store.credit("ws1", m(100), "topup-1").await.unwrap(), bal(100, 0, 100));
+    assert!(matches!(store.credit("ws1", m(5), "topup-1").await, Err(StoreError::Conflict { .. })));
+    store.place_hold("ws1", a.clone(), m(30)).await.unwrap();
+    assert_eq!(store.place_hold("ws1", a.clone(), m(30)).await.unwrap(), bal(70, 30, 100));
+    assert!(matches!(
+        store.place_hold("ws1", a.clone(), m(31)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.place_hold("ws1", b.clone(), m(10)).await.unwrap();
+    assert_eq!(store.charge_hold("ws1", &a).await.unwrap(), bal(60, 10, 70));
+    assert_eq!(store.charge_hold("ws1", &a).await.unwrap(), bal(60, 10, 70));
+    assert!(matches!(store.release_hold("ws1", &a).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.place_hold("ws1", a.clone(), m(30)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.release_hold("ws1", &b).await.unwrap(), bal(70, 0, 70));
+    assert_eq!(store.release_hold("ws1", &b).await.unwrap(), bal(70, 0, 70));
+    let err = store.charge_hold("ws1", &b).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }));
+    assert_eq!(err.code(), "conflict");
+    assert_eq!(store.balance("ws1").await.unwrap(), bal(70, 0, 70));
+}
+
+async fn concurrent_holds_never_overdraw(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    store.credit("ws1", m(1_000), "opening").await.unwrap();
+    // 40 distinct holds of 100 race for 1000, and every id is placed twice at once.
+    let placed = join_all((0..80).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.place_hold("ws1", HoldId::new(format!("h{}", i % 40)), m(100)).await
+        })
+    }))
+    .await;
+    let mut ok = std::collections::BTreeSet::new();
+    for (i, result) in placed.into_iter().enumerate() {
+        match result.unwrap() {
+            Ok(balance) => {
+                assert!(balance.is_consistent());
+                ok.insert(i % 40);
+            }
+            Err(StoreError::InsufficientBalance { required, balance }) => {
+                assert_eq!(required, m(100));
+                assert!(balance.free < m(100) && balance.is_consistent(), "{balance:?}");
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 10, "exactly ten holds of 100 fit into 1000");
+    assert_eq!(store.balance("ws1").await.unwrap(), bal(0, 1_000, 1_000));
+    assert_eq!(store.open_holds_total("ws1").await.unwrap(), m(1_000));
+
+    // Resolve them all concurrently, even ids charged and odd ones released, each twice.
+    let resolved = join_all(ok.iter().flat_map(|&i| [i, i]).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let id = HoldId::new(format!("h{i}"));
+            if i % 2 == 0 {
+                store.charge_hold("ws1", &id).await
+            } else {
+                store.release_hold("ws1", &id).await
+            }
+        })
+    }))
+    .await;
+    for r in resolved {
+        assert!(r.unwrap().unwrap().is_consistent());
+    }
+    let charged = 100 * ok.iter().filter(|&&i| i % 2 == 0).count() as u64;
+    let left = 1_000 - charged;
+    assert_eq!(store.balance("ws1").await.unwrap(), bal(left, 0, left));
+    assert_eq!(store.open_holds_total("ws1").await.unwrap(), m(0));
+}
+
+async fn message_log_is_idempotent(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    workspace(store, "ws2").await;
+    let (c, _) = store.find_or_create_contact("ws1", phone("+15005550006")).await.unwrap();
+    let inbound = NewMessage {
+        id: MessageId::from("wamid.in-1"),
+        workspace_id: "ws1".to_owned(),
+        contact_id: c.id.clone(),
+        channel: Channel::Whatsapp,
+        direction: Direction::Inbound,
+        content: serde_json::json!({"kind": "text", "body": "hi"}),
+        status: MessageStatus::Received,
+        provider_message_id: Some("wamid.in-1".to_owned()),
+        at: Some(Timestamp::from_epoch_secs(1_000)),
+    };
+    let (record, created) = store.record_message(&inbound).await.unwrap();
+    assert!(created);
+    assert_eq!(record.created_at, Timestamp::from_epoch_secs(1_000));
+    let outbound = NewMessage {
+        id: MessageId::from("send-1"),
+        direction: Direction::Outbound,
+        content: serde_json::json!({"kind": "text", "body": "hello"}),
+        status: MessageStatus::Queued,
+        provider_message_id: None,
+        at: None,
+        ..inbound.clone()
+    };
+    let (first, created) = store.record_message(&outbound).await.unwrap();
+    assert!(created);
+    let (again, created) = store.record_message(&outbound).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, first);
+
+    let accepted = store
+        .set_message_status(&outbound.id, MessageStatus::Accepted, Some("wamid.out-1"), None)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, MessageStatus::Accepted);
+    // A late failure keeps the provider id it was accepted under.
+    let failed = store
+        .set_message_status(&outbound.id, MessageStatus::Rejected, None, Some("131047"))
+        .await
+        .unwrap();
+    assert_eq!(failed.provider_message_id.as_deref(), Some("wamid.out-1"));
+    assert_eq!(failed.error.as_deref(), Some("131047"));
+    assert_eq!(store.message(&outbound.id).await.unwrap(), failed);
+    let log = store.messages("ws1", &c.id).await.unwrap();
+    assert_eq!(log.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["wamid.in-1", "send-1"]);
+
+    assert!(matches!(
+        store
+            .set_message_status(&MessageId::from("nope"), MessageStatus::Accepted, None, None)
+            .await,
+        Err(StoreError::NotFound { entity: "message", .. })
+    ));
+    let foreign = NewMessage { workspace_id: "ws2".to_owned(), ..outbound.clone() };
+    assert!(matches!(
+        store.record_message(&foreign).await,
+        Err(StoreError::NotFound { entity: "contact", .. })
+    ));
+    let blank = NewMessage { id: MessageId::from(""), ..outbound };
+    assert_validation(store.record_message(&blank).await, "id");
+}
+
+async fn webhook_endpoints_and_idempotent_enqueue(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    let all = store.add_webhook_endpoint("ws1", "https://example.com/all", vec![]).await.unwrap();
+    assert!(all.secret.starts_with("whsec_") && all.enabled);
+    let ended = store
+        .add_webhook_endpoint("ws1", "https://example.com/ended", vec!["conversation.ended".into()])
+        .await
+        .unwrap();
+    let prefixed = store
+        .add_webhook_endpoint("ws1", "http://127.0.0.1:9/c", vec!["conversation.*".into()])
+        .await
+        .unwrap();
+    let other = store
+        .add_webhook_endpoint("ws1", "https://example.com/msg", vec!["message.failed".into()])
+        .await
+        .unwrap();
+    assert_ne!(all.secret, ended.secret);
+    assert_eq!(store.webhook_endpoints("ws1").await.unwrap().len(), 4);
+    for bad in ["ftp://example.com/x", "not a url", "https://"] {
+        assert_validation(store.add_webhook_endpoint("ws1", bad, vec![]).await, "url");
+    }
+    assert_validation(
+        store.add_webhook_endpoint("ws1", "https://example.com", vec![" x".into()]).await,
+        "event_type",
+    );
+
+    let data = serde_json::json!({"reason": "EXPIRED", "seq": 3});
+    let ids =
+        store.enqueue_webhook("ws1", "evt_1", "conversation.ended", data.clone()).await.unwrap();
+    assert_eq!(ids.len(), 3, "all, ended and conversation.* want it; message.failed does not");
+    let again =
+        store.enqueue_webhook("ws1", "evt_1", "conversation.ended", data.clone()).await.unwrap();
+    assert_eq!(again, ids);
+    let filter = DeliveryFilter { event_id: Some("evt_1".into()), ..DeliveryFilter::default() };
+    let deliveries = store.webhook_deliveries("ws1", &filter).await.unwrap();
+    assert_eq!(deliveries.len(), 3);
+    assert!(deliveries.iter().all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0));
+    assert!(deliveries.iter().all(|d| d.endpoint_id != other.id));
+    assert!(matches!(
+        store.enqueue_webhook("ws1", "evt_1", "conversation.started", data.clone()).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    // Disabling cancels what is pending and keeps the endpoint out of later fan-outs.
+    let disabled = store.disable_webhook_endpoint(&prefixed.id, "operator").await.unwrap();
+    assert_eq!((disabled.enabled, disabled.disabled_reason.as_deref()), (false, Some("operator")));
+    let by_endpoint = DeliveryFilter { endpoint_id: Some(prefixed.id.clone()), ..filter.clone() };
+    let cancelled = store.webhook_deliveries("ws1", &by_endpoint).await.unwrap();
+    assert_eq!(cancelled[0].status, DeliveryStatus::Cancelled);
+    let later = store.enqueue_webhook("ws1", "evt_2", "conversation.ended", data).await.unwrap();
+    assert_eq!(later.len(), 2);
+    let pending =
+        DeliveryFilter { status: Some(DeliveryStatus::Pending), ..DeliveryFilter::default() };
+    assert_eq!(store.webhook_deliveries("ws1", &pending).await.unwrap().len(), 4);
+    assert!(store.webhook_attempts(&ids[0]).await.unwrap().is_empty());
+}
+
+async fn data_survives_reopening(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    store.credit("ws1", m(50), "k").await.unwrap();
+    store.place_hold("ws1", HoldId::from("h"), m(20)).await.unwrap();
+    let (c, _) = store.find_or_create_contact("ws1", phone("+15005550006")).await.unwrap();
+    store.add_webhook_endpoint("ws1", "https://example.com/hook", vec![]).await.unwrap();
+    let ids = store
+        .enqueue_webhook("ws1", "evt_1", "conversation.ended", serde_json::json!({}))
+        .await
+        .unwrap();
+
+    let reopened = Store::connect(&db.url).await.unwrap();
+    assert_eq!(reopened.balance("ws1").await.unwrap(), bal(30, 20, 50));
+    let (same, created) =
+        reopened.find_or_create_contact("ws1", phone("+15005550006")).await.unwrap();
+    assert_eq!((same.id, created), (c.id, false));
+    assert_eq!(reopened.workspace("ws1").await.unwrap().name, "Acme");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        reopened
+            .enqueue_webhook("ws1", "evt_1", "conversation.ended", serde_json::json!({}))
+            .await
+            .unwrap(),
+        ids
+    );
+    reopened.close().await;
+}

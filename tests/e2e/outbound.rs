@@ -1,0 +1,263 @@
+//! `OutboundConversationWorkflow` end to end: compose to a new phone, a new e-mail address and
+//! an existing contact; the first message as a template or free-form; the reply, take-over,
+//! an agent's reply and resolve; the reply timeout.
+
+use convo_activities::store::ContactLookup;
+use convo_domain::{Channel, CloseReason, window::Content};
+use convo_tests::{TestEnv, eventually, within};
+use convo_workflows::{
+    OutboundConversationWorkflow,
+    contracts::{
+        AgentReply, Assignee, ComposeInput, ContactTarget, ConversationStatus, ConversationView,
+        FirstMessage, Resolve, TakeOver, conversation_workflow_id,
+    },
+};
+use temporalio_client::{
+    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowHandle,
+    WorkflowQueryOptions,
+};
+
+use crate::support::*;
+
+fn compose(
+    env: &TestEnv,
+    channel: Channel,
+    to: ContactTarget,
+    first: FirstMessage,
+) -> ComposeInput {
+    ComposeInput {
+        conversation_id: TestEnv::unique_id("cv"),
+        workspace_id: env.workspace_id.clone(),
+        channel,
+        to,
+        first_message: first,
+        reply_timeout_secs: 48 * 3600,
+        assignee: Assignee::Bot { id: "campaign-bot".into() },
+    }
+}
+
+fn conversation(env: &TestEnv, id: &str) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
+    env.client.get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
+}
+
+async fn conversation_until(
+    env: &TestEnv,
+    id: &str,
+    what: &str,
+    check: impl Fn(&ConversationView) -> bool,
+) -> anyhow::Result<ConversationView> {
+    eventually(WAIT, || async {
+        let handle = conversation(env, id);
+        let q = handle.query(
+            OutboundConversationWorkflow::conversation,
+            (),
+            WorkflowQueryOptions::default(),
+        );
+        let v = within(WAIT, "conversation query", q).await??;
+        anyhow::ensure!(check(&v), "{what}: conversation is {v:?}");
+        Ok(v)
+    })
+    .await
+}
+
+/// A campaign writes to a new phone number with no window open: the contact is created, the
+/// template goes out (never the free-form text), the reply links the conversation to the
+/// contact's window, a human takes over and replies in the window, and resolving closes the
+/// window (`EXPLICIT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_to_new_phone_then_reply_take_over_and_resolve() -> anyhow::Result<()> {
+    let env = TestEnv::start("compose-phone").await?;
+    let phone = "+14155550123";
+    let input = compose(
+        &env,
+        Channel::Whatsapp,
+        ContactTarget::Phone { phone: "+1 (415) 555-0123".into(), name: Some("Ada".into()) },
+        FirstMessage {
+            text: Some("Hi Ada, your order shipped".into()),
+            subject: None,
+            template: Some("order_shipped".into()),
+        },
+    );
+    let id = input.conversation_id.clone();
+    env.sessions.compose(input).await?;
+
+    let v = conversation_until(&env, &id, "awaiting", |v| {
+        v.status == ConversationStatus::AwaitingReply
+    })
+    .await?;
+    assert!(v.contact_created);
+    let contact = v.contact_id.clone().expect("resolved");
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].to, phone);
+    assert_eq!(sends[0].content, Content::Template { name: "order_shipped".into() });
+
+    inbound(&env, Channel::Whatsapp, phone, "wamid.r1", "thanks! where is it?").await?;
+    let v =
+        conversation_until(&env, &id, "active", |v| v.status == ConversationStatus::Active).await?;
+    assert!(v.messages.iter().any(|m| m.text == "thanks! where is it?"));
+    let session = view_until(&env, &contact, "linked", |s| {
+        s.linked_conversation.as_deref() == Some(id.as_str())
+    })
+    .await?;
+    assert!(session.window.open);
+
+    let handle = conversation(&env, &id);
+    let taken = handle
+        .execute_update(
+            OutboundConversationWorkflow::take_over,
+            TakeOver { agent_id: "agent-7".into() },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await?;
+    assert_eq!(taken.assignee, Assignee::Human { id: "agent-7".into() });
+    let receipt = handle
+        .execute_update(
+            OutboundConversationWorkflow::reply,
+            AgentReply { message_id: "agent-reply-1".into(), text: "It arrives tomorrow.".into() },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await?;
+    assert!(receipt.conversation_expires_at.is_some());
+    let sends = env.sandbox.wait_for_sends(2, WAIT).await?;
+    assert_eq!(
+        sends[1].content,
+        Content::Text { body: "It arrives tomorrow.".into(), subject: None }
+    );
+
+    handle
+        .execute_update(
+            OutboundConversationWorkflow::resolve,
+            Resolve { close_window: true },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await?;
+    let done =
+        within(WAIT, "conversation result", handle.get_result(WorkflowGetResultOptions::default()))
+            .await??;
+    assert_eq!(done.status, ConversationStatus::Resolved);
+    assert_eq!(done.messages.len(), 3, "{done:?}");
+    record_history(&handle, "conversation_resolved").await?;
+    record_history(&crate::support::session(&env, &contact), "session_linked_conversation").await?;
+    assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Explicit));
+    env.shutdown().await
+}
+
+/// E-mail has no window: the free-form first message goes out with its subject over SMTP to
+/// a contact created from the address; no reply within the timeout expires the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_to_new_email_expires_without_reply() -> anyhow::Result<()> {
+    let env = TestEnv::start("compose-email").await?;
+    let mut input = compose(
+        &env,
+        Channel::Email,
+        ContactTarget::Email { email: "Grace@Example.COM".into(), name: Some("Grace".into()) },
+        FirstMessage {
+            text: Some("Your invoice is ready.".into()),
+            subject: Some("Invoice #42".into()),
+            template: None,
+        },
+    );
+    input.reply_timeout_secs = 3600;
+    let id = input.conversation_id.clone();
+    env.sessions.compose(input).await?;
+    let v = conversation_until(&env, &id, "awaiting", |v| {
+        v.status == ConversationStatus::AwaitingReply
+    })
+    .await?;
+    assert!(v.contact_created);
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].to, "grace@example.com");
+    assert_eq!(
+        sends[0].content,
+        Content::Text {
+            body: "Your invoice is ready.".into(),
+            subject: Some("Invoice #42".into())
+        }
+    );
+
+    within(WAIT, "skip 2h", env.time().skip(2 * HOUR)).await?;
+    let handle = conversation(&env, &id);
+    let done =
+        within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;
+    assert_eq!(done.status, ConversationStatus::Expired);
+    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("reply_timeout"));
+    record_history(&conversation(&env, &id), "conversation_reply_timeout").await?;
+    env.shutdown().await
+}
+
+/// An existing contact with an open window gets the free-form text, not the template; an
+/// email compose without a subject fails validation naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_to_existing_contact_in_window_sends_free_form() -> anyhow::Result<()> {
+    let env = TestEnv::start("compose-existing").await?;
+    let phone = "+4930123456";
+    let contact = inbound(&env, Channel::Whatsapp, phone, "wamid.1", "hello?").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    let input = compose(
+        &env,
+        Channel::Whatsapp,
+        ContactTarget::Id { contact_id: contact.clone() },
+        FirstMessage {
+            text: Some("How can we help?".into()),
+            subject: None,
+            template: Some("hello_template".into()),
+        },
+    );
+    let id = input.conversation_id.clone();
+    env.sessions.compose(input).await?;
+    let v = conversation_until(&env, &id, "awaiting", |v| {
+        v.status == ConversationStatus::AwaitingReply
+    })
+    .await?;
+    assert!(!v.contact_created);
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].content, Content::Text { body: "How can we help?".into(), subject: None });
+
+    let bad = compose(
+        &env,
+        Channel::Email,
+        ContactTarget::Email { email: "x@example.com".into(), name: None },
+        FirstMessage { text: Some("no subject".into()), subject: None, template: None },
+    );
+    let bad_id = bad.conversation_id.clone();
+    env.sessions.compose(bad).await?;
+    let handle = conversation(&env, &bad_id);
+    let done =
+        within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;
+    assert_eq!(done.status, ConversationStatus::Failed);
+    let error = done.error.expect("error");
+    assert_eq!(error.code, "validation_failed");
+    assert!(error.message.contains("first_message.subject"), "{error:?}");
+
+    // An opted-out contact is refused before anything is sent.
+    let (opted, _) = env
+        .store
+        .find_or_create_contact(
+            &env.workspace_id,
+            ContactLookup { phone: Some("+4930999999".into()), ..Default::default() },
+        )
+        .await?;
+    env.store
+        .record_consent(
+            &env.workspace_id,
+            &opted.id,
+            convo_domain::Consent::OptedOut { at: convo_domain::Timestamp::from_epoch_secs(1) },
+            "api",
+        )
+        .await?;
+    let refused = compose(
+        &env,
+        Channel::Whatsapp,
+        ContactTarget::Id { contact_id: opted.id },
+        FirstMessage { template: Some("promo".into()), ..FirstMessage::default() },
+    );
+    let refused_id = refused.conversation_id.clone();
+    env.sessions.compose(refused).await?;
+    let handle = conversation(&env, &refused_id);
+    let done =
+        within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;
+    assert_eq!(done.status, ConversationStatus::Failed);
+    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"));
+    assert_eq!(env.sandbox.sends().len(), 1);
+    env.shutdown().await
+}

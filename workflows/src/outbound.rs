@@ -1,0 +1,458 @@
+//! `OutboundConversationWorkflow`: one composed conversation, from the first message to its
+//! resolution.
+//!
+//! `pending` → resolve the contact (by id, or find-or-create by phone or e-mail) → check
+//! consent → send the first message through the contact's session window (free-form if the
+//! window allows it, else the compose's template; never a silent downgrade) → `awaiting_reply`
+//! until the contact answers or the reply timeout passes (`expired`) → `active` → `resolved`,
+//! or `expired` / `failed` when the window ends on its own or the contact opts out.
+//!
+//! Every send, the first one and agents' replies alike, goes through the session's `send`
+//! update (by an activity), so the window's gate, billing and consent apply to them exactly as
+//! to any other send.
+
+use std::{pin::pin, time::Duration};
+
+use convo_domain::{Channel, CloseReason, Direction, MessageType, Sender, Timestamp};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_workflow::{
+    ActivityCloseTimeouts, ActivityOptions, CancellableFuture, SyncWorkflowContext, TimerOptions,
+    TimerResult, WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination, select,
+};
+
+use crate::contracts::{
+    AgentReply, Assignee, CloseSessionInput, ComposeInput, ConversationActivities,
+    ConversationMessage, ConversationStatus, ConversationView, InboundMessage,
+    OUTBOUND_CONVERSATION_WORKFLOW, Resolve, ResolveContactInput, SendError, SendKind, SendReceipt,
+    SendRequest, SessionSendInput, SessionSendOutcome, TakeOver, WindowClosed, error_types, names,
+};
+
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The outbound-conversation workflow. See the module docs.
+#[workflow]
+pub struct OutboundConversationWorkflow {
+    input: ComposeInput,
+    view: ConversationView,
+    window_closed: Option<CloseReason>,
+    resolve_requested: Option<Resolve>,
+    replies_in_flight: u32,
+}
+
+#[workflow_methods]
+impl OutboundConversationWorkflow {
+    /// A conversation that has not started yet.
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: ComposeInput) -> Self {
+        let view = ConversationView {
+            conversation_id: input.conversation_id.clone(),
+            status: ConversationStatus::Pending,
+            contact_id: None,
+            contact_created: false,
+            messages: Vec::new(),
+            assignee: input.assignee.clone(),
+            error: None,
+        };
+        Self { input, view, window_closed: None, resolve_requested: None, replies_in_flight: 0 }
+    }
+
+    /// Runs the conversation to its end and returns its final view.
+    #[run(name = OUTBOUND_CONVERSATION_WORKFLOW)]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<ConversationView> {
+        let input = ctx.state(|s| s.input.clone());
+        if let Err(e) = check_compose(&input) {
+            return Ok(finish(ctx, ConversationStatus::Failed, Some(e)));
+        }
+
+        let resolve = ResolveContactInput {
+            workspace_id: input.workspace_id.clone(),
+            target: input.to.clone(),
+        };
+        let contact = match ctx
+            .execute_activity(ConversationActivities::resolve_contact, resolve, quick_options())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let error =
+                    SendError { code: error_types::VALIDATION_FAILED.into(), message: reason(&e) };
+                return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
+            }
+        };
+        ctx.state_mut(|s| {
+            s.view.contact_id = Some(contact.contact_id.clone());
+            s.view.contact_created = contact.created;
+        });
+        if let convo_domain::Consent::OptedOut { at } = contact.consent {
+            let error = SendError {
+                code: "contact_opted_out".into(),
+                message: format!("contact opted out at {at}"),
+            };
+            return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
+        }
+
+        if let Err(error) = send_first(ctx, &input, &contact.contact_id).await {
+            return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
+        }
+        ctx.state_mut(|s| s.view.status = ConversationStatus::AwaitingReply);
+
+        let timeout = Duration::from_secs(input.reply_timeout_secs.max(1));
+        let timer =
+            ctx.timer(TimerOptions::builder(timeout).summary("reply timeout".into()).build());
+        let mut timer = pin!(timer);
+        select! {
+            fired = timer.as_mut() => match fired {
+                TimerResult::Fired => {
+                    let error = SendError { code: "reply_timeout".into(), message: format!("no reply within {}s", timeout.as_secs()) };
+                    return Ok(finish(ctx, ConversationStatus::Expired, Some(error)));
+                }
+                TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
+            },
+            woke = ctx.wait_condition(|s: &Self| s.view.status != ConversationStatus::AwaitingReply || s.resolve_requested.is_some() || s.window_closed.is_some()) => {
+                woke?;
+                timer.cancel();
+            }
+        }
+
+        ctx.wait_condition(|s: &Self| s.resolve_requested.is_some() || s.window_closed.is_some())
+            .await?;
+        // Replies in flight finish (and are recorded) before the conversation ends.
+        ctx.wait_condition(|s: &Self| s.replies_in_flight == 0).await?;
+        let (resolve, closed) = ctx.state(|s| (s.resolve_requested.clone(), s.window_closed));
+        if let Some(resolve) = resolve {
+            if resolve.close_window {
+                let close = CloseSessionInput {
+                    workspace_id: input.workspace_id.clone(),
+                    contact_id: contact.contact_id.clone(),
+                };
+                ctx.execute_activity(ConversationActivities::close_session, close, quick_options())
+                    .await?;
+            }
+            return Ok(finish(ctx, ConversationStatus::Resolved, None));
+        }
+        let (status, error) = match closed {
+            Some(CloseReason::ComplianceStop) => (
+                ConversationStatus::Failed,
+                Some(SendError {
+                    code: "contact_opted_out".into(),
+                    message: "the contact opted out".into(),
+                }),
+            ),
+            Some(CloseReason::Explicit) => (ConversationStatus::Resolved, None),
+            Some(CloseReason::Expired) | None => (
+                ConversationStatus::Expired,
+                Some(SendError {
+                    code: "window_expired".into(),
+                    message: "the session window expired".into(),
+                }),
+            ),
+        };
+        Ok(finish(ctx, status, error))
+    }
+
+    /// The contact replied (signalled by the session window this conversation sent through).
+    #[signal(name = names::SIGNAL_CONTACT_REPLIED)]
+    pub fn contact_replied(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        message: InboundMessage,
+    ) {
+        let at = message.sent_at.or_else(|| ctx.workflow_time().map(Timestamp::from_system_time));
+        if self.view.messages.iter().any(|m| m.message_id == message.message_id) {
+            return;
+        }
+        self.view.messages.push(ConversationMessage {
+            message_id: message.message_id,
+            direction: Direction::Inbound,
+            text: message.text,
+            at,
+        });
+        if self.view.status == ConversationStatus::AwaitingReply {
+            self.view.status = ConversationStatus::Active;
+        }
+    }
+
+    /// The session's window closed.
+    #[signal(name = names::SIGNAL_WINDOW_CLOSED)]
+    pub fn window_closed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, closed: WindowClosed) {
+        if matches!(
+            self.view.status,
+            ConversationStatus::Active | ConversationStatus::AwaitingReply
+        ) {
+            self.window_closed = Some(closed.reason);
+        }
+    }
+
+    /// Only an open conversation takes replies.
+    #[update_validator(reply)]
+    pub fn validate_reply(
+        &self,
+        _ctx: &WorkflowContextView,
+        reply: &AgentReply,
+    ) -> Result<(), HandlerError> {
+        if reply.text.trim().is_empty() {
+            return Err(Box::new(SendError {
+                code: "validation_failed".into(),
+                message: "text must not be empty".into(),
+            }));
+        }
+        self.open_for_replies()
+    }
+
+    /// An agent's reply, through the window's gate (a human agent's reply is tagged as such, so
+    /// channels with a human-agent allowance apply it).
+    #[update(name = names::UPDATE_REPLY)]
+    pub async fn reply(
+        ctx: &mut WorkflowContext<Self>,
+        reply: AgentReply,
+    ) -> Result<SendReceipt, HandlerError> {
+        let (input, contact, sender) = ctx.state(|s| {
+            let sender = match s.view.assignee {
+                Assignee::Human { .. } => Sender::HumanAgent,
+                Assignee::Bot { .. } => Sender::Automated,
+            };
+            (s.input.clone(), s.view.contact_id.clone(), sender)
+        });
+        let contact = contact.ok_or("no contact resolved yet")?;
+        let subject = (input.channel == Channel::Email)
+            .then(|| input.first_message.subject.clone())
+            .flatten();
+        let kind = SendKind::Freeform { text: reply.text.clone(), subject, sender };
+        ctx.state_mut(|s| s.replies_in_flight += 1);
+        let sent = session_send(ctx, &input, &contact, reply.message_id.clone(), kind).await;
+        let at = ctx.workflow_time().map(Timestamp::from_system_time);
+        ctx.state_mut(|s| {
+            s.replies_in_flight -= 1;
+            if let Ok(receipt) = &sent {
+                s.record_outbound(&receipt.message_id, &reply.text, at);
+            }
+        });
+        Ok(sent?)
+    }
+
+    /// A human takes over from a bot.
+    #[update_validator(take_over)]
+    pub fn validate_take_over(
+        &self,
+        _ctx: &WorkflowContextView,
+        t: &TakeOver,
+    ) -> Result<(), HandlerError> {
+        if t.agent_id.trim().is_empty() {
+            return Err(Box::new(SendError {
+                code: "validation_failed".into(),
+                message: "agent_id must not be empty".into(),
+            }));
+        }
+        self.open_for_replies()
+    }
+
+    /// A human takes over: later replies are sent as a human agent's.
+    #[update(name = names::UPDATE_TAKE_OVER)]
+    pub fn take_over(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        t: TakeOver,
+    ) -> ConversationView {
+        self.view.assignee = Assignee::Human { id: t.agent_id };
+        self.view.clone()
+    }
+
+    /// Resolving is allowed once per conversation, while it is open.
+    #[update_validator(resolve)]
+    pub fn validate_resolve(
+        &self,
+        _ctx: &WorkflowContextView,
+        _r: &Resolve,
+    ) -> Result<(), HandlerError> {
+        if self.resolve_requested.is_some() {
+            return Ok(());
+        }
+        self.open_for_replies()
+    }
+
+    /// Resolves the conversation (and, by default, closes the contact's window).
+    #[update(name = names::UPDATE_RESOLVE)]
+    pub fn resolve(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        r: Resolve,
+    ) -> ConversationStatus {
+        self.resolve_requested.get_or_insert(r);
+        self.view.status
+    }
+
+    /// Status, messages and assignee.
+    #[query(name = names::QUERY_CONVERSATION)]
+    pub fn conversation(&self, _ctx: &WorkflowContextView) -> ConversationView {
+        self.view.clone()
+    }
+}
+
+impl OutboundConversationWorkflow {
+    fn open_for_replies(&self) -> Result<(), HandlerError> {
+        match self.view.status {
+            ConversationStatus::AwaitingReply | ConversationStatus::Active
+                if self.resolve_requested.is_none() && self.window_closed.is_none() =>
+            {
+                Ok(())
+            }
+            status => Err(Box::new(SendError {
+                code: "conversation_closed".into(),
+                message: format!("the conversation is {status:?}").to_lowercase(),
+            })),
+        }
+    }
+
+    fn record_outbound(&mut self, message_id: &str, text: &str, at: Option<Timestamp>) {
+        self.view.messages.push(ConversationMessage {
+            message_id: message_id.to_owned(),
+            direction: Direction::Outbound,
+            text: text.to_owned(),
+            at,
+        });
+    }
+}
+
+/// Compose input checks that need no I/O; each names the field.
+fn check_compose(input: &ComposeInput) -> Result<(), SendError> {
+    let invalid = |message: &str| {
+        Err(SendError { code: error_types::VALIDATION_FAILED.into(), message: message.into() })
+    };
+    let first = &input.first_message;
+    if first.text.as_deref().is_none_or(|t| t.trim().is_empty())
+        && first.template.as_deref().is_none_or(|t| t.trim().is_empty())
+    {
+        return invalid("first_message: give text, a template, or both");
+    }
+    if input.channel == Channel::Email
+        && first.text.is_some()
+        && first.subject.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
+        return invalid("first_message.subject is required on email");
+    }
+    Ok(())
+}
+
+/// The first message: free-form if the window (or an ungated channel) allows it, else the
+/// template. A refusal other than `no_active_session` is final.
+async fn send_first(
+    ctx: &WorkflowContext<OutboundConversationWorkflow>,
+    input: &ComposeInput,
+    contact: &str,
+) -> Result<(), SendError> {
+    let first = &input.first_message;
+    let sender = match input.assignee {
+        Assignee::Human { .. } => Sender::HumanAgent,
+        Assignee::Bot { .. } => Sender::Automated,
+    };
+    let base_id = format!("{}-first", input.conversation_id);
+    if let Some(text) = &first.text {
+        let kind =
+            SendKind::Freeform { text: text.clone(), subject: first.subject.clone(), sender };
+        match session_send(ctx, input, contact, base_id.clone(), kind).await {
+            Ok(receipt) => {
+                let at = ctx.workflow_time().map(Timestamp::from_system_time);
+                ctx.state_mut(|s| s.record_outbound(&receipt.message_id, text, at));
+                return Ok(());
+            }
+            Err(e) if e.code == "no_active_session" && first.template.is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(template) = &first.template else {
+        return Err(SendError {
+            code: "no_active_session".into(),
+            message: "no window is open and the compose has no template".into(),
+        });
+    };
+    let kind =
+        SendKind::Template { template: template.clone(), message_type: MessageType::Message };
+    let receipt = session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
+    let at = ctx.workflow_time().map(Timestamp::from_system_time);
+    ctx.state_mut(|s| s.record_outbound(&receipt.message_id, &format!("template:{template}"), at));
+    Ok(())
+}
+
+async fn session_send(
+    ctx: &WorkflowContext<OutboundConversationWorkflow>,
+    input: &ComposeInput,
+    contact: &str,
+    message_id: String,
+    kind: SendKind,
+) -> Result<SendReceipt, SendError> {
+    let send = SessionSendInput {
+        workspace_id: input.workspace_id.clone(),
+        contact_id: contact.to_owned(),
+        channel: input.channel,
+        request: SendRequest {
+            message_id,
+            channel: input.channel,
+            kind,
+            conversation_id: Some(input.conversation_id.clone()),
+        },
+    };
+    match ctx.execute_activity(ConversationActivities::session_send, send, send_options()).await {
+        Ok(SessionSendOutcome::Sent(receipt)) => Ok(receipt),
+        Ok(SessionSendOutcome::Refused(e)) => Err(e),
+        Err(e) => {
+            Err(SendError { code: error_types::PROVIDER_REJECTED.into(), message: reason(&e) })
+        }
+    }
+}
+
+fn finish(
+    ctx: &WorkflowContext<OutboundConversationWorkflow>,
+    status: ConversationStatus,
+    error: Option<SendError>,
+) -> ConversationView {
+    ctx.state_mut(|s| {
+        s.view.status = status;
+        s.view.error = error;
+        s.view.clone()
+    })
+}
+
+fn reason(e: &temporalio_workflow::ActivityExecutionError) -> String {
+    let mut message = e.to_string();
+    let mut failure = e.failure();
+    while let Some(f) = failure {
+        message = f.message.clone();
+        failure = f.cause.as_deref();
+    }
+    message
+}
+
+fn quick_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(3600),
+        start_to_close: Duration::from_secs(30),
+    })
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_secs(1))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(60))
+            .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
+            .build(),
+    )
+    .build()
+}
+
+/// A session send can wait on a provider outage (the session's own send activity retries for
+/// up to six hours), so this activity is long and retried only on infrastructure failures;
+/// the update id is the message id, so a retry attaches to the same send.
+fn send_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(7 * 3600))
+        .heartbeat_timeout(Duration::from_secs(120))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .maximum_attempts(20)
+                .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
+                .build(),
+        )
+        .build()
+}
