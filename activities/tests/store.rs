@@ -128,6 +128,9 @@ backend_tests!(
     message_log_is_idempotent,
     webhook_endpoints_and_idempotent_enqueue,
     data_survives_reopening,
+    api_keys_are_hashed_and_revocable,
+    idempotency_keys_claim_replay_and_mismatch,
+    conversations_and_lookups,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -216,6 +219,7 @@ async fn workspaces_and_channels_round_trip(db: Arc<Db>) {
     assert_validation(store.upsert_workspace(" ", "x", &settings).await, "workspace_id");
 
     let wa = ChannelConfig {
+        id: String::new(),
         workspace_id: "ws1".to_owned(),
         channel: Channel::Whatsapp,
         provider: "meta".to_owned(),
@@ -223,7 +227,11 @@ async fn workspaces_and_channels_round_trip(db: Arc<Db>) {
         sender: "1234567890".to_owned(),
         enabled: true,
     };
-    assert_eq!(store.upsert_channel(&wa).await.unwrap(), wa);
+    let stored = store.upsert_channel(&wa).await.unwrap();
+    assert!(stored.id.starts_with("ch_"), "{stored:?}");
+    assert_eq!(ChannelConfig { id: String::new(), ..stored.clone() }, wa);
+    assert_eq!(store.channel_by_id(&stored.id).await.unwrap(), stored);
+    let wa = stored;
     let sms = ChannelConfig {
         channel: Channel::Sms,
         provider: "twilio".to_owned(),
@@ -231,9 +239,11 @@ async fn workspaces_and_channels_round_trip(db: Arc<Db>) {
         enabled: false,
         ..wa.clone()
     };
-    store.upsert_channel(&sms).await.unwrap();
+    let sms = store.upsert_channel(&ChannelConfig { id: String::new(), ..sms }).await.unwrap();
+    assert_ne!(sms.id, wa.id);
     let wa2 = ChannelConfig { sender: "999".to_owned(), ..wa.clone() };
-    store.upsert_channel(&wa2).await.unwrap();
+    // An upsert keeps the channel's id.
+    assert_eq!(store.upsert_channel(&wa2).await.unwrap(), wa2);
     assert_eq!(store.channel("ws1", Channel::Whatsapp).await.unwrap(), wa2);
     assert_eq!(store.channels("ws1").await.unwrap(), vec![sms, wa2]);
     assert!(matches!(
@@ -634,4 +644,114 @@ async fn data_survives_reopening(db: Arc<Db>) {
         ids
     );
     reopened.close().await;
+}
+
+async fn api_keys_are_hashed_and_revocable(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    workspace(store, "ws2").await;
+    let created = store.create_api_key("ws1", "ci").await.unwrap();
+    assert!(created.secret.starts_with("cvk_") && created.secret.len() > 30);
+    assert!(created.secret.starts_with(&created.key.prefix));
+    let stored: (String,) = sqlx::query_as("SELECT hash FROM api_keys WHERE id = $1")
+        .bind(&created.key.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(!stored.0.contains(&created.secret), "the key is stored hashed");
+    let found = store.authenticate_api_key(&created.secret).await.unwrap().unwrap();
+    assert_eq!(found.workspace_id, "ws1");
+    assert!(store.authenticate_api_key("cvk_wrong-key-0000000").await.unwrap().is_none());
+
+    let dev = store.ensure_api_key("ws2", "dev", "dev-key-0123456789").await.unwrap();
+    let again = store.ensure_api_key("ws2", "dev", "dev-key-0123456789").await.unwrap();
+    assert_eq!(dev.key.id, again.key.id);
+    assert!(matches!(
+        store.ensure_api_key("ws1", "dev", "dev-key-0123456789").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.api_keys("ws1").await.unwrap().len(), 1);
+
+    let revoked = store.revoke_api_key("ws1", &created.key.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(store.authenticate_api_key(&created.secret).await.unwrap().is_none());
+    assert!(matches!(
+        store.revoke_api_key("ws2", &created.key.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
+    use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
+    use std::time::Duration;
+    let store = &db.store;
+    let policy = IdempotencyPolicy::default();
+    let claim = |ws: &'static str, key: &'static str, fp: &'static str, policy| async move {
+        store.claim_idempotency_key(ws, key, fp, policy).await.unwrap()
+    };
+    assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::Claimed);
+    assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::InFlight);
+    assert_eq!(claim("ws1", "k1", "fp-b", policy).await, IdempotencyClaim::Mismatch);
+    // Keys are per workspace.
+    assert_eq!(claim("ws2", "k1", "fp-b", policy).await, IdempotencyClaim::Claimed);
+    let response = StoredResponse { status: 202, body: "{\"ok\":true}".to_owned() };
+    store.complete_idempotency_key("ws1", "k1", &response).await.unwrap();
+    assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::Replay(response));
+
+    // A released key runs afresh; a dead claim is taken over once its lock ran out.
+    store.release_idempotency_key("ws2", "k1").await.unwrap();
+    assert_eq!(claim("ws2", "k1", "fp-c", policy).await, IdempotencyClaim::Claimed);
+    let no_lock = IdempotencyPolicy { lock: Duration::ZERO, ..policy };
+    assert_eq!(claim("ws1", "k2", "fp", no_lock).await, IdempotencyClaim::Claimed);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(claim("ws1", "k2", "fp", no_lock).await, IdempotencyClaim::Claimed);
+    // Expired records are forgotten.
+    let no_retention = IdempotencyPolicy { retention: Duration::ZERO, ..policy };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(claim("ws1", "k1", "fp-other", no_retention).await, IdempotencyClaim::Claimed);
+    assert!(store.prune_idempotency_keys(Duration::ZERO).await.unwrap() >= 1);
+}
+
+async fn conversations_and_lookups(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    workspace(store, "ws2").await;
+    let (c, created) =
+        store.record_conversation("cv1", "ws1", Channel::Sms, "ch_x").await.unwrap();
+    assert!(created);
+    let (again, created) =
+        store.record_conversation("cv1", "ws1", Channel::Sms, "ch_x").await.unwrap();
+    assert!(!created);
+    assert_eq!(again, c);
+    assert!(matches!(
+        store.record_conversation("cv1", "ws2", Channel::Sms, "ch_x").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(store.conversation("ws2", "cv1").await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.conversation("ws1", "cv1").await.unwrap(), c);
+
+    let (contact, _) = store.find_or_create_contact("ws1", phone("+14155550100")).await.unwrap();
+    let found = store.contact_by_address("ws1", "+1 415 555 0100").await.unwrap();
+    assert_eq!(found.map(|c| c.id), Some(contact.id.clone()));
+    assert!(store.contact_by_address("ws2", "+14155550100").await.unwrap().is_none());
+    assert!(store.contact_by_address("ws1", "ada@example.com").await.unwrap().is_none());
+    assert_validation(store.contact_by_address("ws1", "12").await, "phone");
+
+    store
+        .record_message(&NewMessage {
+            id: MessageId::new("m1"),
+            workspace_id: "ws1".to_owned(),
+            contact_id: contact.id.clone(),
+            channel: Channel::Sms,
+            direction: Direction::Outbound,
+            content: serde_json::json!({"text": "hi"}),
+            status: MessageStatus::Accepted,
+            provider_message_id: Some("SM123".to_owned()),
+            at: None,
+        })
+        .await
+        .unwrap();
+    let m = store.message_by_provider_id("ws1", "SM123").await.unwrap().unwrap();
+    assert_eq!(m.id.as_str(), "m1");
+    assert!(store.message_by_provider_id("ws2", "SM123").await.unwrap().is_none());
 }

@@ -212,6 +212,7 @@ async fn seed_workspace(
         };
         store
             .upsert_channel(&ChannelConfig {
+                id: String::new(),
                 workspace_id: workspace_id.to_owned(),
                 channel,
                 provider: "sandbox".to_owned(),

@@ -16,8 +16,10 @@ use sqlx::{
 
 /// `(version, description, sql)` of every migration, in order. Never edit an entry once it has
 /// shipped: sqlx refuses to run against a database whose applied checksum differs.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "store", include_str!("../../migrations/0001_store.sql")),
+    (2, "api", include_str!("../../migrations/0002_api.sql")),
+];
 
 #[derive(Debug, Clone, Copy)]
 struct Embedded;

@@ -15,9 +15,12 @@
 //! Balance checks are conditions of the `UPDATE` itself (`WHERE free >= amount`), which both
 //! engines re-evaluate against the latest committed row, so concurrent holds cannot overdraw.
 
+mod api_keys;
 mod consent;
 mod contacts;
+mod conversations;
 mod error;
+mod idempotency;
 mod ledger;
 mod messages;
 mod migrations;
@@ -36,8 +39,11 @@ use sqlx::{
 };
 use tokio::sync::watch;
 
+pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, generate_api_key};
 pub use contacts::{Contact, ContactLookup, normalize_email, normalize_phone};
+pub use conversations::ConversationRecord;
 pub use error::{Result, StoreError};
+pub use idempotency::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
 pub use ledger::{HoldRecord, HoldStatus};
 pub use messages::{MessageRecord, MessageStatus, NewMessage};
 pub(crate) use webhooks::{AttemptResult, ClaimedDelivery};
@@ -203,6 +209,16 @@ pub(crate) fn now_ms() -> i64 {
 /// A fresh opaque id, `prefix_` + 32 hex digits.
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Lower-case hex of the SHA-256 of `data`: how API keys are stored.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    digest.as_ref().iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 pub(crate) fn timestamp(ms: i64) -> Timestamp {

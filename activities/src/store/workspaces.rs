@@ -4,7 +4,7 @@ use convo_domain::{Channel, Timestamp, WorkspaceSettings};
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
-use super::{Result, Store, StoreError, from_json, json_param, now_ms, timestamp};
+use super::{Result, Store, StoreError, from_json, json_param, new_id, now_ms, timestamp};
 
 /// A tenant and its settings (policy overrides, rates, compliance texts, inactivity ping).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,11 @@ pub struct Workspace {
 /// How a workspace reaches its contacts on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelConfig {
+    /// The channel's public id (`ch_...`), unique across workspaces, so an API caller can name
+    /// a channel and a foreign one is recognised as such. Assigned by the store on first
+    /// upsert (leave it empty); an upsert never changes it.
+    #[serde(default)]
+    pub id: String,
     /// The workspace.
     pub workspace_id: String,
     /// The channel.
@@ -68,6 +73,7 @@ fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
 
 fn channel_from_row(row: &AnyRow) -> Result<ChannelConfig> {
     Ok(ChannelConfig {
+        id: row.try_get::<Option<String>, _>("id")?.unwrap_or_default(),
         workspace_id: row.try_get("workspace_id")?,
         channel: parse_channel(&row.try_get::<String, _>("channel")?)?,
         provider: row.try_get("provider")?,
@@ -77,7 +83,7 @@ fn channel_from_row(row: &AnyRow) -> Result<ChannelConfig> {
     })
 }
 
-const CHANNEL_COLUMNS: &str = "workspace_id, channel, provider, config, sender, enabled";
+const CHANNEL_COLUMNS: &str = "id, workspace_id, channel, provider, config, sender, enabled";
 
 impl Store {
     /// Creates the workspace or replaces its name and settings.
@@ -131,8 +137,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO channels
-                (workspace_id, channel, provider, config, sender, enabled, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                (workspace_id, channel, provider, config, sender, enabled, created_at, updated_at,
+                 id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
              ON CONFLICT (workspace_id, channel) DO UPDATE
              SET provider = excluded.provider, config = excluded.config,
                  sender = excluded.sender, enabled = excluded.enabled,
@@ -145,6 +152,7 @@ impl Store {
         .bind(config.sender.trim())
         .bind(i64::from(config.enabled))
         .bind(now)
+        .bind(new_id("ch"))
         .execute(self.pool())
         .await
         .map_err(|e| {
@@ -176,6 +184,29 @@ impl Store {
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE workspace_id = $1 ORDER BY channel"
         ))
         .bind(workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(channel_from_row).collect()
+    }
+
+    /// The channel whose public id is `id`, in whichever workspace it is; callers compare
+    /// its `workspace_id` to tell a foreign channel from an unknown one.
+    pub async fn channel_by_id(&self, id: &str) -> Result<ChannelConfig> {
+        let row = sqlx::query(&format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("channel", id))?;
+        channel_from_row(&row)
+    }
+
+    /// Every workspace's channels of kind `channel`: how an inbound provider webhook, which
+    /// names the receiving address but not the workspace, finds where it belongs.
+    pub async fn channels_of_kind(&self, channel: Channel) -> Result<Vec<ChannelConfig>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE channel = $1 ORDER BY workspace_id"
+        ))
+        .bind(channel.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(channel_from_row).collect()
