@@ -1,18 +1,25 @@
-//! `convo-api`: the front door, HTTP and gRPC, that turns requests into workflow starts,
-//! signals, updates and queries.
+//! `convo-api`: convo's front door. An application layer ([`App`]) with one async function per
+//! API operation, and the HTTP transport over it ([`http::router`]).
 //!
-//! This crate is a placeholder in the workspace graph: it currently contains no code and
-//! serves nothing. The `convo api` subcommand does not exist yet.
+//! The application layer reaches Temporal only through [`convo_activities::Sessions`] and the
+//! typed workflow handles of `convo-workflows`, and the database only through the store, so
+//! the gRPC transport can call exactly the same functions with the same errors.
 //!
-//! # Planned contents
-//! - `Application::build(settings)` exposing its bound ports and `run_until_stopped(shutdown)`,
-//!   so tests start the real API on port 0.
-//! - `WorkflowGateway`: the port through which handlers reach Temporal (signal-with-start of
-//!   `SessionWindowWorkflow`, the free-form send update, closing a window, starting an
-//!   `OutboundConversationWorkflow`), with a production implementation over
-//!   `temporalio-client` and fakes for handler tests.
-//! - `http` (axum) and `grpc` (tonic, on `convo-proto`) routers, one file per resource.
-//! - `Error`: the single mapping point to HTTP status codes and `tonic::Status`.
-//!
-//! It will depend on `convo-workflows`, `convo-proto` and `convo-domain`, never on
-//! `convo-worker` or `convo-activities`.
+//! # Serving
+//! ```no_run
+//! # async fn run(sessions: convo_activities::Sessions) -> std::io::Result<()> {
+//! use convo_api::{App, AppSettings};
+//! let app = App::new(sessions, AppSettings::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! convo_api::http::serve(listener, app, std::future::pending()).await
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod error;
+pub mod http;
+
+pub use app::{App, AppSettings, WorkspaceId};
+pub use error::ApiError;
+pub use http::{router, serve};

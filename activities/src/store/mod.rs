@@ -185,6 +185,12 @@ impl Store {
         &self.inner.pool
     }
 
+    /// Runs a trivial query: a readiness check that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         self.inner.pool.close().await;

@@ -1,0 +1,302 @@
+//! Composed conversations: `compose` (one contact) and `proactive` (a template campaign).
+
+use convo_activities::{GatewayError, store::ChannelConfig};
+use convo_domain::Channel;
+use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage};
+
+use super::{
+    App, WorkspaceId, optional_text, required_text, template_name,
+    types::{
+        ComposeAccepted, ComposeRequest, ProactiveAccepted, ProactiveRequest, ProactiveResult,
+        Recipient, RecipientDetail, TemplateRef,
+    },
+};
+use crate::error::ApiError;
+
+/// The most recipients one proactive request may name.
+const MAX_RECIPIENTS: usize = 1_000;
+/// The longest message text accepted.
+pub(crate) const MAX_TEXT: usize = 4_096;
+
+impl App {
+    /// `POST /v1/conversations/compose`: starts an `OutboundConversationWorkflow`.
+    ///
+    /// Exactly one contact is targeted: `contact_id`, or `contact_phone` and/or
+    /// `contact_email`. A contact id together with an address, or a phone and an e-mail that
+    /// belong to two different existing contacts, is a conflict (422 naming the second field).
+    /// The channel must be the workspace's and enabled; e-mail needs a `subject` and an
+    /// e-mail address, phone channels a phone number.
+    ///
+    /// The conversation id derives from the Idempotency-Key when there is one, so a retry
+    /// finds the running conversation instead of starting a second (202 with its status).
+    pub async fn compose(
+        &self,
+        ws: &WorkspaceId,
+        req: ComposeRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<ComposeAccepted, ApiError> {
+        let channel = self.resolve_channel(ws, &req.channel_id, "channel_id").await?;
+        let content = required_text("content", &req.content, MAX_TEXT)?;
+        let subject = optional_text("subject", req.subject.as_deref(), 998)?;
+        if channel.channel == Channel::Email && subject.is_none() {
+            return Err(ApiError::validation("subject", "is required on the email channel"));
+        }
+        let template = req.template.as_ref().map(|t| check_template("template", t)).transpose()?;
+        let name = optional_text("contact_name", req.contact_name.as_deref(), 200)?;
+        let target = self
+            .compose_target(
+                ws,
+                &channel,
+                req.contact_id.as_deref(),
+                req.contact_phone.as_deref(),
+                req.contact_email.as_deref(),
+                name,
+            )
+            .await?;
+        let conversation_id = Self::derived_id("cv", ws, idempotency_key, "compose");
+        let first = FirstMessage { text: Some(content), subject, template };
+        let status =
+            self.start_conversation(ws, &channel, &conversation_id, target, first, bot("api")).await?;
+        Ok(ComposeAccepted { conversation_id, status })
+    }
+
+    /// `POST /v1/conversations/proactive`: one conversation per recipient, each opening with
+    /// the template. A recipient that cannot be used (malformed number, unknown contact, an
+    /// address the channel cannot reach) gets its own error and the others still start; an
+    /// outage fails the whole request, so a retry with the same Idempotency-Key completes it
+    /// (conversation ids derive from the key and the recipient's position).
+    pub async fn proactive(
+        &self,
+        ws: &WorkspaceId,
+        req: ProactiveRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<ProactiveAccepted, ApiError> {
+        let channel = self.resolve_channel(ws, &req.channel_id, "channel_id").await?;
+        let template = check_template("template", &req.template)?;
+        if req.recipients.is_empty() || req.recipients.len() > MAX_RECIPIENTS {
+            return Err(ApiError::validation(
+                "recipients",
+                format!("must list 1 to {MAX_RECIPIENTS} recipients"),
+            ));
+        }
+        let assignee = match (
+            optional_text("live_agent", req.live_agent.as_deref(), 200)?,
+            optional_text("bot_id", req.bot_id.as_deref(), 200)?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation("bot_id", "give live_agent or bot_id, not both"));
+            }
+            (Some(agent), None) => Assignee::Human { id: agent },
+            (None, Some(bot_id)) => bot(&bot_id),
+            (None, None) => bot("api"),
+        };
+        let queue = optional_text("queue", req.queue.as_deref(), 200)?;
+        let mut results = Vec::with_capacity(req.recipients.len());
+        for (index, recipient) in req.recipients.iter().enumerate() {
+            let field = format!("recipients[{index}]");
+            let (label, detail) = match recipient {
+                Recipient::Address(a) => (a.clone(), address_detail(a)),
+                Recipient::Detailed(d) => (describe(d), d.clone()),
+            };
+            let started = async {
+                let target = self
+                    .compose_target(
+                        ws,
+                        &channel,
+                        detail.contact_id.as_deref(),
+                        detail.phone.as_deref(),
+                        detail.email.as_deref(),
+                        optional_text(&field, detail.name.as_deref(), 200)?,
+                    )
+                    .await
+                    .map_err(|e| super::rename_field(e, &field))?;
+                let id =
+                    Self::derived_id("cv", ws, idempotency_key, &format!("proactive/{index}"));
+                let first = FirstMessage { text: None, subject: None, template: Some(template.clone()) };
+                let status = self
+                    .start_conversation(ws, &channel, &id, target, first, assignee.clone())
+                    .await?;
+                Ok::<_, ApiError>((id, status))
+            };
+            match started.await {
+                Ok((id, status)) => results.push(ProactiveResult {
+                    recipient: label,
+                    conversation_id: Some(id),
+                    status: Some(status),
+                    error: None,
+                }),
+                // An outage is not the recipient's fault: fail the request so it is retried.
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => results.push(ProactiveResult {
+                    recipient: label,
+                    conversation_id: None,
+                    status: None,
+                    error: Some(e.body()["error"].clone()),
+                }),
+            }
+        }
+        let accepted = results.iter().filter(|r| r.conversation_id.is_some()).count();
+        let failed = results.len() - accepted;
+        Ok(ProactiveAccepted { conversations: results, accepted, failed, queue })
+    }
+
+    /// Validates who a compose goes to and turns it into the workflow's [`ContactTarget`].
+    async fn compose_target(
+        &self,
+        ws: &WorkspaceId,
+        channel: &ChannelConfig,
+        contact_id: Option<&str>,
+        phone: Option<&str>,
+        email: Option<&str>,
+        name: Option<String>,
+    ) -> Result<ContactTarget, ApiError> {
+        let id = optional_text("contact_id", contact_id, 200)?;
+        let phone = optional_text("contact_phone", phone, 64)?;
+        let email = optional_text("contact_email", email, 254)?;
+        let phone = phone
+            .map(|p| convo_activities::store::normalize_phone(&p))
+            .transpose()
+            .map_err(|e| super::rename_field(e.into(), "contact_phone"))?;
+        let email = email
+            .map(|m| convo_activities::store::normalize_email(&m))
+            .transpose()
+            .map_err(|e| super::rename_field(e.into(), "contact_email"))?;
+        if let Some(id) = id {
+            if phone.is_some() || email.is_some() {
+                let other = if phone.is_some() { "contact_phone" } else { "contact_email" };
+                return Err(ApiError::validation(
+                    other,
+                    "give contact_id or an address (contact_phone, contact_email), not both",
+                ));
+            }
+            let contact = self
+                .find_contact(ws, &id, "contact_id")
+                .await?
+                .ok_or_else(|| ApiError::validation("contact_id", format!("no contact {id:?}")))?;
+            reachable(channel.channel, contact.phone.is_some(), contact.email.is_some(), "contact_id")?;
+            return Ok(ContactTarget::Id { contact_id: contact.id });
+        }
+        if let (Some(p), Some(m)) = (&phone, &email) {
+            let by_phone = self.store().contact_by_address(ws.as_str(), p).await?;
+            let by_email = self.store().contact_by_address(ws.as_str(), m).await?;
+            if let (Some(a), Some(b)) = (by_phone, by_email)
+                && a.id != b.id
+            {
+                return Err(ApiError::validation(
+                    "contact_email",
+                    "contact_phone and contact_email belong to two different contacts",
+                ));
+            }
+        }
+        reachable(channel.channel, phone.is_some(), email.is_some(), "contact_id")?;
+        Ok(match (channel.channel, phone, email) {
+            (Channel::Email, _, Some(email)) => ContactTarget::Email { email, name },
+            (_, Some(phone), _) => ContactTarget::Phone { phone, name },
+            (_, None, Some(email)) => ContactTarget::Email { email, name },
+            (_, None, None) => {
+                return Err(ApiError::validation(
+                    "contact_id",
+                    "give one of contact_id, contact_phone or contact_email",
+                ));
+            }
+        })
+    }
+
+    /// Registers the conversation (for ownership checks) and starts its workflow. A
+    /// conversation already running under this id (a retried request) is not an error: its
+    /// current status is returned.
+    async fn start_conversation(
+        &self,
+        ws: &WorkspaceId,
+        channel: &ChannelConfig,
+        conversation_id: &str,
+        to: ContactTarget,
+        first_message: FirstMessage,
+        assignee: Assignee,
+    ) -> Result<String, ApiError> {
+        self.store()
+            .record_conversation(conversation_id, ws.as_str(), channel.channel, &channel.id)
+            .await?;
+        let input = ComposeInput {
+            conversation_id: conversation_id.to_owned(),
+            workspace_id: ws.as_str().to_owned(),
+            channel: channel.channel,
+            to,
+            first_message,
+            reply_timeout_secs: self.settings().reply_timeout.as_secs().max(1),
+            assignee,
+        };
+        match self.sessions().compose(input).await {
+            Ok(_) => Ok("pending".to_owned()),
+            Err(GatewayError::ConversationExists(_)) => Ok(self
+                .conversation_view(conversation_id)
+                .await
+                .map(|v| super::conversations::status_name(v.status))
+                .unwrap_or_else(|_| "pending".to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn bot(id: &str) -> Assignee {
+    Assignee::Bot { id: id.to_owned() }
+}
+
+fn check_template(field: &str, t: &TemplateRef) -> Result<String, ApiError> {
+    let name = template_name(&format!("{field}.name"), &t.name)?;
+    for (k, v) in &t.variables {
+        if k.trim().is_empty() || k.len() > 100 {
+            return Err(ApiError::validation(
+                format!("{field}.variables"),
+                "variable names must be 1 to 100 characters",
+            ));
+        }
+        if v.chars().count() > 1_024 {
+            return Err(ApiError::validation(
+                format!("{field}.variables.{k}"),
+                "must be at most 1024 characters",
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// Whether the channel can reach a contact with these addresses: e-mail needs an e-mail
+/// address, WhatsApp, SMS and RCS a phone number; Messenger and Instagram take either (the
+/// platform's user id is stored as the contact's address).
+fn reachable(channel: Channel, phone: bool, email: bool, field: &str) -> Result<(), ApiError> {
+    let ok = match channel {
+        Channel::Email => email,
+        Channel::Whatsapp | Channel::Sms | Channel::Rcs => phone,
+        Channel::Messenger | Channel::Instagram => phone || email,
+    };
+    if ok {
+        return Ok(());
+    }
+    if !phone && !email {
+        return Err(ApiError::validation(
+            field,
+            "give one of contact_id, contact_phone or contact_email",
+        ));
+    }
+    let needs = if channel == Channel::Email { "an e-mail address" } else { "a phone number" };
+    Err(ApiError::validation(field, format!("the {channel} channel needs {needs}")))
+}
+
+/// A recipient given as a plain string.
+fn address_detail(address: &str) -> RecipientDetail {
+    let a = address.trim().to_owned();
+    let mut d = RecipientDetail { contact_id: None, phone: None, email: None, name: None };
+    if a.contains('@') {
+        d.email = Some(a);
+    } else if super::is_address(&a) || a.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        d.phone = Some(a);
+    } else {
+        d.contact_id = Some(a);
+    }
+    d
+}
+
+fn describe(d: &RecipientDetail) -> String {
+    d.contact_id.clone().or_else(|| d.phone.clone()).or_else(|| d.email.clone()).unwrap_or_default()
+}

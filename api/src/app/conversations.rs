@@ -1,0 +1,229 @@
+//! A composed conversation: read it, write in it, hand it to a person, resolve it.
+
+use convo_domain::{Direction, MessageType};
+use convo_workflows::{
+    OutboundConversationWorkflow,
+    contracts::{
+        AgentReply, Assignee, ConversationStatus, ConversationView, Resolve, SendError, SendKind,
+        SendRequest, TakeOver, conversation_workflow_id,
+    },
+};
+use temporalio_client::{
+    Client, WorkflowExecuteUpdateOptions, WorkflowHandle, WorkflowQueryOptions,
+    errors::{WorkflowQueryError, WorkflowUpdateError},
+};
+
+use super::{
+    App, WorkspaceId, required_text, rfc3339,
+    types::{
+        ConversationMessageOut, ConversationMessageRequest, ConversationOut, MessageAccepted, OkResponse,
+        ResolveRequest, TakeOverRequest,
+    },
+};
+use crate::error::ApiError;
+
+/// The wire name of a status (`awaiting_reply`, ...).
+pub(crate) fn status_name(status: ConversationStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "pending".to_owned())
+}
+
+/// An update's failure as the API error it stands for: the workflows write refusals as
+/// `"{code}: {message}"` ([`SendError`]).
+pub(crate) fn update_error(e: WorkflowUpdateError) -> ApiError {
+    match e {
+        WorkflowUpdateError::Failed(failure) => match SendError::parse(&failure.message) {
+            Some(refusal) => refusal.into(),
+            None => ApiError::conflict(failure.message.clone()),
+        },
+        WorkflowUpdateError::NotFound(_) => ApiError::not_found("the conversation is not running"),
+        other => ApiError::unavailable(format!("the workflow service failed: {other}")),
+    }
+}
+
+impl App {
+    fn conversation_handle(&self, id: &str) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
+        self.sessions()
+            .client()
+            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
+    }
+
+    /// The conversation workflow's own view (works on finished conversations too).
+    pub(crate) async fn conversation_view(&self, id: &str) -> Result<ConversationView, ApiError> {
+        let handle = self.conversation_handle(id);
+        let q = handle.query(
+            OutboundConversationWorkflow::conversation,
+            (),
+            WorkflowQueryOptions::default(),
+        );
+        match q.await {
+            Ok(v) => Ok(v),
+            Err(WorkflowQueryError::NotFound(_)) => {
+                Err(ApiError::not_found(format!("conversation {id} not found")))
+            }
+            Err(e) => Err(ApiError::unavailable(format!("the conversation could not be queried: {e}"))),
+        }
+    }
+
+    /// `GET /v1/conversations/{id}`: status, messages, assignee and the contact's window.
+    /// Another workspace's conversation is 404.
+    pub async fn conversation(&self, ws: &WorkspaceId, id: &str) -> Result<ConversationOut, ApiError> {
+        let record = self.store().conversation(ws.as_str(), id).await?;
+        let view = self.conversation_view(id).await?;
+        let window = match &view.contact_id {
+            Some(contact) => Some(self.window_of(ws, contact).await?),
+            None => None,
+        };
+        Ok(ConversationOut {
+            conversation_id: record.id,
+            status: status_name(view.status),
+            channel: record.channel,
+            channel_id: record.channel_id,
+            contact_id: view.contact_id,
+            assignee: match view.assignee {
+                Assignee::Bot { id } => serde_json::json!({"kind": "bot", "id": id}),
+                Assignee::Human { id } => serde_json::json!({"kind": "human", "id": id}),
+            },
+            messages: view
+                .messages
+                .into_iter()
+                .map(|m| ConversationMessageOut {
+                    message_id: m.message_id,
+                    direction: match m.direction {
+                        Direction::Inbound => "inbound".to_owned(),
+                        Direction::Outbound => "outbound".to_owned(),
+                    },
+                    text: m.text,
+                    at: m.at.map(rfc3339),
+                })
+                .collect(),
+            error: view.error.map(|e| serde_json::json!({"code": e.code, "message": e.message})),
+            window,
+            created_at: rfc3339(record.created_at),
+        })
+    }
+
+    /// `POST /v1/conversations/{id}/messages`.
+    ///
+    /// `text` is an agent's reply through the conversation (its assignee decides whether it is
+    /// tagged as a person's), so it needs an open window: 422 `no_active_session` otherwise.
+    /// `template` goes straight through the contact's session, linked to this conversation, so
+    /// it is allowed with no window and the contact's reply reopens one. The message id derives
+    /// from the Idempotency-Key, and the session answers a repeated id with its first answer.
+    pub async fn conversation_message(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        req: ConversationMessageRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<MessageAccepted, ApiError> {
+        let record = self.store().conversation(ws.as_str(), id).await?;
+        let message_id = Self::derived_id("msg", ws, idempotency_key, &format!("conversation/{id}"));
+        let created_at = rfc3339(super::now());
+        match req {
+            ConversationMessageRequest::Text { text } => {
+                let body = required_text("text.body", &text.body, super::compose::MAX_TEXT)?;
+                let view = self.conversation_view(id).await?;
+                let contact = view.contact_id.clone().ok_or_else(|| {
+                    ApiError::conflict("the conversation has not resolved its contact yet")
+                })?;
+                let handle = self.conversation_handle(id);
+                let update = handle.execute_update(
+                    OutboundConversationWorkflow::reply,
+                    AgentReply { message_id: message_id.clone(), text: body },
+                    WorkflowExecuteUpdateOptions::default(),
+                );
+                let receipt = self.with_send_timeout(update).await?.map_err(update_error)?;
+                Ok(super::messages::accepted(
+                    receipt,
+                    record.channel,
+                    MessageType::Conversation,
+                    contact,
+                    created_at,
+                    None,
+                ))
+            }
+            ConversationMessageRequest::Template { template } => {
+                let name = super::template_name("template.name", &template.name)?;
+                let view = self.conversation_view(id).await?;
+                let contact = view.contact_id.clone().ok_or_else(|| {
+                    ApiError::conflict("the conversation has not resolved its contact yet")
+                })?;
+                let request = SendRequest {
+                    message_id: message_id.clone(),
+                    channel: record.channel,
+                    kind: SendKind::Template { template: name, message_type: MessageType::Message },
+                    conversation_id: Some(id.to_owned()),
+                };
+                let send = self.sessions().send(ws.as_str(), &contact, record.channel, request);
+                let receipt = super::messages::sent(self.with_send_timeout(send).await??)?;
+                Ok(super::messages::accepted(
+                    receipt,
+                    record.channel,
+                    MessageType::Message,
+                    contact,
+                    created_at,
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// `POST /v1/conversations/{id}/take-over`: a person takes over from the bot; later text
+    /// messages are sent as theirs (Messenger's and Instagram's human-agent allowance applies).
+    pub async fn take_over(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        req: TakeOverRequest,
+    ) -> Result<OkResponse, ApiError> {
+        self.store().conversation(ws.as_str(), id).await?;
+        let agent_id = required_text("agent_id", &req.agent_id, 200)?;
+        self.conversation_handle(id)
+            .execute_update(
+                OutboundConversationWorkflow::take_over,
+                TakeOver { agent_id },
+                WorkflowExecuteUpdateOptions::default(),
+            )
+            .await
+            .map_err(update_error)?;
+        Ok(OkResponse::TRUE)
+    }
+
+    /// `POST /v1/conversations/{id}/resolve`: resolves the conversation and, unless
+    /// `close_window` is false, closes the contact's window (`EXPLICIT`), settling its billing.
+    /// Resolving twice is fine; resolving a finished conversation is 409
+    /// `conversation_closed`.
+    pub async fn resolve(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        req: ResolveRequest,
+    ) -> Result<OkResponse, ApiError> {
+        self.store().conversation(ws.as_str(), id).await?;
+        self.conversation_handle(id)
+            .execute_update(
+                OutboundConversationWorkflow::resolve,
+                Resolve { close_window: req.close_window },
+                WorkflowExecuteUpdateOptions::default(),
+            )
+            .await
+            .map_err(update_error)?;
+        Ok(OkResponse::TRUE)
+    }
+
+    /// Bounds a send by [`super::AppSettings::send_timeout`]: a provider outage can hold a
+    /// send for hours, and the caller should get an answer it can retry on.
+    pub(crate) async fn with_send_timeout<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, ApiError> {
+        tokio::time::timeout(self.settings().send_timeout, fut).await.map_err(|_| {
+            ApiError::unavailable(
+                "the send is still in progress; retry with the same Idempotency-Key for its outcome",
+            )
+        })
+    }
+}

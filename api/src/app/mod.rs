@@ -1,0 +1,509 @@
+//! The application layer: one async function per API operation, shared by every transport.
+//!
+//! Each operation takes the caller's [`WorkspaceId`] (established by authentication) and a
+//! typed input, validates it, and answers a typed output or an [`ApiError`]. Nothing here knows
+//! about HTTP: the axum handlers in [`crate::http`] only extract, call and serialise, and the
+//! gRPC transport will call the same functions.
+//!
+//! # Idempotency
+//! The transport claims the `Idempotency-Key` ([`App::claim_idempotency`]) before an operation
+//! runs and stores its answer afterwards. Operations that send or start something also derive
+//! their ids from the key ([`App::derived_id`]): the conversation id of a compose and the
+//! message id of a send. Temporal rejects a second workflow with the same id and the session
+//! answers a repeated send id with its first answer, so even a retry that outlives the stored
+//! key (24 h) starts nothing twice.
+
+mod compose;
+mod conversations;
+mod inbound;
+mod messages;
+pub mod types;
+mod webhooks;
+mod windows;
+
+use std::{sync::Arc, time::Duration};
+
+use convo_activities::{
+    Sessions,
+    sandbox::{RecordedSend, SandboxHandle},
+    store::{
+        ChannelConfig, Contact, ContactLookup, IdempotencyClaim, IdempotencyPolicy, Store,
+        StoreError, StoredResponse,
+    },
+};
+use convo_domain::{Channel, Timestamp};
+use convo_workflows::{
+    SessionWindowWorkflow,
+    contracts::{SessionView, session_workflow_id},
+};
+use http::StatusCode;
+use temporalio_client::{WorkflowQueryOptions, errors::WorkflowQueryError};
+
+use crate::error::{ApiError, codes};
+
+pub use inbound::{TwilioInbound, WhatsappInbound};
+
+/// The workspace a request acts for, as authentication established it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkspaceId(pub String);
+
+impl WorkspaceId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the application layer is configured with.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// How long Idempotency-Keys are kept and in-flight claims honoured.
+    pub idempotency: IdempotencyPolicy,
+    /// How long a composed conversation waits for the contact's reply.
+    pub reply_timeout: Duration,
+    /// How long a send may take before the API answers 503 (the send goes on, and a retry
+    /// with the same Idempotency-Key attaches to it).
+    pub send_timeout: Duration,
+    /// How long closing a window waits for the session to report it closed.
+    pub close_wait: Duration,
+    /// The Meta app secret that signs WhatsApp webhooks, unless the channel's configuration
+    /// has its own `app_secret`.
+    pub whatsapp_app_secret: Option<String>,
+    /// The token Meta's subscription handshake (`GET /v1/inbound/whatsapp`) must present.
+    pub whatsapp_verify_token: Option<String>,
+    /// The externally visible base URL (`https://api.example.com`), which Twilio signs; without
+    /// it the URL is rebuilt from the request's `Host` and `X-Forwarded-Proto`.
+    pub public_base_url: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            idempotency: IdempotencyPolicy::default(),
+            reply_timeout: Duration::from_secs(48 * 3600),
+            send_timeout: Duration::from_secs(30),
+            close_wait: Duration::from_secs(5),
+            whatsapp_app_secret: None,
+            whatsapp_verify_token: None,
+            public_base_url: None,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// The application: sessions (Temporal), the store, the optional sandbox provider and the
+/// settings. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sessions: Sessions,
+    settings: AppSettings,
+    sandbox: Option<Arc<SandboxHandle>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("sessions", &self.inner.sessions)
+            .field("sandbox", &self.inner.sandbox.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An application over `sessions` (which carries the Temporal client and the store).
+    pub fn new(sessions: Sessions, settings: AppSettings) -> Self {
+        Self { inner: Arc::new(Inner { sessions, settings, sandbox: None }) }
+    }
+
+    /// Also serves `GET /v1/sandbox/outbox` from this sandbox provider.
+    pub fn with_sandbox(self, sandbox: Arc<SandboxHandle>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            sessions: shared.sessions.clone(),
+            settings: shared.settings.clone(),
+            sandbox: shared.sandbox.clone(),
+        });
+        Self { inner: Arc::new(Inner { sandbox: Some(sandbox), ..inner }) }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AppSettings {
+        &self.inner.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.inner.sessions.store()
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    // ---- auth ---------------------------------------------------------------------------
+
+    /// The workspace whose API key `key` is; `unauthorized` for a missing, unknown or revoked
+    /// key (one answer for all, so keys cannot be probed).
+    pub async fn authenticate(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
+        let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+            return Err(ApiError::unauthorized(
+                "an API key is required: Authorization: Bearer <key> or x-api-key",
+            ));
+        };
+        match self.store().authenticate_api_key(key).await? {
+            Some(found) => Ok(WorkspaceId(found.workspace_id)),
+            None => Err(ApiError::unauthorized("invalid API key")),
+        }
+    }
+
+    // ---- idempotency --------------------------------------------------------------------
+
+    /// Claims an Idempotency-Key for a request whose fingerprint is `fingerprint`. `Ok(None)`:
+    /// run the request, then [`App::complete_idempotency`] or [`App::release_idempotency`];
+    /// `Ok(Some(response))`: replay it.
+    pub async fn claim_idempotency(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<StoredResponse>, ApiError> {
+        validate_idempotency_key(key)?;
+        let claim = self
+            .store()
+            .claim_idempotency_key(ws.as_str(), key, fingerprint, self.settings().idempotency)
+            .await?;
+        match claim {
+            IdempotencyClaim::Claimed => Ok(None),
+            IdempotencyClaim::Replay(response) => Ok(Some(response)),
+            IdempotencyClaim::InFlight => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                codes::IDEMPOTENCY_KEY_IN_USE,
+                "a request with this Idempotency-Key is still being processed; retry later",
+            )
+            .with_field("Idempotency-Key")),
+            IdempotencyClaim::Mismatch => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was used for a different request",
+            )
+            .with_field("Idempotency-Key")),
+        }
+    }
+
+    /// Stores the answer of a request that claimed `key`, for replay.
+    pub async fn complete_idempotency(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), ApiError> {
+        Ok(self.store().complete_idempotency_key(ws.as_str(), key, response).await?)
+    }
+
+    /// Frees `key` after an answer a retry may change (an outage, a malformed request).
+    pub async fn release_idempotency(&self, ws: &WorkspaceId, key: &str) -> Result<(), ApiError> {
+        Ok(self.store().release_idempotency_key(ws.as_str(), key).await?)
+    }
+
+    /// An id for what a request creates: derived from the workspace, the Idempotency-Key and
+    /// `scope` when there is a key (so a retry recreates the same id), random otherwise.
+    pub fn derived_id(
+        prefix: &str,
+        ws: &WorkspaceId,
+        key: Option<&str>,
+        scope: &str,
+    ) -> String {
+        match key {
+            Some(key) => {
+                let material = format!("{}\n{scope}\n{key}", ws.as_str());
+                let digest = ring::digest::digest(&ring::digest::SHA256, material.as_bytes());
+                format!("{prefix}_{}", hex(&digest.as_ref()[..16]))
+            }
+            None => format!("{prefix}_{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    // ---- channels -------------------------------------------------------------------------
+
+    /// `GET /v1/channels`: the workspace's channels, without provider credentials.
+    pub async fn channels(&self, ws: &WorkspaceId) -> Result<types::List<types::ChannelOut>, ApiError> {
+        let channels = self.store().channels(ws.as_str()).await?;
+        Ok(types::List {
+            data: channels
+                .into_iter()
+                .map(|c| types::ChannelOut {
+                    id: c.id,
+                    kind: c.channel,
+                    provider: c.provider,
+                    address: c.sender,
+                    enabled: c.enabled,
+                })
+                .collect(),
+        })
+    }
+
+    /// The workspace's enabled channel named by `reference`: a public id (`ch_...`) or a
+    /// channel kind (`whatsapp`). Unknown, foreign and disabled channels are one 422 naming
+    /// `field`, so another workspace's channel ids cannot be probed.
+    pub(crate) async fn resolve_channel(
+        &self,
+        ws: &WorkspaceId,
+        reference: &str,
+        field: &str,
+    ) -> Result<ChannelConfig, ApiError> {
+        let reference = reference.trim();
+        if reference.is_empty() {
+            return Err(ApiError::validation(field, "must not be empty"));
+        }
+        let unknown = || ApiError::validation(field, format!("no channel {reference:?} in this workspace"));
+        let found = if let Some(kind) = Channel::ALL.into_iter().find(|c| c.as_str() == reference) {
+            self.store().channel(ws.as_str(), kind).await
+        } else {
+            self.store().channel_by_id(reference).await
+        };
+        let channel = match found {
+            Ok(c) if c.workspace_id == ws.as_str() => c,
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Err(unknown()),
+            Err(e) => return Err(e.into()),
+        };
+        if !channel.enabled {
+            return Err(ApiError::validation(field, format!("channel {reference:?} is disabled")));
+        }
+        Ok(channel)
+    }
+
+    // ---- contacts -------------------------------------------------------------------------
+
+    /// The workspace's existing contact named by `reference`: an E.164 number, an e-mail
+    /// address or a contact id. `None` when no such contact exists.
+    pub(crate) async fn find_contact(
+        &self,
+        ws: &WorkspaceId,
+        reference: &str,
+        field: &str,
+    ) -> Result<Option<Contact>, ApiError> {
+        let reference = reference.trim();
+        if reference.is_empty() {
+            return Err(ApiError::validation(field, "must not be empty"));
+        }
+        if is_address(reference) {
+            return self
+                .store()
+                .contact_by_address(ws.as_str(), reference)
+                .await
+                .map_err(|e| rename_field(e.into(), field));
+        }
+        match self.store().contact(ws.as_str(), reference).await {
+            Ok(c) => Ok(Some(c)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Like [`App::find_contact`], but creates the contact when an address names none yet.
+    pub(crate) async fn find_or_create_contact(
+        &self,
+        ws: &WorkspaceId,
+        reference: &str,
+        name: Option<String>,
+        field: &str,
+    ) -> Result<Contact, ApiError> {
+        let reference = reference.trim();
+        if !is_address(reference) {
+            return self
+                .find_contact(ws, reference, field)
+                .await?
+                .ok_or_else(|| ApiError::validation(field, format!("no contact {reference:?}")));
+        }
+        let lookup = if reference.contains('@') {
+            ContactLookup { email: Some(reference.to_owned()), name, ..Default::default() }
+        } else {
+            ContactLookup { phone: Some(reference.to_owned()), name, ..Default::default() }
+        };
+        let (contact, _) = self
+            .store()
+            .find_or_create_contact(ws.as_str(), lookup)
+            .await
+            .map_err(|e| rename_field(e.into(), field))?;
+        Ok(contact)
+    }
+
+    // ---- sessions -------------------------------------------------------------------------
+
+    /// The contact's session state; `None` when no session ever ran (or Temporal no longer
+    /// has it), which reads as a closed window.
+    pub(crate) async fn session_view(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &str,
+    ) -> Result<Option<SessionView>, ApiError> {
+        let handle = self
+            .sessions()
+            .client()
+            .get_workflow_handle::<SessionWindowWorkflow>(session_workflow_id(ws.as_str(), contact_id));
+        match handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await {
+            Ok(view) => Ok(Some(view)),
+            Err(WorkflowQueryError::NotFound(_) | WorkflowQueryError::Rejected { .. }) => Ok(None),
+            Err(e) => Err(ApiError::unavailable(format!("the session could not be queried: {e}"))),
+        }
+    }
+
+    // ---- sandbox --------------------------------------------------------------------------
+
+    /// `GET /v1/sandbox/outbox`: every send the sandbox provider accepted, newest last. The
+    /// sandbox is one per process and knows nothing of workspaces, so this is a development
+    /// aid and answers 404 when no sandbox is attached.
+    pub fn sandbox_outbox(&self) -> Result<types::List<RecordedSend>, ApiError> {
+        let sandbox = self
+            .inner
+            .sandbox
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("no sandbox provider runs in this process"))?;
+        Ok(types::List { data: sandbox.sends() })
+    }
+
+    // ---- health ---------------------------------------------------------------------------
+
+    /// Readiness: the database answers a trivial query and Temporal answers `GetSystemInfo`.
+    /// Returns each check's outcome; the caller decides the status.
+    pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let db = async {
+            sqlx_ping(self.store()).await
+        };
+        let temporal = async {
+            use temporalio_client::grpc::WorkflowService;
+            use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
+            let mut client = self.sessions().client().clone();
+            let call = client.get_system_info(tonic_request(GetSystemInfoRequest::default()));
+            match tokio::time::timeout(Duration::from_secs(3), call).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(status)) => Err(status.message().to_owned()),
+                Err(_) => Err("no answer within 3s".to_owned()),
+            }
+        };
+        let (db, temporal) = futures::join!(db, temporal);
+        vec![("database", db), ("temporal", temporal)]
+    }
+}
+
+fn tonic_request<T>(message: T) -> temporalio_client::tonic::Request<T> {
+    temporalio_client::tonic::Request::new(message)
+}
+
+async fn sqlx_ping(store: &Store) -> Result<(), String> {
+    let query = store.ping();
+    match tokio::time::timeout(Duration::from_secs(3), query).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3s".to_owned()),
+    }
+}
+
+/// Idempotency keys are 1 to 255 printable ASCII characters (Stripe's limit; the IETF draft
+/// leaves the format to the server).
+fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_FAILED,
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    Ok(())
+}
+
+/// Whether a contact reference is an address (phone or e-mail) rather than a contact id.
+pub(crate) fn is_address(reference: &str) -> bool {
+    reference.contains('@') || reference.starts_with('+') || reference.starts_with("00")
+}
+
+/// Store validation errors name the store's field (`phone`); the API names its own.
+pub(crate) fn rename_field(mut e: ApiError, field: &str) -> ApiError {
+    if e.field.is_some() {
+        e.field = Some(field.to_owned());
+    }
+    e
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// RFC 3339 in UTC with milliseconds, the API's one time format.
+pub(crate) fn rfc3339(t: Timestamp) -> String {
+    let millis = i64::try_from(t.as_epoch_millis()).unwrap_or(i64::MAX);
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The wall clock.
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_system_time(std::time::SystemTime::now())
+}
+
+/// A free-text field: trimmed, non-empty, at most `max` characters.
+pub(crate) fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::validation(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::validation(field, format!("must be at most {max} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+/// An optional free-text field: empty counts as absent.
+pub(crate) fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => required_text(field, v, max).map(Some),
+    }
+}
+
+/// A template name: 1 to 512 characters of letters, digits, `_`, `-` and `.`.
+pub(crate) fn template_name(field: &str, name: &str) -> Result<String, ApiError> {
+    let name = required_text(field, name, 512)?;
+    if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err(ApiError::validation(field, "may contain only letters, digits, _, - and ."));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_per_workspace_and_key() {
+        let a = WorkspaceId("ws-a".into());
+        let b = WorkspaceId("ws-b".into());
+        let id = App::derived_id("cv", &a, Some("k1"), "compose");
+        assert_eq!(id, App::derived_id("cv", &a, Some("k1"), "compose"));
+        assert_ne!(id, App::derived_id("cv", &b, Some("k1"), "compose"));
+        assert_ne!(id, App::derived_id("cv", &a, Some("k1"), "proactive"));
+        assert!(id.starts_with("cv_") && id.len() == 35, "{id}");
+        assert_ne!(App::derived_id("cv", &a, None, "x"), App::derived_id("cv", &a, None, "x"));
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(Timestamp::from_epoch_millis(1_500)), "1970-01-01T00:00:01.500Z");
+    }
+}

@@ -1,0 +1,514 @@
+//! The application layer's inputs and outputs: the JSON shapes of the HTTP API, shared with
+//! the gRPC transport's conversions.
+//!
+//! Inputs reject unknown fields (`deny_unknown_fields`), so a misspelt optional field is an
+//! error naming it rather than a silently ignored value. Times go out as RFC 3339 strings in
+//! UTC; money as integer minor units.
+
+use std::collections::BTreeMap;
+
+use convo_domain::{Balance, Channel, MessageType};
+use serde::{Deserialize, Serialize};
+
+/// A template reference: its approved name, and variables for it.
+///
+/// Variables are accepted and validated, but the session's send contract carries only the
+/// template's name, so providers render the template text configured for the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    /// The approved template's name.
+    pub name: String,
+    /// Values for the template's placeholders.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// `POST /v1/conversations/compose`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeRequest {
+    /// The channel's public id (`GET /v1/channels`).
+    pub channel_id: String,
+    /// An existing contact.
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    /// Find or create the contact by e-mail.
+    #[serde(default)]
+    pub contact_email: Option<String>,
+    /// Find or create the contact by E.164 phone number.
+    #[serde(default)]
+    pub contact_phone: Option<String>,
+    /// The name for a contact created by this compose.
+    #[serde(default)]
+    pub contact_name: Option<String>,
+    /// Subject line; required on e-mail.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The first message's text (sent free-form when a window allows it).
+    pub content: String,
+    /// The template sent instead when no window is open on a gated channel.
+    #[serde(default)]
+    pub template: Option<TemplateRef>,
+}
+
+/// 202 answer of compose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeAccepted {
+    /// The conversation's id.
+    pub conversation_id: String,
+    /// `pending`, or the current status when a retried compose finds it running.
+    pub status: String,
+}
+
+/// One recipient of a proactive campaign: an address string, or an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Recipient {
+    /// An E.164 phone number, an e-mail address or a contact id.
+    Address(String),
+    /// Spelled out.
+    Detailed(RecipientDetail),
+}
+
+/// A recipient spelled out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientDetail {
+    /// An existing contact.
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    /// E.164 phone number.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The name for a created contact.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/conversations/proactive`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProactiveRequest {
+    /// The channel's public id.
+    pub channel_id: String,
+    /// The template every recipient gets.
+    pub template: TemplateRef,
+    /// Who gets it (1 to 1,000).
+    pub recipients: Vec<Recipient>,
+    /// A human agent who owns the conversations (their replies are tagged as a person's).
+    #[serde(default)]
+    pub live_agent: Option<String>,
+    /// The bot that owns the conversations (default `api`).
+    #[serde(default)]
+    pub bot_id: Option<String>,
+    /// A routing label, echoed back.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// One recipient's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProactiveResult {
+    /// The recipient as given (its address or contact id).
+    pub recipient: String,
+    /// The conversation started for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// `pending` when started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why this recipient got nothing; the others are unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// 202 answer of proactive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProactiveAccepted {
+    /// One entry per recipient, in order.
+    pub conversations: Vec<ProactiveResult>,
+    /// How many were started.
+    pub accepted: usize,
+    /// How many failed.
+    pub failed: usize,
+    /// The request's queue label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+}
+
+/// A channel as `GET /v1/channels` lists it (no provider credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOut {
+    /// Public id.
+    pub id: String,
+    /// `whatsapp`, `sms`, ...
+    pub kind: Channel,
+    /// The provider carrying it.
+    pub provider: String,
+    /// The business's address on it.
+    pub address: String,
+    /// Disabled channels take no sends.
+    pub enabled: bool,
+}
+
+/// A list envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct List<T> {
+    /// The items.
+    pub data: Vec<T>,
+}
+
+/// A contact's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowOut {
+    /// The contact.
+    pub contact_id: String,
+    /// `open` or `closed` (a contact with no session reads as closed).
+    pub status: String,
+    /// Whether free-form may be sent now.
+    pub open: bool,
+    /// The channel of the contact's session, if one ever ran.
+    pub channel: Option<Channel>,
+    /// When the window opened.
+    pub opened_at: Option<String>,
+    /// Until when free-form is allowed.
+    pub expires_at: Option<String>,
+    /// When the current billing session ends.
+    pub billing_session_ends_at: Option<String>,
+    /// Why the latest window closed (`EXPIRED`, `EXPLICIT`, `COMPLIANCE_STOP`).
+    pub close_reason: Option<String>,
+    /// The next send rides on a billing session that already holds its unit.
+    pub in_session: bool,
+    /// The contact's latest message in the window.
+    pub last_inbound_at: Option<String>,
+}
+
+/// `POST /v1/windows/{contact}/close` takes an empty body or `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseWindowRequest {}
+
+/// The body of a conversation message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextBody {
+    /// The text.
+    pub body: String,
+}
+
+/// `POST /v1/conversations/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConversationMessageRequest {
+    /// Free-form: needs an open window.
+    Text {
+        /// The text.
+        text: TextBody,
+    },
+    /// A template: allowed with no window, and may open one when the contact replies.
+    Template {
+        /// The template.
+        template: TemplateRef,
+    },
+}
+
+/// `POST /v1/conversations/{id}/take-over`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeOverRequest {
+    /// The human agent taking over.
+    pub agent_id: String,
+}
+
+/// `POST /v1/conversations/{id}/resolve` (empty body allowed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// Also close the contact's window (default `true`).
+    #[serde(default = "yes")]
+    pub close_window: bool,
+}
+
+impl Default for ResolveRequest {
+    fn default() -> Self {
+        Self { close_window: true }
+    }
+}
+
+const fn yes() -> bool {
+    true
+}
+
+/// `{ "ok": true }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OkResponse {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl OkResponse {
+    /// `{ "ok": true }`.
+    pub const TRUE: OkResponse = OkResponse { ok: true };
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationMessageOut {
+    /// The message id.
+    pub message_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// The text, or `template:{name}`.
+    pub text: String,
+    /// When.
+    pub at: Option<String>,
+}
+
+/// `GET /v1/conversations/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationOut {
+    /// The id.
+    pub conversation_id: String,
+    /// `pending`, `awaiting_reply`, `active`, `resolved`, `expired` or `failed`.
+    pub status: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The channel's public id.
+    pub channel_id: String,
+    /// The contact, once resolved.
+    pub contact_id: Option<String>,
+    /// `{kind: bot|human, id}`.
+    pub assignee: serde_json::Value,
+    /// Oldest first.
+    pub messages: Vec<ConversationMessageOut>,
+    /// Why it failed or ended, as `{code, message}`.
+    pub error: Option<serde_json::Value>,
+    /// The contact's window.
+    pub window: Option<WindowOut>,
+    /// When it was composed.
+    pub created_at: String,
+}
+
+/// `message_type` of `POST /v1/messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestedType {
+    /// Business-initiated, billed per message.
+    Message,
+    /// Free-form inside an open window, billed by the conversation unit.
+    Conversation,
+    /// Broadcast, billed per message at the newsletter price.
+    Newsletter,
+}
+
+/// `content` of `POST /v1/messages`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageContent {
+    /// Free-form text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Subject line (e-mail).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// An approved template (required for NEWSLETTER; MESSAGE outside a window on gated
+    /// channels).
+    #[serde(default)]
+    pub template: Option<TemplateRef>,
+    /// RCS suggestions: not supported by convo's providers yet (422 when given).
+    #[serde(default)]
+    pub suggestions: Option<serde_json::Value>,
+    /// RCS rich card: not supported yet (422 when given).
+    #[serde(default)]
+    pub rich_card: Option<serde_json::Value>,
+    /// RCS carousel: not supported yet (422 when given).
+    #[serde(default)]
+    pub carousel: Option<serde_json::Value>,
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// E.164 phone number, e-mail address or contact id.
+    pub to: String,
+    /// A channel kind (`whatsapp`) or a channel's public id (`ch_...`).
+    pub channel: String,
+    /// How the message is meant and billed.
+    pub message_type: RequestedType,
+    /// What to send.
+    pub content: MessageContent,
+    /// The caller's traffic label (`transactional`, `marketing`, ...), echoed back.
+    #[serde(default)]
+    pub traffic_type: Option<String>,
+}
+
+/// The billing block of an accepted send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingOut {
+    /// The channel.
+    pub channel: Channel,
+    /// How the send was billed.
+    pub message_type: MessageType,
+    /// It rode on a billing session that already had its hold.
+    pub in_session: bool,
+    /// The conversation-unit hold it placed (minor units).
+    pub hold_amount: u64,
+    /// Its per-message price (minor units).
+    pub message_price: u64,
+    /// The workspace balance after it.
+    pub balance: BalanceOut,
+}
+
+/// `{free, reserved, total}` in minor units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceOut {
+    /// Available for new holds.
+    pub free: u64,
+    /// Held by open holds.
+    pub reserved: u64,
+    /// Free plus reserved.
+    pub total: u64,
+}
+
+impl From<Balance> for BalanceOut {
+    fn from(b: Balance) -> Self {
+        Self { free: b.free.minor(), reserved: b.reserved.minor(), total: b.total.minor() }
+    }
+}
+
+/// 202 answer of a send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageAccepted {
+    /// The message id (derived from the Idempotency-Key when one is given).
+    pub message_id: String,
+    /// `queued`.
+    pub status: String,
+    /// When the API accepted it.
+    pub created_at: String,
+    /// Until when free-form is allowed, if a window is open.
+    pub conversation_expires_at: Option<String>,
+    /// The contact it went to.
+    pub contact_id: String,
+    /// The caller's traffic label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<String>,
+    /// How it was billed.
+    pub billing: BillingOut,
+}
+
+/// `POST /v1/inbound/sandbox`: a contact's message as the sandbox simulates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxInbound {
+    /// The contact's address (E.164, or e-mail on the e-mail channel).
+    pub from: String,
+    /// The business address it was sent to; must be the channel's when given.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// A channel kind (`whatsapp`) or a channel's public id.
+    pub channel: String,
+    /// The text.
+    pub text: String,
+    /// The provider's id (de-duplicated); generated when absent.
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    /// When the contact sent it (RFC 3339).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// What an inbound request did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundOut {
+    /// Messages handed to sessions.
+    pub received: usize,
+    /// Of those, repeats of messages already received.
+    pub duplicates: usize,
+    /// Delivery statuses applied to the message log.
+    pub statuses: usize,
+    /// Entries skipped (unknown business number, unsupported event).
+    pub ignored: usize,
+    /// The contacts the messages came from.
+    pub contact_ids: Vec<String>,
+}
+
+/// `POST /v1/webhook-endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    /// Where deliveries are POSTed (http or https).
+    pub url: String,
+    /// Event types (`conversation.ended`, `conversation.*`); empty or absent means all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpointOut {
+    /// Id (`ep_...`).
+    pub id: String,
+    /// Its URL.
+    pub url: String,
+    /// Event types it receives (empty: all).
+    pub event_types: Vec<String>,
+    /// Whether it receives deliveries.
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// The signing secret (`whsec_...`): only in the answer to its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// Filters of `GET /v1/webhook-deliveries`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Only this endpoint's.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+    /// Only this event's.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// At most this many, newest first (1 to 1,000; default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One delivery of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryOut {
+    /// Id (`dlv_...`).
+    pub id: String,
+    /// The event (its `webhook-id`).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last attempt's HTTP status.
+    pub last_status: Option<u16>,
+    /// The last attempt's transport error.
+    pub last_error: Option<String>,
+    /// When the last attempt started.
+    pub last_attempt_at: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<String>,
+    /// When the event was enqueued.
+    pub created_at: String,
+}

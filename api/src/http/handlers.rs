@@ -1,0 +1,273 @@
+//! One handler per route: extract, call the application layer, serialise.
+
+use axum::{
+    Extension, Json,
+    extract::{OriginalUri, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use super::{
+    ApiJson, ApiQuery, HttpState, IdempotencyKey, OptionalJson, PathParam, RawBody,
+};
+use crate::{
+    app::{
+        TwilioInbound, WhatsappInbound, WorkspaceId,
+        types::{
+            CloseWindowRequest, ComposeRequest, ConversationMessageRequest, CreateWebhookEndpoint,
+            DeliveriesQuery, ProactiveRequest, ResolveRequest, SandboxInbound, SendMessageRequest,
+            TakeOverRequest,
+        },
+    },
+    error::ApiError,
+};
+
+type Key = Option<Extension<IdempotencyKey>>;
+
+fn key(k: &Key) -> Option<&str> {
+    k.as_ref().map(|Extension(IdempotencyKey(k))| k.as_str())
+}
+
+fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
+    (status, Json(value)).into_response()
+}
+
+type Answer = Result<Response, ApiError>;
+
+pub(super) async fn compose(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    k: Key,
+    ApiJson(req): ApiJson<ComposeRequest>,
+) -> Answer {
+    Ok(json(StatusCode::ACCEPTED, s.app.compose(&ws, req, key(&k)).await?))
+}
+
+pub(super) async fn proactive(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    k: Key,
+    ApiJson(req): ApiJson<ProactiveRequest>,
+) -> Answer {
+    Ok(json(StatusCode::ACCEPTED, s.app.proactive(&ws, req, key(&k)).await?))
+}
+
+pub(super) async fn get_conversation(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.conversation(&ws, &id).await?))
+}
+
+pub(super) async fn conversation_message(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+    k: Key,
+    ApiJson(req): ApiJson<ConversationMessageRequest>,
+) -> Answer {
+    Ok(json(StatusCode::ACCEPTED, s.app.conversation_message(&ws, &id, req, key(&k)).await?))
+}
+
+pub(super) async fn take_over(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+    ApiJson(req): ApiJson<TakeOverRequest>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.take_over(&ws, &id, req).await?))
+}
+
+pub(super) async fn resolve(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+    OptionalJson(req): OptionalJson<ResolveRequest>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.resolve(&ws, &id, req).await?))
+}
+
+pub(super) async fn channels(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.channels(&ws).await?))
+}
+
+pub(super) async fn send_message(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    k: Key,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> Answer {
+    Ok(json(StatusCode::ACCEPTED, s.app.send_message(&ws, req, key(&k)).await?))
+}
+
+pub(super) async fn get_window(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(contact): PathParam,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.window(&ws, &contact).await?))
+}
+
+pub(super) async fn close_window(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(contact): PathParam,
+    OptionalJson(CloseWindowRequest {}): OptionalJson<CloseWindowRequest>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.close_window(&ws, &contact).await?))
+}
+
+pub(super) async fn inbound_sandbox(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    k: Key,
+    ApiJson(req): ApiJson<SandboxInbound>,
+) -> Answer {
+    Ok(json(StatusCode::ACCEPTED, s.app.inbound_sandbox(&ws, req, key(&k)).await?))
+}
+
+pub(super) async fn sandbox_outbox(
+    State(s): State<HttpState>,
+    Extension(_ws): Extension<WorkspaceId>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.sandbox_outbox()?))
+}
+
+pub(super) async fn create_webhook_endpoint(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    ApiJson(req): ApiJson<CreateWebhookEndpoint>,
+) -> Answer {
+    Ok(json(StatusCode::CREATED, s.app.create_webhook_endpoint(&ws, req).await?))
+}
+
+pub(super) async fn webhook_endpoints(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.webhook_endpoints(&ws).await?))
+}
+
+pub(super) async fn delete_webhook_endpoint(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+) -> Answer {
+    s.app.delete_webhook_endpoint(&ws, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn webhook_deliveries(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.webhook_deliveries(&ws, query).await?))
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+pub(super) async fn inbound_whatsapp(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Answer {
+    let req = WhatsappInbound {
+        body: body.to_vec(),
+        signature: header_str(&headers, "x-hub-signature-256"),
+    };
+    Ok(json(StatusCode::OK, s.app.inbound_whatsapp(req).await?))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+pub(super) async fn whatsapp_handshake(
+    State(s): State<HttpState>,
+    ApiQuery(q): ApiQuery<Handshake>,
+) -> Answer {
+    let challenge =
+        s.app.whatsapp_handshake(q.mode.as_deref(), q.token.as_deref(), q.challenge.as_deref())?;
+    Ok((StatusCode::OK, challenge).into_response())
+}
+
+/// The URL Twilio signed: the configured public base URL, or the one this request reached
+/// (`X-Forwarded-Proto` and `Host`, as a reverse proxy passes them on).
+fn twilio_url(s: &HttpState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    if let Some(base) = &s.app.settings().public_base_url {
+        return format!("{}{path}", base.trim_end_matches('/'));
+    }
+    let scheme = header_str(headers, "x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    let host = header_str(headers, header::HOST.as_str()).unwrap_or_default();
+    format!("{scheme}://{host}{path}")
+}
+
+pub(super) async fn inbound_twilio(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    RawBody(body): RawBody,
+) -> Answer {
+    let req = TwilioInbound {
+        url: twilio_url(&s, &headers, &uri),
+        body: body.to_vec(),
+        signature: header_str(&headers, "x-twilio-signature"),
+    };
+    s.app.inbound_twilio(req).await?;
+    // Twilio reads the answer as TwiML; an empty <Response/> sends no reply message.
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    )
+        .into_response())
+}
+
+pub(super) async fn healthz() -> Response {
+    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+pub(super) async fn readyz(State(s): State<HttpState>) -> Response {
+    let checks = s.app.readiness().await;
+    let ready = checks.iter().all(|(_, r)| r.is_ok());
+    let detail: serde_json::Map<String, serde_json::Value> = checks
+        .into_iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => serde_json::json!("ok"),
+                Err(e) => serde_json::json!({"error": e}),
+            };
+            (name.to_owned(), v)
+        })
+        .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(status, serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "checks": detail}))
+}
+
+pub(super) async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(super) async fn openapi() -> Response {
+    json(StatusCode::OK, super::openapi::document())
+}

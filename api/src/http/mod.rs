@@ -1,0 +1,149 @@
+//! The HTTP transport: an axum router over the application layer.
+//!
+//! Handlers only extract, call one [`App`] function and serialise; authentication,
+//! Idempotency-Key handling and metrics are middleware around them. Every response that is not
+//! a success is an [`ApiError`] rendered as `{"error": {...}}`, including unknown routes, wrong
+//! methods and bodies axum itself would reject.
+//!
+//! ```no_run
+//! # async fn run(app: convo_api::App) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! convo_api::http::serve(listener, app, std::future::pending()).await
+//! # }
+//! ```
+
+mod extract;
+mod handlers;
+mod idempotency;
+mod metrics;
+mod openapi;
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+pub use extract::{ApiJson, ApiQuery, OptionalJson, PathParam, RawBody, parse_json};
+pub use idempotency::IdempotencyKey;
+pub use metrics::Metrics;
+
+use crate::{
+    app::App,
+    error::{ApiError, codes},
+};
+
+/// What every handler and middleware shares.
+#[derive(Clone)]
+pub(crate) struct HttpState {
+    pub(crate) app: App,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// The full HTTP API: `/v1/...` plus `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
+pub fn router(app: App) -> Router {
+    let max_body = app.settings().max_body_bytes;
+    let state = HttpState { app, metrics: Arc::new(Metrics::default()) };
+
+    // Authenticated with an API key; POSTs honour Idempotency-Key. Layers run outermost last
+    // added: auth, then idempotency (which needs the workspace), then the handler.
+    let authed = Router::new()
+        .route("/v1/conversations/compose", post(handlers::compose))
+        .route("/v1/conversations/proactive", post(handlers::proactive))
+        .route("/v1/conversations/{id}", get(handlers::get_conversation))
+        .route("/v1/conversations/{id}/messages", post(handlers::conversation_message))
+        .route("/v1/conversations/{id}/take-over", post(handlers::take_over))
+        .route("/v1/conversations/{id}/resolve", post(handlers::resolve))
+        .route("/v1/channels", get(handlers::channels))
+        .route("/v1/messages", post(handlers::send_message))
+        .route("/v1/windows/{contact}", get(handlers::get_window))
+        .route("/v1/windows/{contact}/close", post(handlers::close_window))
+        .route("/v1/inbound/sandbox", post(handlers::inbound_sandbox))
+        .route("/v1/sandbox/outbox", get(handlers::sandbox_outbox))
+        .route(
+            "/v1/webhook-endpoints",
+            post(handlers::create_webhook_endpoint).get(handlers::webhook_endpoints),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            axum::routing::delete(handlers::delete_webhook_endpoint),
+        )
+        .route("/v1/webhook-deliveries", get(handlers::webhook_deliveries))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+
+    // Authenticated by the provider's signature.
+    let providers = Router::new()
+        .route(
+            "/v1/inbound/whatsapp",
+            post(handlers::inbound_whatsapp).get(handlers::whatsapp_handshake),
+        )
+        .route("/v1/inbound/twilio", post(handlers::inbound_twilio));
+
+    let ops = Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi));
+
+    Router::new()
+        .merge(authed)
+        .merge(providers)
+        .merge(ops)
+        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                "this route does not take this method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+}
+
+/// The API key from `Authorization: Bearer <key>` or `x-api-key`.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, key) = value.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then_some(key.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+async fn authenticate(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
+    match state.app.authenticate(api_key(req.headers())).await {
+        Ok(ws) => {
+            req.extensions_mut().insert(ws);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn record_metrics(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.record(&method, &path, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,305 @@
+//! The in-process stack every API test runs against, over real HTTP on loopback: the embedded
+//! devserver, a convo worker, a temporary SQLite store, the sandbox provider, a
+//! signature-verifying webhook receiver, and the API router served on `127.0.0.1:0`.
+//!
+//! Two workspaces (`a` and `b`) each get every channel on the sandbox (with distinct business
+//! numbers, so inbound webhooks map to one workspace), an API key, and a webhook endpoint.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use convo_activities::{
+    Sessions,
+    sandbox::{Sandbox, SandboxHandle},
+    store::{ChannelConfig, Store},
+    testing::WebhookReceiver,
+    webhooks::DispatcherConfig,
+};
+use convo_api::{App, AppSettings};
+use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_worker::{Dependencies, Settings, WorkerThread};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::Value;
+use temporalio_client::Url;
+
+/// Generous bound for anything that involves the worker.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// The Meta app secret of every test WhatsApp channel.
+pub const APP_SECRET: &str = "test-app-secret";
+/// The Twilio auth token of every test SMS channel (the sandbox's).
+pub const TWILIO_TOKEN: &str = convo_activities::sandbox::SANDBOX_TOKEN;
+
+/// One seeded workspace.
+pub struct Tenant {
+    pub id: String,
+    pub key: String,
+    /// The business number of its phone channels.
+    pub number: String,
+    /// Its WhatsApp phone-number id.
+    pub phone_number_id: String,
+    pub channels: HashMap<Channel, ChannelConfig>,
+}
+
+impl Tenant {
+    pub fn channel_id(&self, channel: Channel) -> String {
+        self.channels[&channel].id.clone()
+    }
+}
+
+/// An answer: status, JSON body (`Null` if none) and headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+pub struct Stack {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Store,
+    pub sandbox: Arc<SandboxHandle>,
+    pub receiver: WebhookReceiver,
+    pub a: Tenant,
+    pub b: Tenant,
+    server: Option<DevServerHandle>,
+    worker: Option<WorkerThread>,
+    api: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn settings() -> WorkspaceSettings {
+    let card = RateCard {
+        conversation_unit: Money::from_minor(100),
+        message: Money::from_minor(5),
+        newsletter: Money::from_minor(2),
+    };
+    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    WorkspaceSettings { rates, ..WorkspaceSettings::default() }
+}
+
+async fn seed(
+    store: &Store,
+    sandbox: &SandboxHandle,
+    receiver: &WebhookReceiver,
+    name: &str,
+    number: &str,
+    phone_number_id: &str,
+) -> anyhow::Result<Tenant> {
+    let id = format!("ws-{name}-{}", uuid::Uuid::new_v4().simple());
+    store.upsert_workspace(&id, name, &settings()).await?;
+    store.credit(&id, Money::from_minor(10_000), "opening").await?;
+    let mut channels = HashMap::new();
+    for channel in Channel::ALL {
+        let mut config = serde_json::to_value(sandbox.provider_config(channel))?;
+        if channel == Channel::Whatsapp {
+            config["phone_number_id"] = phone_number_id.into();
+            config["app_secret"] = APP_SECRET.into();
+        }
+        let sender = match channel {
+            Channel::Email => format!("support@{name}.convo.test"),
+            _ => number.to_owned(),
+        };
+        let stored = store
+            .upsert_channel(&ChannelConfig {
+                id: String::new(),
+                workspace_id: id.clone(),
+                channel,
+                provider: "sandbox".to_owned(),
+                config,
+                sender,
+                enabled: true,
+            })
+            .await?;
+        channels.insert(channel, stored);
+    }
+    let endpoint = store.add_webhook_endpoint(&id, &receiver.url(), Vec::new()).await?;
+    if name == "a" {
+        receiver.set_secret(&endpoint.secret);
+    }
+    let key = store.create_api_key(&id, "tests").await?.secret;
+    Ok(Tenant {
+        id,
+        key,
+        number: number.to_owned(),
+        phone_number_id: phone_number_id.to_owned(),
+        channels,
+    })
+}
+
+impl Stack {
+    pub async fn start(test: &str) -> anyhow::Result<Self> {
+        Self::start_with(test, AppSettings::default()).await
+    }
+
+    pub async fn start_with(test: &str, app_settings: AppSettings) -> anyhow::Result<Self> {
+        let server = DevServer::start(DevServerConfig::ephemeral()).await.context("devserver")?;
+        let address = Url::parse(&server.url())?;
+        let task_queue = format!("{test}-{}", uuid::Uuid::new_v4());
+        let dir = tempfile::tempdir()?;
+        let store = Store::open_sqlite(dir.path().join("convo.db")).await?;
+        let sandbox = Arc::new(Sandbox::start("127.0.0.1:0".parse()?).await?);
+        let receiver = WebhookReceiver::start().await?;
+        let a = seed(&store, &sandbox, &receiver, "a", "+15550000001", "100000000000001").await?;
+        let b = seed(&store, &sandbox, &receiver, "b", "+15550000002", "100000000000002").await?;
+
+        let settings = Settings {
+            task_queue: task_queue.clone(),
+            build_id: "convo-api-tests".to_owned(),
+            identity: Some(format!("convo-api-tests@{task_queue}")),
+            graceful_shutdown_period: Some(Duration::from_secs(1)),
+            ..Settings::new(address)
+        };
+        let webhooks = DispatcherConfig {
+            retry_schedule: vec![Duration::from_millis(50); 3],
+            poll_interval: Duration::from_millis(100),
+            ..DispatcherConfig::default()
+        };
+        let deps = Dependencies { store: store.clone(), webhooks: Some(webhooks) };
+        let worker = convo_worker::spawn(settings.clone(), deps, None).await?;
+        let client = convo_worker::connect(&settings).await?;
+        let sessions = Sessions::new(client, store.clone(), task_queue);
+        let app = App::new(sessions, app_settings).with_sandbox(sandbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let api = tokio::spawn(async move {
+            let _ = convo_api::serve(listener, app, std::future::pending()).await;
+        });
+        Ok(Self {
+            base,
+            http: reqwest::Client::new(),
+            store,
+            sandbox,
+            receiver,
+            a,
+            b,
+            server: Some(server),
+            worker: Some(worker),
+            api,
+            _dir: dir,
+        })
+    }
+
+    pub fn time(&self) -> TimeControl {
+        self.server.as_ref().expect("running").time()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with a bearer key, an optional JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await?;
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Ok(Answer { status, body, headers })
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> anyhow::Result<Answer> {
+        self.call(Method::POST, path, Some(key), Some(&body), &[]).await
+    }
+
+    pub async fn post_idem(
+        &self,
+        key: &str,
+        path: &str,
+        body: Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<Answer> {
+        self.call(Method::POST, path, Some(key), Some(&body), &[("Idempotency-Key", idempotency_key)])
+            .await
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> anyhow::Result<Answer> {
+        self.call(Method::GET, path, Some(key), None, &[]).await
+    }
+
+    /// A raw request: any body bytes and content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let mut req = self.http.request(method, self.url(path)).body(body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body, headers })
+    }
+
+    /// Polls `GET path` until `check` holds.
+    pub async fn until(
+        &self,
+        key: &str,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Answer) -> bool,
+    ) -> anyhow::Result<Answer> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let answer = self.get(key, path).await?;
+            if check(&answer) {
+                return Ok(answer);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("{what}: still {answer:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.api.abort();
+        if let Some(worker) = self.worker.take() {
+            tokio::time::timeout(WAIT, worker.shutdown()).await??;
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(WAIT, server.shutdown()).await?;
+        }
+        Ok(())
+    }
+}
