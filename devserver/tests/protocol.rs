@@ -1629,3 +1629,17 @@ async fn signal_and_cancel_external_workflows() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn reset_sticky_task_queue_checks_the_execution() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-sticky", "q-sticky").await;
+    let req = |id: &str| ResetStickyTaskQueueRequest {
+        namespace: "default".into(),
+        execution: Some(WorkflowExecution { workflow_id: id.into(), run_id: String::new() }),
+    };
+    c.reset_sticky_task_queue(req("wf-sticky")).await.unwrap();
+    let missing = c.reset_sticky_task_queue(req("wf-nope")).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    server.shutdown().await;
+}

@@ -52,6 +52,7 @@ pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "RegisterNamespace",
     "ListOpenWorkflowExecutions",
     "ListClosedWorkflowExecutions",
+    "ResetStickyTaskQueue",
 ];
 
 pub(crate) const OPERATOR_SERVICE: &[&str] =

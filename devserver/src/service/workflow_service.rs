@@ -449,6 +449,19 @@ impl WorkflowService for Svc {
         self.done(resp).await
     }
 
+    /// Stickiness is declined (every task goes to the normal queue), so there is no sticky
+    /// queue to reset: the RPC only checks that the execution exists, as the real server does
+    /// before clearing it.
+    async fn reset_sticky_task_queue(
+        &self,
+        r: Request<ResetStickyTaskQueueRequest>,
+    ) -> Result<Response<ResetStickyTaskQueueResponse>, Status> {
+        let r = r.into_inner();
+        let (wid, rid) = execution_ids(r.execution);
+        self.engine.with_state(|st| st.describe(&r.namespace, &wid, &rid))?;
+        self.done(ResetStickyTaskQueueResponse::default()).await
+    }
+
     async fn terminate_workflow_execution(
         &self,
         r: Request<TerminateWorkflowExecutionRequest>,
