@@ -716,8 +716,7 @@ async fn conversations_and_lookups(db: Arc<Db>) {
     let store = &db.store;
     workspace(store, "ws1").await;
     workspace(store, "ws2").await;
-    let (c, created) =
-        store.record_conversation("cv1", "ws1", Channel::Sms, "ch_x").await.unwrap();
+    let (c, created) = store.record_conversation("cv1", "ws1", Channel::Sms, "ch_x").await.unwrap();
     assert!(created);
     let (again, created) =
         store.record_conversation("cv1", "ws1", Channel::Sms, "ch_x").await.unwrap();

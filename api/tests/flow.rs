@@ -46,7 +46,10 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
         "content": {"text": "hi back"}, "traffic_type": "transactional",
     });
     let refused = stack.post(&key, "/v1/messages", conversation_send.clone()).await?;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "no_active_session"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "no_active_session")
+    );
 
     // The contact replies through the sandbox inbound.
     let inbound = json!({"from": PHONE, "to": stack.a.number, "channel": "whatsapp", "text": "where is it?", "provider_message_id": "wamid.in1"});
@@ -57,14 +60,22 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
         .await?;
     assert_eq!(window.body["channel"], "whatsapp");
     assert!(window.body["expires_at"].is_string());
-    assert!(window.body["billing_session_ends_at"].is_null() || window.body["billing_session_ends_at"].is_string());
+    assert!(
+        window.body["billing_session_ends_at"].is_null()
+            || window.body["billing_session_ends_at"].is_string()
+    );
     stack.until(&key, &path, "active", |a| a.body["status"] == "active").await?;
 
     // An agent's reply in the conversation, then a CONVERSATION send: both in the window.
-    let taken = stack.post(&key, &format!("{path}/take-over"), json!({"agent_id": "agent-7"})).await?;
+    let taken =
+        stack.post(&key, &format!("{path}/take-over"), json!({"agent_id": "agent-7"})).await?;
     assert_eq!(taken.body, json!({"ok": true}), "{taken:?}");
     let reply = stack
-        .post(&key, &format!("{path}/messages"), json!({"type": "text", "text": {"body": "It arrives tomorrow."}}))
+        .post(
+            &key,
+            &format!("{path}/messages"),
+            json!({"type": "text", "text": {"body": "It arrives tomorrow."}}),
+        )
         .await?;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
     assert_eq!(reply.body["billing"]["message_type"], "CONVERSATION");
@@ -74,7 +85,10 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
     assert_eq!(sent.body["status"], "queued");
     assert_eq!(sent.body["billing"]["channel"], "whatsapp");
     assert_eq!(sent.body["billing"]["message_type"], "CONVERSATION");
-    assert_eq!(sent.body["billing"]["in_session"], true, "the agent's reply opened the billing session");
+    assert_eq!(
+        sent.body["billing"]["in_session"], true,
+        "the agent's reply opened the billing session"
+    );
     assert!(sent.body["conversation_expires_at"].is_string());
     assert!(sent.body["billing"]["balance"]["total"].is_u64());
     assert_eq!(sent.body["traffic_type"], "transactional");
@@ -84,10 +98,22 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
     assert_eq!(closed.status, StatusCode::OK, "{closed:?}");
     assert_eq!(closed.body["status"], "closed");
     assert_eq!(closed.body["close_reason"], "EXPLICIT");
-    let again = stack.call(reqwest::Method::POST, &format!("/v1/windows/{PHONE_PATH}/close"), Some(&key), None, &[]).await?;
+    let again = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/windows/{PHONE_PATH}/close"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await?;
     assert_eq!((again.status, &again.body["status"]), (StatusCode::OK, &json!("closed")));
     let refused = stack.post(&key, "/v1/messages", conversation_send).await?;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "no_active_session"), "{refused:?}");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "no_active_session"),
+        "{refused:?}"
+    );
 
     // A template (MESSAGE) still goes out with no window, billed per message.
     let template = json!({"to": PHONE, "channel": stack.a.channel_id(Channel::Whatsapp), "message_type": "MESSAGE", "content": {"template": {"name": "reengage"}}});
@@ -100,26 +126,42 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
     let log = stack
         .until(&key, "/v1/webhook-deliveries", "ended delivered", |a| {
             a.body["data"].as_array().is_some_and(|d| {
-                d.iter().any(|x| x["event_type"] == "conversation.ended" && x["status"] == "delivered")
+                d.iter()
+                    .any(|x| x["event_type"] == "conversation.ended" && x["status"] == "delivered")
             })
         })
         .await?;
-    assert!(log.body["data"].as_array().unwrap().iter().any(|x| x["event_type"] == "conversation.started"));
+    assert!(
+        log.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["event_type"] == "conversation.started")
+    );
 
     let conv = stack.get(&key, &path).await?;
     let messages = conv.body["messages"].as_array().unwrap();
-    assert!(messages.iter().any(|m| m["direction"] == "inbound" && m["text"] == "where is it?"), "{conv:?}");
+    assert!(
+        messages.iter().any(|m| m["direction"] == "inbound" && m["text"] == "where is it?"),
+        "{conv:?}"
+    );
     assert_eq!(conv.body["assignee"], json!({"kind": "human", "id": "agent-7"}));
     stack.shutdown().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn windows_expire_with_virtual_time_and_proactive_reports_per_recipient() -> anyhow::Result<()> {
+async fn windows_expire_with_virtual_time_and_proactive_reports_per_recipient() -> anyhow::Result<()>
+{
     let stack = Stack::start("expiry").await?;
     let key = stack.a.key.clone();
     let inbound = json!({"from": PHONE, "channel": "whatsapp", "text": "hello"});
-    assert_eq!(stack.post(&key, "/v1/inbound/sandbox", inbound).await?.status, StatusCode::ACCEPTED);
-    stack.until(&key, &format!("/v1/windows/{PHONE_PATH}"), "open", |a| a.body["open"] == true).await?;
+    assert_eq!(
+        stack.post(&key, "/v1/inbound/sandbox", inbound).await?.status,
+        StatusCode::ACCEPTED
+    );
+    stack
+        .until(&key, &format!("/v1/windows/{PHONE_PATH}"), "open", |a| a.body["open"] == true)
+        .await?;
 
     stack.time().skip(std::time::Duration::from_secs(25 * 3600)).await;
     let window = stack
@@ -141,8 +183,14 @@ async fn windows_expire_with_virtual_time_and_proactive_reports_per_recipient() 
     assert_eq!(results[1]["error"]["code"], "validation_failed");
     assert_eq!(results[1]["error"]["field"], "recipients[1]");
     assert!(results[2]["conversation_id"].is_string());
-    assert_eq!(results[3]["error"]["code"], "validation_failed", "sms cannot reach an e-mail address");
-    assert_eq!((started.body["accepted"].as_u64(), started.body["failed"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        results[3]["error"]["code"], "validation_failed",
+        "sms cannot reach an e-mail address"
+    );
+    assert_eq!(
+        (started.body["accepted"].as_u64(), started.body["failed"].as_u64()),
+        (Some(2), Some(2))
+    );
     stack.sandbox.wait_for_sends(2, WAIT).await?;
     stack.shutdown().await
 }

@@ -125,6 +125,16 @@ impl Store {
         workspace_from_row(&row)
     }
 
+    /// Every workspace, by id.
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query(
+            "SELECT id, name, settings, created_at, updated_at FROM workspaces ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(workspace_from_row).collect()
+    }
+
     /// Creates or replaces the workspace's configuration of `config.channel`.
     pub async fn upsert_channel(&self, config: &ChannelConfig) -> Result<ChannelConfig> {
         validate_id("workspace_id", &config.workspace_id)?;

@@ -55,8 +55,9 @@ impl App {
             .await?;
         let conversation_id = Self::derived_id("cv", ws, idempotency_key, "compose");
         let first = FirstMessage { text: Some(content), subject, template };
-        let status =
-            self.start_conversation(ws, &channel, &conversation_id, target, first, bot("api")).await?;
+        let status = self
+            .start_conversation(ws, &channel, &conversation_id, target, first, bot("api"))
+            .await?;
         Ok(ComposeAccepted { conversation_id, status })
     }
 
@@ -110,9 +111,9 @@ impl App {
                     )
                     .await
                     .map_err(|e| super::rename_field(e, &field))?;
-                let id =
-                    Self::derived_id("cv", ws, idempotency_key, &format!("proactive/{index}"));
-                let first = FirstMessage { text: None, subject: None, template: Some(template.clone()) };
+                let id = Self::derived_id("cv", ws, idempotency_key, &format!("proactive/{index}"));
+                let first =
+                    FirstMessage { text: None, subject: None, template: Some(template.clone()) };
                 let status = self
                     .start_conversation(ws, &channel, &id, target, first, assignee.clone())
                     .await?;
@@ -173,7 +174,12 @@ impl App {
                 .find_contact(ws, &id, "contact_id")
                 .await?
                 .ok_or_else(|| ApiError::validation("contact_id", format!("no contact {id:?}")))?;
-            reachable(channel.channel, contact.phone.is_some(), contact.email.is_some(), "contact_id")?;
+            reachable(
+                channel.channel,
+                contact.phone.is_some(),
+                contact.email.is_some(),
+                "contact_id",
+            )?;
             return Ok(ContactTarget::Id { contact_id: contact.id });
         }
         if let (Some(p), Some(m)) = (&phone, &email) {

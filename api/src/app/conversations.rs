@@ -16,8 +16,8 @@ use temporalio_client::{
 use super::{
     App, WorkspaceId, required_text, rfc3339,
     types::{
-        ConversationMessageOut, ConversationMessageRequest, ConversationOut, MessageAccepted, OkResponse,
-        ResolveRequest, TakeOverRequest,
+        ConversationMessageOut, ConversationMessageRequest, ConversationOut, MessageAccepted,
+        OkResponse, ResolveRequest, TakeOverRequest,
     },
 };
 use crate::error::ApiError;
@@ -44,7 +44,10 @@ pub(crate) fn update_error(e: WorkflowUpdateError) -> ApiError {
 }
 
 impl App {
-    fn conversation_handle(&self, id: &str) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
+    fn conversation_handle(
+        &self,
+        id: &str,
+    ) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
         self.sessions()
             .client()
             .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
@@ -63,13 +66,19 @@ impl App {
             Err(WorkflowQueryError::NotFound(_)) => {
                 Err(ApiError::not_found(format!("conversation {id} not found")))
             }
-            Err(e) => Err(ApiError::unavailable(format!("the conversation could not be queried: {e}"))),
+            Err(e) => {
+                Err(ApiError::unavailable(format!("the conversation could not be queried: {e}")))
+            }
         }
     }
 
     /// `GET /v1/conversations/{id}`: status, messages, assignee and the contact's window.
     /// Another workspace's conversation is 404.
-    pub async fn conversation(&self, ws: &WorkspaceId, id: &str) -> Result<ConversationOut, ApiError> {
+    pub async fn conversation(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<ConversationOut, ApiError> {
         let record = self.store().conversation(ws.as_str(), id).await?;
         let view = self.conversation_view(id).await?;
         let window = match &view.contact_id {
@@ -120,7 +129,8 @@ impl App {
         idempotency_key: Option<&str>,
     ) -> Result<MessageAccepted, ApiError> {
         let record = self.store().conversation(ws.as_str(), id).await?;
-        let message_id = Self::derived_id("msg", ws, idempotency_key, &format!("conversation/{id}"));
+        let message_id =
+            Self::derived_id("msg", ws, idempotency_key, &format!("conversation/{id}"));
         let created_at = rfc3339(super::now());
         match req {
             ConversationMessageRequest::Text { text } => {

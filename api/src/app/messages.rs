@@ -12,7 +12,9 @@
 
 use convo_activities::store::Contact;
 use convo_domain::{Channel, MessageType, Money, Sender};
-use convo_workflows::contracts::{SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome};
+use convo_workflows::contracts::{
+    SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
+};
 
 use super::{
     App, WorkspaceId, optional_text, rfc3339,
@@ -79,7 +81,8 @@ impl App {
                 ));
             }
         }
-        let text = optional_text("content.text", content.text.as_deref(), super::compose::MAX_TEXT)?;
+        let text =
+            optional_text("content.text", content.text.as_deref(), super::compose::MAX_TEXT)?;
         let subject = optional_text("content.subject", content.subject.as_deref(), 998)?;
         let template = content
             .template
@@ -94,10 +97,9 @@ impl App {
                     "CONVERSATION sends free-form text; templates are MESSAGE or NEWSLETTER",
                 ));
             }
-            (RequestedType::Conversation, Some(text), None) => (
-                SendKind::Freeform { text, subject, sender: Sender::Automated },
-                None,
-            ),
+            (RequestedType::Conversation, Some(text), None) => {
+                (SendKind::Freeform { text, subject, sender: Sender::Automated }, None)
+            }
             (RequestedType::Conversation, None, _) => {
                 return Err(ApiError::validation("content.text", "CONVERSATION needs text"));
             }
@@ -105,10 +107,9 @@ impl App {
                 SendKind::Template { template, message_type: MessageType::Message },
                 Some(MessageType::Message),
             ),
-            (RequestedType::Message, Some(text), None) => (
-                SendKind::Freeform { text, subject, sender: Sender::Automated },
-                None,
-            ),
+            (RequestedType::Message, Some(text), None) => {
+                (SendKind::Freeform { text, subject, sender: Sender::Automated }, None)
+            }
             (RequestedType::Message, None, None) => {
                 return Err(ApiError::validation("content.text", "give text or a template"));
             }
@@ -136,15 +137,12 @@ impl App {
         };
         let message_id = Self::derived_id("msg", ws, idempotency_key, "messages");
         let created_at = rfc3339(super::now());
-        let request = SendRequest {
-            message_id,
-            channel: channel.channel,
-            kind,
-            conversation_id: None,
-        };
+        let request =
+            SendRequest { message_id, channel: channel.channel, kind, conversation_id: None };
         let send = self.sessions().send(ws.as_str(), &contact.id, channel.channel, request);
         let receipt = sent(self.with_send_timeout(send).await??)?;
-        let billed_as = billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.message_price));
+        let billed_as =
+            billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.message_price));
         Ok(accepted(receipt, channel.channel, billed_as, contact.id, created_at, traffic_type))
     }
 }
@@ -158,6 +156,7 @@ fn freeform_billing(message_price: Money) -> MessageType {
 fn no_window() -> ApiError {
     ApiError::from(SendError {
         code: codes::NO_ACTIVE_SESSION.to_owned(),
-        message: "the contact has no open window; send a template (MESSAGE) to re-engage".to_owned(),
+        message: "the contact has no open window; send a template (MESSAGE) to re-engage"
+            .to_owned(),
     })
 }

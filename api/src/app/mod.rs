@@ -212,12 +212,7 @@ impl App {
 
     /// An id for what a request creates: derived from the workspace, the Idempotency-Key and
     /// `scope` when there is a key (so a retry recreates the same id), random otherwise.
-    pub fn derived_id(
-        prefix: &str,
-        ws: &WorkspaceId,
-        key: Option<&str>,
-        scope: &str,
-    ) -> String {
+    pub fn derived_id(prefix: &str, ws: &WorkspaceId, key: Option<&str>, scope: &str) -> String {
         match key {
             Some(key) => {
                 let material = format!("{}\n{scope}\n{key}", ws.as_str());
@@ -231,7 +226,10 @@ impl App {
     // ---- channels -------------------------------------------------------------------------
 
     /// `GET /v1/channels`: the workspace's channels, without provider credentials.
-    pub async fn channels(&self, ws: &WorkspaceId) -> Result<types::List<types::ChannelOut>, ApiError> {
+    pub async fn channels(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<types::List<types::ChannelOut>, ApiError> {
         let channels = self.store().channels(ws.as_str()).await?;
         Ok(types::List {
             data: channels
@@ -260,7 +258,8 @@ impl App {
         if reference.is_empty() {
             return Err(ApiError::validation(field, "must not be empty"));
         }
-        let unknown = || ApiError::validation(field, format!("no channel {reference:?} in this workspace"));
+        let unknown =
+            || ApiError::validation(field, format!("no channel {reference:?} in this workspace"));
         let found = if let Some(kind) = Channel::ALL.into_iter().find(|c| c.as_str() == reference) {
             self.store().channel(ws.as_str(), kind).await
         } else {
@@ -342,11 +341,11 @@ impl App {
         ws: &WorkspaceId,
         contact_id: &str,
     ) -> Result<Option<SessionView>, ApiError> {
-        let handle = self
-            .sessions()
-            .client()
-            .get_workflow_handle::<SessionWindowWorkflow>(session_workflow_id(ws.as_str(), contact_id));
-        match handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await {
+        let handle = self.sessions().client().get_workflow_handle::<SessionWindowWorkflow>(
+            session_workflow_id(ws.as_str(), contact_id),
+        );
+        match handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await
+        {
             Ok(view) => Ok(Some(view)),
             Err(WorkflowQueryError::NotFound(_) | WorkflowQueryError::Rejected { .. }) => Ok(None),
             Err(e) => Err(ApiError::unavailable(format!("the session could not be queried: {e}"))),
@@ -372,9 +371,7 @@ impl App {
     /// Readiness: the database answers a trivial query and Temporal answers `GetSystemInfo`.
     /// Returns each check's outcome; the caller decides the status.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
-        let db = async {
-            sqlx_ping(self.store()).await
-        };
+        let db = async { sqlx_ping(self.store()).await };
         let temporal = async {
             use temporalio_client::grpc::WorkflowService;
             use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;

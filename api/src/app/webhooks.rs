@@ -69,10 +69,19 @@ impl App {
 
     /// `DELETE /v1/webhook-endpoints/{id}`: stops deliveries to it (pending ones are
     /// cancelled). Another workspace's endpoint, or one already deleted, is 404.
-    pub async fn delete_webhook_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<(), ApiError> {
+    pub async fn delete_webhook_endpoint(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<(), ApiError> {
         let not_found = || ApiError::not_found(format!("webhook endpoint {id} not found"));
         let endpoint = match self.store().webhook_endpoint(id).await {
-            Ok(e) if e.workspace_id == ws.as_str() && e.disabled_reason.as_deref() != Some(DELETED) => e,
+            Ok(e)
+                if e.workspace_id == ws.as_str()
+                    && e.disabled_reason.as_deref() != Some(DELETED) =>
+            {
+                e
+            }
             Ok(_) | Err(StoreError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };

@@ -36,7 +36,11 @@ fn window_out(contact_id: &str, view: Option<SessionView>) -> WindowOut {
         opened_at: if open { w.opened_at.map(rfc3339) } else { None },
         expires_at: if open { w.expires_at.map(rfc3339) } else { None },
         billing_session_ends_at: w.billing_session_ends_at.map(rfc3339),
-        close_reason: if open { None } else { w.closing.or(w.last_close).map(|r| r.as_str().to_owned()) },
+        close_reason: if open {
+            None
+        } else {
+            w.closing.or(w.last_close).map(|r| r.as_str().to_owned())
+        },
         in_session: w.in_session,
         last_inbound_at: w.last_inbound_at.map(rfc3339),
     }
@@ -68,7 +72,11 @@ impl App {
     /// a closed window, or a contact with no session, answers the closed window. Waits (up to
     /// [`super::AppSettings::close_wait`]) until the session reports the close, so a send right
     /// after the answer is refused.
-    pub async fn close_window(&self, ws: &WorkspaceId, contact: &str) -> Result<WindowOut, ApiError> {
+    pub async fn close_window(
+        &self,
+        ws: &WorkspaceId,
+        contact: &str,
+    ) -> Result<WindowOut, ApiError> {
         let found = self
             .find_contact(ws, contact, "contact")
             .await?

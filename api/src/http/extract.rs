@@ -47,7 +47,9 @@ fn require_json(req: &Request) -> Result<(), ApiError> {
     let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else { return Ok(()) };
     let essence = content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
     let essence = essence.trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -84,10 +86,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => {
                     let message = inner.to_string();
-                    let field = if message.starts_with("unknown field")
-                        || message.starts_with("missing field")
-                    {
-                        backticked(&message).map(|f| join(&path, f)).unwrap_or(path)
+                    let named = backticked(&message).map(str::to_owned);
+                    let field = if message.starts_with("unknown field") {
+                        // The path already ends at the unknown key.
+                        match named {
+                            Some(f) if !path.ends_with(f.as_str()) => join(&path, &f),
+                            _ => path,
+                        }
+                    } else if message.starts_with("missing field") {
+                        named.map(|f| join(&path, &f)).unwrap_or(path)
                     } else if path == "." {
                         "body".to_owned()
                     } else {
@@ -197,7 +204,8 @@ mod tests {
             (unprocessable, Some("inner.extra".into()))
         );
         assert_eq!(field(r#"{"name":"a"}"#), (unprocessable, Some("inner".into())));
-        assert_eq!(field("[1]"), (unprocessable, Some("body".into())));
+        assert_eq!(field("[1]"), (unprocessable, Some("[0]".into())));
+        assert_eq!(field("42"), (unprocessable, Some("body".into())));
         assert_eq!(field("{"), (StatusCode::BAD_REQUEST, None));
         assert_eq!(field(r#"{"name":"a","inner":{"count":1}} x"#), (StatusCode::BAD_REQUEST, None));
         assert_eq!(field(""), (StatusCode::BAD_REQUEST, None));

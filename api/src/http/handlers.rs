@@ -8,9 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::{
-    ApiJson, ApiQuery, HttpState, IdempotencyKey, OptionalJson, PathParam, RawBody,
-};
+use super::{ApiJson, ApiQuery, HttpState, IdempotencyKey, OptionalJson, PathParam, RawBody};
 use crate::{
     app::{
         TwilioInbound, WhatsappInbound, WorkspaceId,
@@ -256,7 +254,10 @@ pub(super) async fn readyz(State(s): State<HttpState>) -> Response {
         })
         .collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json(status, serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "checks": detail}))
+    json(
+        status,
+        serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "checks": detail}),
+    )
 }
 
 pub(super) async fn metrics(State(s): State<HttpState>) -> Response {

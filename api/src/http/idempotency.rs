@@ -78,7 +78,11 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
-pub(super) async fn middleware(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+pub(super) async fn middleware(
+    State(state): State<HttpState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }

@@ -90,13 +90,18 @@ impl Metrics {
                 h.count
             );
             let _ = writeln!(out, "convo_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "convo_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ =
+                writeln!(out, "convo_http_request_duration_seconds_count{{{labels}}} {}", h.count);
         }
         out.push_str(
             "# HELP convo_idempotent_replays_total Responses replayed for a repeated Idempotency-Key.\n",
         );
         out.push_str("# TYPE convo_idempotent_replays_total counter\n");
-        let _ = writeln!(out, "convo_idempotent_replays_total {}", self.replays.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "convo_idempotent_replays_total {}",
+            self.replays.load(Ordering::Relaxed)
+        );
         out
     }
 }

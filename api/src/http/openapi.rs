@@ -23,7 +23,15 @@ pub(crate) struct Operation {
 
 macro_rules! op {
     ($m:literal $p:literal, $s:literal, auth=$a:literal, idem=$i:literal, req=$r:expr, res=($st:literal, $rs:expr)) => {
-        Operation { method: $m, path: $p, summary: $s, auth: $a, idempotent: $i, request: $r, response: ($st, $rs) }
+        Operation {
+            method: $m,
+            path: $p,
+            summary: $s,
+            auth: $a,
+            idempotent: $i,
+            request: $r,
+            response: ($st, $rs),
+        }
     };
 }
 
@@ -71,7 +79,10 @@ fn object(required: &[&str], props: Value) -> Value {
 }
 
 fn schemas() -> Value {
-    let template = object(&["name"], json!({"name": s("string"), "variables": {"type": "object", "additionalProperties": s("string")}}));
+    let template = object(
+        &["name"],
+        json!({"name": s("string"), "variables": {"type": "object", "additionalProperties": s("string")}}),
+    );
     let window = json!({"type": "object", "properties": {
         "contact_id": s("string"), "status": {"enum": ["open", "closed"]}, "open": s("boolean"),
         "channel": nullable("string"), "opened_at": nullable("string"), "expires_at": nullable("string"),
@@ -135,7 +146,8 @@ fn parameters(op: &Operation) -> Vec<Value> {
     let mut params = Vec::new();
     for name in ["id", "contact"] {
         if op.path.contains(&format!("{{{name}}}")) {
-            params.push(json!({"name": name, "in": "path", "required": true, "schema": s("string")}));
+            params
+                .push(json!({"name": name, "in": "path", "required": true, "schema": s("string")}));
         }
     }
     if op.idempotent {
@@ -151,7 +163,9 @@ pub(crate) fn document() -> Value {
     for op in OPERATIONS {
         let mut responses = Map::new();
         let ok = match op.response.1 {
-            Some(schema) => json!({"description": "success", "content": {"application/json": {"schema": r(schema)}}}),
+            Some(schema) => {
+                json!({"description": "success", "content": {"application/json": {"schema": r(schema)}}})
+            }
             None => json!({"description": "success"}),
         };
         responses.insert(op.response.0.to_string(), ok);
@@ -159,11 +173,14 @@ pub(crate) fn document() -> Value {
             "default".to_owned(),
             json!({"description": "error", "content": {"application/json": {"schema": r("Error")}}}),
         );
-        let mut operation = json!({"summary": op.summary, "parameters": parameters(op), "responses": responses});
+        let mut operation =
+            json!({"summary": op.summary, "parameters": parameters(op), "responses": responses});
         if let Some(schema) = op.request {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": r(schema)}}});
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": r(schema)}}});
         }
-        operation["security"] = if op.auth { json!([{"bearer": []}, {"apiKey": []}]) } else { json!([]) };
+        operation["security"] =
+            if op.auth { json!([{"bearer": []}, {"apiKey": []}]) } else { json!([]) };
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }

@@ -220,7 +220,11 @@ impl Stack {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await?;
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok(Answer { status, body, headers })
     }
 
@@ -235,8 +239,14 @@ impl Stack {
         body: Value,
         idempotency_key: &str,
     ) -> anyhow::Result<Answer> {
-        self.call(Method::POST, path, Some(key), Some(&body), &[("Idempotency-Key", idempotency_key)])
-            .await
+        self.call(
+            Method::POST,
+            path,
+            Some(key),
+            Some(&body),
+            &[("Idempotency-Key", idempotency_key)],
+        )
+        .await
     }
 
     pub async fn get(&self, key: &str, path: &str) -> anyhow::Result<Answer> {
