@@ -167,8 +167,8 @@ impl App {
                     kind: SendKind::Template { template: name, message_type: MessageType::Message },
                     conversation_id: Some(id.to_owned()),
                 };
-                let send = self.sessions().send(ws.as_str(), &contact, record.channel, request);
-                let receipt = super::messages::sent(self.with_send_timeout(send).await??)?;
+                let outcome = self.session_send(ws, &contact, record.channel, request).await?;
+                let receipt = super::messages::sent(outcome)?;
                 Ok(super::messages::accepted(
                     receipt,
                     record.channel,

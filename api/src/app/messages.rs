@@ -58,7 +58,34 @@ pub(crate) fn accepted(
     }
 }
 
+/// How often a send is retried when it reached a session run that completed under it.
+const COMPLETED_RUN_RETRIES: usize = 3;
+
 impl App {
+    /// A send through the contact's session. Update-with-start attaches to the running session
+    /// if there is one; if that run completes before taking the update (a window that just
+    /// closed), Temporal fails the update, and the send is retried, which starts a new run. The
+    /// message id is the update id, so a retry never sends twice.
+    pub(crate) async fn session_send(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &str,
+        channel: Channel,
+        request: SendRequest,
+    ) -> Result<SessionSendOutcome, ApiError> {
+        let mut attempt = 0;
+        loop {
+            let send = self.sessions().send(ws.as_str(), contact_id, channel, request.clone());
+            let outcome = self.with_send_timeout(send).await??;
+            let raced = matches!(&outcome, SessionSendOutcome::Refused(e)
+                if e.code == "send_failed" && e.message.contains("completed before the Update completed"));
+            if !raced || attempt >= COMPLETED_RUN_RETRIES {
+                return Ok(outcome);
+            }
+            attempt += 1;
+        }
+    }
+
     /// `POST /v1/messages`; see the module docs for how `message_type` is carried out. The
     /// message id derives from the Idempotency-Key, so a retried send never sends twice.
     pub async fn send_message(
@@ -139,8 +166,7 @@ impl App {
         let created_at = rfc3339(super::now());
         let request =
             SendRequest { message_id, channel: channel.channel, kind, conversation_id: None };
-        let send = self.sessions().send(ws.as_str(), &contact.id, channel.channel, request);
-        let receipt = sent(self.with_send_timeout(send).await??)?;
+        let receipt = sent(self.session_send(ws, &contact.id, channel.channel, request).await?)?;
         let billed_as =
             billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.message_price));
         Ok(accepted(receipt, channel.channel, billed_as, contact.id, created_at, traffic_type))
