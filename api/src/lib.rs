@@ -1,5 +1,6 @@
 //! `convo-api`: convo's front door. An application layer ([`App`]) with one async function per
-//! API operation, and the HTTP transport over it ([`http::router`]).
+//! API operation, and two transports over it: HTTP ([`http::router`]) and gRPC
+//! ([`grpc::routes`], [`grpc::serve`]).
 //!
 //! The application layer reaches Temporal only through [`convo_activities::Sessions`] and the
 //! typed workflow handles of `convo-workflows`, and the database only through the store, so
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod error;
+pub mod grpc;
 pub mod http;
 
 pub use app::{App, AppSettings, WorkspaceId};

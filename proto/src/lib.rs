@@ -2,8 +2,11 @@
 //! with protox (no `protoc`), with client and server stubs.
 //!
 //! The services mirror the HTTP API one to one: `ConversationService`, `MessageService`,
-//! `WindowService` and `InboundService`. Both transports call the same application functions
-//! in `convo-api`; this crate holds only the wire types.
+//! `WindowService` and `InboundService`, with the HTTP bodies' field names (so error `field`
+//! paths such as `content.text` mean the same on both). Both transports call the same
+//! application functions in `convo-api` (`convo_api::grpc` serves these services); this crate
+//! holds only the wire types. Maps are generated as `BTreeMap`, so a message's encoding is
+//! deterministic (the gRPC transport fingerprints idempotent requests by it).
 
 #![warn(missing_docs)]
 
@@ -29,6 +32,9 @@ mod tests {
         {
             assert!(text.contains(service), "{service} missing from the descriptor set");
         }
+        // Imports (google/protobuf/struct.proto) are included, so reflection can serve them.
+        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        assert!(set.file.iter().any(|f| f.name() == "google/protobuf/struct.proto"));
         let m = super::v1::Balance { free: 1, reserved: 2, total: 3 };
         assert_eq!(super::v1::Balance::decode(m.encode_to_vec().as_slice()).unwrap(), m);
     }

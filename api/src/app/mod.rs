@@ -161,7 +161,64 @@ impl App {
         }
     }
 
+    /// The API key a request presents: `Authorization: Bearer <key>` (any case of `Bearer`),
+    /// else `x-api-key`. An `Authorization` header of another scheme presents no key. Both
+    /// transports read their headers (HTTP) or metadata (gRPC) through this.
+    pub fn presented_api_key<'a>(
+        authorization: Option<&'a str>,
+        x_api_key: Option<&'a str>,
+    ) -> Option<&'a str> {
+        if let Some(value) = authorization {
+            let (scheme, key) = value.trim().split_once(' ')?;
+            return scheme.eq_ignore_ascii_case("bearer").then_some(key.trim());
+        }
+        x_api_key
+    }
+
     // ---- idempotency --------------------------------------------------------------------
+
+    /// The fingerprint of a request for [`App::claim_idempotency`]: the SHA-256 (lower-case
+    /// hex) of its parts joined by newlines. HTTP fingerprints method, path and body; gRPC the
+    /// transport, the full method name and the encoded request.
+    pub fn idempotency_fingerprint(parts: &[&[u8]]) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                ctx.update(b"\n");
+            }
+            ctx.update(part);
+        }
+        hex(ctx.finish().as_ref())
+    }
+
+    /// Whether the answer to a request that claimed an Idempotency-Key is final, and so kept
+    /// for replay ([`App::complete_idempotency`]) rather than released
+    /// ([`App::release_idempotency`]). `error` is `None` for a success, else the error's HTTP
+    /// status and code.
+    ///
+    /// Answers a retry may change are not kept: server errors (including timeouts), 429, 409,
+    /// and requests rejected before they ran (400, 401, 413, 415 and `validation_failed`).
+    /// Every other answer, success or refusal (`no_active_session`, `not_found`, ...), is.
+    pub fn idempotency_keeps(error: Option<(StatusCode, Option<&str>)>) -> bool {
+        let Some((status, code)) = error else { return true };
+        if status.is_success() {
+            return true;
+        }
+        if status.is_server_error()
+            || matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS
+                    | StatusCode::CONFLICT
+                    | StatusCode::BAD_REQUEST
+                    | StatusCode::UNAUTHORIZED
+                    | StatusCode::PAYLOAD_TOO_LARGE
+                    | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            )
+        {
+            return false;
+        }
+        code != Some(codes::VALIDATION_FAILED)
+    }
 
     /// Claims an Idempotency-Key for a request whose fingerprint is `fingerprint`. `Ok(None)`:
     /// run the request, then [`App::complete_idempotency`] or [`App::release_idempotency`];

@@ -24,7 +24,7 @@ use convo_activities::store::StoredResponse;
 
 use super::HttpState;
 use crate::{
-    app::WorkspaceId,
+    app::{App, WorkspaceId},
     error::{ApiError, codes},
 };
 
@@ -36,37 +36,19 @@ const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 
 fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(method.as_str().as_bytes());
-    ctx.update(b"\n");
-    ctx.update(path.as_bytes());
-    ctx.update(b"\n");
-    ctx.update(body);
-    crate::app::hex(ctx.finish().as_ref())
+    App::idempotency_fingerprint(&[method.as_str().as_bytes(), path.as_bytes(), body])
 }
 
-/// Whether an answer is final for its request, and so replayed to a retry.
+/// Whether an answer is final for its request, and so replayed to a retry
+/// ([`App::idempotency_keeps`] decides, from the status and the error's code).
 fn keep(status: StatusCode, body: &[u8]) -> bool {
     if status.is_success() {
-        return true;
-    }
-    if status.is_server_error()
-        || matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::CONFLICT
-                | StatusCode::BAD_REQUEST
-                | StatusCode::UNAUTHORIZED
-                | StatusCode::PAYLOAD_TOO_LARGE
-                | StatusCode::UNSUPPORTED_MEDIA_TYPE
-        )
-    {
-        return false;
+        return App::idempotency_keeps(None);
     }
     let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
-    code.as_deref() != Some(codes::VALIDATION_FAILED)
+    App::idempotency_keeps(Some((status, code.as_deref())))
 }
 
 fn replay(stored: StoredResponse) -> Response {

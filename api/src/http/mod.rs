@@ -117,13 +117,10 @@ pub async fn serve(
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
 }
 
-/// The API key from `Authorization: Bearer <key>` or `x-api-key`.
+/// The API key from `Authorization: Bearer <key>` or `x-api-key` ([`App::presented_api_key`]).
 fn api_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, key) = value.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then_some(key.trim());
-    }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    App::presented_api_key(get(header::AUTHORIZATION.as_str()), get("x-api-key"))
 }
 
 async fn authenticate(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {

@@ -1,6 +1,7 @@
 //! The in-process stack every API test runs against, over real HTTP on loopback: the embedded
 //! devserver, a convo worker, a temporary SQLite store, the sandbox provider, a
-//! signature-verifying webhook receiver, and the API router served on `127.0.0.1:0`.
+//! signature-verifying webhook receiver, and the API served on `127.0.0.1:0`: the HTTP router
+//! and the gRPC services (each on its own port), over one application.
 //!
 //! Two workspaces (`a` and `b`) each get every channel on the sandbox (with distinct business
 //! numbers, so inbound webhooks map to one workspace), an API key, and a webhook endpoint.
@@ -65,6 +66,8 @@ impl Answer {
 
 pub struct Stack {
     pub base: String,
+    /// The gRPC endpoint (`http://127.0.0.1:port`).
+    pub grpc: String,
     pub http: reqwest::Client,
     pub store: Store,
     pub sandbox: Arc<SandboxHandle>,
@@ -74,6 +77,7 @@ pub struct Stack {
     server: Option<DevServerHandle>,
     worker: Option<WorkerThread>,
     api: tokio::task::JoinHandle<()>,
+    grpc_api: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -171,11 +175,18 @@ impl Stack {
         let app = App::new(sessions, app_settings).with_sandbox(sandbox.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = format!("http://{}", grpc_listener.local_addr()?);
+        let grpc_app = app.clone();
         let api = tokio::spawn(async move {
             let _ = convo_api::serve(listener, app, std::future::pending()).await;
         });
+        let grpc_api = tokio::spawn(async move {
+            let _ = convo_api::grpc::serve(grpc_listener, grpc_app, std::future::pending()).await;
+        });
         Ok(Self {
             base,
+            grpc,
             http: reqwest::Client::new(),
             store,
             sandbox,
@@ -185,6 +196,7 @@ impl Stack {
             server: Some(server),
             worker: Some(worker),
             api,
+            grpc_api,
             _dir: dir,
         })
     }
@@ -304,6 +316,7 @@ impl Stack {
 
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.api.abort();
+        self.grpc_api.abort();
         if let Some(worker) = self.worker.take() {
             tokio::time::timeout(WAIT, worker.shutdown()).await??;
         }

@@ -1,0 +1,314 @@
+//! The four `convo.v1` services over the application layer: each RPC authenticates, converts
+//! its request, calls one [`App`] function (under the Idempotency-Key when it sends or starts
+//! something) and converts the answer.
+
+use convo_activities::store::StoredResponse;
+use convo_proto::v1::{
+    self as pb, conversation_service_server::ConversationService,
+    inbound_service_server::InboundService, message_service_server::MessageService,
+    window_service_server::WindowService,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tonic::{
+    Request, Response, Status,
+    metadata::{MetadataMap, MetadataValue},
+};
+
+use super::{convert, status::stored_error};
+use crate::{
+    app::{App, WorkspaceId, types::TakeOverRequest},
+    error::{ApiError, codes},
+};
+
+/// Metadata carrying the Idempotency-Key.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Response metadata set on a replayed answer.
+pub(crate) const REPLAYED: &str = "idempotent-replayed";
+
+/// The implementation of every convo service; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    app: App,
+}
+
+/// A value and whether it was replayed from an Idempotency-Key.
+struct Answer<T> {
+    value: T,
+    replayed: bool,
+}
+
+impl<T> Answer<T> {
+    fn fresh(value: T) -> Self {
+        Self { value, replayed: false }
+    }
+
+    /// The gRPC response for the converted value, marked when replayed.
+    fn into_response<P>(self, convert: impl FnOnce(T) -> P) -> Response<P> {
+        let mut response = Response::new(convert(self.value));
+        if self.replayed {
+            response.metadata_mut().insert(REPLAYED, MetadataValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// The API key in `authorization: Bearer <key>` or `x-api-key`.
+fn api_key(metadata: &MetadataMap) -> Option<&str> {
+    let get = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
+    App::presented_api_key(get("authorization"), get("x-api-key"))
+}
+
+/// The fingerprint of a gRPC request: the transport, the full method name and the request's
+/// encoding (deterministic: maps are ordered), so the same key with another method or another
+/// request is a mismatch, and so is a key first used over HTTP.
+fn fingerprint(method: &str, request: &impl prost::Message) -> String {
+    App::idempotency_fingerprint(&[b"grpc", method.as_bytes(), &request.encode_to_vec()])
+}
+
+impl Api {
+    pub(crate) fn new(app: App) -> Self {
+        Self { app }
+    }
+
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<WorkspaceId, Status> {
+        Ok(self.app.authenticate(api_key(metadata)).await?)
+    }
+
+    /// Runs `run` under the request's Idempotency-Key, if it has one, with the HTTP
+    /// transport's semantics: the same key and request replay the first final answer (success
+    /// or refusal, stored as JSON and converted again), another request under the key is
+    /// `idempotency_key_reused`, a key whose first request still runs is
+    /// `idempotency_key_in_use`, and answers a retry may change are released
+    /// ([`App::idempotency_keeps`]). `run` gets the key to derive ids from.
+    async fn idempotent<T, F, Fut>(
+        &self,
+        ws: &WorkspaceId,
+        metadata: &MetadataMap,
+        fingerprint: String,
+        run: F,
+    ) -> Result<Answer<T>, Status>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let Some(value) = metadata.get(IDEMPOTENCY_KEY) else {
+            return Ok(Answer::fresh(run(None).await?));
+        };
+        let key = value.to_str().map(str::to_owned).map_err(|_| {
+            ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                codes::VALIDATION_FAILED,
+                "Idempotency-Key must be printable ASCII",
+            )
+            .with_field("Idempotency-Key")
+        })?;
+        if let Some(stored) = self.app.claim_idempotency(ws, &key, &fingerprint).await? {
+            if !(200..300).contains(&stored.status) {
+                return Err(stored_error(stored.status, &stored.body));
+            }
+            let value = serde_json::from_str(&stored.body).map_err(|e| {
+                Status::from(ApiError::internal(format!("the stored answer is unreadable: {e}")))
+            })?;
+            return Ok(Answer { value, replayed: true });
+        }
+        let result = run(Some(key.clone())).await;
+        let stored = match &result {
+            Ok(value) => {
+                serde_json::to_string(value).ok().map(|body| StoredResponse { status: 200, body })
+            }
+            Err(e) if App::idempotency_keeps(Some((e.status, Some(e.code)))) => {
+                Some(StoredResponse { status: e.status.as_u16(), body: e.body().to_string() })
+            }
+            Err(_) => None,
+        };
+        let outcome = match stored {
+            Some(stored) => self.app.complete_idempotency(ws, &key, &stored).await,
+            None => self.app.release_idempotency(ws, &key).await,
+        };
+        if let Err(e) = outcome {
+            // The answer stands; the key will be claimable again once its lock runs out.
+            tracing::warn!(error = %e, "could not record the idempotency outcome");
+        }
+        Ok(Answer::fresh(result?))
+    }
+}
+
+const COMPOSE: &str = "/convo.v1.ConversationService/Compose";
+const PROACTIVE: &str = "/convo.v1.ConversationService/Proactive";
+const CONVERSATION_MESSAGE: &str = "/convo.v1.ConversationService/SendConversationMessage";
+const TAKE_OVER: &str = "/convo.v1.ConversationService/TakeOver";
+const RESOLVE: &str = "/convo.v1.ConversationService/Resolve";
+const SEND_MESSAGE: &str = "/convo.v1.MessageService/SendMessage";
+const CLOSE_WINDOW: &str = "/convo.v1.WindowService/CloseWindow";
+const RECEIVE: &str = "/convo.v1.InboundService/Receive";
+
+#[tonic::async_trait]
+impl ConversationService for Api {
+    async fn list_channels(
+        &self,
+        request: Request<pb::ListChannelsRequest>,
+    ) -> Result<Response<pb::ListChannelsResponse>, Status> {
+        let ws = self.authenticate(request.metadata()).await?;
+        let channels = self.app.channels(&ws).await?;
+        Ok(Response::new(convert::channels(channels)))
+    }
+
+    async fn compose(
+        &self,
+        request: Request<pb::ComposeRequest>,
+    ) -> Result<Response<pb::ComposeResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(COMPOSE, &message);
+        let input = convert::compose(message);
+        let answer = self
+            .idempotent(ws, &metadata, print, |key| async move {
+                self.app.compose(ws, input, key.as_deref()).await
+            })
+            .await?;
+        Ok(answer.into_response(convert::composed))
+    }
+
+    async fn proactive(
+        &self,
+        request: Request<pb::ProactiveRequest>,
+    ) -> Result<Response<pb::ProactiveResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(PROACTIVE, &message);
+        let input = convert::proactive(message)?;
+        let answer = self
+            .idempotent(ws, &metadata, print, |key| async move {
+                self.app.proactive(ws, input, key.as_deref()).await
+            })
+            .await?;
+        Ok(answer.into_response(convert::proactive_accepted))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let ws = self.authenticate(request.metadata()).await?;
+        let conversation = self.app.conversation(&ws, &request.get_ref().conversation_id).await?;
+        Ok(Response::new(convert::conversation(conversation)))
+    }
+
+    async fn send_conversation_message(
+        &self,
+        request: Request<pb::SendConversationMessageRequest>,
+    ) -> Result<Response<pb::MessageAccepted>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(CONVERSATION_MESSAGE, &message);
+        let (id, input) = convert::conversation_message(message)?;
+        let answer = self
+            .idempotent(ws, &metadata, print, |key| async move {
+                self.app
+                    .conversation_message(ws, &id, input, key.as_deref())
+                    .await
+                    .map_err(convert::conversation_message_field)
+            })
+            .await?;
+        Ok(answer.into_response(convert::accepted))
+    }
+
+    async fn take_over(
+        &self,
+        request: Request<pb::TakeOverRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(TAKE_OVER, &message);
+        let input = TakeOverRequest { agent_id: message.agent_id };
+        let id = message.conversation_id;
+        let answer = self
+            .idempotent(ws, &metadata, print, |_| async move {
+                self.app.take_over(ws, &id, input).await
+            })
+            .await?;
+        Ok(answer.into_response(|ok| pb::Ack { ok: ok.ok }))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(RESOLVE, &message);
+        let (id, input) = convert::resolve(message);
+        let answer =
+            self.idempotent(ws, &metadata, print, |_| async move {
+                self.app.resolve(ws, &id, input).await
+            })
+            .await?;
+        Ok(answer.into_response(|ok| pb::Ack { ok: ok.ok }))
+    }
+}
+
+#[tonic::async_trait]
+impl MessageService for Api {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::MessageAccepted>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(SEND_MESSAGE, &message);
+        let input = convert::send_message(message)?;
+        let answer = self
+            .idempotent(ws, &metadata, print, |key| async move {
+                self.app.send_message(ws, input, key.as_deref()).await
+            })
+            .await?;
+        Ok(answer.into_response(convert::accepted))
+    }
+}
+
+#[tonic::async_trait]
+impl WindowService for Api {
+    async fn get_window(
+        &self,
+        request: Request<pb::GetWindowRequest>,
+    ) -> Result<Response<pb::Window>, Status> {
+        let ws = self.authenticate(request.metadata()).await?;
+        let window = self.app.window(&ws, &request.get_ref().contact).await?;
+        Ok(Response::new(convert::window(window)))
+    }
+
+    async fn close_window(
+        &self,
+        request: Request<pb::CloseWindowRequest>,
+    ) -> Result<Response<pb::Window>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(CLOSE_WINDOW, &message);
+        let answer = self
+            .idempotent(ws, &metadata, print, |_| async move {
+                self.app.close_window(ws, &message.contact).await
+            })
+            .await?;
+        Ok(answer.into_response(convert::window))
+    }
+}
+
+#[tonic::async_trait]
+impl InboundService for Api {
+    async fn receive(
+        &self,
+        request: Request<pb::InboundMessage>,
+    ) -> Result<Response<pb::InboundAccepted>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let ws = &self.authenticate(&metadata).await?;
+        let print = fingerprint(RECEIVE, &message);
+        let input = convert::inbound(message);
+        let answer = self
+            .idempotent(ws, &metadata, print, |key| async move {
+                self.app.inbound_sandbox(ws, input, key.as_deref()).await
+            })
+            .await?;
+        Ok(answer.into_response(convert::inbound_accepted))
+    }
+}
