@@ -11,6 +11,7 @@ use axum::{
 };
 use convo_activities::{GatewayError, store::StoreError};
 use convo_workflows::contracts::SendError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The stable error codes. Clients match on these strings, so they never change meaning.
@@ -53,6 +54,29 @@ pub mod codes {
     pub const CHANNEL_NOT_CONFIGURED: &str = "channel_not_configured";
     /// A bug or corrupt data on our side.
     pub const INTERNAL: &str = "internal";
+
+    /// Every code above, in order: the `code` enum of the OpenAPI document's error schema.
+    pub const ALL: &[&str] = &[
+        NO_ACTIVE_SESSION,
+        CONTACT_OPTED_OUT,
+        INSUFFICIENT_BALANCE,
+        VALIDATION_FAILED,
+        NOT_FOUND,
+        UNAUTHORIZED,
+        IDEMPOTENCY_KEY_REUSED,
+        IDEMPOTENCY_KEY_IN_USE,
+        RATE_LIMITED,
+        CHANNEL_MISMATCH,
+        PROVIDER_REJECTED,
+        CONFLICT,
+        CONVERSATION_CLOSED,
+        UNAVAILABLE,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        METHOD_NOT_ALLOWED,
+        CHANNEL_NOT_CONFIGURED,
+        INTERNAL,
+    ];
 }
 
 /// An error as every transport shows it: a status, a stable code, a message, and the input
@@ -133,17 +157,28 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response (its schema is the OpenAPI document's `Error`).
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+/// What went wrong.
+#[derive(Serialize, JsonSchema)]
 struct ErrorDetail<'a> {
+    /// A stable, machine-readable code; clients match on it.
+    #[schemars(schema_with = "code_schema")]
     code: &'a str,
+    /// What went wrong, for a person (may change).
     message: &'a str,
+    /// The input field at fault, as a dotted path (`content.text`, `recipients[2]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: &'a Option<String>,
+}
+
+fn code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": codes::ALL})
 }
 
 impl IntoResponse for ApiError {

@@ -4,17 +4,22 @@
 //! Inputs reject unknown fields (`deny_unknown_fields`), so a misspelt optional field is an
 //! error naming it rather than a silently ignored value. Times go out as RFC 3339 strings in
 //! UTC; money as integer minor units.
+//!
+//! Every type here derives [`JsonSchema`] next to its serde derives, and the OpenAPI document
+//! (`GET /openapi.json`) takes its schemas from those derives, so it follows the serde attributes
+//! (`deny_unknown_fields`, `rename_all`, `untagged`, defaults) rather than a hand-kept copy.
 
 use std::collections::BTreeMap;
 
 use convo_domain::{Balance, Channel, MessageType};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A template reference: its approved name, and variables for it.
 ///
 /// Variables are accepted and validated, but the session's send contract carries only the
 /// template's name, so providers render the template text configured for the channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     /// The approved template's name.
@@ -25,7 +30,7 @@ pub struct TemplateRef {
 }
 
 /// `POST /v1/conversations/compose`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComposeRequest {
     /// The channel's public id (`GET /v1/channels`).
@@ -53,7 +58,7 @@ pub struct ComposeRequest {
 }
 
 /// 202 answer of compose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComposeAccepted {
     /// The conversation's id.
     pub conversation_id: String,
@@ -62,7 +67,7 @@ pub struct ComposeAccepted {
 }
 
 /// One recipient of a proactive campaign: an address string, or an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Recipient {
     /// An E.164 phone number, an e-mail address or a contact id.
@@ -72,7 +77,7 @@ pub enum Recipient {
 }
 
 /// A recipient spelled out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecipientDetail {
     /// An existing contact.
@@ -90,7 +95,7 @@ pub struct RecipientDetail {
 }
 
 /// `POST /v1/conversations/proactive`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProactiveRequest {
     /// The channel's public id.
@@ -111,7 +116,7 @@ pub struct ProactiveRequest {
 }
 
 /// One recipient's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProactiveResult {
     /// The recipient as given (its address or contact id).
     pub recipient: String,
@@ -127,7 +132,7 @@ pub struct ProactiveResult {
 }
 
 /// 202 answer of proactive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProactiveAccepted {
     /// One entry per recipient, in order.
     pub conversations: Vec<ProactiveResult>,
@@ -141,7 +146,7 @@ pub struct ProactiveAccepted {
 }
 
 /// A channel as `GET /v1/channels` lists it (no provider credentials).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChannelOut {
     /// Public id.
     pub id: String,
@@ -156,14 +161,15 @@ pub struct ChannelOut {
 }
 
 /// A list envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "{T}List")]
 pub struct List<T> {
     /// The items.
     pub data: Vec<T>,
 }
 
 /// A contact's window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WindowOut {
     /// The contact.
     pub contact_id: String,
@@ -188,12 +194,12 @@ pub struct WindowOut {
 }
 
 /// `POST /v1/windows/{contact}/close` takes an empty body or `{}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseWindowRequest {}
 
 /// The body of a conversation message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
     /// The text.
@@ -201,7 +207,7 @@ pub struct TextBody {
 }
 
 /// `POST /v1/conversations/{id}/messages`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConversationMessageRequest {
     /// Free-form: needs an open window.
@@ -217,7 +223,7 @@ pub enum ConversationMessageRequest {
 }
 
 /// `POST /v1/conversations/{id}/take-over`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TakeOverRequest {
     /// The human agent taking over.
@@ -225,7 +231,7 @@ pub struct TakeOverRequest {
 }
 
 /// `POST /v1/conversations/{id}/resolve` (empty body allowed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// Also close the contact's window (default `true`).
@@ -244,7 +250,7 @@ const fn yes() -> bool {
 }
 
 /// `{ "ok": true }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OkResponse {
     /// Always true.
     pub ok: bool,
@@ -256,7 +262,7 @@ impl OkResponse {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationMessageOut {
     /// The message id.
     pub message_id: String,
@@ -269,7 +275,7 @@ pub struct ConversationMessageOut {
 }
 
 /// `GET /v1/conversations/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationOut {
     /// The id.
     pub conversation_id: String,
@@ -294,7 +300,7 @@ pub struct ConversationOut {
 }
 
 /// `message_type` of `POST /v1/messages`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RequestedType {
     /// Business-initiated, billed per message.
@@ -306,7 +312,7 @@ pub enum RequestedType {
 }
 
 /// `content` of `POST /v1/messages`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageContent {
     /// Free-form text.
@@ -331,7 +337,7 @@ pub struct MessageContent {
 }
 
 /// `POST /v1/messages`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// E.164 phone number, e-mail address or contact id.
@@ -348,7 +354,7 @@ pub struct SendMessageRequest {
 }
 
 /// The billing block of an accepted send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BillingOut {
     /// The channel.
     pub channel: Channel,
@@ -365,7 +371,7 @@ pub struct BillingOut {
 }
 
 /// `{free, reserved, total}` in minor units.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BalanceOut {
     /// Available for new holds.
     pub free: u64,
@@ -382,7 +388,7 @@ impl From<Balance> for BalanceOut {
 }
 
 /// 202 answer of a send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MessageAccepted {
     /// The message id (derived from the Idempotency-Key when one is given).
     pub message_id: String,
@@ -402,7 +408,7 @@ pub struct MessageAccepted {
 }
 
 /// `POST /v1/inbound/sandbox`: a contact's message as the sandbox simulates it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxInbound {
     /// The contact's address (E.164, or e-mail on the e-mail channel).
@@ -423,7 +429,7 @@ pub struct SandboxInbound {
 }
 
 /// What an inbound request did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InboundOut {
     /// Messages handed to sessions.
     pub received: usize,
@@ -438,7 +444,7 @@ pub struct InboundOut {
 }
 
 /// `POST /v1/webhook-endpoints`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpoint {
     /// Where deliveries are POSTed (http or https).
@@ -449,7 +455,7 @@ pub struct CreateWebhookEndpoint {
 }
 
 /// A webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookEndpointOut {
     /// Id (`ep_...`).
     pub id: String,
@@ -469,7 +475,7 @@ pub struct WebhookEndpointOut {
 }
 
 /// Filters of `GET /v1/webhook-deliveries`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// `pending`, `delivered`, `failed` or `cancelled`.
@@ -487,7 +493,7 @@ pub struct DeliveriesQuery {
 }
 
 /// One delivery of the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliveryOut {
     /// Id (`dlv_...`).
     pub id: String,

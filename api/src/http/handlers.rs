@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{ApiJson, ApiQuery, HttpState, IdempotencyKey, OptionalJson, PathParam, RawBody};
@@ -184,12 +185,16 @@ pub(super) async fn inbound_whatsapp(
     Ok(json(StatusCode::OK, s.app.inbound_whatsapp(req).await?))
 }
 
-#[derive(serde::Deserialize)]
+/// The query of Meta's subscription handshake.
+#[derive(serde::Deserialize, JsonSchema)]
 pub(super) struct Handshake {
+    /// `subscribe`.
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
+    /// Must be the configured verify token.
     #[serde(rename = "hub.verify_token")]
     token: Option<String>,
+    /// Echoed back as the plain-text answer.
     #[serde(rename = "hub.challenge")]
     challenge: Option<String>,
 }
@@ -236,8 +241,24 @@ pub(super) async fn inbound_twilio(
         .into_response())
 }
 
+/// `GET /healthz`.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// `GET /readyz`: 200 when every check passes, else 503.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    /// Per dependency: `"ok"` or `{"error": "..."}`.
+    checks: serde_json::Map<String, serde_json::Value>,
+}
+
 pub(super) async fn healthz() -> Response {
-    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+    json(StatusCode::OK, Health { status: "ok" })
 }
 
 pub(super) async fn readyz(State(s): State<HttpState>) -> Response {
@@ -254,10 +275,7 @@ pub(super) async fn readyz(State(s): State<HttpState>) -> Response {
         })
         .collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json(
-        status,
-        serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "checks": detail}),
-    )
+    json(status, Readiness { status: if ready { "ready" } else { "unavailable" }, checks: detail })
 }
 
 pub(super) async fn metrics(State(s): State<HttpState>) -> Response {

@@ -1,186 +1,469 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`.
 //!
-//! It is built from [`OPERATIONS`], a table kept next to the router, with request and response
-//! schemas written against the types in [`crate::app::types`]; a test checks that every route
-//! the router serves is in the table and the other way round.
+//! Paths come from [`OPERATIONS`], a table kept next to the router (a test checks that every
+//! route the router serves is in the table and the other way round). Schemas come from the
+//! types themselves: each operation names its request, query and response *types*, and one
+//! [`SchemaGenerator`] (JSON Schema 2020-12, the dialect of OpenAPI 3.1) turns their
+//! [`JsonSchema`] derives into `components.schemas`, with every `$ref` pointing there. A field
+//! renamed, added or made optional in [`crate::app::types`] changes the document with it.
 
+use std::{borrow::Cow, collections::BTreeSet};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, json_schema};
 use serde_json::{Map, Value, json};
+
+use super::handlers::{Handshake, Health, Readiness};
+use crate::{
+    app::types::{
+        ChannelOut, CloseWindowRequest, ComposeAccepted, ComposeRequest,
+        ConversationMessageRequest, ConversationOut, CreateWebhookEndpoint, DeliveriesQuery,
+        DeliveryOut, InboundOut, List, MessageAccepted, OkResponse, ProactiveAccepted,
+        ProactiveRequest, ResolveRequest, SandboxInbound, SendMessageRequest, TakeOverRequest,
+        WebhookEndpointOut, WindowOut,
+    },
+    error::ErrorBody,
+};
+
+/// Where the generator puts definitions, and so what every `$ref` starts with.
+const SCHEMAS: &str = "/components/schemas";
+
+/// Produces a type's schema (a `$ref` into `components.schemas` for named types), adding
+/// what it needs to the generator's definitions.
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema_of<T: JsonSchema + ?Sized>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// A request or response body.
+#[derive(Clone, Copy)]
+pub(crate) enum Body {
+    /// No body.
+    Empty,
+    /// JSON of a type.
+    Json(SchemaFn),
+    /// JSON of a type, or no body at all.
+    OptionalJson(SchemaFn),
+    /// `application/x-www-form-urlencoded` of a type.
+    Form(SchemaFn),
+    /// A non-JSON body of this media type.
+    Text(&'static str),
+}
+
+/// A JSON body of `T`.
+const fn json<T: JsonSchema>() -> Body {
+    Body::Json(schema_of::<T>)
+}
+
+/// A JSON body of `T`, or none.
+const fn optional_json<T: JsonSchema>() -> Body {
+    Body::OptionalJson(schema_of::<T>)
+}
+
+/// How an operation is authenticated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Auth {
+    /// A workspace API key (`Authorization: Bearer` or `x-api-key`).
+    ApiKey,
+    /// The provider's signature in this header.
+    Signature(&'static str),
+    /// Meta's verify token in the query.
+    VerifyToken,
+    /// None.
+    Public,
+}
 
 /// One documented operation.
 pub(crate) struct Operation {
     pub(crate) method: &'static str,
     pub(crate) path: &'static str,
     pub(crate) summary: &'static str,
-    /// Needs an API key.
-    pub(crate) auth: bool,
+    pub(crate) auth: Auth,
     /// Honours Idempotency-Key.
     pub(crate) idempotent: bool,
-    /// Name of the request body's schema in `components.schemas`.
-    pub(crate) request: Option<&'static str>,
-    /// The success status and its schema's name.
-    pub(crate) response: (u16, Option<&'static str>),
+    /// The query string's type: its fields become query parameters.
+    pub(crate) query: Option<SchemaFn>,
+    pub(crate) request: Body,
+    /// The success status and its body.
+    pub(crate) response: (u16, Body),
+    /// Error statuses particular to this operation, besides those [`error_statuses`] derives
+    /// from its auth, body, query, path and idempotency.
+    pub(crate) errors: &'static [u16],
 }
 
-macro_rules! op {
-    ($m:literal $p:literal, $s:literal, auth=$a:literal, idem=$i:literal, req=$r:expr, res=($st:literal, $rs:expr)) => {
-        Operation {
-            method: $m,
-            path: $p,
-            summary: $s,
-            auth: $a,
-            idempotent: $i,
-            request: $r,
-            response: ($st, $rs),
+impl Operation {
+    const fn new(method: &'static str, path: &'static str, summary: &'static str) -> Self {
+        Self {
+            method,
+            path,
+            summary,
+            auth: Auth::Public,
+            idempotent: false,
+            query: None,
+            request: Body::Empty,
+            response: (200, Body::Empty),
+            errors: &[],
         }
-    };
+    }
+
+    /// Needs an API key.
+    const fn api_key(self) -> Self {
+        Self { auth: Auth::ApiKey, ..self }
+    }
+
+    /// Authenticated by the provider's signature in `header`.
+    const fn signed(self, header: &'static str) -> Self {
+        Self { auth: Auth::Signature(header), ..self }
+    }
+
+    const fn auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
+    }
+
+    const fn idempotent(self) -> Self {
+        Self { idempotent: true, ..self }
+    }
+
+    const fn query<T: JsonSchema>(self) -> Self {
+        Self { query: Some(schema_of::<T>), ..self }
+    }
+
+    const fn body(self, request: Body) -> Self {
+        Self { request, ..self }
+    }
+
+    const fn answers(self, status: u16, response: Body) -> Self {
+        Self { response: (status, response), ..self }
+    }
+
+    const fn errors(self, errors: &'static [u16]) -> Self {
+        Self { errors, ..self }
+    }
 }
+
+const fn get(path: &'static str, summary: &'static str) -> Operation {
+    Operation::new("get", path, summary)
+}
+
+const fn post(path: &'static str, summary: &'static str) -> Operation {
+    Operation::new("post", path, summary)
+}
+
+const fn delete(path: &'static str, summary: &'static str) -> Operation {
+    Operation::new("delete", path, summary)
+}
+
+/// Any JSON object (a provider's payload, taken as it comes).
+type AnyObject = Map<String, Value>;
+
+/// What the sandbox provider recorded for one send. It is convo-activities' `RecordedSend`,
+/// which has no schema of its own, so the document describes it as an object.
+struct SandboxSend;
+
+impl JsonSchema for SandboxSend {
+    fn schema_name() -> Cow<'static, str> {
+        "SandboxSend".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "description": "One send the sandbox provider accepted: seq, channel, from, to, content, provider_message_id, ..."
+        })
+    }
+}
+
+const WHATSAPP_SIGNATURE: &str = "X-Hub-Signature-256";
+const TWILIO_SIGNATURE: &str = "X-Twilio-Signature";
 
 /// Every route of [`super::router`].
 pub(crate) const OPERATIONS: &[Operation] = &[
-    op!("post" "/v1/conversations/compose", "Start a conversation with one contact", auth=true, idem=true, req=Some("ComposeRequest"), res=(202, Some("ComposeAccepted"))),
-    op!("post" "/v1/conversations/proactive", "Start one templated conversation per recipient", auth=true, idem=true, req=Some("ProactiveRequest"), res=(202, Some("ProactiveAccepted"))),
-    op!("get" "/v1/conversations/{id}", "A conversation: status, messages, assignee, window", auth=true, idem=false, req=None, res=(200, Some("Conversation"))),
-    op!("post" "/v1/conversations/{id}/messages", "Send in a conversation (text needs an open window)", auth=true, idem=true, req=Some("ConversationMessage"), res=(202, Some("MessageAccepted"))),
-    op!("post" "/v1/conversations/{id}/take-over", "A human agent takes over", auth=true, idem=true, req=Some("TakeOver"), res=(200, Some("Ok"))),
-    op!("post" "/v1/conversations/{id}/resolve", "Resolve (and close the window)", auth=true, idem=true, req=Some("Resolve"), res=(200, Some("Ok"))),
-    op!("get" "/v1/channels", "The workspace's channels", auth=true, idem=false, req=None, res=(200, Some("ChannelList"))),
-    op!("post" "/v1/messages", "Send one message (MESSAGE, CONVERSATION or NEWSLETTER)", auth=true, idem=true, req=Some("SendMessage"), res=(202, Some("MessageAccepted"))),
-    op!("get" "/v1/windows/{contact}", "A contact's window (E.164, e-mail or contact id)", auth=true, idem=false, req=None, res=(200, Some("Window"))),
-    op!("post" "/v1/windows/{contact}/close", "Close a contact's window (idempotent)", auth=true, idem=true, req=None, res=(200, Some("Window"))),
-    op!("post" "/v1/inbound/sandbox", "Simulate a contact's message", auth=true, idem=true, req=Some("SandboxInbound"), res=(202, Some("Inbound"))),
-    op!("post" "/v1/inbound/whatsapp", "Meta WhatsApp webhook (X-Hub-Signature-256)", auth=false, idem=false, req=Some("Object"), res=(200, Some("Inbound"))),
-    op!("get" "/v1/inbound/whatsapp", "Meta's subscription handshake", auth=false, idem=false, req=None, res=(200, None)),
-    op!("post" "/v1/inbound/twilio", "Twilio SMS webhook and status callback (X-Twilio-Signature)", auth=false, idem=false, req=None, res=(200, None)),
-    op!("get" "/v1/sandbox/outbox", "Sends the sandbox provider received, newest last", auth=true, idem=false, req=None, res=(200, Some("Object"))),
-    op!("post" "/v1/webhook-endpoints", "Subscribe a URL (the answer has its signing secret)", auth=true, idem=true, req=Some("CreateWebhookEndpoint"), res=(201, Some("WebhookEndpoint"))),
-    op!("get" "/v1/webhook-endpoints", "The workspace's webhook endpoints", auth=true, idem=false, req=None, res=(200, Some("WebhookEndpointList"))),
-    op!("delete" "/v1/webhook-endpoints/{id}", "Delete a webhook endpoint", auth=true, idem=false, req=None, res=(204, None)),
-    op!("get" "/v1/webhook-deliveries", "The webhook delivery log, newest first", auth=true, idem=false, req=None, res=(200, Some("DeliveryList"))),
-    op!("get" "/healthz", "Liveness", auth=false, idem=false, req=None, res=(200, None)),
-    op!("get" "/readyz", "Readiness: Temporal and the database reachable", auth=false, idem=false, req=None, res=(200, None)),
-    op!("get" "/metrics", "Prometheus metrics", auth=false, idem=false, req=None, res=(200, None)),
-    op!("get" "/openapi.json", "This document", auth=false, idem=false, req=None, res=(200, None)),
+    post("/v1/conversations/compose", "Start a conversation with one contact")
+        .api_key()
+        .idempotent()
+        .body(json::<ComposeRequest>())
+        .answers(202, json::<ComposeAccepted>()),
+    post("/v1/conversations/proactive", "Start one templated conversation per recipient")
+        .api_key()
+        .idempotent()
+        .body(json::<ProactiveRequest>())
+        .answers(202, json::<ProactiveAccepted>()),
+    get("/v1/conversations/{id}", "A conversation: status, messages, assignee, window")
+        .api_key()
+        .answers(200, json::<ConversationOut>()),
+    post("/v1/conversations/{id}/messages", "Send in a conversation (text needs an open window)")
+        .api_key()
+        .idempotent()
+        .body(json::<ConversationMessageRequest>())
+        .answers(202, json::<MessageAccepted>())
+        .errors(&[402]),
+    post("/v1/conversations/{id}/take-over", "A human agent takes over")
+        .api_key()
+        .idempotent()
+        .body(json::<TakeOverRequest>())
+        .answers(200, json::<OkResponse>()),
+    post("/v1/conversations/{id}/resolve", "Resolve (and close the window)")
+        .api_key()
+        .idempotent()
+        .body(optional_json::<ResolveRequest>())
+        .answers(200, json::<OkResponse>()),
+    get("/v1/channels", "The workspace's channels")
+        .api_key()
+        .answers(200, json::<List<ChannelOut>>()),
+    post("/v1/messages", "Send one message (MESSAGE, CONVERSATION or NEWSLETTER)")
+        .api_key()
+        .idempotent()
+        .body(json::<SendMessageRequest>())
+        .answers(202, json::<MessageAccepted>())
+        .errors(&[402]),
+    get("/v1/windows/{contact}", "A contact's window (E.164, e-mail or contact id)")
+        .api_key()
+        .answers(200, json::<WindowOut>()),
+    post("/v1/windows/{contact}/close", "Close a contact's window (idempotent)")
+        .api_key()
+        .idempotent()
+        .body(optional_json::<CloseWindowRequest>())
+        .answers(200, json::<WindowOut>()),
+    post("/v1/inbound/sandbox", "Simulate a contact's message")
+        .api_key()
+        .idempotent()
+        .body(json::<SandboxInbound>())
+        .answers(202, json::<InboundOut>()),
+    post("/v1/inbound/whatsapp", "Meta WhatsApp webhook (X-Hub-Signature-256)")
+        .signed(WHATSAPP_SIGNATURE)
+        .body(json::<AnyObject>())
+        .answers(200, json::<InboundOut>()),
+    get("/v1/inbound/whatsapp", "Meta's subscription handshake")
+        .auth(Auth::VerifyToken)
+        .query::<Handshake>()
+        .answers(200, Body::Text("text/plain"))
+        .errors(&[403]),
+    post("/v1/inbound/twilio", "Twilio SMS webhook and status callback (X-Twilio-Signature)")
+        .signed(TWILIO_SIGNATURE)
+        .body(Body::Form(schema_of::<AnyObject>))
+        .answers(200, Body::Text("text/xml")),
+    get("/v1/sandbox/outbox", "Sends the sandbox provider received, newest last")
+        .api_key()
+        .answers(200, json::<List<SandboxSend>>()),
+    post("/v1/webhook-endpoints", "Subscribe a URL (the answer has its signing secret)")
+        .api_key()
+        .idempotent()
+        .body(json::<CreateWebhookEndpoint>())
+        .answers(201, json::<WebhookEndpointOut>()),
+    get("/v1/webhook-endpoints", "The workspace's webhook endpoints")
+        .api_key()
+        .answers(200, json::<List<WebhookEndpointOut>>()),
+    delete("/v1/webhook-endpoints/{id}", "Delete a webhook endpoint")
+        .api_key()
+        .answers(204, Body::Empty),
+    get("/v1/webhook-deliveries", "The webhook delivery log, newest first")
+        .api_key()
+        .query::<DeliveriesQuery>()
+        .answers(200, json::<List<DeliveryOut>>()),
+    get("/healthz", "Liveness").answers(200, json::<Health>()),
+    get("/readyz", "Readiness: Temporal and the database reachable")
+        .answers(200, json::<Readiness>()),
+    get("/metrics", "Prometheus metrics").answers(200, Body::Text("text/plain; version=0.0.4")),
+    get("/openapi.json", "This document").answers(200, json::<AnyObject>()),
 ];
 
-fn s(t: &str) -> Value {
-    json!({"type": t})
+/// The generator every schema of the document comes from: JSON Schema 2020-12 (OpenAPI 3.1's
+/// dialect), definitions under `components.schemas`. It describes what the API *accepts*
+/// (serde's deserialize behaviour), so a field with a default or of an `Option` type is not
+/// required.
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = SCHEMAS.into();
+            s.meta_schema = None;
+        })
+        .into_generator()
 }
 
-fn nullable(t: &str) -> Value {
-    json!({"type": [t, "null"]})
+/// The `{name}` segments of a path template.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
 }
 
-fn r(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-fn object(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": props, "additionalProperties": false})
-}
-
-fn schemas() -> Value {
-    let template = object(
-        &["name"],
-        json!({"name": s("string"), "variables": {"type": "object", "additionalProperties": s("string")}}),
-    );
-    let window = json!({"type": "object", "properties": {
-        "contact_id": s("string"), "status": {"enum": ["open", "closed"]}, "open": s("boolean"),
-        "channel": nullable("string"), "opened_at": nullable("string"), "expires_at": nullable("string"),
-        "billing_session_ends_at": nullable("string"),
-        "close_reason": {"enum": ["EXPIRED", "EXPLICIT", "COMPLIANCE_STOP", null]},
-        "in_session": s("boolean"), "last_inbound_at": nullable("string")}});
-    let list = |item: Value| json!({"type": "object", "properties": {"data": {"type": "array", "items": item}}});
-    json!({
-        "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"enum": ["no_active_session", "contact_opted_out", "insufficient_balance", "validation_failed", "not_found", "unauthorized",
-                              "idempotency_key_reused", "idempotency_key_in_use", "rate_limited", "channel_mismatch", "provider_rejected", "conflict",
-                              "conversation_closed", "unavailable", "payload_too_large", "unsupported_media_type", "method_not_allowed",
-                              "channel_not_configured", "internal"]},
-            "message": s("string"), "field": s("string")}}}},
-        "Object": s("object"),
-        "Template": template,
-        "ComposeRequest": object(&["channel_id", "content"], json!({
-            "channel_id": s("string"), "contact_id": s("string"), "contact_email": s("string"), "contact_phone": s("string"),
-            "contact_name": s("string"), "subject": s("string"), "content": s("string"), "template": r("Template")})),
-        "ComposeAccepted": json!({"type": "object", "properties": {"conversation_id": s("string"), "status": s("string")}}),
-        "ProactiveRequest": object(&["channel_id", "template", "recipients"], json!({
-            "channel_id": s("string"), "template": r("Template"),
-            "recipients": {"type": "array", "items": {"oneOf": [s("string"), object(&[], json!({"contact_id": s("string"), "phone": s("string"), "email": s("string"), "name": s("string")}))]}},
-            "live_agent": s("string"), "bot_id": s("string"), "queue": s("string")})),
-        "ProactiveAccepted": json!({"type": "object", "properties": {"accepted": s("integer"), "failed": s("integer"), "queue": s("string"),
-            "conversations": {"type": "array", "items": {"type": "object", "properties": {"recipient": s("string"), "conversation_id": s("string"), "status": s("string"), "error": r("Error")}}}}}),
-        "Conversation": json!({"type": "object", "properties": {"conversation_id": s("string"),
-            "status": {"enum": ["pending", "awaiting_reply", "active", "resolved", "expired", "failed"]},
-            "channel": s("string"), "channel_id": s("string"), "contact_id": nullable("string"), "assignee": s("object"),
-            "messages": {"type": "array", "items": {"type": "object", "properties": {"message_id": s("string"), "direction": {"enum": ["inbound", "outbound"]}, "text": s("string"), "at": nullable("string")}}},
-            "error": nullable("object"), "window": window.clone(), "created_at": s("string")}}),
-        "ConversationMessage": {"oneOf": [
-            object(&["type", "text"], json!({"type": {"const": "text"}, "text": object(&["body"], json!({"body": s("string")}))})),
-            object(&["type", "template"], json!({"type": {"const": "template"}, "template": r("Template")}))]},
-        "TakeOver": object(&["agent_id"], json!({"agent_id": s("string")})),
-        "Resolve": object(&[], json!({"close_window": s("boolean")})),
-        "Ok": json!({"type": "object", "properties": {"ok": s("boolean")}}),
-        "ChannelList": list(json!({"type": "object", "properties": {"id": s("string"), "kind": s("string"), "provider": s("string"), "address": s("string"), "enabled": s("boolean")}})),
-        "SendMessage": object(&["to", "channel", "message_type", "content"], json!({
-            "to": s("string"), "channel": s("string"), "message_type": {"enum": ["MESSAGE", "CONVERSATION", "NEWSLETTER"]},
-            "content": object(&[], json!({"text": s("string"), "subject": s("string"), "template": r("Template"), "suggestions": {}, "rich_card": {}, "carousel": {}})),
-            "traffic_type": s("string")})),
-        "MessageAccepted": json!({"type": "object", "properties": {"message_id": s("string"), "status": {"const": "queued"}, "created_at": s("string"),
-            "conversation_expires_at": nullable("string"), "contact_id": s("string"), "traffic_type": s("string"),
-            "billing": {"type": "object", "properties": {"channel": s("string"), "message_type": {"enum": ["MESSAGE", "CONVERSATION", "NEWSLETTER"]},
-                "in_session": s("boolean"), "hold_amount": s("integer"), "message_price": s("integer"),
-                "balance": {"type": "object", "properties": {"free": s("integer"), "reserved": s("integer"), "total": s("integer")}}}}}}),
-        "Window": window,
-        "SandboxInbound": object(&["from", "channel", "text"], json!({"from": s("string"), "to": s("string"), "channel": s("string"), "text": s("string"), "provider_message_id": s("string"), "timestamp": s("string")})),
-        "Inbound": json!({"type": "object", "properties": {"received": s("integer"), "duplicates": s("integer"), "statuses": s("integer"), "ignored": s("integer"), "contact_ids": {"type": "array", "items": s("string")}}}),
-        "CreateWebhookEndpoint": object(&["url"], json!({"url": s("string"), "event_types": {"type": "array", "items": s("string")}})),
-        "WebhookEndpoint": json!({"type": "object", "properties": {"id": s("string"), "url": s("string"), "event_types": {"type": "array", "items": s("string")}, "enabled": s("boolean"), "disabled_reason": nullable("string"), "secret": s("string"), "created_at": s("string")}}),
-        "WebhookEndpointList": list(r("WebhookEndpoint")),
-        "DeliveryList": list(json!({"type": "object", "properties": {"id": s("string"), "event_id": s("string"), "event_type": s("string"), "endpoint_id": s("string"),
-            "status": {"enum": ["pending", "delivered", "failed", "cancelled"]}, "attempts": s("integer"), "last_status": nullable("integer"),
-            "last_error": nullable("string"), "last_attempt_at": nullable("string"), "next_attempt_at": nullable("string"), "created_at": s("string")}})),
-    })
-}
-
-fn parameters(op: &Operation) -> Vec<Value> {
-    let mut params = Vec::new();
-    for name in ["id", "contact"] {
-        if op.path.contains(&format!("{{{name}}}")) {
-            params
-                .push(json!({"name": name, "in": "path", "required": true, "schema": s("string")}));
+/// A schema as found: inline, or the definition a `$ref` names.
+fn resolve<'a>(generator: &'a SchemaGenerator, schema: &'a Schema) -> Option<&'a Value> {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let name = r.strip_prefix('#')?.strip_prefix(SCHEMAS)?.strip_prefix('/')?;
+            generator.definitions().get(name)
         }
+        None => Some(schema.as_value()),
+    }
+}
+
+/// One query parameter per field of the query type.
+fn query_parameters(generator: &mut SchemaGenerator, query: SchemaFn) -> Vec<Value> {
+    let schema = query(generator);
+    let Some(object) = resolve(generator, &schema) else { return Vec::new() };
+    let required: BTreeSet<&str> = object["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(properties) = object["properties"].as_object() else { return Vec::new() };
+    properties
+        .iter()
+        .map(|(name, schema)| {
+            // A query parameter is absent, never null: drop serde's `None` default and the
+            // `null` alternative an `Option` field's schema has.
+            let mut schema = schema.clone();
+            let description = schema.as_object_mut().and_then(|s| {
+                if s.get("default") == Some(&Value::Null) {
+                    s.remove("default");
+                }
+                if let Some(Value::Array(types)) = s.get_mut("type") {
+                    types.retain(|t| t != "null");
+                    if let [only] = types.as_slice() {
+                        let only = only.clone();
+                        s.insert("type".to_owned(), only);
+                    }
+                }
+                s.remove("description")
+            });
+            let mut param = json!({"name": name, "in": "query", "required": required.contains(name.as_str()), "schema": schema});
+            if let Some(d) = description {
+                param["description"] = d;
+            }
+            param
+        })
+        .collect()
+}
+
+fn parameters(generator: &mut SchemaGenerator, op: &Operation) -> Vec<Value> {
+    let mut params: Vec<Value> = path_parameters(op.path)
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if let Some(query) = op.query {
+        params.extend(query_parameters(generator, query));
+    }
+    if let Auth::Signature(header) = op.auth {
+        params.push(json!({"name": header, "in": "header", "required": true, "schema": {"type": "string"},
+            "description": "The provider's signature of the request; a bad one is 401 and nothing is recorded."}));
     }
     if op.idempotent {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
-            "description": "Same key and body: the first answer is replayed. Another body: 422 idempotency_key_reused. Still running: 409 idempotency_key_in_use. Kept 24 h."}));
+            "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: 409 idempotency_key_in_use. Kept 24 h."}));
     }
     params
 }
 
+/// A body's `content` map, or `None` for no body.
+fn content(generator: &mut SchemaGenerator, body: Body) -> Option<Value> {
+    let (media, schema) = match body {
+        Body::Empty => return None,
+        Body::Json(f) | Body::OptionalJson(f) => ("application/json", f(generator).to_value()),
+        Body::Form(f) => ("application/x-www-form-urlencoded", f(generator).to_value()),
+        Body::Text(media) => (media, json!({"type": "string"})),
+    };
+    Some(json!({ media: {"schema": schema} }))
+}
+
+/// Every error status an operation may answer with, and what it means there.
+pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
+    let mut statuses: Vec<(u16, String)> = Vec::new();
+    let has_body = !matches!(op.request, Body::Empty);
+    let json_body = matches!(op.request, Body::Json(_) | Body::OptionalJson(_));
+    if has_body {
+        statuses.push((
+            400,
+            "The body cannot be read, or is not valid JSON (`validation_failed`).".into(),
+        ));
+    }
+    match op.auth {
+        Auth::ApiKey => statuses.push((401, "No valid API key (`unauthorized`).".into())),
+        Auth::Signature(_) => {
+            statuses.push((401, "Bad or missing signature (`unauthorized`).".into()))
+        }
+        Auth::VerifyToken | Auth::Public => {}
+    }
+    if op.errors.contains(&402) {
+        statuses.push((
+            402,
+            "The workspace's balance cannot cover the send (`insufficient_balance`).".into(),
+        ));
+    }
+    if op.errors.contains(&403) {
+        statuses.push((403, "The verify token does not match (`unauthorized`).".into()));
+    }
+    if path_parameters(op.path).next().is_some() {
+        statuses.push((404, "No such resource in the caller's workspace (`not_found`).".into()));
+    }
+    if op.idempotent {
+        statuses.push((409, "The request with this Idempotency-Key is still running (`idempotency_key_in_use`), or the request contradicts the resource's state (`conflict`, `conversation_closed`).".into()));
+    }
+    if has_body {
+        statuses.push((413, "The body is too large (`payload_too_large`).".into()));
+    }
+    if json_body {
+        statuses.push((415, "The body is not JSON (`unsupported_media_type`).".into()));
+    }
+    if json_body || op.query.is_some() || op.idempotent {
+        let mut d = "The request is invalid (`validation_failed`, with `field` naming the culprit)"
+            .to_owned();
+        if op.idempotent {
+            d.push_str(
+                "; the Idempotency-Key was used for another request (`idempotency_key_reused`)",
+            );
+        }
+        if op.errors.contains(&402) {
+            d.push_str("; or the send is refused (`no_active_session`, `contact_opted_out`, `channel_mismatch`, `channel_not_configured`, `provider_rejected`)");
+        }
+        d.push('.');
+        statuses.push((422, d));
+    }
+    statuses
+}
+
+fn responses(generator: &mut SchemaGenerator, op: &Operation, error: &Value) -> Map<String, Value> {
+    let mut responses = Map::new();
+    let mut ok = json!({"description": "Success."});
+    if let Some(content) = content(generator, op.response.1) {
+        ok["content"] = content;
+    }
+    if op.idempotent {
+        ok["headers"] = json!({"Idempotent-Replayed": {"description": "`true` when this is the stored answer of an earlier request with the same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}}});
+    }
+    responses.insert(op.response.0.to_string(), ok);
+    for (status, description) in error_statuses(op) {
+        responses.insert(
+            status.to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": error}}}),
+        );
+    }
+    if op.path == "/readyz" {
+        let readiness = schema_of::<Readiness>(generator);
+        responses.insert("503".to_owned(), json!({"description": "A dependency is unreachable.", "content": {"application/json": {"schema": readiness}}}));
+    }
+    responses.insert(
+        "default".to_owned(),
+        json!({"description": "A failure on our side: 503 `unavailable` (a dependency is unreachable; retry later) or 500 `internal`.", "content": {"application/json": {"schema": error}}}),
+    );
+    responses
+}
+
 /// The OpenAPI document.
 pub(crate) fn document() -> Value {
+    let mut generator = generator();
+    let error = schema_of::<ErrorBody<'_>>(&mut generator).to_value();
     let mut paths: Map<String, Value> = Map::new();
     for op in OPERATIONS {
-        let mut responses = Map::new();
-        let ok = match op.response.1 {
-            Some(schema) => {
-                json!({"description": "success", "content": {"application/json": {"schema": r(schema)}}})
-            }
-            None => json!({"description": "success"}),
-        };
-        responses.insert(op.response.0.to_string(), ok);
-        responses.insert(
-            "default".to_owned(),
-            json!({"description": "error", "content": {"application/json": {"schema": r("Error")}}}),
-        );
-        let mut operation =
-            json!({"summary": op.summary, "parameters": parameters(op), "responses": responses});
-        if let Some(schema) = op.request {
-            operation["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": r(schema)}}});
+        let mut operation = json!({
+            "summary": op.summary,
+            "parameters": parameters(&mut generator, op),
+            "responses": responses(&mut generator, op, &error),
+        });
+        if let Some(content) = content(&mut generator, op.request) {
+            let required = !matches!(op.request, Body::OptionalJson(_));
+            operation["requestBody"] = json!({"required": required, "content": content});
         }
-        operation["security"] =
-            if op.auth { json!([{"bearer": []}, {"apiKey": []}]) } else { json!([]) };
+        operation["security"] = match op.auth {
+            Auth::ApiKey => json!([{"bearer": []}, {"apiKey": []}]),
+            Auth::Signature(_) | Auth::VerifyToken | Auth::Public => json!([]),
+        };
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
@@ -190,10 +473,10 @@ pub(crate) fn document() -> Value {
                  "description": "Conversation orchestration for business messaging. Errors are {\"error\": {\"code\", \"message\", \"field\"?}}."},
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": generator.take_definitions(true),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A workspace API key as `Authorization: Bearer <key>`."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "A workspace API key as `x-api-key: <key>`."}
             }
         }
     })
@@ -202,15 +485,288 @@ pub(crate) fn document() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        app::types::{BalanceOut, BillingOut, TemplateRef},
+        error::{ApiError, codes},
+    };
+    use convo_domain::{Channel, MessageType};
+
+    /// Every `"$ref"` string anywhere in `value`.
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
 
     #[test]
-    fn every_schema_reference_resolves() {
+    fn every_ref_resolves_within_the_document() {
         let doc = document();
-        let text = doc.to_string();
-        let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for piece in text.split("#/components/schemas/").skip(1) {
-            let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(schemas.contains_key(&name), "missing schema {name}");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for r in &found {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
+            assert!(pointer.starts_with("/components/schemas/"), "{r}");
+            assert!(doc.pointer(pointer).is_some(), "unresolved $ref {r}");
         }
+    }
+
+    #[test]
+    fn schemas_come_from_the_types() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let compose = &schemas["ComposeRequest"];
+        assert_eq!(compose["additionalProperties"], json!(false));
+        assert_eq!(compose["required"], json!(["channel_id", "content"]));
+        assert_eq!(
+            compose["properties"]["template"]["anyOf"][0]["$ref"],
+            json!("#/components/schemas/TemplateRef")
+        );
+        let consts = |name: &str| -> Vec<Value> {
+            schemas[name]["oneOf"].as_array().unwrap().iter().map(|v| v["const"].clone()).collect()
+        };
+        assert_eq!(consts("Channel")[0], json!("whatsapp"));
+        assert_eq!(
+            consts("RequestedType"),
+            [json!("MESSAGE"), json!("CONVERSATION"), json!("NEWSLETTER")]
+        );
+        assert_eq!(
+            schemas["Error"]["properties"]["error"]["$ref"],
+            json!("#/components/schemas/ErrorDetail")
+        );
+        assert_eq!(schemas["ErrorDetail"]["required"], json!(["code", "message"]));
+        assert_eq!(schemas["ErrorDetail"]["properties"]["code"]["enum"], json!(codes::ALL));
+        assert!(schemas["ChannelOutList"]["properties"]["data"]["items"]["$ref"].is_string());
+        let op = &doc["paths"]["/v1/conversations/compose"]["post"];
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            json!("#/components/schemas/ComposeRequest")
+        );
+        let deliveries = &doc["paths"]["/v1/webhook-deliveries"]["get"]["parameters"];
+        let names: Vec<&str> =
+            deliveries.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(names, ["endpoint_id", "event_id", "limit", "status"]);
+    }
+
+    #[test]
+    fn every_operation_documents_errors_auth_and_idempotency() {
+        let doc = document();
+        for op in OPERATIONS {
+            let o = &doc["paths"][op.path][op.method];
+            let responses = o["responses"].as_object().unwrap();
+            assert_eq!(
+                responses["default"]["content"]["application/json"]["schema"]["$ref"],
+                json!("#/components/schemas/Error")
+            );
+            for (status, response) in responses {
+                if status.starts_with('4') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        json!("#/components/schemas/Error"),
+                        "{} {} {status}",
+                        op.method,
+                        op.path
+                    );
+                }
+            }
+            let has_4xx = responses.keys().any(|s| s.starts_with('4'));
+            let can_fail =
+                op.auth != Auth::Public || !matches!(op.request, Body::Empty) || op.query.is_some();
+            assert_eq!(has_4xx, can_fail, "{} {}", op.method, op.path);
+            let params = o["parameters"].as_array().unwrap();
+            let has_key =
+                params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header");
+            assert_eq!(has_key, op.idempotent, "{} {}", op.method, op.path);
+            // Authenticated POSTs are exactly the ones the idempotency middleware covers.
+            assert_eq!(
+                op.idempotent,
+                op.auth == Auth::ApiKey && op.method == "post",
+                "{} {}",
+                op.method,
+                op.path
+            );
+            let security = o["security"].as_array().unwrap();
+            assert_eq!(!security.is_empty(), op.auth == Auth::ApiKey, "{} {}", op.method, op.path);
+            for name in path_parameters(op.path) {
+                assert!(params.iter().any(|p| p["name"] == name && p["in"] == "path"), "{name}");
+            }
+        }
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], json!("bearer"));
+        assert_eq!(schemes["apiKey"]["name"], json!("x-api-key"));
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        let source = include_str!("../error.rs");
+        let codes_mod = &source[source.find("pub mod codes").unwrap()..];
+        let codes_mod = &codes_mod[..codes_mod.find("pub const ALL").unwrap()];
+        let declared: Vec<&str> = codes_mod
+            .split("&str = \"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert_eq!(declared, codes::ALL);
+    }
+
+    /// `(method, path, group)` for every route the router's source registers.
+    fn routed() -> Vec<(String, String, &'static str)> {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("pub fn router(").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let mut routes = Vec::new();
+        let groups: Vec<(usize, &'static str)> =
+            [("let authed", "authed"), ("let providers", "providers"), ("let ops", "ops")]
+                .into_iter()
+                .map(|(marker, name)| (body.find(marker).unwrap(), name))
+                .collect();
+        for (i, _) in body.match_indices(".route(") {
+            let group = groups.iter().filter(|(at, _)| *at < i).max().unwrap().1;
+            // The call's arguments, up to its closing parenthesis.
+            let args = &body[i + ".route(".len()..];
+            let mut depth = 1;
+            let end = args
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .unwrap()
+                .0;
+            let args = &args[..end];
+            let path = args.split('"').nth(1).unwrap();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                for (j, _) in args.match_indices(&format!("{method}(")) {
+                    let before = args[..j].chars().next_back();
+                    if matches!(before, Some('.' | ':' | ' ' | '\n' | '(')) {
+                        routes.push((method.to_owned(), path.to_owned(), group));
+                    }
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_operation_routed() {
+        let routes = routed();
+        assert!(routes.len() >= 20, "{routes:?}");
+        let documented: BTreeSet<(String, String)> =
+            OPERATIONS.iter().map(|o| (o.method.to_owned(), o.path.to_owned())).collect();
+        let served: BTreeSet<(String, String)> =
+            routes.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+        assert_eq!(served.len(), routes.len(), "a route registered twice: {routes:?}");
+        assert_eq!(documented.len(), OPERATIONS.len(), "an operation documented twice");
+        assert_eq!(
+            served.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routed but not documented"
+        );
+        assert_eq!(
+            documented.difference(&served).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented but not routed"
+        );
+        // The router group decides authentication; the table must say the same.
+        for (method, path, group) in &routes {
+            let op = OPERATIONS.iter().find(|o| o.method == method && o.path == path).unwrap();
+            let expected = match *group {
+                "authed" => matches!(op.auth, Auth::ApiKey),
+                "providers" => matches!(op.auth, Auth::Signature(_) | Auth::VerifyToken),
+                _ => matches!(op.auth, Auth::Public),
+            };
+            assert!(
+                expected,
+                "{method} {path} is in the {group} router but documented as {:?}",
+                op.auth
+            );
+        }
+    }
+
+    /// A validator for the named component schema, resolving `$ref`s within the document.
+    fn validator(doc: &Value, name: &str) -> jsonschema::Validator {
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": doc["components"],
+        });
+        jsonschema::draft202012::new(&root).unwrap()
+    }
+
+    #[test]
+    fn compose_bodies_validate_against_the_generated_schema() {
+        let doc = document();
+        let compose = validator(&doc, "ComposeRequest");
+        let minimal =
+            json!({"channel_id": "ch_1", "contact_phone": "+14155550142", "content": "Hello"});
+        assert!(compose.is_valid(&minimal));
+        let full = json!({"channel_id": "ch_1", "contact_id": "ct_1", "contact_name": "Ada", "subject": "Hi",
+            "content": "Hello", "template": {"name": "welcome", "variables": {"1": "Ada"}}});
+        assert!(compose.is_valid(&full));
+        // And serde agrees with the schema on both.
+        serde_json::from_value::<ComposeRequest>(full).unwrap();
+        let unknown =
+            json!({"channel_id": "ch_1", "content": "Hello", "contact_phnoe": "+14155550142"});
+        assert!(!compose.is_valid(&unknown));
+        assert!(serde_json::from_value::<ComposeRequest>(unknown).is_err());
+        let nested_unknown = json!({"channel_id": "ch_1", "content": "Hello", "template": {"name": "w", "vars": {}}});
+        assert!(!compose.is_valid(&nested_unknown));
+        assert!(!compose.is_valid(&json!({"channel_id": "ch_1"})), "content is required");
+
+        let message = validator(&doc, "ConversationMessageRequest");
+        assert!(message.is_valid(&json!({"type": "text", "text": {"body": "hi"}})));
+        assert!(message.is_valid(&json!({"type": "template", "template": {"name": "w"}})));
+        assert!(!message.is_valid(&json!({"type": "text", "template": {"name": "w"}})));
+        let proactive = validator(&doc, "ProactiveRequest");
+        assert!(proactive.is_valid(&json!({"channel_id": "ch_1", "template": {"name": "w"},
+            "recipients": ["+14155550142", {"email": "a@example.com"}]})));
+        assert!(!proactive.is_valid(&json!({"channel_id": "ch_1", "template": {"name": "w"}, "recipients": [{"mail": "a@example.com"}]})));
+    }
+
+    #[test]
+    fn serialised_answers_validate_against_their_schemas() {
+        let doc = document();
+        let error = validator(&doc, "Error");
+        assert!(error.is_valid(&ApiError::validation("content.text", "must not be empty").body()));
+        assert!(error.is_valid(&ApiError::not_found("no such conversation").body()));
+        let accepted = MessageAccepted {
+            message_id: "msg_1".to_owned(),
+            status: "queued".to_owned(),
+            created_at: "2025-01-01T00:00:00Z".to_owned(),
+            conversation_expires_at: None,
+            contact_id: "ct_1".to_owned(),
+            traffic_type: None,
+            billing: BillingOut {
+                channel: Channel::Whatsapp,
+                message_type: MessageType::Conversation,
+                in_session: true,
+                hold_amount: 0,
+                message_price: 5,
+                balance: BalanceOut::default(),
+            },
+        };
+        let value = serde_json::to_value(&accepted).unwrap();
+        assert!(validator(&doc, "MessageAccepted").is_valid(&value), "{value}");
+        let inbound = serde_json::to_value(InboundOut::default()).unwrap();
+        assert!(validator(&doc, "InboundOut").is_valid(&inbound));
+        let template = serde_json::to_value(TemplateRef {
+            name: "w".to_owned(),
+            variables: Default::default(),
+        })
+        .unwrap();
+        assert!(validator(&doc, "TemplateRef").is_valid(&template));
     }
 }

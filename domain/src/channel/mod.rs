@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use policy::{DAY_SECS, Error, Gate, HOUR_SECS, PolicyOverrides, WindowMode, WindowPolicy};
 
 /// A messaging channel convo delivers on.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
