@@ -59,13 +59,18 @@ pub struct Batch {
     pub namespaces: Option<Vec<(String, String)>>,
 }
 
-/// A run as loaded on start.
+/// A run as loaded on start. Its events stay in the store; the engine reads back the
+/// histories it needs (see [`Store::history`]).
 #[derive(Debug)]
 pub struct LoadedRun {
     /// Encoded mutable state.
     pub snapshot: Vec<u8>,
-    /// Encoded history events, in order.
-    pub events: Vec<Vec<u8>>,
+    /// How many history events the run has.
+    pub event_count: usize,
+    /// Their total encoded size.
+    pub event_bytes: usize,
+    /// The last event, encoded.
+    pub last_event: Option<Vec<u8>>,
 }
 
 /// Everything a store holds, as loaded on start.
@@ -121,6 +126,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes what is queued and releases the storage. Later submissions fail.
     fn close(&self) {}
+
+    /// A run's committed history events, in order, for a store that can read them back;
+    /// the engine then keeps an idle run's history out of memory once it is durable.
+    fn history(&self, _run_id: &str) -> Option<Vec<Vec<u8>>> {
+        None
+    }
+
+    /// Whether [`Store::history`] reads histories back.
+    fn reads_history(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps nothing: state lives and dies with the process, as `temporal server start-dev`
@@ -170,6 +186,9 @@ pub enum CommitMode {
 /// A SQLite file (WAL, `synchronous=FULL`) written by a dedicated thread.
 pub struct SqliteStore {
     tx: std::sync::Mutex<Option<mpsc::Sender<(u64, Batch)>>>,
+    /// A second connection for reading histories back. In WAL mode it sees every committed
+    /// transaction and never waits for the writer.
+    reader: std::sync::Mutex<Option<rusqlite::Connection>>,
     writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
     seq: AtomicU64,
     durable: watch::Receiver<u64>,
@@ -215,6 +234,8 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         let loaded = load(&conn).map_err(err)?;
+        let reader = rusqlite::Connection::open(path).map_err(err)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         let (tx, rx) = mpsc::channel::<(u64, Batch)>();
         let (durable_tx, durable) = watch::channel(0u64);
         let failed = Arc::new(AtomicBool::new(false));
@@ -226,6 +247,7 @@ impl SqliteStore {
             .expect("spawn sqlite writer");
         let store = Self {
             tx: std::sync::Mutex::new(Some(tx)),
+            reader: std::sync::Mutex::new(Some(reader)),
             writer: std::sync::Mutex::new(Some(handle)),
             seq: AtomicU64::new(0),
             durable,
@@ -273,6 +295,27 @@ impl Store for SqliteStore {
         if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = handle.join();
         }
+        drop(self.reader.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    fn reads_history(&self) -> bool {
+        true
+    }
+
+    fn history(&self, run_id: &str) -> Option<Vec<Vec<u8>>> {
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let read = |conn: &rusqlite::Connection| -> rusqlite::Result<Vec<Vec<u8>>> {
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM events WHERE run_id = ?1 ORDER BY event_id")?;
+            stmt.query_map([run_id], |r| r.get(0))?.collect()
+        };
+        match read(reader.as_ref()?) {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::error!(error = %e, run_id, "devserver store read failed");
+                None
+            }
+        }
     }
 }
 
@@ -282,15 +325,42 @@ fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
     let mut stmt = conn.prepare("SELECT run_id, snapshot FROM executions")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
         let (run_id, snapshot) = row?;
-        runs.insert(run_id, LoadedRun { snapshot, events: Vec::new() });
+        runs.insert(
+            run_id,
+            LoadedRun { snapshot, event_count: 0, event_bytes: 0, last_event: None },
+        );
     }
+    // One pass over the events, borrowing each blob: only a run's last event is copied out.
     let mut stmt = conn.prepare("SELECT run_id, data FROM events ORDER BY run_id, event_id")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
-        let (run_id, data) = row?;
-        if let Some(run) = runs.get_mut(&run_id) {
-            run.events.push(data);
+    let mut rows = stmt.query([])?;
+    let mut reading: Option<String> = None;
+    let mut last = Vec::new();
+    let finish = |runs: &mut std::collections::HashMap<String, LoadedRun>,
+                  run_id: Option<String>,
+                  last: &[u8]| {
+        if let Some(run) = run_id.and_then(|id| runs.get_mut(&id)) {
+            run.last_event = Some(last.to_vec());
         }
+    };
+    let conversion =
+        |i: usize, ty, e| rusqlite::Error::FromSqlConversionFailure(i, ty, Box::new(e));
+    while let Some(row) = rows.next()? {
+        let run_id =
+            row.get_ref(0)?.as_str().map_err(|e| conversion(0, rusqlite::types::Type::Text, e))?;
+        let data =
+            row.get_ref(1)?.as_blob().map_err(|e| conversion(1, rusqlite::types::Type::Blob, e))?;
+        if reading.as_deref() != Some(run_id) {
+            finish(&mut runs, reading.take(), &last);
+            reading = Some(run_id.to_owned());
+        }
+        if let Some(run) = runs.get_mut(run_id) {
+            run.event_count += 1;
+            run.event_bytes += data.len();
+        }
+        last.clear();
+        last.extend_from_slice(data);
     }
+    finish(&mut runs, reading, &last);
     loaded.runs = runs.into_values().collect();
     let mut stmt = conn.prepare("SELECT namespace, workflow_id, run_id FROM current_runs")?;
     for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {

@@ -1052,6 +1052,103 @@ async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
 }
 
 #[tokio::test]
+async fn idle_runs_keep_their_history_only_in_the_file_and_read_it_back() {
+    let dir = std::env::temp_dir().join(format!("convo-devserver-evict-{}", uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = DevServer::start(DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        db_filename: Some(dir.join("dev.db")),
+        ..DevServerConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let resident = || server.engine().stats().resident_histories;
+    let base_run = start(&mut c, "wf-evict", "q-evict").await;
+    let task = poll_wft(&mut c, "q-evict").await;
+    complete(&mut c, task.task_token, vec![timer_cmd("t1", 3600)]).await.unwrap();
+    // Answered once durable, by which time the idle run's history is only in the file.
+    assert_eq!(resident(), 0);
+    let before = history(&mut c, "wf-evict").await;
+    assert_eq!(
+        types(&before),
+        [
+            WorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowTaskStarted,
+            WorkflowTaskCompleted,
+            TimerStarted
+        ]
+    );
+    assert_eq!(resident(), 0, "a read leaves the run idle");
+    let described = c
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-evict".into(),
+                run_id: base_run.clone(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let info = described.workflow_execution_info.unwrap();
+    assert_eq!(info.history_length, 5);
+    assert_eq!(info.history_size_bytes, before.iter().map(|e| e.encoded_len() as i64).sum::<i64>());
+
+    // A signal appends to the history read back; the worker sees all of it.
+    signal(&mut c, "wf-evict", "poke").await;
+    let task = poll_wft(&mut c, "q-evict").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(events[..5], before[..]);
+    assert_eq!(
+        types(&events[5..]),
+        [WorkflowExecutionSignaled, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
+    assert_ids_sequential(&events);
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+    assert_eq!(resident(), 0);
+
+    // The timer fires into the evicted history.
+    server.time().skip(Duration::from_secs(3600)).await;
+    let task = poll_wft(&mut c, "q-evict").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(
+        types(&events[8..]),
+        [WorkflowTaskCompleted, TimerFired, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
+    assert_ids_sequential(&events);
+    complete(&mut c, task.task_token, vec![timer_cmd("t2", 3600)]).await.unwrap();
+    assert_eq!(resident(), 0);
+
+    // Reset forks the history it reads back from the file.
+    let reset = c
+        .reset_workflow_execution(ResetWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "wf-evict".into(),
+                run_id: base_run,
+            }),
+            workflow_task_finish_event_id: 4,
+            reason: "again".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = history(&mut c, "wf-evict").await;
+    assert_eq!(events[..3], before[..3]);
+    assert_eq!(
+        types(&events[3..]),
+        [WorkflowTaskFailed, WorkflowExecutionSignaled, WorkflowTaskScheduled]
+    );
+    let task = poll_wft(&mut c, "q-evict").await;
+    assert_eq!(task.workflow_execution.unwrap().run_id, reset.run_id);
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
 async fn visibility_queries_filter_order_page_and_count() {
     use temporalio_protos::temporal::api::{
         common::v1::{Payload, SearchAttributes},

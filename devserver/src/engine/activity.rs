@@ -67,6 +67,8 @@ pub(crate) enum ActivityResponse {
 impl Execution {
     /// Queues the current attempt and arms its schedule-to-start timeout.
     pub(super) fn dispatch_activity(&mut self, ctx: &mut Ctx, scheduled_event_id: i64) {
+        // The activity is borrowed from the run's `Extra`, which borrows the whole run.
+        let (run_id, namespace) = (self.run_id, self.namespace.clone());
         let Some(a) = self.activities.get_mut(&scheduled_event_id) else { return };
         a.state = ActivityState::Scheduled;
         a.attempt_scheduled_time = ctx.now;
@@ -75,7 +77,7 @@ impl Execution {
             ctx.schedule_timer(
                 ctx.now + limit,
                 TimerTask::Activity {
-                    run_id: self.run_id.clone(),
+                    run_id,
                     scheduled_event_id,
                     attempt: a.attempt,
                     kind: ActivityTimer::ScheduleToStart,
@@ -83,9 +85,9 @@ impl Execution {
             );
         }
         ctx.push_activity_task(
-            &self.namespace,
+            &namespace,
             &a.task_queue,
-            ActRef { run_id: self.run_id.clone(), scheduled_event_id, attempt: a.attempt },
+            ActRef { run_id: run_id.to_string(), scheduled_event_id, attempt: a.attempt },
         );
     }
 
@@ -96,6 +98,12 @@ impl Execution {
         identity: &str,
         request_id: String,
     ) -> PollActivityTaskQueueResponse {
+        let (run_id, namespace, workflow_id, workflow_type) = (
+            self.run_id,
+            self.namespace.to_string(),
+            self.workflow_id.to_string(),
+            self.workflow_type.to_string(),
+        );
         let a = self.activities.get_mut(&scheduled_event_id).expect("caller checked");
         a.state = ActivityState::Started;
         a.started_time = Some(ctx.now);
@@ -103,32 +111,25 @@ impl Execution {
         a.started_request_id = request_id;
         a.last_worker_identity = identity.to_owned();
         a.last_heartbeat_time = None;
-        let timer = |kind| TimerTask::Activity {
-            run_id: self.run_id.clone(),
-            scheduled_event_id,
-            attempt: a.attempt,
-            kind,
-        };
+        let timer =
+            |kind| TimerTask::Activity { run_id, scheduled_event_id, attempt: a.attempt, kind };
         ctx.schedule_timer(ctx.now + a.start_to_close, timer(ActivityTimer::StartToClose));
         if let Some(hb) = a.heartbeat {
             ctx.schedule_timer(ctx.now + hb, timer(ActivityTimer::Heartbeat));
         }
         let token = TaskToken {
-            namespace: self.namespace.clone(),
-            workflow_id: self.workflow_id.clone(),
-            run_id: self.run_id.clone(),
+            namespace: namespace.clone(),
+            workflow_id: workflow_id.clone(),
+            run_id: run_id.to_string(),
             scheduled_event_id,
             attempt: a.attempt,
             kind: TokenKind::Activity as i32,
         };
         PollActivityTaskQueueResponse {
             task_token: token.encode_bytes(),
-            workflow_namespace: self.namespace.clone(),
-            workflow_type: Some(WorkflowType { name: self.workflow_type.clone() }),
-            workflow_execution: Some(WorkflowExecution {
-                workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id.clone(),
-            }),
+            workflow_namespace: namespace.clone(),
+            workflow_type: Some(WorkflowType { name: workflow_type }),
+            workflow_execution: Some(WorkflowExecution { workflow_id, run_id: run_id.to_string() }),
             activity_type: Some(ActivityType { name: a.activity_type.clone() }),
             activity_id: a.activity_id.clone(),
             header: a.header.clone(),
@@ -178,6 +179,7 @@ impl Execution {
         end: AttemptEnd,
         identity: String,
     ) {
+        let run_id = self.run_id;
         let Some(a) = self.activities.get_mut(&scheduled_event_id) else { return };
         let (failure, retryable) = match &end {
             AttemptEnd::Failed(f) => {
@@ -227,7 +229,7 @@ impl Execution {
                     ctx.schedule_timer(
                         ctx.now + wait,
                         TimerTask::Activity {
-                            run_id: self.run_id.clone(),
+                            run_id,
                             scheduled_event_id,
                             attempt: a.attempt,
                             kind: ActivityTimer::RetryBackoff,
@@ -384,7 +386,7 @@ impl State {
     ) -> Result<(bool, bool)> {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
-        let run_id = exec.run_id.clone();
+        let run_id = exec.run_id;
         let a = exec.activities.get_mut(&token.scheduled_event_id).expect("checked");
         if details.is_some() {
             a.heartbeat_details = details;
@@ -470,9 +472,9 @@ impl State {
             .find(|(_, a)| a.activity_id == activity_id && a.state == ActivityState::Started)
             .ok_or_else(|| Error::NotFound("Activity task not found.".into()))?;
         Ok(TaskToken {
-            namespace: exec.namespace.clone(),
-            workflow_id: exec.workflow_id.clone(),
-            run_id: exec.run_id.clone(),
+            namespace: exec.namespace.to_string(),
+            workflow_id: exec.workflow_id.to_string(),
+            run_id: exec.run_id.to_string(),
             scheduled_event_id: *scheduled_event_id,
             attempt: a.attempt,
             kind: TokenKind::Activity as i32,

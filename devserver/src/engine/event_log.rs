@@ -4,7 +4,8 @@
 //! variant), while the same event encoded is tens of bytes. Runs mostly sit idle waiting on a
 //! timer, and their history is read only when a workflow task or a history page is served, so
 //! the log keeps the protobuf bytes back to back and decodes on demand. The store receives the
-//! same bytes, and recovery loads them without decoding.
+//! same bytes. A store that can read histories back lets an idle run's log be evicted: it then
+//! keeps only its length and size, and the engine reads the events back when it needs them.
 
 use prost::Message;
 use temporalio_protos::temporal::api::history::v1::HistoryEvent;
@@ -14,20 +15,66 @@ use temporalio_protos::temporal::api::history::v1::HistoryEvent;
 pub(crate) struct EventLog {
     buf: Vec<u8>,
     ends: Vec<u32>,
+    /// (events, bytes) while the events live only in the store; see [`EventLog::evict`].
+    evicted: Option<(u32, u32)>,
 }
 
 impl EventLog {
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        match self.evicted {
+            Some((n, _)) => n as usize,
+            None => self.ends.len(),
+        }
+    }
+
+    /// Whether the events are in memory (always, unless the store holds them durably).
+    pub(crate) fn is_resident(&self) -> bool {
+        self.evicted.is_none()
+    }
+
+    /// Drops the events from memory, keeping their count and size. Only for a log whose every
+    /// event is durable in the store, which reads them back on demand.
+    pub(crate) fn evict(&mut self) {
+        if self.evicted.is_none() {
+            self.evicted = Some((self.ends.len() as u32, self.buf.len() as u32));
+            self.buf = Vec::new();
+            self.ends = Vec::new();
+        }
+    }
+
+    /// A log whose `len` events (`bytes` in all) only the store holds.
+    pub(crate) fn evicted(len: usize, bytes: usize) -> Self {
+        Self { evicted: Some((len as u32, bytes as u32)), ..Self::default() }
+    }
+
+    /// The events read back from the store, checked against what was evicted.
+    pub(crate) fn reloaded(&self, events: &[Vec<u8>]) -> Option<Self> {
+        let log = Self::from_encoded(events);
+        (self.evicted == Some((log.len() as u32, log.buf.len() as u32))).then_some(log)
     }
 
     pub(crate) fn push(&mut self, event: &HistoryEvent) {
+        assert!(self.evicted.is_none(), "history appended while only the store holds it");
         event.encode(&mut self.buf).expect("Vec grows");
         self.ends.push(self.buf.len() as u32);
     }
 
-    /// Appends an already encoded event (from the store).
+    /// A log of already encoded events (from the store), allocated at its exact size.
+    pub(crate) fn from_encoded(events: &[Vec<u8>]) -> Self {
+        let mut log = Self {
+            buf: Vec::with_capacity(events.iter().map(Vec::len).sum()),
+            ends: Vec::with_capacity(events.len()),
+            evicted: None,
+        };
+        for e in events {
+            log.push_encoded(e);
+        }
+        log
+    }
+
+    /// Appends an already encoded event.
     pub(crate) fn push_encoded(&mut self, bytes: &[u8]) {
+        assert!(self.evicted.is_none(), "history appended while only the store holds it");
         self.buf.extend_from_slice(bytes);
         self.ends.push(self.buf.len() as u32);
     }
@@ -61,7 +108,7 @@ impl EventLog {
 
     /// Total encoded size.
     pub(crate) fn bytes(&self) -> i64 {
-        self.buf.len() as i64
+        self.evicted.map_or(self.buf.len() as i64, |(_, b)| i64::from(b))
     }
 
     /// Drops spare capacity; called when a run goes idle.

@@ -82,7 +82,7 @@ impl Execution {
         ctx.push_workflow_item(
             &self.namespace,
             &self.task_queue,
-            WfItem::Query { run_id: self.run_id.clone(), id },
+            WfItem::Query { run_id: self.run_id.to_string(), id },
         );
     }
 
@@ -183,8 +183,8 @@ impl Execution {
         Some(UpdateStatus {
             update_ref: UpdateRef {
                 workflow_execution: Some(WorkflowExecution {
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: self.run_id.clone(),
+                    workflow_id: self.workflow_id.to_string(),
+                    run_id: self.run_id.to_string(),
                 }),
                 update_id: u.id.clone(),
             },
@@ -286,8 +286,8 @@ impl State {
         let query = self.ctx.queries.get(&id)?.query.clone();
         let exec = self.execs.get(run_id)?;
         let token = TaskToken {
-            namespace: exec.namespace.clone(),
-            workflow_id: exec.workflow_id.clone(),
+            namespace: exec.namespace.to_string(),
+            workflow_id: exec.workflow_id.to_string(),
             run_id: run_id.to_owned(),
             scheduled_event_id: id as i64,
             attempt: 1,
@@ -296,21 +296,21 @@ impl State {
         Some(PollWorkflowTaskQueueResponse {
             task_token: token.encode_bytes(),
             workflow_execution: Some(WorkflowExecution {
-                workflow_id: exec.workflow_id.clone(),
+                workflow_id: exec.workflow_id.to_string(),
                 run_id: run_id.to_owned(),
             }),
             workflow_type: Some(temporalio_protos::temporal::api::common::v1::WorkflowType {
-                name: exec.workflow_type.clone(),
+                name: exec.workflow_type.to_string(),
             }),
             previous_started_event_id: exec.last_completed_started_id,
             started_event_id: 0,
             attempt: 1,
             history: Some(temporalio_protos::temporal::api::history::v1::History {
-                events: exec.history.to_vec(),
+                events: self.history_of(exec).to_vec(),
             }),
             query: Some(query),
             workflow_execution_task_queue: Some(TaskQueue {
-                name: exec.task_queue.clone(),
+                name: exec.task_queue.to_string(),
                 kind: 1,
                 normal_name: String::new(),
             }),

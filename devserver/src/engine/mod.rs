@@ -8,9 +8,11 @@
 //! is lost between looking and sleeping.
 
 mod activity;
+mod cold;
 mod event_log;
 mod execution;
 mod external;
+mod ids;
 mod interaction;
 mod ops;
 mod snapshot;
@@ -20,6 +22,7 @@ mod workflow;
 mod workflow_task;
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap, VecDeque},
     pin::pin,
     sync::{Arc, Mutex, MutexGuard},
@@ -30,7 +33,10 @@ use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 use tokio::sync::{Notify, oneshot, watch};
 
 pub(crate) use activity::ActivityResponse;
+use event_log::EventLog;
 pub(crate) use execution::Execution;
+pub(crate) use ids::RunId;
+use ids::{Current, Names, RunKey, Runs};
 pub(crate) use interaction::{QueryOutcome, UpdateStatus};
 pub(crate) use ops::{ActivityOp, ActivitySelector, ResetRequest};
 pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
@@ -131,28 +137,28 @@ pub(crate) enum ActivityTimer {
 /// when it fires, so tasks made stale by later changes are skipped instead of cancelled.
 #[derive(Debug)]
 pub(crate) enum TimerTask {
+    /// The timer's id is looked up by its started event, not kept twice.
     User {
-        run_id: String,
-        timer_id: String,
+        run_id: RunId,
         started_event_id: i64,
     },
     WorkflowTaskTimeout {
-        run_id: String,
+        run_id: RunId,
         scheduled_event_id: i64,
         attempt: i32,
     },
     Activity {
-        run_id: String,
+        run_id: RunId,
         scheduled_event_id: i64,
         attempt: i32,
         kind: ActivityTimer,
     },
     RunTimeout {
-        run_id: String,
+        run_id: RunId,
     },
     /// A run's first workflow task after a start delay or continue-as-new backoff.
     FirstWorkflowTask {
-        run_id: String,
+        run_id: RunId,
     },
     /// A TestService sleep ends; `relock` for UnlockTimeSkippingWithSleep.
     Waker {
@@ -180,7 +186,9 @@ pub(crate) struct Ctx {
     wake: Vec<Arc<Notify>>,
     history_changed: bool,
     closed: bool,
-    touched: Vec<String>,
+    touched: Vec<RunId>,
+    /// Namespaces, workflow types and task queues, shared by the runs that name them.
+    pub(crate) names: Names,
     /// (events, bytes) past which `suggest_continue_as_new` is set.
     pub(crate) suggest_can: (usize, i64),
     /// Custom search attributes per namespace.
@@ -260,20 +268,56 @@ impl Ctx {
 
 pub(crate) struct State {
     /// Every run, by run id.
-    pub(crate) execs: HashMap<String, Execution>,
+    pub(crate) execs: Runs,
     /// (namespace, workflow id) → the latest run.
-    pub(crate) current: HashMap<(String, String), String>,
+    pub(crate) current: Current,
     pub(crate) ctx: Ctx,
     /// Sequence number of the last batch submitted to the store.
     last_seq: u64,
+    store: Arc<dyn Store>,
+    /// Idle runs written by batch `seq`, oldest first: once the batch is durable, a run not
+    /// written since keeps its history only in the store (when the store can read it back).
+    evictable: VecDeque<(u64, RunId)>,
 }
 
 impl State {
     /// The execution and the shared context, borrowed together; marks the run touched.
-    fn exec_mut(&mut self, run_id: &str) -> Option<(&mut Execution, &mut Ctx)> {
+    /// Every change to a run goes through here, so a history the store holds is read back
+    /// before anything is appended to it.
+    fn exec_mut(&mut self, run_id: impl RunKey) -> Option<(&mut Execution, &mut Ctx)> {
         let exec = self.execs.get_mut(run_id)?;
-        self.ctx.touched.push(run_id.to_owned());
+        if !exec.history.is_resident() {
+            exec.history = read_back(&*self.store, exec);
+        }
+        self.ctx.touched.push(exec.run_id);
         Some((exec, &mut self.ctx))
+    }
+
+    /// A run's history for reading: the one in memory, or a copy read from the store, which
+    /// leaves an idle run idle.
+    fn history_of<'a>(&self, exec: &'a Execution) -> Cow<'a, EventLog> {
+        if exec.history.is_resident() {
+            Cow::Borrowed(&exec.history)
+        } else {
+            Cow::Owned(read_back(&*self.store, exec))
+        }
+    }
+
+    /// Drops from memory the histories of idle runs whose last write is durable.
+    fn evict_durable(&mut self, durable: u64) {
+        while let Some(&(seq, run_id)) = self.evictable.front() {
+            if seq > durable {
+                break;
+            }
+            self.evictable.pop_front();
+            if let Some(exec) = self.execs.get_mut(run_id)
+                && exec.written_seq <= durable
+                && exec.wft.is_none()
+                && exec.persisted == exec.history.len()
+            {
+                exec.history.evict();
+            }
+        }
     }
 
     /// Resolves (workflow id, optional run id) to a run id.
@@ -290,12 +334,12 @@ impl State {
         if run_id.is_empty() {
             return self
                 .current
-                .get(&(namespace.to_owned(), workflow_id.to_owned()))
-                .cloned()
+                .get(namespace, workflow_id)
+                .map(|id| id.to_string())
                 .ok_or_else(not_found);
         }
         match self.execs.get(run_id) {
-            Some(e) if e.namespace == namespace && e.workflow_id == workflow_id => {
+            Some(e) if *e.namespace == *namespace && *e.workflow_id == *workflow_id => {
                 Ok(run_id.to_owned())
             }
             _ => Err(not_found()),
@@ -313,17 +357,23 @@ impl State {
             exec.counted_inflight = now_inflight;
         }
         if !store.persistent() {
+            for run_id in &touched {
+                if let Some(exec) = self.execs.get_mut(run_id) {
+                    exec.compact();
+                }
+            }
             return;
         }
         let mut runs = Vec::with_capacity(touched.len());
+        let mut written = Vec::with_capacity(touched.len());
         for run_id in &touched {
             let Some(exec) = self.execs.get_mut(run_id) else { continue };
-            let current = self.current.get(&(exec.namespace.clone(), exec.workflow_id.clone()))
-                == Some(run_id);
+            written.push(*run_id);
+            let current = self.current.get(&exec.namespace, &exec.workflow_id) == Some(*run_id);
             runs.push(RunWrite {
-                namespace: exec.namespace.clone(),
-                workflow_id: exec.workflow_id.clone(),
-                run_id: exec.run_id.clone(),
+                namespace: exec.namespace.to_string(),
+                workflow_id: exec.workflow_id.to_string(),
+                run_id: exec.run_id.to_string(),
                 running: exec.is_running(),
                 current,
                 snapshot: exec.snapshot(),
@@ -333,9 +383,7 @@ impl State {
                     .collect(),
             });
             exec.persisted = exec.history.len();
-            if exec.wft.is_none() {
-                exec.history.shrink();
-            }
+            exec.compact();
         }
         let search_attributes = std::mem::take(&mut self.ctx.registry_dirty).then(|| {
             self.ctx
@@ -356,6 +404,14 @@ impl State {
                 search_attributes,
                 namespaces,
             });
+            let evicts = store.reads_history();
+            for run_id in written {
+                let Some(exec) = self.execs.get_mut(run_id) else { continue };
+                exec.written_seq = self.last_seq;
+                if evicts && exec.wft.is_none() {
+                    self.evictable.push_back((self.last_seq, run_id));
+                }
+            }
         }
     }
 }
@@ -388,6 +444,8 @@ pub struct Stats {
     pub inflight: i64,
     /// Client time-skipping locks held.
     pub time_locks: u32,
+    /// Runs whose history is in memory; with a SQLite file, idle runs keep theirs only there.
+    pub resident_histories: usize,
 }
 
 /// The devserver's engine; cheap to clone.
@@ -435,6 +493,7 @@ impl Engine {
             history_changed: false,
             closed: false,
             touched: Vec::new(),
+            names: Names::default(),
             suggest_can: (
                 config.suggest_continue_as_new_events,
                 config.suggest_continue_as_new_bytes,
@@ -460,31 +519,46 @@ impl Engine {
                 ctx.registry.entry(ns.clone()).or_default().insert(name.clone(), *ty);
             }
         }
-        let mut execs = HashMap::with_capacity(loaded.runs.len());
+        let mut execs = Runs::with_capacity(loaded.runs.len());
+        let mut workflow_ids = Names::default();
         for run in loaded.runs {
-            let mut events = event_log::EventLog::default();
-            for e in &run.events {
-                events.push_encoded(e);
-            }
+            let events = EventLog::evicted(run.event_count, run.event_bytes);
             // The last event is decoded anyway (for task ids); it also proves the bytes are ours.
-            let last = match run.events.last() {
+            let last = match &run.last_event {
                 Some(bytes) => Some(<temporalio_protos::temporal::api::history::v1::HistoryEvent as prost::Message>::decode(bytes.as_slice())?),
                 None => None,
             };
-            let mut exec = Execution::restore(&run.snapshot, events)?;
+            let mut exec =
+                Execution::restore(&run.snapshot, events, &mut ctx.names, &mut workflow_ids)?;
             // Namespaces a previous run of the server registered stay registered.
-            ctx.namespaces.entry(exec.namespace.clone()).or_insert_with(|| {
+            ctx.namespaces.entry(exec.namespace.to_string()).or_insert_with(|| {
                 uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, exec.namespace.as_bytes())
                     .to_string()
             });
             exec.rearm(&mut ctx);
+            // Everything loaded is durable: an idle run's history can stay in the file.
+            if exec.wft.is_some() {
+                exec.history = read_back(&*store, &exec);
+            }
             exec.counted_inflight = exec.inflight();
             ctx.inflight += exec.counted_inflight;
             ctx.task_id = ctx.task_id.max(last.map_or(0, |e| e.task_id));
-            execs.insert(exec.run_id.clone(), exec);
+            execs.insert(exec);
         }
-        let current = loaded.current.into_iter().map(|(ns, wf, run)| ((ns, wf), run)).collect();
-        let state = State { execs, current, ctx, last_seq: 0 };
+        let mut current = Current::default();
+        for (ns, wf, run) in loaded.current {
+            if let Some(run) = RunId::parse(&run) {
+                current.insert(&ctx.names.intern(&ns), &workflow_ids.intern(&wf), run);
+            }
+        }
+        let state = State {
+            execs,
+            current,
+            ctx,
+            last_seq: 0,
+            store: store.clone(),
+            evictable: VecDeque::new(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -510,7 +584,12 @@ impl Engine {
                     "the devserver can no longer persist changes".into(),
                 ));
             }
-            if *durable.borrow_and_update() >= target {
+            let now_durable = *durable.borrow_and_update();
+            if now_durable >= target {
+                let mut st = self.lock();
+                if st.evictable.front().is_some_and(|&(seq, _)| seq <= now_durable) {
+                    st.evict_durable(now_durable);
+                }
                 return Ok(());
             }
             if durable.changed().await.is_err() {
@@ -534,6 +613,10 @@ impl Engine {
     /// A transition without waking the pump (the pump's own steps).
     fn transition<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.lock();
+        if !st.evictable.is_empty() {
+            let durable = *self.inner.store.durable().borrow();
+            st.evict_durable(durable);
+        }
         st.ctx.now = st.ctx.clock.now();
         let out = f(&mut st);
         st.settle(&*self.inner.store);
@@ -641,6 +724,7 @@ impl Engine {
             pending_queries: st.ctx.queries.len(),
             inflight: st.ctx.inflight,
             time_locks: st.ctx.client_locks,
+            resident_histories: st.execs.values().filter(|e| e.history.is_resident()).count(),
         }
     }
 
@@ -766,6 +850,17 @@ impl Engine {
     }
 }
 
+/// Reads an evicted history back. Its events were durable when it was evicted, so failing
+/// to read them means the file is broken under a running server.
+fn read_back(store: &dyn Store, exec: &Execution) -> EventLog {
+    store
+        .history(&exec.run_id.to_string())
+        .and_then(|events| exec.history.reloaded(&events))
+        .unwrap_or_else(|| {
+            panic!("run {}: the store no longer holds its committed history", exec.run_id)
+        })
+}
+
 impl State {
     fn add_sleeper(&mut self, d: Duration, relock: bool) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
@@ -798,18 +893,18 @@ impl State {
                     let _ = tx.send(());
                 }
             }
-            TimerTask::User { run_id, timer_id, started_event_id } => {
-                self.fire_user_timer(&run_id, timer_id, started_event_id)
+            TimerTask::User { run_id, started_event_id } => {
+                self.fire_user_timer(&run_id.to_string(), started_event_id)
             }
             TimerTask::WorkflowTaskTimeout { run_id, scheduled_event_id, attempt } => {
-                self.workflow_task_timed_out(&run_id, scheduled_event_id, attempt)
+                self.workflow_task_timed_out(&run_id.to_string(), scheduled_event_id, attempt)
             }
             TimerTask::Activity { run_id, scheduled_event_id, attempt, kind } => {
-                self.activity_timer(&run_id, scheduled_event_id, attempt, kind)
+                self.activity_timer(&run_id.to_string(), scheduled_event_id, attempt, kind)
             }
-            TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id),
+            TimerTask::RunTimeout { run_id } => self.run_timed_out(&run_id.to_string()),
             TimerTask::FirstWorkflowTask { run_id } => {
-                if let Some((exec, ctx)) = self.exec_mut(&run_id)
+                if let Some((exec, ctx)) = self.exec_mut(run_id)
                     && exec.is_running()
                     && exec.wft.is_none()
                     && exec.first_task_at.take().is_some()

@@ -20,7 +20,7 @@ use temporalio_protos::temporal::api::{
 };
 
 use super::{
-    Error, Result, State,
+    Error, Result, RunId, State,
     execution::{Activity, ActivityState, Execution, UpdateEntry, UpdateStage},
     util,
 };
@@ -41,9 +41,9 @@ impl Execution {
             let Some(attrs) = &e.attributes else { continue };
             match attrs {
                 Attributes::WorkflowExecutionStartedEventAttributes(a) => {
-                    self.memo = a.memo.clone();
-                    self.search_attributes = a.search_attributes.clone();
-                    self.retry_policy = a.retry_policy.clone();
+                    self.memo = a.memo.clone().map(Box::new);
+                    self.search_attributes = a.search_attributes.clone().map(Box::new);
+                    self.retry_policy = a.retry_policy.clone().map(Box::new);
                     self.attempt = a.attempt.max(1);
                     self.run_timeout = util::dur_nanos(a.workflow_run_timeout.as_ref());
                     self.execution_timeout = util::dur_nanos(a.workflow_execution_timeout.as_ref());
@@ -125,7 +125,6 @@ impl Execution {
         for e in events {
             self.history.push(e);
         }
-        self.history_bytes = self.history.bytes();
     }
 }
 
@@ -189,7 +188,7 @@ impl State {
         } = req;
         let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
         let base = &self.execs[&base_id];
-        let base_history = base.history.to_vec();
+        let base_history = self.history_of(base).to_vec();
         let finish =
             base_history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
                 Error::InvalidArgument(format!("event {finish_event_id} is not in the history"))
@@ -217,18 +216,18 @@ impl State {
         };
         let prefix: Vec<HistoryEvent> = base_history[..(finish_event_id - 1) as usize].to_vec();
         let replay = reapplied(&base_history[(finish_event_id - 1) as usize..], &exclude);
-        let new_id = uuid::Uuid::new_v4().to_string();
+        let new_id = RunId::random();
         let mut exec = Execution::new(
             base.namespace.clone(),
             base.workflow_id.clone(),
-            new_id.clone(),
+            new_id,
             base.workflow_type.clone(),
             base.task_queue.clone(),
             uuid::Uuid::new_v4().to_string(),
             base.task_timeout,
             base.start_time,
         );
-        exec.first_run_id = base.first_run_id.clone();
+        exec.first_run_id = base.first_run_id;
         exec.rebuild_from(&prefix);
         let base_running = base.is_running();
 
@@ -250,7 +249,7 @@ impl State {
                 failure: Some(util::server_failure(reason, true)),
                 identity,
                 base_run_id: base_id,
-                new_run_id: new_id.clone(),
+                new_run_id: new_id.to_string(),
                 ..Default::default()
             }),
         );
@@ -271,10 +270,10 @@ impl State {
         }
         exec.schedule_wft(ctx, 1);
         exec.rearm(ctx);
-        ctx.touched.push(new_id.clone());
-        self.current.insert((exec.namespace.clone(), exec.workflow_id.clone()), new_id.clone());
-        self.execs.insert(new_id.clone(), exec);
-        Ok(new_id)
+        ctx.touched.push(new_id);
+        self.current.insert(&exec.namespace, &exec.workflow_id, new_id);
+        self.execs.insert(exec);
+        Ok(new_id.to_string())
     }
 
     /// PauseActivity / UnpauseActivity / ResetActivity.

@@ -18,8 +18,9 @@ use temporalio_protos::temporal::api::{
 };
 
 use super::{
-    ActRef, ActivityTimer, Ctx, TimerTask, WftRef,
+    ActRef, ActivityTimer, Ctx, RunId, TimerTask, WftRef,
     execution::{Activity, ActivityState, Execution, UpdateEntry, UpdateStage, Wft, WftStarted},
+    ids::Names,
 };
 
 #[derive(Clone, PartialEq, Message)]
@@ -194,21 +195,21 @@ impl Execution {
     /// The execution's mutable state (everything but its history), encoded.
     pub(crate) fn snapshot(&self) -> Vec<u8> {
         ExecutionSnapshot {
-            namespace: self.namespace.clone(),
-            workflow_id: self.workflow_id.clone(),
-            run_id: self.run_id.clone(),
-            first_run_id: self.first_run_id.clone(),
-            workflow_type: self.workflow_type.clone(),
-            task_queue: self.task_queue.clone(),
-            start_request_id: self.start_request_id.clone(),
+            namespace: self.namespace.to_string(),
+            workflow_id: self.workflow_id.to_string(),
+            run_id: self.run_id.to_string(),
+            first_run_id: self.first_run_id.to_string(),
+            workflow_type: self.workflow_type.to_string(),
+            task_queue: self.task_queue.to_string(),
+            start_request_id: self.start_request_id.to_string(),
             task_timeout: self.task_timeout,
             run_timeout: self.run_timeout,
             execution_timeout: self.execution_timeout,
             status: self.status as i32,
             start_time: self.start_time,
             close_time: self.close_time,
-            memo: self.memo.clone(),
-            search_attributes: self.search_attributes.clone(),
+            memo: self.memo.as_deref().cloned(),
+            search_attributes: self.search_attributes.as_deref().cloned(),
             buffered: self
                 .buffered
                 .iter()
@@ -267,8 +268,8 @@ impl Execution {
             timers: self
                 .timers
                 .iter()
-                .map(|(id, &(started_event_id, fire_at))| TimerSnapshot {
-                    timer_id: id.clone(),
+                .map(|(id, (started_event_id, fire_at))| TimerSnapshot {
+                    timer_id: id.to_owned(),
                     started_event_id,
                     fire_at,
                 })
@@ -287,7 +288,7 @@ impl Execution {
                 })
                 .collect(),
             first_task_at: self.first_task_at,
-            retry_policy: self.retry_policy.clone(),
+            retry_policy: self.retry_policy.as_deref().cloned(),
             attempt: self.attempt,
             user_metadata: self.user_metadata.as_deref().cloned(),
         }
@@ -295,47 +296,58 @@ impl Execution {
     }
 
     /// Rebuilds an execution from its snapshot and history.
+    /// `names` shares namespaces, types and queues with other runs; `workflow_ids` shares
+    /// the workflow id with the id's other runs.
     pub(crate) fn restore(
         snapshot: &[u8],
         history: super::event_log::EventLog,
+        names: &mut Names,
+        workflow_ids: &mut Names,
     ) -> Result<Self, prost::DecodeError> {
         let s = ExecutionSnapshot::decode(snapshot)?;
+        // The server writes only UUID run ids; anything else means the file is not ours.
+        #[allow(deprecated)]
+        let run_id = |s: &str| {
+            RunId::parse(s)
+                .ok_or_else(|| prost::DecodeError::new(format!("run id {s:?} is not a UUID")))
+        };
         let mut e = Execution::new(
-            s.namespace,
-            s.workflow_id,
-            s.run_id,
-            s.workflow_type,
-            s.task_queue,
+            names.intern(&s.namespace),
+            workflow_ids.intern(&s.workflow_id),
+            run_id(&s.run_id)?,
+            names.intern(&s.workflow_type),
+            names.intern(&s.task_queue),
             s.start_request_id,
             s.task_timeout,
             s.start_time,
         );
-        e.first_run_id = s.first_run_id;
+        e.first_run_id = run_id(&s.first_run_id)?;
         e.run_timeout = s.run_timeout;
         e.execution_timeout = s.execution_timeout;
         e.status =
             WorkflowExecutionStatus::try_from(s.status).unwrap_or(WorkflowExecutionStatus::Running);
         e.close_time = s.close_time;
-        e.memo = s.memo;
-        e.search_attributes = s.search_attributes;
-        e.history_bytes = history.bytes();
+        e.memo = s.memo.map(Box::new);
+        e.search_attributes = s.search_attributes.map(Box::new);
         e.persisted = history.len();
         e.history = history;
         e.buffered = s.buffered.into_iter().filter_map(|ev| ev.attributes).collect();
-        e.wft = s.wft.map(|w| Wft {
-            scheduled_event_id: w.scheduled_event_id,
-            attempt: w.attempt,
-            scheduled_time: w.scheduled_time,
-            original_scheduled_time: w.original_scheduled_time,
-            started: w.started.then_some(WftStarted {
-                event_id: w.started_event_id,
-                time: w.started_time,
-                timeout: None,
-                identity: w.identity,
-                request_id: w.request_id,
-            }),
-            queries: Vec::new(),
-            speculative: w.speculative,
+        e.wft = s.wft.map(|w| {
+            Box::new(Wft {
+                scheduled_event_id: w.scheduled_event_id,
+                attempt: w.attempt,
+                scheduled_time: w.scheduled_time,
+                original_scheduled_time: w.original_scheduled_time,
+                started: w.started.then_some(WftStarted {
+                    event_id: w.started_event_id,
+                    time: w.started_time,
+                    timeout: None,
+                    identity: w.identity,
+                    request_id: w.request_id,
+                }),
+                queries: Vec::new(),
+                speculative: w.speculative,
+            })
         });
         e.last_completed_started_id = s.last_completed_started_id;
         e.activities = s
@@ -395,9 +407,11 @@ impl Execution {
             })
             .collect();
         e.first_task_at = s.first_task_at;
-        e.retry_policy = s.retry_policy;
+        e.retry_policy = s.retry_policy.map(Box::new);
         e.attempt = s.attempt.max(1);
         e.user_metadata = s.user_metadata.map(Box::new);
+        // Setting fields allocated the run's `Extra`; an idle run does without it.
+        e.compact();
         Ok(e)
     }
 
@@ -407,20 +421,13 @@ impl Execution {
         if !self.is_running() {
             return;
         }
-        let run_id = self.run_id.clone();
+        let run_id = self.run_id;
         let mut started_timeout = None;
-        for (timer_id, &(started_event_id, fire_at)) in self.timers.iter() {
-            ctx.schedule_timer(
-                fire_at,
-                TimerTask::User {
-                    run_id: run_id.clone(),
-                    timer_id: timer_id.clone(),
-                    started_event_id,
-                },
-            );
+        for (_, (started_event_id, fire_at)) in self.timers.iter() {
+            ctx.schedule_timer(fire_at, TimerTask::User { run_id, started_event_id });
         }
         if let Some(at) = self.first_task_at {
-            ctx.schedule_timer(at, TimerTask::FirstWorkflowTask { run_id: run_id.clone() });
+            ctx.schedule_timer(at, TimerTask::FirstWorkflowTask { run_id });
         }
         self.arm_run_timeout(ctx);
         if let Some(w) = &self.wft {
@@ -428,13 +435,13 @@ impl Execution {
                 None => ctx.push_workflow_task(
                     &self.namespace,
                     &self.task_queue,
-                    WftRef { run_id: run_id.clone(), scheduled_event_id: w.scheduled_event_id },
+                    WftRef { run_id: run_id.to_string(), scheduled_event_id: w.scheduled_event_id },
                 ),
                 Some(s) => {
                     let key = ctx.schedule_timer(
                         s.time + self.task_timeout,
                         TimerTask::WorkflowTaskTimeout {
-                            run_id: run_id.clone(),
+                            run_id,
                             scheduled_event_id: w.scheduled_event_id,
                             attempt: w.attempt,
                         },
@@ -443,9 +450,9 @@ impl Execution {
                 }
             }
         }
-        for (&id, a) in &self.activities {
+        for (&id, a) in self.activities.iter() {
             let timer = |kind| TimerTask::Activity {
-                run_id: run_id.clone(),
+                run_id,
                 scheduled_event_id: id,
                 attempt: a.attempt,
                 kind,
@@ -454,7 +461,7 @@ impl Execution {
                 ctx.schedule_timer(
                     a.first_scheduled_time + limit,
                     TimerTask::Activity {
-                        run_id: run_id.clone(),
+                        run_id,
                         scheduled_event_id: id,
                         attempt: 0,
                         kind: ActivityTimer::ScheduleToClose,
@@ -473,7 +480,7 @@ impl Execution {
                         &self.namespace,
                         &a.task_queue,
                         ActRef {
-                            run_id: run_id.clone(),
+                            run_id: run_id.to_string(),
                             scheduled_event_id: id,
                             attempt: a.attempt,
                         },

@@ -516,15 +516,15 @@ fn field_value(
 ) -> Option<(IndexedValueType, Option<Val>)> {
     if let Some(ty) = system_type(field) {
         let v = match field {
-            "WorkflowId" => Some(Val::Str(e.workflow_id.clone())),
-            "WorkflowType" => Some(Val::Str(e.workflow_type.clone())),
-            "RunId" => Some(Val::Str(e.run_id.clone())),
+            "WorkflowId" => Some(Val::Str(e.workflow_id.to_string())),
+            "WorkflowType" => Some(Val::Str(e.workflow_type.to_string())),
+            "RunId" => Some(Val::Str(e.run_id.to_string())),
             "ExecutionStatus" => Some(Val::Str(status_name(e.status).to_owned())),
             "StartTime" | "ExecutionTime" => Some(Val::Time(e.start_time)),
             "CloseTime" => e.close_time.map(Val::Time),
-            "TaskQueue" => Some(Val::Str(e.task_queue.clone())),
+            "TaskQueue" => Some(Val::Str(e.task_queue.to_string())),
             "HistoryLength" => Some(Val::Int(e.history.len() as i64)),
-            "HistorySizeBytes" => Some(Val::Int(e.history_bytes)),
+            "HistorySizeBytes" => Some(Val::Int(e.history.bytes())),
             "ExecutionDuration" => e.close_time.map(|c| Val::Int(c - e.start_time)),
             other => e
                 .search_attributes
@@ -534,7 +534,7 @@ fn field_value(
         };
         return Some((ty, v));
     }
-    let ty = *registry.get(&e.namespace)?.get(field)?;
+    let ty = *registry.get(&*e.namespace)?.get(field)?;
     let v = e
         .search_attributes
         .as_ref()

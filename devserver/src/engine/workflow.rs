@@ -26,7 +26,7 @@ use temporalio_protos::temporal::api::{
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
 
-use super::{Engine, Error, Execution, Result, State, util};
+use super::{Engine, Error, Execution, Result, RunId, State, util};
 use crate::clock::Nanos;
 
 /// Default workflow task start-to-close timeout, and the server's cap on it.
@@ -74,8 +74,8 @@ pub(crate) struct Continued {
 /// Everything needed to create a run.
 #[derive(Debug)]
 pub(crate) struct NewRun {
-    pub(crate) run_id: String,
-    pub(crate) first_run_id: String,
+    pub(crate) run_id: RunId,
+    pub(crate) first_run_id: RunId,
     pub(crate) request_id: String,
     pub(crate) params: StartParams,
     pub(crate) signal: Option<SignalParams>,
@@ -137,9 +137,9 @@ fn already_started(exec: &Execution, running: bool) -> Error {
     };
     Error::AlreadyStarted {
         message,
-        start_request_id: exec.start_request_id.clone(),
-        run_id: exec.run_id.clone(),
-        first_run_id: exec.first_run_id.clone(),
+        start_request_id: exec.start_request_id.to_string(),
+        run_id: exec.run_id.to_string(),
+        first_run_id: exec.first_run_id.to_string(),
     }
 }
 
@@ -153,11 +153,11 @@ impl State {
         p.validate()?;
         super::visibility::validate(&self.ctx.registry, &p.namespace, p.search_attributes.as_ref())
             .map_err(Error::InvalidArgument)?;
-        let key = (p.namespace.clone(), p.workflow_id.clone());
-        if let Some(current) = self.current.get(&key).cloned() {
-            let exec = &self.execs[&current];
+        if let Some(current_id) = self.current.get(&p.namespace, &p.workflow_id) {
+            let current = current_id.to_string();
+            let exec = &self.execs[current_id];
             if exec.is_running() {
-                if !p.request_id.is_empty() && exec.start_request_id == p.request_id {
+                if !p.request_id.is_empty() && *exec.start_request_id == *p.request_id {
                     // A retried start: same answer as the first time.
                     return Ok(Started { run_id: current, started: true });
                 }
@@ -196,7 +196,7 @@ impl State {
             }
         }
 
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = RunId::random();
         let request_id = if p.request_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
@@ -204,8 +204,8 @@ impl State {
         };
         let first_task_delay = p.start_delay;
         self.create_run(NewRun {
-            run_id: run_id.clone(),
-            first_run_id: run_id.clone(),
+            run_id,
+            first_run_id: run_id,
             request_id,
             params: p,
             signal,
@@ -213,7 +213,7 @@ impl State {
             first_task_delay,
             attempt: 1,
         });
-        Ok(Started { run_id, started: true })
+        Ok(Started { run_id: run_id.to_string(), started: true })
     }
 
     /// Writes a new run's first events and puts it in place as the workflow id's current run.
@@ -232,23 +232,27 @@ impl State {
             .task_timeout
             .unwrap_or(util::secs(DEFAULT_TASK_TIMEOUT_SECS))
             .min(util::secs(MAX_TASK_TIMEOUT_SECS));
-        let key = (p.namespace.clone(), p.workflow_id.clone());
+        let namespace = self.ctx.names.intern(&p.namespace);
+        let workflow_id = self
+            .current
+            .workflow_id(&p.namespace, &p.workflow_id)
+            .unwrap_or_else(|| p.workflow_id.as_str().into());
         let mut exec = Execution::new(
-            p.namespace.clone(),
-            p.workflow_id.clone(),
-            run_id.clone(),
-            p.workflow_type.clone(),
-            p.task_queue.clone(),
+            namespace.clone(),
+            workflow_id.clone(),
+            run_id,
+            self.ctx.names.intern(&p.workflow_type),
+            self.ctx.names.intern(&p.task_queue),
             request_id,
             task_timeout,
             self.ctx.now,
         );
-        exec.first_run_id = first_run_id.clone();
+        exec.first_run_id = first_run_id;
         exec.run_timeout = p.run_timeout;
         exec.execution_timeout = p.execution_timeout;
-        exec.memo = p.memo.clone();
-        exec.search_attributes = p.search_attributes.clone();
-        exec.retry_policy = p.retry_policy.clone();
+        exec.memo = p.memo.clone().map(Box::new);
+        exec.search_attributes = p.search_attributes.clone().map(Box::new);
+        exec.retry_policy = p.retry_policy.clone().map(Box::new);
         exec.attempt = attempt;
         exec.user_metadata = p.user_metadata.clone().map(Box::new);
         exec.next_event_meta = Some(Box::new((p.user_metadata.clone(), Vec::new())));
@@ -276,9 +280,9 @@ impl State {
                     initiator,
                     continued_failure,
                     last_completion_result,
-                    original_execution_run_id: run_id.clone(),
+                    original_execution_run_id: run_id.to_string(),
                     identity: p.identity,
-                    first_execution_run_id: first_run_id,
+                    first_execution_run_id: first_run_id.to_string(),
                     retry_policy: p.retry_policy,
                     attempt,
                     workflow_execution_expiration_time: p
@@ -300,17 +304,14 @@ impl State {
         match first_task_delay {
             Some(delay) => {
                 exec.first_task_at = Some(ctx.now + delay);
-                ctx.schedule_timer(
-                    ctx.now + delay,
-                    super::TimerTask::FirstWorkflowTask { run_id: run_id.clone() },
-                );
+                ctx.schedule_timer(ctx.now + delay, super::TimerTask::FirstWorkflowTask { run_id });
             }
             None => exec.schedule_wft(ctx, 1),
         }
         exec.arm_run_timeout(ctx);
-        ctx.touched.push(run_id.clone());
-        self.execs.insert(run_id.clone(), exec);
-        self.current.insert(key, run_id);
+        ctx.touched.push(run_id);
+        self.execs.insert(exec);
+        self.current.insert(&namespace, &workflow_id, run_id);
     }
 
     pub(crate) fn signal(
@@ -419,16 +420,14 @@ impl State {
         exec.close(ctx, WorkflowExecutionStatus::Terminated);
     }
 
-    pub(super) fn fire_user_timer(
-        &mut self,
-        run_id: &str,
-        timer_id: String,
-        started_event_id: i64,
-    ) {
+    pub(super) fn fire_user_timer(&mut self, run_id: &str, started_event_id: i64) {
         let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
-        if !exec.is_running() || exec.timers.get(&timer_id).map(|t| t.0) != Some(started_event_id) {
-            return; // cancelled, or the run closed
+        if !exec.is_running() {
+            return;
         }
+        let Some(timer_id) = exec.timers.started_by(started_event_id).map(str::to_owned) else {
+            return; // cancelled
+        };
         exec.timers.remove(&timer_id);
         exec.deliver(
             ctx,
@@ -453,7 +452,7 @@ impl State {
                     retry_state: exec.retry_state(next.as_ref(), None) as i32,
                     new_execution_run_id: next
                         .as_ref()
-                        .map(|n| n.run_id.clone())
+                        .map(|n| n.run_id.to_string())
                         .unwrap_or_default(),
                 },
             ),
@@ -473,7 +472,7 @@ impl State {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
         let e = &self.execs[&run_id];
         let task_queue = TaskQueue {
-            name: e.task_queue.clone(),
+            name: e.task_queue.to_string(),
             kind: TaskQueueKind::Normal as i32,
             normal_name: String::new(),
         };
@@ -546,13 +545,18 @@ impl State {
         close_only: bool,
     ) -> (Vec<HistoryEvent>, bool) {
         let e = &self.execs[run_id];
-        if close_only {
-            let close = (!e.is_running()).then(|| e.history.last()).flatten();
-            return (close.into_iter().collect(), false);
-        }
         let start = (from.max(1) - 1) as usize;
-        let events = e.history.decode_range(start, page_size);
-        let more = start + events.len() < e.history.len();
+        // Long polls ask again on every history change anywhere; a run with nothing new for
+        // them is answered without reading its history back from the store.
+        if (close_only && e.is_running()) || (!close_only && start >= e.history.len()) {
+            return (Vec::new(), false);
+        }
+        let history = self.history_of(e);
+        if close_only {
+            return (history.last().into_iter().collect(), false);
+        }
+        let events = history.decode_range(start, page_size);
+        let more = start + events.len() < history.len();
         (events, more)
     }
 }
@@ -564,22 +568,22 @@ pub(crate) type AttributeList = Vec<(String, IndexedValueType)>;
 pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
     WorkflowExecutionInfo {
         execution: Some(WorkflowExecution {
-            workflow_id: e.workflow_id.clone(),
-            run_id: e.run_id.clone(),
+            workflow_id: e.workflow_id.to_string(),
+            run_id: e.run_id.to_string(),
         }),
-        r#type: Some(WorkflowType { name: e.workflow_type.clone() }),
+        r#type: Some(WorkflowType { name: e.workflow_type.to_string() }),
         start_time: util::ts(e.start_time),
         close_time: e.close_time.and_then(util::ts),
         status: e.status as i32,
         history_length: e.history.len() as i64,
         execution_time: util::ts(e.start_time),
-        memo: e.memo.clone(),
-        search_attributes: e.search_attributes.clone(),
-        task_queue: e.task_queue.clone(),
+        memo: e.memo.as_deref().cloned(),
+        search_attributes: e.search_attributes.as_deref().cloned(),
+        task_queue: e.task_queue.to_string(),
         state_transition_count: e.history.len() as i64,
-        history_size_bytes: e.history_bytes,
+        history_size_bytes: e.history.bytes(),
         execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
-        first_run_id: e.first_run_id.clone(),
+        first_run_id: e.first_run_id.to_string(),
         ..Default::default()
     }
 }
@@ -692,7 +696,7 @@ impl State {
 
     fn matching(&self, namespace: &str, q: &super::visibility::Query) -> Result<Vec<&Execution>> {
         let mut rows = Vec::new();
-        for e in self.execs.values().filter(|e| e.namespace == namespace) {
+        for e in self.execs.values().filter(|e| *e.namespace == *namespace) {
             if q.matches(e, &self.ctx.registry)
                 .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?
             {
@@ -788,7 +792,9 @@ impl Execution {
         failure: Option<&temporalio_protos::temporal::api::failure::v1::Failure>,
         now: Nanos,
     ) -> Option<Nanos> {
-        let policy = super::activity::retry_policy_with_defaults(Some(self.retry_policy.clone()?));
+        let policy = super::activity::retry_policy_with_defaults(Some(
+            self.retry_policy.as_deref().cloned()?,
+        ));
         if policy.maximum_attempts > 0 && self.attempt >= policy.maximum_attempts {
             return None;
         }
@@ -810,28 +816,28 @@ impl Execution {
         now: Nanos,
     ) -> NewRun {
         NewRun {
-            run_id: uuid::Uuid::new_v4().to_string(),
-            first_run_id: self.first_run_id.clone(),
+            run_id: RunId::random(),
+            first_run_id: self.first_run_id,
             request_id: uuid::Uuid::new_v4().to_string(),
             params: StartParams {
-                namespace: self.namespace.clone(),
-                workflow_id: self.workflow_id.clone(),
-                workflow_type: self.workflow_type.clone(),
-                task_queue: self.task_queue.clone(),
+                namespace: self.namespace.to_string(),
+                workflow_id: self.workflow_id.to_string(),
+                workflow_type: self.workflow_type.to_string(),
+                task_queue: self.task_queue.to_string(),
                 input: self.start_input(),
                 execution_timeout: self
                     .execution_timeout
                     .map(|t| (self.start_time + t - now).max(1)),
                 run_timeout: self.run_timeout,
                 task_timeout: Some(self.task_timeout),
-                retry_policy: self.retry_policy.clone(),
-                memo: self.memo.clone(),
-                search_attributes: self.search_attributes.clone(),
+                retry_policy: self.retry_policy.as_deref().cloned(),
+                memo: self.memo.as_deref().cloned(),
+                search_attributes: self.search_attributes.as_deref().cloned(),
                 ..Default::default()
             },
             signal: None,
             continued: Some(Continued {
-                from_run_id: self.run_id.clone(),
+                from_run_id: self.run_id.to_string(),
                 initiator:
                     temporalio_protos::temporal::api::enums::v1::ContinueAsNewInitiator::Retry
                         as i32,

@@ -305,7 +305,7 @@ impl Execution {
                 a.suggest_continue_as_new_reasons
                     .push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
             }
-            if self.history_bytes >= max_bytes {
+            if self.history.bytes() >= max_bytes {
                 a.suggest_continue_as_new = true;
                 a.suggest_continue_as_new_reasons
                     .push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
@@ -335,7 +335,7 @@ impl Execution {
         let timeout = ctx.schedule_timer(
             ctx.now + self.task_timeout,
             TimerTask::WorkflowTaskTimeout {
-                run_id: self.run_id.clone(),
+                run_id: self.run_id,
                 scheduled_event_id: wft.scheduled_event_id,
                 attempt: wft.attempt,
             },
@@ -356,9 +356,9 @@ impl Execution {
             .filter_map(|id| ctx.queries.get(id).map(|q| (id.to_string(), q.query.clone())))
             .collect();
         let token = TaskToken {
-            namespace: self.namespace.clone(),
-            workflow_id: self.workflow_id.clone(),
-            run_id: self.run_id.clone(),
+            namespace: self.namespace.to_string(),
+            workflow_id: self.workflow_id.to_string(),
+            run_id: self.run_id.to_string(),
             scheduled_event_id: wft.scheduled_event_id,
             attempt: wft.attempt,
             kind: TokenKind::Workflow as i32,
@@ -366,10 +366,10 @@ impl Execution {
         PollWorkflowTaskQueueResponse {
             task_token: token.encode_bytes(),
             workflow_execution: Some(WorkflowExecution {
-                workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id.clone(),
+                workflow_id: self.workflow_id.to_string(),
+                run_id: self.run_id.to_string(),
             }),
-            workflow_type: Some(WorkflowType { name: self.workflow_type.clone() }),
+            workflow_type: Some(WorkflowType { name: self.workflow_type.to_string() }),
             previous_started_event_id: self.last_completed_started_id,
             started_event_id: event_id,
             attempt: wft.attempt,
@@ -378,7 +378,7 @@ impl Execution {
             messages,
             queries,
             workflow_execution_task_queue: Some(TaskQueue {
-                name: self.task_queue.clone(),
+                name: self.task_queue.to_string(),
                 kind: TaskQueueKind::Normal as i32,
                 normal_name: String::new(),
             }),
@@ -414,7 +414,7 @@ impl Execution {
         messages: &[Message],
         registry: &super::visibility::Registry,
     ) -> std::result::Result<(), BadCommand> {
-        let mut timers: BTreeSet<&str> = self.timers.keys().map(String::as_str).collect();
+        let mut timers: BTreeSet<&str> = self.timers.keys().collect();
         let mut activity_ids: HashSet<&str> =
             self.activities.values().map(|a| a.activity_id.as_str()).collect();
         for (i, cmd) in commands.iter().enumerate() {
@@ -615,11 +615,7 @@ impl Execution {
                 self.timers.insert(a.timer_id.clone(), (started_event_id, ctx.now + fire_after));
                 ctx.schedule_timer(
                     ctx.now + fire_after,
-                    TimerTask::User {
-                        run_id: self.run_id.clone(),
-                        timer_id: a.timer_id,
-                        started_event_id,
-                    },
+                    TimerTask::User { run_id: self.run_id, started_event_id },
                 );
             }
             Cmd::CancelTimerCommandAttributes(a) => {
@@ -691,7 +687,7 @@ impl Execution {
                             workflow_task_completed_event_id: completed_id,
                             new_execution_run_id: next
                                 .as_ref()
-                                .map(|n| n.run_id.clone())
+                                .map(|n| n.run_id.to_string())
                                 .unwrap_or_default(),
                         },
                     ),
@@ -735,24 +731,24 @@ impl Execution {
                 self.status = WorkflowExecutionStatus::Canceled;
             }
             Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
-                let new_run_id = uuid::Uuid::new_v4().to_string();
+                let new_run_id = super::RunId::random();
                 let workflow_type = a
                     .workflow_type
                     .as_ref()
                     .map(|t| t.name.clone())
                     .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| self.workflow_type.clone());
+                    .unwrap_or_else(|| self.workflow_type.to_string());
                 let task_queue = a
                     .task_queue
                     .as_ref()
                     .map(|q| q.name.clone())
                     .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| self.task_queue.clone());
+                    .unwrap_or_else(|| self.task_queue.to_string());
                 self.append(
                     ctx,
                     Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
                         WorkflowExecutionContinuedAsNewEventAttributes {
-                            new_execution_run_id: new_run_id.clone(),
+                            new_execution_run_id: new_run_id.to_string(),
                             workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
                             task_queue: Some(TaskQueue {
                                 name: task_queue.clone(),
@@ -779,11 +775,11 @@ impl Execution {
                     self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
                 self.continue_as_new = Some(Box::new(super::workflow::NewRun {
                     run_id: new_run_id,
-                    first_run_id: self.first_run_id.clone(),
+                    first_run_id: self.first_run_id,
                     request_id: uuid::Uuid::new_v4().to_string(),
                     params: super::workflow::StartParams {
-                        namespace: self.namespace.clone(),
-                        workflow_id: self.workflow_id.clone(),
+                        namespace: self.namespace.to_string(),
+                        workflow_id: self.workflow_id.to_string(),
                         workflow_type,
                         task_queue,
                         input: a.input,
@@ -794,16 +790,16 @@ impl Execution {
                             .or(Some(self.task_timeout)),
                         identity: identity.to_owned(),
                         retry_policy: a.retry_policy,
-                        memo: a.memo.or_else(|| self.memo.clone()),
+                        memo: a.memo.or_else(|| self.memo.as_deref().cloned()),
                         search_attributes: a
                             .search_attributes
-                            .or_else(|| self.search_attributes.clone()),
+                            .or_else(|| self.search_attributes.as_deref().cloned()),
                         header: a.header,
                         ..Default::default()
                     },
                     signal: None,
                     continued: Some(super::workflow::Continued {
-                        from_run_id: self.run_id.clone(),
+                        from_run_id: self.run_id.to_string(),
                         initiator: a.initiator,
                         last_completion_result: a.last_completion_result,
                         failure: a.failure,
@@ -816,13 +812,13 @@ impl Execution {
                 // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
                 let namespace = self.namespace.clone();
                 let target = a.execution.unwrap_or_default();
-                let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+                let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
                 let initiated_event_id = self.append(
                     ctx,
                     Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
                         SignalExternalWorkflowExecutionInitiatedEventAttributes {
                             workflow_task_completed_event_id: completed_id,
-                            namespace: namespace.clone(),
+                            namespace: namespace.to_string(),
                             namespace_id,
                             workflow_execution: Some(target.clone()),
                             signal_name: a.signal_name.clone(),
@@ -836,7 +832,7 @@ impl Execution {
                 self.owed_external.push(super::external::External {
                     initiated_event_id,
                     completed_event_id: completed_id,
-                    namespace,
+                    namespace: namespace.to_string(),
                     target,
                     action: super::external::ExternalAction::Signal {
                         name: a.signal_name,
@@ -849,13 +845,13 @@ impl Execution {
                 // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
                 let namespace = self.namespace.clone();
                 let target = WorkflowExecution { workflow_id: a.workflow_id, run_id: a.run_id };
-                let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+                let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
                 let initiated_event_id = self.append(
                     ctx,
                     Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
                         RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
                             workflow_task_completed_event_id: completed_id,
-                            namespace: namespace.clone(),
+                            namespace: namespace.to_string(),
                             namespace_id,
                             workflow_execution: Some(target.clone()),
                             child_workflow_only: a.child_workflow_only,
@@ -867,7 +863,7 @@ impl Execution {
                 self.owed_external.push(super::external::External {
                     initiated_event_id,
                     completed_event_id: completed_id,
-                    namespace,
+                    namespace: namespace.to_string(),
                     target,
                     action: super::external::ExternalAction::Cancel { reason: a.reason },
                 });
@@ -888,7 +884,7 @@ impl Execution {
             .as_ref()
             .map(|q| q.name.clone())
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| self.task_queue.clone());
+            .unwrap_or_else(|| self.task_queue.to_string());
         let schedule_to_close = util::dur_nanos(a.schedule_to_close_timeout.as_ref());
         let start_to_close = util::dur_nanos(a.start_to_close_timeout.as_ref())
             .or(schedule_to_close)
@@ -921,7 +917,7 @@ impl Execution {
             ctx.schedule_timer(
                 ctx.now + limit,
                 TimerTask::Activity {
-                    run_id: self.run_id.clone(),
+                    run_id: self.run_id,
                     scheduled_event_id,
                     attempt: 0,
                     kind: super::ActivityTimer::ScheduleToClose,

@@ -1,0 +1,191 @@
+//! Compact identities for runs and the names they share.
+//!
+//! A server holding many idle runs pays for every per-run string several times over: as the
+//! key of the run map, in the run itself, in the current-run map and in each timer task. Run
+//! ids are UUIDs the server made, so they are kept as 16 bytes; namespaces, workflow types and
+//! task queues repeat across runs, so each distinct one is allocated once and shared.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    sync::Arc,
+};
+
+use super::execution::Execution;
+
+/// A run id: always a UUID the server generated, written in the canonical lowercase form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct RunId(u128);
+
+impl RunId {
+    pub(crate) fn random() -> Self {
+        Self(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// The run id `s` names, if it is one this server could have issued. Other spellings of
+    /// the same UUID (upper case, braces, no hyphens) name no run, as in Temporal, where run
+    /// ids are compared as strings.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        uuid::Uuid::try_parse(s).ok().map(|u| Self(u.as_u128()))
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&uuid::Uuid::from_u128(self.0).hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> Self {
+        id.to_string()
+    }
+}
+
+impl PartialEq<str> for RunId {
+    fn eq(&self, other: &str) -> bool {
+        Self::parse(other) == Some(*self)
+    }
+}
+
+impl PartialEq<&str> for RunId {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for RunId {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
+    }
+}
+
+/// Anything a run can be looked up by.
+pub(crate) trait RunKey {
+    fn run_id(&self) -> Option<RunId>;
+}
+
+impl RunKey for RunId {
+    fn run_id(&self) -> Option<RunId> {
+        Some(*self)
+    }
+}
+
+impl RunKey for str {
+    fn run_id(&self) -> Option<RunId> {
+        RunId::parse(self)
+    }
+}
+
+impl RunKey for String {
+    fn run_id(&self) -> Option<RunId> {
+        RunId::parse(self)
+    }
+}
+
+impl<T: RunKey + ?Sized> RunKey for &T {
+    fn run_id(&self) -> Option<RunId> {
+        (**self).run_id()
+    }
+}
+
+/// Every run, by run id. Runs are boxed so the table's empty slots cost a pointer, not a run.
+#[derive(Default)]
+pub(crate) struct Runs(HashMap<RunId, Box<Execution>>);
+
+impl Runs {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self(HashMap::with_capacity(n))
+    }
+
+    pub(crate) fn get(&self, id: impl RunKey) -> Option<&Execution> {
+        self.0.get(&id.run_id()?).map(|b| &**b)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: impl RunKey) -> Option<&mut Execution> {
+        self.0.get_mut(&id.run_id()?).map(|b| &mut **b)
+    }
+
+    pub(crate) fn insert(&mut self, exec: Execution) {
+        self.0.insert(exec.run_id, Box::new(exec));
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Execution> {
+        self.0.values().map(|b| &**b)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<K: RunKey> std::ops::Index<K> for Runs {
+    type Output = Execution;
+
+    fn index(&self, id: K) -> &Execution {
+        self.get(id).expect("run exists")
+    }
+}
+
+/// (namespace, workflow id) → the workflow id's latest run. Keyed per namespace so a lookup
+/// borrows the request's strings instead of building a key; the workflow id is the same
+/// allocation the runs hold.
+#[derive(Default)]
+pub(crate) struct Current(HashMap<Arc<str>, HashMap<Arc<str>, RunId>>);
+
+impl Current {
+    pub(crate) fn get(&self, namespace: &str, workflow_id: &str) -> Option<RunId> {
+        self.0.get(namespace)?.get(workflow_id).copied()
+    }
+
+    /// The shared workflow id string, if the workflow id has a run.
+    pub(crate) fn workflow_id(&self, namespace: &str, workflow_id: &str) -> Option<Arc<str>> {
+        self.0.get(namespace)?.get_key_value(workflow_id).map(|(k, _)| k.clone())
+    }
+
+    pub(crate) fn insert(&mut self, namespace: &Arc<str>, workflow_id: &Arc<str>, run: RunId) {
+        self.0.entry(namespace.clone()).or_default().insert(workflow_id.clone(), run);
+    }
+}
+
+/// Strings many runs repeat (namespaces, workflow types, task queues), each allocated once.
+/// Never pruned: there are few of them.
+#[derive(Default)]
+pub(crate) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    pub(crate) fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(name) = self.0.get(s) {
+            return name.clone();
+        }
+        let name: Arc<str> = s.into();
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_round_trip_and_reject_other_spellings() {
+        let id = RunId::random();
+        let s = id.to_string();
+        assert_eq!(RunId::parse(&s), Some(id));
+        assert_eq!(id, s);
+        assert_eq!(RunId::parse(&s.to_uppercase()), None);
+        assert_eq!(RunId::parse(&s.replace('-', "")), None);
+        assert_eq!(RunId::parse("not-a-run"), None);
+        assert_eq!(RunId::parse(""), None);
+    }
+}
