@@ -586,9 +586,11 @@ impl Engine {
             }
             let now_durable = *durable.borrow_and_update();
             if now_durable >= target {
-                let mut st = self.lock();
-                if st.evictable.front().is_some_and(|&(seq, _)| seq <= now_durable) {
-                    st.evict_durable(now_durable);
+                if store.reads_history() {
+                    let mut st = self.lock();
+                    if st.evictable.front().is_some_and(|&(seq, _)| seq <= now_durable) {
+                        st.evict_durable(now_durable);
+                    }
                 }
                 return Ok(());
             }
