@@ -24,9 +24,12 @@ use convo_activities::{
     store::Store,
     webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
 };
-use convo_workflows::{OutboundConversationWorkflow, SessionWindowWorkflow, contracts::TASK_QUEUE};
+use convo_workflows::{
+    OutboundConversationWorkflow, SessionWindowWorkflow,
+    contracts::{TASK_QUEUE, io_task_queue},
+};
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url,
+    Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
     errors::{ClientConnectError, ClientNewError},
 };
 use temporalio_common::worker::WorkerDeploymentOptions;
@@ -52,6 +55,21 @@ pub struct Settings {
     pub identity: Option<String>,
     /// After shutdown starts, cancel still-running activities after this long (`None`: wait).
     pub graceful_shutdown_period: Option<Duration>,
+    /// API key for Temporal Cloud or a server that requires one (sent as a bearer token).
+    pub api_key: Option<String>,
+    /// TLS to the frontend; `None` is plaintext (the devserver, a local cluster).
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS to the Temporal frontend, as PEM bytes.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// CA that signed the server's certificate; the system roots when `None`.
+    pub server_root_ca_cert: Option<Vec<u8>>,
+    /// Name to verify the server's certificate against; the address's host when `None`.
+    pub domain: Option<String>,
+    /// Client certificate and key, for mTLS.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Settings {
@@ -65,6 +83,8 @@ impl Settings {
             build_id: default_build_id(),
             identity: None,
             graceful_shutdown_period: None,
+            api_key: None,
+            tls: None,
         }
     }
 }
@@ -136,6 +156,19 @@ pub async fn connect(settings: &Settings) -> Result<Client, Error> {
     if let Some(identity) = &settings.identity {
         options.identity = identity.clone();
     }
+    options.api_key.clone_from(&settings.api_key);
+    if let Some(tls) = &settings.tls {
+        let mut t = TlsOptions::default();
+        t.server_root_ca_cert.clone_from(&tls.server_root_ca_cert);
+        t.domain.clone_from(&tls.domain);
+        t.client_tls_options = tls.client_cert.clone().map(|(client_cert, client_private_key)| {
+            ClientTlsOptions::builder()
+                .client_cert(client_cert)
+                .client_private_key(client_private_key)
+                .build()
+        });
+        options.tls_options = Some(t);
+    }
     let connection = Connection::connect(options).await.map_err(|source| Error::Connect {
         address: settings.address.to_string(),
         source: Box::new(source),
@@ -147,20 +180,26 @@ pub async fn connect(settings: &Settings) -> Result<Client, Error> {
 /// Worker options with convo's workflows and activities registered and the build id pinned.
 ///
 /// Callers may register more (tests add fixtures) through `WorkerOptions::register_*`.
-pub fn worker_options(
-    settings: &Settings,
-    deps: &Dependencies,
-    sessions: Sessions,
-) -> Result<WorkerOptions, Error> {
+pub fn worker_options(settings: &Settings, sessions: Sessions) -> Result<WorkerOptions, Error> {
     let options = WorkerOptions::new(settings.task_queue.clone())
         .deployment_options(WorkerDeploymentOptions::from_build_id(settings.build_id.clone()))
         .maybe_graceful_shutdown_period(settings.graceful_shutdown_period)
         .register_workflow::<SessionWindowWorkflow>()?
         .register_workflow::<OutboundConversationWorkflow>()?
-        .register_activities(SessionActivitiesImpl::new(deps.store.clone()))
         .register_activities(ConversationActivitiesImpl::new(sessions))
         .build();
     Ok(options)
+}
+
+/// Options of the second worker, on [`io_task_queue`]: the session window's activities, which
+/// never wait on a workflow, in a slot pool of their own (see [`io_task_queue`] for the
+/// deadlock one shared pool allows).
+pub fn io_worker_options(settings: &Settings, deps: &Dependencies) -> WorkerOptions {
+    WorkerOptions::new(io_task_queue(&settings.task_queue))
+        .deployment_options(WorkerDeploymentOptions::from_build_id(settings.build_id.clone()))
+        .maybe_graceful_shutdown_period(settings.graceful_shutdown_period)
+        .register_activities(SessionActivitiesImpl::new(deps.store.clone()))
+        .build()
 }
 
 /// Hook to register extra workflows/activities on top of convo's (used by tests).
@@ -171,6 +210,7 @@ pub type Customize =
 pub struct ConvoWorker {
     // Field order matters: the worker drops before the runtime it was created with.
     worker: Worker,
+    io_worker: Worker,
     _runtime: Runtime,
     dispatcher: Option<DispatcherHandle>,
 }
@@ -183,13 +223,18 @@ impl ConvoWorker {
 
     /// A `Send` handle that starts a graceful shutdown; `run` then returns.
     pub fn shutdown_handle(&self) -> impl Fn() + Send + Sync + 'static {
-        self.worker.shutdown_handle()
+        let (main, io) = (self.worker.shutdown_handle(), self.io_worker.shutdown_handle());
+        move || {
+            main();
+            io();
+        }
     }
 
     /// Polls until shut down. The future is `!Send`: await it on the main task, in a
     /// `LocalSet`, or use [`spawn`].
     pub async fn run(mut self) -> Result<(), Error> {
-        let result = self.worker.run().await;
+        let (main, io) = futures::join!(self.worker.run(), self.io_worker.run());
+        let result = main.and(io);
         if let Some(dispatcher) = self.dispatcher.take() {
             dispatcher.shutdown().await;
         }
@@ -207,10 +252,11 @@ pub async fn build(
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())?;
     let client = connect(settings).await?;
     let sessions = Sessions::new(client.clone(), deps.store.clone(), settings.task_queue.clone());
-    let mut options = worker_options(settings, deps, sessions)?;
+    let mut options = worker_options(settings, sessions)?;
     if let Some(customize) = customize {
         customize(&mut options)?;
     }
+    let io_worker = Worker::new(&runtime, client.clone(), io_worker_options(settings, deps))?;
     let worker = Worker::new(&runtime, client, options)?;
     tracing::info!(
         task_queue = %settings.task_queue,
@@ -225,7 +271,7 @@ pub async fn build(
         ),
         None => None,
     };
-    Ok(ConvoWorker { worker, _runtime: runtime, dispatcher })
+    Ok(ConvoWorker { worker, io_worker, _runtime: runtime, dispatcher })
 }
 
 /// A worker running on its own OS thread and Tokio runtime.

@@ -22,6 +22,17 @@ use temporalio_macros::activity_definitions;
 /// The task queue convo's worker polls.
 pub const TASK_QUEUE: &str = "convo";
 
+/// The task queue of the session window's activities (holds, provider sends, consent,
+/// webhooks), polled by a worker of its own.
+///
+/// They must never share activity slots with activities that wait on workflows (the
+/// conversation's `session_send` waits for a session's update, which needs these): with one
+/// pool, enough waiting `session_send`s take every slot and the sessions they wait on can no
+/// longer run theirs.
+pub fn io_task_queue(task_queue: &str) -> String {
+    format!("{task_queue}.io")
+}
+
 /// Workflow type of [`crate::SessionWindowWorkflow`].
 pub const SESSION_WINDOW_WORKFLOW: &str = "SessionWindowWorkflow";
 /// Workflow type of [`crate::OutboundConversationWorkflow`].

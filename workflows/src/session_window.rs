@@ -45,7 +45,7 @@ use crate::{
         Carried, ConsentRecord, HoldRequest, HoldResolution, InboundMessage, ProviderSend,
         SESSION_WINDOW_WORKFLOW, SendError, SendKind, SendReceipt, SendRecord, SendRequest,
         SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit, WindowClosed,
-        conversation_workflow_id, error_types, names,
+        conversation_workflow_id, error_types, io_task_queue, names,
     },
     outbound::OutboundConversationWorkflow,
 };
@@ -439,8 +439,9 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         Effect::StartTimer { .. } | Effect::CancelTimer { .. } => None,
         Effect::PlaceHold { hold_id, amount, .. } => {
             let request = HoldRequest { workspace_id, hold_id: hold_id.clone(), amount };
-            let answer =
-                ctx.execute_activity(SessionActivities::place_hold, request, store_options()).await;
+            let answer = ctx
+                .execute_activity(SessionActivities::place_hold, request, store_options(ctx))
+                .await;
             Some(match answer {
                 Ok(a) if a.placed => Event::HoldPlaced { hold_id, balance: a.balance },
                 Ok(a) => Event::HoldRefused { hold_id, balance: a.balance },
@@ -457,8 +458,9 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
             let message_id = message.id.clone();
             let conversation_id = ctx.state(|s| s.linked_conversation.clone());
             let send = ProviderSend { workspace_id, contact_id, channel, message, conversation_id };
-            let sent =
-                ctx.execute_activity(SessionActivities::send_message, send, send_options()).await;
+            let sent = ctx
+                .execute_activity(SessionActivities::send_message, send, send_options(ctx))
+                .await;
             let (event, result) = match sent {
                 Ok(sent) => (
                     Event::ProviderAccepted { message_id: message_id.clone() },
@@ -497,8 +499,9 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 ProviderSend { workspace_id, contact_id, channel, message, conversation_id: None };
             // A confirmation is a courtesy the law allows, not a billed send: a failure is
             // recorded by the activity's message log and changes nothing here.
-            let _ =
-                ctx.execute_activity(SessionActivities::send_message, send, send_options()).await;
+            let _ = ctx
+                .execute_activity(SessionActivities::send_message, send, send_options(ctx))
+                .await;
             None
         }
         Effect::RecordConsent { consent } => {
@@ -506,15 +509,16 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 convo_domain::MessageId::new(format!("consent-{}", ctx.state(|s| s.version)));
             let record = ConsentRecord { workspace_id, contact_id, consent, message_id };
             let _ = ctx
-                .execute_activity(SessionActivities::record_consent, record, store_options())
+                .execute_activity(SessionActivities::record_consent, record, store_options(ctx))
                 .await;
             None
         }
         Effect::EmitWebhook(webhook) => {
             let session_id = ctx.state(|s| s.session_id.clone());
             let emit = WebhookEmit { workspace_id, contact_id, session_id, webhook };
-            let _ =
-                ctx.execute_activity(SessionActivities::emit_webhook, emit, store_options()).await;
+            let _ = ctx
+                .execute_activity(SessionActivities::emit_webhook, emit, store_options(ctx))
+                .await;
             None
         }
         Effect::Reject { message_id, error } => {
@@ -550,7 +554,8 @@ async fn resolve_hold(
     let request = HoldResolution { workspace_id, hold_id, charge };
     // Holds are resolved idempotently by id; a failure after the whole retry budget leaves the
     // hold open in the ledger for ops to settle, visible as `reserved`.
-    let _ = ctx.execute_activity(SessionActivities::resolve_hold, request, store_options()).await;
+    let _ =
+        ctx.execute_activity(SessionActivities::resolve_hold, request, store_options(ctx)).await;
     None
 }
 
@@ -595,7 +600,7 @@ fn failure_of(e: &ActivityExecutionError) -> (String, String) {
 
 /// Ledger, consent and webhook-queue writes: idempotent, cheap, retried until the store
 /// answers. Only bad input fails for good.
-fn store_options() -> ActivityOptions {
+fn store_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(24 * 3600),
         start_to_close: Duration::from_secs(30),
@@ -608,13 +613,14 @@ fn store_options() -> ActivityOptions {
             .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
             .build(),
     )
+    .task_queue(io_task_queue(ctx.task_queue()))
     .build()
 }
 
 /// Provider sends: transient failures (outages, 429, 5xx) are retried with backoff for up to
 /// six hours; the activity marks permanent refusals non-retryable. The message id is the
 /// provider idempotency key, so a retry never sends twice.
-fn send_options() -> ActivityOptions {
+fn send_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(6 * 3600),
         start_to_close: Duration::from_secs(60),
@@ -626,5 +632,6 @@ fn send_options() -> ActivityOptions {
             .maximum_interval(Duration::from_secs(600))
             .build(),
     )
+    .task_queue(io_task_queue(ctx.task_queue()))
     .build()
 }
