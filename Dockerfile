@@ -33,7 +33,7 @@ RUN apt-get update \
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin convo
 COPY --from=builder /app/target/release/convo /usr/local/bin/convo
 USER convo
-# The devserver's gRPC port (WorkflowService + TestService).
-EXPOSE 7233
+# The devserver's gRPC port (WorkflowService + TestService), the HTTP and gRPC APIs.
+EXPOSE 7233 8080 50051
 ENTRYPOINT ["convo"]
 CMD ["devserver", "--ip", "0.0.0.0"]

@@ -40,15 +40,50 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run everything in one process on embedded defaults: devserver, worker, store, sandbox
+    /// provider, HTTP and gRPC APIs.
+    Serve(commands::serve::ServeArgs),
+    /// Run the worker (workflows, activities, webhook dispatcher) against a Temporal cluster.
+    Worker(commands::production::WorkerArgs),
+    /// Run the HTTP and gRPC APIs against a Temporal cluster.
+    Api(commands::production::ApiArgs),
+    /// Manage workspaces.
+    Workspace {
+        #[command(flatten)]
+        store: commands::admin::StoreArgs,
+        #[command(subcommand)]
+        command: commands::admin::WorkspaceCommand,
+    },
+    /// Manage a workspace's channels.
+    Channel {
+        #[command(flatten)]
+        store: commands::admin::StoreArgs,
+        #[command(subcommand)]
+        command: commands::admin::ChannelCommand,
+    },
+    /// Manage API keys.
+    ApiKey {
+        #[command(flatten)]
+        store: commands::admin::StoreArgs,
+        #[command(subcommand)]
+        command: commands::admin::ApiKeyCommand,
+    },
     /// Run the embedded Temporal-compatible dev/test server (WorkflowService + TestService).
     Devserver(commands::devserver::DevserverArgs),
 }
 
 impl Command {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
+        let shutdown = commands::shutdown_signal();
         match self {
+            Self::Serve(args) => commands::serve::run(args, shutdown).await,
+            Self::Worker(args) => commands::production::worker(args, shutdown).await,
+            Self::Api(args) => commands::production::api(args, shutdown).await,
+            Self::Workspace { store, command } => commands::admin::workspace(&store, command).await,
+            Self::Channel { store, command } => commands::admin::channel(&store, command).await,
+            Self::ApiKey { store, command } => commands::admin::api_key(&store, command).await,
             Self::Devserver(args) => {
-                commands::devserver::run(args.into_args(), true, commands::shutdown_signal()).await
+                commands::devserver::run(args.into_args(), true, shutdown).await
             }
         }
     }

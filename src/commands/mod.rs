@@ -1,6 +1,9 @@
 //! One module per `convo` subcommand, plus what they share.
 
+pub(crate) mod admin;
 pub(crate) mod devserver;
+pub(crate) mod production;
+pub(crate) mod serve;
 
 #[cfg(unix)]
 use tokio::signal::unix::{SignalKind, signal};

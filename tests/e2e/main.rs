@@ -10,6 +10,7 @@ mod interaction;
 mod lifecycle;
 mod outbound;
 mod replay;
+mod serve;
 mod session_window;
 mod signals_and_timers;
 mod support;

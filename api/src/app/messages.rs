@@ -154,8 +154,21 @@ impl App {
         let contact: Contact = if req.message_type == RequestedType::Conversation {
             // A contact who never wrote has no window: no contact is created for it.
             let contact = self.find_contact(ws, &req.to, "to").await?.ok_or_else(no_window)?;
-            let open = self.session_view(ws, &contact.id).await?.is_some_and(|v| v.window.open);
-            if !open {
+            let view = self.session_view(ws, &contact.id).await?;
+            if !view.as_ref().is_some_and(|v| v.window.open) {
+                // An opted-out contact has no window either, but the opt-out is what the caller
+                // must act on: it blocks templates too. A running session knows it before the
+                // store does (its consent record is an activity that may still be running).
+                let consent = match view.map(|v| v.window.consent) {
+                    Some(c @ convo_domain::Consent::OptedOut { .. }) => c,
+                    _ => self.store().consent(ws.as_str(), &contact.id).await?,
+                };
+                if let convo_domain::Consent::OptedOut { at } = consent {
+                    return Err(ApiError::from(SendError {
+                        code: codes::CONTACT_OPTED_OUT.to_owned(),
+                        message: format!("the contact opted out at {at}"),
+                    }));
+                }
                 return Err(no_window());
             }
             contact

@@ -1,0 +1,166 @@
+//! `convo worker` and `convo api`: the production split, against a real Temporal cluster and
+//! Postgres. Both read the same layered configuration (defaults, TOML, `CONVO_…`/standard env,
+//! flags).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use convo::config::{FileConfig, pick, temporal_url};
+use convo_activities::{Sessions, store::Store, webhooks::DispatcherConfig};
+use convo_api::{App, AppSettings};
+use convo_worker::{Dependencies, Settings, TlsSettings};
+
+/// How to reach Temporal and the database.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// Temporal frontend, `host:port` or a URL [default: 127.0.0.1:7233].
+    #[arg(long, env = "TEMPORAL_ADDRESS")]
+    temporal_address: Option<String>,
+    /// Temporal namespace [default: default].
+    #[arg(long, env = "TEMPORAL_NAMESPACE")]
+    namespace: Option<String>,
+    /// Task queue of convo's workflows and activities [default: convo].
+    #[arg(long, env = "CONVO_TASK_QUEUE")]
+    task_queue: Option<String>,
+    /// Temporal API key (Temporal Cloud).
+    #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true)]
+    temporal_api_key: Option<String>,
+    /// Connect with TLS (implied by the TLS files).
+    #[arg(long, env = "TEMPORAL_TLS")]
+    temporal_tls: Option<bool>,
+    /// PEM CA certificate of the Temporal server.
+    #[arg(long, env = "TEMPORAL_TLS_CA")]
+    temporal_tls_ca: Option<PathBuf>,
+    /// PEM client certificate (mTLS).
+    #[arg(long, env = "TEMPORAL_TLS_CERT")]
+    temporal_tls_cert: Option<PathBuf>,
+    /// PEM client key (mTLS).
+    #[arg(long, env = "TEMPORAL_TLS_KEY")]
+    temporal_tls_key: Option<PathBuf>,
+    /// The store: `postgres://…` in production, or a SQLite URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// TOML configuration file [default: ./convo.toml if present].
+    #[arg(long, env = "CONVO_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// Worker settings and the store URL, layered.
+    fn resolve(self, identity: &str) -> anyhow::Result<(Settings, String, FileConfig)> {
+        let file = FileConfig::load(self.config.as_deref())?;
+        let t = &file.temporal;
+        let ca = self.temporal_tls_ca.or_else(|| t.tls_ca_cert.clone());
+        let cert = self.temporal_tls_cert.or_else(|| t.tls_client_cert.clone());
+        let key = self.temporal_tls_key.or_else(|| t.tls_client_key.clone());
+        let tls_files = ca.is_some() || cert.is_some() || key.is_some();
+        let tls = pick(self.temporal_tls, t.tls, false) || tls_files;
+        let address = pick(self.temporal_address, t.address.clone(), "127.0.0.1:7233".to_owned());
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let tls = if tls {
+            let client_cert = match (&cert, &key) {
+                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                (None, None) => None,
+                _ => anyhow::bail!("--temporal-tls-cert and --temporal-tls-key go together"),
+            };
+            Some(TlsSettings {
+                server_root_ca_cert: ca.as_ref().map(read).transpose()?,
+                domain: t.tls_domain.clone(),
+                client_cert,
+            })
+        } else {
+            None
+        };
+        let settings = Settings {
+            namespace: pick(self.namespace, t.namespace.clone(), "default".to_owned()),
+            task_queue: pick(
+                self.task_queue,
+                t.task_queue.clone(),
+                convo_workflows::contracts::TASK_QUEUE.to_owned(),
+            ),
+            identity: Some(format!("{identity}@{}", std::process::id())),
+            graceful_shutdown_period: Some(Duration::from_secs(30)),
+            api_key: self.temporal_api_key.or_else(|| t.api_key.clone()),
+            tls,
+            ..Settings::new(temporal_url(&address, tls_files || self.temporal_tls == Some(true))?)
+        };
+        let database_url = self
+            .database_url
+            .or_else(|| file.database_url.clone())
+            .context("DATABASE_URL (or database_url in the config file) is required")?;
+        Ok((settings, database_url, file))
+    }
+}
+
+/// Options of `convo worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Do not run the webhook dispatcher in this process.
+    #[arg(long, env = "CONVO_NO_WEBHOOK_DISPATCHER")]
+    no_webhook_dispatcher: bool,
+}
+
+/// Runs workflows and activities (and the webhook dispatcher) until `shutdown`, then drains.
+pub(crate) async fn worker(
+    args: WorkerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (settings, database_url, _) = args.cluster.resolve("convo-worker")?;
+    let store = Store::connect(&database_url).await.context("connecting the store")?;
+    let webhooks = (!args.no_webhook_dispatcher).then(DispatcherConfig::default);
+    let worker = convo_worker::spawn(settings.clone(), Dependencies { store, webhooks }, None)
+        .await
+        .context("starting the worker")?;
+    println!(
+        "convo worker polling {} in namespace {} at {}",
+        settings.task_queue, settings.namespace, settings.address
+    );
+    shutdown.await;
+    tracing::info!("draining the worker");
+    worker.shutdown().await.context("stopping the worker")
+}
+
+/// Options of `convo api`.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// HTTP API address [default: 0.0.0.0:8080].
+    #[arg(long, env = "CONVO_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// gRPC API address [default: 0.0.0.0:50051].
+    #[arg(long, env = "CONVO_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
+}
+
+/// Serves the HTTP and gRPC APIs until `shutdown`; in-flight requests finish.
+pub(crate) async fn api(
+    args: ApiArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (settings, database_url, file) = args.cluster.resolve("convo-api")?;
+    let http_addr = pick(args.http_addr, file.api.http_addr, ([0, 0, 0, 0], 8080).into());
+    let grpc_addr = pick(args.grpc_addr, file.api.grpc_addr, ([0, 0, 0, 0], 50051).into());
+    let store = Store::connect(&database_url).await.context("connecting the store")?;
+    let client = convo_worker::connect(&settings).await.context("connecting to Temporal")?;
+    let app =
+        App::new(Sessions::new(client, store, settings.task_queue.clone()), AppSettings::default());
+    let http = tokio::net::TcpListener::bind(http_addr).await.context("binding HTTP")?;
+    let grpc = tokio::net::TcpListener::bind(grpc_addr).await.context("binding gRPC")?;
+    println!("convo api: http http://{} grpc {}", http.local_addr()?, grpc.local_addr()?);
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_task = tokio::spawn(convo_api::serve(http, app.clone(), wait(stop.subscribe())));
+    let grpc_task = tokio::spawn(convo_api::grpc::serve(grpc, app, wait(stop.subscribe())));
+    shutdown.await;
+    let _ = stop.send(true);
+    http_task.await?.context("HTTP API")?;
+    grpc_task.await?.context("gRPC API")?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `convo serve`: everything in one process on embedded defaults (see `convo::serve`).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use convo::{
+    ServeConfig, Stack,
+    config::{FileConfig, pick},
+};
+
+/// Options of `convo serve`. Each falls back to the TOML file, then to the default shown.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Data directory: the devserver's and the store's SQLite files, the dev API key
+    /// [default: ./.convo].
+    #[arg(long, env = "CONVO_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP API address; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONVO_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// gRPC API address [default: 127.0.0.1:50051].
+    #[arg(long, env = "CONVO_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
+    /// Port of the embedded Temporal server (WorkflowService and TestService) [default: 7233].
+    #[arg(long, env = "CONVO_TEMPORAL_PORT")]
+    temporal_port: Option<u16>,
+    /// The dev workspace's API key (created on first start when unset).
+    #[arg(long, env = "CONVO_DEV_API_KEY", hide_env_values = true)]
+    dev_api_key: Option<String>,
+    /// TOML configuration file [default: ./convo.toml if present].
+    #[arg(long, env = "CONVO_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<ServeConfig> {
+        let file = FileConfig::load(self.config.as_deref())?;
+        let defaults = ServeConfig::default();
+        let port =
+            pick(self.temporal_port, file.serve.temporal_port, defaults.temporal_addr.port());
+        Ok(ServeConfig {
+            data_dir: Some(pick(self.data_dir, file.serve.data_dir, PathBuf::from(".convo"))),
+            http_addr: pick(self.http_addr, file.serve.http_addr, defaults.http_addr),
+            grpc_addr: pick(self.grpc_addr, file.serve.grpc_addr, defaults.grpc_addr),
+            temporal_addr: SocketAddr::new(defaults.temporal_addr.ip(), port),
+            dev_api_key: self.dev_api_key,
+            database_url: std::env::var("DATABASE_URL").ok().or(file.database_url),
+            ..defaults
+        })
+    }
+}
+
+/// Starts the stack, prints where everything is, and serves until `shutdown`.
+pub(crate) async fn run(
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let data_dir = config.data_dir.clone();
+    let stack = Stack::start(config).await.context("starting convo serve")?;
+    println!("convo serve");
+    println!("  http      http://{}", stack.http_addr);
+    println!("  grpc      {}", stack.grpc_addr);
+    println!("  temporal  {} (WorkflowService, TestService)", stack.temporal_addr);
+    if let Some(dir) = &data_dir {
+        println!("  data      {}", dir.display());
+    }
+    println!("  workspace {} (API key {})", convo::serve::DEV_WORKSPACE, stack.dev_api_key);
+    shutdown.await;
+    tracing::info!("shutting down");
+    stack.shutdown().await
+}

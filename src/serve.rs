@@ -1,0 +1,263 @@
+//! `convo serve` as a library: everything convo needs, in one process, on embedded defaults.
+//!
+//! [`Stack::start`] brings up, in order: the devserver on a SQLite file (its port stays open
+//! for Temporal tooling, TestService included), the store (SQLite next to it, or Postgres with
+//! `DATABASE_URL`), the sandbox provider, the worker with its webhook dispatcher, and the HTTP
+//! and gRPC APIs. On first start it creates the `dev` workspace with one sandbox channel per
+//! channel kind and an API key. Every address may be port 0; the stack reports what it bound.
+//! Tests start exactly this, on port 0, so "the full serve stack" is what they exercise.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use convo_activities::{
+    Sessions,
+    sandbox::{Sandbox, SandboxHandle},
+    store::{ChannelConfig, Store},
+    webhooks::DispatcherConfig,
+};
+use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_worker::{Dependencies, Settings, WorkerThread};
+use temporalio_client::Url;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+/// The workspace `convo serve` creates on first start.
+pub const DEV_WORKSPACE: &str = "dev";
+
+/// What the stack is started with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where the devserver's and the store's SQLite files live (and the dev API key). `None`
+    /// keeps everything in memory (tests).
+    pub data_dir: Option<PathBuf>,
+    /// The HTTP API.
+    pub http_addr: SocketAddr,
+    /// The gRPC API.
+    pub grpc_addr: SocketAddr,
+    /// The devserver (Temporal WorkflowService, TestService, OperatorService, health).
+    pub temporal_addr: SocketAddr,
+    /// The dev workspace's API key; a random one when `None`.
+    pub dev_api_key: Option<String>,
+    /// Store URL overriding the SQLite file (`DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// The worker's task queue.
+    pub task_queue: String,
+    /// The webhook dispatcher.
+    pub webhooks: DispatcherConfig,
+    /// Start with time skipping locked (the devserver follows real time until a client
+    /// skips). `false` lets idle time jump at once.
+    pub time_skipping_locked: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: Some(PathBuf::from(".convo")),
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            temporal_addr: ([127, 0, 0, 1], 7233).into(),
+            dev_api_key: None,
+            database_url: None,
+            task_queue: convo_workflows::contracts::TASK_QUEUE.to_owned(),
+            webhooks: DispatcherConfig::default(),
+            time_skipping_locked: true,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Everything on port 0, in memory: what tests start.
+    pub fn ephemeral() -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Self {
+            data_dir: None,
+            http_addr: any,
+            grpc_addr: any,
+            temporal_addr: any,
+            task_queue: format!("convo-{}", uuid::Uuid::new_v4()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    /// The HTTP API's address.
+    pub http_addr: SocketAddr,
+    /// The gRPC API's address.
+    pub grpc_addr: SocketAddr,
+    /// The devserver's address.
+    pub temporal_addr: SocketAddr,
+    /// The dev workspace's API key (printed on start).
+    pub dev_api_key: String,
+    /// The store.
+    pub store: Store,
+    /// The sandbox provider.
+    pub sandbox: Arc<SandboxHandle>,
+    /// The application's door to the workflows.
+    pub sessions: Sessions,
+    devserver: Option<DevServerHandle>,
+    worker: Option<WorkerThread>,
+    servers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Stack {
+    /// Starts everything and seeds the dev workspace.
+    pub async fn start(config: ServeConfig) -> anyhow::Result<Stack> {
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let devserver = DevServer::start(DevServerConfig {
+            ip: config.temporal_addr.ip(),
+            port: config.temporal_addr.port(),
+            db_filename: config.data_dir.as_ref().map(|d| d.join("temporal.db")),
+            time_skipping_locked: config.time_skipping_locked,
+            ..DevServerConfig::default()
+        })
+        .await
+        .context("starting the devserver")?;
+        let temporal_addr = devserver.addr();
+
+        let store = match (&config.database_url, &config.data_dir) {
+            (Some(url), _) => Store::connect(url).await,
+            (None, Some(dir)) => Store::open_sqlite(dir.join("convo.db")).await,
+            (None, None) => Store::connect("sqlite::memory:").await,
+        }
+        .context("opening the store")?;
+        let sandbox =
+            Arc::new(Sandbox::start(([127, 0, 0, 1], 0).into()).await.context("sandbox")?);
+        let dev_api_key = seed_dev_workspace(&store, &sandbox, &config).await?;
+
+        let settings = Settings {
+            task_queue: config.task_queue.clone(),
+            identity: Some(format!("convo-serve@{}", std::process::id())),
+            graceful_shutdown_period: Some(Duration::from_secs(5)),
+            ..Settings::new(Url::parse(&devserver.url()).context("devserver url")?)
+        };
+        let deps = Dependencies { store: store.clone(), webhooks: Some(config.webhooks.clone()) };
+        let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
+        let client = convo_worker::connect(&settings).await.context("client")?;
+        let sessions = Sessions::new(client, store.clone(), config.task_queue.clone());
+
+        let (stop, _) = watch::channel(false);
+        let http = TcpListener::bind(config.http_addr).await.context("binding the HTTP API")?;
+        let grpc = TcpListener::bind(config.grpc_addr).await.context("binding the gRPC API")?;
+        let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
+        let servers = crate::transports::spawn(
+            crate::transports::Transports { http, grpc },
+            sessions.clone(),
+            store.clone(),
+            sandbox.clone(),
+            stop.subscribe(),
+        )?;
+
+        Ok(Stack {
+            http_addr,
+            grpc_addr,
+            temporal_addr,
+            dev_api_key,
+            store,
+            sandbox,
+            sessions,
+            devserver: Some(devserver),
+            worker: Some(worker),
+            servers,
+            stop,
+        })
+    }
+
+    /// The devserver's virtual clock.
+    pub fn time(&self) -> TimeControl {
+        self.devserver.as_ref().expect("runs until shutdown").time()
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, stops the worker (gracefully),
+    /// then the devserver.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for server in self.servers.drain(..) {
+            let _ = server.await;
+        }
+        if let Some(worker) = self.worker.take() {
+            worker.shutdown().await.context("stopping the worker")?;
+        }
+        if let Some(devserver) = self.devserver.take() {
+            devserver.shutdown().await;
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Creates the dev workspace and its API key on first start; on every start points its
+/// channels at this process's sandbox (whose ports are new each time). Returns the key: the
+/// configured one, else the one kept in the data directory, else a new one.
+async fn seed_dev_workspace(
+    store: &Store,
+    sandbox: &SandboxHandle,
+    config: &ServeConfig,
+) -> anyhow::Result<String> {
+    if store.workspace(DEV_WORKSPACE).await.is_err() {
+        store.upsert_workspace(DEV_WORKSPACE, "Development", &dev_settings()).await?;
+        // Idempotent on its key: a second first-start (a crash in between) credits once.
+        store.credit(DEV_WORKSPACE, Money::from_minor(DEV_OPENING_BALANCE), "dev-opening").await?;
+    }
+    for channel in Channel::ALL {
+        store
+            .upsert_channel(&ChannelConfig {
+                id: String::new(),
+                workspace_id: DEV_WORKSPACE.to_owned(),
+                channel,
+                provider: "sandbox".to_owned(),
+                config: serde_json::to_value(sandbox.provider_config(channel))?,
+                sender: sandbox_sender(channel).to_owned(),
+                enabled: true,
+            })
+            .await?;
+    }
+    let key_file = config.data_dir.as_deref().map(|d| d.join("dev-api-key"));
+    let key = match (&config.dev_api_key, key_file.as_deref().and_then(read_key)) {
+        (Some(key), _) => key.clone(),
+        (None, Some(key)) => key,
+        (None, None) => convo_activities::store::generate_api_key(),
+    };
+    store.ensure_api_key(DEV_WORKSPACE, "dev", &key).await.context("the dev API key")?;
+    if let Some(file) = key_file {
+        std::fs::write(&file, &key).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(key)
+}
+
+/// The dev workspace's opening balance, in minor units.
+const DEV_OPENING_BALANCE: u64 = 100_000;
+
+/// Example rates on every channel, so billing blocks show real numbers in a demo: a
+/// conversation unit of 50, messages at 5, newsletters at 2 (minor units).
+fn dev_settings() -> WorkspaceSettings {
+    let card = RateCard {
+        conversation_unit: Money::from_minor(50),
+        message: Money::from_minor(5),
+        newsletter: Money::from_minor(2),
+    };
+    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    WorkspaceSettings { rates, ..WorkspaceSettings::default() }
+}
+
+fn read_key(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty())
+}
+
+/// The business's address on each sandbox channel.
+pub fn sandbox_sender(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "dev@convo.localhost",
+        _ => "+15550100000",
+    }
+}

@@ -1,0 +1,233 @@
+//! The full `convo serve` stack (`convo::Stack`, exactly what the binary starts) on port 0,
+//! driven over real HTTP: the README's newcomer walk, the window scenarios through the API, and
+//! a restart that resumes an open window.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use convo::{ServeConfig, Stack};
+use convo_activities::testing::WebhookReceiver;
+use convo_tests::{eventually, within};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A client for one stack's HTTP API, with the dev workspace's key.
+struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(stack: &Stack) -> Api {
+        Api {
+            base: format!("http://{}", stack.http_addr),
+            key: stack.dev_api_key.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = within(WAIT, path, req.send()).await??;
+        let status = resp.status();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(reqwest::Method::GET, path, None, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(reqwest::Method::POST, path, Some(body), None).await
+    }
+
+    async fn channel(&self, kind: &str) -> anyhow::Result<String> {
+        let (_, list) = self.get("/v1/channels").await?;
+        list["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["kind"] == kind))
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("no {kind} channel in {list}"))
+    }
+
+    async fn inbound(&self, from: &str, text: &str) -> anyhow::Result<()> {
+        let (status, body) = self
+            .post("/v1/inbound/sandbox", json!({"from": from, "channel": "whatsapp", "text": text}))
+            .await?;
+        anyhow::ensure!(status.is_success(), "inbound: {status} {body}");
+        Ok(())
+    }
+
+    async fn send(&self, to: &str, text: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let body = json!({"to": to, "channel": "whatsapp", "message_type": "CONVERSATION", "content": {"text": text}, "traffic_type": "transactional"});
+        self.post("/v1/messages", body).await
+    }
+
+    async fn window_until(
+        &self,
+        contact: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        eventually(WAIT, || async {
+            let (_, w) = self.get(&format!("/v1/windows/{contact}")).await?;
+            anyhow::ensure!(check(&w), "{what}: window is {w}");
+            Ok(w)
+        })
+        .await
+    }
+}
+
+/// The README's walk: compose to a new number (the template goes out), the contact replies
+/// through the sandbox inbound, a CONVERSATION send goes out with its billing block, closing the
+/// window makes the next one 422 `no_active_session`, and the webhook log shows the signed
+/// deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomer_walk_over_http() -> anyhow::Result<()> {
+    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let receiver = WebhookReceiver::start().await?;
+    let (status, endpoint) =
+        api.post("/v1/webhook-endpoints", json!({"url": receiver.url()})).await?;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    receiver.set_secret(endpoint["secret"].as_str().context("secret")?);
+
+    let whatsapp = api.channel("whatsapp").await?;
+    let phone = "+14155550123";
+    let compose = json!({"channel_id": whatsapp, "contact_phone": phone, "contact_name": "Ada",
+        "content": "Hi Ada, your order shipped", "template": {"name": "order_shipped", "variables": {}}});
+    let (status, composed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/conversations/compose",
+            Some(compose.clone()),
+            Some("walk-1"),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    // The same key replays: one conversation, one first message.
+    let (_, again) = api
+        .call(reqwest::Method::POST, "/v1/conversations/compose", Some(compose), Some("walk-1"))
+        .await?;
+    assert_eq!(again["conversation_id"], composed["conversation_id"]);
+    let sends = stack.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!((sends.len(), sends[0].to.as_str()), (1, phone));
+
+    api.inbound(phone, "Where is it?").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+    let (status, sent) = api.send(phone, "It arrives tomorrow.").await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent["billing"]["message_type"], "CONVERSATION");
+    assert_eq!(sent["billing"]["hold_amount"], 50);
+    assert_eq!(sent["billing"]["balance"]["reserved"], 50);
+    assert!(sent["conversation_expires_at"].is_string());
+    stack.sandbox.wait_for_sends(2, WAIT).await?;
+
+    let (status, closed) = api.post(&format!("/v1/windows/{phone}/close"), json!({})).await?;
+    assert!(status.is_success(), "{closed}");
+    let (status, refused) = api.send(phone, "One more thing").await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["error"]["code"], "no_active_session");
+    assert_eq!(stack.sandbox.sends().len(), 2, "nothing reached the provider");
+
+    within(WAIT, "webhooks", receiver.wait_for(3)).await?;
+    let log = eventually(WAIT, || async {
+        let (_, log) = api.get("/v1/webhook-deliveries").await?;
+        let delivered = log["data"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|x| x["status"] == "delivered").count());
+        anyhow::ensure!(delivered >= 3, "deliveries so far: {log}");
+        Ok(log)
+    })
+    .await?;
+    let types: Vec<&str> = log["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["event_type"].as_str())
+        .collect();
+    assert!(types.contains(&"conversation.ended"), "{types:?}");
+    assert!(receiver.rejected().is_empty(), "every delivery verified");
+    stack.shutdown().await
+}
+
+/// WhatsApp's sliding window through the API: a reply at hour 23 keeps free-form open at hour
+/// 30; STOP closes it with COMPLIANCE_STOP, its confirmation goes out, and the next send is
+/// refused `contact_opted_out`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_slide_and_stop_through_the_api() -> anyhow::Result<()> {
+    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let phone = "+4915112345678";
+    api.inbound(phone, "hi").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+    within(WAIT, "skip 23h", stack.time().skip(23 * HOUR)).await?;
+    api.inbound(phone, "still there?").await?;
+    eventually(WAIT, || async {
+        let (_, w) = api.get(&format!("/v1/windows/{phone}")).await?;
+        anyhow::ensure!(
+            w["last_inbound_at"] != Value::Null && w["last_inbound_at"] != w["opened_at"],
+            "{w}"
+        );
+        Ok(())
+    })
+    .await?;
+    within(WAIT, "skip 7h", stack.time().skip(7 * HOUR)).await?;
+    let (status, sent) = api.send(phone, "yes, at hour 30").await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+
+    api.inbound(phone, "STOP").await?;
+    let w = api.window_until(phone, "closed", |w| w["open"] == false).await?;
+    assert_eq!(w["close_reason"], "COMPLIANCE_STOP");
+    let sends = stack.sandbox.wait_for_sends(2, WAIT).await?;
+    assert_eq!(sends.len(), 2, "the send and one confirmation: {sends:?}");
+    let (status, refused) = api.send(phone, "come back").await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "contact_opted_out");
+    stack.shutdown().await
+}
+
+/// A restart on the same data directory resumes the open window (same expiry), and its timer
+/// still fires: EXPIRED after the 24h.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_every_open_window() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config =
+        ServeConfig { data_dir: Some(dir.path().to_path_buf()), ..ServeConfig::ephemeral() };
+    let stack = Stack::start(config.clone()).await?;
+    let key = stack.dev_api_key.clone();
+    let api = Api::new(&stack);
+    let phone = "+33612345678";
+    api.inbound(phone, "bonjour").await?;
+    let before = api.window_until(phone, "open", |w| w["open"] == true).await?;
+    stack.shutdown().await?;
+
+    let stack = Stack::start(config).await?;
+    assert_eq!(stack.dev_api_key, key, "the dev key survives a restart");
+    let api = Api::new(&stack);
+    let after = api.window_until(phone, "still open", |w| w["open"] == true).await?;
+    assert_eq!(after["expires_at"], before["expires_at"]);
+    within(WAIT, "skip 25h", stack.time().skip(25 * HOUR)).await?;
+    let w = api.window_until(phone, "expired", |w| w["open"] == false).await?;
+    assert_eq!(w["close_reason"], "EXPIRED");
+    stack.shutdown().await
+}
