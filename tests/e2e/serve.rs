@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use convo::{ServeConfig, Stack};
-use convo_activities::testing::WebhookReceiver;
+use convo_activities::{
+    sandbox::{Fault, FaultRule},
+    store::ChannelConfig,
+    testing::WebhookReceiver,
+};
+use convo_domain::{
+    Channel, Money, PolicyOverrides, WindowMode, WorkspaceSettings,
+    window::{Content, InactivityPing},
+};
 use convo_tests::{eventually, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -229,5 +237,177 @@ async fn restart_resumes_every_open_window() -> anyhow::Result<()> {
     within(WAIT, "skip 25h", stack.time().skip(25 * HOUR)).await?;
     let w = api.window_until(phone, "expired", |w| w["open"] == false).await?;
     assert_eq!(w["close_reason"], "EXPIRED");
+    stack.shutdown().await
+}
+
+/// A second workspace on the same stack, with its own settings, balance and key, every channel
+/// on the stack's sandbox.
+async fn tenant(
+    stack: &Stack,
+    id: &str,
+    settings: WorkspaceSettings,
+    balance: u64,
+) -> anyhow::Result<Api> {
+    stack.store.upsert_workspace(id, id, &settings).await?;
+    for channel in Channel::ALL {
+        stack
+            .store
+            .upsert_channel(&ChannelConfig {
+                id: String::new(),
+                workspace_id: id.to_owned(),
+                channel,
+                provider: "sandbox".to_owned(),
+                config: serde_json::to_value(stack.sandbox.provider_config(channel))?,
+                sender: match channel {
+                    Channel::Email => format!("support@{id}.test"),
+                    _ => format!("+1555{:07}", id.len()),
+                },
+                enabled: true,
+            })
+            .await?;
+    }
+    if balance > 0 {
+        stack.store.credit(id, Money::from_minor(balance), "opening").await?;
+    }
+    let key = stack.store.create_api_key(id, "test").await?.secret;
+    Ok(Api { key, ..Api::new(stack) })
+}
+
+fn rated() -> WorkspaceSettings {
+    convo_tests::default_settings()
+}
+
+/// Fixed (Sent-style) gating: a reply at hour 23 does not extend the window, so the send at
+/// hour 30 is refused; a balance that cannot cover the conversation unit refuses with 402
+/// `insufficient_balance` and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_window_and_insufficient_balance_through_the_api() -> anyhow::Result<()> {
+    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let mut fixed = rated();
+    fixed.overrides.insert(
+        Channel::Whatsapp,
+        PolicyOverrides { mode: Some(WindowMode::Fixed), ..PolicyOverrides::default() },
+    );
+    let api = tenant(&stack, "fixed-co", fixed, 1_000).await?;
+    let phone = "+4930111111";
+    api.inbound(phone, "hi").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+    within(WAIT, "skip 23h", stack.time().skip(23 * HOUR)).await?;
+    api.inbound(phone, "hello?").await?;
+    within(WAIT, "skip 7h", stack.time().skip(7 * HOUR)).await?;
+    let w = api.window_until(phone, "expired", |w| w["open"] == false).await?;
+    assert_eq!(w["close_reason"], "EXPIRED");
+    let (status, refused) = api.send(phone, "late").await?;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_active_session"))
+    );
+
+    let poor = tenant(&stack, "poor-co", rated(), 40).await?;
+    let phone = "+4930222222";
+    poor.inbound(phone, "hi").await?;
+    poor.window_until(phone, "open", |w| w["open"] == true).await?;
+    let (status, refused) = poor.send(phone, "hello").await?;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{refused}");
+    assert_eq!(refused["error"]["code"], "insufficient_balance");
+    assert!(stack.sandbox.sends().is_empty(), "nothing reached the provider");
+    stack.shutdown().await
+}
+
+/// A provider outage is retried until the provider recovers (one delivery); a permanent
+/// rejection answers `provider_rejected`; STOP then START re-opts the contact in, with both
+/// confirmations delivered, and sends work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_failures_and_start_through_the_api() -> anyhow::Result<()> {
+    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let phone = "+14155550999";
+    api.inbound(phone, "hi").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+
+    let mut outage = FaultRule::new(Fault::Unavailable).on(Channel::Whatsapp);
+    outage.times = Some(2);
+    stack.sandbox.inject(outage);
+    let (status, sent) = api.send(phone, "through the outage").await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(stack.sandbox.sends().len(), 1, "delivered once");
+
+    stack.sandbox.inject(FaultRule::new(Fault::reject("131026")).on(Channel::Whatsapp));
+    let (status, refused) = api.send(phone, "to a dead number").await?;
+    assert!(status.is_client_error() || status.is_server_error(), "{status} {refused}");
+    assert_eq!(refused["error"]["code"], "provider_rejected");
+    stack.sandbox.clear_faults();
+
+    api.inbound(phone, "stop").await?;
+    api.window_until(phone, "closed", |w| w["close_reason"] == "COMPLIANCE_STOP").await?;
+    api.inbound(phone, "START").await?;
+    api.window_until(phone, "reopened", |w| w["open"] == true).await?;
+    let (status, sent) = api.send(phone, "welcome back").await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    // The first send, the STOP confirmation, the START confirmation, the last send.
+    let sends = stack.sandbox.wait_for_sends(4, WAIT).await?;
+    assert_eq!(sends.len(), 4, "{sends:?}");
+    stack.shutdown().await
+}
+
+/// The inactivity ping goes out after the configured silence; compose to a new e-mail address
+/// and to an existing contact; take-over and resolve close the window EXPLICIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<()> {
+    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let mut settings = rated();
+    settings.inactivity_ping = Some(InactivityPing {
+        after_secs: 4 * 3600,
+        content: Content::Text { body: "Still need help?".into(), subject: None },
+    });
+    let api = tenant(&stack, "ping-co", settings, 10_000).await?;
+    let phone = "+447700900123";
+    api.inbound(phone, "hi").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+    within(WAIT, "skip 5h", stack.time().skip(5 * HOUR)).await?;
+    let sends = stack.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].content, Content::Text { body: "Still need help?".into(), subject: None });
+
+    let email = api.channel("email").await?;
+    let (status, composed) = api
+        .post(
+            "/v1/conversations/compose",
+            json!({"channel_id": email, "contact_email": "Grace@Example.com",
+            "subject": "Invoice #42", "content": "Your invoice is ready."}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    let sends = stack.sandbox.wait_for_sends(2, WAIT).await?;
+    assert_eq!(sends[1].to, "grace@example.com");
+
+    // The WhatsApp contact from above, by id, with its window open: free-form goes out.
+    let (_, window) = api.get(&format!("/v1/windows/{phone}")).await?;
+    let contact = window["contact_id"].as_str().context("contact id")?.to_owned();
+    let whatsapp = api.channel("whatsapp").await?;
+    let (status, composed) = api
+        .post(
+            "/v1/conversations/compose",
+            json!({"channel_id": whatsapp, "contact_id": contact,
+            "content": "How can we help?", "template": {"name": "hello", "variables": {}}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    let id = composed["conversation_id"].as_str().context("id")?.to_owned();
+    let sends = stack.sandbox.wait_for_sends(3, WAIT).await?;
+    assert_eq!(sends[2].content, Content::Text { body: "How can we help?".into(), subject: None });
+    eventually(WAIT, || async {
+        let (_, c) = api.get(&format!("/v1/conversations/{id}")).await?;
+        anyhow::ensure!(c["status"] == "awaiting_reply", "{c}");
+        Ok(())
+    })
+    .await?;
+    let (status, body) = api
+        .post(&format!("/v1/conversations/{id}/take-over"), json!({"agent_id": "agent-7"}))
+        .await?;
+    assert_eq!((status, body["ok"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
+    let (status, body) = api.post(&format!("/v1/conversations/{id}/resolve"), json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let w = api.window_until(phone, "closed", |w| w["open"] == false).await?;
+    assert_eq!(w["close_reason"], "EXPLICIT");
     stack.shutdown().await
 }
