@@ -18,7 +18,7 @@ use anyhow::Context;
 use convo_activities::{
     Sessions,
     sandbox::{Sandbox, SandboxHandle},
-    store::{ChannelConfig, Store},
+    store::Store,
     webhooks::DispatcherConfig,
 };
 use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
@@ -211,15 +211,11 @@ async fn seed_dev_workspace(
     }
     for channel in Channel::ALL {
         store
-            .upsert_channel(&ChannelConfig {
-                id: String::new(),
-                workspace_id: DEV_WORKSPACE.to_owned(),
+            .upsert_channel(&sandbox.channel_config(
+                DEV_WORKSPACE,
                 channel,
-                provider: "sandbox".to_owned(),
-                config: serde_json::to_value(sandbox.provider_config(channel))?,
-                sender: sandbox_sender(channel).to_owned(),
-                enabled: true,
-            })
+                sandbox_sender(channel),
+            ))
             .await?;
     }
     let key_file = config.data_dir.as_deref().map(|d| d.join("dev-api-key"));
@@ -241,12 +237,11 @@ const DEV_OPENING_BALANCE: u64 = 100_000;
 /// Example rates on every channel, so billing blocks show real numbers in a demo: a
 /// conversation unit of 50, messages at 5, newsletters at 2 (minor units).
 fn dev_settings() -> WorkspaceSettings {
-    let card = RateCard {
+    let rates = RateTable::uniform(RateCard {
         conversation_unit: Money::from_minor(50),
         message: Money::from_minor(5),
         newsletter: Money::from_minor(2),
-    };
-    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    });
     WorkspaceSettings { rates, ..WorkspaceSettings::default() }
 }
 

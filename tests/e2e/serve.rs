@@ -8,7 +8,6 @@ use anyhow::Context;
 use convo::{ServeConfig, Stack};
 use convo_activities::{
     sandbox::{Fault, FaultRule},
-    store::ChannelConfig,
     testing::WebhookReceiver,
 };
 use convo_domain::{
@@ -253,21 +252,11 @@ async fn tenant(
 ) -> anyhow::Result<Api> {
     stack.store.upsert_workspace(id, id, &settings).await?;
     for channel in Channel::ALL {
-        stack
-            .store
-            .upsert_channel(&ChannelConfig {
-                id: String::new(),
-                workspace_id: id.to_owned(),
-                channel,
-                provider: "sandbox".to_owned(),
-                config: serde_json::to_value(stack.sandbox.provider_config(channel))?,
-                sender: match channel {
-                    Channel::Email => format!("support@{id}.test"),
-                    _ => format!("+1555{:07}", id.len()),
-                },
-                enabled: true,
-            })
-            .await?;
+        let sender = match channel {
+            Channel::Email => format!("support@{id}.test"),
+            _ => format!("+1555{:07}", id.len()),
+        };
+        stack.store.upsert_channel(&stack.sandbox.channel_config(id, channel, sender)).await?;
     }
     if balance > 0 {
         stack.store.credit(id, Money::from_minor(balance), "opening").await?;

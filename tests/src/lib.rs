@@ -23,7 +23,7 @@ use anyhow::{Context, anyhow};
 use convo_activities::{
     Sessions,
     sandbox::{Sandbox, SandboxHandle},
-    store::{ChannelConfig, Store},
+    store::Store,
     testing::WebhookReceiver,
     webhooks::DispatcherConfig,
 };
@@ -188,12 +188,11 @@ impl Default for Options {
 
 /// Rates on every channel: a conversation unit of 100, messages at 5, newsletters at 2.
 pub fn default_settings() -> WorkspaceSettings {
-    let card = RateCard {
+    let rates = RateTable::uniform(RateCard {
         conversation_unit: Money::from_minor(100),
         message: Money::from_minor(5),
         newsletter: Money::from_minor(2),
-    };
-    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    });
     WorkspaceSettings { rates, ..WorkspaceSettings::default() }
 }
 
@@ -210,17 +209,7 @@ async fn seed_workspace(
             Channel::Email => "support@convo.test".to_owned(),
             _ => "+15550000000".to_owned(),
         };
-        store
-            .upsert_channel(&ChannelConfig {
-                id: String::new(),
-                workspace_id: workspace_id.to_owned(),
-                channel,
-                provider: "sandbox".to_owned(),
-                config: serde_json::to_value(sandbox.provider_config(channel))?,
-                sender,
-                enabled: true,
-            })
-            .await?;
+        store.upsert_channel(&sandbox.channel_config(workspace_id, channel, sender)).await?;
     }
     let endpoint = store.add_webhook_endpoint(workspace_id, &receiver.url(), Vec::new()).await?;
     receiver.set_secret(&endpoint.secret);

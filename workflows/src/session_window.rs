@@ -472,7 +472,8 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                     }),
                 ),
                 Err(e) => {
-                    let (code, reason) = failure_of(&e);
+                    let reason = failure_of(&e);
+                    let code = error_types::PROVIDER_REJECTED.to_owned();
                     (
                         Event::ProviderRejected {
                             message_id: message_id.clone(),
@@ -582,7 +583,7 @@ fn send_error(e: &convo_domain::window::Error) -> SendError {
 
 /// Why a send failed for good: the innermost application failure's type and message (the
 /// provider's class, such as `InvalidRecipient` or `OutsideWindow`, and its words).
-fn failure_of(e: &ActivityExecutionError) -> (String, String) {
+fn failure_of(e: &ActivityExecutionError) -> String {
     let mut reason = e.to_string();
     let mut failure = e.failure();
     while let Some(f) = failure {
@@ -595,7 +596,7 @@ fn failure_of(e: &ActivityExecutionError) -> (String, String) {
         }
         failure = f.cause.as_deref();
     }
-    (error_types::PROVIDER_REJECTED.to_owned(), reason)
+    reason
 }
 
 /// Ledger, consent and webhook-queue writes: idempotent, cheap, retried until the store

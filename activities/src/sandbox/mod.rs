@@ -45,6 +45,7 @@ use crate::providers::{
     ProviderConfig, email::SmtpConfig, email::SmtpTls, native::NativeConfig, rbm::RbmConfig,
     twilio::TwilioConfig, whatsapp::WhatsappConfig,
 };
+use crate::store::ChannelConfig;
 
 /// The token every sandbox endpoint accepts (bearer, or Twilio's basic-auth password).
 pub const SANDBOX_TOKEN: &str = "sandbox-token";
@@ -144,6 +145,27 @@ impl SandboxHandle {
     /// `http://{http_addr}`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// A workspace channel carried by this sandbox, ready for `Store::upsert_channel` (the store
+    /// assigns its id). `sender` is the business's address: a number, or an e-mail address on
+    /// the e-mail channel.
+    pub fn channel_config(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        sender: impl Into<String>,
+    ) -> ChannelConfig {
+        ChannelConfig {
+            id: String::new(),
+            workspace_id: workspace_id.to_owned(),
+            channel,
+            provider: "sandbox".to_owned(),
+            config: serde_json::to_value(self.provider_config(channel))
+                .expect("provider configs serialize to JSON"),
+            sender: sender.into(),
+            enabled: true,
+        }
     }
 
     /// A configuration that points `channel`'s production adapter at this sandbox: WhatsApp,

@@ -82,12 +82,11 @@ pub struct Stack {
 }
 
 fn settings() -> WorkspaceSettings {
-    let card = RateCard {
+    let rates = RateTable::uniform(RateCard {
         conversation_unit: Money::from_minor(100),
         message: Money::from_minor(5),
         newsletter: Money::from_minor(2),
-    };
-    let rates = Channel::ALL.into_iter().fold(RateTable::default(), |t, c| t.with(c, card));
+    });
     WorkspaceSettings { rates, ..WorkspaceSettings::default() }
 }
 
@@ -104,26 +103,16 @@ async fn seed(
     store.credit(&id, Money::from_minor(10_000), "opening").await?;
     let mut channels = HashMap::new();
     for channel in Channel::ALL {
-        let mut config = serde_json::to_value(sandbox.provider_config(channel))?;
-        if channel == Channel::Whatsapp {
-            config["phone_number_id"] = phone_number_id.into();
-            config["app_secret"] = APP_SECRET.into();
-        }
         let sender = match channel {
             Channel::Email => format!("support@{name}.convo.test"),
             _ => number.to_owned(),
         };
-        let stored = store
-            .upsert_channel(&ChannelConfig {
-                id: String::new(),
-                workspace_id: id.clone(),
-                channel,
-                provider: "sandbox".to_owned(),
-                config,
-                sender,
-                enabled: true,
-            })
-            .await?;
+        let mut config = sandbox.channel_config(&id, channel, sender);
+        if channel == Channel::Whatsapp {
+            config.config["phone_number_id"] = phone_number_id.into();
+            config.config["app_secret"] = APP_SECRET.into();
+        }
+        let stored = store.upsert_channel(&config).await?;
         channels.insert(channel, stored);
     }
     let endpoint = store.add_webhook_endpoint(&id, &receiver.url(), Vec::new()).await?;

@@ -103,6 +103,11 @@ impl RateCard {
 pub struct RateTable(BTreeMap<Channel, RateCard>);
 
 impl RateTable {
+    /// The same card on every channel.
+    pub fn uniform(card: RateCard) -> Self {
+        Channel::ALL.into_iter().fold(Self::default(), |t, c| t.with(c, card))
+    }
+
     /// A table with `card` for `channel` added (or replaced).
     #[must_use]
     pub fn with(mut self, channel: Channel, card: RateCard) -> Self {
