@@ -1051,6 +1051,122 @@ async fn restart_on_the_same_file_resumes_timers_activities_and_history() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// In memory, an idle run is frozen into one compressed blob. Reads (list, count, describe,
+/// history) leave it frozen and see all of it; a change (a signal, its timer firing, its
+/// close) thaws it with nothing lost, and it freezes again once idle.
+#[tokio::test]
+async fn idle_runs_are_frozen_in_memory_and_thawed_by_any_change() {
+    use temporalio_protos::temporal::api::common::v1::{Memo, Payload};
+    let (server, mut c) = setup().await;
+    let frozen = || server.engine().stats().frozen;
+    let memo = |i: usize| Memo {
+        fields: [(
+            "contact".to_owned(),
+            Payload { data: format!("+49151{i:05}").into_bytes(), ..Default::default() },
+        )]
+        .into(),
+    };
+    for i in 0..10 {
+        let mut req = start_req(&format!("frz-{i}"), "q-frz");
+        req.memo = Some(memo(i));
+        c.start_workflow_execution(req).await.unwrap();
+        let task = poll_wft(&mut c, "q-frz").await;
+        complete(&mut c, task.task_token, vec![timer_cmd("window", 86_400)]).await.unwrap();
+    }
+    assert_eq!(frozen(), 10);
+    let before = history(&mut c, "frz-3").await;
+    assert_eq!(
+        types(&before),
+        [
+            WorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowTaskStarted,
+            WorkflowTaskCompleted,
+            TimerStarted
+        ]
+    );
+    let (blobs, _) = server.engine().stats().frozen_bytes;
+    let histories = 10 * before.iter().map(|e| e.encoded_len()).sum::<usize>();
+    assert!(blobs < histories, "10 frozen runs take {blobs} bytes, their histories {histories}");
+
+    let listed = c
+        .list_workflow_executions(ListWorkflowExecutionsRequest {
+            namespace: NS.into(),
+            query: "WorkflowType = 'Probe' AND ExecutionStatus = 'Running' ORDER BY WorkflowId"
+                .into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
+    let ids: Vec<_> =
+        listed.iter().map(|e| e.execution.as_ref().unwrap().workflow_id.as_str()).collect();
+    assert_eq!(ids, (0..10).map(|i| format!("frz-{i}")).collect::<Vec<_>>());
+    assert!(listed.iter().enumerate().all(|(i, e)| e.memo.as_ref() == Some(&memo(i))));
+    let described = c
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "frz-3".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let info = described.workflow_execution_info.unwrap();
+    assert_eq!(info.history_length, 5);
+    assert_eq!(info.memo, Some(memo(3)));
+    assert_eq!(frozen(), 10, "reads leave runs frozen");
+
+    // A signal thaws the run; its worker sees the whole history, then it freezes again.
+    signal(&mut c, "frz-3", "poke").await;
+    assert_eq!(frozen(), 9);
+    let task = poll_wft(&mut c, "q-frz").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(events[..5], before[..]);
+    assert_eq!(
+        types(&events[5..]),
+        [WorkflowExecutionSignaled, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+    assert_eq!(frozen(), 10);
+
+    // A day later every frozen timer fires; the runs close and freeze as closed runs.
+    server.time().skip(Duration::from_secs(86_400)).await;
+    let mut fired = Vec::new();
+    for _ in 0..10 {
+        let task = poll_wft(&mut c, "q-frz").await;
+        let events = task.history.unwrap().events;
+        assert_ids_sequential(&events);
+        let tail = &events[events.len() - 3..];
+        assert_eq!(types(tail), [TimerFired, WorkflowTaskScheduled, WorkflowTaskStarted]);
+        fired.push(task.workflow_execution.unwrap().workflow_id);
+        complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    }
+    fired.sort();
+    assert_eq!(fired, (0..10).map(|i| format!("frz-{i}")).collect::<Vec<_>>());
+    assert_eq!(frozen(), 10);
+    let count = |q: &str| {
+        let mut c = c.clone();
+        let q = q.to_owned();
+        async move {
+            c.count_workflow_executions(CountWorkflowExecutionsRequest {
+                namespace: NS.into(),
+                query: q,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .count
+        }
+    };
+    assert_eq!(count("ExecutionStatus = 'Completed'").await, 10);
+    assert_eq!(count("ExecutionStatus = 'Running'").await, 0);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn idle_runs_keep_their_history_only_in_the_file_and_read_it_back() {
     let dir = std::env::temp_dir().join(format!("convo-devserver-evict-{}", uuid()));
@@ -1067,8 +1183,10 @@ async fn idle_runs_keep_their_history_only_in_the_file_and_read_it_back() {
     let base_run = start(&mut c, "wf-evict", "q-evict").await;
     let task = poll_wft(&mut c, "q-evict").await;
     complete(&mut c, task.task_token, vec![timer_cmd("t1", 3600)]).await.unwrap();
-    // Answered once durable, by which time the idle run's history is only in the file.
+    // Answered once durable, by which time the idle run is frozen, its history only in the
+    // file.
     assert_eq!(resident(), 0);
+    assert_eq!(server.engine().stats().frozen, 1);
     let before = history(&mut c, "wf-evict").await;
     assert_eq!(
         types(&before),

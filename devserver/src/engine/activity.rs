@@ -462,7 +462,7 @@ impl State {
             return Err(Error::InvalidArgument("ActivityId is not set on request.".into()));
         }
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let exec = &self.execs[&run_id];
+        let exec = self.execs.get(&run_id).expect("run exists");
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }

@@ -60,14 +60,14 @@ impl EventLog {
     }
 
     /// A log of already encoded events (from the store), allocated at its exact size.
-    pub(crate) fn from_encoded(events: &[Vec<u8>]) -> Self {
+    pub(crate) fn from_encoded<E: AsRef<[u8]>>(events: &[E]) -> Self {
         let mut log = Self {
-            buf: Vec::with_capacity(events.iter().map(Vec::len).sum()),
+            buf: Vec::with_capacity(events.iter().map(|e| e.as_ref().len()).sum()),
             ends: Vec::with_capacity(events.len()),
             evicted: None,
         };
         for e in events {
-            log.push_encoded(e);
+            log.push_encoded(e.as_ref());
         }
         log
     }

@@ -232,6 +232,9 @@ impl Activity {
     }
 }
 
+/// A run whose next timer is due sooner than this is left live rather than frozen.
+pub(crate) const FREEZE_HORIZON: Nanos = 1_000_000_000;
+
 /// One run of a workflow.
 #[derive(Debug)]
 pub(crate) struct Execution {
@@ -399,6 +402,40 @@ impl Execution {
         if self.wft.is_none() {
             self.history.shrink();
         }
+    }
+
+    /// Whether the run is worth freezing at `now` (see the `runs` module): nothing in flight,
+    /// nothing set that its snapshot and history do not hold, and no timer or delayed first
+    /// task due within [`FREEZE_HORIZON`], since it would only be thawed again at once.
+    pub(crate) fn freezable(&self, now: Nanos) -> bool {
+        let Extra {
+            buffered,
+            activities,
+            first_task_at,
+            cancel_requested: _,
+            request_ids: _,
+            updates,
+            waiting_queries,
+            legacy_queries,
+            started_ids,
+            next_event_meta,
+            owed_external,
+            continue_as_new,
+        } = &*self.extra;
+        let soon = |at: Nanos| at.saturating_sub(now) < FREEZE_HORIZON;
+        self.wft.is_none()
+            && self.counted_inflight == 0
+            && !self.timers.iter().any(|(_, (_, at))| soon(at))
+            && !first_task_at.is_some_and(soon)
+            && buffered.is_empty()
+            && activities.is_empty()
+            && updates.iter().all(|u| !u.sent)
+            && waiting_queries.is_empty()
+            && *legacy_queries == 0
+            && started_ids.is_empty()
+            && next_event_meta.is_none()
+            && owed_external.is_empty()
+            && continue_as_new.is_none()
     }
 
     pub(crate) fn is_running(&self) -> bool {

@@ -11,15 +11,15 @@ use std::{
     sync::Arc,
 };
 
-use super::execution::Execution;
-
 /// A run id: always a UUID the server generated, written in the canonical lowercase form.
+/// Kept as bytes rather than a `u128` so it is byte-aligned: a `u128` would align every
+/// timer task and map entry that holds one to 16 bytes. Bytes order as the text does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct RunId(u128);
+pub(crate) struct RunId([u8; 16]);
 
 impl RunId {
     pub(crate) fn random() -> Self {
-        Self(uuid::Uuid::new_v4().as_u128())
+        Self(uuid::Uuid::new_v4().into_bytes())
     }
 
     /// The run id `s` names, if it is one this server could have issued. Other spellings of
@@ -29,13 +29,13 @@ impl RunId {
         if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        uuid::Uuid::try_parse(s).ok().map(|u| Self(u.as_u128()))
+        uuid::Uuid::try_parse(s).ok().map(|u| Self(u.into_bytes()))
     }
 }
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&uuid::Uuid::from_u128(self.0).hyphenated(), f)
+        fmt::Display::fmt(&uuid::Uuid::from_bytes(self.0).hyphenated(), f)
     }
 }
 
@@ -98,44 +98,6 @@ impl<T: RunKey + ?Sized> RunKey for &T {
     }
 }
 
-/// Every run, by run id. Runs are boxed so the table's empty slots cost a pointer, not a run.
-#[derive(Default)]
-pub(crate) struct Runs(HashMap<RunId, Box<Execution>>);
-
-impl Runs {
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        Self(HashMap::with_capacity(n))
-    }
-
-    pub(crate) fn get(&self, id: impl RunKey) -> Option<&Execution> {
-        self.0.get(&id.run_id()?).map(|b| &**b)
-    }
-
-    pub(crate) fn get_mut(&mut self, id: impl RunKey) -> Option<&mut Execution> {
-        self.0.get_mut(&id.run_id()?).map(|b| &mut **b)
-    }
-
-    pub(crate) fn insert(&mut self, exec: Execution) {
-        self.0.insert(exec.run_id, Box::new(exec));
-    }
-
-    pub(crate) fn values(&self) -> impl Iterator<Item = &Execution> {
-        self.0.values().map(|b| &**b)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl<K: RunKey> std::ops::Index<K> for Runs {
-    type Output = Execution;
-
-    fn index(&self, id: K) -> &Execution {
-        self.get(id).expect("run exists")
-    }
-}
-
 /// (namespace, workflow id) → the workflow id's latest run. Keyed per namespace so a lookup
 /// borrows the request's strings instead of building a key; the workflow id is the same
 /// allocation the runs hold.
@@ -162,14 +124,38 @@ impl Current {
 #[derive(Default)]
 pub(crate) struct Names(HashSet<Arc<str>>);
 
-impl Names {
-    pub(crate) fn intern(&mut self, s: &str) -> Arc<str> {
+/// Where a restored run gets its shared strings.
+pub(crate) trait Intern {
+    fn intern(&mut self, s: &str) -> Arc<str>;
+}
+
+impl Intern for Names {
+    fn intern(&mut self, s: &str) -> Arc<str> {
         if let Some(name) = self.0.get(s) {
             return name.clone();
         }
         let name: Arc<str> = s.into();
         self.0.insert(name.clone());
         name
+    }
+}
+
+/// Shares the strings a table already has and allocates the others without keeping them:
+/// for copies of runs that are read and dropped.
+pub(crate) struct Lookup<'a>(pub(crate) &'a Names);
+
+impl Intern for Lookup<'_> {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        self.0.0.get(s).cloned().unwrap_or_else(|| s.into())
+    }
+}
+
+/// Allocates every string: for strings only one run has (workflow ids).
+pub(crate) struct Unshared;
+
+impl Intern for Unshared {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        s.into()
     }
 }
 
@@ -187,5 +173,21 @@ mod tests {
         assert_eq!(RunId::parse(&s.replace('-', "")), None);
         assert_eq!(RunId::parse("not-a-run"), None);
         assert_eq!(RunId::parse(""), None);
+    }
+
+    #[test]
+    fn run_ids_order_as_their_text() {
+        let mut ids: Vec<RunId> = (0..500).map(|_| RunId::random()).collect();
+        let mut texts: Vec<String> = ids.iter().map(RunId::to_string).collect();
+        ids.sort_unstable();
+        texts.sort_unstable();
+        assert_eq!(ids.iter().map(RunId::to_string).collect::<Vec<_>>(), texts);
+    }
+
+    /// Every queued timer task holds a run id; a 16-byte-aligned id would pad each to 48.
+    #[test]
+    fn timer_tasks_stay_small() {
+        assert_eq!(std::mem::align_of::<RunId>(), 1);
+        assert!(std::mem::size_of::<super::super::TimerTask>() <= 32);
     }
 }

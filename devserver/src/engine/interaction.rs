@@ -306,7 +306,7 @@ impl State {
             started_event_id: 0,
             attempt: 1,
             history: Some(temporalio_protos::temporal::api::history::v1::History {
-                events: self.history_of(exec).to_vec(),
+                events: self.history_of(&exec).to_vec(),
             }),
             query: Some(query),
             workflow_execution_task_queue: Some(TaskQueue {

@@ -15,6 +15,7 @@ mod external;
 mod ids;
 mod interaction;
 mod ops;
+mod runs;
 mod snapshot;
 mod util;
 mod visibility;
@@ -36,9 +37,10 @@ pub(crate) use activity::ActivityResponse;
 use event_log::EventLog;
 pub(crate) use execution::Execution;
 pub(crate) use ids::RunId;
-use ids::{Current, Names, RunKey, Runs};
+use ids::{Current, Intern, Names, RunKey};
 pub(crate) use interaction::{QueryOutcome, UpdateStatus};
 pub(crate) use ops::{ActivityOp, ActivitySelector, ResetRequest};
+use runs::Runs;
 pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
 pub(crate) use workflow::{HistoryRequest, SignalParams, StartParams};
 pub(crate) use workflow_task::Completion;
@@ -303,17 +305,20 @@ impl State {
         }
     }
 
-    /// Drops from memory the histories of idle runs whose last write is durable.
+    /// Freezes the idle runs whose last write is durable, leaving their histories to the
+    /// store, and drops from memory the histories of the others with no workflow task.
     fn evict_durable(&mut self, durable: u64) {
         while let Some(&(seq, run_id)) = self.evictable.front() {
             if seq > durable {
                 break;
             }
             self.evictable.pop_front();
-            if let Some(exec) = self.execs.get_mut(run_id)
-                && exec.written_seq <= durable
+            let Some(exec) = self.execs.live_mut(run_id) else { continue };
+            if exec.written_seq <= durable
                 && exec.wft.is_none()
                 && exec.persisted == exec.history.len()
+                && !self.execs.freeze(run_id, false, self.ctx.now)
+                && let Some(exec) = self.execs.live_mut(run_id)
             {
                 exec.history.evict();
             }
@@ -351,15 +356,17 @@ impl State {
         touched.sort_unstable();
         touched.dedup();
         for run_id in &touched {
-            let Some(exec) = self.execs.get_mut(run_id) else { continue };
+            let Some(exec) = self.execs.live_mut(run_id) else { continue };
             let now_inflight = exec.inflight();
             self.ctx.inflight += now_inflight - exec.counted_inflight;
             exec.counted_inflight = now_inflight;
         }
         if !store.persistent() {
+            // Nothing is written anywhere, so an idle run is frozen with its history.
             for run_id in &touched {
-                if let Some(exec) = self.execs.get_mut(run_id) {
+                if let Some(exec) = self.execs.live_mut(run_id) {
                     exec.compact();
+                    self.execs.freeze(*run_id, true, self.ctx.now);
                 }
             }
             return;
@@ -367,7 +374,7 @@ impl State {
         let mut runs = Vec::with_capacity(touched.len());
         let mut written = Vec::with_capacity(touched.len());
         for run_id in &touched {
-            let Some(exec) = self.execs.get_mut(run_id) else { continue };
+            let Some(exec) = self.execs.live_mut(run_id) else { continue };
             written.push(*run_id);
             let current = self.current.get(&exec.namespace, &exec.workflow_id) == Some(*run_id);
             runs.push(RunWrite {
@@ -406,7 +413,7 @@ impl State {
             });
             let evicts = store.reads_history();
             for run_id in written {
-                let Some(exec) = self.execs.get_mut(run_id) else { continue };
+                let Some(exec) = self.execs.live_mut(run_id) else { continue };
                 exec.written_seq = self.last_seq;
                 if evicts && exec.wft.is_none() {
                     self.evictable.push_back((self.last_seq, run_id));
@@ -444,8 +451,13 @@ pub struct Stats {
     pub inflight: i64,
     /// Client time-skipping locks held.
     pub time_locks: u32,
-    /// Runs whose history is in memory; with a SQLite file, idle runs keep theirs only there.
+    /// Runs whose history is in memory (frozen or not); with a SQLite file, idle runs keep
+    /// theirs only there.
     pub resident_histories: usize,
+    /// Idle runs held frozen, as one compressed blob each.
+    pub frozen: usize,
+    /// Bytes of those blobs, and of the per-type dictionaries they are compressed against.
+    pub frozen_bytes: (usize, usize),
 }
 
 /// The devserver's engine; cheap to clone.
@@ -543,7 +555,9 @@ impl Engine {
             exec.counted_inflight = exec.inflight();
             ctx.inflight += exec.counted_inflight;
             ctx.task_id = ctx.task_id.max(last.map_or(0, |e| e.task_id));
+            let run_id = exec.run_id;
             execs.insert(exec);
+            execs.freeze(run_id, false, ctx.now);
         }
         let mut current = Current::default();
         for (ns, wf, run) in loaded.current {
@@ -727,6 +741,8 @@ impl Engine {
             inflight: st.ctx.inflight,
             time_locks: st.ctx.client_locks,
             resident_histories: st.execs.values().filter(|e| e.history.is_resident()).count(),
+            frozen: st.execs.counts().1,
+            frozen_bytes: st.execs.frozen_bytes(),
         }
     }
 
@@ -876,7 +892,7 @@ impl State {
 
     fn settle_inflight(&mut self) {
         for run_id in &self.ctx.touched {
-            if let Some(exec) = self.execs.get_mut(run_id) {
+            if let Some(exec) = self.execs.live_mut(run_id) {
                 let now_inflight = exec.inflight();
                 self.ctx.inflight += now_inflight - exec.counted_inflight;
                 exec.counted_inflight = now_inflight;

@@ -187,8 +187,8 @@ impl State {
             exclude,
         } = req;
         let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
-        let base = &self.execs[&base_id];
-        let base_history = self.history_of(base).to_vec();
+        let base = self.execs.get(&base_id).expect("run exists");
+        let base_history = self.history_of(&base).to_vec();
         let finish =
             base_history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
                 Error::InvalidArgument(format!("event {finish_event_id} is not in the history"))

@@ -20,7 +20,7 @@ use temporalio_protos::temporal::api::{
 use super::{
     ActRef, ActivityTimer, Ctx, RunId, TimerTask, WftRef,
     execution::{Activity, ActivityState, Execution, UpdateEntry, UpdateStage, Wft, WftStarted},
-    ids::Names,
+    ids::Intern,
 };
 
 #[derive(Clone, PartialEq, Message)]
@@ -301,8 +301,8 @@ impl Execution {
     pub(crate) fn restore(
         snapshot: &[u8],
         history: super::event_log::EventLog,
-        names: &mut Names,
-        workflow_ids: &mut Names,
+        names: &mut impl Intern,
+        workflow_ids: &mut impl Intern,
     ) -> Result<Self, prost::DecodeError> {
         let s = ExecutionSnapshot::decode(snapshot)?;
         // The server writes only UUID run ids; anything else means the file is not ours.

@@ -651,14 +651,25 @@ impl Query {
         }
     }
 
+    /// What ordering needs of a match, taken once so the run need not be held.
+    pub(crate) fn sort_row(&self, e: &Execution, registry: &Registry) -> SortRow {
+        SortRow {
+            keys: self
+                .order
+                .iter()
+                .map(|(f, _)| field_value(e, f, registry).and_then(|(_, v)| v))
+                .collect(),
+            start_time: e.start_time,
+            run_id: e.run_id,
+        }
+    }
+
     /// Orders matches: by the ORDER BY fields, else newest start first (then run id, so
     /// paging is stable).
-    pub(crate) fn sort(&self, rows: &mut [&Execution], registry: &Registry) {
-        let key = |e: &Execution, f: &str| field_value(e, f, registry).and_then(|(_, v)| v);
+    pub(crate) fn sort(&self, rows: &mut [SortRow]) {
         rows.sort_by(|a, b| {
-            for (f, desc) in &self.order {
-                let (ka, kb) = (key(a, f), key(b, f));
-                let ord = match (&ka, &kb) {
+            for (i, (_, desc)) in self.order.iter().enumerate() {
+                let ord = match (&a.keys[i], &b.keys[i]) {
                     (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
                     (Some(_), None) => Ordering::Less,
                     (None, Some(_)) => Ordering::Greater,
@@ -676,6 +687,13 @@ impl Query {
             }
         });
     }
+}
+
+/// A matching run as ordering sees it.
+pub(crate) struct SortRow {
+    keys: Vec<Option<Val>>,
+    start_time: Nanos,
+    pub(crate) run_id: super::RunId,
 }
 
 /// The status name used in GROUP BY results.

@@ -26,7 +26,7 @@ use temporalio_protos::temporal::api::{
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
 
-use super::{Engine, Error, Execution, Result, RunId, State, util};
+use super::{Engine, Error, Execution, Result, RunId, State, ids::Intern, util};
 use crate::clock::Nanos;
 
 /// Default workflow task start-to-close timeout, and the server's cap on it.
@@ -155,7 +155,7 @@ impl State {
             .map_err(Error::InvalidArgument)?;
         if let Some(current_id) = self.current.get(&p.namespace, &p.workflow_id) {
             let current = current_id.to_string();
-            let exec = &self.execs[current_id];
+            let exec = self.execs.get(current_id).expect("current run exists");
             if exec.is_running() {
                 if !p.request_id.is_empty() && *exec.start_request_id == *p.request_id {
                     // A retried start: same answer as the first time.
@@ -180,7 +180,7 @@ impl State {
                             p.identity.clone(),
                         );
                     }
-                    _ => return Err(already_started(exec, true)),
+                    _ => return Err(already_started(&exec, true)),
                 }
             } else {
                 let allowed = match p.reuse_policy {
@@ -191,7 +191,7 @@ impl State {
                     _ => true,
                 };
                 if !allowed {
-                    return Err(already_started(exec, false));
+                    return Err(already_started(&exec, false));
                 }
             }
         }
@@ -391,7 +391,7 @@ impl State {
         identity: String,
     ) -> Result<()> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        if !self.execs[&run_id].is_running() {
+        if !self.execs.get(&run_id).expect("run exists").is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }
         self.terminate_run(&run_id, reason, details, identity);
@@ -470,7 +470,7 @@ impl State {
         run_id: &str,
     ) -> Result<DescribeWorkflowExecutionResponse> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let e = &self.execs[&run_id];
+        let e = self.execs.get(&run_id).expect("run exists");
         let task_queue = TaskQueue {
             name: e.task_queue.to_string(),
             kind: TaskQueueKind::Normal as i32,
@@ -529,7 +529,7 @@ impl State {
                 default_workflow_task_timeout: util::dur(e.task_timeout),
                 user_metadata: e.user_metadata.as_deref().cloned(),
             }),
-            workflow_execution_info: Some(execution_info(e)),
+            workflow_execution_info: Some(execution_info(&e)),
             pending_activities,
             pending_workflow_task,
             ..Default::default()
@@ -544,14 +544,14 @@ impl State {
         page_size: usize,
         close_only: bool,
     ) -> (Vec<HistoryEvent>, bool) {
-        let e = &self.execs[run_id];
+        let e = self.execs.get(run_id).expect("run exists");
         let start = (from.max(1) - 1) as usize;
         // Long polls ask again on every history change anywhere; a run with nothing new for
         // them is answered without reading its history back from the store.
         if (close_only && e.is_running()) || (!close_only && start >= e.history.len()) {
             return (Vec::new(), false);
         }
-        let history = self.history_of(e);
+        let history = self.history_of(&e);
         if close_only {
             return (history.last().into_iter().collect(), false);
         }
@@ -626,7 +626,7 @@ impl Engine {
         let read = |engine: &Engine| -> Result<Option<(Vec<HistoryEvent>, bool, bool)>> {
             let st = engine.lock();
             let (events, more) = st.history_page(&run_id, from, page, close_only);
-            let running = st.execs[&run_id].is_running();
+            let running = st.execs.get(&run_id).expect("run exists").is_running();
             Ok(Some((events, more, running)))
         };
         let (mut events, mut more, mut running) = read(self)?.expect("always some");
@@ -664,15 +664,21 @@ impl State {
         self.ctx.check_namespace(namespace)?;
         let q = super::visibility::parse(query, &self.ctx.registry, namespace)
             .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
-        let mut rows = self.matching(namespace, &q)?;
-        q.sort(&mut rows, &self.ctx.registry);
+        let mut rows = Vec::new();
+        self.matching(namespace, &q, |e| rows.push(q.sort_row(e, &self.ctx.registry)))?;
+        q.sort(&mut rows);
         let offset = match token {
             [] => 0,
             b if b.len() == 8 => u64::from_be_bytes(b.try_into().expect("8 bytes")) as usize,
             _ => return Err(Error::InvalidArgument("Invalid NextPageToken.".into())),
         };
         let size = if page_size <= 0 { DEFAULT_PAGE_SIZE } else { page_size as usize };
-        let page: Vec<_> = rows.iter().skip(offset).take(size).map(|e| execution_info(e)).collect();
+        let page: Vec<_> = rows
+            .iter()
+            .skip(offset)
+            .take(size)
+            .map(|r| execution_info(&self.execs.get(r.run_id).expect("matched run exists")))
+            .collect();
         let next = offset + page.len();
         let token =
             if next < rows.len() { (next as u64).to_be_bytes().to_vec() } else { Vec::new() };
@@ -684,26 +690,32 @@ impl State {
         self.ctx.check_namespace(namespace)?;
         let q = super::visibility::parse(query, &self.ctx.registry, namespace)
             .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?;
-        let rows = self.matching(namespace, &q)?;
-        let mut groups = std::collections::BTreeMap::<String, i64>::new();
-        if q.group_by.is_some() {
-            for e in &rows {
-                *groups.entry(super::visibility::group_key(e).to_owned()).or_default() += 1;
+        let (mut count, mut groups) = (0, std::collections::BTreeMap::<&str, i64>::new());
+        self.matching(namespace, &q, |e| {
+            count += 1;
+            if q.group_by.is_some() {
+                *groups.entry(super::visibility::group_key(e)).or_default() += 1;
             }
-        }
-        Ok((rows.len() as i64, groups.into_iter().collect()))
+        })?;
+        Ok((count, groups.into_iter().map(|(k, n)| (k.to_owned(), n)).collect()))
     }
 
-    fn matching(&self, namespace: &str, q: &super::visibility::Query) -> Result<Vec<&Execution>> {
-        let mut rows = Vec::new();
+    /// Calls `visit` with each run of `namespace` that `q` matches. Runs are visited one at a
+    /// time, so frozen ones are thawed and dropped in turn rather than all held at once.
+    fn matching(
+        &self,
+        namespace: &str,
+        q: &super::visibility::Query,
+        mut visit: impl FnMut(&Execution),
+    ) -> Result<()> {
         for e in self.execs.values().filter(|e| *e.namespace == *namespace) {
-            if q.matches(e, &self.ctx.registry)
+            if q.matches(&e, &self.ctx.registry)
                 .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))?
             {
-                rows.push(e);
+                visit(&e);
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
     /// OperatorService.AddSearchAttributes.
