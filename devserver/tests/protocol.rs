@@ -1858,3 +1858,222 @@ async fn reset_sticky_task_queue_checks_the_execution() {
     assert_eq!(missing.code(), tonic::Code::NotFound);
     server.shutdown().await;
 }
+
+/// A child workflow: initiated, started and completed as the parent sees it, the parent
+/// recorded in the child, a duplicate id failing to start, and the parent close policy applied
+/// (TERMINATE by default, ABANDON left running) when the parent completes.
+#[tokio::test]
+async fn child_workflows_start_report_their_end_and_follow_the_parent_close_policy() {
+    use temporalio_protos::temporal::api::{
+        command::v1::StartChildWorkflowExecutionCommandAttributes,
+        enums::v1::{ParentClosePolicy, StartChildWorkflowExecutionFailedCause},
+    };
+    let (server, mut c) = setup().await;
+    let child_cmd = |id: &str, policy: ParentClosePolicy| Command {
+        command_type: CommandType::StartChildWorkflowExecution as i32,
+        attributes: Some(Cmd::StartChildWorkflowExecutionCommandAttributes(
+            StartChildWorkflowExecutionCommandAttributes {
+                workflow_id: id.into(),
+                workflow_type: Some(WorkflowType { name: "Kid".into() }),
+                task_queue: tq("q-kid"),
+                parent_close_policy: policy as i32,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let parent_run = start(&mut c, "parent", "q-parent").await;
+    let task = poll_wft(&mut c, "q-parent").await;
+    complete(&mut c, task.task_token, vec![child_cmd("kid-1", ParentClosePolicy::Unspecified)])
+        .await
+        .unwrap();
+
+    // The child runs on its own queue and knows its parent.
+    let kid = poll_wft(&mut c, "q-kid").await;
+    let started = &kid.history.as_ref().unwrap().events[0];
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) = &started.attributes else {
+        panic!("first event is {:?}", started.event_type)
+    };
+    let parent_execution =
+        WorkflowExecution { workflow_id: "parent".into(), run_id: parent_run.clone() };
+    assert_eq!(a.parent_workflow_execution.as_ref(), Some(&parent_execution));
+    assert_eq!(a.parent_initiated_event_id, 5);
+    assert_eq!(a.parent_workflow_namespace, NS);
+    let kid_run = kid.workflow_execution.as_ref().unwrap().run_id.clone();
+
+    // The parent was told the child started, and lists it as pending.
+    let task = poll_wft(&mut c, "q-parent").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(
+        types(&events[3..]),
+        [
+            WorkflowTaskCompleted,
+            StartChildWorkflowExecutionInitiated,
+            ChildWorkflowExecutionStarted,
+            WorkflowTaskScheduled,
+            WorkflowTaskStarted
+        ]
+    );
+    let described = c
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: NS.into(),
+            execution: Some(parent_execution.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.pending_children.len(), 1);
+    assert_eq!(described.pending_children[0].workflow_id, "kid-1");
+    assert_eq!(described.pending_children[0].run_id, kid_run);
+    assert_eq!(described.pending_children[0].initiated_id, 5);
+    // A second child with the same id while the first runs fails to start.
+    complete(&mut c, task.task_token, vec![child_cmd("kid-1", ParentClosePolicy::Terminate)])
+        .await
+        .unwrap();
+    let task = poll_wft(&mut c, "q-parent").await;
+    let events = task.history.unwrap().events;
+    let failed = events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::StartChildWorkflowExecutionFailedEventAttributes(a)) => {
+                Some(a.clone())
+            }
+            _ => None,
+        })
+        .expect("StartChildWorkflowExecutionFailed");
+    assert_eq!(failed.cause, StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists as i32);
+    assert_eq!(failed.workflow_id, "kid-1");
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+
+    // The child completes; the parent gets its result.
+    let mut done = complete_cmd();
+    if let Some(Cmd::CompleteWorkflowExecutionCommandAttributes(a)) = &mut done.attributes {
+        a.result = Some(Payloads {
+            payloads: vec![temporalio_protos::temporal::api::common::v1::Payload {
+                data: b"42".to_vec(),
+                ..Default::default()
+            }],
+        });
+    }
+    complete(&mut c, kid.task_token, vec![done]).await.unwrap();
+    let task = poll_wft(&mut c, "q-parent").await;
+    let events = task.history.unwrap().events;
+    assert_ids_sequential(&events);
+    let completed = events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::ChildWorkflowExecutionCompletedEventAttributes(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("ChildWorkflowExecutionCompleted");
+    assert_eq!(completed.initiated_event_id, 5);
+    assert_eq!(completed.started_event_id, 6);
+    assert_eq!(completed.result.unwrap().payloads[0].data, b"42");
+
+    // Two more children, then the parent completes: TERMINATE ends one, ABANDON leaves one.
+    complete(
+        &mut c,
+        task.task_token,
+        vec![
+            child_cmd("kid-2", ParentClosePolicy::Terminate),
+            child_cmd("kid-3", ParentClosePolicy::Abandon),
+        ],
+    )
+    .await
+    .unwrap();
+    let task = poll_wft(&mut c, "q-parent").await;
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    let status = |id: &'static str| {
+        let mut c = c.clone();
+        async move {
+            c.describe_workflow_execution(DescribeWorkflowExecutionRequest {
+                namespace: NS.into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: id.into(),
+                    run_id: String::new(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .workflow_execution_info
+            .unwrap()
+            .status
+        }
+    };
+    use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus as S;
+    assert_eq!(status("parent").await, S::Completed as i32);
+    assert_eq!(status("kid-1").await, S::Completed as i32);
+    assert_eq!(status("kid-2").await, S::Terminated as i32);
+    assert_eq!(status("kid-3").await, S::Running as i32);
+    let terminated = history(&mut c, "kid-2").await;
+    let Some(Attributes::WorkflowExecutionTerminatedEventAttributes(t)) =
+        &terminated.last().unwrap().attributes
+    else {
+        panic!("kid-2 ends with {:?}", terminated.last().unwrap().event_type)
+    };
+    assert_eq!(t.reason, "by parent close policy");
+    server.shutdown().await;
+}
+
+/// The links between a parent and its child are part of both runs' stored state: after a
+/// restart the child's end still reaches the parent, and the parent still lists the child
+/// until then.
+#[tokio::test]
+async fn a_child_still_reports_to_its_parent_after_a_restart() {
+    use temporalio_protos::temporal::api::command::v1::StartChildWorkflowExecutionCommandAttributes;
+    let dir = std::env::temp_dir().join(format!("convo-devserver-child-{}", uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = || DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        db_filename: Some(dir.join("dev.db")),
+        ..DevServerConfig::ephemeral()
+    };
+    let server = DevServer::start(config()).await.unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    start(&mut c, "parent-dur", "q-pd").await;
+    let task = poll_wft(&mut c, "q-pd").await;
+    let child = Command {
+        command_type: CommandType::StartChildWorkflowExecution as i32,
+        attributes: Some(Cmd::StartChildWorkflowExecutionCommandAttributes(
+            StartChildWorkflowExecutionCommandAttributes {
+                workflow_id: "kid-dur".into(),
+                workflow_type: Some(WorkflowType { name: "Kid".into() }),
+                task_queue: tq("q-kd"),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    complete(&mut c, task.task_token, vec![child]).await.unwrap();
+    let task = poll_wft(&mut c, "q-pd").await; // ChildWorkflowExecutionStarted
+    complete(&mut c, task.task_token, vec![]).await.unwrap();
+    server.shutdown().await;
+
+    let server = DevServer::start(config()).await.unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let pending = c
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "parent-dur".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pending_children;
+    assert_eq!(pending.iter().map(|p| p.workflow_id.as_str()).collect::<Vec<_>>(), ["kid-dur"]);
+    let kid = poll_wft(&mut c, "q-kd").await;
+    complete(&mut c, kid.task_token, vec![complete_cmd()]).await.unwrap();
+    let task = poll_wft(&mut c, "q-pd").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(
+        types(&events[events.len() - 3..]),
+        [ChildWorkflowExecutionCompleted, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
+    assert_ids_sequential(&events);
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -301,6 +301,10 @@ pub(crate) struct Extra {
     pub(crate) owed_external: Vec<super::external::External>,
     /// Set by a ContinueAsNew command: the run to create once this one is closed.
     pub(crate) continue_as_new: Option<Box<super::workflow::NewRun>>,
+    /// The parent, for a child workflow's run.
+    pub(crate) parent: Option<Box<super::children::ParentLink>>,
+    /// Children started by this run whose end it has not been told of.
+    pub(crate) children: Vec<super::children::ChildLink>,
 }
 
 impl super::cold::Cold for Extra {
@@ -323,6 +327,8 @@ impl super::cold::Cold for Extra {
             next_event_meta,
             owed_external,
             continue_as_new,
+            parent,
+            children,
         } = self;
         buffered.is_empty()
             && activities.is_empty()
@@ -336,6 +342,8 @@ impl super::cold::Cold for Extra {
             && next_event_meta.is_none()
             && owed_external.is_empty()
             && continue_as_new.is_none()
+            && parent.is_none()
+            && children.is_empty()
     }
 }
 
@@ -421,6 +429,8 @@ impl Execution {
             next_event_meta,
             owed_external,
             continue_as_new,
+            parent: _,
+            children: _,
         } = &*self.extra;
         let soon = |at: Nanos| at.saturating_sub(now) < FREEZE_HORIZON;
         self.wft.is_none()
@@ -699,6 +709,7 @@ impl Execution {
         }
         self.status = status;
         self.close_time = Some(ctx.now);
+        ctx.closed_runs.push(self.run_id);
         self.end_wft(ctx);
         self.activities.clear();
         self.timers.clear();

@@ -24,7 +24,7 @@ use temporalio_protos::temporal::api::{
 use super::{State, workflow::SignalParams};
 
 /// A delivery owed to another workflow by a just-recorded command.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct External {
     pub(crate) initiated_event_id: i64,
     pub(crate) completed_event_id: i64,
@@ -33,16 +33,33 @@ pub(crate) struct External {
     pub(crate) action: ExternalAction,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum ExternalAction {
-    Signal { name: String, input: Option<Payloads>, header: Option<Header> },
-    Cancel { reason: String },
+    Signal {
+        name: String,
+        input: Option<Payloads>,
+        header: Option<Header>,
+    },
+    Cancel {
+        reason: String,
+    },
+    /// A child workflow to start (see `children`).
+    StartChild(Box<super::workflow::StartParams>),
 }
 
 impl State {
     /// Delivers what `source_run` owes other workflows and records the outcomes in it.
     pub(crate) fn deliver_external(&mut self, source_run: &str, owed: Vec<External>) {
         for ext in owed {
+            if let ExternalAction::StartChild(params) = ext.action {
+                self.start_child(
+                    source_run,
+                    ext.initiated_event_id,
+                    ext.completed_event_id,
+                    *params,
+                );
+                continue;
+            }
             let target = self.resolve(&ext.namespace, &ext.target.workflow_id, &ext.target.run_id);
             let identity = format!("workflow {source_run}");
             let delivered = match (&ext.action, target) {
@@ -64,10 +81,11 @@ impl State {
                     self.request_cancel(&ns, &wf, &run, reason.clone(), identity, String::new())
                         .is_ok()
                 }
-                (_, Err(_)) => false,
+                (_, Err(_)) | (ExternalAction::StartChild(_), _) => false,
             };
             let namespace_id = self.ctx.namespaces.get(&ext.namespace).cloned().unwrap_or_default();
             let outcome = match (&ext.action, delivered) {
+                (ExternalAction::StartChild(_), _) => continue,
                 (ExternalAction::Signal { .. }, true) => {
                     Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
                         initiated_event_id: ext.initiated_event_id,

@@ -8,6 +8,7 @@
 //! is lost between looking and sleeping.
 
 mod activity;
+mod children;
 mod cold;
 mod event_log;
 mod execution;
@@ -188,6 +189,8 @@ pub(crate) struct Ctx {
     wake: Vec<Arc<Notify>>,
     history_changed: bool,
     closed: bool,
+    /// Runs closed by the current transition, for their parents and children.
+    closed_runs: Vec<RunId>,
     touched: Vec<RunId>,
     /// Namespaces, workflow types and task queues, shared by the runs that name them.
     pub(crate) names: Names,
@@ -504,6 +507,7 @@ impl Engine {
             wake: Vec::new(),
             history_changed: false,
             closed: false,
+            closed_runs: Vec::new(),
             touched: Vec::new(),
             names: Names::default(),
             suggest_can: (
@@ -635,6 +639,7 @@ impl Engine {
         }
         st.ctx.now = st.ctx.clock.now();
         let out = f(&mut st);
+        st.propagate_closes();
         st.settle(&*self.inner.store);
         let wake = std::mem::take(&mut st.ctx.wake);
         let history =

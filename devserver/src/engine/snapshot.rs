@@ -79,6 +79,10 @@ pub(crate) struct ExecutionSnapshot {
     attempt: i32,
     #[prost(message, optional, tag = "27")]
     user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    #[prost(message, optional, tag = "28")]
+    parent: Option<super::children::ParentLink>,
+    #[prost(message, repeated, tag = "29")]
+    children: Vec<super::children::ChildLink>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -291,6 +295,8 @@ impl Execution {
             retry_policy: self.retry_policy.as_deref().cloned(),
             attempt: self.attempt,
             user_metadata: self.user_metadata.as_deref().cloned(),
+            parent: self.parent.as_deref().cloned(),
+            children: self.children.clone(),
         }
         .encode_to_vec()
     }
@@ -410,6 +416,8 @@ impl Execution {
         e.retry_policy = s.retry_policy.map(Box::new);
         e.attempt = s.attempt.max(1);
         e.user_metadata = s.user_metadata.map(Box::new);
+        e.parent = s.parent.map(Box::new);
+        e.children = s.children;
         // Setting fields allocated the run's `Extra`; an idle run does without it.
         e.compact();
         Ok(e)

@@ -114,11 +114,20 @@ event_types! {
     RequestCancelExternalWorkflowExecutionFailedEventAttributes => RequestCancelExternalWorkflowExecutionFailed,
     ExternalWorkflowExecutionCancelRequestedEventAttributes => ExternalWorkflowExecutionCancelRequested,
     WorkflowExecutionUpdateCompletedEventAttributes => WorkflowExecutionUpdateCompleted,
+    StartChildWorkflowExecutionInitiatedEventAttributes => StartChildWorkflowExecutionInitiated,
+    StartChildWorkflowExecutionFailedEventAttributes => StartChildWorkflowExecutionFailed,
+    ChildWorkflowExecutionStartedEventAttributes => ChildWorkflowExecutionStarted,
+    ChildWorkflowExecutionCompletedEventAttributes => ChildWorkflowExecutionCompleted,
+    ChildWorkflowExecutionFailedEventAttributes => ChildWorkflowExecutionFailed,
+    ChildWorkflowExecutionCanceledEventAttributes => ChildWorkflowExecutionCanceled,
+    ChildWorkflowExecutionTimedOutEventAttributes => ChildWorkflowExecutionTimedOut,
+    ChildWorkflowExecutionTerminatedEventAttributes => ChildWorkflowExecutionTerminated,
 }
 
 /// Whether a buffered event is a completion that Temporal moves to the end of the flushed
-/// batch (`historybuilder/event_store.go::reorderBuffer`). The transient `ActivityTaskStarted`
-/// is not moved; the completion's `started_event_id` is wired to it when ids are assigned.
+/// batch (`historybuilder/event_store.go::reorderBuffer`): an activity's or a child
+/// workflow's end. The transient `ActivityTaskStarted` is not moved; the completion's
+/// `started_event_id` is wired to it when ids are assigned.
 pub(crate) fn reordered_last(attrs: &Attributes) -> bool {
     matches!(
         attrs,
@@ -126,6 +135,11 @@ pub(crate) fn reordered_last(attrs: &Attributes) -> bool {
             | Attributes::ActivityTaskFailedEventAttributes(_)
             | Attributes::ActivityTaskTimedOutEventAttributes(_)
             | Attributes::ActivityTaskCanceledEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionCompletedEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionFailedEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionCanceledEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionTimedOutEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionTerminatedEventAttributes(_)
     )
 }
 

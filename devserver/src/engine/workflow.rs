@@ -20,8 +20,8 @@ use temporalio_protos::temporal::api::{
     },
     taskqueue::v1::TaskQueue,
     workflow::v1::{
-        PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig,
-        WorkflowExecutionInfo,
+        PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo,
+        WorkflowExecutionConfig, WorkflowExecutionInfo,
     },
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
@@ -60,6 +60,9 @@ pub(crate) struct StartParams {
     pub(crate) start_delay: Option<Nanos>,
     /// Static summary and details.
     pub(crate) user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    /// The parent, when a StartChildWorkflowExecution command starts the run.
+    pub(crate) parent: Option<super::children::ParentLink>,
+    pub(crate) priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
 }
 
 /// Where a continued run comes from.
@@ -256,7 +259,13 @@ impl State {
         exec.attempt = attempt;
         exec.user_metadata = p.user_metadata.clone().map(Box::new);
         exec.next_event_meta = Some(Box::new((p.user_metadata.clone(), Vec::new())));
+        let parent = p.parent.clone();
+        exec.parent = p.parent.map(Box::new);
         let ctx = &mut self.ctx;
+        let parent_namespace_id = parent
+            .as_ref()
+            .and_then(|l| ctx.namespaces.get(&l.namespace).cloned())
+            .unwrap_or_default();
         let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
             match continued {
                 Some(c) => (c.from_run_id, c.initiator, c.last_completion_result, c.failure),
@@ -293,6 +302,20 @@ impl State {
                     search_attributes: p.search_attributes,
                     header: p.header,
                     workflow_id: p.workflow_id,
+                    parent_workflow_namespace_id: parent_namespace_id,
+                    parent_initiated_event_id: parent.as_ref().map_or(0, |l| l.initiated_event_id),
+                    root_workflow_execution: parent.as_ref().map(|l| {
+                        l.root.clone().unwrap_or_else(|| WorkflowExecution {
+                            workflow_id: l.workflow_id.clone(),
+                            run_id: l.run_id.clone(),
+                        })
+                    }),
+                    parent_workflow_execution: parent.as_ref().map(|l| WorkflowExecution {
+                        workflow_id: l.workflow_id.clone(),
+                        run_id: l.run_id.clone(),
+                    }),
+                    parent_workflow_namespace: parent.map(|l| l.namespace).unwrap_or_default(),
+                    priority: p.priority,
                     ..Default::default()
                 },
             ),
@@ -532,6 +555,17 @@ impl State {
             workflow_execution_info: Some(execution_info(&e)),
             pending_activities,
             pending_workflow_task,
+            pending_children: e
+                .children
+                .iter()
+                .map(|c| PendingChildExecutionInfo {
+                    workflow_id: c.workflow_id.clone(),
+                    run_id: c.run_id.clone(),
+                    workflow_type_name: c.workflow_type.clone(),
+                    initiated_id: c.initiated_event_id,
+                    parent_close_policy: c.parent_close_policy,
+                })
+                .collect(),
             ..Default::default()
         })
     }
@@ -584,6 +618,16 @@ pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
         history_size_bytes: e.history.bytes(),
         execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
         first_run_id: e.first_run_id.to_string(),
+        parent_execution: e.parent.as_deref().map(|p| WorkflowExecution {
+            workflow_id: p.workflow_id.clone(),
+            run_id: p.run_id.clone(),
+        }),
+        root_execution: e.parent.as_deref().map(|p| {
+            p.root.clone().unwrap_or_else(|| WorkflowExecution {
+                workflow_id: p.workflow_id.clone(),
+                run_id: p.run_id.clone(),
+            })
+        }),
         ..Default::default()
     }
 }
@@ -845,6 +889,7 @@ impl Execution {
                 retry_policy: self.retry_policy.as_deref().cloned(),
                 memo: self.memo.as_deref().cloned(),
                 search_attributes: self.search_attributes.as_deref().cloned(),
+                parent: self.parent.as_deref().cloned(),
                 ..Default::default()
             },
             signal: None,

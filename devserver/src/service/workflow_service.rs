@@ -186,6 +186,8 @@ impl WorkflowService for Svc {
             header: r.header,
             start_delay: dn(r.workflow_start_delay.as_ref()),
             user_metadata: r.user_metadata,
+            priority: r.priority,
+            parent: None,
         };
         let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
         self.done(StartWorkflowExecutionResponse {
@@ -254,6 +256,8 @@ impl WorkflowService for Svc {
             header: r.header,
             start_delay: dn(r.workflow_start_delay.as_ref()),
             user_metadata: r.user_metadata,
+            priority: r.priority,
+            parent: None,
         };
         let params = StartParams {
             conflict_policy: match conflict_policy(r.workflow_id_conflict_policy) {
@@ -740,6 +744,8 @@ impl WorkflowService for Svc {
             header: start.header,
             start_delay: None,
             user_metadata: start.user_metadata,
+            priority: start.priority,
+            parent: None,
         };
         match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
             Ok((started, status)) => {
