@@ -2077,3 +2077,37 @@ async fn a_child_still_reports_to_its_parent_after_a_restart() {
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Eager workflow start: the starter gets the first workflow task in the start response, with
+/// the task already started in the history; with a start delay it gets none.
+#[tokio::test]
+async fn eager_start_hands_the_first_task_to_the_starter() {
+    let (server, mut c) = setup().await;
+    let mut req = start_req("eager", "q-eager");
+    req.request_eager_execution = true;
+    req.identity = "starter-worker".into();
+    let resp = c.start_workflow_execution(req).await.unwrap().into_inner();
+    let task = resp.eager_workflow_task.expect("an eager workflow task");
+    let events = task.history.unwrap().events;
+    assert_eq!(
+        types(&events),
+        [WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowTaskStarted]
+    );
+    let Some(Attributes::WorkflowTaskStartedEventAttributes(a)) = &events[2].attributes else {
+        panic!("third event is {:?}", events[2].event_type)
+    };
+    assert_eq!(a.identity, "starter-worker");
+    assert_eq!(task.workflow_execution.unwrap().run_id, resp.run_id);
+    complete(&mut c, task.task_token, vec![complete_cmd()]).await.unwrap();
+    assert_eq!(
+        types(&history(&mut c, "eager").await)[3..],
+        [WorkflowTaskCompleted, WorkflowExecutionCompleted]
+    );
+
+    let mut delayed = start_req("eager-delayed", "q-eager");
+    delayed.request_eager_execution = true;
+    delayed.workflow_start_delay = Some(prost_wkt_types::Duration { seconds: 60, nanos: 0 });
+    let resp = c.start_workflow_execution(delayed).await.unwrap().into_inner();
+    assert!(resp.eager_workflow_task.is_none());
+    server.shutdown().await;
+}

@@ -125,6 +125,22 @@ impl State {
         }
     }
 
+    /// Eager workflow start: the first workflow task of a run just started, handed to the
+    /// starter (which runs a worker for the queue) instead of waiting for a poll. Only a
+    /// task that is scheduled and not yet started qualifies; a start delay, or a retried
+    /// start whose task a worker already has, gets none, and the worker polls as usual. The
+    /// queue entry stays behind and is skipped as stale.
+    pub(crate) fn start_eager(
+        &mut self,
+        run_id: &str,
+        identity: &str,
+    ) -> Option<PollWorkflowTaskQueueResponse> {
+        let (exec, ctx) = self.exec_mut(run_id)?;
+        let ready = exec.is_running()
+            && exec.wft.as_ref().is_some_and(|w| w.started.is_none() && !w.speculative);
+        ready.then(|| exec.start_wft(ctx, identity, uuid::Uuid::new_v4().to_string()))
+    }
+
     /// Applies a completion. Returns the `reset_history_event_id` to report: non-zero when a
     /// speculative task was discarded, so the worker rolls its cached history back to the
     /// last real `WorkflowTaskStarted` (the next task reuses the discarded task's event ids).

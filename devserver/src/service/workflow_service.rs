@@ -167,6 +167,7 @@ impl WorkflowService for Svc {
     ) -> Result<Response<StartWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         unsupported_start_options(&r.cron_schedule)?;
+        let eager = r.request_eager_execution.then(|| r.identity.clone());
         let params = StartParams {
             namespace: r.namespace,
             workflow_id: r.workflow_id,
@@ -189,11 +190,19 @@ impl WorkflowService for Svc {
             priority: r.priority,
             parent: None,
         };
-        let started = self.engine.with_state(|st| st.start_workflow(params, None))?;
+        let (started, eager_workflow_task) = self.engine.with_state(|st| {
+            let started = st.start_workflow(params, None)?;
+            let task = match &eager {
+                Some(identity) if started.started => st.start_eager(&started.run_id, identity),
+                _ => None,
+            };
+            Ok::<_, crate::engine::Error>((started, task))
+        })?;
         self.done(StartWorkflowExecutionResponse {
             status: if started.started { 1 } else { 0 }, // WORKFLOW_EXECUTION_STATUS_RUNNING when started
             run_id: started.run_id,
             started: started.started,
+            eager_workflow_task,
             ..Default::default()
         })
         .await
