@@ -2111,3 +2111,58 @@ async fn eager_start_hands_the_first_task_to_the_starter() {
     assert!(resp.eager_workflow_task.is_none());
     server.shutdown().await;
 }
+
+/// What a worker says of its build is kept on `WorkflowTaskCompleted` (SDKs read it back when
+/// replaying), and an activity's priority reaches the worker that runs it.
+#[tokio::test]
+#[allow(deprecated)] // worker_version_stamp is still what SDKs send for build ids
+async fn worker_build_and_activity_priority_are_recorded_and_delivered() {
+    use temporalio_protos::temporal::api::{
+        common::v1::{Priority, WorkerVersionStamp},
+        deployment::v1::{WorkerDeploymentOptions, WorkerDeploymentVersion},
+        enums::v1::WorkerVersioningMode,
+    };
+    let (server, mut c) = setup().await;
+    start(&mut c, "builds", "q-builds").await;
+    let task = poll_wft(&mut c, "q-builds").await;
+    let priority =
+        Priority { priority_key: 5, fairness_key: "fair-act".into(), fairness_weight: 1.1 };
+    let mut act = activity_cmd("a", "q-builds", 1);
+    if let Some(Cmd::ScheduleActivityTaskCommandAttributes(a)) = &mut act.attributes {
+        a.priority = Some(priority.clone());
+    }
+    c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+        namespace: NS.into(),
+        task_token: task.task_token,
+        commands: vec![act],
+        identity: "worker-1".into(),
+        worker_version_stamp: Some(WorkerVersionStamp {
+            build_id: "1.0".into(),
+            use_versioning: false,
+        }),
+        deployment_options: Some(WorkerDeploymentOptions {
+            deployment_name: "deployment-1".into(),
+            build_id: "1.0".into(),
+            worker_versioning_mode: WorkerVersioningMode::Versioned as i32,
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let events = history(&mut c, "builds").await;
+    let Some(Attributes::WorkflowTaskCompletedEventAttributes(done)) = &events[3].attributes else {
+        panic!("fourth event is {:?}", events[3].event_type)
+    };
+    assert_eq!(done.worker_version.as_ref().map(|v| v.build_id.as_str()), Some("1.0"));
+    assert_eq!(done.worker_deployment_name, "deployment-1");
+    assert_eq!(
+        done.deployment_version,
+        Some(WorkerDeploymentVersion {
+            build_id: "1.0".into(),
+            deployment_name: "deployment-1".into()
+        })
+    );
+    let attempt = poll_activity(&mut c, "q-builds").await;
+    assert_eq!(attempt.priority, Some(priority));
+    server.shutdown().await;
+}

@@ -143,6 +143,7 @@ impl Execution {
             start_to_close_timeout: util::dur(a.start_to_close),
             heartbeat_timeout: a.heartbeat.and_then(util::dur),
             retry_policy: Some(a.retry.clone()),
+            priority: a.priority.clone(),
             ..Default::default()
         }
     }

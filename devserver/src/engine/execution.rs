@@ -91,6 +91,8 @@ pub(crate) struct Activity {
     pub(crate) cancel_requested_event_id: Option<i64>,
     /// Paused by an operator: no further attempts are dispatched until unpaused.
     pub(crate) paused: bool,
+    /// The scheduling command's priority, handed to the worker with each attempt.
+    pub(crate) priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
 }
 
 /// Pending user timers: id → (started event id, fire time). A run rarely has more than a
@@ -228,6 +230,7 @@ impl Activity {
             current_retry_interval: None,
             cancel_requested_event_id: None,
             paused: false,
+            priority: a.priority.clone(),
         }
     }
 }

@@ -165,6 +165,8 @@ struct ActivitySnapshot {
     cancel_requested_event_id: Option<i64>,
     #[prost(bool, tag = "27")]
     paused: bool,
+    #[prost(message, optional, tag = "28")]
+    priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -267,6 +269,7 @@ impl Execution {
                     current_retry_interval: a.current_retry_interval,
                     cancel_requested_event_id: a.cancel_requested_event_id,
                     paused: a.paused,
+                    priority: a.priority.clone(),
                 })
                 .collect(),
             timers: self
@@ -391,6 +394,7 @@ impl Execution {
                     current_retry_interval: a.current_retry_interval,
                     cancel_requested_event_id: a.cancel_requested_event_id,
                     paused: a.paused,
+                    priority: a.priority,
                 };
                 (a.scheduled_event_id, act)
             })

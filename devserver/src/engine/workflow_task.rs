@@ -6,7 +6,7 @@ use temporalio_protos::temporal::api::{
     command::v1::{Command, command::Attributes as Cmd},
     common::v1::{WorkflowExecution, WorkflowType},
     enums::v1::{
-        CommandType, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType,
+        CommandType, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType, WorkerVersioningMode,
         WorkflowExecutionStatus, WorkflowTaskFailedCause,
     },
     failure::v1::Failure,
@@ -45,6 +45,14 @@ pub(crate) struct Completion {
     pub(crate) sdk_metadata: Option<WorkflowTaskCompletedMetadata>,
     pub(crate) messages: Vec<Message>,
     pub(crate) query_results: HashMap<String, WorkflowQueryResult>,
+    /// What the worker says of its build, recorded on `WorkflowTaskCompleted` so a later
+    /// replay knows which build ran each task.
+    pub(crate) worker_version:
+        Option<temporalio_protos::temporal::api::common::v1::WorkerVersionStamp>,
+    pub(crate) deployment_options:
+        Option<temporalio_protos::temporal::api::deployment::v1::WorkerDeploymentOptions>,
+    pub(crate) binary_checksum: String,
+    pub(crate) versioning_behavior: i32,
 }
 
 /// Why a batch of commands is refused: the task fails with this cause.
@@ -215,6 +223,25 @@ impl State {
                     started_event_id: started.event_id,
                     identity: c.identity.clone(),
                     sdk_metadata: c.sdk_metadata,
+                    #[allow(deprecated)] // still sent by SDKs, and read back on replay
+                    binary_checksum: c.binary_checksum,
+                    #[allow(deprecated)]
+                    worker_version: c.worker_version,
+                    worker_deployment_name: c
+                        .deployment_options
+                        .as_ref()
+                        .map(|o| o.deployment_name.clone())
+                        .unwrap_or_default(),
+                    // As Temporal records it: only a versioned worker's task has a version.
+                    deployment_version: c
+                        .deployment_options
+                        .as_ref()
+                        .filter(|o| o.worker_versioning_mode == WorkerVersioningMode::Versioned as i32)
+                        .map(|o| temporalio_protos::temporal::api::deployment::v1::WorkerDeploymentVersion {
+                            build_id: o.build_id.clone(),
+                            deployment_name: o.deployment_name.clone(),
+                        }),
+                    versioning_behavior: c.versioning_behavior,
                     ..Default::default()
                 },
             ),

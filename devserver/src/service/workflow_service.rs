@@ -112,6 +112,11 @@ impl WorkflowService for Svc {
                 encoded_failure_attributes: true,
                 sdk_metadata: true,
                 upsert_memo: true,
+                // Build ids are recorded on WorkflowTaskCompleted (not routed on); counts
+                // group by ExecutionStatus; eager start hands out the first task.
+                build_id_based_versioning: true,
+                count_group_by_execution_status: true,
+                eager_workflow_start: true,
                 ..Default::default()
             }),
         })
@@ -315,6 +320,12 @@ impl WorkflowService for Svc {
             sdk_metadata: r.sdk_metadata,
             messages: r.messages,
             query_results: r.query_results,
+            #[allow(deprecated)] // still what SDKs send for build-id stamps
+            worker_version: r.worker_version_stamp,
+            deployment_options: r.deployment_options,
+            #[allow(deprecated)]
+            binary_checksum: r.binary_checksum,
+            versioning_behavior: r.versioning_behavior,
         };
         let outcome =
             self.engine.with_state(|st| st.complete_workflow_task(completion, &r.namespace));
