@@ -405,4 +405,52 @@ mod tests {
             assert_eq!(e.history.len(), 2);
         }
     }
+
+    proptest::proptest! {
+        /// Whatever an idle run holds (timers, request ids, memo, history of any size and
+        /// content), freezing and thawing gives back the same snapshot and the same bytes, and
+        /// so does a run frozen against another run's dictionary.
+        #[test]
+        fn freezing_round_trips_any_idle_run(
+            workflow_id in "[a-z0-9-]{1,40}",
+            start in 0i64..4_000_000_000_000_000_000,
+            timers in proptest::collection::btree_map("[a-z]{1,12}", (1i64..1_000, 0i64..i64::MAX / 2), 0..5),
+            request_ids in proptest::collection::hash_set("[a-f0-9-]{1,36}", 0..4),
+            events in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..12),
+            keep_history in proptest::bool::ANY,
+        ) {
+            let mut names = Names::default();
+            let mut runs = Runs::default();
+            // A first run of the type fixes the dictionary the next one compresses against.
+            let first = idle_run(&mut names, "first", 0);
+            let first_id = first.run_id;
+            runs.insert(first);
+            proptest::prop_assert!(runs.freeze(first_id, true, 0));
+
+            let mut e = idle_run(&mut names, &workflow_id, start);
+            e.timers.clear();
+            for (id, v) in &timers {
+                e.timers.insert(id.clone(), *v);
+            }
+            e.request_ids.extend(request_ids);
+            let log = EventLog::from_encoded(&events);
+            e.persisted = log.len();
+            e.history = log;
+            let (id, snapshot, history) = (e.run_id, e.snapshot(), history_bytes(&e));
+            runs.insert(e);
+            proptest::prop_assert!(runs.freeze(id, keep_history, 0));
+            let read = runs.get(id).expect("frozen run is found");
+            proptest::prop_assert_eq!(read.snapshot(), snapshot);
+            proptest::prop_assert_eq!(read.history.len(), history.len());
+            if keep_history {
+                proptest::prop_assert_eq!(history_bytes(&read), history);
+            } else {
+                proptest::prop_assert!(!read.history.is_resident());
+                proptest::prop_assert_eq!(
+                    read.history.bytes() as usize,
+                    history.iter().map(Vec::len).sum::<usize>()
+                );
+            }
+        }
+    }
 }

@@ -282,7 +282,13 @@ impl Execution {
                 })
                 .collect(),
             cancel_requested: self.cancel_requested,
-            request_ids: self.request_ids.iter().cloned().collect(),
+            // Sorted: a set's order differs between copies, and the same state must encode to
+            // the same bytes (frozen runs and the store compare and compress them).
+            request_ids: {
+                let mut ids: Vec<String> = self.request_ids.iter().cloned().collect();
+                ids.sort_unstable();
+                ids
+            },
             updates: self
                 .updates
                 .iter()
