@@ -15,19 +15,30 @@
 
 use prost::Message;
 use temporalio_protos::temporal::api::{
+    command::v1::StartChildWorkflowExecutionCommandAttributes as StartChildCommand,
     common::v1::{WorkflowExecution, WorkflowType},
-    enums::v1::{ParentClosePolicy, StartChildWorkflowExecutionFailedCause},
+    enums::v1::{
+        ParentClosePolicy, StartChildWorkflowExecutionFailedCause, TaskQueueKind,
+        WorkflowIdReusePolicy,
+    },
     history::v1::{
         ChildWorkflowExecutionCanceledEventAttributes,
         ChildWorkflowExecutionCompletedEventAttributes,
         ChildWorkflowExecutionFailedEventAttributes, ChildWorkflowExecutionStartedEventAttributes,
         ChildWorkflowExecutionTerminatedEventAttributes,
         ChildWorkflowExecutionTimedOutEventAttributes, HistoryEvent,
-        StartChildWorkflowExecutionFailedEventAttributes, history_event::Attributes,
+        StartChildWorkflowExecutionFailedEventAttributes,
+        StartChildWorkflowExecutionInitiatedEventAttributes, history_event::Attributes,
     },
+    taskqueue::v1::TaskQueue,
 };
 
-use super::{Error, State, workflow::StartParams};
+use super::{
+    Ctx, Error, Execution, State,
+    external::{External, ExternalAction},
+    util,
+    workflow::StartParams,
+};
 
 /// A child's parent: who to tell when the child's chain of runs ends.
 #[derive(Clone, PartialEq, Message)]
@@ -42,6 +53,18 @@ pub(crate) struct ParentLink {
     pub(crate) initiated_event_id: i64,
     #[prost(message, optional, tag = "5")]
     pub(crate) root: Option<WorkflowExecution>,
+}
+
+impl ParentLink {
+    /// The parent run.
+    pub(crate) fn execution(&self) -> WorkflowExecution {
+        WorkflowExecution { workflow_id: self.workflow_id.clone(), run_id: self.run_id.clone() }
+    }
+
+    /// The root of the chain of parents: the recorded root, else the parent itself.
+    pub(crate) fn root_execution(&self) -> WorkflowExecution {
+        self.root.clone().unwrap_or_else(|| self.execution())
+    }
 }
 
 /// A child a run started and has not heard the end of.
@@ -139,7 +162,8 @@ impl State {
             }
             let parent = exec.parent.as_deref().cloned();
             let children = exec.children.clone();
-            let closing = self.history_of(&exec).last();
+            // The closing event says how the child ended; only a parent needs it.
+            let closing = parent.as_ref().and_then(|_| self.history_of(&exec).last());
             let child = (
                 exec.namespace.to_string(),
                 WorkflowExecution {
@@ -150,7 +174,7 @@ impl State {
             );
             drop(exec);
             if let (Some(parent), Some(closing)) = (parent, closing) {
-                self.tell_parent(&parent, child.clone(), closing);
+                self.tell_parent(&parent, child, closing);
             }
             for c in children {
                 self.apply_parent_close_policy(&run_id.to_string(), &c);
@@ -303,5 +327,114 @@ impl State {
         } else {
             self.terminate_run(&current, reason, None, identity);
         }
+    }
+}
+
+impl Execution {
+    /// The namespace a StartChildWorkflowExecution command starts its child in: the one it
+    /// names, else the parent's own.
+    #[allow(deprecated)] // the namespace field still arrives from SDKs
+    pub(super) fn child_namespace<'a>(&'a self, a: &'a StartChildCommand) -> &'a str {
+        if a.namespace.is_empty() { &self.namespace } else { &a.namespace }
+    }
+
+    /// Writes `StartChildWorkflowExecutionInitiated` and owes the child's start.
+    #[allow(deprecated)] // control and inherit_build_id are still sent and recorded
+    pub(super) fn initiate_child(
+        &mut self,
+        ctx: &mut Ctx,
+        a: StartChildCommand,
+        completed_id: i64,
+        identity: &str,
+    ) {
+        let namespace = self.child_namespace(&a).to_owned();
+        let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+        let task_queue = a
+            .task_queue
+            .as_ref()
+            .map(|q| q.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.task_queue.to_string());
+        let parent_close_policy = match a.parent_close_policy {
+            0 => ParentClosePolicy::Terminate as i32,
+            p => p,
+        };
+        let workflow_type = a.workflow_type.clone().unwrap_or_default().name;
+        let initiated_event_id = self.append(
+            ctx,
+            Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
+                StartChildWorkflowExecutionInitiatedEventAttributes {
+                    namespace: namespace.clone(),
+                    namespace_id,
+                    workflow_id: a.workflow_id.clone(),
+                    workflow_type: a.workflow_type.clone(),
+                    task_queue: Some(TaskQueue {
+                        name: task_queue.clone(),
+                        kind: TaskQueueKind::Normal as i32,
+                        normal_name: String::new(),
+                    }),
+                    input: a.input.clone(),
+                    workflow_execution_timeout: a.workflow_execution_timeout,
+                    workflow_run_timeout: a.workflow_run_timeout,
+                    workflow_task_timeout: a.workflow_task_timeout,
+                    parent_close_policy,
+                    control: a.control.clone(),
+                    workflow_task_completed_event_id: completed_id,
+                    workflow_id_reuse_policy: a.workflow_id_reuse_policy,
+                    retry_policy: a.retry_policy.clone(),
+                    header: a.header.clone(),
+                    memo: a.memo.clone(),
+                    search_attributes: a.search_attributes.clone(),
+                    inherit_build_id: a.inherit_build_id,
+                    priority: a.priority.clone(),
+                    ..Default::default()
+                },
+            ),
+        );
+        self.children.push(ChildLink {
+            initiated_event_id,
+            namespace: namespace.clone(),
+            workflow_id: a.workflow_id.clone(),
+            workflow_type: workflow_type.clone(),
+            run_id: String::new(),
+            parent_close_policy,
+        });
+        // The parent's root, or, for a top-level parent, none: then the parent is the root.
+        let root = self.parent.as_deref().map(ParentLink::root_execution);
+        let params = StartParams {
+            namespace: namespace.clone(),
+            workflow_id: a.workflow_id.clone(),
+            workflow_type,
+            task_queue,
+            input: a.input,
+            execution_timeout: util::dur_nanos(a.workflow_execution_timeout.as_ref()),
+            run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref()),
+            task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref()),
+            identity: identity.to_owned(),
+            // One per initiating event, so the child is started once.
+            request_id: format!("{}/{initiated_event_id}", self.run_id),
+            reuse_policy: WorkflowIdReusePolicy::try_from(a.workflow_id_reuse_policy)
+                .unwrap_or_default(),
+            retry_policy: a.retry_policy,
+            memo: a.memo,
+            search_attributes: a.search_attributes,
+            header: a.header,
+            priority: a.priority,
+            parent: Some(ParentLink {
+                namespace: self.namespace.to_string(),
+                workflow_id: self.workflow_id.to_string(),
+                run_id: self.run_id.to_string(),
+                initiated_event_id,
+                root,
+            }),
+            ..Default::default()
+        };
+        self.owed_external.push(External {
+            initiated_event_id,
+            completed_event_id: completed_id,
+            namespace,
+            target: WorkflowExecution { workflow_id: a.workflow_id, run_id: String::new() },
+            action: ExternalAction::StartChild(Box::new(params)),
+        });
     }
 }

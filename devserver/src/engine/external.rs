@@ -50,81 +50,86 @@ pub(crate) enum ExternalAction {
 impl State {
     /// Delivers what `source_run` owes other workflows and records the outcomes in it.
     pub(crate) fn deliver_external(&mut self, source_run: &str, owed: Vec<External>) {
-        for ext in owed {
-            if let ExternalAction::StartChild(params) = ext.action {
-                self.start_child(
-                    source_run,
-                    ext.initiated_event_id,
-                    ext.completed_event_id,
-                    *params,
-                );
-                continue;
-            }
-            let target = self.resolve(&ext.namespace, &ext.target.workflow_id, &ext.target.run_id);
+        for External { initiated_event_id, completed_event_id, namespace, target, action } in owed {
             let identity = format!("workflow {source_run}");
-            let delivered = match (&ext.action, target) {
-                (ExternalAction::Signal { name, input, header }, Ok(run)) => self
-                    .deliver_signal(
-                        &run,
-                        &SignalParams {
-                            signal_name: name.clone(),
-                            input: input.clone(),
-                            identity,
-                            // Unique per initiating event, so a retried delivery is absorbed.
-                            request_id: format!("{source_run}/{}", ext.initiated_event_id),
-                            header: header.clone(),
-                        },
-                    )
-                    .is_ok(),
-                (ExternalAction::Cancel { reason }, Ok(run)) => {
-                    let (ns, wf) = (ext.namespace.clone(), ext.target.workflow_id.clone());
-                    self.request_cancel(&ns, &wf, &run, reason.clone(), identity, String::new())
-                        .is_ok()
+            let namespace_id = self.ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
+            let outcome = match action {
+                ExternalAction::StartChild(params) => {
+                    self.start_child(source_run, initiated_event_id, completed_event_id, *params);
+                    continue;
                 }
-                (_, Err(_)) | (ExternalAction::StartChild(_), _) => false,
-            };
-            let namespace_id = self.ctx.namespaces.get(&ext.namespace).cloned().unwrap_or_default();
-            let outcome = match (&ext.action, delivered) {
-                (ExternalAction::StartChild(_), _) => continue,
-                (ExternalAction::Signal { .. }, true) => {
-                    Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
-                        initiated_event_id: ext.initiated_event_id,
-                        namespace: ext.namespace.clone(),
-                        namespace_id,
-                        workflow_execution: Some(ext.target.clone()),
-                        ..Default::default()
-                    })
+                ExternalAction::Signal { name, input, header } => {
+                    let signal = SignalParams {
+                        signal_name: name,
+                        input,
+                        identity,
+                        // Unique per initiating event, so a retried delivery is absorbed.
+                        request_id: format!("{source_run}/{initiated_event_id}"),
+                        header,
+                    };
+                    let delivered = self
+                        .resolve(&namespace, &target.workflow_id, &target.run_id)
+                        .and_then(|run| self.deliver_signal(&run, &signal))
+                        .is_ok();
+                    if delivered {
+                        Attributes::ExternalWorkflowExecutionSignaledEventAttributes(
+                            ExternalWorkflowExecutionSignaledEventAttributes {
+                                initiated_event_id,
+                                namespace,
+                                namespace_id,
+                                workflow_execution: Some(target),
+                                ..Default::default()
+                            },
+                        )
+                    } else {
+                        Attributes::SignalExternalWorkflowExecutionFailedEventAttributes(SignalExternalWorkflowExecutionFailedEventAttributes {
+                            cause: SignalExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
+                            workflow_task_completed_event_id: completed_event_id,
+                            namespace,
+                            namespace_id,
+                            workflow_execution: Some(target),
+                            initiated_event_id,
+                            ..Default::default()
+                        })
+                    }
                 }
-                (ExternalAction::Signal { .. }, false) => {
-                    Attributes::SignalExternalWorkflowExecutionFailedEventAttributes(SignalExternalWorkflowExecutionFailedEventAttributes {
-                        cause: SignalExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
-                        workflow_task_completed_event_id: ext.completed_event_id,
-                        namespace: ext.namespace.clone(),
-                        namespace_id,
-                        workflow_execution: Some(ext.target.clone()),
-                        initiated_event_id: ext.initiated_event_id,
-                        ..Default::default()
-                    })
+                ExternalAction::Cancel { reason } => {
+                    let delivered = self
+                        .resolve(&namespace, &target.workflow_id, &target.run_id)
+                        .and_then(|run| {
+                            self.request_cancel(
+                                &namespace,
+                                &target.workflow_id,
+                                &run,
+                                reason,
+                                identity,
+                                String::new(),
+                            )
+                        })
+                        .is_ok();
+                    if delivered {
+                        Attributes::ExternalWorkflowExecutionCancelRequestedEventAttributes(
+                            ExternalWorkflowExecutionCancelRequestedEventAttributes {
+                                initiated_event_id,
+                                namespace,
+                                namespace_id,
+                                workflow_execution: Some(target),
+                            },
+                        )
+                    } else {
+                        Attributes::RequestCancelExternalWorkflowExecutionFailedEventAttributes(
+                            RequestCancelExternalWorkflowExecutionFailedEventAttributes {
+                                cause: CancelExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
+                                workflow_task_completed_event_id: completed_event_id,
+                                namespace,
+                                namespace_id,
+                                workflow_execution: Some(target),
+                                initiated_event_id,
+                                ..Default::default()
+                            },
+                        )
+                    }
                 }
-                (ExternalAction::Cancel { .. }, true) => Attributes::ExternalWorkflowExecutionCancelRequestedEventAttributes(
-                    ExternalWorkflowExecutionCancelRequestedEventAttributes {
-                        initiated_event_id: ext.initiated_event_id,
-                        namespace: ext.namespace.clone(),
-                        namespace_id,
-                        workflow_execution: Some(ext.target.clone()),
-                    },
-                ),
-                (ExternalAction::Cancel { .. }, false) => Attributes::RequestCancelExternalWorkflowExecutionFailedEventAttributes(
-                    RequestCancelExternalWorkflowExecutionFailedEventAttributes {
-                        cause: CancelExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
-                        workflow_task_completed_event_id: ext.completed_event_id,
-                        namespace: ext.namespace.clone(),
-                        namespace_id,
-                        workflow_execution: Some(ext.target.clone()),
-                        initiated_event_id: ext.initiated_event_id,
-                        ..Default::default()
-                    },
-                ),
             };
             if let Some((exec, ctx)) = self.exec_mut(source_run)
                 && exec.is_running()

@@ -317,13 +317,11 @@ impl State {
             }
             self.evictable.pop_front();
             let Some(exec) = self.execs.live_mut(run_id) else { continue };
-            if exec.written_seq <= durable
+            let idle_and_durable = exec.written_seq <= durable
                 && exec.wft.is_none()
-                && exec.persisted == exec.history.len()
-                && !self.execs.freeze(run_id, false, self.ctx.now)
-                && let Some(exec) = self.execs.live_mut(run_id)
-            {
-                exec.history.evict();
+                && exec.persisted == exec.history.len();
+            if idle_and_durable && !self.execs.freeze(run_id, false, self.ctx.now) {
+                self.execs.live_mut(run_id).expect("not frozen, so live").history.evict();
             }
         }
     }

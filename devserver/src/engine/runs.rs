@@ -59,8 +59,10 @@ impl Deref for RunRef<'_> {
 }
 
 impl Runs {
+    /// Room for `n` runs, sized for the frozen table: recovery freezes every idle run it
+    /// loads, and a live table sized for all of them would keep that room for good.
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Self { hot: HashMap::with_capacity(n), ..Self::default() }
+        Self { frozen: HashMap::with_capacity(n), ..Self::default() }
     }
 
     /// The run, for reading. A frozen run stays frozen; the copy costs a decompression.
@@ -93,8 +95,8 @@ impl Runs {
         self.hot.insert(exec.run_id, Box::new(exec));
     }
 
-    /// Freezes the run if it is live and idle at `now`. With `keep_history` false the history is left
-    /// to the store, which must hold every event durably and read them back on demand.
+    /// Freezes the run if it is live and idle at `now`. With `keep_history` false the history
+    /// is left to the store, which must hold every event durably and read them back on demand.
     /// Returns whether the run is frozen now.
     pub(crate) fn freeze(&mut self, id: RunId, keep_history: bool, now: Nanos) -> bool {
         let Some(exec) = self.hot.get(&id) else { return self.frozen.contains_key(&id) };

@@ -26,7 +26,9 @@ use temporalio_protos::temporal::api::{
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
 
-use super::{Engine, Error, Execution, Result, RunId, State, ids::Intern, util};
+use super::{
+    Engine, Error, Execution, Result, RunId, State, children::ParentLink, ids::Intern, util,
+};
 use crate::clock::Nanos;
 
 /// Default workflow task start-to-close timeout, and the server's cap on it.
@@ -304,16 +306,8 @@ impl State {
                     workflow_id: p.workflow_id,
                     parent_workflow_namespace_id: parent_namespace_id,
                     parent_initiated_event_id: parent.as_ref().map_or(0, |l| l.initiated_event_id),
-                    root_workflow_execution: parent.as_ref().map(|l| {
-                        l.root.clone().unwrap_or_else(|| WorkflowExecution {
-                            workflow_id: l.workflow_id.clone(),
-                            run_id: l.run_id.clone(),
-                        })
-                    }),
-                    parent_workflow_execution: parent.as_ref().map(|l| WorkflowExecution {
-                        workflow_id: l.workflow_id.clone(),
-                        run_id: l.run_id.clone(),
-                    }),
+                    root_workflow_execution: parent.as_ref().map(ParentLink::root_execution),
+                    parent_workflow_execution: parent.as_ref().map(ParentLink::execution),
                     parent_workflow_namespace: parent.map(|l| l.namespace).unwrap_or_default(),
                     priority: p.priority,
                     ..Default::default()
@@ -618,16 +612,8 @@ pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
         history_size_bytes: e.history.bytes(),
         execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
         first_run_id: e.first_run_id.to_string(),
-        parent_execution: e.parent.as_deref().map(|p| WorkflowExecution {
-            workflow_id: p.workflow_id.clone(),
-            run_id: p.run_id.clone(),
-        }),
-        root_execution: e.parent.as_deref().map(|p| {
-            p.root.clone().unwrap_or_else(|| WorkflowExecution {
-                workflow_id: p.workflow_id.clone(),
-                run_id: p.run_id.clone(),
-            })
-        }),
+        parent_execution: e.parent.as_deref().map(ParentLink::execution),
+        root_execution: e.parent.as_deref().map(ParentLink::root_execution),
         ..Default::default()
     }
 }

@@ -540,7 +540,6 @@ impl Execution {
                         return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
                     }
                 }
-                #[allow(deprecated)] // the namespace field still arrives from SDKs
                 Some(Cmd::StartChildWorkflowExecutionCommandAttributes(a)) => {
                     let cause = WorkflowTaskFailedCause::BadStartChildExecutionAttributes;
                     if a.workflow_id.is_empty() {
@@ -561,11 +560,9 @@ impl Execution {
                             "cron_schedule is not supported by the convo devserver".into(),
                         );
                     }
-                    let namespace =
-                        if a.namespace.is_empty() { &*self.namespace } else { &a.namespace };
                     if let Err(e) = super::visibility::validate(
                         registry,
-                        namespace,
+                        self.child_namespace(a),
                         a.search_attributes.as_ref(),
                     ) {
                         return bad(WorkflowTaskFailedCause::BadSearchAttributes, e);
@@ -1019,119 +1016,5 @@ pub(crate) fn is_non_retryable(
                 || policy.is_some_and(|p| p.non_retryable_error_types.contains(&i.r#type))
         }
         _ => false,
-    }
-}
-
-impl Execution {
-    /// Writes `StartChildWorkflowExecutionInitiated` and owes the child's start.
-    #[allow(deprecated)] // namespace, control and inherit_build_id are still sent and recorded
-    fn initiate_child(
-        &mut self,
-        ctx: &mut Ctx,
-        a: temporalio_protos::temporal::api::command::v1::StartChildWorkflowExecutionCommandAttributes,
-        completed_id: i64,
-        identity: &str,
-    ) {
-        use temporalio_protos::temporal::api::{
-            enums::v1::{ParentClosePolicy, WorkflowIdReusePolicy},
-            history::v1::StartChildWorkflowExecutionInitiatedEventAttributes,
-        };
-        let namespace =
-            if a.namespace.is_empty() { self.namespace.to_string() } else { a.namespace.clone() };
-        let namespace_id = ctx.namespaces.get(&namespace).cloned().unwrap_or_default();
-        let task_queue = a
-            .task_queue
-            .as_ref()
-            .map(|q| q.name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| self.task_queue.to_string());
-        let parent_close_policy = match a.parent_close_policy {
-            0 => ParentClosePolicy::Terminate as i32,
-            p => p,
-        };
-        let workflow_type = a.workflow_type.clone().unwrap_or_default().name;
-        let initiated_event_id = self.append(
-            ctx,
-            Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
-                StartChildWorkflowExecutionInitiatedEventAttributes {
-                    namespace: namespace.clone(),
-                    namespace_id,
-                    workflow_id: a.workflow_id.clone(),
-                    workflow_type: a.workflow_type.clone(),
-                    task_queue: Some(TaskQueue {
-                        name: task_queue.clone(),
-                        kind: TaskQueueKind::Normal as i32,
-                        normal_name: String::new(),
-                    }),
-                    input: a.input.clone(),
-                    workflow_execution_timeout: a.workflow_execution_timeout,
-                    workflow_run_timeout: a.workflow_run_timeout,
-                    workflow_task_timeout: a.workflow_task_timeout,
-                    parent_close_policy,
-                    control: a.control.clone(),
-                    workflow_task_completed_event_id: completed_id,
-                    workflow_id_reuse_policy: a.workflow_id_reuse_policy,
-                    retry_policy: a.retry_policy.clone(),
-                    header: a.header.clone(),
-                    memo: a.memo.clone(),
-                    search_attributes: a.search_attributes.clone(),
-                    inherit_build_id: a.inherit_build_id,
-                    priority: a.priority.clone(),
-                    ..Default::default()
-                },
-            ),
-        );
-        self.children.push(super::children::ChildLink {
-            initiated_event_id,
-            namespace: namespace.clone(),
-            workflow_id: a.workflow_id.clone(),
-            workflow_type: workflow_type.clone(),
-            run_id: String::new(),
-            parent_close_policy,
-        });
-        let root = match self.parent.as_deref() {
-            Some(p) => p.root.clone().or_else(|| {
-                Some(WorkflowExecution {
-                    workflow_id: p.workflow_id.clone(),
-                    run_id: p.run_id.clone(),
-                })
-            }),
-            None => None,
-        };
-        let params = super::workflow::StartParams {
-            namespace: namespace.clone(),
-            workflow_id: a.workflow_id.clone(),
-            workflow_type,
-            task_queue,
-            input: a.input,
-            execution_timeout: util::dur_nanos(a.workflow_execution_timeout.as_ref()),
-            run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref()),
-            task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref()),
-            identity: identity.to_owned(),
-            // One per initiating event, so the child is started once.
-            request_id: format!("{}/{initiated_event_id}", self.run_id),
-            reuse_policy: WorkflowIdReusePolicy::try_from(a.workflow_id_reuse_policy)
-                .unwrap_or_default(),
-            retry_policy: a.retry_policy,
-            memo: a.memo,
-            search_attributes: a.search_attributes,
-            header: a.header,
-            priority: a.priority,
-            parent: Some(super::children::ParentLink {
-                namespace: self.namespace.to_string(),
-                workflow_id: self.workflow_id.to_string(),
-                run_id: self.run_id.to_string(),
-                initiated_event_id,
-                root,
-            }),
-            ..Default::default()
-        };
-        self.owed_external.push(super::external::External {
-            initiated_event_id,
-            completed_event_id: completed_id,
-            namespace,
-            target: WorkflowExecution { workflow_id: a.workflow_id, run_id: String::new() },
-            action: super::external::ExternalAction::StartChild(Box::new(params)),
-        });
     }
 }
