@@ -2,7 +2,7 @@
 //! loopback HTTP, and a real receiver verifying signatures. Each test runs on a fresh SQLite
 //! file and, when `DATABASE_URL` is set, on Postgres in a schema of its own.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use convo_activities::{
     store::{Delivery, DeliveryFilter, DeliveryStatus, Store},
@@ -10,101 +10,16 @@ use convo_activities::{
     webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher, signing},
 };
 use convo_domain::WorkspaceSettings;
-use futures::FutureExt;
 use proptest::prelude::*;
-use sqlx::Connection;
 use tokio::time::timeout;
 
 // ---------------------------------------------------------------------------------------------
-// Backends (the same harness as tests/store.rs)
+// Backends (tests/support)
 
-struct Db {
-    store: Store,
-    url: String,
-}
+#[macro_use]
+mod support;
 
-enum Cleanup {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-async fn create(kind: Kind) -> Option<(Db, Cleanup)> {
-    match kind {
-        Kind::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("convo.db").display());
-            let store = Store::connect(&url).await.expect("open sqlite");
-            Some((Db { store, url }, Cleanup::Sqlite { _dir: dir }))
-        }
-        Kind::Postgres => {
-            let admin_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty())?;
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut admin =
-                sqlx::PgConnection::connect(&admin_url).await.expect("connect to DATABASE_URL");
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut admin)
-                .await
-                .expect("create schema");
-            admin.close().await.ok();
-            let sep = if admin_url.contains('?') { '&' } else { '?' };
-            let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-            let store = Store::connect(&url).await.expect("open postgres");
-            Some((Db { store, url }, Cleanup::Postgres { admin_url, schema }))
-        }
-    }
-}
-
-async fn run<F, Fut>(kind: Kind, test: F)
-where
-    F: FnOnce(Arc<Db>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some((db, clean)) = create(kind).await else {
-        eprintln!("DATABASE_URL is not set: skipping the Postgres run");
-        return;
-    };
-    let db = Arc::new(db);
-    let outcome = AssertUnwindSafe(test(Arc::clone(&db))).catch_unwind().await;
-    let db = Arc::try_unwrap(db).unwrap_or_else(|_| panic!("the test kept its database"));
-    db.store.close().await;
-    if let Cleanup::Postgres { admin_url, schema } = clean {
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect");
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&mut admin)
-            .await
-            .expect("drop schema");
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::run(super::Kind::Sqlite, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::run(super::Kind::Postgres, super::$name).await;
-                }
-            )*
-        }
-    };
-}
+use support::{Db, Kind, run};
 
 backend_tests!(
     signed_delivery_is_verified_by_the_receiver,
