@@ -13,7 +13,7 @@ use sqlx::{Row, any::AnyRow};
 
 use super::{
     Result, Store, StoreError,
-    error::{is_foreign_key_violation, is_unique_violation},
+    error::{is_unique_violation, missing_parent},
     new_id, now_ms, sha256_hex, timestamp,
     workspaces::validate_id,
 };
@@ -141,12 +141,10 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found("workspace", workspace_id)
-            } else if is_unique_violation(&e) {
+            if is_unique_violation(&e) {
                 StoreError::conflict("this key already exists")
             } else {
-                e.into()
+                missing_parent("workspace", workspace_id)(e)
             }
         })?;
         let key = self.api_key(workspace_id, &id).await?;

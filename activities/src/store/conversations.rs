@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    Contact, MessageRecord, Result, Store, StoreError, error::is_foreign_key_violation,
-    normalize_email, normalize_phone, now_ms, timestamp, workspaces::parse_channel,
-    workspaces::validate_id,
+    Contact, MessageRecord, Result, Store, StoreError, error::missing_parent, normalize_email,
+    normalize_phone, now_ms, timestamp, workspaces::parse_channel, workspaces::validate_id,
 };
 
 /// A composed conversation: which workspace it belongs to and the channel it runs on. The
@@ -59,13 +58,7 @@ impl Store {
         .bind(now_ms())
         .execute(self.pool())
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found("workspace", workspace_id)
-            } else {
-                e.into()
-            }
-        })?
+        .map_err(missing_parent("workspace", workspace_id))?
         .rows_affected();
         let row = sqlx::query("SELECT * FROM conversations WHERE id = $1")
             .bind(id)

@@ -111,5 +111,16 @@ pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// For `map_err` on a write that refers to another row: a foreign-key violation means that row
+/// (`entity` `id`) is missing, and becomes `NotFound` for it; any other error passes through.
+pub(crate) fn missing_parent(
+    entity: &'static str,
+    id: impl Into<String>,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| {
+        if is_foreign_key_violation(&e) { StoreError::not_found(entity, id) } else { e.into() }
+    }
+}
+
 /// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, Executor};
 
 use super::{
-    Result, Store, StoreError, error::is_foreign_key_violation, money, money_param, new_id, now_ms,
-    timestamp,
+    Result, Store, StoreError, error::missing_parent, money, money_param, new_id, now_ms, timestamp,
 };
 
 /// Where a hold stands.
@@ -88,13 +87,7 @@ async fn ensure_balance(conn: &mut AnyConnection, workspace_id: &str, now: i64) 
     .bind(now)
     .execute(&mut *conn)
     .await
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            StoreError::not_found("workspace", workspace_id)
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(missing_parent("workspace", workspace_id))?;
     Ok(())
 }
 

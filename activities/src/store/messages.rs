@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    Result, Store, StoreError, error::is_foreign_key_violation, from_json, json_param, now_ms,
-    timestamp, timestamp_param, workspaces::parse_channel,
+    Result, Store, StoreError, error::missing_parent, from_json, json_param, now_ms, timestamp,
+    timestamp_param, workspaces::parse_channel,
 };
 
 /// Where a message stands with its provider.
@@ -160,16 +160,10 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found(
-                    "contact",
-                    format!("{}/{}", message.workspace_id, message.contact_id),
-                )
-            } else {
-                e.into()
-            }
-        })?
+        .map_err(missing_parent(
+            "contact",
+            format!("{}/{}", message.workspace_id, message.contact_id),
+        ))?
         .rows_affected();
         let record = self.message(&message.id).await?;
         if record.workspace_id != message.workspace_id {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    Result, Store, StoreError, error::is_foreign_key_violation, from_json, json_param, new_id,
-    now_ms, timestamp, workspaces::validate_id,
+    Result, Store, StoreError, error::missing_parent, from_json, json_param, new_id, now_ms,
+    timestamp, workspaces::validate_id,
 };
 use crate::webhooks::{event_body, signing::generate_secret};
 
@@ -276,13 +276,7 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found("workspace", workspace_id)
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(missing_parent("workspace", workspace_id))?;
         self.webhook_endpoint(&id).await
     }
 
@@ -353,13 +347,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found("workspace", workspace_id)
-            } else {
-                e.into()
-            }
-        })?
+        .map_err(missing_parent("workspace", workspace_id))?
         .rows_affected();
         if inserted == 0 {
             let (ws, ty): (String, String) =

@@ -4,7 +4,10 @@ use convo_domain::{Channel, Timestamp, WorkspaceSettings};
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
-use super::{Result, Store, StoreError, from_json, json_param, new_id, now_ms, timestamp};
+use super::{
+    Result, Store, StoreError, error::missing_parent, from_json, json_param, new_id, now_ms,
+    timestamp,
+};
 
 /// A tenant and its settings (policy overrides, rates, compliance texts, inactivity ping).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,13 +168,7 @@ impl Store {
         .bind(new_id("ch"))
         .execute(self.pool())
         .await
-        .map_err(|e| {
-            if super::error::is_foreign_key_violation(&e) {
-                StoreError::not_found("workspace", config.workspace_id.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(missing_parent("workspace", config.workspace_id.clone()))?;
         self.channel(&config.workspace_id, config.channel).await
     }
 
