@@ -44,6 +44,10 @@ pub struct ServeSection {
     pub grpc_addr: Option<SocketAddr>,
     /// Embedded Temporal port (`7233`).
     pub temporal_port: Option<u16>,
+    /// An external Temporal frontend to run on instead of the embedded devserver.
+    pub temporal_address: Option<String>,
+    /// Its namespace (`default`).
+    pub namespace: Option<String>,
 }
 
 /// `[temporal]`.
@@ -141,6 +145,15 @@ mod tests {
         assert_eq!(c.serve.temporal_port, Some(7300));
         assert_eq!(c.temporal.namespace.as_deref(), Some("prod"));
         assert_eq!(c.database_url.as_deref(), Some("postgres://x"));
+    }
+
+    #[test]
+    fn serve_can_name_an_external_temporal() {
+        let c: FileConfig =
+            toml::from_str("[serve]\ntemporal_address = \"127.0.0.1:7233\"\nnamespace = \"dev\"\n")
+                .unwrap();
+        assert_eq!(c.serve.temporal_address.as_deref(), Some("127.0.0.1:7233"));
+        assert_eq!(c.serve.namespace.as_deref(), Some("dev"));
     }
 
     #[test]

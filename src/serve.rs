@@ -1,7 +1,9 @@
 //! `convo serve` as a library: everything convo needs, in one process, on embedded defaults.
 //!
 //! [`Stack::start`] brings up, in order: the devserver on a SQLite file (its port stays open
-//! for Temporal tooling, TestService included), the store (SQLite next to it, or Postgres with
+//! for Temporal tooling, TestService included) or, with [`ServeConfig::temporal`], a
+//! connection to an external Temporal (`temporal server start-dev` and its Web UI, or a
+//! cluster) instead, the store (SQLite next to it, or Postgres with
 //! `DATABASE_URL`), the sandbox provider, the worker with its webhook dispatcher, and the HTTP
 //! and gRPC APIs. On first start it creates the `dev` workspace with one sandbox channel per
 //! channel kind and an API key. Every address may be port 0; the stack reports what it bound.
@@ -42,6 +44,9 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     /// The devserver (Temporal WorkflowService, TestService, OperatorService, health).
     pub temporal_addr: SocketAddr,
+    /// Run on this external Temporal instead of the embedded devserver (`temporal_addr` and
+    /// `time_skipping_locked` are then unused).
+    pub temporal: Option<ExternalTemporal>,
     /// The dev workspace's API key; a random one when `None`.
     pub dev_api_key: Option<String>,
     /// Store URL overriding the SQLite file (`DATABASE_URL`).
@@ -62,6 +67,7 @@ impl Default for ServeConfig {
             http_addr: ([127, 0, 0, 1], 8080).into(),
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             temporal_addr: ([127, 0, 0, 1], 7233).into(),
+            temporal: None,
             dev_api_key: None,
             database_url: None,
             task_queue: convo_workflows::contracts::TASK_QUEUE.to_owned(),
@@ -86,14 +92,23 @@ impl ServeConfig {
     }
 }
 
+/// An external Temporal frontend for `convo serve --temporal-address`.
+#[derive(Debug, Clone)]
+pub struct ExternalTemporal {
+    /// `http://host:port`.
+    pub url: Url,
+    /// The namespace (`default`).
+    pub namespace: String,
+}
+
 /// A running stack.
 pub struct Stack {
     /// The HTTP API's address.
     pub http_addr: SocketAddr,
     /// The gRPC API's address.
     pub grpc_addr: SocketAddr,
-    /// The devserver's address.
-    pub temporal_addr: SocketAddr,
+    /// The Temporal frontend: the devserver's address, or the external one.
+    pub temporal_addr: String,
     /// The dev workspace's API key (printed on start).
     pub dev_api_key: String,
     /// The store.
@@ -114,16 +129,26 @@ impl Stack {
         if let Some(dir) = &config.data_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let devserver = DevServer::start(DevServerConfig {
-            ip: config.temporal_addr.ip(),
-            port: config.temporal_addr.port(),
-            db_filename: config.data_dir.as_ref().map(|d| d.join("temporal.db")),
-            time_skipping_locked: config.time_skipping_locked,
-            ..DevServerConfig::default()
-        })
-        .await
-        .context("starting the devserver")?;
-        let temporal_addr = devserver.addr();
+        let (devserver, url, namespace) = match &config.temporal {
+            Some(external) => (None, external.url.clone(), external.namespace.clone()),
+            None => {
+                let devserver = DevServer::start(DevServerConfig {
+                    ip: config.temporal_addr.ip(),
+                    port: config.temporal_addr.port(),
+                    db_filename: config.data_dir.as_ref().map(|d| d.join("temporal.db")),
+                    time_skipping_locked: config.time_skipping_locked,
+                    ..DevServerConfig::default()
+                })
+                .await
+                .context("starting the devserver")?;
+                let url = Url::parse(&devserver.url()).context("devserver url")?;
+                (Some(devserver), url, "default".to_owned())
+            }
+        };
+        let temporal_addr = match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            _ => url.to_string(),
+        };
 
         let store = match (&config.database_url, &config.data_dir) {
             (Some(url), _) => Store::connect(url).await,
@@ -139,7 +164,8 @@ impl Stack {
             task_queue: config.task_queue.clone(),
             identity: Some(format!("convo-serve@{}", std::process::id())),
             graceful_shutdown_period: Some(Duration::from_secs(5)),
-            ..Settings::new(Url::parse(&devserver.url()).context("devserver url")?)
+            namespace,
+            ..Settings::new(url)
         };
         let deps = Dependencies { store: store.clone(), webhooks: Some(config.webhooks.clone()) };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
@@ -166,16 +192,21 @@ impl Stack {
             store,
             sandbox,
             sessions,
-            devserver: Some(devserver),
+            devserver,
             worker: Some(worker),
             servers,
             stop,
         })
     }
 
-    /// The devserver's virtual clock.
-    pub fn time(&self) -> TimeControl {
-        self.devserver.as_ref().expect("runs until shutdown").time()
+    /// The embedded devserver's virtual clock; `None` on an external Temporal.
+    pub fn time(&self) -> Option<TimeControl> {
+        self.devserver.as_ref().map(DevServerHandle::time)
+    }
+
+    /// Whether the stack runs on its embedded devserver.
+    pub fn embedded(&self) -> bool {
+        self.devserver.is_some()
     }
 
     /// Stops accepting requests, lets in-flight ones finish, stops the worker (gracefully),

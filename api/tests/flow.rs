@@ -163,7 +163,7 @@ async fn windows_expire_with_virtual_time_and_proactive_reports_per_recipient() 
         .until(&key, &format!("/v1/windows/{PHONE_PATH}"), "open", |a| a.body["open"] == true)
         .await?;
 
-    stack.time().skip(std::time::Duration::from_secs(25 * 3600)).await;
+    stack.skip(std::time::Duration::from_secs(25 * 3600)).await?;
     let window = stack
         .until(&key, &format!("/v1/windows/{PHONE_PATH}"), "expired", |a| a.body["open"] == false)
         .await?;

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use convo::{
     ServeConfig, Stack,
-    config::{FileConfig, pick},
+    config::{FileConfig, pick, temporal_url},
+    serve::ExternalTemporal,
 };
 
 /// Options of `convo serve`. Each falls back to the TOML file, then to the default shown.
@@ -23,8 +24,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CONVO_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
     /// Port of the embedded Temporal server (WorkflowService and TestService) [default: 7233].
-    #[arg(long, env = "CONVO_TEMPORAL_PORT")]
+    #[arg(long, env = "CONVO_TEMPORAL_PORT", conflicts_with = "temporal_address")]
     temporal_port: Option<u16>,
+    /// Run on this Temporal frontend (`host:port` or a URL, e.g. a `temporal server
+    /// start-dev` and its Web UI) instead of the embedded devserver.
+    #[arg(long, env = "TEMPORAL_ADDRESS")]
+    temporal_address: Option<String>,
+    /// Namespace on the external Temporal [default: default].
+    #[arg(long, env = "TEMPORAL_NAMESPACE", requires = "temporal_address")]
+    namespace: Option<String>,
     /// The dev workspace's API key (created on first start when unset).
     #[arg(long, env = "CONVO_DEV_API_KEY", hide_env_values = true)]
     dev_api_key: Option<String>,
@@ -39,7 +47,15 @@ impl ServeArgs {
         let defaults = ServeConfig::default();
         let port =
             pick(self.temporal_port, file.serve.temporal_port, defaults.temporal_addr.port());
+        let temporal = match self.temporal_address.or(file.serve.temporal_address) {
+            Some(address) => Some(ExternalTemporal {
+                url: temporal_url(&address, false)?,
+                namespace: pick(self.namespace, file.serve.namespace, "default".to_owned()),
+            }),
+            None => None,
+        };
         Ok(ServeConfig {
+            temporal,
             data_dir: Some(pick(self.data_dir, file.serve.data_dir, PathBuf::from(".convo"))),
             http_addr: pick(self.http_addr, file.serve.http_addr, defaults.http_addr),
             grpc_addr: pick(self.grpc_addr, file.serve.grpc_addr, defaults.grpc_addr),
@@ -62,7 +78,11 @@ pub(crate) async fn run(
     println!("convo serve");
     println!("  http      http://{}", stack.http_addr);
     println!("  grpc      {}", stack.grpc_addr);
-    println!("  temporal  {} (WorkflowService, TestService)", stack.temporal_addr);
+    if stack.embedded() {
+        println!("  temporal  {} (WorkflowService, TestService)", stack.temporal_addr);
+    } else {
+        println!("  temporal  {} (external)", stack.temporal_addr);
+    }
     if let Some(dir) = &data_dir {
         println!("  data      {}", dir.display());
     }

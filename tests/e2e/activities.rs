@@ -147,6 +147,9 @@ async fn start_to_close_timeout_is_recorded_and_observed() -> anyhow::Result<()>
     assert_eq!(count(&events, EventType::ActivityTaskCompleted), 0, "{types:?}");
     let timed_out =
         types.iter().position(|t| *t == EventType::ActivityTaskTimedOut).unwrap_or_default();
-    assert_eq!(types[timed_out - 1], EventType::ActivityTaskStarted, "{types:?}");
+    // The attempt that timed out was started (sdk-java's test server does not record it).
+    if env.backend() != convo_tests::BackendKind::TestServer {
+        assert_eq!(types[timed_out - 1], EventType::ActivityTaskStarted, "{types:?}");
+    }
     env.shutdown().await
 }

@@ -31,7 +31,7 @@ fn compose(
         channel,
         to,
         first_message: first,
-        reply_timeout_secs: 48 * 3600,
+        reply_timeout_secs: env.scale_secs(48 * 3600),
         assignee: Assignee::Bot { id: "campaign-bot".into() },
     }
 }
@@ -157,7 +157,7 @@ async fn compose_to_new_email_expires_without_reply() -> anyhow::Result<()> {
             template: None,
         },
     );
-    input.reply_timeout_secs = 3600;
+    input.reply_timeout_secs = env.scale_secs(3600);
     let id = input.conversation_id.clone();
     env.sessions.compose(input).await?;
     let v = conversation_until(&env, &id, "awaiting", |v| {
@@ -175,7 +175,7 @@ async fn compose_to_new_email_expires_without_reply() -> anyhow::Result<()> {
         }
     );
 
-    within(WAIT, "skip 2h", env.time().skip(2 * HOUR)).await?;
+    env.skip(2 * HOUR).await?;
     let handle = conversation(&env, &id);
     let done =
         within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;

@@ -1,11 +1,15 @@
 //! The full `convo serve` stack (`convo::Stack`, exactly what the binary starts) on port 0,
 //! driven over real HTTP: the README's newcomer walk, the window scenarios through the API, and
 //! a restart that resumes an open window.
+//!
+//! On the devserver backend the stack embeds its own devserver, as `convo serve` does by
+//! default; on the other backends it runs on that server through `--temporal-address`
+//! ([`ServeConfig::temporal`]), with the dev workspace's windows scaled where time cannot skip.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use convo::{ServeConfig, Stack};
+use convo::{ServeConfig, Stack, serve::ExternalTemporal};
 use convo_activities::{
     sandbox::{Fault, FaultRule},
     testing::WebhookReceiver,
@@ -14,12 +18,84 @@ use convo_domain::{
     Channel, Money, PolicyOverrides, WindowMode, WorkspaceSettings,
     window::{Content, InactivityPing},
 };
-use convo_tests::{eventually, within};
+use convo_tests::{Backend, BackendKind, Clock, eventually, scale_settings, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// A serve stack on the selected backend, and how to move its time.
+struct Served {
+    stack: Stack,
+    clock: Clock,
+    /// The external server, kept across restarts of the stack; `None` on the devserver.
+    backend: Option<Backend>,
+}
+
+impl Served {
+    /// A stack on `config`, on the backend `CONVO_TEST_BACKEND` selects.
+    async fn start(config: ServeConfig) -> anyhow::Result<Served> {
+        let backend = match BackendKind::from_env()? {
+            BackendKind::Devserver => None,
+            kind => {
+                Some(Backend::start(kind, convo_devserver::DevServerConfig::ephemeral()).await?)
+            }
+        };
+        Served::on(backend, config, true).await
+    }
+
+    /// A stack on `config` and `backend` (the embedded devserver when `None`); `first` when
+    /// this is the dev workspace's first start (its settings are scaled once).
+    async fn on(
+        backend: Option<Backend>,
+        mut config: ServeConfig,
+        first: bool,
+    ) -> anyhow::Result<Served> {
+        if let Some(b) = &backend {
+            config.temporal =
+                Some(ExternalTemporal { url: b.url().clone(), namespace: "default".into() });
+        }
+        let stack = Stack::start(config).await?;
+        let clock = match (stack.time(), &backend) {
+            (Some(time), _) => Clock::Devserver(time),
+            (None, Some(b)) => b.clock(),
+            (None, None) => anyhow::bail!("a stack without a devserver needs a backend"),
+        };
+        if first {
+            let dev = stack.store.workspace(convo::serve::DEV_WORKSPACE).await?;
+            let settings = scale_settings(&clock, dev.settings)?;
+            stack.store.upsert_workspace(&dev.id, &dev.name, &settings).await?;
+        }
+        Ok(Served { stack, clock, backend })
+    }
+
+    /// Lets `model` time pass (see `convo_tests::TestEnv::skip`).
+    async fn skip(&self, model: Duration) -> anyhow::Result<()> {
+        let bound = 3 * WAIT + self.clock.scale(model);
+        within(bound, &format!("skip {model:?}"), self.clock.skip(model)).await?
+    }
+
+    /// Stops the stack, keeping the backend for a restart.
+    async fn stop(self) -> anyhow::Result<Option<Backend>> {
+        self.stack.shutdown().await?;
+        Ok(self.backend)
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(backend) = self.stop().await? {
+            backend.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
 
 /// A client for one stack's HTTP API, with the dev workspace's key.
 struct Api {
@@ -110,7 +186,7 @@ impl Api {
 /// deliveries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newcomer_walk_over_http() -> anyhow::Result<()> {
-    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
     let api = Api::new(&stack);
     let receiver = WebhookReceiver::start().await?;
     let (status, endpoint) =
@@ -182,12 +258,12 @@ async fn newcomer_walk_over_http() -> anyhow::Result<()> {
 /// refused `contact_opted_out`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_slide_and_stop_through_the_api() -> anyhow::Result<()> {
-    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
     let api = Api::new(&stack);
     let phone = "+4915112345678";
     api.inbound(phone, "hi").await?;
     api.window_until(phone, "open", |w| w["open"] == true).await?;
-    within(WAIT, "skip 23h", stack.time().skip(23 * HOUR)).await?;
+    stack.skip(23 * HOUR).await?;
     api.inbound(phone, "still there?").await?;
     eventually(WAIT, || async {
         let (_, w) = api.get(&format!("/v1/windows/{phone}")).await?;
@@ -198,7 +274,7 @@ async fn windows_slide_and_stop_through_the_api() -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    within(WAIT, "skip 7h", stack.time().skip(7 * HOUR)).await?;
+    stack.skip(7 * HOUR).await?;
     let (status, sent) = api.send(phone, "yes, at hour 30").await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
 
@@ -217,18 +293,27 @@ async fn windows_slide_and_stop_through_the_api() -> anyhow::Result<()> {
 /// still fires: EXPIRED after the 24h.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_every_open_window() -> anyhow::Result<()> {
+    if BackendKind::from_env()? == BackendKind::TestServer {
+        // Observed: once the first worker has stopped, `GET /v1/windows` (a `state` query)
+        // gets no answer from sdk-java's test server within 20 s, while the devserver and the
+        // real server answer at once. The test server keeps the run sticky to the stopped
+        // worker's queue; the real server drops stickiness on the SDK's ShutdownWorker.
+        let reason = "after a worker restart the test server does not answer queries (sticky queue of the stopped worker)";
+        convo_tests::skipped(BackendKind::TestServer, "restart_resumes_every_open_window", reason);
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let config =
         ServeConfig { data_dir: Some(dir.path().to_path_buf()), ..ServeConfig::ephemeral() };
-    let stack = Stack::start(config.clone()).await?;
+    let stack = Served::start(config.clone()).await?;
     let key = stack.dev_api_key.clone();
     let api = Api::new(&stack);
     let phone = "+33612345678";
     api.inbound(phone, "bonjour").await?;
     let before = api.window_until(phone, "open", |w| w["open"] == true).await?;
-    stack.shutdown().await?;
+    let backend = stack.stop().await?;
 
-    let stack = Stack::start(config).await?;
+    let stack = Served::on(backend, config, false).await?;
     assert_eq!(stack.dev_api_key, key, "the dev key survives a restart");
     let api = Api::new(&stack);
     let after = api.window_until(phone, "still open", |w| w["open"] == true).await?;
@@ -236,7 +321,7 @@ async fn restart_resumes_every_open_window() -> anyhow::Result<()> {
     // A workflow task the old worker had polled when it stopped stays started until its 10 s
     // start-to-close timeout (as on a real cluster), and time skips only once nothing is in
     // flight: allow for that wait on a loaded machine.
-    within(3 * WAIT, "skip 25h", stack.time().skip(25 * HOUR)).await?;
+    stack.skip(25 * HOUR).await?;
     let w = api.window_until(phone, "expired", |w| w["open"] == false).await?;
     assert_eq!(w["close_reason"], "EXPIRED");
     stack.shutdown().await
@@ -245,11 +330,12 @@ async fn restart_resumes_every_open_window() -> anyhow::Result<()> {
 /// A second workspace on the same stack, with its own settings, balance and key, every channel
 /// on the stack's sandbox.
 async fn tenant(
-    stack: &Stack,
+    stack: &Served,
     id: &str,
     settings: WorkspaceSettings,
     balance: u64,
 ) -> anyhow::Result<Api> {
+    let settings = scale_settings(&stack.clock, settings)?;
     stack.store.upsert_workspace(id, id, &settings).await?;
     for channel in Channel::ALL {
         let sender = match channel {
@@ -262,7 +348,7 @@ async fn tenant(
         stack.store.credit(id, Money::from_minor(balance), "opening").await?;
     }
     let key = stack.store.create_api_key(id, "test").await?.secret;
-    Ok(Api { key, ..Api::new(stack) })
+    Ok(Api { key, ..Api::new(&stack.stack) })
 }
 
 fn rated() -> WorkspaceSettings {
@@ -274,7 +360,7 @@ fn rated() -> WorkspaceSettings {
 /// `insufficient_balance` and sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_window_and_insufficient_balance_through_the_api() -> anyhow::Result<()> {
-    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
     let mut fixed = rated();
     fixed.overrides.insert(
         Channel::Whatsapp,
@@ -284,9 +370,9 @@ async fn fixed_window_and_insufficient_balance_through_the_api() -> anyhow::Resu
     let phone = "+4930111111";
     api.inbound(phone, "hi").await?;
     api.window_until(phone, "open", |w| w["open"] == true).await?;
-    within(WAIT, "skip 23h", stack.time().skip(23 * HOUR)).await?;
+    stack.skip(23 * HOUR).await?;
     api.inbound(phone, "hello?").await?;
-    within(WAIT, "skip 7h", stack.time().skip(7 * HOUR)).await?;
+    stack.skip(7 * HOUR).await?;
     let w = api.window_until(phone, "expired", |w| w["open"] == false).await?;
     assert_eq!(w["close_reason"], "EXPIRED");
     let (status, refused) = api.send(phone, "late").await?;
@@ -311,7 +397,7 @@ async fn fixed_window_and_insufficient_balance_through_the_api() -> anyhow::Resu
 /// confirmations delivered, and sends work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_failures_and_start_through_the_api() -> anyhow::Result<()> {
-    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
     let api = Api::new(&stack);
     let phone = "+14155550999";
     api.inbound(phone, "hi").await?;
@@ -346,7 +432,7 @@ async fn provider_failures_and_start_through_the_api() -> anyhow::Result<()> {
 /// and to an existing contact; take-over and resolve close the window EXPLICIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<()> {
-    let stack = Stack::start(ServeConfig::ephemeral()).await?;
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
     let mut settings = rated();
     settings.inactivity_ping = Some(InactivityPing {
         after_secs: 4 * 3600,
@@ -356,7 +442,7 @@ async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<
     let phone = "+447700900123";
     api.inbound(phone, "hi").await?;
     api.window_until(phone, "open", |w| w["open"] == true).await?;
-    within(WAIT, "skip 5h", stack.time().skip(5 * HOUR)).await?;
+    stack.skip(5 * HOUR).await?;
     let sends = stack.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!(sends[0].content, Content::Text { body: "Still need help?".into(), subject: None });
 

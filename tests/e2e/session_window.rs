@@ -10,7 +10,10 @@ use convo_domain::{
     Channel, CloseReason, Consent, Money, PolicyOverrides, WindowMode,
     window::{Content, InactivityPing},
 };
-use convo_tests::{Attributes, Options, TestEnv, default_settings, event_types, history, within};
+use convo_tests::{
+    Attributes, BackendKind, Options, TestEnv, comparable, default_settings, event_types, history,
+    skipped, within,
+};
 use temporalio_common::protos::temporal::api::enums::v1::EventType::{self, *};
 
 use crate::support::*;
@@ -28,7 +31,7 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
     webhooks(&env, 1).await?;
 
     let wall = Instant::now();
-    within(WAIT, "skip 25h", env.time().skip(DAY + HOUR)).await?;
+    env.skip(DAY + HOUR).await?;
     let summary = ended(&env, &contact).await?;
     println!("24h window expiry via time skipping took {:?} wall time", wall.elapsed());
     assert_eq!(summary.close_reason, Some(CloseReason::Expired));
@@ -71,7 +74,8 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
         WorkflowTaskCompleted,
         WorkflowExecutionCompleted,
     ];
-    assert_eq!(event_types(&events), expected);
+    let backend = env.backend();
+    assert_eq!(comparable(backend, &event_types(&events)), comparable(backend, &expected));
 
     let activities: Vec<String> = events
         .iter()
@@ -90,7 +94,8 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
         anyhow::bail!("event times missing")
     };
     let elapsed = fired.seconds - started.seconds;
-    assert!((24 * 3600..24 * 3600 + 5).contains(&elapsed), "expiry fired {elapsed}s after start");
+    let day = i64::try_from(env.scale_secs(24 * 3600))?;
+    assert!((day..day + 5).contains(&elapsed), "expiry fired {elapsed}s after start");
 
     let ended = ended_webhook(&env).await?;
     assert_eq!(ended["reason"], "EXPIRED");
@@ -111,15 +116,16 @@ async fn sliding_window_allows_send_at_hour_30_after_reply_at_hour_23() -> anyho
     let first = view_until(&env, &contact, "open", |v| v.window.open).await?;
     let opened = first.window.opened_at.expect("opened");
 
-    within(WAIT, "skip 23h", env.time().skip(23 * HOUR)).await?;
+    env.skip(23 * HOUR).await?;
     inbound(&env, Channel::Whatsapp, PHONE, "wamid.2", "still there?").await?;
     view_until(&env, &contact, "slid", |v| v.window.inbound_messages == 2).await?;
-    within(WAIT, "skip 7h", env.time().skip(7 * HOUR)).await?;
+    env.skip(7 * HOUR).await?;
 
     let receipt = sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "yes!").await?)?;
     let expires = receipt.conversation_expires_at.expect("window open");
     assert!(
-        expires.as_epoch_millis() >= opened.as_epoch_millis() + 47 * 3600 * 1000,
+        expires.as_epoch_millis()
+            >= opened.as_epoch_millis() + u64::try_from(env.scale(47 * HOUR).as_millis())?,
         "the window runs 24h from the hour-23 reply: {expires} vs opened {opened}"
     );
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
@@ -139,10 +145,10 @@ async fn fixed_window_refuses_send_at_hour_30_despite_reply_at_hour_23() -> anyh
     let env = TestEnv::build("fixed", None, Options { settings, ..Options::default() }).await?;
     let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
     view_until(&env, &contact, "open", |v| v.window.open).await?;
-    within(WAIT, "skip 23h", env.time().skip(23 * HOUR)).await?;
+    env.skip(23 * HOUR).await?;
     inbound(&env, Channel::Whatsapp, PHONE, "wamid.2", "hello?").await?;
     view_until(&env, &contact, "reply counted", |v| v.window.inbound_messages == 2).await?;
-    within(WAIT, "skip 7h", env.time().skip(7 * HOUR)).await?;
+    env.skip(7 * HOUR).await?;
     assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Expired));
 
     let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-1", "late").await?)?;
@@ -325,12 +331,12 @@ async fn inactivity_ping_goes_out_after_silence() -> anyhow::Result<()> {
     let env = TestEnv::build("ping", None, Options { settings, ..Options::default() }).await?;
     let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
     view_until(&env, &contact, "open", |v| v.window.open).await?;
-    within(WAIT, "skip 3h", env.time().skip(3 * HOUR)).await?;
+    env.skip(3 * HOUR).await?;
     assert!(env.sandbox.sends().is_empty(), "no ping before 4h");
-    within(WAIT, "skip 2h", env.time().skip(2 * HOUR)).await?;
+    env.skip(2 * HOUR).await?;
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!(sends[0].content, Content::Text { body: "Still need help?".into(), subject: None });
-    within(WAIT, "skip 10h", env.time().skip(10 * HOUR)).await?;
+    env.skip(10 * HOUR).await?;
     assert_eq!(env.sandbox.sends().len(), 1, "one ping per silence");
     record_history(&session(&env, &contact), "session_ping").await?;
     env.shutdown().await
@@ -350,11 +356,14 @@ async fn provider_outage_recovers() -> anyhow::Result<()> {
     let send = send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello");
     let skip = async {
         // The activity's retry backoff is virtual time: skip it while the send waits.
+        // On a server that cannot skip, the backoff (2 s, 4 s, 8 s) passes for real.
         for _ in 0..6 {
-            env.time().skip(Duration::from_secs(30)).await;
+            env.skip(Duration::from_secs(30)).await?;
         }
+        anyhow::Ok(())
     };
-    let (outcome, ()) = tokio::join!(send, skip);
+    let (outcome, skipped) = tokio::join!(send, skip);
+    skipped?;
     let receipt = sent(outcome?)?;
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!(sends.len(), 1);
@@ -389,6 +398,15 @@ async fn provider_permanent_rejection_is_reported() -> anyhow::Result<()> {
 /// its timer, its billing session or a message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_session_continues_as_new_without_losing_anything() -> anyhow::Result<()> {
+    if BackendKind::from_env()? == BackendKind::TestServer {
+        let test = "long_session_continues_as_new_without_losing_anything";
+        skipped(
+            BackendKind::TestServer,
+            test,
+            "sdk-java's test server never suggests continue-as-new, and the run's own limit (8,000 events) is too far for a test",
+        );
+        return Ok(());
+    }
     let options = Options { suggest_continue_as_new_events: Some(40), ..Options::default() };
     let env = TestEnv::build("can", None, options).await?;
     let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.0", "hi").await?.contact_id;
@@ -403,7 +421,7 @@ async fn long_session_continues_as_new_without_losing_anything() -> anyhow::Resu
     assert!(v.window.open);
     assert_eq!(env.sandbox.sends().len(), 12);
 
-    within(WAIT, "skip 25h", env.time().skip(DAY + HOUR)).await?;
+    env.skip(DAY + HOUR).await?;
     assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Expired));
     let balance = env.store.balance(&env.workspace_id).await?;
     assert_eq!((balance.reserved, balance.total), (Money::ZERO, Money::from_minor(900)));

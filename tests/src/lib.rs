@@ -1,13 +1,16 @@
 //! `convo-tests`: the end-to-end harness. The tests themselves live in `e2e/`.
 //!
-//! Every test gets its own [`TestEnv`]: an embedded `convo-devserver` on `127.0.0.1:0`, a real
-//! SDK worker (built by `convo_worker`, on its own thread) on a unique task queue
+//! Every test gets its own [`TestEnv`]: a Temporal server of its own (the embedded
+//! `convo-devserver` by default; `CONVO_TEST_BACKEND` picks sdk-java's test server or the real
+//! dev server, see `convo_testkit`), a real SDK worker (built by `convo_worker`, on its own thread) on a unique task queue
 //! `{test}-{uuid}`, and a real SDK client. Nothing is shared between tests, so they run in
 //! parallel.
 //!
 //! Tests never sleep to synchronise: they wait on observable conditions with [`eventually`]
-//! (for example "the history contains a second `TimerStarted`"), and move virtual time with
-//! `env.time().skip(..)`.
+//! (for example "the history contains a second `TimerStarted`"), and move time with
+//! [`TestEnv::skip`]. Durations are written in model time (a 24 h window): on the real dev
+//! server, which cannot skip, the workspace's windows, pings and timeouts are scaled to one
+//! second per model hour ([`TestEnv::scale`]) and a skip sleeps for real.
 //!
 //! Set `TEST_LOG=1` (and optionally `RUST_LOG`) to see tracing output.
 //!
@@ -27,8 +30,9 @@ use convo_activities::{
     testing::WebhookReceiver,
     webhooks::DispatcherConfig,
 };
-use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+pub use convo_testkit::{Backend, BackendKind, Clock, scale_settings, skipped};
 use convo_worker::{Customize, Dependencies, Settings, WorkerThread};
 use temporalio_client::{
     Client, Url, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
@@ -45,6 +49,8 @@ pub use temporalio_common::protos::temporal::api::history::v1::history_event::At
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// Upper bound for stopping the worker and the server at the end of a test.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Upper bound for a time skip, beyond the real time it takes.
+const SKIP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A devserver, a worker and a client, private to one test.
 pub struct TestEnv {
@@ -62,8 +68,10 @@ pub struct TestEnv {
     pub sessions: Sessions,
     /// The workspace's id.
     pub workspace_id: String,
+    /// How time moves on this backend.
+    pub clock: Clock,
     _db_dir: tempfile::TempDir,
-    server: Option<DevServerHandle>,
+    backend: Option<Backend>,
     worker: Option<WorkerThread>,
 }
 
@@ -89,8 +97,9 @@ impl TestEnv {
         if let Some(events) = options.suggest_continue_as_new_events {
             config.suggest_continue_as_new_events = events;
         }
-        let server = DevServer::start(config).await.context("starting the devserver")?;
-        let address = Url::parse(&server.url()).context("devserver url")?;
+        let backend = Backend::start(BackendKind::from_env()?, config).await?;
+        let clock = backend.clock();
+        let address: Url = backend.url().clone();
         let task_queue = format!("{test_name}-{}", Uuid::new_v4());
 
         let db_dir = tempfile::tempdir().context("temp dir for the store")?;
@@ -98,7 +107,8 @@ impl TestEnv {
         let sandbox = Sandbox::start("127.0.0.1:0".parse()?).await.context("sandbox")?;
         let receiver = WebhookReceiver::start().await.context("webhook receiver")?;
         let workspace_id = format!("ws-{}", Uuid::new_v4());
-        seed_workspace(&store, &workspace_id, &sandbox, &receiver, options.settings).await?;
+        let settings = scale_settings(&clock, options.settings)?;
+        seed_workspace(&store, &workspace_id, &sandbox, &receiver, settings).await?;
         if options.balance > 0 {
             store.credit(&workspace_id, Money::from_minor(options.balance), "opening").await?;
         }
@@ -131,15 +141,33 @@ impl TestEnv {
             receiver,
             sessions,
             workspace_id,
+            clock,
             _db_dir: db_dir,
-            server: Some(server),
+            backend: Some(backend),
             worker: Some(worker),
         })
     }
 
-    /// The server's virtual clock.
-    pub fn time(&self) -> TimeControl {
-        self.server.as_ref().expect("server runs until shutdown").time()
+    /// Which Temporal server this test runs on.
+    pub fn backend(&self) -> BackendKind {
+        self.backend.as_ref().expect("server runs until shutdown").kind()
+    }
+
+    /// `model` time as this backend runs it (see the module docs).
+    pub fn scale(&self, model: Duration) -> Duration {
+        self.clock.scale(model)
+    }
+
+    /// [`TestEnv::scale`] in whole seconds (at least one), for durations kept in seconds.
+    pub fn scale_secs(&self, model_secs: u64) -> u64 {
+        self.clock.scale_secs(model_secs)
+    }
+
+    /// Lets `model` time pass (a skip, or a scaled real sleep); bounded so that a broken
+    /// server fails the test instead of hanging it.
+    pub async fn skip(&self, model: Duration) -> anyhow::Result<()> {
+        let bound = SKIP_TIMEOUT + self.clock.scale(model);
+        within(bound, &format!("skip {model:?}"), self.clock.skip(model)).await?
     }
 
     /// Start options for a workflow on this environment's task queue.
@@ -160,10 +188,10 @@ impl TestEnv {
                 .map_err(|_| anyhow!("worker did not stop within {SHUTDOWN_TIMEOUT:?}"))?
                 .context("worker stopped with an error")?;
         }
-        if let Some(server) = self.server.take() {
-            tokio::time::timeout(SHUTDOWN_TIMEOUT, server.shutdown())
+        if let Some(backend) = self.backend.take() {
+            tokio::time::timeout(SHUTDOWN_TIMEOUT, backend.shutdown())
                 .await
-                .map_err(|_| anyhow!("devserver did not stop within {SHUTDOWN_TIMEOUT:?}"))?;
+                .map_err(|_| anyhow!("the server did not stop within {SHUTDOWN_TIMEOUT:?}"))?;
         }
         Ok(())
     }
@@ -291,6 +319,32 @@ where
         Ok(events)
     })
     .await
+}
+
+/// `types` as far as every backend agrees on them.
+///
+/// The devserver and the real server write the same histories event for event, and these
+/// tests pin that exact shape. sdk-java's test server places workflow tasks differently (the
+/// first task is scheduled before a signal-with-start's signal, activity events land between
+/// other tasks, a rejected update leaves its speculative workflow task in the history, and an
+/// activity that times out has no `ActivityTaskStarted`). On it only the events that carry
+/// convo's own commands and their outcomes are compared: workflow-task events and
+/// `ActivityTaskStarted` are left out.
+pub fn comparable(backend: BackendKind, types: &[EventType]) -> Vec<EventType> {
+    types
+        .iter()
+        .copied()
+        .filter(|t| {
+            backend != BackendKind::TestServer
+                || !matches!(
+                    t,
+                    EventType::WorkflowTaskScheduled
+                        | EventType::WorkflowTaskStarted
+                        | EventType::WorkflowTaskCompleted
+                        | EventType::ActivityTaskStarted
+                )
+        })
+        .collect()
 }
 
 /// Awaits `fut` for at most `timeout` (so a broken server fails a test instead of hanging it).

@@ -19,8 +19,9 @@ use convo_activities::{
     webhooks::DispatcherConfig,
 };
 use convo_api::{App, AppSettings};
-use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
+use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_testkit::{Backend, BackendKind, Clock, scale_settings};
 use convo_worker::{Dependencies, Settings, WorkerThread};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
@@ -74,32 +75,35 @@ pub struct Stack {
     pub receiver: WebhookReceiver,
     pub a: Tenant,
     pub b: Tenant,
-    server: Option<DevServerHandle>,
+    /// How time moves on the backend.
+    pub clock: Clock,
+    server: Option<Backend>,
     worker: Option<WorkerThread>,
     api: tokio::task::JoinHandle<()>,
     grpc_api: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
-fn settings() -> WorkspaceSettings {
+fn settings(clock: &Clock) -> anyhow::Result<WorkspaceSettings> {
     let rates = RateTable::uniform(RateCard {
         conversation_unit: Money::from_minor(100),
         message: Money::from_minor(5),
         newsletter: Money::from_minor(2),
     });
-    WorkspaceSettings { rates, ..WorkspaceSettings::default() }
+    scale_settings(clock, WorkspaceSettings { rates, ..WorkspaceSettings::default() })
 }
 
 async fn seed(
     store: &Store,
     sandbox: &SandboxHandle,
     receiver: &WebhookReceiver,
+    clock: &Clock,
     name: &str,
     number: &str,
     phone_number_id: &str,
 ) -> anyhow::Result<Tenant> {
     let id = format!("ws-{name}-{}", uuid::Uuid::new_v4().simple());
-    store.upsert_workspace(&id, name, &settings()).await?;
+    store.upsert_workspace(&id, name, &settings(clock)?).await?;
     store.credit(&id, Money::from_minor(10_000), "opening").await?;
     let mut channels = HashMap::new();
     for channel in Channel::ALL {
@@ -135,15 +139,20 @@ impl Stack {
     }
 
     pub async fn start_with(test: &str, app_settings: AppSettings) -> anyhow::Result<Self> {
-        let server = DevServer::start(DevServerConfig::ephemeral()).await.context("devserver")?;
-        let address = Url::parse(&server.url())?;
+        let backend = Backend::start(BackendKind::from_env()?, DevServerConfig::ephemeral())
+            .await
+            .context("the Temporal backend")?;
+        let clock = backend.clock();
+        let address: Url = backend.url().clone();
         let task_queue = format!("{test}-{}", uuid::Uuid::new_v4());
         let dir = tempfile::tempdir()?;
         let store = Store::open_sqlite(dir.path().join("convo.db")).await?;
         let sandbox = Arc::new(Sandbox::start("127.0.0.1:0".parse()?).await?);
         let receiver = WebhookReceiver::start().await?;
-        let a = seed(&store, &sandbox, &receiver, "a", "+15550000001", "100000000000001").await?;
-        let b = seed(&store, &sandbox, &receiver, "b", "+15550000002", "100000000000002").await?;
+        let a = seed(&store, &sandbox, &receiver, &clock, "a", "+15550000001", "100000000000001")
+            .await?;
+        let b = seed(&store, &sandbox, &receiver, &clock, "b", "+15550000002", "100000000000002")
+            .await?;
 
         let settings = Settings {
             task_queue: task_queue.clone(),
@@ -182,7 +191,8 @@ impl Stack {
             receiver,
             a,
             b,
-            server: Some(server),
+            clock,
+            server: Some(backend),
             worker: Some(worker),
             api,
             grpc_api,
@@ -190,8 +200,10 @@ impl Stack {
         })
     }
 
-    pub fn time(&self) -> TimeControl {
-        self.server.as_ref().expect("running").time()
+    /// Lets `model` time pass: a skip, or a scaled real sleep where time cannot skip.
+    pub async fn skip(&self, model: Duration) -> anyhow::Result<()> {
+        let bound = WAIT + self.clock.scale(model);
+        tokio::time::timeout(bound, self.clock.skip(model)).await?
     }
 
     pub fn url(&self, path: &str) -> String {
