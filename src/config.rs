@@ -82,6 +82,12 @@ pub struct ApiSection {
     pub http_addr: Option<SocketAddr>,
     /// gRPC API address (`0.0.0.0:50051` for `convo api`).
     pub grpc_addr: Option<SocketAddr>,
+    /// The token Meta's WhatsApp subscription handshake must present (none: it answers 403).
+    pub whatsapp_verify_token: Option<String>,
+    /// The Meta app secret for WhatsApp channels whose configuration has no `app_secret`.
+    pub whatsapp_app_secret: Option<String>,
+    /// The externally visible base URL Twilio signs (`https://api.example.com`).
+    pub public_base_url: Option<String>,
 }
 
 impl FileConfig {
@@ -145,6 +151,19 @@ mod tests {
         assert_eq!(c.serve.temporal_port, Some(7300));
         assert_eq!(c.temporal.namespace.as_deref(), Some("prod"));
         assert_eq!(c.database_url.as_deref(), Some("postgres://x"));
+    }
+
+    #[test]
+    fn api_section_takes_the_inbound_settings() {
+        let c: FileConfig = toml::from_str(
+            "[api]\nwhatsapp_verify_token = \"vt\"\nwhatsapp_app_secret = \"as\"\npublic_base_url = \"https://api.example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.api.whatsapp_verify_token.as_deref(), Some("vt"));
+        assert_eq!(c.api.whatsapp_app_secret.as_deref(), Some("as"));
+        assert_eq!(c.api.public_base_url.as_deref(), Some("https://api.example.com"));
+        let err = toml::from_str::<FileConfig>("[api]\nverify_token = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("verify_token"), "{err}");
     }
 
     #[test]

@@ -550,3 +550,67 @@ fn provider_configs_are_tagged_json_and_hide_secrets() {
     let ProviderConfig::WhatsappCloud(c) = &wa else { panic!("{wa:?}") };
     assert_eq!(c.api_version, providers::whatsapp::DEFAULT_API_VERSION);
 }
+
+/// One configuration per provider with every field set.
+fn full_configs() -> Vec<serde_json::Value> {
+    let templates = json!({"welcome": {"body": "Hi {{1}}", "subject": "Welcome"}});
+    vec![
+        json!({"provider": "whatsapp_cloud", "base_url": "https://graph.facebook.com",
+               "api_version": "20.0", "phone_number_id": "1234", "access_token": "EAAG",
+               "app_secret": "meta-app-secret", "default_language": "pt_BR", "timeout_ms": 5000}),
+        json!({"provider": "twilio", "base_url": "https://api.twilio.com", "account_sid": "AC1",
+               "auth_token": "tw-token", "timeout_ms": 4000}),
+        json!({"provider": "rbm", "base_url": "https://rcsbusinessmessaging.googleapis.com",
+               "agent_id": "agent", "access_token": "ya29", "templates": templates,
+               "timeout_ms": 3000}),
+        json!({"provider": "smtp", "host": "smtp.example.com", "port": 465, "tls": "implicit",
+               "username": "mailer", "password": "smtp-pass", "hello_name": "convo.example.com",
+               "message_id_domain": "mail.example.com", "templates": templates,
+               "timeout_ms": 2000}),
+        json!({"provider": "sandbox_native", "base_url": "http://127.0.0.1:9", "timeout_ms": 1000}),
+    ]
+}
+
+#[test]
+fn every_provider_config_round_trips_every_field() {
+    let configs = full_configs();
+    let providers: Vec<&str> = configs.iter().map(|c| c["provider"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["whatsapp_cloud", "twilio", "rbm", "smtp", "sandbox_native"]);
+    for json in configs {
+        let config: ProviderConfig = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}", json["provider"]));
+        // JSON → config → JSON loses nothing, and config → JSON → config is the identity.
+        let back = serde_json::to_value(&config).unwrap();
+        assert_eq!(back, json, "{} lost or changed a field", json["provider"]);
+        assert_eq!(serde_json::from_value::<ProviderConfig>(back).unwrap(), config);
+        // Secrets survive the trip but stay out of Debug output.
+        let debug = format!("{config:?}");
+        for secret in ["EAAG", "meta-app-secret", "tw-token", "ya29", "smtp-pass"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+    let ProviderConfig::WhatsappCloud(wa) =
+        serde_json::from_value(full_configs().remove(0)).unwrap()
+    else {
+        panic!("not WhatsApp");
+    };
+    assert_eq!(wa.app_secret.as_ref().map(providers::Secret::expose), Some("meta-app-secret"));
+}
+
+#[test]
+fn unknown_provider_config_keys_are_refused_by_name() {
+    for mut json in full_configs() {
+        json["app_secert"] = json!("typo");
+        let err = serde_json::from_value::<ProviderConfig>(json.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `app_secert`"),
+            "{}: {err}",
+            json["provider"]
+        );
+    }
+    // Also inside a nested template text.
+    let mut rbm = full_configs().remove(2);
+    rbm["templates"]["welcome"]["footer"] = json!("x");
+    let err = serde_json::from_value::<ProviderConfig>(rbm).unwrap_err();
+    assert!(err.to_string().contains("unknown field `footer`"), "{err}");
+}

@@ -120,30 +120,42 @@ pub(crate) async fn channel(store: &StoreArgs, command: ChannelCommand) -> anyho
     let store = store.open().await?;
     match command {
         ChannelCommand::Add { workspace, kind, sender, provider_config } => {
-            let channel = Channel::ALL
-                .into_iter()
-                .find(|c| c.as_str() == kind)
-                .with_context(|| format!("--kind: unknown channel {kind:?}"))?;
-            let config: ProviderConfig =
-                serde_json::from_str(&provider_config).context("--provider-config")?;
-            let provider =
-                serde_json::to_value(&config)?["provider"].as_str().unwrap_or_default().to_owned();
-            let c = store
-                .upsert_channel(&ChannelConfig {
-                    id: String::new(),
-                    workspace_id: workspace,
-                    channel,
-                    provider,
-                    config: serde_json::to_value(&config)?,
-                    sender,
-                    enabled: true,
-                })
-                .await?;
+            let config = channel_config(workspace, &kind, sender, &provider_config)?;
+            let c = store.upsert_channel(&config).await?;
             println!("channel {} ({} via {}, {})", c.id, c.channel, c.provider, c.sender);
         }
     }
     store.close().await;
     Ok(())
+}
+
+/// The channel `convo channel add` stores. The provider configuration is checked against its
+/// provider's schema (an unknown key is an error naming it) and stored as the schema
+/// re-serialises it, so what is stored is exactly what the adapters and the inbound
+/// signature checks read.
+fn channel_config(
+    workspace: String,
+    kind: &str,
+    sender: String,
+    provider_config: &str,
+) -> anyhow::Result<ChannelConfig> {
+    let channel = Channel::ALL
+        .into_iter()
+        .find(|c| c.as_str() == kind)
+        .with_context(|| format!("--kind: unknown channel {kind:?}"))?;
+    let parsed: ProviderConfig =
+        serde_json::from_str(provider_config).context("--provider-config")?;
+    let config = serde_json::to_value(&parsed)?;
+    let provider = config["provider"].as_str().unwrap_or_default().to_owned();
+    Ok(ChannelConfig {
+        id: String::new(),
+        workspace_id: workspace,
+        channel,
+        provider,
+        config,
+        sender,
+        enabled: true,
+    })
 }
 
 pub(crate) async fn api_key(store: &StoreArgs, command: ApiKeyCommand) -> anyhow::Result<()> {
@@ -162,4 +174,81 @@ pub(crate) async fn api_key(store: &StoreArgs, command: ApiKeyCommand) -> anyhow
     }
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// The store of `--data-dir dir`, whatever `DATABASE_URL` says.
+    pub(crate) fn store_args(dir: &Path) -> StoreArgs {
+        StoreArgs { data_dir: Some(dir.to_path_buf()), database_url: None }
+    }
+
+    /// Parses `convo <argv>` and runs it against the store in `dir`.
+    pub(crate) async fn run(dir: &Path, argv: &[&str]) -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(std::iter::once("convo").chain(argv.iter().copied()))?;
+        let store = store_args(dir);
+        match cli.command {
+            Command::Workspace { command, .. } => workspace(&store, command).await,
+            Command::Channel { command, .. } => channel(&store, command).await,
+            Command::ApiKey { command, .. } => api_key(&store, command).await,
+            other => anyhow::bail!("not an admin command: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn channel_add_keeps_the_whatsapp_app_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        run(dir.path(), &["workspace", "create", "acme"]).await.unwrap();
+        let config = r#"{"provider":"whatsapp_cloud","base_url":"https://graph.facebook.com",
+            "api_version":"21.0","phone_number_id":"1234","access_token":"EAAG",
+            "app_secret":"meta-app-secret",
+            "default_language":"pt_BR","timeout_ms":5000}"#;
+        let argv = ["channel", "add", "--workspace", "acme", "--kind", "whatsapp"];
+        run(dir.path(), &[&argv[..], &["--sender", "1234", "--provider-config", config]].concat())
+            .await
+            .unwrap();
+        let store = store_args(dir.path()).open().await.unwrap();
+        let stored = store.channel("acme", Channel::Whatsapp).await.unwrap();
+        store.close().await;
+        assert_eq!(stored.provider, "whatsapp_cloud");
+        // What the inbound signature check reads, and what the adapter reads.
+        assert_eq!(stored.config["app_secret"], "meta-app-secret");
+        let input: serde_json::Value = serde_json::from_str(config).unwrap();
+        assert_eq!(stored.config, input, "every field is stored as given");
+        let ProviderConfig::WhatsappCloud(wa) = serde_json::from_value(stored.config).unwrap()
+        else {
+            panic!("not a WhatsApp config");
+        };
+        assert_eq!(
+            wa.app_secret.map(|s| s.expose().to_owned()).as_deref(),
+            Some("meta-app-secret")
+        );
+    }
+
+    #[test]
+    fn channel_add_refuses_unknown_keys_by_name() {
+        let config = r#"{"provider":"whatsapp_cloud","base_url":"https://graph.facebook.com",
+            "phone_number_id":"1234","access_token":"EAAG","app_secert":"oops"}"#;
+        let err = channel_config("acme".into(), "whatsapp", "1234".into(), config).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("--provider-config"), "{message}");
+        assert!(message.contains("unknown field `app_secert`"), "{message}");
+        for (provider, extra) in [
+            ("twilio", r#""base_url":"x","account_sid":"AC","auth_token":"t""#),
+            ("rbm", r#""base_url":"x","agent_id":"a","access_token":"t""#),
+            ("smtp", r#""host":"smtp.example.com","port":587"#),
+            ("sandbox_native", r#""base_url":"x""#),
+        ] {
+            let config = format!(r#"{{"provider":"{provider}",{extra},"surprise":1}}"#);
+            let err = channel_config("acme".into(), "sms", "+1555".into(), &config).unwrap_err();
+            assert!(format!("{err:#}").contains("unknown field `surprise`"), "{provider}: {err:#}");
+        }
+    }
 }

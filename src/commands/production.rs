@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use convo::config::{FileConfig, pick, temporal_url};
+use convo::config::{ApiSection, FileConfig, pick, temporal_url};
 use convo_activities::{Sessions, store::Store, webhooks::DispatcherConfig};
 use convo_api::{App, AppSettings};
 use convo_worker::{Dependencies, Settings, TlsSettings};
@@ -135,6 +135,65 @@ pub(crate) struct ApiArgs {
     /// gRPC API address [default: 0.0.0.0:50051].
     #[arg(long, env = "CONVO_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    inbound: InboundArgs,
+}
+
+/// How `convo api` authenticates provider webhooks.
+#[derive(Debug, Args)]
+pub(crate) struct InboundArgs {
+    /// The token Meta's webhook subscription handshake must present
+    /// (`GET /v1/inbound/whatsapp?hub.verify_token=…`); without it the handshake answers 403.
+    #[arg(long, env = "CONVO_WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
+    whatsapp_verify_token: Option<String>,
+    /// The Meta app secret that signs WhatsApp webhooks, for channels whose provider
+    /// configuration has no `app_secret` of its own.
+    #[arg(long, env = "CONVO_WHATSAPP_APP_SECRET", hide_env_values = true)]
+    whatsapp_app_secret: Option<String>,
+    /// The externally visible base URL (`https://api.example.com`), which Twilio signs; without
+    /// it the URL is rebuilt from the request's `Host` and `X-Forwarded-Proto`.
+    #[arg(long, env = "CONVO_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
+}
+
+impl InboundArgs {
+    /// The application settings, each layered flag (or env) > file > default.
+    fn app_settings(&self, file: &ApiSection) -> anyhow::Result<AppSettings> {
+        let public_base_url = self
+            .public_base_url
+            .clone()
+            .or_else(|| file.public_base_url.clone())
+            .map(|u| public_base_url(&u))
+            .transpose()?;
+        Ok(AppSettings {
+            whatsapp_verify_token: self
+                .whatsapp_verify_token
+                .clone()
+                .or_else(|| file.whatsapp_verify_token.clone())
+                .filter(|t| !t.is_empty()),
+            whatsapp_app_secret: self
+                .whatsapp_app_secret
+                .clone()
+                .or_else(|| file.whatsapp_app_secret.clone())
+                .filter(|s| !s.is_empty()),
+            public_base_url,
+            ..AppSettings::default()
+        })
+    }
+}
+
+/// An absolute `http`/`https` URL with no query or fragment, without its trailing slash (the
+/// request path is appended to it).
+fn public_base_url(value: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(value)
+        .with_context(|| format!("--public-base-url: {value:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        anyhow::bail!("--public-base-url: {value:?} must be an http:// or https:// URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!("--public-base-url: {value:?} must not have a query or fragment");
+    }
+    Ok(value.trim_end_matches('/').to_owned())
 }
 
 /// Serves the HTTP and gRPC APIs until `shutdown`; in-flight requests finish.
@@ -145,10 +204,10 @@ pub(crate) async fn api(
     let (settings, database_url, file) = args.cluster.resolve("convo-api")?;
     let http_addr = pick(args.http_addr, file.api.http_addr, ([0, 0, 0, 0], 8080).into());
     let grpc_addr = pick(args.grpc_addr, file.api.grpc_addr, ([0, 0, 0, 0], 50051).into());
+    let app_settings = args.inbound.app_settings(&file.api)?;
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let client = convo_worker::connect(&settings).await.context("connecting to Temporal")?;
-    let app =
-        App::new(Sessions::new(client, store, settings.task_queue.clone()), AppSettings::default());
+    let app = App::new(Sessions::new(client, store, settings.task_queue.clone()), app_settings);
     let http = tokio::net::TcpListener::bind(http_addr).await.context("binding HTTP")?;
     let grpc = tokio::net::TcpListener::bind(grpc_addr).await.context("binding gRPC")?;
     println!("convo api: http http://{} grpc {}", http.local_addr()?, grpc.local_addr()?);
@@ -163,4 +222,65 @@ pub(crate) async fn api(
     http_task.await?.context("HTTP API")?;
     grpc_task.await?.context("gRPC API")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    fn settings(argv: &[&str], file: &ApiSection) -> anyhow::Result<AppSettings> {
+        let probe =
+            Probe::try_parse_from(std::iter::once("convo-api").chain(argv.iter().copied()))?;
+        probe.api.inbound.app_settings(file)
+    }
+
+    #[test]
+    fn inbound_settings_layer_flags_over_the_file() {
+        let file = ApiSection {
+            whatsapp_verify_token: Some("file-token".into()),
+            whatsapp_app_secret: Some("file-secret".into()),
+            public_base_url: Some("https://file.example.com/".into()),
+            ..ApiSection::default()
+        };
+        let s = settings(&["--whatsapp-verify-token", "flag-token"], &file).unwrap();
+        assert_eq!(s.whatsapp_verify_token.as_deref(), Some("flag-token"));
+        assert_eq!(s.whatsapp_app_secret.as_deref(), Some("file-secret"));
+        assert_eq!(s.public_base_url.as_deref(), Some("https://file.example.com"));
+
+        let s = settings(
+            &[
+                "--whatsapp-app-secret",
+                "flag-secret",
+                "--public-base-url",
+                "https://api.example.com/convo",
+            ],
+            &file,
+        )
+        .unwrap();
+        assert_eq!(s.whatsapp_verify_token.as_deref(), Some("file-token"));
+        assert_eq!(s.whatsapp_app_secret.as_deref(), Some("flag-secret"));
+        assert_eq!(s.public_base_url.as_deref(), Some("https://api.example.com/convo"));
+
+        // Nothing set anywhere: the defaults (no token, no secret, URL from the request).
+        let s = settings(&[], &ApiSection::default()).unwrap();
+        assert_eq!(s.whatsapp_verify_token, None);
+        assert_eq!(s.whatsapp_app_secret, None);
+        assert_eq!(s.public_base_url, None);
+    }
+
+    #[test]
+    fn a_public_base_url_must_be_an_absolute_http_url() {
+        for bad in ["api.example.com", "ftp://api.example.com", "https://x.example/?a=1"] {
+            let err = settings(&["--public-base-url", bad], &ApiSection::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("public-base-url"), "{bad}: {err:#}");
+        }
+    }
 }

@@ -39,8 +39,9 @@ pub enum SmtpTls {
     Implicit,
 }
 
-/// Configuration of an SMTP relay.
+/// Configuration of an SMTP relay. Unknown keys are refused, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Relay host name (also the TLS server name).
     pub host: String,

@@ -13,8 +13,9 @@ use super::{Provider, ProviderError, Rejection, SendReceipt, SendRequest, error_
 /// Path of the native endpoint.
 pub const PATH: &str = "/_sandbox/messages";
 
-/// Configuration of the native sandbox adapter.
+/// Configuration of the native sandbox adapter. Unknown keys are refused, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NativeConfig {
     /// The sandbox's base URL.
     pub base_url: String,

@@ -17,8 +17,9 @@ use super::{
     Provider, ProviderError, Rejection, Secret, SendReceipt, SendRequest, TemplateTexts, http,
 };
 
-/// Configuration of an RBM agent.
+/// Configuration of an RBM agent. Unknown keys are refused, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RbmConfig {
     /// `https://rcsbusinessmessaging.googleapis.com` in production, the sandbox's URL in tests.
     pub base_url: String,

@@ -113,6 +113,7 @@ impl SendRequest {
 /// A template's text, kept in the channel's configuration when the network has no templates of
 /// its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RenderedTemplate {
     /// Body, with `{{n}}` placeholders.
     pub body: String,

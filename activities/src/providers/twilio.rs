@@ -13,8 +13,9 @@ use super::{Provider, ProviderError, Rejection, Secret, SendReceipt, SendRequest
 /// The header Twilio reads the idempotency token from.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 
-/// Configuration of a Twilio-style account.
+/// Configuration of a Twilio-style account. Unknown keys are refused, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     /// `https://api.twilio.com` in production, the sandbox's URL in tests.
     pub base_url: String,

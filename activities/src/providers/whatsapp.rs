@@ -18,8 +18,10 @@ pub const DEFAULT_API_VERSION: &str = "21.0";
 /// Template language when neither the request nor the configuration names one.
 pub const DEFAULT_LANGUAGE: &str = "en_US";
 
-/// Configuration of a WhatsApp Cloud API sender.
+/// Configuration of a WhatsApp Cloud API sender. Unknown keys are refused (naming the key), so
+/// a misspelt secret is an error rather than a setting silently dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WhatsappConfig {
     /// `https://graph.facebook.com` in production, the sandbox's URL in tests.
     pub base_url: String,
@@ -30,6 +32,10 @@ pub struct WhatsappConfig {
     pub phone_number_id: String,
     /// System-user access token.
     pub access_token: Secret,
+    /// The Meta app secret that signs this number's webhooks (`X-Hub-Signature-256`); without
+    /// it, inbound falls back on the API's configured default secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_secret: Option<Secret>,
     /// Template language when the request has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_language: Option<String>,
@@ -249,6 +255,7 @@ mod tests {
             api_version: DEFAULT_API_VERSION.into(),
             phone_number_id: "1".into(),
             access_token: "t".into(),
+            app_secret: None,
             default_language: Some("pt_BR".into()),
             timeout_ms: None,
         })

@@ -179,6 +179,7 @@ impl SandboxHandle {
                 api_version: crate::providers::whatsapp::DEFAULT_API_VERSION.to_owned(),
                 phone_number_id: SANDBOX_PHONE_NUMBER_ID.to_owned(),
                 access_token: SANDBOX_TOKEN.into(),
+                app_secret: None,
                 default_language: None,
                 timeout_ms,
             }),
