@@ -16,8 +16,9 @@ use convo_workflows::{
     },
 };
 use temporalio_client::{
-    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowSignalOptions,
-    WorkflowStartOptions, WorkflowUpdateWithStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowSignalOptions, WorkflowStartOptions,
+    WorkflowUpdateWithStartOptions,
     errors::{
         WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError,
         WorkflowUpdateWithStartError,
@@ -187,10 +188,16 @@ impl Sessions {
         Ok(InboundAccepted { contact_id: contact.id, workflow_id, duplicate: !created })
     }
 
-    /// A business send through the contact's window: update-with-start on its session, so a
-    /// template can go out with no window open (the session then ends once it is settled).
-    /// Refusals (`no_active_session`, `contact_opted_out`, `insufficient_balance`, …) are
-    /// answers, not errors.
+    /// A business send through the contact's window. Refusals (`no_active_session`,
+    /// `contact_opted_out`, `insufficient_balance`, …) are answers, not errors.
+    ///
+    /// A running session takes the send as an update. With none running, the send is first
+    /// decided against a session that would start now (the pure domain, on the workspace's
+    /// configuration and the contact's consent): what it would refuse is refused here, and
+    /// no run is started for nothing. Otherwise (a template, or a channel that does not gate
+    /// free-form) update-with-start starts the session, which ends once it is settled. An
+    /// inbound that starts the session in between is no race: update-with-start attaches to
+    /// the running session.
     pub async fn send(
         &self,
         workspace_id: &str,
@@ -199,7 +206,26 @@ impl Sessions {
         request: SendRequest,
     ) -> Result<SessionSendOutcome, GatewayError> {
         let workflow_id = session_workflow_id(workspace_id, contact_id);
+        let handle = self.client.get_workflow_handle::<SessionWindowWorkflow>(workflow_id.clone());
+        let options =
+            WorkflowExecuteUpdateOptions::builder().update_id(request.message_id.clone()).build();
+        match handle.execute_update(SessionWindowWorkflow::send, request.clone(), options).await {
+            Ok(receipt) => return Ok(SessionSendOutcome::Sent(receipt)),
+            Err(WorkflowUpdateError::Failed(failure)) => {
+                return Ok(SessionSendOutcome::Refused(refusal(&failure.message)));
+            }
+            // No session runs (never started, or its last run completed).
+            Err(WorkflowUpdateError::NotFound(_)) => {}
+            Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+        }
+
         let input = self.session_input(workspace_id, contact_id, channel).await?;
+        let fresh = convo_domain::window::State::new(input.config.clone(), input.consent);
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        if let Err(e) = convo_domain::window::validate(&fresh, &request.event(), now) {
+            let refusal = SendError { code: e.code().to_owned(), message: e.to_string() };
+            return Ok(SessionSendOutcome::Refused(refusal));
+        }
         let options = WorkflowUpdateWithStartOptions::new(
             self.task_queue.clone(),
             workflow_id,
@@ -287,19 +313,31 @@ impl Sessions {
             .build()
     }
 
-    /// The latest composed conversation whose messages went to this contact, if any: the one
-    /// a reply answers.
+    /// The latest composed conversation whose messages went to this contact, if it still
+    /// runs: the one a reply answers. A conversation that ended (resolved, expired, failed)
+    /// takes no replies, and naming none unlinks it from the session.
     async fn waiting_conversation(
         &self,
         workspace_id: &str,
         contact_id: &str,
     ) -> Result<Option<String>, GatewayError> {
         let messages = self.store.messages(workspace_id, contact_id).await?;
-        Ok(messages
+        let Some(latest) = messages
             .iter()
             .rev()
             .filter(|m| m.direction == Direction::Outbound)
-            .find_map(|m| m.content.get("conversation_id")?.as_str().map(str::to_owned)))
+            .find_map(|m| m.content.get("conversation_id")?.as_str().map(str::to_owned))
+        else {
+            return Ok(None);
+        };
+        let handle = self
+            .client
+            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(&latest));
+        match handle.describe(WorkflowDescribeOptions::default()).await {
+            Ok(d) if d.status() == WorkflowExecutionStatus::Running => Ok(Some(latest)),
+            Ok(_) | Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
+            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod fixtures;
 mod interaction;
 mod lifecycle;
 mod outbound;
+mod regressions;
 mod replay;
 mod serve;
 mod session_window;

@@ -148,6 +148,11 @@ impl TestEnv {
         })
     }
 
+    /// The Temporal frontend, `http://127.0.0.1:port`.
+    pub fn temporal_url(&self) -> &Url {
+        self.backend.as_ref().expect("server runs until shutdown").url()
+    }
+
     /// Which Temporal server this test runs on.
     pub fn backend(&self) -> BackendKind {
         self.backend.as_ref().expect("server runs until shutdown").kind()

@@ -185,6 +185,27 @@ pub struct SendRequest {
     pub conversation_id: Option<String>,
 }
 
+impl SendRequest {
+    /// The domain event this send is.
+    pub fn event(&self) -> convo_domain::window::Event {
+        use convo_domain::window::Event;
+        let message_id = convo_domain::MessageId::new(self.message_id.clone());
+        match &self.kind {
+            SendKind::Freeform { text, subject, sender } => Event::FreeformSendRequested {
+                message_id,
+                text: text.clone(),
+                subject: subject.clone(),
+                sender: *sender,
+            },
+            SendKind::Template { template, message_type } => Event::TemplateSendRequested {
+                message_id,
+                template: template.clone(),
+                message_type: *message_type,
+            },
+        }
+    }
+}
+
 /// Answer of the session's `send` update for a message the provider accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendReceipt {
@@ -332,21 +353,52 @@ pub struct WebhookEmit {
     pub workspace_id: String,
     /// The contact.
     pub contact_id: String,
-    /// The session; with the webhook's `seq` it makes the event id, stable across retries.
+    /// The session (the first run of its chain: the same across continue-as-new, retries and
+    /// resets); with the event's logical identity it makes the event id.
     pub session_id: String,
     /// The event.
     pub webhook: Webhook,
+    /// Event ids name the logical event ([`WebhookEmit::event_id`]). `false` (the default, for
+    /// inputs recorded before this field existed) keeps the old per-session sequence ids, so
+    /// an activity retried across an upgrade enqueues under the id it had.
+    #[serde(default)]
+    pub logical_ids: bool,
 }
 
 impl WebhookEmit {
-    /// `evt_{session}_{seq}`: the same for every attempt of the activity and every replay.
+    /// The same for every attempt of the activity, every replay, and every re-execution of the
+    /// same logical event after a reset:
+    /// - `evt_{session}_c{n}_started` and `evt_{session}_c{n}_ended` for the session's `n`th
+    ///   window;
+    /// - `evt_{session}_m_{message}_{direction}` for a message.
+    ///
+    /// A sequence number would not do: a reset re-runs the session from a chosen point, where
+    /// updates are not re-applied, so the same event can come later in the sequence.
     pub fn event_id(&self) -> String {
-        let seq = match &self.webhook {
-            Webhook::ConversationStarted { seq, .. }
-            | Webhook::MessageExchanged { seq, .. }
-            | Webhook::ConversationEnded { seq, .. } => *seq,
-        };
-        format!("evt_{}_{seq}", self.session_id)
+        let session = &self.session_id;
+        if !self.logical_ids {
+            let seq = match &self.webhook {
+                Webhook::ConversationStarted { seq, .. }
+                | Webhook::MessageExchanged { seq, .. }
+                | Webhook::ConversationEnded { seq, .. } => *seq,
+            };
+            return format!("evt_{session}_{seq}");
+        }
+        match &self.webhook {
+            Webhook::ConversationStarted { conversation, .. } => {
+                format!("evt_{session}_c{conversation}_started")
+            }
+            Webhook::ConversationEnded { conversation, .. } => {
+                format!("evt_{session}_c{conversation}_ended")
+            }
+            Webhook::MessageExchanged { message_id, direction, .. } => {
+                let direction = match direction {
+                    convo_domain::Direction::Inbound => "in",
+                    convo_domain::Direction::Outbound => "out",
+                };
+                format!("evt_{session}_m_{}_{direction}", message_id.as_str())
+            }
+        }
     }
 
     /// The Standard Webhooks event type: `conversation.started` and so on.

@@ -43,7 +43,7 @@ use temporalio_workflow::{
 use crate::{
     contracts::{
         Carried, ConsentRecord, HoldRequest, HoldResolution, InboundMessage, ProviderSend,
-        SESSION_WINDOW_WORKFLOW, SendError, SendKind, SendReceipt, SendRecord, SendRequest,
+        SESSION_WINDOW_WORKFLOW, SendError, SendReceipt, SendRecord, SendRequest,
         SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit, WindowClosed,
         conversation_workflow_id, error_types, io_task_queue, names,
     },
@@ -54,6 +54,9 @@ use crate::{
 const HISTORY_LIMIT: u32 = 8_000;
 /// Answered sends remembered for idempotent retries (and carried across continue-as-new).
 const ANSWERS_KEPT: usize = 64;
+/// Patch: an inbound message names the open conversation it answers (none unlinks), and a
+/// compliance keyword is not signalled to the conversation as a reply.
+pub const PATCH_REPLY_ROUTING: &str = "inbound-reply-routing";
 
 /// One answered send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +86,8 @@ pub struct SessionWindowWorkflow {
     /// The latest inbound message ids: providers retry webhooks.
     recent_inbound: VecDeque<String>,
     last_close: Option<CloseReason>,
+    /// Windows closed by this run (each close tells the linked conversation).
+    closes: u32,
     /// The latest workflow time seen: validators have no clock of their own, and the handler
     /// decides again with the activation's time, so a stale read can only admit a send that
     /// the domain then refuses.
@@ -94,8 +99,14 @@ impl SessionWindowWorkflow {
     /// A fresh session, or the next run of one that continued as new.
     #[init]
     pub fn new(ctx: &WorkflowContextView, input: SessionInput) -> Self {
+        // The first run of the chain names the session: a retry or a reset (whose new run
+        // keeps the chain's first run id) re-emits the same logical events under the same ids.
+        let first = match ctx.first_execution_run_id() {
+            "" => ctx.run_id(),
+            first => first,
+        };
         let carried = input.carried.unwrap_or_else(|| Carried {
-            session_id: ctx.run_id().to_owned(),
+            session_id: first.to_owned(),
             state: State::new(input.config, input.consent),
             linked_conversation: None,
             runs: 0,
@@ -120,6 +131,7 @@ impl SessionWindowWorkflow {
                 .map(|(message_id, result)| Answer { message_id, result })
                 .collect(),
             last_close: None,
+            closes: 0,
             clock: Timestamp::from_epoch_millis(0),
         }
     }
@@ -195,8 +207,16 @@ impl SessionWindowWorkflow {
     }
 
     /// The contact sent a message (a reply, an unprompted inbound, or a compliance keyword).
+    ///
+    /// The session stays busy until the linked conversation has heard of the reply: the run
+    /// loop re-checks whether it may end only when the last busy handler leaves, so a signal
+    /// sent after that would leave a closed session waiting forever. Since
+    /// [`PATCH_REPLY_ROUTING`], the message names the conversation the reply belongs to (none
+    /// once that conversation ended, which unlinks it), and a compliance keyword (STOP, START,
+    /// HELP) is not a reply: the conversation hears of a STOP as the window closing.
     #[signal(name = names::SIGNAL_INBOUND)]
     pub async fn inbound(ctx: &mut WorkflowContext<Self>, message: InboundMessage) {
+        let routed = ctx.patched(PATCH_REPLY_ROUTING);
         let repeat = ctx.state_mut(|s| {
             if s.recent_inbound.contains(&message.message_id) {
                 return true;
@@ -205,7 +225,9 @@ impl SessionWindowWorkflow {
             while s.recent_inbound.len() > ANSWERS_KEPT {
                 s.recent_inbound.pop_front();
             }
-            if let Some(conversation) = &message.conversation_id {
+            if routed {
+                s.linked_conversation.clone_from(&message.conversation_id);
+            } else if let Some(conversation) = &message.conversation_id {
                 s.linked_conversation = Some(conversation.clone());
             }
             false
@@ -218,18 +240,37 @@ impl SessionWindowWorkflow {
             text: message.text.clone(),
             sent_at: message.sent_at,
         };
-        run_handler(ctx, event).await;
-        if let Some(conversation) = ctx.state(|s| s.linked_conversation.clone()) {
-            // The conversation may already have ended; that is not the session's problem.
-            let _ = ctx
-                .external_workflow(conversation_workflow_id(&conversation), None)
-                .signal(
-                    OutboundConversationWorkflow::contact_replied,
-                    message,
-                    SignalWorkflowOptions::default(),
-                )
-                .await;
+        enter(ctx);
+        let closes = ctx.state(|s| s.closes);
+        interpret(ctx, event).await;
+        let keyword = if routed { convo_domain::compliance::classify(&message.text) } else { None };
+        let (linked, closed) = ctx.state(|s| (s.linked_conversation.clone(), s.closes != closes));
+        // The conversation may already have ended; that is not the session's problem.
+        match (linked, keyword) {
+            (Some(conversation), None) => {
+                let _ = ctx
+                    .external_workflow(conversation_workflow_id(&conversation), None)
+                    .signal(
+                        OutboundConversationWorkflow::contact_replied,
+                        message,
+                        SignalWorkflowOptions::default(),
+                    )
+                    .await;
+            }
+            // An opt-out with no window to close still ends the conversation's chance.
+            (Some(conversation), Some(convo_domain::Keyword::OptOut)) if !closed => {
+                let _ = ctx
+                    .external_workflow(conversation_workflow_id(&conversation), None)
+                    .signal(
+                        OutboundConversationWorkflow::window_closed,
+                        WindowClosed { reason: CloseReason::ComplianceStop },
+                        SignalWorkflowOptions::default(),
+                    )
+                    .await;
+            }
+            _ => {}
         }
+        leave(ctx);
     }
 
     /// Close the window now (`EXPLICIT`). Idempotent: closing a closed window changes nothing.
@@ -404,8 +445,18 @@ async fn fire_due(ctx: &WorkflowContext<SessionWindowWorkflow>) {
 
 /// A handler's share of the work: marks the session busy while it carries out its effects.
 async fn run_handler(ctx: &WorkflowContext<SessionWindowWorkflow>, event: Event) {
-    ctx.state_mut(|s| s.busy += 1);
+    enter(ctx);
     interpret(ctx, event).await;
+    leave(ctx);
+}
+
+/// A handler starts work the run must not end under.
+fn enter(ctx: &WorkflowContext<SessionWindowWorkflow>) {
+    ctx.state_mut(|s| s.busy += 1);
+}
+
+/// A handler's work is done; the last one out wakes the run loop to see whether it may end.
+fn leave(ctx: &WorkflowContext<SessionWindowWorkflow>) {
     ctx.state_mut(|s| {
         s.busy -= 1;
         if s.busy == 0 {
@@ -516,7 +567,8 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         }
         Effect::EmitWebhook(webhook) => {
             let session_id = ctx.state(|s| s.session_id.clone());
-            let emit = WebhookEmit { workspace_id, contact_id, session_id, webhook };
+            let emit =
+                WebhookEmit { workspace_id, contact_id, session_id, webhook, logical_ids: true };
             let _ = ctx
                 .execute_activity(SessionActivities::emit_webhook, emit, store_options(ctx))
                 .await;
@@ -529,6 +581,7 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         Effect::Close { reason, .. } => {
             let linked = ctx.state_mut(|s| {
                 s.last_close = Some(reason);
+                s.closes += 1;
                 s.linked_conversation.clone()
             });
             if let Some(conversation) = linked {
@@ -561,20 +614,7 @@ async fn resolve_hold(
 }
 
 fn send_event(request: &SendRequest) -> Event {
-    let message_id = convo_domain::MessageId::new(request.message_id.clone());
-    match &request.kind {
-        SendKind::Freeform { text, subject, sender } => Event::FreeformSendRequested {
-            message_id,
-            text: text.clone(),
-            subject: subject.clone(),
-            sender: *sender,
-        },
-        SendKind::Template { template, message_type } => Event::TemplateSendRequested {
-            message_id,
-            template: template.clone(),
-            message_type: *message_type,
-        },
-    }
+    request.event()
 }
 
 fn send_error(e: &convo_domain::window::Error) -> SendError {
