@@ -36,6 +36,7 @@ backend_tests!(
     data_survives_reopening,
     api_keys_are_hashed_and_revocable,
     idempotency_keys_claim_replay_and_mismatch,
+    idempotency_leases_are_owned_renewed_and_taken_over,
     conversations_and_lookups,
 );
 
@@ -593,7 +594,7 @@ async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
     let store = &db.store;
     let policy = IdempotencyPolicy::default();
     let claim = |ws: &'static str, key: &'static str, fp: &'static str, policy| async move {
-        store.claim_idempotency_key(ws, key, fp, policy).await.unwrap()
+        store.claim_idempotency_key(ws, key, fp, "owner", policy).await.unwrap()
     };
     assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::Claimed);
     assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::InFlight);
@@ -601,13 +602,13 @@ async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
     // Keys are per workspace.
     assert_eq!(claim("ws2", "k1", "fp-b", policy).await, IdempotencyClaim::Claimed);
     let response = StoredResponse { status: 202, body: "{\"ok\":true}".to_owned() };
-    store.complete_idempotency_key("ws1", "k1", &response).await.unwrap();
+    store.complete_idempotency_key("ws1", "k1", "owner", &response).await.unwrap();
     assert_eq!(claim("ws1", "k1", "fp-a", policy).await, IdempotencyClaim::Replay(response));
 
     // A released key runs afresh; a dead claim is taken over once its lock ran out.
-    store.release_idempotency_key("ws2", "k1").await.unwrap();
+    store.release_idempotency_key("ws2", "k1", "owner").await.unwrap();
     assert_eq!(claim("ws2", "k1", "fp-c", policy).await, IdempotencyClaim::Claimed);
-    let no_lock = IdempotencyPolicy { lock: Duration::ZERO, ..policy };
+    let no_lock = IdempotencyPolicy { lease: Duration::ZERO, ..policy };
     assert_eq!(claim("ws1", "k2", "fp", no_lock).await, IdempotencyClaim::Claimed);
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(claim("ws1", "k2", "fp", no_lock).await, IdempotencyClaim::Claimed);
@@ -616,6 +617,66 @@ async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(claim("ws1", "k1", "fp-other", no_retention).await, IdempotencyClaim::Claimed);
     assert!(store.prune_idempotency_keys(Duration::ZERO).await.unwrap() >= 1);
+}
+
+/// A claim is a lease held by its owner: renewing keeps it, a lapsed one is taken over by a
+/// retry (the crashed-process case), and the former owner can then neither renew, complete nor
+/// release it, so it cannot disturb the request that took over.
+async fn idempotency_leases_are_owned_renewed_and_taken_over(db: Arc<Db>) {
+    use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
+    use std::time::Duration;
+    let store = &db.store;
+    let short = IdempotencyPolicy { lease: Duration::from_millis(200), ..Default::default() };
+    let long = IdempotencyPolicy { lease: Duration::from_secs(60), ..Default::default() };
+    let claim = |owner: &'static str, policy| async move {
+        store.claim_idempotency_key("ws1", "k", "fp", owner, policy).await.unwrap()
+    };
+
+    // A renewed lease outlives its first term: the live owner keeps the key.
+    assert_eq!(claim("a", short).await, IdempotencyClaim::Claimed);
+    assert!(store.renew_idempotency_key("ws1", "k", "a", long).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(claim("b", short).await, IdempotencyClaim::InFlight);
+    // Only the owner renews.
+    assert!(!store.renew_idempotency_key("ws1", "k", "b", long).await.unwrap());
+
+    // The owner stops renewing (its process died): once the lease runs out, a retry takes the
+    // claim over and owns it.
+    assert!(store.renew_idempotency_key("ws1", "k", "a", short).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(claim("b", long).await, IdempotencyClaim::Claimed);
+    assert_eq!(claim("c", long).await, IdempotencyClaim::InFlight);
+
+    // The old owner, back from the dead, can do nothing to the new owner's claim.
+    let stale = StoredResponse { status: 202, body: "{\"from\":\"a\"}".to_owned() };
+    assert!(!store.renew_idempotency_key("ws1", "k", "a", long).await.unwrap());
+    assert!(!store.complete_idempotency_key("ws1", "k", "a", &stale).await.unwrap());
+    assert!(!store.release_idempotency_key("ws1", "k", "a").await.unwrap());
+    assert_eq!(claim("c", long).await, IdempotencyClaim::InFlight);
+
+    // The new owner's answer is the one replayed; a completed key has no lease to renew.
+    let answer = StoredResponse { status: 202, body: "{\"from\":\"b\"}".to_owned() };
+    assert!(store.renew_idempotency_key("ws1", "k", "b", long).await.unwrap());
+    assert!(store.complete_idempotency_key("ws1", "k", "b", &answer).await.unwrap());
+    assert_eq!(claim("c", long).await, IdempotencyClaim::Replay(answer));
+    assert!(!store.renew_idempotency_key("ws1", "k", "b", long).await.unwrap());
+    assert!(!store.release_idempotency_key("ws1", "k", "b").await.unwrap());
+
+    // A taken-over claim that the new owner releases runs afresh for the next request.
+    assert_eq!(
+        store.claim_idempotency_key("ws1", "k2", "fp", "a", short).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.claim_idempotency_key("ws1", "k2", "fp", "b", long).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert!(store.release_idempotency_key("ws1", "k2", "b").await.unwrap());
+    assert_eq!(
+        store.claim_idempotency_key("ws1", "k2", "fp", "c", long).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
 }
 
 async fn conversations_and_lookups(db: Arc<Db>) {

@@ -192,6 +192,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }
+        if self.code == codes::IDEMPOTENCY_KEY_IN_USE {
+            // The retry already waited for the request in flight; it may ask again shortly.
+            let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
+            response.headers_mut().insert(header::RETRY_AFTER, after.into());
+        }
         response
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 use convo_activities::store::{IdempotencyPolicy, StoredResponse};
+use convo_api::AppSettings;
 use convo_domain::Channel;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -109,7 +110,12 @@ async fn keys_authenticate_and_workspaces_are_isolated() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()> {
-    let stack = Stack::start("idem").await?;
+    // The claim "held by another request" below is never renewed, so its lease (10 s) would
+    // run out and be taken over within the default wait (30 s): wait less than the lease.
+    let idempotency =
+        IdempotencyPolicy { wait: std::time::Duration::from_millis(500), ..Default::default() };
+    let settings = AppSettings { idempotency, ..AppSettings::default() };
+    let stack = Stack::start_with("idem", settings).await?;
     let key = stack.a.key.clone();
     let compose = json!({"channel_id": stack.a.channel_id(Channel::Whatsapp), "contact_phone": "+14155550124", "content": "hi", "template": {"name": "hello"}});
 
@@ -162,7 +168,13 @@ async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()>
     let fingerprint: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     stack
         .store
-        .claim_idempotency_key(&stack.a.id, "k-busy", &fingerprint, IdempotencyPolicy::default())
+        .claim_idempotency_key(
+            &stack.a.id,
+            "k-busy",
+            &fingerprint,
+            "another-request",
+            IdempotencyPolicy::default(),
+        )
         .await?;
     let busy = stack
         .raw(
@@ -181,7 +193,7 @@ async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()>
     );
     // Once the first request finishes, its answer is replayed.
     let stored = StoredResponse { status: 202, body: "{\"message_id\":\"msg_x\"}".to_owned() };
-    stack.store.complete_idempotency_key(&stack.a.id, "k-busy", &stored).await?;
+    stack.store.complete_idempotency_key(&stack.a.id, "k-busy", "another-request", &stored).await?;
     let done = stack
         .raw(
             Method::POST,

@@ -307,7 +307,14 @@ async fn grpc_auth_isolation_validation_reflection_and_health() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()> {
-    let stack = Stack::start("grpc-idem").await?;
+    // The claim "held by another request" below is never renewed, so its lease (10 s) would
+    // run out and be taken over within the default wait (30 s): wait less than the lease.
+    let idempotency = convo_activities::store::IdempotencyPolicy {
+        wait: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let settings = convo_api::AppSettings { idempotency, ..Default::default() };
+    let stack = Stack::start_with("grpc-idem", settings).await?;
     let key = stack.a.key.clone();
     let mut c = clients(&stack).await?;
     let compose = compose_request(stack.a.channel_id(Channel::Whatsapp), "+14155550141", "hi");
@@ -377,6 +384,7 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
             &stack.a.id,
             "g-busy",
             &fingerprint,
+            "another-request",
             convo_activities::store::IdempotencyPolicy::default(),
         )
         .await?;
@@ -394,7 +402,7 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
             "hold_amount": 0, "message_price": 5, "balance": {"free": 1, "reserved": 0, "total": 1}},
     });
     let stored = convo_activities::store::StoredResponse { status: 200, body: stored.to_string() };
-    stack.store.complete_idempotency_key(&stack.a.id, "g-busy", &stored).await?;
+    stack.store.complete_idempotency_key(&stack.a.id, "g-busy", "another-request", &stored).await?;
     let done = c.messages.send_message(req(Some(&key), send.clone(), &busy)).await?;
     assert_eq!(done.get_ref().message_id, "msg_x");
     assert_eq!(

@@ -148,7 +148,7 @@ async fn whatsapp_send(
     send.idempotency_key = header_str(&headers, "Idempotency-Key").map(str::to_owned);
     send.template_language = language;
     send.template_params = params;
-    match shared.attempt(send, |seq| format!("wamid.sandbox.{seq:012}")) {
+    match shared.attempt(send, |seq| format!("wamid.sandbox.{seq:012}")).await {
         Outcome::Accepted { id, duplicate } => {
             let wa_id: String = to.chars().filter(char::is_ascii_digit).collect();
             let body = json!({
@@ -249,7 +249,7 @@ async fn twilio_send(
     send.idempotency_key =
         header_str(&headers, crate::providers::twilio::IDEMPOTENCY_HEADER).map(str::to_owned);
     send.template_params = params;
-    match shared.attempt(send, |seq| format!("SM{seq:032x}")) {
+    match shared.attempt(send, |seq| format!("SM{seq:032x}")).await {
         Outcome::Accepted { id, duplicate } => {
             let body = match &content {
                 Content::Text { body, .. } => body.clone(),
@@ -335,7 +335,7 @@ async fn rbm_send(
     let mut send = Incoming::new(Channel::Rcs, agent_id, phone.clone(), content);
     send.idempotency_key = Some(message_id.clone());
     let name = message_name(&phone, &message_id);
-    match shared.attempt(send, |_| name.clone()) {
+    match shared.attempt(send, |_| name.clone()).await {
         Outcome::Accepted { duplicate: true, .. } => {
             google_error("ALREADY_EXISTS", "Requested entity already exists")
         }
@@ -421,7 +421,7 @@ async fn native_send(
     send.human_agent_tag = req.human_agent_tag;
     send.template_language = req.template_language;
     send.template_params = req.template_params;
-    match shared.attempt(send, |seq| format!("sbx_{seq:012}")) {
+    match shared.attempt(send, |seq| format!("sbx_{seq:012}")).await {
         Outcome::Accepted { id, duplicate } => {
             replayed(Json(NativeAccepted { id, duplicate }).into_response(), duplicate)
         }

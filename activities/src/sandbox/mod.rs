@@ -26,6 +26,10 @@
 //! # Faults
 //! Armed faults are checked before de-duplication, in arming order; the first that matches the
 //! channel and recipient is consumed. See [`Fault`] for how each one looks per channel.
+//!
+//! A slow provider is a latency ([`SandboxHandle::set_latency`], in process only): every send
+//! on every channel is answered (accepted or failed) only after it, so tests can act while a
+//! send is still with the provider.
 
 mod faults;
 mod http;
@@ -250,6 +254,12 @@ impl SandboxHandle {
     /// Disarms every fault (ends an outage).
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
+    }
+
+    /// Answers every later send only after `latency` (a slow provider); zero, the default,
+    /// answers at once. Sends already waiting keep the latency they started with.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.set_latency(latency);
     }
 
     /// Stops both listeners and waits for them (at most a few seconds: a client holding a

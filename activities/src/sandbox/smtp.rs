@@ -232,6 +232,7 @@ impl Session {
             self.reply("552 5.3.4 Message size exceeds fixed limit").await?;
             return Ok(Next::Continue);
         }
+        self.shared.pause().await;
         let reply = self.accept(&raw);
         self.reset();
         self.reply(&reply).await?;

@@ -1,9 +1,10 @@
-//! The sandbox's memory: accepted sends, the idempotency index and the armed faults.
+//! The sandbox's memory: accepted sends, the idempotency index, the armed faults and the
+//! latency.
 
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use convo_domain::{Channel, Timestamp, window::Content};
@@ -95,6 +96,7 @@ struct Inner {
     by_key: HashMap<(Channel, String), String>,
     faults: Vec<FaultRule>,
     next_seq: u64,
+    latency: Duration,
 }
 
 /// State shared by the HTTP and SMTP listeners and the handle.
@@ -163,9 +165,14 @@ impl Shared {
         Outcome::Accepted { id, duplicate: false }
     }
 
-    /// Checks faults, then records: the order a real provider follows (an outage answers even
-    /// a repeat).
-    pub(crate) fn attempt(&self, send: Incoming, make_id: impl FnOnce(u64) -> String) -> Outcome {
+    /// Waits out the latency, checks faults, then records: the order a real provider follows
+    /// (an outage answers even a repeat).
+    pub(crate) async fn attempt(
+        &self,
+        send: Incoming,
+        make_id: impl FnOnce(u64) -> String,
+    ) -> Outcome {
+        self.pause().await;
         if let Some(fault) = self.take_fault(send.channel, &send.to) {
             return Outcome::Failed(fault);
         }
@@ -196,6 +203,18 @@ impl Shared {
 
     pub(crate) fn clear_faults(&self) {
         self.lock().faults.clear();
+    }
+
+    pub(crate) fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Sleeps for the latency before a send is answered (not at all by default).
+    pub(crate) async fn pause(&self) {
+        let latency = self.lock().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<usize> {

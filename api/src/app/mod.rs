@@ -7,14 +7,19 @@
 //!
 //! # Idempotency
 //! The transport claims the `Idempotency-Key` ([`App::claim_idempotency`]) before an operation
-//! runs and stores its answer afterwards. Operations that send or start something also derive
-//! their ids from the key ([`App::derived_id`]): the conversation id of a compose and the
-//! message id of a send. Temporal rejects a second workflow with the same id and the session
-//! answers a repeated send id with its first answer, so even a retry that outlives the stored
-//! key (24 h) starts nothing twice.
+//! runs, holds the claim as a renewed lease while it runs, and stores its answer afterwards;
+//! over HTTP the operation runs in a task of its own ([`App::run_idempotent`]), so a client
+//! that hangs up does not cancel it. A retry waits for a request still in flight, and takes
+//! over the claim of one whose process died; what a retry gets in each case is in
+//! [`idempotency`]. Operations that send or start something also derive their ids from the key
+//! ([`App::derived_id`]): the conversation id of a compose and the message id of a send.
+//! Temporal rejects a second workflow with the same id and the session answers a repeated send
+//! id with its first answer, so neither a run taken over after a crash nor a retry that
+//! outlives the stored key (24 h) starts or sends anything twice.
 
 mod compose;
 mod conversations;
+pub mod idempotency;
 mod inbound;
 mod messages;
 pub mod types;
@@ -26,20 +31,16 @@ use std::{sync::Arc, time::Duration};
 use convo_activities::{
     Sessions,
     sandbox::{RecordedSend, SandboxHandle},
-    store::{
-        ChannelConfig, Contact, ContactLookup, IdempotencyClaim, IdempotencyPolicy, Store,
-        StoreError, StoredResponse,
-    },
+    store::{ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError},
 };
 use convo_domain::{Channel, Timestamp};
 use convo_workflows::{
     SessionWindowWorkflow,
     contracts::{SessionView, session_workflow_id},
 };
-use http::StatusCode;
 use temporalio_client::{WorkflowQueryOptions, errors::WorkflowQueryError};
 
-use crate::error::{ApiError, codes};
+use crate::error::ApiError;
 
 pub use inbound::{TwilioInbound, WhatsappInbound};
 
@@ -57,7 +58,8 @@ impl WorkspaceId {
 /// What the application layer is configured with.
 #[derive(Debug, Clone)]
 pub struct AppSettings {
-    /// How long Idempotency-Keys are kept and in-flight claims honoured.
+    /// How long Idempotency-Keys are kept, how long an in-flight claim's lease runs between
+    /// renewals, and how long a retry waits for the request in flight.
     pub idempotency: IdempotencyPolicy,
     /// How long a composed conversation waits for the contact's reply.
     pub reply_timeout: Duration,
@@ -176,96 +178,6 @@ impl App {
     }
 
     // ---- idempotency --------------------------------------------------------------------
-
-    /// The fingerprint of a request for [`App::claim_idempotency`]: the SHA-256 (lower-case
-    /// hex) of its parts joined by newlines. HTTP fingerprints method, path and body; gRPC the
-    /// transport, the full method name and the encoded request.
-    pub fn idempotency_fingerprint(parts: &[&[u8]]) -> String {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                ctx.update(b"\n");
-            }
-            ctx.update(part);
-        }
-        hex(ctx.finish().as_ref())
-    }
-
-    /// Whether the answer to a request that claimed an Idempotency-Key is final, and so kept
-    /// for replay ([`App::complete_idempotency`]) rather than released
-    /// ([`App::release_idempotency`]). `error` is `None` for a success, else the error's HTTP
-    /// status and code.
-    ///
-    /// Answers a retry may change are not kept: server errors (including timeouts), 429, 409,
-    /// and requests rejected before they ran (400, 401, 413, 415 and `validation_failed`).
-    /// Every other answer, success or refusal (`no_active_session`, `not_found`, ...), is.
-    pub fn idempotency_keeps(error: Option<(StatusCode, Option<&str>)>) -> bool {
-        let Some((status, code)) = error else { return true };
-        if status.is_success() {
-            return true;
-        }
-        if status.is_server_error()
-            || matches!(
-                status,
-                StatusCode::TOO_MANY_REQUESTS
-                    | StatusCode::CONFLICT
-                    | StatusCode::BAD_REQUEST
-                    | StatusCode::UNAUTHORIZED
-                    | StatusCode::PAYLOAD_TOO_LARGE
-                    | StatusCode::UNSUPPORTED_MEDIA_TYPE
-            )
-        {
-            return false;
-        }
-        code != Some(codes::VALIDATION_FAILED)
-    }
-
-    /// Claims an Idempotency-Key for a request whose fingerprint is `fingerprint`. `Ok(None)`:
-    /// run the request, then [`App::complete_idempotency`] or [`App::release_idempotency`];
-    /// `Ok(Some(response))`: replay it.
-    pub async fn claim_idempotency(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Option<StoredResponse>, ApiError> {
-        validate_idempotency_key(key)?;
-        let claim = self
-            .store()
-            .claim_idempotency_key(ws.as_str(), key, fingerprint, self.settings().idempotency)
-            .await?;
-        match claim {
-            IdempotencyClaim::Claimed => Ok(None),
-            IdempotencyClaim::Replay(response) => Ok(Some(response)),
-            IdempotencyClaim::InFlight => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                codes::IDEMPOTENCY_KEY_IN_USE,
-                "a request with this Idempotency-Key is still being processed; retry later",
-            )
-            .with_field("Idempotency-Key")),
-            IdempotencyClaim::Mismatch => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                codes::IDEMPOTENCY_KEY_REUSED,
-                "this Idempotency-Key was used for a different request",
-            )
-            .with_field("Idempotency-Key")),
-        }
-    }
-
-    /// Stores the answer of a request that claimed `key`, for replay.
-    pub async fn complete_idempotency(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        response: &StoredResponse,
-    ) -> Result<(), ApiError> {
-        Ok(self.store().complete_idempotency_key(ws.as_str(), key, response).await?)
-    }
-
-    /// Frees `key` after an answer a retry may change (an outage, a malformed request).
-    pub async fn release_idempotency(&self, ws: &WorkspaceId, key: &str) -> Result<(), ApiError> {
-        Ok(self.store().release_idempotency_key(ws.as_str(), key).await?)
-    }
 
     /// An id for what a request creates: derived from the workspace, the Idempotency-Key and
     /// `scope` when there is a key (so a retry recreates the same id), random otherwise.
@@ -456,20 +368,6 @@ async fn sqlx_ping(store: &Store) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 3s".to_owned()),
     }
-}
-
-/// Idempotency keys are 1 to 255 printable ASCII characters (Stripe's limit; the IETF draft
-/// leaves the format to the server).
-fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_FAILED,
-            "Idempotency-Key must be 1 to 255 printable ASCII characters",
-        )
-        .with_field("Idempotency-Key"));
-    }
-    Ok(())
 }
 
 /// Whether a contact reference is an address (phone or e-mail) rather than a contact id.

@@ -15,6 +15,7 @@ use tonic::{
 };
 
 use super::{convert, status::stored_error};
+use crate::app::idempotency;
 use crate::{
     app::{App, WorkspaceId, types::TakeOverRequest},
     error::{ApiError, codes},
@@ -77,9 +78,12 @@ impl Api {
     /// Runs `run` under the request's Idempotency-Key, if it has one, with the HTTP
     /// transport's semantics: the same key and request replay the first final answer (success
     /// or refusal, stored as JSON and converted again), another request under the key is
-    /// `idempotency_key_reused`, a key whose first request still runs is
-    /// `idempotency_key_in_use`, and answers a retry may change are released
-    /// ([`App::idempotency_keeps`]). `run` gets the key to derive ids from.
+    /// `idempotency_key_reused`, a key whose first request still runs is waited for (then
+    /// `idempotency_key_in_use`), a dead request's claim is taken over, and answers a retry
+    /// may change are released ([`App::idempotency_keeps`]). `run` gets the key to derive ids
+    /// from. `run` borrows the call, so it is not spawned: a call its client cancels releases
+    /// the key at once ([`crate::app::idempotency::IdempotencyLease`]) and the retry runs it
+    /// again.
     async fn idempotent<T, F, Fut>(
         &self,
         ws: &WorkspaceId,
@@ -103,16 +107,20 @@ impl Api {
             )
             .with_field("Idempotency-Key")
         })?;
-        if let Some(stored) = self.app.claim_idempotency(ws, &key, &fingerprint).await? {
-            if !(200..300).contains(&stored.status) {
-                return Err(stored_error(stored.status, &stored.body));
+        let lease = match self.app.claim_idempotency(ws, &key, &fingerprint).await? {
+            idempotency::Claim::Run(lease) => lease,
+            idempotency::Claim::Replay(stored) => {
+                if !(200..300).contains(&stored.status) {
+                    return Err(stored_error(stored.status, &stored.body));
+                }
+                let value = serde_json::from_str(&stored.body).map_err(|e| {
+                    let message = format!("the stored answer is unreadable: {e}");
+                    Status::from(ApiError::internal(message))
+                })?;
+                return Ok(Answer { value, replayed: true });
             }
-            let value = serde_json::from_str(&stored.body).map_err(|e| {
-                Status::from(ApiError::internal(format!("the stored answer is unreadable: {e}")))
-            })?;
-            return Ok(Answer { value, replayed: true });
-        }
-        let result = run(Some(key.clone())).await;
+        };
+        let result = lease.hold(run(Some(key.clone()))).await;
         let stored = match &result {
             Ok(value) => {
                 serde_json::to_string(value).ok().map(|body| StoredResponse { status: 200, body })
@@ -122,14 +130,7 @@ impl Api {
             }
             Err(_) => None,
         };
-        let outcome = match stored {
-            Some(stored) => self.app.complete_idempotency(ws, &key, &stored).await,
-            None => self.app.release_idempotency(ws, &key).await,
-        };
-        if let Err(e) = outcome {
-            // The answer stands; the key will be claimable again once its lock runs out.
-            tracing::warn!(error = %e, "could not record the idempotency outcome");
-        }
+        lease.finish(stored.as_ref()).await;
         Ok(Answer::fresh(result?))
     }
 }

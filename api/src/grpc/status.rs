@@ -3,7 +3,8 @@
 //! The status code is chosen by the stable error code; the code itself travels as the
 //! `reason` of a `google.rpc.ErrorInfo` detail (domain [`ERROR_DOMAIN`]), with metadata
 //! `field` naming the input field at fault when there is one. Validation errors also carry a
-//! `google.rpc.BadRequest` with that field, which generic gRPC tooling displays.
+//! `google.rpc.BadRequest` with that field, which generic gRPC tooling displays, and
+//! `idempotency_key_in_use` a `google.rpc.RetryInfo` (HTTP's `Retry-After`).
 //!
 //! | stable code | gRPC code |
 //! |---|---|
@@ -92,6 +93,10 @@ pub(crate) fn status_of(
         && grpc == Code::InvalidArgument
     {
         details.add_bad_request_violation(field, message);
+    }
+    if code == codes::IDEMPOTENCY_KEY_IN_USE {
+        let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
+        details.set_retry_info(Some(std::time::Duration::from_secs(after)));
     }
     Status::with_error_details(grpc, message, details)
 }

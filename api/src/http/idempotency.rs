@@ -5,13 +5,27 @@
 //! - The request's fingerprint is the SHA-256 of its method, path and query, and body. The same
 //!   key with the same fingerprint replays the first answer (status and body, with
 //!   `Idempotent-Replayed: true`); with another fingerprint it is 422
-//!   `idempotency_key_reused`; while the first request still runs it is 409
-//!   `idempotency_key_in_use`.
+//!   `idempotency_key_reused`.
+//! - The handler runs in a task of its own that owns the request
+//!   ([`App::run_idempotent`]); the connection only waits for it. A client that hangs up (a
+//!   timeout, a dropped connection) cancels nothing: the request runs to completion and
+//!   stores its answer, which the client's retry then gets.
+//! - A retry that arrives while the first request still runs waits for it (up to
+//!   [`IdempotencyPolicy::wait`], 30 s by default) and answers with its result, replayed.
+//!   Only past that wait is it 409 `idempotency_key_in_use`, with `Retry-After: 1`.
+//! - The first request holds the key as a lease of a few seconds, which it renews while it
+//!   runs. If its process dies (a crash, `kill -9`), the lease runs out and a waiting retry
+//!   takes the key over and runs the request again. Nothing is done twice: handlers derive
+//!   the ids of what they start or send from the key ([`App::derived_id`]), so the rerun finds
+//!   the conversation already started and the send already made (the session answers a
+//!   repeated message id with its first answer); see [`crate::app::idempotency`].
 //! - Answers a retry may change are not kept, so the key can be retried: server errors
 //!   (including timeouts), 429, 409s and requests rejected before they ran (400, 401, 413, 415
 //!   and `validation_failed`). Every other answer, success or refusal, is kept for 24 h.
 //! - Handlers see the key as an [`IdempotencyKey`] extension and derive the ids of what they
 //!   create from it.
+//!
+//! [`IdempotencyPolicy::wait`]: convo_activities::store::IdempotencyPolicy::wait
 
 use axum::{
     body::{Body, to_bytes},
@@ -24,7 +38,7 @@ use convo_activities::store::StoredResponse;
 
 use super::HttpState;
 use crate::{
-    app::{App, WorkspaceId},
+    app::{App, WorkspaceId, idempotency::Idempotent},
     error::{ApiError, codes},
 };
 
@@ -95,36 +109,29 @@ pub(super) async fn middleware(
     };
     let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
     let print = fingerprint(&parts.method, path, &bytes);
-    match state.app.claim_idempotency(&ws, &key, &print).await {
-        Ok(Some(stored)) => {
-            state.metrics.idempotent_replay();
-            return replay(stored);
-        }
-        Ok(None) => {}
-        Err(e) => return e.into_response(),
-    }
 
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(IdempotencyKey(key.clone()));
-    let response = next.run(req).await;
-
-    let (parts, body) = response.into_parts();
-    // Our own handlers' bodies are small JSON documents; a failure to read one is a bug.
-    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let outcome = if keep(parts.status, &body) {
-        let stored = StoredResponse {
+    // The handler and the reading of its answer, owned by the task `run_idempotent` spawns, so
+    // the client hanging up does not cancel them.
+    let work = async move {
+        let (parts, body) = next.run(req).await.into_parts();
+        // Our own handlers' bodies are small JSON documents; a failure to read one is a bug.
+        let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let stored = keep(parts.status, &body).then(|| StoredResponse {
             status: parts.status.as_u16(),
             body: String::from_utf8_lossy(&body).into_owned(),
-        };
-        state.app.complete_idempotency(&ws, &key, &stored).await
-    } else {
-        state.app.release_idempotency(&ws, &key).await
+        });
+        ((parts, body), stored)
     };
-    if let Err(e) = outcome {
-        // The answer stands; the key will be claimable again once its lock runs out.
-        tracing::warn!(error = %e, "could not record the idempotency outcome");
+    match state.app.run_idempotent(&ws, &key, &print, work).await {
+        Ok(Idempotent::Ran((parts, body))) => Response::from_parts(parts, Body::from(body)),
+        Ok(Idempotent::Replayed(stored)) => {
+            state.metrics.idempotent_replay();
+            replay(stored)
+        }
+        Err(e) => e.into_response(),
     }
-    Response::from_parts(parts, Body::from(body))
 }
 
 #[cfg(test)]

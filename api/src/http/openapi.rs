@@ -346,7 +346,7 @@ fn parameters(generator: &mut SchemaGenerator, op: &Operation) -> Vec<Value> {
     }
     if op.idempotent {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
-            "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: 409 idempotency_key_in_use. Kept 24 h."}));
+            "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: the retry waits for its answer (up to 30 s), then 409 idempotency_key_in_use with Retry-After. A client that hangs up does not cancel the request, and a request whose process died is taken over once its lease (10 s) runs out. Kept 24 h."}));
     }
     params
 }
@@ -393,7 +393,7 @@ pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
         statuses.push((404, "No such resource in the caller's workspace (`not_found`).".into()));
     }
     if op.idempotent {
-        statuses.push((409, "The request with this Idempotency-Key is still running (`idempotency_key_in_use`), or the request contradicts the resource's state (`conflict`, `conversation_closed`).".into()));
+        statuses.push((409, "The request with this Idempotency-Key is still running after the retry waited for it (`idempotency_key_in_use`, with Retry-After), or the request contradicts the resource's state (`conflict`, `conversation_closed`).".into()));
     }
     if has_body {
         statuses.push((413, "The body is too large (`payload_too_large`).".into()));
