@@ -9,6 +9,8 @@ const FILES: &[&str] = &[
     "convo/v1/message.proto",
     "convo/v1/window.proto",
     "convo/v1/inbound.proto",
+    "convo/v1/workspace.proto",
+    "convo/v1/template.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -47,7 +47,8 @@ pub(crate) enum Command {
     Worker(commands::production::WorkerArgs),
     /// Run the HTTP and gRPC APIs against a Temporal cluster.
     Api(commands::production::ApiArgs),
-    /// Manage workspaces.
+    /// Manage workspaces and their configuration (rates, policies, compliance texts, the
+    /// inactivity ping, the balance).
     Workspace {
         #[command(flatten)]
         store: commands::admin::StoreArgs,
@@ -60,6 +61,13 @@ pub(crate) enum Command {
         store: commands::admin::StoreArgs,
         #[command(subcommand)]
         command: commands::admin::ChannelCommand,
+    },
+    /// Manage a workspace's message templates.
+    Template {
+        #[command(flatten)]
+        store: commands::admin::StoreArgs,
+        #[command(subcommand)]
+        command: commands::templates::TemplateCommand,
     },
     /// Manage API keys.
     ApiKey {
@@ -81,6 +89,7 @@ impl Command {
             Self::Api(args) => commands::production::api(args, shutdown).await,
             Self::Workspace { store, command } => commands::admin::workspace(&store, command).await,
             Self::Channel { store, command } => commands::admin::channel(&store, command).await,
+            Self::Template { store, command } => commands::admin::template(&store, command).await,
             Self::ApiKey { store, command } => commands::admin::api_key(&store, command).await,
             Self::Devserver(args) => {
                 commands::devserver::run(args.into_args(), true, shutdown).await

@@ -22,6 +22,6 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 
-pub use app::{App, AppSettings, WorkspaceId};
+pub use app::{App, AppSettings, Caller, WorkspaceAdmin, WorkspaceId};
 pub use error::ApiError;
 pub use http::{router, serve};

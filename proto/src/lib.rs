@@ -2,7 +2,7 @@
 //! with protox (no `protoc`), with client and server stubs.
 //!
 //! The services mirror the HTTP API one to one: `ConversationService`, `MessageService`,
-//! `WindowService` and `InboundService`, with the HTTP bodies' field names (so error `field`
+//! `WindowService`, `InboundService`, `WorkspaceService` and `TemplateService`, with the HTTP bodies' field names (so error `field`
 //! paths such as `content.text` mean the same on both). Both transports call the same
 //! application functions in `convo-api` (`convo_api::grpc` serves these services); this crate
 //! holds only the wire types. Maps are generated as `BTreeMap`, so a message's encoding is
@@ -28,8 +28,14 @@ mod tests {
     fn descriptor_set_holds_every_service() {
         // Service names appear verbatim in the encoded descriptors.
         let text = String::from_utf8_lossy(super::FILE_DESCRIPTOR_SET);
-        for service in ["ConversationService", "MessageService", "WindowService", "InboundService"]
-        {
+        for service in [
+            "ConversationService",
+            "MessageService",
+            "WindowService",
+            "InboundService",
+            "WorkspaceService",
+            "TemplateService",
+        ] {
             assert!(text.contains(service), "{service} missing from the descriptor set");
         }
         // Imports (google/protobuf/struct.proto) are included, so reflection can serve them.

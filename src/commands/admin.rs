@@ -1,5 +1,7 @@
-//! `convo workspace`, `convo channel` and `convo api-key`: manage what the API serves, directly
-//! in the store (`--data-dir`'s SQLite file, or `DATABASE_URL`).
+//! `convo workspace`, `convo channel`, `convo template` and `convo api-key`: manage what the API
+//! serves, directly in the store (`--data-dir`'s SQLite file, or `DATABASE_URL`). A workspace's
+//! configuration (`set-rates`, `set-policy`, ...) is in [`super::settings`], its templates in
+//! [`super::templates`].
 
 use std::path::PathBuf;
 
@@ -23,7 +25,7 @@ pub(crate) struct StoreArgs {
 }
 
 impl StoreArgs {
-    async fn open(&self) -> anyhow::Result<Store> {
+    pub(crate) async fn open(&self) -> anyhow::Result<Store> {
         let store = match &self.database_url {
             Some(url) => Store::connect(url).await,
             None => {
@@ -49,6 +51,8 @@ pub(crate) enum WorkspaceCommand {
     },
     /// Lists the workspaces.
     List,
+    #[command(flatten)]
+    Configure(super::settings::SettingsCommand),
 }
 
 /// `convo channel …`
@@ -111,8 +115,28 @@ pub(crate) async fn workspace(store: &StoreArgs, command: WorkspaceCommand) -> a
                 println!("{}\t{}", w.id, w.name);
             }
         }
+        WorkspaceCommand::Configure(command) => {
+            let out = super::settings::run(&store, command).await;
+            store.close().await;
+            println!("{}", out?);
+            return Ok(());
+        }
     }
     store.close().await;
+    Ok(())
+}
+
+pub(crate) async fn template(
+    store: &StoreArgs,
+    command: super::templates::TemplateCommand,
+) -> anyhow::Result<()> {
+    let store = store.open().await?;
+    let out = super::templates::run(&store, command).await;
+    store.close().await;
+    let out = out?;
+    if !out.is_empty() {
+        println!("{out}");
+    }
     Ok(())
 }
 
@@ -190,14 +214,33 @@ pub(crate) mod tests {
         StoreArgs { data_dir: Some(dir.to_path_buf()), database_url: None }
     }
 
-    /// Parses `convo <argv>` and runs it against the store in `dir`.
-    pub(crate) async fn run(dir: &Path, argv: &[&str]) -> anyhow::Result<()> {
+    /// Parses `convo <argv>` and runs it against the store in `dir`; the configuration and
+    /// template commands answer what they print.
+    pub(crate) async fn run(dir: &Path, argv: &[&str]) -> anyhow::Result<String> {
         let cli = Cli::try_parse_from(std::iter::once("convo").chain(argv.iter().copied()))?;
-        let store = store_args(dir);
+        let args = store_args(dir);
         match cli.command {
-            Command::Workspace { command, .. } => workspace(&store, command).await,
-            Command::Channel { command, .. } => channel(&store, command).await,
-            Command::ApiKey { command, .. } => api_key(&store, command).await,
+            Command::Workspace { command: WorkspaceCommand::Configure(command), .. } => {
+                let store = args.open().await?;
+                let out = super::super::settings::run(&store, command).await;
+                store.close().await;
+                out
+            }
+            Command::Template { command, .. } => {
+                let store = args.open().await?;
+                let out = super::super::templates::run(&store, command).await;
+                store.close().await;
+                out
+            }
+            Command::Workspace { command, .. } => {
+                workspace(&args, command).await.map(|()| String::new())
+            }
+            Command::Channel { command, .. } => {
+                channel(&args, command).await.map(|()| String::new())
+            }
+            Command::ApiKey { command, .. } => {
+                api_key(&args, command).await.map(|()| String::new())
+            }
             other => anyhow::bail!("not an admin command: {other:?}"),
         }
     }

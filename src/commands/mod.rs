@@ -4,6 +4,8 @@ pub(crate) mod admin;
 pub(crate) mod devserver;
 pub(crate) mod production;
 pub(crate) mod serve;
+pub(crate) mod settings;
+pub(crate) mod templates;
 
 #[cfg(unix)]
 use tokio::signal::unix::{SignalKind, signal};

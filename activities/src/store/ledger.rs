@@ -5,10 +5,14 @@
 //! `reserved` equal to the sum of the open holds (every change of a hold's status and of the
 //! balance happens in one transaction). Each operation is idempotent, because activities are
 //! retried: credits on their idempotency key, holds on their id.
+//!
+//! A *top-up* is a credit that records who made it ([`Actor`]) and why; the API and
+//! `convo workspace top-up` write them, [`Store::top_ups`] lists every credit with its author
+//! (none for opening balances written by [`Store::credit`]).
 
 use convo_domain::{Balance, HoldId, Money, Timestamp};
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, AnyConnection, Executor};
+use sqlx::{Any, AnyConnection, Executor, Row, any::AnyRow};
 
 use super::{
     Result, Store, StoreError, error::missing_parent, money, money_param, new_id, now_ms, timestamp,
@@ -58,6 +62,72 @@ pub struct HoldRecord {
     pub created_at: Timestamp,
     /// When it was charged or released.
     pub resolved_at: Option<Timestamp>,
+}
+
+/// Who topped a balance up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    /// An API key, by its id (`key_...`).
+    ApiKey(String),
+    /// An operator at the CLI, by the name they gave.
+    Operator(String),
+}
+
+impl Actor {
+    /// `"api_key"` or `"operator"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::ApiKey(_) => "api_key",
+            Actor::Operator(_) => "operator",
+        }
+    }
+
+    /// The key id or the operator's name.
+    pub fn id(&self) -> &str {
+        match self {
+            Actor::ApiKey(id) | Actor::Operator(id) => id,
+        }
+    }
+
+    fn parse(kind: &str, id: String) -> Result<Self> {
+        match kind {
+            "api_key" => Ok(Actor::ApiKey(id)),
+            "operator" => Ok(Actor::Operator(id)),
+            other => Err(StoreError::corrupt(format!("unknown credit actor kind {other:?}"))),
+        }
+    }
+}
+
+/// A top-up to apply: [`Store::top_up`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopUp {
+    /// Its id, which is also the credit's idempotency key: applying the same id again credits
+    /// nothing.
+    pub id: String,
+    /// How much (positive).
+    pub amount: Money,
+    /// Who.
+    pub by: Actor,
+    /// Why (not empty).
+    pub reason: String,
+}
+
+/// A credit as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUp {
+    /// Its id (the credit's idempotency key).
+    pub id: String,
+    /// How much was credited.
+    pub amount: Money,
+    /// Who, for top-ups (not for opening balances).
+    pub by: Option<Actor>,
+    /// Why, for top-ups.
+    pub reason: Option<String>,
+    /// When.
+    pub created_at: Timestamp,
+    /// The balance right after it.
+    pub balance_after: Option<Balance>,
 }
 
 async fn read_balance<'e, E: Executor<'e, Database = Any>>(
@@ -127,6 +197,41 @@ async fn append_entry(
     Ok(balance)
 }
 
+/// The longest reason a top-up may give.
+const MAX_REASON_CHARS: usize = 500;
+
+/// A credit with its ledger entry (the balance after it).
+const TOP_UP_SELECT: &str = "SELECT c.idempotency_key, c.amount, c.actor_kind, c.actor, c.reason,
+        c.created_at, e.free, e.reserved, e.total
+    FROM credits c
+    LEFT JOIN ledger_entries e ON e.workspace_id = c.workspace_id AND e.kind = 'credit'
+        AND e.reference = c.idempotency_key";
+
+fn top_up_from_row(row: &AnyRow) -> Result<TopUp> {
+    let by = match (row.try_get::<Option<String>, _>("actor_kind")?, row.try_get("actor")?) {
+        (Some(kind), Some(id)) => Some(Actor::parse(&kind, id)?),
+        _ => None,
+    };
+    let balance_after = match (
+        row.try_get::<Option<i64>, _>("free")?,
+        row.try_get::<Option<i64>, _>("reserved")?,
+        row.try_get::<Option<i64>, _>("total")?,
+    ) {
+        (Some(free), Some(reserved), Some(total)) => {
+            Some(Balance { free: money(free)?, reserved: money(reserved)?, total: money(total)? })
+        }
+        _ => None,
+    };
+    Ok(TopUp {
+        id: row.try_get("idempotency_key")?,
+        amount: money(row.try_get("amount")?)?,
+        by,
+        reason: row.try_get("reason")?,
+        created_at: timestamp(row.try_get("created_at")?),
+        balance_after,
+    })
+}
+
 fn validate_key(field: &'static str, key: &str) -> Result<()> {
     if key.trim().is_empty() {
         return Err(StoreError::validation(field, "must not be empty"));
@@ -158,25 +263,92 @@ impl Store {
         amount: Money,
         idempotency_key: &str,
     ) -> Result<Balance> {
+        self.apply_credit(workspace_id, amount, idempotency_key, None).await
+    }
+
+    /// Credits a top-up, recording who made it and why. Idempotent on its id: applying it
+    /// again credits nothing and answers the top-up as first recorded; the same id with another
+    /// amount or reason is a [`StoreError::Conflict`].
+    pub async fn top_up(&self, workspace_id: &str, top_up: &NewTopUp) -> Result<TopUp> {
+        if top_up.amount.is_zero() {
+            return Err(StoreError::validation("amount", "must be positive"));
+        }
+        if top_up.reason.trim().is_empty() {
+            return Err(StoreError::validation("reason", "must not be empty"));
+        }
+        if top_up.by.id().trim().is_empty() {
+            return Err(StoreError::validation("by", "must not be empty"));
+        }
+        self.apply_credit(
+            workspace_id,
+            top_up.amount,
+            &top_up.id,
+            Some((&top_up.by, &top_up.reason)),
+        )
+        .await?;
+        self.top_up_record(workspace_id, &top_up.id).await
+    }
+
+    /// The workspace's credits (top-ups and opening balances), newest first, at most `limit`.
+    pub async fn top_ups(&self, workspace_id: &str, limit: u32) -> Result<Vec<TopUp>> {
+        let rows = sqlx::query(&format!(
+            "{TOP_UP_SELECT} WHERE c.workspace_id = $1
+             ORDER BY c.created_at DESC, c.idempotency_key DESC LIMIT $2"
+        ))
+        .bind(workspace_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(top_up_from_row).collect()
+    }
+
+    async fn top_up_record(&self, workspace_id: &str, id: &str) -> Result<TopUp> {
+        let row = sqlx::query(&format!(
+            "{TOP_UP_SELECT} WHERE c.workspace_id = $1 AND c.idempotency_key = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::not_found("top-up", id))?;
+        top_up_from_row(&row)
+    }
+
+    async fn apply_credit(
+        &self,
+        workspace_id: &str,
+        amount: Money,
+        idempotency_key: &str,
+        top_up: Option<(&Actor, &str)>,
+    ) -> Result<Balance> {
         validate_key("idempotency_key", idempotency_key)?;
         let amount_i = money_param(amount, "amount")?;
+        let reason = top_up.map(|(_, reason)| reason.trim());
+        if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+            return Err(StoreError::validation("reason", "must be at most 500 characters"));
+        }
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         ensure_balance(&mut tx, workspace_id, now).await?;
         let inserted = sqlx::query(
-            "INSERT INTO credits (workspace_id, idempotency_key, amount, created_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
+            "INSERT INTO credits
+                (workspace_id, idempotency_key, amount, created_at, actor_kind, actor, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
         )
         .bind(workspace_id)
         .bind(idempotency_key)
         .bind(amount_i)
         .bind(now)
+        .bind(top_up.map(|(by, _)| by.kind()))
+        .bind(top_up.map(|(by, _)| by.id().to_owned()))
+        .bind(reason)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if inserted == 0 {
-            let (existing,): (i64,) = sqlx::query_as(
-                "SELECT amount FROM credits WHERE workspace_id = $1 AND idempotency_key = $2",
+            let (existing, existing_reason): (i64, Option<String>) = sqlx::query_as(
+                "SELECT amount, reason FROM credits WHERE workspace_id = $1 AND idempotency_key = $2",
             )
             .bind(workspace_id)
             .bind(idempotency_key)
@@ -185,6 +357,11 @@ impl Store {
             if existing != amount_i {
                 return Err(StoreError::conflict(format!(
                     "credit {idempotency_key} was already applied with amount {existing}"
+                )));
+            }
+            if reason.is_some() && existing_reason.as_deref() != reason {
+                return Err(StoreError::conflict(format!(
+                    "credit {idempotency_key} was already applied for another reason"
                 )));
             }
             return current_balance(&mut tx, workspace_id).await;

@@ -19,6 +19,7 @@ use sqlx::{
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "store", include_str!("../../migrations/0001_store.sql")),
     (2, "api", include_str!("../../migrations/0002_api.sql")),
+    (3, "workspace config", include_str!("../../migrations/0003_workspace_config.sql")),
     (4, "idempotency leases", include_str!("../../migrations/0004_idempotency_leases.sql")),
 ];
 

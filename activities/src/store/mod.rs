@@ -1,5 +1,6 @@
-//! The durable store: workspaces, channels, contacts, consent, the billing ledger, the message
-//! log and the webhook outbox, in SQLite (embedded default) or Postgres.
+//! The durable store: workspaces, channels, contacts, consent, the billing ledger (with its
+//! top-ups), message templates, the message log and the webhook outbox, in SQLite (embedded
+//! default) or Postgres.
 //!
 //! # One code path for both engines
 //! Every query goes through sqlx's `Any` driver with `$N` placeholders, which sqlx-sqlite binds
@@ -24,6 +25,7 @@ mod idempotency;
 mod ledger;
 mod messages;
 mod migrations;
+mod templates;
 mod webhooks;
 mod workspaces;
 
@@ -44,8 +46,9 @@ pub use contacts::{Contact, ContactLookup, normalize_email, normalize_phone};
 pub use conversations::ConversationRecord;
 pub use error::{Result, StoreError};
 pub use idempotency::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
-pub use ledger::{HoldRecord, HoldStatus};
+pub use ledger::{Actor, HoldRecord, HoldStatus, NewTopUp, TopUp};
 pub use messages::{MessageRecord, MessageStatus, NewMessage};
+pub use templates::{NewTemplate, Template};
 pub(crate) use webhooks::{AttemptResult, ClaimedDelivery};
 pub use webhooks::{Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, WebhookEndpoint};
 pub use workspaces::{ChannelConfig, Workspace};

@@ -116,6 +116,40 @@ impl Store {
         self.workspace(id).await
     }
 
+    /// Changes the workspace's settings with `change`, atomically: concurrent changes (say, the
+    /// rates of two channels) both land. Sessions read the settings when they open, so a
+    /// change reaches sessions that open afterwards; running ones keep their configuration.
+    pub async fn update_workspace_settings<F>(&self, id: &str, change: F) -> Result<Workspace>
+    where
+        F: FnOnce(&mut WorkspaceSettings) + Send,
+    {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        // A write first: it takes SQLite's write lock and Postgres's row lock before the read.
+        let touched = sqlx::query("UPDATE workspaces SET updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if touched == 0 {
+            return Err(StoreError::not_found("workspace", id));
+        }
+        let (text,): (String,) = sqlx::query_as("SELECT settings FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut settings: WorkspaceSettings = from_json(&text, "workspace settings")?;
+        change(&mut settings);
+        sqlx::query("UPDATE workspaces SET settings = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json_param(&settings, "settings")?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.workspace(id).await
+    }
+
     /// The workspace `id`.
     pub async fn workspace(&self, id: &str) -> Result<Workspace> {
         let row = sqlx::query(

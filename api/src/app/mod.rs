@@ -16,15 +16,24 @@
 //! Temporal rejects a second workflow with the same id and the session answers a repeated send
 //! id with its first answer, so neither a run taken over after a crash nor a retry that
 //! outlives the stored key (24 h) starts or sends anything twice.
+//!
+//! # Workspace configuration
+//! Rates, window policies, compliance texts, the inactivity ping, balance top-ups and the
+//! template registry need only the store, so they are [`WorkspaceAdmin`]'s operations
+//! ([`App::workspace`]): both transports call them, and so does the `convo` CLI, without a
+//! Temporal client.
 
+mod balance;
 mod compose;
 mod conversations;
 pub mod idempotency;
 mod inbound;
 mod messages;
+mod templates;
 pub mod types;
 mod webhooks;
 mod windows;
+mod workspace;
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +52,7 @@ use temporalio_client::{WorkflowQueryOptions, errors::WorkflowQueryError};
 use crate::error::ApiError;
 
 pub use inbound::{TwilioInbound, WhatsappInbound};
+pub use workspace::{MAX_SECS, WorkspaceAdmin, parse_channel};
 
 /// The workspace a request acts for, as authentication established it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,6 +63,15 @@ impl WorkspaceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Who a request acts as: the workspace and the API key that authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's workspace.
+    pub workspace: WorkspaceId,
+    /// The key's id (`key_...`), recorded with what the request changes (top-ups).
+    pub api_key_id: String,
 }
 
 /// What the application layer is configured with.
@@ -152,13 +171,20 @@ impl App {
     /// The workspace whose API key `key` is; `unauthorized` for a missing, unknown or revoked
     /// key (one answer for all, so keys cannot be probed).
     pub async fn authenticate(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
+        Ok(self.authenticate_caller(key).await?.workspace)
+    }
+
+    /// Like [`App::authenticate`], with the id of the key that authenticated.
+    pub async fn authenticate_caller(&self, key: Option<&str>) -> Result<Caller, ApiError> {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return Err(ApiError::unauthorized(
                 "an API key is required: Authorization: Bearer <key> or x-api-key",
             ));
         };
         match self.store().authenticate_api_key(key).await? {
-            Some(found) => Ok(WorkspaceId(found.workspace_id)),
+            Some(found) => {
+                Ok(Caller { workspace: WorkspaceId(found.workspace_id), api_key_id: found.id })
+            }
             None => Err(ApiError::unauthorized("invalid API key")),
         }
     }

@@ -9,11 +9,19 @@
 //! (`GET /openapi.json`) takes its schemas from those derives, so it follows the serde attributes
 //! (`deny_unknown_fields`, `rename_all`, `untagged`, defaults) rather than a hand-kept copy.
 
+mod workspace;
+
 use std::collections::BTreeMap;
 
 use convo_domain::{Balance, Channel, MessageType};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use workspace::{
+    ActorOut, ChannelPolicyOut, ComplianceIn, ComplianceOut, CreateTemplateRequest, InactivityPing,
+    PolicyOverridesIn, Rates, SettingsOut, SettingsPatch, TemplateOut, TopUpOut, TopUpRequest,
+    TopUpsQuery, WindowPolicyOut,
+};
 
 /// A template reference: its approved name, and variables for it.
 ///

@@ -1,17 +1,19 @@
-//! The gRPC transport: `convo.v1`'s ConversationService, MessageService, WindowService and
-//! InboundService over the same application functions as [`crate::http`], plus server
-//! reflection (`grpc.reflection.v1` and `v1alpha`) and `grpc.health.v1.Health`.
+//! The gRPC transport: `convo.v1`'s ConversationService, MessageService, WindowService,
+//! InboundService, WorkspaceService and TemplateService over the same application functions as
+//! [`crate::http`], plus server reflection (`grpc.reflection.v1` and `v1alpha`) and
+//! `grpc.health.v1.Health`.
 //!
 //! - **Auth**: metadata `authorization: Bearer <key>` or `x-api-key: <key>`
 //!   ([`App::authenticate`]); a missing, unknown or revoked key is `UNAUTHENTICATED`. Another
 //!   workspace's resources are `NOT_FOUND`.
 //! - **Idempotency**: metadata `idempotency-key` on every RPC that sends or starts something
 //!   (Compose, Proactive, SendConversationMessage, TakeOver, Resolve, SendMessage,
-//!   CloseWindow, Receive), with the HTTP semantics: the same key and request replay the
-//!   first answer (response metadata `idempotent-replayed: true`); another request under the
-//!   key is `idempotency_key_reused`; a key still in flight is `idempotency_key_in_use`. Keys
-//!   share the workspace's key space with HTTP, but a request's fingerprint includes the
-//!   transport and method, so a key first used over HTTP is "reused" over gRPC.
+//!   CloseWindow, Receive) or creates something (TopUp, CreateTemplate), with the HTTP
+//!   semantics: the same key and request replay the first answer (response metadata
+//!   `idempotent-replayed: true`); another request under the key is `idempotency_key_reused`;
+//!   a key still in flight is `idempotency_key_in_use`. Keys share the workspace's key space
+//!   with HTTP, but a request's fingerprint includes the transport and method, so a key first
+//!   used over HTTP is "reused" over gRPC.
 //! - **Errors**: one mapping from [`crate::ApiError`] (see [`status`] for the table), with a
 //!   `google.rpc.ErrorInfo` (`reason` = the stable code, `domain` = `convo`, metadata
 //!   `field`).
@@ -28,13 +30,15 @@
 mod convert;
 mod services;
 pub mod status;
+mod workspace;
 
 use std::future::Future;
 
 use convo_proto::v1::{
     conversation_service_server::ConversationServiceServer,
     inbound_service_server::InboundServiceServer, message_service_server::MessageServiceServer,
-    window_service_server::WindowServiceServer,
+    template_service_server::TemplateServiceServer, window_service_server::WindowServiceServer,
+    workspace_service_server::WorkspaceServiceServer,
 };
 use futures::FutureExt as _;
 use tokio_stream::StreamExt as _;
@@ -46,14 +50,16 @@ pub use status::{ERROR_DOMAIN, grpc_code};
 use crate::app::App;
 
 /// The names of the services convo serves (for health checks and reflection).
-pub const SERVICES: [&str; 4] = [
+pub const SERVICES: [&str; 6] = [
     <ConversationServiceServer<services::Api> as NamedService>::NAME,
     <MessageServiceServer<services::Api> as NamedService>::NAME,
     <WindowServiceServer<services::Api> as NamedService>::NAME,
     <InboundServiceServer<services::Api> as NamedService>::NAME,
+    <WorkspaceServiceServer<services::Api> as NamedService>::NAME,
+    <TemplateServiceServer<services::Api> as NamedService>::NAME,
 ];
 
-/// Every service: the four convo services, reflection and health. Embed it in a
+/// Every service: the six convo services, reflection and health. Embed it in a
 /// `tonic::transport::Server` with `add_routes`, or serve it with [`serve`].
 pub fn routes(app: App) -> Routes {
     build(app).0
@@ -75,7 +81,9 @@ fn build(app: App) -> (Routes, HealthReporter) {
         .add_service(ConversationServiceServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(MessageServiceServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(WindowServiceServer::new(api.clone()).max_decoding_message_size(max))
-        .add_service(InboundServiceServer::new(api).max_decoding_message_size(max));
+        .add_service(InboundServiceServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(WorkspaceServiceServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(TemplateServiceServer::new(api).max_decoding_message_size(max));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(convo_proto::FILE_DESCRIPTOR_SET)

@@ -1,4 +1,5 @@
-//! The four `convo.v1` services over the application layer: each RPC authenticates, converts
+//! The conversation, message, window and inbound services over the application layer (the
+//! workspace and template services are in [`super::workspace`]): each RPC authenticates, converts
 //! its request, calls one [`App`] function (under the Idempotency-Key when it sends or starts
 //! something) and converts the answer.
 
@@ -17,7 +18,7 @@ use tonic::{
 use super::{convert, status::stored_error};
 use crate::app::idempotency;
 use crate::{
-    app::{App, WorkspaceId, types::TakeOverRequest},
+    app::{App, Caller, WorkspaceId, types::TakeOverRequest},
     error::{ApiError, codes},
 };
 
@@ -29,11 +30,11 @@ pub(crate) const REPLAYED: &str = "idempotent-replayed";
 /// The implementation of every convo service; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
-    app: App,
+    pub(super) app: App,
 }
 
 /// A value and whether it was replayed from an Idempotency-Key.
-struct Answer<T> {
+pub(super) struct Answer<T> {
     value: T,
     replayed: bool,
 }
@@ -44,7 +45,7 @@ impl<T> Answer<T> {
     }
 
     /// The gRPC response for the converted value, marked when replayed.
-    fn into_response<P>(self, convert: impl FnOnce(T) -> P) -> Response<P> {
+    pub(super) fn into_response<P>(self, convert: impl FnOnce(T) -> P) -> Response<P> {
         let mut response = Response::new(convert(self.value));
         if self.replayed {
             response.metadata_mut().insert(REPLAYED, MetadataValue::from_static("true"));
@@ -62,7 +63,7 @@ fn api_key(metadata: &MetadataMap) -> Option<&str> {
 /// The fingerprint of a gRPC request: the transport, the full method name and the request's
 /// encoding (deterministic: maps are ordered), so the same key with another method or another
 /// request is a mismatch, and so is a key first used over HTTP.
-fn fingerprint(method: &str, request: &impl prost::Message) -> String {
+pub(super) fn fingerprint(method: &str, request: &impl prost::Message) -> String {
     App::idempotency_fingerprint(&[b"grpc", method.as_bytes(), &request.encode_to_vec()])
 }
 
@@ -71,8 +72,16 @@ impl Api {
         Self { app }
     }
 
-    async fn authenticate(&self, metadata: &MetadataMap) -> Result<WorkspaceId, Status> {
+    pub(super) async fn authenticate(&self, metadata: &MetadataMap) -> Result<WorkspaceId, Status> {
         Ok(self.app.authenticate(api_key(metadata)).await?)
+    }
+
+    /// The workspace and the id of the key that authenticated.
+    pub(super) async fn authenticate_caller(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<Caller, Status> {
+        Ok(self.app.authenticate_caller(api_key(metadata)).await?)
     }
 
     /// Runs `run` under the request's Idempotency-Key, if it has one, with the HTTP
@@ -84,7 +93,7 @@ impl Api {
     /// from. `run` borrows the call, so it is not spawned: a call its client cancels releases
     /// the key at once ([`crate::app::idempotency::IdempotencyLease`]) and the retry runs it
     /// again.
-    async fn idempotent<T, F, Fut>(
+    pub(super) async fn idempotent<T, F, Fut>(
         &self,
         ws: &WorkspaceId,
         metadata: &MetadataMap,

@@ -28,11 +28,11 @@ fn key(k: &Key) -> Option<&str> {
     k.as_ref().map(|Extension(IdempotencyKey(k))| k.as_str())
 }
 
-fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
     (status, Json(value)).into_response()
 }
 
-type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ApiError>;
 
 pub(super) async fn compose(
     State(s): State<HttpState>,

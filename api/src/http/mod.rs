@@ -17,6 +17,7 @@ mod handlers;
 mod idempotency;
 mod metrics;
 mod openapi;
+mod workspace;
 
 use std::{future::Future, sync::Arc, time::Instant};
 
@@ -26,7 +27,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 
 pub use extract::{ApiJson, ApiQuery, OptionalJson, PathParam, RawBody, parse_json};
@@ -74,6 +75,18 @@ pub fn router(app: App) -> Router {
             axum::routing::delete(handlers::delete_webhook_endpoint),
         )
         .route("/v1/webhook-deliveries", get(handlers::webhook_deliveries))
+        .route("/v1/workspace/settings", get(workspace::settings).patch(workspace::update_settings))
+        .route("/v1/workspace/rates/{channel}", put(workspace::set_rates))
+        .route("/v1/workspace/policies/{channel}", put(workspace::set_policy))
+        .route("/v1/workspace/compliance", put(workspace::set_compliance))
+        .route(
+            "/v1/workspace/inactivity-ping",
+            put(workspace::set_inactivity_ping).delete(workspace::clear_inactivity_ping),
+        )
+        .route("/v1/workspace/balance", get(workspace::balance))
+        .route("/v1/workspace/balance/top-ups", post(workspace::top_up).get(workspace::top_ups))
+        .route("/v1/templates", post(workspace::create_template).get(workspace::templates))
+        .route("/v1/templates/{name}", get(workspace::template).delete(workspace::delete_template))
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
@@ -124,9 +137,10 @@ fn api_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn authenticate(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
-    match state.app.authenticate(api_key(req.headers())).await {
-        Ok(ws) => {
-            req.extensions_mut().insert(ws);
+    match state.app.authenticate_caller(api_key(req.headers())).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller.workspace.clone());
+            req.extensions_mut().insert(caller);
             next.run(req).await
         }
         Err(e) => e.into_response(),

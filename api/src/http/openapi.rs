@@ -15,11 +15,12 @@ use serde_json::{Map, Value, json};
 use super::handlers::{Handshake, Health, Readiness};
 use crate::{
     app::types::{
-        ChannelOut, CloseWindowRequest, ComposeAccepted, ComposeRequest,
-        ConversationMessageRequest, ConversationOut, CreateWebhookEndpoint, DeliveriesQuery,
-        DeliveryOut, InboundOut, List, MessageAccepted, OkResponse, ProactiveAccepted,
-        ProactiveRequest, ResolveRequest, SandboxInbound, SendMessageRequest, TakeOverRequest,
-        WebhookEndpointOut, WindowOut,
+        BalanceOut, ChannelOut, CloseWindowRequest, ComplianceIn, ComposeAccepted, ComposeRequest,
+        ConversationMessageRequest, ConversationOut, CreateTemplateRequest, CreateWebhookEndpoint,
+        DeliveriesQuery, DeliveryOut, InactivityPing, InboundOut, List, MessageAccepted,
+        OkResponse, PolicyOverridesIn, ProactiveAccepted, ProactiveRequest, Rates, ResolveRequest,
+        SandboxInbound, SendMessageRequest, SettingsOut, SettingsPatch, TakeOverRequest,
+        TemplateOut, TopUpOut, TopUpRequest, TopUpsQuery, WebhookEndpointOut, WindowOut,
     },
     error::ErrorBody,
 };
@@ -149,6 +150,14 @@ const fn post(path: &'static str, summary: &'static str) -> Operation {
     Operation::new("post", path, summary)
 }
 
+const fn put(path: &'static str, summary: &'static str) -> Operation {
+    Operation::new("put", path, summary)
+}
+
+const fn patch(path: &'static str, summary: &'static str) -> Operation {
+    Operation::new("patch", path, summary)
+}
+
 const fn delete(path: &'static str, summary: &'static str) -> Operation {
     Operation::new("delete", path, summary)
 }
@@ -260,6 +269,60 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .query::<DeliveriesQuery>()
         .answers(200, json::<List<DeliveryOut>>()),
+    get("/v1/workspace/settings", "The workspace's settings as sessions opening now get them")
+        .api_key()
+        .answers(200, json::<SettingsOut>()),
+    patch(
+        "/v1/workspace/settings",
+        "Change rates, policies, compliance texts and the ping at once",
+    )
+    .api_key()
+    .body(json::<SettingsPatch>())
+    .answers(200, json::<SettingsOut>()),
+    put("/v1/workspace/rates/{channel}", "Set a channel's prices (minor units)")
+        .api_key()
+        .body(json::<Rates>())
+        .answers(200, json::<SettingsOut>()),
+    put("/v1/workspace/policies/{channel}", "Set a channel's window policy overrides")
+        .api_key()
+        .body(json::<PolicyOverridesIn>())
+        .answers(200, json::<SettingsOut>()),
+    put("/v1/workspace/compliance", "Set the help and opt-out/opt-in confirmation texts")
+        .api_key()
+        .body(json::<ComplianceIn>())
+        .answers(200, json::<SettingsOut>()),
+    put("/v1/workspace/inactivity-ping", "Set the inactivity ping (a text or a template)")
+        .api_key()
+        .body(json::<InactivityPing>())
+        .answers(200, json::<SettingsOut>()),
+    delete("/v1/workspace/inactivity-ping", "Turn the inactivity ping off")
+        .api_key()
+        .answers(200, json::<SettingsOut>()),
+    get("/v1/workspace/balance", "The workspace's balance (minor units)")
+        .api_key()
+        .answers(200, json::<BalanceOut>()),
+    post("/v1/workspace/balance/top-ups", "Credit the balance, recording who and why")
+        .api_key()
+        .idempotent()
+        .body(json::<TopUpRequest>())
+        .answers(201, json::<TopUpOut>()),
+    get("/v1/workspace/balance/top-ups", "The ledger's credits, newest first")
+        .api_key()
+        .query::<TopUpsQuery>()
+        .answers(200, json::<List<TopUpOut>>()),
+    post("/v1/templates", "Register a template (name, channel, language, body, variables)")
+        .api_key()
+        .idempotent()
+        .body(json::<CreateTemplateRequest>())
+        .answers(201, json::<TemplateOut>()),
+    get("/v1/templates", "The workspace's templates, by name")
+        .api_key()
+        .answers(200, json::<List<TemplateOut>>()),
+    get("/v1/templates/{name}", "One template").api_key().answers(200, json::<TemplateOut>()),
+    delete("/v1/templates/{name}", "Remove a template (not the inactivity ping's)")
+        .api_key()
+        .answers(204, Body::Empty)
+        .errors(&[409]),
     get("/healthz", "Liveness").answers(200, json::<Health>()),
     get("/readyz", "Readiness: Temporal and the database reachable")
         .answers(200, json::<Readiness>()),
@@ -394,6 +457,8 @@ pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
     }
     if op.idempotent {
         statuses.push((409, "The request with this Idempotency-Key is still running after the retry waited for it (`idempotency_key_in_use`, with Retry-After), or the request contradicts the resource's state (`conflict`, `conversation_closed`).".into()));
+    } else if op.errors.contains(&409) {
+        statuses.push((409, "The request contradicts the resource's state (`conflict`).".into()));
     }
     if has_body {
         statuses.push((413, "The body is too large (`payload_too_large`).".into()));
@@ -768,5 +833,67 @@ mod tests {
         })
         .unwrap();
         assert!(validator(&doc, "TemplateRef").is_valid(&template));
+    }
+}
+
+#[cfg(test)]
+mod workspace_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A validator for the named component schema, resolving `$ref`s within the document.
+    fn validator(doc: &Value, name: &str) -> jsonschema::Validator {
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": doc["components"],
+        });
+        jsonschema::draft202012::new(&root).unwrap()
+    }
+
+    #[test]
+    fn workspace_bodies_validate_against_their_schemas() {
+        let doc = document();
+        let patch = validator(&doc, "SettingsPatch");
+        let full = json!({
+            "rates": {"whatsapp": {"conversation_unit": 100, "message": 5, "newsletter": 2}},
+            "policies": {"sms": {"mode": "fixed", "window_secs": 3600}},
+            "compliance": {"help": "Reply STOP to stop"},
+            "inactivity_ping": {"after_secs": 3600, "text": "Still there?"},
+        });
+        assert!(patch.is_valid(&full));
+        serde_json::from_value::<SettingsPatch>(full).unwrap();
+        let off = json!({"inactivity_ping": null});
+        assert!(patch.is_valid(&off));
+        assert_eq!(
+            serde_json::from_value::<SettingsPatch>(off).unwrap().inactivity_ping,
+            Some(None),
+            "null turns the ping off"
+        );
+        assert_eq!(
+            serde_json::from_value::<SettingsPatch>(json!({})).unwrap().inactivity_ping,
+            None
+        );
+        for bad in [
+            json!({"rates": {"whatsapp": {"conversation_unit": 1, "message": 1}}}),
+            json!({"policies": {"sms": {"mode": "elastic"}}}),
+            json!({"compliance": {"stop": "x"}}),
+            json!({"rate": {}}),
+            json!({"rates": {"fax": {"conversation_unit": 1, "message": 1, "newsletter": 1}}}),
+        ] {
+            assert!(!patch.is_valid(&bad), "{bad}");
+            assert!(serde_json::from_value::<SettingsPatch>(bad).is_err());
+        }
+        let top_up = validator(&doc, "TopUpRequest");
+        assert!(top_up.is_valid(&json!({"amount": 500, "reason": "invoice 42"})));
+        assert!(!top_up.is_valid(&json!({"amount": -1, "reason": "x"})));
+        let template = validator(&doc, "CreateTemplateRequest");
+        assert!(template.is_valid(&json!({"name": "order_shipped", "channel": "whatsapp",
+            "language": "en_US", "body": "Hi {{1}}", "variables": ["1"]})));
+        assert!(
+            !template
+                .is_valid(&json!({"name": "x", "channel": "fax", "language": "en", "body": "b"}))
+        );
     }
 }

@@ -8,6 +8,7 @@ pub const HOUR_SECS: u64 = 60 * 60;
 pub const DAY_SECS: u64 = 24 * HOUR_SECS;
 
 /// Whether free-form business sends need an open window.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
@@ -31,6 +32,7 @@ impl Gate {
 }
 
 /// Whether inbound user messages move the window's end. Business messages never do.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowMode {

@@ -1,0 +1,238 @@
+//! `convo template add|list|remove`: a workspace's template registry, straight in the store,
+//! through the same functions (and validation) as `/v1/templates` ([`convo_api::WorkspaceAdmin`]).
+
+use clap::Subcommand;
+use convo_activities::store::Store;
+use convo_api::{
+    WorkspaceAdmin, WorkspaceId,
+    app::{parse_channel, types::CreateTemplateRequest},
+};
+
+use super::settings::cli_error;
+
+/// `convo template …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TemplateCommand {
+    /// Registers a template (the same template again is not an error; another one under a
+    /// taken name is).
+    Add {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// Unique in the workspace: letters, digits, `_`, `-` and `.`.
+        #[arg(long)]
+        name: String,
+        /// whatsapp, sms, rcs, messenger, instagram or email.
+        #[arg(long)]
+        channel: String,
+        /// Its language (`en`, `en_US`, `pt-BR`).
+        #[arg(long)]
+        language: String,
+        /// The text, with `{{1}}`, `{{2}}`, ... or `{{name}}` placeholders.
+        #[arg(long)]
+        body: String,
+        /// A variable the body uses (repeat, or separate with commas), in order.
+        #[arg(long = "variable", value_delimiter = ',')]
+        variables: Vec<String>,
+    },
+    /// Lists the workspace's templates.
+    List {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Removes a template by name.
+    Remove {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The template's name.
+        name: String,
+    },
+}
+
+/// Runs `command` on `store` and answers what to print.
+pub(crate) async fn run(store: &Store, command: TemplateCommand) -> anyhow::Result<String> {
+    let admin = WorkspaceAdmin::new(store.clone());
+    Ok(match command {
+        TemplateCommand::Add { workspace, name, channel, language, body, variables } => {
+            let ws = WorkspaceId(workspace);
+            let channel = parse_channel("channel", &channel).map_err(cli_error)?;
+            let req = CreateTemplateRequest { name, channel, language, body, variables };
+            let t = admin.create_template(&ws, req).await.map_err(cli_error)?;
+            format!(
+                "template {} ({}, {}) in {} with variables [{}]",
+                t.name,
+                t.channel.as_str(),
+                t.language,
+                ws.as_str(),
+                t.variables.join(", ")
+            )
+        }
+        TemplateCommand::List { workspace } => {
+            let ws = WorkspaceId(workspace);
+            let list = admin.templates(&ws).await.map_err(cli_error)?;
+            list.data
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}\t{}\t{}\t[{}]\t{}",
+                        t.name,
+                        t.channel.as_str(),
+                        t.language,
+                        t.variables.join(","),
+                        t.body
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        TemplateCommand::Remove { workspace, name } => {
+            let ws = WorkspaceId(workspace);
+            admin.delete_template(&ws, &name).await.map_err(cli_error)?;
+            format!("removed template {name} from {}", ws.as_str())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::admin::tests::run;
+
+    #[tokio::test]
+    async fn templates_are_added_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        run(d, &["workspace", "create", "acme"]).await.unwrap();
+        let out = run(
+            d,
+            &[
+                "template",
+                "add",
+                "--workspace",
+                "acme",
+                "--name",
+                "order_shipped",
+                "--channel",
+                "whatsapp",
+                "--language",
+                "en_US",
+                "--body",
+                "Hi {{1}}, order {{2}} shipped",
+                "--variable",
+                "1,2",
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, "template order_shipped (whatsapp, en_US) in acme with variables [1, 2]");
+        run(
+            d,
+            &[
+                "template",
+                "add",
+                "--workspace",
+                "acme",
+                "--name",
+                "welcome",
+                "--channel",
+                "email",
+                "--language",
+                "en",
+                "--body",
+                "Welcome, {{name}}",
+                "--variable",
+                "name",
+            ],
+        )
+        .await
+        .unwrap();
+        let list = run(d, &["template", "list", "--workspace", "acme"]).await.unwrap();
+        let names: Vec<&str> = list.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert_eq!(names, ["order_shipped", "welcome"]);
+        assert!(
+            list.contains("order_shipped\twhatsapp\ten_US\t[1,2]\tHi {{1}}, order {{2}} shipped")
+        );
+
+        let fail = |argv: &'static [&'static str]| {
+            let d = d.to_path_buf();
+            async move { format!("{:#}", run(&d, argv).await.unwrap_err()) }
+        };
+        let message = fail(&[
+            "template",
+            "add",
+            "--workspace",
+            "acme",
+            "--name",
+            "x",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+            "--body",
+            "Hi {{1}}",
+        ])
+        .await;
+        assert!(
+            message.contains("--body: uses {{1}}, which variables does not declare"),
+            "{message}"
+        );
+        let message = fail(&[
+            "template",
+            "add",
+            "--workspace",
+            "acme",
+            "--name",
+            "x",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+            "--body",
+            "Hi",
+            "--variable",
+            "1",
+        ])
+        .await;
+        assert!(message.contains("--variable: {{1}} is not used in body"), "{message}");
+        let message = fail(&[
+            "template",
+            "add",
+            "--workspace",
+            "acme",
+            "--name",
+            "bad name",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+            "--body",
+            "Hi",
+        ])
+        .await;
+        assert!(message.contains("--name: may contain only"), "{message}");
+        let message = fail(&[
+            "template",
+            "add",
+            "--workspace",
+            "acme",
+            "--name",
+            "order_shipped",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+            "--body",
+            "Other",
+        ])
+        .await;
+        assert!(message.contains("already exists"), "{message}");
+
+        let out = run(d, &["template", "remove", "--workspace", "acme", "welcome"]).await.unwrap();
+        assert_eq!(out, "removed template welcome from acme");
+        let message = fail(&["template", "remove", "--workspace", "acme", "welcome"]).await;
+        assert!(message.contains("template welcome not found"), "{message}");
+        let list = run(d, &["template", "list", "--workspace", "acme"]).await.unwrap();
+        assert_eq!(list.lines().count(), 1);
+    }
+}
