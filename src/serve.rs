@@ -19,6 +19,7 @@ use std::{
 use anyhow::Context;
 use convo_activities::{
     Sessions,
+    reconcile::ReconcilerConfig,
     sandbox::{Sandbox, SandboxHandle},
     store::Store,
     webhooks::DispatcherConfig,
@@ -55,6 +56,8 @@ pub struct ServeConfig {
     pub task_queue: String,
     /// The webhook dispatcher.
     pub webhooks: DispatcherConfig,
+    /// The reconciler of session runs that ended without closing their windows.
+    pub reconciler: ReconcilerConfig,
     /// Start with time skipping locked (the devserver follows real time until a client
     /// skips). `false` lets idle time jump at once.
     pub time_skipping_locked: bool,
@@ -72,6 +75,7 @@ impl Default for ServeConfig {
             database_url: None,
             task_queue: convo_workflows::contracts::TASK_QUEUE.to_owned(),
             webhooks: DispatcherConfig::default(),
+            reconciler: ReconcilerConfig::default(),
             time_skipping_locked: true,
         }
     }
@@ -87,6 +91,11 @@ impl ServeConfig {
             grpc_addr: any,
             temporal_addr: any,
             task_queue: format!("convo-{}", uuid::Uuid::new_v4()),
+            reconciler: ReconcilerConfig {
+                interval: Duration::from_millis(200),
+                grace: Duration::ZERO,
+                ..ReconcilerConfig::default()
+            },
             ..Self::default()
         }
     }
@@ -167,7 +176,11 @@ impl Stack {
             namespace,
             ..Settings::new(url)
         };
-        let deps = Dependencies { store: store.clone(), webhooks: Some(config.webhooks.clone()) };
+        let deps = Dependencies {
+            store: store.clone(),
+            webhooks: Some(config.webhooks.clone()),
+            reconciler: Some(config.reconciler.clone()),
+        };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
         let client = convo_worker::connect(&settings).await.context("client")?;
         let sessions = Sessions::new(client, store.clone(), config.task_queue.clone());

@@ -198,6 +198,11 @@ impl Sessions {
     /// free-form) update-with-start starts the session, which ends once it is settled. An
     /// inbound that starts the session in between is no race: update-with-start attaches to
     /// the running session.
+    ///
+    /// A run that completes while it holds the update (a window that just closed: Temporal
+    /// fails the update "because the Workflow completed") is no answer: the send is tried
+    /// again, through update-with-start, which starts the next run once the old one is gone.
+    /// The message id is the update id, so a retry never sends twice.
     pub async fn send(
         &self,
         workspace_id: &str,
@@ -205,30 +210,70 @@ impl Sessions {
         channel: Channel,
         request: SendRequest,
     ) -> Result<SessionSendOutcome, GatewayError> {
+        let mut running = true;
+        for attempt in 0..COMPLETED_RUN_RETRIES {
+            let outcome = if running {
+                self.send_to_running(workspace_id, contact_id, &request).await?
+            } else {
+                None
+            };
+            let outcome = match outcome {
+                Some(outcome) => outcome,
+                None => self.send_with_start(workspace_id, contact_id, channel, &request).await?,
+            };
+            match outcome {
+                SendAttempt::Answered(outcome) => return Ok(outcome),
+                SendAttempt::RunCompleted => {
+                    running = false;
+                    tokio::time::sleep(COMPLETED_RUN_BACKOFF * (attempt + 1)).await;
+                }
+            }
+        }
+        Ok(SessionSendOutcome::Refused(SendError {
+            code: "send_failed".to_owned(),
+            message: "the contact's session kept completing under the send; try again".to_owned(),
+        }))
+    }
+
+    /// The send as an update of the running session; `None` when no session runs.
+    async fn send_to_running(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        request: &SendRequest,
+    ) -> Result<Option<SendAttempt>, GatewayError> {
         let workflow_id = session_workflow_id(workspace_id, contact_id);
-        let handle = self.client.get_workflow_handle::<SessionWindowWorkflow>(workflow_id.clone());
+        let handle = self.client.get_workflow_handle::<SessionWindowWorkflow>(workflow_id);
         let options =
             WorkflowExecuteUpdateOptions::builder().update_id(request.message_id.clone()).build();
         match handle.execute_update(SessionWindowWorkflow::send, request.clone(), options).await {
-            Ok(receipt) => return Ok(SessionSendOutcome::Sent(receipt)),
-            Err(WorkflowUpdateError::Failed(failure)) => {
-                return Ok(SessionSendOutcome::Refused(refusal(&failure.message)));
-            }
+            Ok(receipt) => Ok(Some(SendAttempt::Answered(SessionSendOutcome::Sent(receipt)))),
+            Err(WorkflowUpdateError::Failed(failure)) => Ok(Some(attempt_of(&failure.message))),
             // No session runs (never started, or its last run completed).
-            Err(WorkflowUpdateError::NotFound(_)) => {}
-            Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+            Err(WorkflowUpdateError::NotFound(_)) => Ok(None),
+            Err(e) => Err(GatewayError::Temporal(e.to_string())),
         }
+    }
 
+    /// The send decided against a fresh session, then, if that would take it,
+    /// update-with-start.
+    async fn send_with_start(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        channel: Channel,
+        request: &SendRequest,
+    ) -> Result<SendAttempt, GatewayError> {
         let input = self.session_input(workspace_id, contact_id, channel).await?;
         let fresh = convo_domain::window::State::new(input.config.clone(), input.consent);
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
         if let Err(e) = convo_domain::window::validate(&fresh, &request.event(), now) {
             let refusal = SendError { code: e.code().to_owned(), message: e.to_string() };
-            return Ok(SessionSendOutcome::Refused(refusal));
+            return Ok(SendAttempt::Answered(SessionSendOutcome::Refused(refusal)));
         }
         let options = WorkflowUpdateWithStartOptions::new(
             self.task_queue.clone(),
-            workflow_id,
+            session_workflow_id(workspace_id, contact_id),
             WorkflowIdConflictPolicy::UseExisting,
         )
         .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
@@ -240,14 +285,14 @@ impl Sessions {
                 SessionWindowWorkflow::run,
                 input,
                 SessionWindowWorkflow::send,
-                request,
+                request.clone(),
                 options,
             )
             .await;
         match result {
-            Ok(receipt) => Ok(SessionSendOutcome::Sent(receipt)),
+            Ok(receipt) => Ok(SendAttempt::Answered(SessionSendOutcome::Sent(receipt))),
             Err(WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(failure))) => {
-                Ok(SessionSendOutcome::Refused(refusal(&failure.message)))
+                Ok(attempt_of(&failure.message))
             }
             Err(e) => Err(GatewayError::Temporal(e.to_string())),
         }
@@ -338,6 +383,28 @@ impl Sessions {
             Ok(_) | Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
             Err(e) => Err(GatewayError::Temporal(e.to_string())),
         }
+    }
+}
+
+/// Times a send is tried when the run that held it completed under it.
+const COMPLETED_RUN_RETRIES: u32 = 5;
+/// Wait before the next try, times the attempt: the completing run needs a moment to close.
+const COMPLETED_RUN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// One try of a send.
+enum SendAttempt {
+    /// The session answered: sent or refused.
+    Answered(SessionSendOutcome),
+    /// The run completed while it held the update: try again.
+    RunCompleted,
+}
+
+/// An update failure: the session's refusal, or a run that completed under the update.
+fn attempt_of(message: &str) -> SendAttempt {
+    if message.contains("completed before the Update completed") {
+        SendAttempt::RunCompleted
+    } else {
+        SendAttempt::Answered(SessionSendOutcome::Refused(refusal(message)))
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod conversation;
 pub mod gateway;
 pub mod providers;
+pub mod reconcile;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod session;

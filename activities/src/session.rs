@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use convo_domain::{Balance, Channel, Direction};
+use convo_domain::{Balance, Channel, Direction, window::Webhook};
 use convo_workflows::contracts::{
     ConsentRecord, HoldAnswer, HoldRequest, HoldResolution, ProviderSend, ProviderSent,
     WebhookEmit, error_types,
@@ -18,7 +18,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::{
     providers::{self, Provider, ProviderConfig, SendRequest},
-    store::{Contact, MessageStatus, NewMessage, Store, StoreError},
+    store::{Contact, MessageStatus, NewMessage, OpenWindow, Store, StoreError},
 };
 
 /// Turns a store error into an activity failure with an explicit retry decision: outages are
@@ -251,8 +251,27 @@ impl SessionActivitiesImpl {
         self.store
             .enqueue_webhook(&input.workspace_id, &input.event_id(), input.event_type(), data)
             .await
-            .map(|_| ())
-            .map_err(store_failure)
+            .map_err(store_failure)?;
+        // What the reconciler checks: a window reported open and never reported ended.
+        match &input.webhook {
+            Webhook::ConversationStarted { conversation, channel, opened_at, .. } => {
+                let window = OpenWindow {
+                    session_id: input.session_id.clone(),
+                    conversation: *conversation,
+                    workspace_id: input.workspace_id.clone(),
+                    contact_id: input.contact_id.clone(),
+                    channel: *channel,
+                    opened_at: *opened_at,
+                };
+                self.store.window_opened(&window).await.map_err(store_failure)
+            }
+            Webhook::ConversationEnded { conversation, .. } => self
+                .store
+                .window_ended(&input.session_id, *conversation)
+                .await
+                .map_err(store_failure),
+            Webhook::MessageExchanged { .. } => Ok(()),
+        }
     }
 }
 

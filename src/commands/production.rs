@@ -7,7 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use convo::config::{ApiSection, FileConfig, pick, temporal_url};
-use convo_activities::{Sessions, store::Store, webhooks::DispatcherConfig};
+use convo_activities::{
+    Sessions, reconcile::ReconcilerConfig, store::Store, webhooks::DispatcherConfig,
+};
 use convo_api::{App, AppSettings};
 use convo_worker::{Dependencies, Settings, TlsSettings};
 
@@ -102,6 +104,10 @@ pub(crate) struct WorkerArgs {
     /// Do not run the webhook dispatcher in this process.
     #[arg(long, env = "CONVO_NO_WEBHOOK_DISPATCHER")]
     no_webhook_dispatcher: bool,
+    /// Do not run the reconciler (closes the windows of session runs that were terminated,
+    /// failed or timed out) in this process.
+    #[arg(long, env = "CONVO_NO_RECONCILER")]
+    no_reconciler: bool,
 }
 
 /// Runs workflows and activities (and the webhook dispatcher) until `shutdown`, then drains.
@@ -112,9 +118,11 @@ pub(crate) async fn worker(
     let (settings, database_url, _) = args.cluster.resolve("convo-worker")?;
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let webhooks = (!args.no_webhook_dispatcher).then(DispatcherConfig::default);
-    let worker = convo_worker::spawn(settings.clone(), Dependencies { store, webhooks }, None)
-        .await
-        .context("starting the worker")?;
+    let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);
+    let worker =
+        convo_worker::spawn(settings.clone(), Dependencies { store, webhooks, reconciler }, None)
+            .await
+            .context("starting the worker")?;
     println!(
         "convo worker polling {} in namespace {} at {}",
         settings.task_queue, settings.namespace, settings.address

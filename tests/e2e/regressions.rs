@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use convo_domain::{Channel, CloseReason, window::Content};
+use convo_domain::{Channel, CloseReason, Money, window::Content};
 use convo_tests::{TestEnv, eventually, history, skipped, within};
 use convo_workflows::{
     OutboundConversationWorkflow,
@@ -15,7 +15,7 @@ use convo_workflows::{
 };
 use temporalio_client::{
     Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowHandle,
-    WorkflowQueryOptions,
+    WorkflowQueryOptions, WorkflowTerminateOptions,
 };
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 use temporalio_protos::temporal::api::{
@@ -274,5 +274,42 @@ async fn reset_re_emits_no_webhook() -> anyhow::Result<()> {
         w.iter().map(|w| w.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&after), ids(&before), "no webhook delivered again under a new id");
+    env.shutdown().await
+}
+
+/// `temporal workflow terminate` on an open session: convo closes the window in its own view.
+/// The reconciler releases the hold the first send placed, emits `conversation.ended` once
+/// with the reason `TERMINATED`, and a later send is refused `no_active_session`. Before, the
+/// hold stayed reserved and no `conversation.ended` was ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_session_is_reconciled() -> anyhow::Result<()> {
+    let env = TestEnv::start("terminated").await?;
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hello").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hi there").await?)?;
+    let held = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(held.reserved, Money::from_minor(100), "the conversation unit is held");
+    // started, message_exchanged in and out.
+    within(WAIT, "webhooks", env.receiver.wait_for(3)).await?;
+
+    session(&env, &contact)
+        .terminate(
+            WorkflowTerminateOptions::builder().reason("ops: stuck session".to_owned()).build(),
+        )
+        .await?;
+    let ended = ended_webhook(&env).await?;
+    assert_eq!(ended["reason"], "TERMINATED", "{ended}");
+    assert_eq!(ended["temporal"]["detail"], "ops: stuck session");
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(balance.reserved, Money::ZERO, "the hold is released");
+    assert_eq!(balance.total, held.total, "and nothing was charged");
+
+    let refusal = refused(send_text(&env, Channel::Whatsapp, &contact, "out-2", "hi?").await?)?;
+    assert_eq!(refusal.code, "no_active_session");
+    // Several more reconciler passes: still exactly one conversation.ended.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ended_count =
+        webhooks(&env, 4).await?.into_iter().filter(|(t, _)| t == "conversation.ended").count();
+    assert_eq!(ended_count, 1);
     env.shutdown().await
 }

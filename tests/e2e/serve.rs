@@ -489,3 +489,51 @@ async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<
     assert_eq!(w["close_reason"], "EXPLICIT");
     stack.shutdown().await
 }
+
+/// After `temporal workflow terminate` on an open session, the window reads closed at once
+/// with the reason `TERMINATED` (before, it read open while sends were refused
+/// `no_active_session`), and the reconciler's `conversation.ended` is in the webhook log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_session_reads_closed_through_the_api() -> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let receiver = WebhookReceiver::start().await?;
+    let (_, endpoint) = api.post("/v1/webhook-endpoints", json!({"url": receiver.url()})).await?;
+    receiver.set_secret(endpoint["secret"].as_str().context("secret")?);
+    let phone = "+4915199999999";
+    api.inbound(phone, "hi").await?;
+    let open = api.window_until(phone, "open", |w| w["open"] == true).await?;
+    let contact = open["contact_id"].as_str().context("contact id")?.to_owned();
+
+    let handle =
+        stack.sessions.client().get_workflow_handle::<convo_workflows::SessionWindowWorkflow>(
+            convo_workflows::contracts::session_workflow_id(convo::serve::DEV_WORKSPACE, &contact),
+        );
+    handle
+        .terminate(
+            temporalio_client::WorkflowTerminateOptions::builder().reason("ops".to_owned()).build(),
+        )
+        .await?;
+    let (_, w) = api.get(&format!("/v1/windows/{phone}")).await?;
+    assert_eq!(
+        (w["open"].as_bool(), w["close_reason"].as_str()),
+        (Some(false), Some("TERMINATED")),
+        "{w}"
+    );
+    let (status, refused) = api.send(phone, "still there?").await?;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_active_session"))
+    );
+    let delivered = eventually(WAIT, || async {
+        let got = receiver.received();
+        let ended: Vec<Value> =
+            got.iter().map(|w| w.json()).filter(|b| b["type"] == "conversation.ended").collect();
+        anyhow::ensure!(!ended.is_empty(), "no conversation.ended yet");
+        Ok(ended)
+    })
+    .await?;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["data"]["reason"], "TERMINATED");
+    stack.shutdown().await
+}

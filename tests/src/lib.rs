@@ -25,6 +25,7 @@ use std::{future::Future, sync::Once, time::Duration};
 use anyhow::{Context, anyhow};
 use convo_activities::{
     Sessions,
+    reconcile::ReconcilerConfig,
     sandbox::{Sandbox, SandboxHandle},
     store::Store,
     testing::WebhookReceiver,
@@ -127,7 +128,15 @@ impl TestEnv {
             poll_interval: Duration::from_millis(100),
             ..DispatcherConfig::default()
         };
-        let deps = Dependencies { store: store.clone(), webhooks: Some(webhooks) };
+        let deps = Dependencies {
+            store: store.clone(),
+            webhooks: Some(webhooks),
+            reconciler: Some(ReconcilerConfig {
+                interval: Duration::from_millis(200),
+                grace: Duration::ZERO,
+                batch: 100,
+            }),
+        };
         let worker = convo_worker::spawn(settings.clone(), deps, customize)
             .await
             .context("starting the worker")?;

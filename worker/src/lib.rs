@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use convo_activities::{
     ConversationActivitiesImpl, SessionActivitiesImpl, Sessions,
+    reconcile::{Reconciler, ReconcilerConfig, ReconcilerHandle},
     store::Store,
     webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
 };
@@ -102,12 +103,19 @@ pub struct Dependencies {
     /// Run a webhook dispatcher in the worker process with this configuration (`None`: another
     /// process delivers).
     pub webhooks: Option<DispatcherConfig>,
+    /// Run the reconciler (windows of session runs that were terminated, failed or timed out)
+    /// in the worker process (`None`: not here).
+    pub reconciler: Option<ReconcilerConfig>,
 }
 
 impl Dependencies {
     /// The store, with a dispatcher on the Svix-like production schedule.
     pub fn new(store: Store) -> Self {
-        Self { store, webhooks: Some(DispatcherConfig::default()) }
+        Self {
+            store,
+            webhooks: Some(DispatcherConfig::default()),
+            reconciler: Some(ReconcilerConfig::default()),
+        }
     }
 }
 
@@ -213,6 +221,7 @@ pub struct ConvoWorker {
     io_worker: Worker,
     _runtime: Runtime,
     dispatcher: Option<DispatcherHandle>,
+    reconciler: Option<ReconcilerHandle>,
 }
 
 impl ConvoWorker {
@@ -238,6 +247,9 @@ impl ConvoWorker {
         if let Some(dispatcher) = self.dispatcher.take() {
             dispatcher.shutdown().await;
         }
+        if let Some(reconciler) = self.reconciler.take() {
+            reconciler.shutdown().await;
+        }
         result?;
         Ok(())
     }
@@ -256,6 +268,10 @@ pub async fn build(
     if let Some(customize) = customize {
         customize(&mut options)?;
     }
+    let reconciler = deps
+        .reconciler
+        .clone()
+        .map(|config| Reconciler::new(client.clone(), deps.store.clone(), config).spawn());
     let io_worker = Worker::new(&runtime, client.clone(), io_worker_options(settings, deps))?;
     let worker = Worker::new(&runtime, client, options)?;
     tracing::info!(
@@ -271,7 +287,7 @@ pub async fn build(
         ),
         None => None,
     };
-    Ok(ConvoWorker { worker, io_worker, _runtime: runtime, dispatcher })
+    Ok(ConvoWorker { worker, io_worker, _runtime: runtime, dispatcher, reconciler })
 }
 
 /// A worker running on its own OS thread and Tokio runtime.

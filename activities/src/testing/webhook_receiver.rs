@@ -37,6 +37,8 @@ pub struct ReceivedWebhook {
     pub id: String,
     /// `webhook-timestamp` (0 if absent or malformed).
     pub timestamp: i64,
+    /// `webhook-signature` as sent (empty if absent), for verifiers of one's own.
+    pub signature: String,
     /// The raw body.
     pub body: String,
     /// Whether the signature checked out; unverified requests were answered 401.
@@ -179,6 +181,7 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let id = header(HEADER_ID).to_owned();
     let timestamp = header(HEADER_TIMESTAMP).parse().unwrap_or(0);
+    let signature = header("webhook-signature").to_owned();
     let body_text = String::from_utf8_lossy(&body).into_owned();
     let reply = {
         let mut shared = inner.lock();
@@ -195,6 +198,7 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         shared.log.push(ReceivedWebhook {
             id,
             timestamp,
+            signature,
             body: body_text,
             verified: verdict.is_ok(),
             error: verdict.err(),

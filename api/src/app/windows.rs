@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-use convo_workflows::contracts::SessionView;
+use convo_workflows::{
+    SessionWindowWorkflow,
+    contracts::{SessionView, session_workflow_id},
+};
+use temporalio_client::{
+    WorkflowDescribeOptions, WorkflowExecutionStatus, errors::WorkflowInteractionError,
+};
 
 use super::{App, WorkspaceId, rfc3339, types::WindowOut};
 use crate::error::ApiError;
@@ -53,7 +59,50 @@ impl App {
         ws: &WorkspaceId,
         contact_id: &str,
     ) -> Result<WindowOut, ApiError> {
-        Ok(window_out(contact_id, self.session_view(ws, contact_id).await?))
+        let mut window = window_out(contact_id, self.session_view(ws, contact_id).await?);
+        if window.open
+            && let Some(reason) = self.ended_abnormally(ws, contact_id).await?
+        {
+            // The run was terminated, failed or timed out: its last state still says open,
+            // but nothing runs to honour it (the reconciler settles it and emits
+            // `conversation.ended`).
+            window = WindowOut {
+                status: "closed".to_owned(),
+                open: false,
+                opened_at: None,
+                expires_at: None,
+                close_reason: Some(reason.to_owned()),
+                in_session: false,
+                ..window
+            };
+        }
+        Ok(window)
+    }
+
+    /// Why the contact's latest session run ended without ending its window, if it did:
+    /// `TERMINATED`, `FAILED`, `TIMED_OUT` or `CANCELED`.
+    async fn ended_abnormally(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &str,
+    ) -> Result<Option<&'static str>, ApiError> {
+        let handle = self.sessions().client().get_workflow_handle::<SessionWindowWorkflow>(
+            session_workflow_id(ws.as_str(), contact_id),
+        );
+        let status = match handle.describe(WorkflowDescribeOptions::default()).await {
+            Ok(d) => d.status(),
+            Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
+            Err(e) => {
+                return Err(ApiError::unavailable(format!("the session could not be read: {e}")));
+            }
+        };
+        Ok(match status {
+            WorkflowExecutionStatus::Terminated => Some("TERMINATED"),
+            WorkflowExecutionStatus::Failed => Some("FAILED"),
+            WorkflowExecutionStatus::TimedOut => Some("TIMED_OUT"),
+            WorkflowExecutionStatus::Canceled => Some("CANCELED"),
+            _ => None,
+        })
     }
 
     /// `GET /v1/windows/{contact}`: `contact` is an E.164 number, an e-mail address or a

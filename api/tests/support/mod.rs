@@ -166,7 +166,15 @@ impl Stack {
             poll_interval: Duration::from_millis(100),
             ..DispatcherConfig::default()
         };
-        let deps = Dependencies { store: store.clone(), webhooks: Some(webhooks) };
+        let deps = Dependencies {
+            store: store.clone(),
+            webhooks: Some(webhooks),
+            reconciler: Some(convo_activities::reconcile::ReconcilerConfig {
+                interval: Duration::from_millis(200),
+                grace: Duration::ZERO,
+                batch: 100,
+            }),
+        };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await?;
         let client = convo_worker::connect(&settings).await?;
         let sessions = Sessions::new(client, store.clone(), task_queue);

@@ -1,0 +1,281 @@
+//! The reconciler: closes, in convo's view, the windows of session runs that ended without
+//! closing them.
+//!
+//! A session run ends its windows itself: it settles the holds, queues `conversation.ended`
+//! and completes. A run that an operator terminates (`temporal workflow terminate`), or that
+//! fails or times out, does none of that: its window would read open, its hold stay reserved,
+//! and no `conversation.ended` would ever be sent. The reconciler finds such windows: rows of
+//! `session_windows` (written when `conversation.started` is queued, removed when
+//! `conversation.ended` is) whose session chain no longer runs. For each it
+//! - releases the contact's open holds placed before the run closed (nothing was delivered
+//!   under a settled billing session, so nothing is charged);
+//! - queues `conversation.ended` with the reason Temporal gives (`TERMINATED`, `FAILED`,
+//!   `TIMED_OUT`, `CANCELED`), under the same logical event id the session would have used
+//!   (`evt_{session}_c{n}_ended`), so it is sent once even if the run did emit it;
+//! - removes the row.
+//!
+//! Every step is idempotent, so several reconcilers (one per worker) may run at once, and a
+//! crash between steps is repaired by the next pass.
+//!
+//! The chain is followed from its first run (the session id) through continue-as-new, by the
+//! close event of each run (`GetWorkflowExecutionHistory` with the close-event filter); no
+//! visibility query is needed, so it works on every backend.
+
+use std::time::Duration;
+
+use convo_domain::{Money, Timestamp};
+use convo_workflows::contracts::session_workflow_id;
+use serde_json::json;
+use temporalio_client::{Client, NamespacedClient};
+use temporalio_common::protos::temporal::api::{
+    common::v1::WorkflowExecution, enums::v1::HistoryEventFilterType,
+    history::v1::history_event::Attributes,
+    workflowservice::v1::GetWorkflowExecutionHistoryRequest,
+};
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::IntoRequest;
+
+use crate::store::{OpenWindow, Store, StoreError};
+
+/// Why a pass could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Temporal failed.
+    #[error("temporal: {0}")]
+    Temporal(#[from] tonic::Status),
+    /// A chain too long to follow.
+    #[error("session chain {0} longer than 10,000 runs")]
+    ChainTooLong(String),
+}
+
+/// How the reconciler runs.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Windows recorded more recently than this are left alone (their run is surely live).
+    pub grace: Duration,
+    /// Windows looked at per pass.
+    pub batch: u32,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(30), grace: Duration::from_secs(10), batch: 200 }
+    }
+}
+
+/// How a session chain stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEnd {
+    /// Its latest run still runs.
+    Running,
+    /// It completed (normally; it ended its windows itself).
+    Completed,
+    /// It ended abnormally: the reason for `conversation.ended`, Temporal's words, and when.
+    Abnormal {
+        /// `TERMINATED`, `FAILED`, `TIMED_OUT` or `CANCELED`.
+        reason: &'static str,
+        /// The termination reason or failure message.
+        detail: String,
+        /// The run that ended.
+        run_id: String,
+        /// When it ended.
+        at: Option<Timestamp>,
+    },
+    /// Temporal no longer has it (retention passed): treated as terminated.
+    Unknown,
+}
+
+/// The running reconciler.
+pub struct ReconcilerHandle {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ReconcilerHandle {
+    /// Stops after the pass in progress.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ReconcilerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Reconciles windows of session runs that ended without closing them.
+#[derive(Clone)]
+pub struct Reconciler {
+    client: Client,
+    store: Store,
+    config: ReconcilerConfig,
+}
+
+impl Reconciler {
+    /// A reconciler over `client`'s namespace and `store`.
+    pub fn new(client: Client, store: Store, config: ReconcilerConfig) -> Self {
+        Self { client, store, config }
+    }
+
+    /// Runs passes every [`ReconcilerConfig::interval`] until shut down.
+    pub fn spawn(self) -> ReconcilerHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.pass().await {
+                    tracing::warn!(error = %e, "reconciler pass failed");
+                }
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep(self.config.interval) => {}
+                }
+            }
+        });
+        ReconcilerHandle { stop, task: Some(task) }
+    }
+
+    /// One pass: every open window older than the grace period whose session chain ended
+    /// abnormally is closed. Returns how many were.
+    pub async fn pass(&self) -> Result<usize, ReconcileError> {
+        let before = Timestamp::from_system_time(std::time::SystemTime::now() - self.config.grace);
+        let mut closed = 0;
+        for window in self.store.open_windows(before, self.config.batch).await? {
+            match self.chain_end(&window).await {
+                Ok(ChainEnd::Running) => {}
+                Ok(ChainEnd::Completed) => {
+                    // It ended its windows itself; this row was left by a crash in between.
+                    self.store.window_ended(&window.session_id, window.conversation).await?;
+                }
+                Ok(end) => {
+                    self.close(&window, &end).await?;
+                    closed += 1;
+                }
+                Err(e) => tracing::warn!(
+                    session = %window.session_id, error = %e, "cannot read the session chain"
+                ),
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Follows the session chain from its first run to its last.
+    pub async fn chain_end(&self, window: &OpenWindow) -> Result<ChainEnd, ReconcileError> {
+        let workflow_id = session_workflow_id(&window.workspace_id, &window.contact_id);
+        let mut run_id = window.session_id.clone();
+        for _ in 0..10_000 {
+            let request = GetWorkflowExecutionHistoryRequest {
+                namespace: self.client.namespace(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: workflow_id.clone(),
+                    run_id: run_id.clone(),
+                }),
+                history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
+                wait_new_event: false,
+                ..Default::default()
+            };
+            let answer = self
+                .client
+                .connection()
+                .workflow_service()
+                .get_workflow_execution_history(request.into_request())
+                .await;
+            let history = match answer {
+                Ok(a) => a.into_inner().history.unwrap_or_default(),
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    return Ok(ChainEnd::Unknown);
+                }
+                Err(status) => return Err(status.into()),
+            };
+            let Some(close) = history.events.last() else { return Ok(ChainEnd::Running) };
+            let at = close.event_time.map(|t| {
+                let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
+                Timestamp::from_epoch_millis(u64::try_from(ms).unwrap_or(0))
+            });
+            let abnormal = |reason, detail: String| ChainEnd::Abnormal {
+                reason,
+                detail,
+                run_id: run_id.clone(),
+                at,
+            };
+            return Ok(match &close.attributes {
+                Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) => {
+                    run_id.clone_from(&a.new_execution_run_id);
+                    continue;
+                }
+                Some(Attributes::WorkflowExecutionCompletedEventAttributes(_)) => {
+                    ChainEnd::Completed
+                }
+                Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => {
+                    abnormal("TERMINATED", a.reason.clone())
+                }
+                Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => abnormal(
+                    "FAILED",
+                    a.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+                ),
+                Some(Attributes::WorkflowExecutionTimedOutEventAttributes(_)) => {
+                    abnormal("TIMED_OUT", "the run exceeded its timeout".to_owned())
+                }
+                Some(Attributes::WorkflowExecutionCanceledEventAttributes(_)) => {
+                    abnormal("CANCELED", "the run was cancelled".to_owned())
+                }
+                // Not a close event: the run still runs.
+                _ => ChainEnd::Running,
+            });
+        }
+        Err(ReconcileError::ChainTooLong(workflow_id))
+    }
+
+    async fn close(&self, window: &OpenWindow, end: &ChainEnd) -> Result<(), ReconcileError> {
+        let (reason, detail, run_id, at) = match end {
+            ChainEnd::Abnormal { reason, detail, run_id, at } => {
+                (*reason, detail.clone(), run_id.clone(), *at)
+            }
+            _ => {
+                ("TERMINATED", "Temporal no longer has the session".to_owned(), String::new(), None)
+            }
+        };
+        let at = at.unwrap_or_else(|| Timestamp::from_system_time(std::time::SystemTime::now()));
+        let holds =
+            self.store.open_holds_of_contact(&window.workspace_id, &window.contact_id, at).await?;
+        let mut released = Money::ZERO;
+        for (hold, amount) in &holds {
+            self.store.release_hold(&window.workspace_id, hold).await?;
+            released = released.saturating_add(*amount);
+        }
+        let data = json!({
+            "conversation": window.conversation,
+            "channel": window.channel,
+            "reason": reason,
+            "at": at,
+            "billing": {
+                "outcome": "released",
+                "released": released,
+                "holds": holds.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+            },
+            "temporal": { "run_id": run_id, "detail": detail },
+            "workspace_id": window.workspace_id,
+            "contact_id": window.contact_id,
+            "session_id": window.session_id,
+        });
+        let id = format!("evt_{}_c{}_ended", window.session_id, window.conversation);
+        self.store.enqueue_webhook(&window.workspace_id, &id, "conversation.ended", data).await?;
+        self.store.window_ended(&window.session_id, window.conversation).await?;
+        tracing::info!(
+            session = %window.session_id, reason, released = %released,
+            "closed the window of a session run that ended without closing it"
+        );
+        Ok(())
+    }
+}
