@@ -28,9 +28,11 @@ use convo_workflows::contracts::session_workflow_id;
 use serde_json::json;
 use temporalio_client::{Client, NamespacedClient};
 use temporalio_common::protos::temporal::api::{
-    common::v1::WorkflowExecution, enums::v1::HistoryEventFilterType,
+    common::v1::WorkflowExecution,
+    enums::v1::HistoryEventFilterType,
+    enums::v1::WorkflowExecutionStatus,
     history::v1::history_event::Attributes,
-    workflowservice::v1::GetWorkflowExecutionHistoryRequest,
+    workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest},
 };
 use tokio::{sync::watch, task::JoinHandle};
 use tonic::IntoRequest;
@@ -50,6 +52,21 @@ pub enum ReconcileError {
     /// A chain too long to follow.
     #[error("session chain {0} longer than 10,000 runs")]
     ChainTooLong(String),
+}
+
+/// How long one Temporal call of a pass may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Temporal call, bounded by [`RPC_TIMEOUT`].
+async fn rpc<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, ReconcileError> {
+    match tokio::time::timeout(RPC_TIMEOUT, call).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(ReconcileError::Temporal(tonic::Status::deadline_exceeded(
+            "no answer from Temporal within 10 s",
+        ))),
+    }
 }
 
 /// How the reconciler runs.
@@ -98,7 +115,7 @@ pub struct ReconcilerHandle {
 }
 
 impl ReconcilerHandle {
-    /// Stops after the pass in progress.
+    /// Stops now (a pass in progress is abandoned between its idempotent steps).
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -134,8 +151,13 @@ impl Reconciler {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
-                if let Err(e) = self.pass().await {
-                    tracing::warn!(error = %e, "reconciler pass failed");
+                // A pass is idempotent step by step, so stopping in the middle of one loses
+                // nothing: the next reconciler redoes what is left.
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    passed = self.pass() => if let Err(e) = passed {
+                        tracing::warn!(error = %e, "reconciler pass failed");
+                    },
                 }
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => return,
@@ -170,35 +192,61 @@ impl Reconciler {
         Ok(closed)
     }
 
-    /// Follows the session chain from its first run to its last.
+    /// Follows the session chain from its first run to its last. A run's status comes from
+    /// `DescribeWorkflowExecution`; only a closed run's close event is read (the real server
+    /// long-polls a close-event history read of a running run, whatever `wait_new_event`
+    /// says).
     pub async fn chain_end(&self, window: &OpenWindow) -> Result<ChainEnd, ReconcileError> {
         let workflow_id = session_workflow_id(&window.workspace_id, &window.contact_id);
         let mut run_id = window.session_id.clone();
         for _ in 0..10_000 {
+            let execution =
+                WorkflowExecution { workflow_id: workflow_id.clone(), run_id: run_id.clone() };
+            let describe = DescribeWorkflowExecutionRequest {
+                namespace: self.client.namespace(),
+                execution: Some(execution.clone()),
+            };
+            let answer = rpc(self
+                .client
+                .connection()
+                .workflow_service()
+                .describe_workflow_execution(describe.into_request()))
+            .await;
+            let status = match answer {
+                Ok(a) => a
+                    .into_inner()
+                    .workflow_execution_info
+                    .map(|i| i.status())
+                    .unwrap_or(WorkflowExecutionStatus::Unspecified),
+                Err(ReconcileError::Temporal(status)) if status.code() == tonic::Code::NotFound => {
+                    return Ok(ChainEnd::Unknown);
+                }
+                Err(e) => return Err(e),
+            };
+            match status {
+                WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Paused => {
+                    return Ok(ChainEnd::Running);
+                }
+                WorkflowExecutionStatus::Completed => return Ok(ChainEnd::Completed),
+                _ => {}
+            }
             let request = GetWorkflowExecutionHistoryRequest {
                 namespace: self.client.namespace(),
-                execution: Some(WorkflowExecution {
-                    workflow_id: workflow_id.clone(),
-                    run_id: run_id.clone(),
-                }),
+                execution: Some(execution),
                 history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
                 wait_new_event: false,
                 ..Default::default()
             };
-            let answer = self
+            let history = rpc(self
                 .client
                 .connection()
                 .workflow_service()
-                .get_workflow_execution_history(request.into_request())
-                .await;
-            let history = match answer {
-                Ok(a) => a.into_inner().history.unwrap_or_default(),
-                Err(status) if status.code() == tonic::Code::NotFound => {
-                    return Ok(ChainEnd::Unknown);
-                }
-                Err(status) => return Err(status.into()),
-            };
-            let Some(close) = history.events.last() else { return Ok(ChainEnd::Running) };
+                .get_workflow_execution_history(request.into_request()))
+            .await?
+            .into_inner()
+            .history
+            .unwrap_or_default();
+            let Some(close) = history.events.last() else { return Ok(ChainEnd::Unknown) };
             let at = close.event_time.map(|t| {
                 let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
                 Timestamp::from_epoch_millis(u64::try_from(ms).unwrap_or(0))
@@ -214,9 +262,6 @@ impl Reconciler {
                     run_id.clone_from(&a.new_execution_run_id);
                     continue;
                 }
-                Some(Attributes::WorkflowExecutionCompletedEventAttributes(_)) => {
-                    ChainEnd::Completed
-                }
                 Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => {
                     abnormal("TERMINATED", a.reason.clone())
                 }
@@ -230,8 +275,10 @@ impl Reconciler {
                 Some(Attributes::WorkflowExecutionCanceledEventAttributes(_)) => {
                     abnormal("CANCELED", "the run was cancelled".to_owned())
                 }
-                // Not a close event: the run still runs.
-                _ => ChainEnd::Running,
+                Some(Attributes::WorkflowExecutionCompletedEventAttributes(_)) => {
+                    ChainEnd::Completed
+                }
+                _ => ChainEnd::Unknown,
             });
         }
         Err(ReconcileError::ChainTooLong(workflow_id))

@@ -238,7 +238,10 @@ async fn newcomer_walk_over_http() -> anyhow::Result<()> {
         let delivered = log["data"]
             .as_array()
             .map_or(0, |d| d.iter().filter(|x| x["status"] == "delivered").count());
-        anyhow::ensure!(delivered >= 3, "deliveries so far: {log}");
+        let ended = log["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["event_type"] == "conversation.ended"));
+        anyhow::ensure!(delivered >= 3 && ended, "deliveries so far: {log}");
         Ok(log)
     })
     .await?;

@@ -45,6 +45,10 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
         WorkflowTaskScheduled,
         WorkflowTaskStarted,
         WorkflowTaskCompleted,
+        // The inbound handler's patch marker (`inbound-reply-routing`) and the version search
+        // attribute the SDK upserts with it.
+        MarkerRecorded,
+        UpsertWorkflowSearchAttributes,
         // The inbound opens the window: conversation.started is queued while the run loop
         // arms the expiry timer (24h after the inbound), both in the first task.
         ActivityTaskScheduled,
