@@ -69,6 +69,19 @@ async fn rpc<T>(
     }
 }
 
+/// The reason `conversation.ended` gives for a run that ended without closing its window:
+/// `TERMINATED`, `FAILED`, `TIMED_OUT` or `CANCELED`; `None` for a run that runs, completed or
+/// continued as new. One table for the reconciler and for the API's window read.
+pub fn abnormal_end(status: WorkflowExecutionStatus) -> Option<&'static str> {
+    match status {
+        WorkflowExecutionStatus::Terminated => Some("TERMINATED"),
+        WorkflowExecutionStatus::Failed => Some("FAILED"),
+        WorkflowExecutionStatus::TimedOut => Some("TIMED_OUT"),
+        WorkflowExecutionStatus::Canceled => Some("CANCELED"),
+        _ => None,
+    }
+}
+
 /// How the reconciler runs.
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
@@ -228,6 +241,8 @@ impl Reconciler {
                     return Ok(ChainEnd::Running);
                 }
                 WorkflowExecutionStatus::Completed => return Ok(ChainEnd::Completed),
+                WorkflowExecutionStatus::ContinuedAsNew => {}
+                other if abnormal_end(other).is_none() => return Ok(ChainEnd::Unknown),
                 _ => {}
             }
             let request = GetWorkflowExecutionHistoryRequest {
@@ -247,39 +262,29 @@ impl Reconciler {
             .history
             .unwrap_or_default();
             let Some(close) = history.events.last() else { return Ok(ChainEnd::Unknown) };
-            let at = close.event_time.map(|t| {
-                let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
-                Timestamp::from_epoch_millis(u64::try_from(ms).unwrap_or(0))
-            });
-            let abnormal = |reason, detail: String| ChainEnd::Abnormal {
-                reason,
-                detail,
-                run_id: run_id.clone(),
-                at,
-            };
-            return Ok(match &close.attributes {
+            let detail = match &close.attributes {
                 Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) => {
                     run_id.clone_from(&a.new_execution_run_id);
                     continue;
                 }
-                Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => {
-                    abnormal("TERMINATED", a.reason.clone())
+                Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => a.reason.clone(),
+                Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
+                    a.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default()
                 }
-                Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => abnormal(
-                    "FAILED",
-                    a.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
-                ),
                 Some(Attributes::WorkflowExecutionTimedOutEventAttributes(_)) => {
-                    abnormal("TIMED_OUT", "the run exceeded its timeout".to_owned())
+                    "the run exceeded its timeout".to_owned()
                 }
                 Some(Attributes::WorkflowExecutionCanceledEventAttributes(_)) => {
-                    abnormal("CANCELED", "the run was cancelled".to_owned())
+                    "the run was cancelled".to_owned()
                 }
-                Some(Attributes::WorkflowExecutionCompletedEventAttributes(_)) => {
-                    ChainEnd::Completed
-                }
-                _ => ChainEnd::Unknown,
+                _ => String::new(),
+            };
+            let Some(reason) = abnormal_end(status) else { return Ok(ChainEnd::Unknown) };
+            let at = close.event_time.map(|t| {
+                let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
+                Timestamp::from_epoch_millis(u64::try_from(ms).unwrap_or(0))
             });
+            return Ok(ChainEnd::Abnormal { reason, detail, run_id, at });
         }
         Err(ReconcileError::ChainTooLong(workflow_id))
     }

@@ -58,14 +58,9 @@ pub(crate) fn accepted(
     }
 }
 
-/// How often a send is retried when it reached a session run that completed under it.
-const COMPLETED_RUN_RETRIES: usize = 3;
-
 impl App {
-    /// A send through the contact's session. Update-with-start attaches to the running session
-    /// if there is one; if that run completes before taking the update (a window that just
-    /// closed), Temporal fails the update, and the send is retried, which starts a new run. The
-    /// message id is the update id, so a retry never sends twice.
+    /// A send through the contact's session ([`convo_activities::Sessions::send`], which also
+    /// retries a send whose run completed under it), bounded by the send timeout.
     pub(crate) async fn session_send(
         &self,
         ws: &WorkspaceId,
@@ -73,17 +68,8 @@ impl App {
         channel: Channel,
         request: SendRequest,
     ) -> Result<SessionSendOutcome, ApiError> {
-        let mut attempt = 0;
-        loop {
-            let send = self.sessions().send(ws.as_str(), contact_id, channel, request.clone());
-            let outcome = self.with_send_timeout(send).await??;
-            let raced = matches!(&outcome, SessionSendOutcome::Refused(e)
-                if e.code == "send_failed" && e.message.contains("completed before the Update completed"));
-            if !raced || attempt >= COMPLETED_RUN_RETRIES {
-                return Ok(outcome);
-            }
-            attempt += 1;
-        }
+        let send = self.sessions().send(ws.as_str(), contact_id, channel, request);
+        Ok(self.with_send_timeout(send).await??)
     }
 
     /// `POST /v1/messages`; see the module docs for how `message_type` is carried out. The

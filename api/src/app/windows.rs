@@ -6,9 +6,7 @@ use convo_workflows::{
     SessionWindowWorkflow,
     contracts::{SessionView, session_workflow_id},
 };
-use temporalio_client::{
-    WorkflowDescribeOptions, WorkflowExecutionStatus, errors::WorkflowInteractionError,
-};
+use temporalio_client::{WorkflowDescribeOptions, errors::WorkflowInteractionError};
 
 use super::{App, WorkspaceId, rfc3339, types::WindowOut};
 use crate::error::ApiError;
@@ -89,20 +87,14 @@ impl App {
         let handle = self.sessions().client().get_workflow_handle::<SessionWindowWorkflow>(
             session_workflow_id(ws.as_str(), contact_id),
         );
-        let status = match handle.describe(WorkflowDescribeOptions::default()).await {
-            Ok(d) => d.status(),
-            Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
-            Err(e) => {
-                return Err(ApiError::unavailable(format!("the session could not be read: {e}")));
-            }
-        };
-        Ok(match status {
-            WorkflowExecutionStatus::Terminated => Some("TERMINATED"),
-            WorkflowExecutionStatus::Failed => Some("FAILED"),
-            WorkflowExecutionStatus::TimedOut => Some("TIMED_OUT"),
-            WorkflowExecutionStatus::Canceled => Some("CANCELED"),
-            _ => None,
-        })
+        match handle.describe(WorkflowDescribeOptions::default()).await {
+            Ok(d) => Ok(d
+                .raw_description
+                .workflow_execution_info
+                .and_then(|info| convo_activities::reconcile::abnormal_end(info.status()))),
+            Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
+            Err(e) => Err(ApiError::unavailable(format!("the session could not be read: {e}"))),
+        }
     }
 
     /// `GET /v1/windows/{contact}`: `contact` is an E.164 number, an e-mail address or a
