@@ -5,29 +5,17 @@
 
 mod support;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use convo_domain::{Channel, MessageId};
 use reqwest::{Method, StatusCode};
-use ring::hmac;
 use serde_json::{Value, json};
 use support::{APP_SECRET, Stack, TWILIO_TOKEN};
 
 fn meta_signature(secret: &str, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = hmac::sign(&key, body);
-    format!("sha256={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+    convo_testkit::provider_signatures::meta(secret, body)
 }
 
 fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort();
-    let mut data = url.to_owned();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, TWILIO_TOKEN.as_bytes());
-    STANDARD.encode(hmac::sign(&key, data.as_bytes()).as_ref())
+    convo_testkit::provider_signatures::twilio(TWILIO_TOKEN, url, params)
 }
 
 fn meta_payload(phone_number_id: &str, value: Value) -> Vec<u8> {

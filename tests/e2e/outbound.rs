@@ -4,61 +4,16 @@
 
 use convo_activities::store::ContactLookup;
 use convo_domain::{Channel, CloseReason, window::Content};
-use convo_tests::{TestEnv, eventually, within};
+use convo_tests::{TestEnv, within};
 use convo_workflows::{
     OutboundConversationWorkflow,
     contracts::{
-        AgentReply, Assignee, ComposeInput, ContactTarget, ConversationStatus, ConversationView,
-        FirstMessage, Resolve, TakeOver, conversation_workflow_id,
+        AgentReply, Assignee, ContactTarget, ConversationStatus, FirstMessage, Resolve, TakeOver,
     },
 };
-use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowHandle,
-    WorkflowQueryOptions,
-};
+use temporalio_client::{WorkflowExecuteUpdateOptions, WorkflowGetResultOptions};
 
 use crate::support::*;
-
-fn compose(
-    env: &TestEnv,
-    channel: Channel,
-    to: ContactTarget,
-    first: FirstMessage,
-) -> ComposeInput {
-    ComposeInput {
-        conversation_id: TestEnv::unique_id("cv"),
-        workspace_id: env.workspace_id.clone(),
-        channel,
-        to,
-        first_message: first,
-        reply_timeout_secs: env.scale_secs(48 * 3600),
-        assignee: Assignee::Bot { id: "campaign-bot".into() },
-    }
-}
-
-fn conversation(env: &TestEnv, id: &str) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
-    env.client.get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
-}
-
-async fn conversation_until(
-    env: &TestEnv,
-    id: &str,
-    what: &str,
-    check: impl Fn(&ConversationView) -> bool,
-) -> anyhow::Result<ConversationView> {
-    eventually(WAIT, || async {
-        let handle = conversation(env, id);
-        let q = handle.query(
-            OutboundConversationWorkflow::conversation,
-            (),
-            WorkflowQueryOptions::default(),
-        );
-        let v = within(WAIT, "conversation query", q).await??;
-        anyhow::ensure!(check(&v), "{what}: conversation is {v:?}");
-        Ok(v)
-    })
-    .await
-}
 
 /// A campaign writes to a new phone number with no window open: the contact is created, the
 /// template goes out (never the free-form text), the reply links the conversation to the

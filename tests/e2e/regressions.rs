@@ -9,13 +9,12 @@ use convo_tests::{TestEnv, eventually, history, skipped, within};
 use convo_workflows::{
     OutboundConversationWorkflow,
     contracts::{
-        Assignee, ComposeInput, ContactTarget, ConversationStatus, ConversationView, FirstMessage,
-        Resolve, conversation_workflow_id, session_workflow_id,
+        ComposeInput, ContactTarget, ConversationStatus, ConversationView, FirstMessage, Resolve,
+        session_workflow_id,
     },
 };
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowHandle,
-    WorkflowQueryOptions, WorkflowTerminateOptions,
+    WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowTerminateOptions,
 };
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 use temporalio_protos::temporal::api::{
@@ -30,43 +29,16 @@ use crate::support::*;
 const PHONE: &str = "+14155550123";
 
 fn compose_template(env: &TestEnv) -> ComposeInput {
-    ComposeInput {
-        conversation_id: TestEnv::unique_id("cv"),
-        workspace_id: env.workspace_id.clone(),
-        channel: Channel::Whatsapp,
-        to: ContactTarget::Phone { phone: PHONE.into(), name: Some("Ada".into()) },
-        first_message: FirstMessage {
+    compose(
+        env,
+        Channel::Whatsapp,
+        ContactTarget::Phone { phone: PHONE.into(), name: Some("Ada".into()) },
+        FirstMessage {
             text: Some("Hi Ada, your order shipped".into()),
             subject: None,
             template: Some("order_shipped".into()),
         },
-        reply_timeout_secs: env.scale_secs(48 * 3600),
-        assignee: Assignee::Bot { id: "campaign-bot".into() },
-    }
-}
-
-fn conversation(env: &TestEnv, id: &str) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
-    env.client.get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
-}
-
-async fn conversation_until(
-    env: &TestEnv,
-    id: &str,
-    what: &str,
-    check: impl Fn(&ConversationView) -> bool,
-) -> anyhow::Result<ConversationView> {
-    eventually(WAIT, || async {
-        let handle = conversation(env, id);
-        let q = handle.query(
-            OutboundConversationWorkflow::conversation,
-            (),
-            WorkflowQueryOptions::default(),
-        );
-        let v = within(WAIT, "conversation query", q).await??;
-        anyhow::ensure!(check(&v), "{what}: conversation is {v:?}");
-        Ok(v)
-    })
-    .await
+    )
 }
 
 async fn conversation_result(env: &TestEnv, id: &str) -> anyhow::Result<ConversationView> {

@@ -8,10 +8,11 @@ use convo_activities::{Inbound, InboundAccepted};
 use convo_domain::{Channel, MessageType, Sender};
 use convo_tests::{TestEnv, eventually, within};
 use convo_workflows::{
-    SessionWindowWorkflow,
+    OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
-        SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome, SessionSummary,
-        SessionView, session_workflow_id,
+        Assignee, ComposeInput, ContactTarget, ConversationView, FirstMessage, SendError, SendKind,
+        SendReceipt, SendRequest, SessionSendOutcome, SessionSummary, SessionView,
+        conversation_workflow_id, session_workflow_id,
     },
 };
 use temporalio_client::{
@@ -180,4 +181,51 @@ pub(crate) async fn record_history<W: HasWorkflowDefinition>(
         .join(format!("{name}.json"));
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// A compose from a campaign bot, waiting 48 h (model time) for the reply.
+pub(crate) fn compose(
+    env: &TestEnv,
+    channel: Channel,
+    to: ContactTarget,
+    first: FirstMessage,
+) -> ComposeInput {
+    ComposeInput {
+        conversation_id: TestEnv::unique_id("cv"),
+        workspace_id: env.workspace_id.clone(),
+        channel,
+        to,
+        first_message: first,
+        reply_timeout_secs: env.scale_secs(48 * 3600),
+        assignee: Assignee::Bot { id: "campaign-bot".into() },
+    }
+}
+
+/// The conversation's workflow.
+pub(crate) fn conversation(
+    env: &TestEnv,
+    id: &str,
+) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
+    env.client.get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
+}
+
+/// Waits until the conversation's view satisfies `check`.
+pub(crate) async fn conversation_until(
+    env: &TestEnv,
+    id: &str,
+    what: &str,
+    check: impl Fn(&ConversationView) -> bool,
+) -> anyhow::Result<ConversationView> {
+    eventually(WAIT, || async {
+        let handle = conversation(env, id);
+        let q = handle.query(
+            OutboundConversationWorkflow::conversation,
+            (),
+            WorkflowQueryOptions::default(),
+        );
+        let v = within(WAIT, "conversation query", q).await??;
+        anyhow::ensure!(check(&v), "{what}: conversation is {v:?}");
+        Ok(v)
+    })
+    .await
 }

@@ -19,13 +19,12 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use convo_activities::{
     sandbox::{RecordedSend, Sandbox, SandboxHandle},
     testing::WebhookReceiver,
 };
 use convo_domain::{Channel, window::Content};
-use convo_testkit::{Backend, BackendKind, free_port, skipped};
+use convo_testkit::{Backend, BackendKind, free_port, provider_signatures, skipped};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -139,24 +138,6 @@ fn spawn(
         .spawn()
         .with_context(|| format!("spawning convo {args:?}"))?;
     Ok(Proc { name, child, log })
-}
-
-fn meta_signature(body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, APP_SECRET.as_bytes());
-    let tag = ring::hmac::sign(&key, body);
-    format!("sha256={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort();
-    let mut data = url.to_owned();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
-    STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()).as_ref())
 }
 
 struct Api {
@@ -412,7 +393,7 @@ async fn walk(
         .http
         .post(format!("{}/v1/inbound/whatsapp", api.base))
         .header("content-type", "application/json")
-        .header("X-Hub-Signature-256", meta_signature(&body))
+        .header("X-Hub-Signature-256", provider_signatures::meta(APP_SECRET, &body))
         .body(body)
         .send()
         .await?;
@@ -450,7 +431,7 @@ async fn walk(
             ("MessageSid", sid),
             ("AccountSid", "AC00000000000000000000000000000000"),
         ];
-        let signature = twilio_signature(twilio_token, &twilio_url, &params);
+        let signature = provider_signatures::twilio(twilio_token, &twilio_url, &params);
         let form: Vec<(String, String)> =
             params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         api.http.post(&twilio_url).header("X-Twilio-Signature", signature).form(&form).send()
