@@ -259,14 +259,7 @@ impl SessionWindowWorkflow {
             }
             // An opt-out with no window to close still ends the conversation's chance.
             (Some(conversation), Some(convo_domain::Keyword::OptOut)) if !closed => {
-                let _ = ctx
-                    .external_workflow(conversation_workflow_id(&conversation), None)
-                    .signal(
-                        OutboundConversationWorkflow::window_closed,
-                        WindowClosed { reason: CloseReason::ComplianceStop },
-                        SignalWorkflowOptions::default(),
-                    )
-                    .await;
+                tell_window_closed(ctx, &conversation, CloseReason::ComplianceStop).await;
             }
             _ => {}
         }
@@ -585,18 +578,28 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 s.linked_conversation.clone()
             });
             if let Some(conversation) = linked {
-                let _ = ctx
-                    .external_workflow(conversation_workflow_id(&conversation), None)
-                    .signal(
-                        OutboundConversationWorkflow::window_closed,
-                        WindowClosed { reason },
-                        SignalWorkflowOptions::default(),
-                    )
-                    .await;
+                tell_window_closed(ctx, &conversation, reason).await;
             }
             None
         }
     }
+}
+
+/// Tells the linked conversation its window closed. It may already have ended; that is not
+/// the session's problem.
+async fn tell_window_closed(
+    ctx: &WorkflowContext<SessionWindowWorkflow>,
+    conversation: &str,
+    reason: CloseReason,
+) {
+    let _ = ctx
+        .external_workflow(conversation_workflow_id(conversation), None)
+        .signal(
+            OutboundConversationWorkflow::window_closed,
+            WindowClosed { reason },
+            SignalWorkflowOptions::default(),
+        )
+        .await;
 }
 
 async fn resolve_hold(
