@@ -4,15 +4,15 @@
 use std::{sync::Arc, time::Duration};
 
 use convo_workflows::contracts::{
-    CloseSessionInput, ContactTarget, ResolveContactInput, ResolvedContact, SessionSendInput,
-    SessionSendOutcome,
+    CloseSessionInput, ContactTarget, ResolveContactInput, ResolvedContact, SessionClosed,
+    SessionSendInput, SessionSendOutcome,
 };
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::{
-    gateway::{GatewayError, Sessions},
+    gateway::{GatewayError, Sessions, contact_card},
     session::store_failure,
     store::ContactLookup,
 };
@@ -73,7 +73,8 @@ impl ConversationActivitiesImpl {
         };
         let consent =
             store.consent(&input.workspace_id, &contact.id).await.map_err(store_failure)?;
-        Ok(ResolvedContact { contact_id: contact.id, created, consent })
+        let card = contact_card(&contact, input.channel);
+        Ok(ResolvedContact { contact_id: contact.id, created, consent, card: Some(card) })
     }
 
     /// Sends through the session's `send` update, heartbeating while the session waits on the
@@ -110,11 +111,12 @@ impl ConversationActivitiesImpl {
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: CloseSessionInput,
-    ) -> Result<(), ActivityError> {
-        self.sessions
+    ) -> Result<Option<SessionClosed>, ActivityError> {
+        let closed = self
+            .sessions
             .close(&input.workspace_id, &input.contact_id)
             .await
-            .map(|_| ())
-            .map_err(gateway_failure)
+            .map_err(gateway_failure)?;
+        Ok(Some(SessionClosed { closed }))
     }
 }

@@ -11,9 +11,10 @@ use convo_domain::{Channel, Direction, MessageId, Timestamp};
 use convo_workflows::{
     OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
-        ComposeInput, InboundMessage, SendError, SendRequest, SessionInput, SessionSendOutcome,
-        conversation_workflow_id, session_workflow_id,
+        ComposeInput, ContactCard, ContactTarget, InboundMessage, SendError, SendRequest,
+        SessionInput, SessionSendOutcome, conversation_workflow_id, session_workflow_id,
     },
+    ops,
 };
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
@@ -24,8 +25,9 @@ use temporalio_client::{
         WorkflowUpdateWithStartError,
     },
 };
+use temporalio_common::MemoValues;
 
-use crate::store::{ContactLookup, MessageStatus, NewMessage, Store, StoreError};
+use crate::store::{Contact, ContactLookup, MessageStatus, NewMessage, Store, StoreError};
 
 /// Why a gateway call failed.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +171,7 @@ impl Sessions {
         let workflow_id = session_workflow_id(&inbound.workspace_id, &contact.id);
         let conversation_id = self.waiting_conversation(&inbound.workspace_id, &contact.id).await?;
         let input = self.session_input(&inbound.workspace_id, &contact.id, inbound.channel).await?;
+        let options = self.session_start_options(&input);
         let message = InboundMessage {
             message_id: inbound.message_id.clone(),
             text: inbound.text.clone(),
@@ -181,7 +184,7 @@ impl Sessions {
                 input,
                 SessionWindowWorkflow::inbound,
                 message,
-                self.session_start_options(&workflow_id),
+                options,
             )
             .await
             .map_err(|e| GatewayError::Temporal(e.to_string()))?;
@@ -271,6 +274,7 @@ impl Sessions {
             let refusal = SendError { code: e.code().to_owned(), message: e.to_string() };
             return Ok(SendAttempt::Answered(SessionSendOutcome::Refused(refusal)));
         }
+        let (memo, summary, details) = session_metadata(&input);
         let options = WorkflowUpdateWithStartOptions::new(
             self.task_queue.clone(),
             session_workflow_id(workspace_id, contact_id),
@@ -278,6 +282,9 @@ impl Sessions {
         )
         .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
         .update_id(request.message_id.clone())
+        .memo(memo)
+        .static_summary(summary)
+        .static_details(details)
         .build();
         let result = self
             .client
@@ -317,8 +324,35 @@ impl Sessions {
     /// Starts the outbound conversation `input` describes.
     pub async fn compose(&self, input: ComposeInput) -> Result<String, GatewayError> {
         let workflow_id = conversation_workflow_id(&input.conversation_id);
+        // The summary names the contact as the compose does; a contact given by id is looked
+        // up (one that does not exist fails in the workflow, with its error).
+        let (contact_id, card) = match &input.to {
+            ContactTarget::Id { contact_id } => {
+                match self.store.contact(&input.workspace_id, contact_id).await {
+                    Ok(c) => (Some(c.id.clone()), contact_card(&c, Some(input.channel))),
+                    Err(_) => (Some(contact_id.clone()), ContactCard::default()),
+                }
+            }
+            ContactTarget::Phone { phone, name } => {
+                (None, ContactCard { address: Some(phone.clone()), name: name.clone() })
+            }
+            ContactTarget::Email { email, name } => {
+                (None, ContactCard { address: Some(email.clone()), name: name.clone() })
+            }
+        };
+        let label =
+            ops::contact_label(contact_id.as_deref().unwrap_or("a new contact"), Some(&card));
+        let mut memo = MemoValues::new();
+        memo.insert(ops::memo::CHANNEL, input.channel.as_str().to_owned());
+        memo.insert(ops::memo::CONTACT, contact_memo(contact_id.as_deref(), &card));
         let options = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone())
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .memo(memo)
+            .static_summary(ops::conversation_summary(input.channel, &label))
+            .static_details(format!(
+                "Workspace `{}`, conversation `{}`.",
+                input.workspace_id, input.conversation_id
+            ))
             .build();
         match self.client.start_workflow(OutboundConversationWorkflow::run, input, options).await {
             Ok(_) => Ok(workflow_id),
@@ -343,19 +377,28 @@ impl Sessions {
             .config_for(channel)
             .map_err(|e| GatewayError::Config { channel, message: e.to_string() })?;
         let consent = self.store.consent(workspace_id, contact_id).await?;
+        let contact = self.store.contact(workspace_id, contact_id).await?;
         Ok(SessionInput {
             workspace_id: workspace_id.to_owned(),
             contact_id: contact_id.to_owned(),
             config,
             consent,
+            contact: Some(contact_card(&contact, Some(channel))),
             carried: None,
         })
     }
 
-    fn session_start_options(&self, workflow_id: &str) -> WorkflowStartOptions {
-        WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_owned())
-            .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
-            .build()
+    fn session_start_options(&self, input: &SessionInput) -> WorkflowStartOptions {
+        let (memo, summary, details) = session_metadata(input);
+        WorkflowStartOptions::new(
+            self.task_queue.clone(),
+            session_workflow_id(&input.workspace_id, &input.contact_id),
+        )
+        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+        .memo(memo)
+        .static_summary(summary)
+        .static_details(details)
+        .build()
     }
 
     /// The latest composed conversation whose messages went to this contact, if it still
@@ -384,6 +427,36 @@ impl Sessions {
             Err(e) => Err(GatewayError::Temporal(e.to_string())),
         }
     }
+}
+
+/// A contact as operators find it: its address on `channel` (the e-mail for e-mail, the phone
+/// for the rest; whichever it has when no channel is given) and its name.
+pub fn contact_card(contact: &Contact, channel: Option<Channel>) -> ContactCard {
+    let address = match channel {
+        Some(Channel::Email) => contact.email.clone(),
+        Some(_) => contact.phone.clone(),
+        None => contact.phone.clone().or_else(|| contact.email.clone()),
+    };
+    ContactCard { address, name: contact.name.clone() }
+}
+
+/// The memo's `contact` field: `{ "id", "address", "name" }`.
+fn contact_memo(contact_id: Option<&str>, card: &ContactCard) -> serde_json::Value {
+    serde_json::json!({ "id": contact_id, "address": card.address, "name": card.name })
+}
+
+/// The memo, static summary and static details a session starts with.
+fn session_metadata(input: &SessionInput) -> (MemoValues, String, String) {
+    let channel = input.config.channel;
+    let card = input.contact.clone().unwrap_or_default();
+    let mut memo = MemoValues::new();
+    memo.insert(ops::memo::CHANNEL, channel.as_str().to_owned());
+    memo.insert(ops::memo::CONTACT, contact_memo(Some(&input.contact_id), &card));
+    (
+        memo,
+        ops::session_summary(channel, &input.contact_id, input.contact.as_ref()),
+        ops::session_details(&input.workspace_id, &input.contact_id),
+    )
 }
 
 /// Times a send is tried when the run that held it completed under it.

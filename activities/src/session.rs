@@ -9,8 +9,8 @@ use std::{
 
 use convo_domain::{Balance, Channel, Direction, window::Webhook};
 use convo_workflows::contracts::{
-    ConsentRecord, HoldAnswer, HoldRequest, HoldResolution, ProviderSend, ProviderSent,
-    WebhookEmit, error_types,
+    ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution, ProviderSend,
+    ProviderSent, WebhookEmit, WebhookQueued, error_types,
 };
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -224,12 +224,12 @@ impl SessionActivitiesImpl {
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: ConsentRecord,
-    ) -> Result<(), ActivityError> {
+    ) -> Result<Option<ConsentRecorded>, ActivityError> {
         self.store
             .record_consent(&input.workspace_id, &input.contact_id, input.consent, "keyword")
             .await
-            .map(|_| ())
-            .map_err(store_failure)
+            .map_err(store_failure)?;
+        Ok(Some(ConsentRecorded { contact_id: input.contact_id, consent: input.consent }))
     }
 
     /// Queues the webhook for every matching endpoint of the workspace.
@@ -238,7 +238,7 @@ impl SessionActivitiesImpl {
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: WebhookEmit,
-    ) -> Result<(), ActivityError> {
+    ) -> Result<Option<WebhookQueued>, ActivityError> {
         let mut data = serde_json::to_value(&input.webhook).map_err(|e| {
             permanent(error_types::VALIDATION_FAILED, format!("webhook payload: {e}"))
         })?;
@@ -248,8 +248,10 @@ impl SessionActivitiesImpl {
             object.insert("contact_id".into(), input.contact_id.clone().into());
             object.insert("session_id".into(), input.session_id.clone().into());
         }
-        self.store
-            .enqueue_webhook(&input.workspace_id, &input.event_id(), input.event_type(), data)
+        let event_id = input.event_id();
+        let deliveries = self
+            .store
+            .enqueue_webhook(&input.workspace_id, &event_id, input.event_type(), data)
             .await
             .map_err(store_failure)?;
         // What the reconciler checks: a window reported open and never reported ended.
@@ -263,15 +265,18 @@ impl SessionActivitiesImpl {
                     channel: *channel,
                     opened_at: *opened_at,
                 };
-                self.store.window_opened(&window).await.map_err(store_failure)
+                self.store.window_opened(&window).await.map_err(store_failure)?;
             }
-            Webhook::ConversationEnded { conversation, .. } => self
-                .store
-                .window_ended(&input.session_id, *conversation)
-                .await
-                .map_err(store_failure),
-            Webhook::MessageExchanged { .. } => Ok(()),
+            Webhook::ConversationEnded { conversation, .. } => {
+                self.store
+                    .window_ended(&input.session_id, *conversation)
+                    .await
+                    .map_err(store_failure)?;
+            }
+            Webhook::MessageExchanged { .. } => {}
         }
+        let event_type = input.event_type().to_owned();
+        Ok(Some(WebhookQueued { event_id, event_type, deliveries }))
     }
 }
 

@@ -108,6 +108,11 @@ pub(crate) struct WorkerArgs {
     /// failed or timed out) in this process.
     #[arg(long, env = "CONVO_NO_RECONCILER")]
     no_reconciler: bool,
+    /// `register` adds convo's search attributes to the namespace if they are missing;
+    /// `check` only verifies them and names what is missing (Temporal Cloud, or clusters
+    /// where operators register attributes).
+    #[arg(long, env = "CONVO_SEARCH_ATTRIBUTES", default_value = "register")]
+    search_attributes: convo_worker::search_attributes::Mode,
 }
 
 /// Runs workflows and activities (and the webhook dispatcher) until `shutdown`, then drains.
@@ -115,7 +120,8 @@ pub(crate) async fn worker(
     args: WorkerArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (settings, database_url, _) = args.cluster.resolve("convo-worker")?;
+    let (mut settings, database_url, _) = args.cluster.resolve("convo-worker")?;
+    settings.search_attributes = args.search_attributes;
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let webhooks = (!args.no_webhook_dispatcher).then(DispatcherConfig::default);
     let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);

@@ -8,6 +8,7 @@ mod activities;
 mod fixtures;
 mod interaction;
 mod lifecycle;
+mod ops;
 mod outbound;
 mod regressions;
 mod replay;

@@ -2,6 +2,10 @@
 //! `CONVO_RECORD_HISTORIES=1`) run through the SDK's `WorkflowReplayer` against today's workflow
 //! code. A change that would break running sessions or conversations fails here, in CI, before
 //! it reaches a worker.
+//!
+//! Re-recording overwrites `<name>.json`; the histories earlier code wrote are kept beside them
+//! under the date they were retired (`2026-12-01_<name>.json`: before the `ops-visibility`
+//! patch), so workflows started by every released version keep replaying.
 
 use std::path::{Path, PathBuf};
 

@@ -50,8 +50,13 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
         MarkerRecorded,
         UpsertWorkflowSearchAttributes,
         // The inbound opens the window: conversation.started is queued while the run loop
-        // arms the expiry timer (24h after the inbound), both in the first task.
+        // publishes the session to visibility (the `ops-visibility` patch marker, its version
+        // attribute, then convo's attributes: window open) and arms the expiry timer (24h
+        // after the inbound), all in the first task.
         ActivityTaskScheduled,
+        MarkerRecorded,
+        UpsertWorkflowSearchAttributes,
+        UpsertWorkflowSearchAttributes,
         TimerStarted,
         ActivityTaskStarted,
         ActivityTaskCompleted,
@@ -76,6 +81,8 @@ async fn window_expires_after_24h_skip_with_exact_history() -> anyhow::Result<()
         WorkflowTaskScheduled,
         WorkflowTaskStarted,
         WorkflowTaskCompleted,
+        // The window reads closed (EXPIRED) in visibility before the run completes.
+        UpsertWorkflowSearchAttributes,
         WorkflowExecutionCompleted,
     ];
     let backend = env.backend();

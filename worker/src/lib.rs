@@ -15,7 +15,10 @@
 //!   them in code: port 0, a unique task queue, an in-memory event sink).
 //! - [`connect`], [`worker_options`], [`build`]: the composition steps.
 //! - [`spawn`] / [`WorkerThread`]: a worker on its own thread.
+//! - [`search_attributes`]: convo's search attributes, registered (or checked) before polling.
 //! - [`Error`]: what can go wrong, with the cause chain preserved.
+
+pub mod search_attributes;
 
 use std::time::Duration;
 
@@ -60,6 +63,8 @@ pub struct Settings {
     pub api_key: Option<String>,
     /// TLS to the frontend; `None` is plaintext (the devserver, a local cluster).
     pub tls: Option<TlsSettings>,
+    /// Register convo's search attributes at start-up, or only check them.
+    pub search_attributes: search_attributes::Mode,
 }
 
 /// TLS to the Temporal frontend, as PEM bytes.
@@ -86,6 +91,7 @@ impl Settings {
             graceful_shutdown_period: None,
             api_key: None,
             tls: None,
+            search_attributes: search_attributes::Mode::Register,
         }
     }
 }
@@ -156,6 +162,9 @@ pub enum Error {
     /// The worker thread ended without reporting (it panicked).
     #[error("worker thread ended without reporting a result")]
     ThreadGone,
+    /// convo's search attributes are not (and could not be made) available in the namespace.
+    #[error(transparent)]
+    SearchAttributes(#[from] search_attributes::SearchAttributeError),
 }
 
 /// Connects a client to `settings.address` / `settings.namespace`.
@@ -263,6 +272,7 @@ pub async fn build(
 ) -> Result<ConvoWorker, Error> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())?;
     let client = connect(settings).await?;
+    search_attributes::ensure(&client, &settings.namespace, settings.search_attributes).await?;
     let sessions = Sessions::new(client.clone(), deps.store.clone(), settings.task_queue.clone());
     let mut options = worker_options(settings, sessions)?;
     if let Some(customize) = customize {

@@ -106,9 +106,22 @@ pub struct SessionInput {
     pub config: Config,
     /// The contact's consent as the store had it when the session started.
     pub consent: Consent,
+    /// Who the contact is, for the operators' view (search attributes, memo, summaries);
+    /// `None` in inputs recorded before it existed.
+    #[serde(default)]
+    pub contact: Option<ContactCard>,
     /// Set by continue-as-new: the session's id (webhook ids derive from it), its state and
     /// its linked conversation. `None` for a fresh session.
     pub carried: Option<Carried>,
+}
+
+/// A contact as operators find it: the address on the session's channel and the name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactCard {
+    /// E.164 for phone channels, the e-mail address for e-mail.
+    pub address: Option<String>,
+    /// The display name, if known.
+    pub name: Option<String>,
 }
 
 /// What one run hands the next when it continues as new.
@@ -346,6 +359,26 @@ pub struct ConsentRecord {
     pub message_id: MessageId,
 }
 
+/// Output of [`SessionActivities::record_consent`]: what the store now holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecorded {
+    /// The contact.
+    pub contact_id: String,
+    /// The consent recorded.
+    pub consent: Consent,
+}
+
+/// Output of [`SessionActivities::emit_webhook`]: the event and its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookQueued {
+    /// The event id (the same for every retry of the same logical event).
+    pub event_id: String,
+    /// `conversation.started`, ….
+    pub event_type: String,
+    /// One delivery per matching endpoint (none when the workspace has no endpoint for it).
+    pub deliveries: Vec<String>,
+}
+
 /// Input of [`SessionActivities::emit_webhook`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEmit {
@@ -435,16 +468,19 @@ impl SessionActivities {
         unimplemented!()
     }
 
-    /// Persists the contact's consent for the workspace.
+    /// Persists the contact's consent for the workspace. (`None` is how results recorded
+    /// before the answer existed read: the unit value.)
     #[activity(name = "record_consent")]
-    pub async fn record_consent(input: ConsentRecord) -> Result<(), ActivityError> {
+    pub async fn record_consent(
+        input: ConsentRecord,
+    ) -> Result<Option<ConsentRecorded>, ActivityError> {
         unimplemented!()
     }
 
     /// Queues a signed webhook for delivery to the workspace's endpoints (idempotent on the
     /// event id).
     #[activity(name = "emit_webhook")]
-    pub async fn emit_webhook(input: WebhookEmit) -> Result<(), ActivityError> {
+    pub async fn emit_webhook(input: WebhookEmit) -> Result<Option<WebhookQueued>, ActivityError> {
         unimplemented!()
     }
 }
@@ -617,6 +653,10 @@ pub struct ResolveContactInput {
     pub workspace_id: String,
     /// Who.
     pub target: ContactTarget,
+    /// The conversation's channel: which of the contact's addresses the answer names
+    /// (absent in inputs recorded before it existed).
+    #[serde(default)]
+    pub channel: Option<Channel>,
 }
 
 /// Output of [`ConversationActivities::resolve_contact`].
@@ -628,6 +668,10 @@ pub struct ResolvedContact {
     pub created: bool,
     /// Its consent in the workspace.
     pub consent: Consent,
+    /// Its address on the conversation's channel and its name (absent in results recorded
+    /// before they were returned).
+    #[serde(default)]
+    pub card: Option<ContactCard>,
 }
 
 /// Input of [`ConversationActivities::session_send`].
@@ -662,6 +706,13 @@ pub struct CloseSessionInput {
     pub contact_id: String,
 }
 
+/// Output of [`ConversationActivities::close_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClosed {
+    /// Whether a session was running to take the close.
+    pub closed: bool,
+}
+
 /// Activity contracts of the outbound-conversation workflow.
 pub struct ConversationActivities;
 
@@ -687,7 +738,9 @@ impl ConversationActivities {
 
     /// Closes the contact's window (`EXPLICIT`) if one is running.
     #[activity(name = "close_session")]
-    pub async fn close_session(input: CloseSessionInput) -> Result<(), ActivityError> {
+    pub async fn close_session(
+        input: CloseSessionInput,
+    ) -> Result<Option<SessionClosed>, ActivityError> {
         unimplemented!()
     }
 }

@@ -14,8 +14,11 @@
 //! - [`session_window`]: [`SessionWindowWorkflow`], one per workspace + contact, driven by
 //!   `convo_domain::window::decide`.
 //! - [`outbound`]: [`OutboundConversationWorkflow`], one per composed conversation.
+//! - [`ops`]: what operators see in the Temporal UI and CLI: search attributes, memo,
+//!   summaries, current details.
 
 pub mod contracts;
+pub mod ops;
 pub mod outbound;
 pub mod session_window;
 

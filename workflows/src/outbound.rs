@@ -7,6 +7,9 @@
 //! until the contact answers or the reply timeout passes (`expired`) → `active` → `resolved`,
 //! or `expired` / `failed` when the window ends on its own or the contact opts out.
 //!
+//! Since [`PATCH_OPS_VISIBILITY`] the run keeps its search attributes (workspace, contact,
+//! address, channel, status) and its memo's contact and session current ([`crate::ops`]).
+//!
 //! Every send, the first one and agents' replies alike, goes through the session's `send`
 //! update (by an activity), so the window's gate, billing and consent apply to them exactly as
 //! to any other send.
@@ -22,11 +25,14 @@ use temporalio_workflow::{
 };
 
 use crate::contracts::{
-    AgentReply, Assignee, CloseSessionInput, ComposeInput, ConversationActivities,
+    AgentReply, Assignee, CloseSessionInput, ComposeInput, ContactCard, ConversationActivities,
     ConversationMessage, ConversationStatus, ConversationView, InboundMessage,
     OUTBOUND_CONVERSATION_WORKFLOW, Resolve, ResolveContactInput, SendError, SendKind, SendReceipt,
     SendRequest, SessionSendInput, SessionSendOutcome, TakeOver, WindowClosed, error_types, names,
+    session_workflow_id,
 };
+use crate::ops;
+pub use crate::session_window::PATCH_OPS_VISIBILITY;
 
 type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,6 +44,10 @@ pub struct OutboundConversationWorkflow {
     window_closed: Option<CloseReason>,
     resolve_requested: Option<Resolve>,
     replies_in_flight: u32,
+    /// The resolved contact's address and name.
+    card: Option<ContactCard>,
+    /// What this run has published to visibility so far.
+    published: ops::Published,
 }
 
 #[workflow_methods]
@@ -54,13 +64,22 @@ impl OutboundConversationWorkflow {
             assignee: input.assignee.clone(),
             error: None,
         };
-        Self { input, view, window_closed: None, resolve_requested: None, replies_in_flight: 0 }
+        Self {
+            input,
+            view,
+            window_closed: None,
+            resolve_requested: None,
+            replies_in_flight: 0,
+            card: None,
+            published: ops::Published::default(),
+        }
     }
 
     /// Runs the conversation to its end and returns its final view.
     #[run(name = OUTBOUND_CONVERSATION_WORKFLOW)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<ConversationView> {
         let input = ctx.state(|s| s.input.clone());
+        publish(ctx);
         if let Err(e) = check_compose(&input) {
             return Ok(finish(ctx, ConversationStatus::Failed, Some(e)));
         }
@@ -68,9 +87,14 @@ impl OutboundConversationWorkflow {
         let resolve = ResolveContactInput {
             workspace_id: input.workspace_id.clone(),
             target: input.to.clone(),
+            channel: Some(input.channel),
         };
         let contact = match ctx
-            .execute_activity(ConversationActivities::resolve_contact, resolve, quick_options())
+            .execute_activity(
+                ConversationActivities::resolve_contact,
+                resolve,
+                quick_options("resolve the contact"),
+            )
             .await
         {
             Ok(c) => c,
@@ -83,7 +107,9 @@ impl OutboundConversationWorkflow {
         ctx.state_mut(|s| {
             s.view.contact_id = Some(contact.contact_id.clone());
             s.view.contact_created = contact.created;
+            s.card.clone_from(&contact.card);
         });
+        publish(ctx);
         if let convo_domain::Consent::OptedOut { at } = contact.consent {
             let error = SendError {
                 code: "contact_opted_out".into(),
@@ -96,6 +122,7 @@ impl OutboundConversationWorkflow {
             return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
         }
         ctx.state_mut(|s| s.view.status = ConversationStatus::AwaitingReply);
+        publish(ctx);
 
         let timeout = Duration::from_secs(input.reply_timeout_secs.max(1));
         let timer =
@@ -114,6 +141,7 @@ impl OutboundConversationWorkflow {
                 timer.cancel();
             }
         }
+        publish(ctx);
 
         ctx.wait_condition(|s: &Self| s.resolve_requested.is_some() || s.window_closed.is_some())
             .await?;
@@ -126,8 +154,12 @@ impl OutboundConversationWorkflow {
                     workspace_id: input.workspace_id.clone(),
                     contact_id: contact.contact_id.clone(),
                 };
-                ctx.execute_activity(ConversationActivities::close_session, close, quick_options())
-                    .await?;
+                ctx.execute_activity(
+                    ConversationActivities::close_session,
+                    close,
+                    quick_options("close the contact's window"),
+                )
+                .await?;
             }
             return Ok(finish(ctx, ConversationStatus::Resolved, None));
         }
@@ -287,9 +319,83 @@ impl OutboundConversationWorkflow {
     pub fn conversation(&self, _ctx: &WorkflowContextView) -> ConversationView {
         self.view.clone()
     }
+
+    /// What the run waits for, for `temporal workflow stack` and the UI's "Call Stack" tab
+    /// (the Rust SDK has no coroutine stack to dump; this is the workflow's own account).
+    #[query(name = "__stack_trace")]
+    pub fn stack_trace(&self, ctx: &WorkflowContextView) -> String {
+        let waiting = match self.view.status {
+            ConversationStatus::Pending => {
+                "resolving the contact or sending the first message (see pending activities)"
+            }
+            ConversationStatus::AwaitingReply => {
+                "the contact's reply, the reply timeout, a resolve or the window closing"
+            }
+            ConversationStatus::Active if self.replies_in_flight > 0 => {
+                "replies in flight (activity session_send), then a resolve or the window closing"
+            }
+            ConversationStatus::Active => "a resolve or the window closing",
+            _ if self.resolve_requested.is_some() => "closing the contact's window",
+            _ => "nothing: the conversation has ended",
+        };
+        format!(
+            "{OUTBOUND_CONVERSATION_WORKFLOW} {}\nwaiting for: {waiting}\n{}",
+            ctx.workflow_id(),
+            self.details()
+        )
+    }
 }
 
 impl OutboundConversationWorkflow {
+    /// The UI's "Current Details", in Markdown.
+    fn details(&self) -> String {
+        let v = &self.view;
+        let contact = match &v.contact_id {
+            Some(id) => ops::contact_label(id, self.card.as_ref()),
+            None => "a contact not resolved yet".to_owned(),
+        };
+        let mut out = format!(
+            "**{}** {} conversation with {contact}\n",
+            ops::status_name(v.status),
+            ops::channel_title(self.input.channel)
+        );
+        let who = match &v.assignee {
+            Assignee::Human { id } => format!("human agent `{id}`"),
+            Assignee::Bot { id } => format!("bot `{id}`"),
+        };
+        out.push_str(&format!("- handled by {who}\n"));
+        let (sent, received) = v.messages.iter().fold((0, 0), |(o, i), m| match m.direction {
+            Direction::Outbound => (o + 1, i),
+            Direction::Inbound => (o, i + 1),
+        });
+        out.push_str(&format!("- messages: {sent} sent, {received} received\n"));
+        if self.replies_in_flight > 0 {
+            out.push_str(&format!("- replies in flight: {}\n", self.replies_in_flight));
+        }
+        if let Some(e) = &v.error {
+            out.push_str(&format!("- ended: `{}` {}\n", e.code, e.message));
+        }
+        out
+    }
+
+    /// The search attributes and memo this run should show now.
+    fn publication(&mut self) -> ops::Publication {
+        let wanted = ops::conversation_attributes(
+            &self.input.workspace_id,
+            self.view.contact_id.as_deref(),
+            self.card.as_ref(),
+            self.input.channel,
+            self.view.status,
+        );
+        let session = self
+            .view
+            .contact_id
+            .as_deref()
+            .map(|c| session_workflow_id(&self.input.workspace_id, c));
+        let memo = [(ops::memo::SESSION, session)];
+        self.published.diff(&wanted, &memo)
+    }
+
     fn open_for_replies(&self) -> Result<(), HandlerError> {
         match self.view.status {
             ConversationStatus::AwaitingReply | ConversationStatus::Active
@@ -392,7 +498,11 @@ async fn session_send(
             conversation_id: Some(input.conversation_id.clone()),
         },
     };
-    match ctx.execute_activity(ConversationActivities::session_send, send, send_options()).await {
+    let summary = format!("send {} through the session", send.request.message_id);
+    match ctx
+        .execute_activity(ConversationActivities::session_send, send, send_options(summary))
+        .await
+    {
         Ok(SessionSendOutcome::Sent(receipt)) => Ok(receipt),
         Ok(SessionSendOutcome::Refused(e)) => Err(e),
         Err(e) => {
@@ -406,11 +516,35 @@ fn finish(
     status: ConversationStatus,
     error: Option<SendError>,
 ) -> ConversationView {
-    ctx.state_mut(|s| {
+    let view = ctx.state_mut(|s| {
         s.view.status = status;
         s.view.error = error;
         s.view.clone()
-    })
+    });
+    publish(ctx);
+    view
+}
+
+/// Brings the run's search attributes, memo and current details up to date (commands only
+/// for what changed, and only since [`PATCH_OPS_VISIBILITY`]).
+fn publish(ctx: &WorkflowContext<OutboundConversationWorkflow>) {
+    ctx.set_current_details(ctx.state(OutboundConversationWorkflow::details));
+    if !ctx.patched(PATCH_OPS_VISIBILITY) {
+        return;
+    }
+    let publication = ctx.state_mut(OutboundConversationWorkflow::publication);
+    if !publication.attributes.is_empty() {
+        ctx.upsert_search_attributes(publication.attributes);
+    }
+    if !publication.memo.is_empty() {
+        // String memo values always convert.
+        let _ = ctx.upsert_memo(
+            publication
+                .memo
+                .into_iter()
+                .map(|(k, v)| (k, v.map(temporalio_common::MemoValue::new))),
+        );
+    }
 }
 
 fn reason(e: &temporalio_workflow::ActivityExecutionError) -> String {
@@ -423,7 +557,7 @@ fn reason(e: &temporalio_workflow::ActivityExecutionError) -> String {
     message
 }
 
-fn quick_options() -> ActivityOptions {
+fn quick_options(summary: &str) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(3600),
         start_to_close: Duration::from_secs(30),
@@ -436,13 +570,14 @@ fn quick_options() -> ActivityOptions {
             .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
             .build(),
     )
+    .summary(summary.to_owned())
     .build()
 }
 
 /// A session send can wait on a provider outage (the session's own send activity retries for
 /// up to six hours), so this activity is long and retried only on infrastructure failures;
 /// the update id is the message id, so a retry attaches to the same send.
-fn send_options() -> ActivityOptions {
+fn send_options(summary: String) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(7 * 3600))
         .heartbeat_timeout(Duration::from_secs(120))
         .retry_policy(
@@ -454,5 +589,6 @@ fn send_options() -> ActivityOptions {
                 .non_retryable_error_types([error_types::VALIDATION_FAILED, error_types::NOT_FOUND])
                 .build(),
         )
+        .summary(summary)
         .build()
 }

@@ -23,6 +23,11 @@
 //!   the session id and the recent send answers move to the next run, so no message, hold or
 //!   timer is lost.
 //!
+//! - **Operators' view** ([`crate::ops`]): since [`PATCH_OPS_VISIBILITY`] each run keeps its
+//!   search attributes (workspace, contact, address, channel, window state, close reason) and
+//!   its memo's linked conversation current, upserting only what changed after each decision;
+//!   the UI's "Current Details" and the `__stack_trace` query describe what the run waits for.
+//!
 //! Determinism: time comes only from `workflow_time()`; the only effects are commands.
 
 use std::{collections::VecDeque, pin::pin, time::Duration};
@@ -42,11 +47,12 @@ use temporalio_workflow::{
 
 use crate::{
     contracts::{
-        Carried, ConsentRecord, HoldRequest, HoldResolution, InboundMessage, ProviderSend,
-        SESSION_WINDOW_WORKFLOW, SendError, SendReceipt, SendRecord, SendRequest,
+        Carried, ConsentRecord, ContactCard, HoldRequest, HoldResolution, InboundMessage,
+        ProviderSend, SESSION_WINDOW_WORKFLOW, SendError, SendReceipt, SendRecord, SendRequest,
         SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit, WindowClosed,
         conversation_workflow_id, error_types, io_task_queue, names,
     },
+    ops,
     outbound::OutboundConversationWorkflow,
 };
 
@@ -57,6 +63,8 @@ const ANSWERS_KEPT: usize = 64;
 /// Patch: an inbound message names the open conversation it answers (none unlinks), and a
 /// compliance keyword is not signalled to the conversation as a reply.
 pub const PATCH_REPLY_ROUTING: &str = "inbound-reply-routing";
+/// Patch: the run publishes its search attributes and memo (see [`crate::ops`]).
+pub const PATCH_OPS_VISIBILITY: &str = "ops-visibility";
 
 /// One answered send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,10 +78,13 @@ struct Answer {
 pub struct SessionWindowWorkflow {
     workspace_id: String,
     contact_id: String,
+    contact: Option<ContactCard>,
     session_id: String,
     state: State,
     linked_conversation: Option<String>,
     runs: u32,
+    /// What this run has published to visibility so far.
+    published: ops::Published,
     /// Bumped on every state change, so the run loop re-arms its timer.
     version: u64,
     /// Handlers that are carrying out effects; the run ends only when none is.
@@ -116,6 +127,8 @@ impl SessionWindowWorkflow {
         Self {
             workspace_id: input.workspace_id,
             contact_id: input.contact_id,
+            contact: input.contact,
+            published: ops::Published::default(),
             session_id: carried.session_id,
             state: carried.state,
             linked_conversation: carried.linked_conversation,
@@ -139,6 +152,7 @@ impl SessionWindowWorkflow {
     /// Keeps the earliest domain timer armed until the session is idle, then completes.
     #[run(name = SESSION_WINDOW_WORKFLOW)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SessionSummary> {
+        publish(ctx);
         loop {
             let idle = ctx.state(|s| s.busy == 0 && s.state.is_idle());
             // Idle with nothing running: every window closed and settled, or the run was
@@ -352,9 +366,94 @@ impl SessionWindowWorkflow {
                 .collect(),
         }
     }
+
+    /// What the run waits for, for `temporal workflow stack` and the UI's "Call Stack" tab.
+    /// The Rust SDK has no coroutine stack to dump, so this is the workflow's own account:
+    /// the timer it keeps, the handlers at work and the sends in flight (their attempts and
+    /// last failure are the server's: `temporal workflow describe`).
+    #[query(name = "__stack_trace")]
+    pub fn stack_trace(&self, ctx: &WorkflowContextView) -> String {
+        let mut out = format!(
+            "{SESSION_WINDOW_WORKFLOW} {} (session {}, run {} of the chain)\n",
+            ctx.workflow_id(),
+            self.session_id,
+            self.runs
+        );
+        match next_timer(&self.state) {
+            Some((kind, at)) => out.push_str(&format!(
+                "run loop: waiting for timer `{}` (fires {}) or a state change\n",
+                format!("{kind:?}").to_lowercase(),
+                ops::instant(at)
+            )),
+            None => out.push_str("run loop: no timer armed; waiting for handlers to settle\n"),
+        }
+        out.push_str(&format!("handlers at work: {}\n", self.busy));
+        if self.in_flight.is_empty() {
+            out.push_str("sends in flight: none\n");
+        } else {
+            out.push_str(&format!(
+                "sends in flight: {} (activity send_message; see pending activities)\n",
+                self.in_flight.join(", ")
+            ));
+        }
+        out.push_str(&self.details());
+        out
+    }
 }
 
 impl SessionWindowWorkflow {
+    /// The UI's "Current Details": the window, billing, consent and link, in Markdown.
+    fn details(&self) -> String {
+        let v = self.state.view();
+        let mut out = String::new();
+        let label = ops::contact_label(&self.contact_id, self.contact.as_ref());
+        if v.open {
+            out.push_str(&format!("**Window open** with {label} on {}", v.channel));
+            if let Some(at) = v.expires_at {
+                out.push_str(&format!(", free-form until {}", ops::instant(at)));
+            }
+            out.push('\n');
+        } else if let Some(reason) = v.last_close {
+            out.push_str(&format!("**Window closed** ({reason}) with {label}\n"));
+        } else {
+            out.push_str(&format!("**No window open** with {label}; templates only\n"));
+        }
+        if let Some(reason) = v.closing {
+            out.push_str(&format!("closing ({reason}) once sends in flight finish\n"));
+        }
+        out.push_str(&format!(
+            "- messages: {} in, {} out in window #{}\n",
+            v.inbound_messages, v.outbound_messages, v.conversation
+        ));
+        if let Some(end) = v.billing_session_ends_at {
+            out.push_str(&format!(
+                "- billing: session until {}{}\n",
+                ops::instant(end),
+                if v.in_session { ", unit held" } else { "" }
+            ));
+        }
+        out.push_str(&format!("- consent: {}\n", consent_name(v.consent)));
+        if let Some(c) = &self.linked_conversation {
+            out.push_str(&format!("- replies go to conversation `{c}`\n"));
+        }
+        out
+    }
+
+    /// The search attributes and memo this run should show now.
+    fn publication(&mut self) -> ops::Publication {
+        let v = self.state.view();
+        let wanted = ops::session_attributes(
+            &self.workspace_id,
+            &self.contact_id,
+            self.contact.as_ref(),
+            v.channel,
+            ops::window_state(v.open, v.conversation > 0),
+            v.last_close,
+        );
+        let memo = [(ops::memo::CONVERSATION, self.linked_conversation.clone())];
+        self.published.diff(&wanted, &memo)
+    }
+
     fn answer(&self, message_id: &str) -> Option<&Result<SendReceipt, SendError>> {
         self.answers.iter().find(|a| a.message_id == message_id).map(|a| &a.result)
     }
@@ -384,6 +483,7 @@ impl SessionWindowWorkflow {
             contact_id: self.contact_id.clone(),
             config: self.state.config().clone(),
             consent: self.state.consent(),
+            contact: self.contact.clone(),
             carried: Some(Carried {
                 session_id: self.session_id.clone(),
                 state: self.state.clone(),
@@ -473,6 +573,37 @@ async fn interpret(ctx: &WorkflowContext<SessionWindowWorkflow>, event: Event) {
             }
         }
     }
+    publish(ctx);
+}
+
+/// Brings the run's search attributes, memo and current details up to date (commands only
+/// for what changed, and only since [`PATCH_OPS_VISIBILITY`]).
+fn publish(ctx: &WorkflowContext<SessionWindowWorkflow>) {
+    ctx.set_current_details(ctx.state(SessionWindowWorkflow::details));
+    if !ctx.patched(PATCH_OPS_VISIBILITY) {
+        return;
+    }
+    let publication = ctx.state_mut(SessionWindowWorkflow::publication);
+    if !publication.attributes.is_empty() {
+        ctx.upsert_search_attributes(publication.attributes);
+    }
+    if !publication.memo.is_empty() {
+        // A String memo value always converts.
+        let _ = ctx.upsert_memo(
+            publication
+                .memo
+                .into_iter()
+                .map(|(k, v)| (k, v.map(temporalio_common::MemoValue::new))),
+        );
+    }
+}
+
+fn consent_name(consent: convo_domain::Consent) -> &'static str {
+    match consent {
+        convo_domain::Consent::Unknown => "unknown",
+        convo_domain::Consent::OptedIn { .. } => "opted in",
+        convo_domain::Consent::OptedOut { .. } => "opted out",
+    }
 }
 
 async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect) -> Option<Event> {
@@ -482,9 +613,14 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         // The run loop arms one Temporal timer at the earliest deadline the state holds.
         Effect::StartTimer { .. } | Effect::CancelTimer { .. } => None,
         Effect::PlaceHold { hold_id, amount, .. } => {
+            let summary = format!("hold {amount} for {}", hold_id.as_str());
             let request = HoldRequest { workspace_id, hold_id: hold_id.clone(), amount };
             let answer = ctx
-                .execute_activity(SessionActivities::place_hold, request, store_options(ctx))
+                .execute_activity(
+                    SessionActivities::place_hold,
+                    request,
+                    store_options(ctx, summary),
+                )
                 .await;
             Some(match answer {
                 Ok(a) if a.placed => Event::HoldPlaced { hold_id, balance: a.balance },
@@ -501,9 +637,10 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         Effect::Send { message, billing, conversation_expires_at } => {
             let message_id = message.id.clone();
             let conversation_id = ctx.state(|s| s.linked_conversation.clone());
+            let summary = format!("send {} on {channel}", message_id.as_str());
             let send = ProviderSend { workspace_id, contact_id, channel, message, conversation_id };
             let sent = ctx
-                .execute_activity(SessionActivities::send_message, send, send_options(ctx))
+                .execute_activity(SessionActivities::send_message, send, send_options(ctx, summary))
                 .await;
             let (event, result) = match sent {
                 Ok(sent) => (
@@ -540,12 +677,13 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 sender: convo_domain::Sender::Automated,
                 human_agent_tag: false,
             };
+            let summary = format!("send confirmation {} on {channel}", message.id.as_str());
             let send =
                 ProviderSend { workspace_id, contact_id, channel, message, conversation_id: None };
             // A confirmation is a courtesy the law allows, not a billed send: a failure is
             // recorded by the activity's message log and changes nothing here.
             let _ = ctx
-                .execute_activity(SessionActivities::send_message, send, send_options(ctx))
+                .execute_activity(SessionActivities::send_message, send, send_options(ctx, summary))
                 .await;
             None
         }
@@ -553,8 +691,13 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
             let message_id =
                 convo_domain::MessageId::new(format!("consent-{}", ctx.state(|s| s.version)));
             let record = ConsentRecord { workspace_id, contact_id, consent, message_id };
+            let consent = record.consent;
             let _ = ctx
-                .execute_activity(SessionActivities::record_consent, record, store_options(ctx))
+                .execute_activity(
+                    SessionActivities::record_consent,
+                    record,
+                    store_options(ctx, format!("record consent: {}", consent_name(consent))),
+                )
                 .await;
             None
         }
@@ -562,8 +705,13 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
             let session_id = ctx.state(|s| s.session_id.clone());
             let emit =
                 WebhookEmit { workspace_id, contact_id, session_id, webhook, logical_ids: true };
+            let summary = format!("queue {}", emit.event_type());
             let _ = ctx
-                .execute_activity(SessionActivities::emit_webhook, emit, store_options(ctx))
+                .execute_activity(
+                    SessionActivities::emit_webhook,
+                    emit,
+                    store_options(ctx, summary),
+                )
                 .await;
             None
         }
@@ -608,11 +756,13 @@ async fn resolve_hold(
     hold_id: convo_domain::HoldId,
     charge: bool,
 ) -> Option<Event> {
+    let summary = format!("{} {}", if charge { "charge" } else { "release" }, hold_id.as_str());
     let request = HoldResolution { workspace_id, hold_id, charge };
     // Holds are resolved idempotently by id; a failure after the whole retry budget leaves the
     // hold open in the ledger for ops to settle, visible as `reserved`.
-    let _ =
-        ctx.execute_activity(SessionActivities::resolve_hold, request, store_options(ctx)).await;
+    let _ = ctx
+        .execute_activity(SessionActivities::resolve_hold, request, store_options(ctx, summary))
+        .await;
     None
 }
 
@@ -644,7 +794,7 @@ fn failure_of(e: &ActivityExecutionError) -> String {
 
 /// Ledger, consent and webhook-queue writes: idempotent, cheap, retried until the store
 /// answers. Only bad input fails for good.
-fn store_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOptions {
+fn store_options(ctx: &WorkflowContext<SessionWindowWorkflow>, summary: String) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(24 * 3600),
         start_to_close: Duration::from_secs(30),
@@ -658,13 +808,14 @@ fn store_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOption
             .build(),
     )
     .task_queue(io_task_queue(ctx.task_queue()))
+    .summary(summary)
     .build()
 }
 
 /// Provider sends: transient failures (outages, 429, 5xx) are retried with backoff for up to
 /// six hours; the activity marks permanent refusals non-retryable. The message id is the
 /// provider idempotency key, so a retry never sends twice.
-fn send_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOptions {
+fn send_options(ctx: &WorkflowContext<SessionWindowWorkflow>, summary: String) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(6 * 3600),
         start_to_close: Duration::from_secs(60),
@@ -677,5 +828,6 @@ fn send_options(ctx: &WorkflowContext<SessionWindowWorkflow>) -> ActivityOptions
             .build(),
     )
     .task_queue(io_task_queue(ctx.task_queue()))
+    .summary(summary)
     .build()
 }
