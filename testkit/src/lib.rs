@@ -126,6 +126,17 @@ impl Backend {
     /// config `limit.historyCount.suggestContinueAsNew` (the Java test server never suggests
     /// continue-as-new).
     pub async fn start(kind: BackendKind, devserver: DevServerConfig) -> anyhow::Result<Backend> {
+        Backend::start_with(kind, devserver, &[]).await
+    }
+
+    /// [`Backend::start`], passing `dynamic_config` (key, JSON value) to the real server as
+    /// `--dynamic-config-value key=value`; ignored by the devserver and the Java test server,
+    /// which have no dynamic config.
+    pub async fn start_with(
+        kind: BackendKind,
+        devserver: DevServerConfig,
+        dynamic_config: &[(&str, &str)],
+    ) -> anyhow::Result<Backend> {
         match kind {
             BackendKind::Devserver => {
                 let server = DevServer::start(devserver).await.context("starting the devserver")?;
@@ -137,7 +148,12 @@ impl Backend {
                 let default = DevServerConfig::default().suggest_continue_as_new_events;
                 let suggest = (devserver.suggest_continue_as_new_events != default)
                     .then_some(devserver.suggest_continue_as_new_events);
-                let process = ServerProcess::spawn(kind, suggest, false).await?;
+                let mut config: Vec<String> =
+                    dynamic_config.iter().map(|(key, value)| format!("{key}={value}")).collect();
+                if let Some(events) = suggest {
+                    config.push(format!("limit.historyCount.suggestContinueAsNew={events}"));
+                }
+                let process = ServerProcess::spawn(kind, &config, false).await?;
                 let url = Url::parse(&format!("http://{}", process.addr))?;
                 let clock = if kind == BackendKind::TestServer {
                     let channel = GrpcChannel::from_shared(url.to_string())?.connect().await?;
@@ -161,7 +177,7 @@ impl Backend {
     /// it would fetch from the internet, is off.
     pub async fn start_with_ui() -> anyhow::Result<Backend> {
         let kind = BackendKind::Temporal;
-        let process = ServerProcess::spawn(kind, None, true).await?;
+        let process = ServerProcess::spawn(kind, &[], true).await?;
         let url = Url::parse(&format!("http://{}", process.addr))?;
         let ui = process.ui.map(|addr| Url::parse(&format!("http://{addr}"))).transpose()?;
         Ok(Backend {
@@ -313,10 +329,11 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Spawns `kind`; `ui` starts the real server's Web UI on a free port.
+    /// Spawns `kind`; `dynamic_config` holds `key=value` pairs for the real server, and `ui`
+    /// starts the real server's Web UI on a free port.
     async fn spawn(
         kind: BackendKind,
-        suggest_continue_as_new: Option<usize>,
+        dynamic_config: &[String],
         ui: bool,
     ) -> anyhow::Result<ServerProcess> {
         let (var, package) = match kind {
@@ -351,9 +368,8 @@ impl ServerProcess {
                         None => command.arg("--headless"),
                     };
                     command.args(["--port", &port.to_string(), "--log-level", "error"]);
-                    if let Some(events) = suggest_continue_as_new {
-                        command.arg("--dynamic-config-value");
-                        command.arg(format!("limit.historyCount.suggestContinueAsNew={events}"));
+                    for value in dynamic_config {
+                        command.args(["--dynamic-config-value", value]);
                     }
                 }
             }
