@@ -5,7 +5,8 @@
 //! connection to an external Temporal (`temporal server start-dev` and its Web UI, or a
 //! cluster) instead, the store (SQLite next to it, or Postgres with
 //! `DATABASE_URL`), the sandbox provider, the worker with its webhook dispatcher, and the HTTP
-//! and gRPC APIs. On first start it creates the `dev` workspace with one sandbox channel per
+//! and gRPC APIs (the HTTP API's `/metrics` renders every metric of the process: the worker's
+//! SDK and business metrics too). On first start it creates the `dev` workspace with one sandbox channel per
 //! channel kind and an API key. Every address may be port 0; the stack reports what it bound.
 //! Tests start exactly this, on port 0, so "the full serve stack" is what they exercise.
 
@@ -61,6 +62,9 @@ pub struct ServeConfig {
     /// Start with time skipping locked (the devserver follows real time until a client
     /// skips). `false` lets idle time jump at once.
     pub time_skipping_locked: bool,
+    /// Also serve the metrics on this address's `/metrics`, as `convo worker` does (the HTTP
+    /// API's `/metrics` serves them anyway).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -77,6 +81,7 @@ impl Default for ServeConfig {
             webhooks: DispatcherConfig::default(),
             reconciler: ReconcilerConfig::default(),
             time_skipping_locked: true,
+            metrics_addr: None,
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct Stack {
     pub http_addr: SocketAddr,
     /// The gRPC API's address.
     pub grpc_addr: SocketAddr,
+    /// The metrics endpoint's address, if [`ServeConfig::metrics_addr`] asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     /// The Temporal frontend: the devserver's address, or the external one.
     pub temporal_addr: String,
     /// The dev workspace's API key (printed on start).
@@ -174,6 +181,7 @@ impl Stack {
             identity: Some(format!("convo-serve@{}", std::process::id())),
             graceful_shutdown_period: Some(Duration::from_secs(5)),
             namespace,
+            metrics_address: config.metrics_addr,
             ..Settings::new(url)
         };
         let deps = Dependencies {
@@ -182,6 +190,7 @@ impl Stack {
             reconciler: Some(config.reconciler.clone()),
         };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
+        let metrics_addr = worker.metrics_addr();
         let client = convo_worker::connect(&settings).await.context("client")?;
         let sessions = Sessions::new(client, store.clone(), config.task_queue.clone());
 
@@ -200,6 +209,7 @@ impl Stack {
         Ok(Stack {
             http_addr,
             grpc_addr,
+            metrics_addr,
             temporal_addr,
             dev_api_key,
             store,

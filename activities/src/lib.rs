@@ -6,6 +6,7 @@
 
 pub mod conversation;
 pub mod gateway;
+pub mod metrics;
 pub mod providers;
 pub mod reconcile;
 #[cfg(feature = "sandbox")]

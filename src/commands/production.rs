@@ -104,6 +104,10 @@ pub(crate) struct WorkerArgs {
     /// Do not run the webhook dispatcher in this process.
     #[arg(long, env = "CONVO_NO_WEBHOOK_DISPATCHER")]
     no_webhook_dispatcher: bool,
+    /// Serve Prometheus metrics (the Temporal SDK's worker metrics and convo's) on
+    /// `http://ADDRESS/metrics`, e.g. `127.0.0.1:9464` [default: no endpoint].
+    #[arg(long, env = "CONVO_METRICS_ADDRESS")]
+    metrics_address: Option<SocketAddr>,
     /// Do not run the reconciler (closes the windows of session runs that were terminated,
     /// failed or timed out) in this process.
     #[arg(long, env = "CONVO_NO_RECONCILER")]
@@ -125,14 +129,17 @@ pub(crate) async fn worker(
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let webhooks = (!args.no_webhook_dispatcher).then(DispatcherConfig::default);
     let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);
+    let deps = Dependencies { store, webhooks, reconciler };
+    let with_metrics = Settings { metrics_address: args.metrics_address, ..settings.clone() };
     let worker =
-        convo_worker::spawn(settings.clone(), Dependencies { store, webhooks, reconciler }, None)
-            .await
-            .context("starting the worker")?;
+        convo_worker::spawn(with_metrics, deps, None).await.context("starting the worker")?;
     println!(
         "convo worker polling {} in namespace {} at {}",
         settings.task_queue, settings.namespace, settings.address
     );
+    if let Some(addr) = worker.metrics_addr() {
+        println!("convo worker metrics on http://{addr}/metrics");
+    }
     shutdown.await;
     tracing::info!("draining the worker");
     worker.shutdown().await.context("stopping the worker")

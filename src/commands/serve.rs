@@ -33,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// Namespace on the external Temporal [default: default].
     #[arg(long, env = "TEMPORAL_NAMESPACE", requires = "temporal_address")]
     namespace: Option<String>,
+    /// Also serve Prometheus metrics on `http://ADDRESS/metrics`, as `convo worker` does (the
+    /// HTTP API's `/metrics` serves the same) [default: no extra endpoint].
+    #[arg(long, env = "CONVO_METRICS_ADDRESS")]
+    metrics_address: Option<SocketAddr>,
     /// The dev workspace's API key (created on first start when unset).
     #[arg(long, env = "CONVO_DEV_API_KEY", hide_env_values = true)]
     dev_api_key: Option<String>,
@@ -61,6 +65,7 @@ impl ServeArgs {
             grpc_addr: pick(self.grpc_addr, file.serve.grpc_addr, defaults.grpc_addr),
             temporal_addr: SocketAddr::new(defaults.temporal_addr.ip(), port),
             dev_api_key: self.dev_api_key,
+            metrics_addr: self.metrics_address,
             database_url: std::env::var("DATABASE_URL").ok().or(file.database_url),
             ..defaults
         })
@@ -78,6 +83,7 @@ pub(crate) async fn run(
     println!("convo serve");
     println!("  http      http://{}", stack.http_addr);
     println!("  grpc      {}", stack.grpc_addr);
+    println!("  metrics   http://{}/metrics", stack.metrics_addr.unwrap_or(stack.http_addr));
     if stack.embedded() {
         println!("  temporal  {} (WorkflowService, TestService)", stack.temporal_addr);
     } else {

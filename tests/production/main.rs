@@ -12,6 +12,8 @@
 //!
 //! Needs Postgres (`DATABASE_URL`): without it the test records why it did not run.
 
+mod metrics;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},

@@ -17,13 +17,18 @@
 //! - [`spawn`] / [`WorkerThread`]: a worker on its own thread.
 //! - [`search_attributes`]: convo's search attributes, registered (or checked) before polling.
 //! - [`Error`]: what can go wrong, with the cause chain preserved.
+//! - [`metrics`]: the SDK's metrics bridged onto convo's Prometheus recorder, and the
+//!   `/metrics` endpoint ([`Settings::metrics_address`]).
 
 pub mod search_attributes;
 
-use std::time::Duration;
+pub mod metrics;
+
+use std::{net::SocketAddr, time::Duration};
 
 use convo_activities::{
     ConversationActivitiesImpl, SessionActivitiesImpl, Sessions,
+    metrics::StoreRegistration,
     reconcile::{Reconciler, ReconcilerConfig, ReconcilerHandle},
     store::Store,
     webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
@@ -61,6 +66,10 @@ pub struct Settings {
     pub graceful_shutdown_period: Option<Duration>,
     /// API key for Temporal Cloud or a server that requires one (sent as a bearer token).
     pub api_key: Option<String>,
+    /// Serve Prometheus metrics (the SDK's and convo's) on `http://{address}/metrics`; port 0
+    /// picks a free one ([`WorkerThread::metrics_addr`]). `None`: no endpoint (the metrics are
+    /// still recorded, and a `convo serve` API renders them).
+    pub metrics_address: Option<SocketAddr>,
     /// TLS to the frontend; `None` is plaintext (the devserver, a local cluster).
     pub tls: Option<TlsSettings>,
     /// Register convo's search attributes at start-up, or only check them.
@@ -90,6 +99,7 @@ impl Settings {
             identity: None,
             graceful_shutdown_period: None,
             api_key: None,
+            metrics_address: None,
             tls: None,
             search_attributes: search_attributes::Mode::Register,
         }
@@ -159,6 +169,18 @@ pub enum Error {
     /// The worker thread or its Tokio runtime could not be started.
     #[error("cannot start the worker thread")]
     Thread(#[source] std::io::Error),
+    /// The metrics endpoint could not bind its address.
+    #[error("cannot serve metrics on {address}")]
+    Metrics {
+        /// The address tried.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SDK runtime's options were rejected.
+    #[error("invalid SDK runtime options: {0}")]
+    RuntimeOptions(String),
     /// The worker thread ended without reporting (it panicked).
     #[error("worker thread ended without reporting a result")]
     ThreadGone,
@@ -174,6 +196,7 @@ pub async fn connect(settings: &Settings) -> Result<Client, Error> {
         options.identity = identity.clone();
     }
     options.api_key.clone_from(&settings.api_key);
+    options.metrics_meter = Some(metrics::client_meter());
     if let Some(tls) = &settings.tls {
         let mut t = TlsOptions::default();
         t.server_root_ca_cert.clone_from(&tls.server_root_ca_cert);
@@ -231,9 +254,16 @@ pub struct ConvoWorker {
     _runtime: Runtime,
     dispatcher: Option<DispatcherHandle>,
     reconciler: Option<ReconcilerHandle>,
+    metrics: Option<metrics::MetricsServer>,
+    _store_gauges: StoreRegistration,
 }
 
 impl ConvoWorker {
+    /// Where the metrics endpoint listens, if [`Settings::metrics_address`] asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(metrics::MetricsServer::addr)
+    }
+
     /// The task queue polled.
     pub fn task_queue(&self) -> &str {
         self.worker.task_queue()
@@ -259,6 +289,9 @@ impl ConvoWorker {
         if let Some(reconciler) = self.reconciler.take() {
             reconciler.shutdown().await;
         }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.shutdown().await;
+        }
         result?;
         Ok(())
     }
@@ -270,7 +303,11 @@ pub async fn build(
     deps: &Dependencies,
     customize: Option<Customize>,
 ) -> Result<ConvoWorker, Error> {
-    let runtime = Runtime::from_current_tokio(RuntimeOptions::default())?;
+    let runtime_options = RuntimeOptions::builder()
+        .telemetry_options(metrics::telemetry_options())
+        .build()
+        .map_err(Error::RuntimeOptions)?;
+    let runtime = Runtime::from_current_tokio(runtime_options)?;
     let client = connect(settings).await?;
     search_attributes::ensure(&client, &settings.namespace, settings.search_attributes).await?;
     let sessions = Sessions::new(client.clone(), deps.store.clone(), settings.task_queue.clone());
@@ -297,7 +334,23 @@ pub async fn build(
         ),
         None => None,
     };
-    Ok(ConvoWorker { worker, io_worker, _runtime: runtime, dispatcher, reconciler })
+    let metrics = match settings.metrics_address {
+        Some(address) => Some(
+            metrics::MetricsServer::start(address)
+                .await
+                .map_err(|source| Error::Metrics { address, source })?,
+        ),
+        None => None,
+    };
+    Ok(ConvoWorker {
+        worker,
+        io_worker,
+        _runtime: runtime,
+        dispatcher,
+        reconciler,
+        metrics,
+        _store_gauges: convo_activities::metrics::watch_store(deps.store.clone()),
+    })
 }
 
 /// A worker running on its own OS thread and Tokio runtime.
@@ -305,6 +358,7 @@ pub async fn build(
 /// Dropping it starts a shutdown without waiting; call [`WorkerThread::shutdown`] to wait.
 pub struct WorkerThread {
     task_queue: String,
+    metrics_addr: Option<SocketAddr>,
     shutdown: Box<dyn Fn() + Send + Sync>,
     done: Option<oneshot::Receiver<Result<(), Error>>>,
 }
@@ -313,6 +367,11 @@ impl WorkerThread {
     /// The task queue polled.
     pub fn task_queue(&self) -> &str {
         &self.task_queue
+    }
+
+    /// Where the metrics endpoint listens, if [`Settings::metrics_address`] asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Starts a graceful shutdown and waits until the worker has stopped.
@@ -341,7 +400,7 @@ pub async fn spawn(
     deps: Dependencies,
     customize: Option<Customize>,
 ) -> Result<WorkerThread, Error> {
-    type Ready = Result<Box<dyn Fn() + Send + Sync>, Error>;
+    type Ready = Result<(Box<dyn Fn() + Send + Sync>, Option<SocketAddr>), Error>;
     let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
     let (done_tx, done_rx) = oneshot::channel();
     let task_queue = settings.task_queue.clone();
@@ -368,7 +427,8 @@ pub async fn spawn(
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(Box::new(worker.shutdown_handle())));
+                let metrics_addr = worker.metrics_addr();
+                let _ = ready_tx.send(Ok((Box::new(worker.shutdown_handle()), metrics_addr)));
                 let result = worker.run().await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "worker stopped with an error");
@@ -377,6 +437,6 @@ pub async fn spawn(
             });
         })
         .map_err(Error::Thread)?;
-    let shutdown = ready_rx.await.map_err(|_| Error::ThreadGone)??;
-    Ok(WorkerThread { task_queue, shutdown, done: Some(done_rx) })
+    let (shutdown, metrics_addr) = ready_rx.await.map_err(|_| Error::ThreadGone)??;
+    Ok(WorkerThread { task_queue, metrics_addr, shutdown, done: Some(done_rx) })
 }

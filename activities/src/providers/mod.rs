@@ -111,13 +111,15 @@ pub enum ProviderConfig {
 /// build), as a permanent [`Rejection::Misconfigured`] error, so an activity can `?` it like any
 /// send failure.
 pub fn build(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {
-    Ok(match config {
+    let adapter: Arc<dyn Provider> = match config {
         ProviderConfig::WhatsappCloud(c) => Arc::new(whatsapp::WhatsappCloud::new(c.clone())?),
         ProviderConfig::Twilio(c) => Arc::new(twilio::TwilioSms::new(c.clone())?),
         ProviderConfig::Rbm(c) => Arc::new(rbm::RbmRcs::new(c.clone())?),
         ProviderConfig::Smtp(c) => Arc::new(email::SmtpEmail::new(c.clone())?),
         ProviderConfig::SandboxNative(c) => Arc::new(native::NativeSandbox::new(c.clone())?),
-    })
+    };
+    // Every send is counted by channel, adapter and outcome (`convo_sends_total`).
+    Ok(Arc::new(crate::metrics::Measured(adapter)))
 }
 
 /// Templates rendered on convo's side, for networks with no server-side templates (RCS, e-mail):

@@ -158,6 +158,7 @@ pub(crate) struct ClaimedDelivery {
     pub(crate) id: String,
     pub(crate) event_id: String,
     pub(crate) endpoint_id: String,
+    pub(crate) workspace_id: String,
     pub(crate) url: String,
     pub(crate) secret: String,
     pub(crate) body: String,
@@ -501,7 +502,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT d.id, d.event_id, d.endpoint_id, e.body, p.url, p.secret
+            "SELECT d.id, d.event_id, d.endpoint_id, d.workspace_id, e.body, p.url, p.secret
              FROM webhook_deliveries d
              JOIN webhook_events e ON e.id = d.event_id
              JOIN webhook_endpoints p ON p.id = d.endpoint_id
@@ -516,6 +517,7 @@ impl Store {
                     id: row.try_get("id")?,
                     event_id: row.try_get("event_id")?,
                     endpoint_id: row.try_get("endpoint_id")?,
+                    workspace_id: row.try_get("workspace_id")?,
                     url: row.try_get("url")?,
                     secret: row.try_get("secret")?,
                     body: row.try_get("body")?,

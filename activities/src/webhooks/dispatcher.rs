@@ -221,10 +221,11 @@ async fn attempt(
         Err(e) => AttemptResult::Transport(format!("cannot sign: {e}")),
     };
     let duration = clock.elapsed();
-    match store
+    let recorded_status = store
         .record_webhook_attempt(&delivery, started_at, duration, &result, &config.retry_schedule)
-        .await
-    {
+        .await;
+    crate::metrics::webhook_attempt(&delivery, &result, recorded_status.as_ref().ok().copied());
+    match recorded_status {
         Ok(status) => tracing::debug!(
             delivery = %delivery.id,
             endpoint = %delivery.endpoint_id,

@@ -19,6 +19,8 @@
 //!   `field`).
 //! - Requests larger than [`crate::AppSettings::max_body_bytes`] are refused by tonic with
 //!   `RESOURCE_EXHAUSTED`.
+//! - **Metrics**: every call is counted by service, method and code, with its latency
+//!   ([`metrics`]), on the HTTP API's `/metrics`.
 //!
 //! ```no_run
 //! # async fn run(app: convo_api::App) -> Result<(), tonic::transport::Error> {
@@ -28,6 +30,7 @@
 //! ```
 
 mod convert;
+pub mod metrics;
 mod services;
 pub mod status;
 mod workspace;
@@ -60,7 +63,8 @@ pub const SERVICES: [&str; 6] = [
 ];
 
 /// Every service: the six convo services, reflection and health. Embed it in a
-/// `tonic::transport::Server` with `add_routes`, or serve it with [`serve`].
+/// `tonic::transport::Server` with `add_routes` (and `.layer(metrics::MetricsLayer)` for the
+/// call metrics), or serve it with [`serve`].
 pub fn routes(app: App) -> Routes {
     build(app).0
 }
@@ -119,6 +123,7 @@ pub async fn serve(
         }
     };
     tonic::transport::Server::builder()
+        .layer(metrics::MetricsLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

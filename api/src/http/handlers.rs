@@ -282,7 +282,7 @@ pub(super) async fn metrics(State(s): State<HttpState>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics.render(),
+        s.metrics.render().await,
     )
         .into_response()
 }
