@@ -8,13 +8,17 @@ use std::{
 };
 
 use convo_domain::{Balance, Channel, Direction, window::Webhook};
-use convo_workflows::contracts::{
-    ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution, ProviderSend,
-    ProviderSent, WebhookEmit, WebhookQueued, error_types,
+use convo_workflows::{
+    SessionWindowWorkflow,
+    contracts::{
+        ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution, ProviderSend,
+        ProviderSent, SendTrouble, WebhookEmit, WebhookQueued, error_types,
+    },
 };
+use temporalio_client::{Client, WorkflowSignalOptions};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
-use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::activities::{ActivityContext, ActivityError, ActivityInfo};
 
 use crate::{
     providers::{self, Provider, ProviderConfig, SendRequest},
@@ -46,6 +50,8 @@ type ProviderCache = HashMap<(String, Channel), (ProviderConfig, Arc<dyn Provide
 /// Implementation of `convo_workflows::contracts::SessionActivities`.
 pub struct SessionActivitiesImpl {
     store: Store,
+    /// Reports failing sends to their session ([`SessionActivitiesImpl::reporting_to`]).
+    client: Option<Client>,
     /// Adapters by (workspace, channel), rebuilt when the stored configuration changes.
     providers: Mutex<ProviderCache>,
 }
@@ -59,7 +65,35 @@ impl std::fmt::Debug for SessionActivitiesImpl {
 impl SessionActivitiesImpl {
     /// Activities over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store, providers: Mutex::new(HashMap::new()) }
+        Self { store, client: None, providers: Mutex::new(HashMap::new()) }
+    }
+
+    /// Also tell the session when a provider send fails and will be retried (its first failed
+    /// attempt, and every tenth after), so operators find stuck sends by the session's
+    /// `ConvoProblem` search attribute.
+    pub fn reporting_to(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Signals the send's session that the provider call failed and will be retried. A
+    /// report that cannot be delivered is only logged: the activity's own retry goes on.
+    async fn report_trouble(&self, info: &ActivityInfo, message_id: String, error: String) {
+        let (Some(client), Some(workflow_id)) = (&self.client, &info.workflow_id) else {
+            return;
+        };
+        let trouble = SendTrouble { message_id, attempt: info.attempt, error };
+        let handle = client.get_workflow_handle::<SessionWindowWorkflow>(workflow_id.clone());
+        let signal = handle.signal(
+            SessionWindowWorkflow::send_trouble,
+            trouble,
+            WorkflowSignalOptions::default(),
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(5), signal).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%workflow_id, error = %e, "cannot report a failing send"),
+            Err(_) => tracing::warn!(%workflow_id, "reporting a failing send timed out"),
+        }
     }
 
     async fn provider(
@@ -212,10 +246,24 @@ impl SessionActivitiesImpl {
     #[activity(definition = convo_workflows::contracts::SendMessage)]
     pub async fn send_message(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: ProviderSend,
     ) -> Result<ProviderSent, ActivityError> {
-        self.send(input).await
+        let message_id = input.message.id.as_str().to_owned();
+        let result = self.send(input).await;
+        if let Err(ActivityError::Application(failure)) = &result
+            && !failure.is_non_retryable()
+        {
+            let info = ctx.info();
+            if info.attempt <= 1 || info.attempt.is_multiple_of(10) {
+                let error = match failure.type_name() {
+                    Some(t) if !t.is_empty() => format!("{t}: {}", failure.source_error()),
+                    _ => failure.source_error().to_string(),
+                };
+                self.report_trouble(info, message_id, error).await;
+            }
+        }
+        result
     }
 
     /// Stores the contact's consent for the workspace.

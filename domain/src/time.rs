@@ -148,7 +148,8 @@ mod tests {
 
     /// The date `days` after the epoch, by walking whole years and months.
     fn walk_days(mut days: u64) -> (u64, u64, u64) {
-        let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
         let mut year = 1970;
         loop {
             let len = if leap(year) { 366 } else { 365 };

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use convo_activities::gateway::Inbound;
+use convo_activities::{
+    gateway::Inbound,
+    sandbox::{Fault, FaultRule},
+};
 use convo_domain::Channel;
 use convo_tests::{TestEnv, eventually, history, skipped, within};
 use convo_worker::search_attributes::{self, Mode};
@@ -100,12 +103,12 @@ async fn a_session_is_found_by_the_contacts_number_and_reads_at_a_glance() -> an
             Ok(ids)
         })
         .await?;
-        assert_eq!(ids, [workflow_id.clone()], "{query}");
+        assert_eq!(ids, std::slice::from_ref(&workflow_id), "{query}");
         let open = format!(
             "ConvoWorkspace = '{}' AND ConvoWindowState = 'open' AND ConvoChannel = 'whatsapp'",
             env.workspace_id
         );
-        assert_eq!(listed(&env, &open).await?, [workflow_id.clone()], "{open}");
+        assert_eq!(listed(&env, &open).await?, std::slice::from_ref(&workflow_id), "{open}");
     } else {
         skipped(env.backend(), "ops: list by ConvoContactAddress", "no visibility queries");
     }
@@ -125,7 +128,8 @@ async fn a_session_is_found_by_the_contacts_number_and_reads_at_a_glance() -> an
     assert_eq!(attrs.get(&ops::CONTACT_ID).as_deref(), Some(contact.as_str()));
     assert_eq!(attrs.get(&ops::CONTACT_ADDRESS).as_deref(), Some(PHONE));
     assert_eq!(attrs.get(&ops::CHANNEL).as_deref(), Some("whatsapp"));
-    assert_eq!(attrs.get(&ops::CLOSE_REASON), None, "an open window has no close reason");
+    assert_eq!(attrs.get(&ops::CLOSE_REASON), None, "no window closed yet");
+    assert_eq!(attrs.get(&ops::PROBLEM).as_deref(), Some(ops::NO_PROBLEM));
     let memo = d.memo();
     let card: serde_json::Value = memo.get(ops::memo::CONTACT)?.context("memo contact")?;
     assert_eq!(card["address"], PHONE);
@@ -181,6 +185,76 @@ async fn a_session_is_found_by_the_contacts_number_and_reads_at_a_glance() -> an
         }
     }
     assert!(scheduled >= 3, "expected webhook activities, saw {scheduled}");
+    env.shutdown().await
+}
+
+/// A send stuck on a provider outage does not look like an idle open window: the session
+/// reads `ConvoProblem = 'send_retrying'` (one query lists every such session) with the
+/// failure in its details, and reads healthy again once the provider recovers and the message
+/// went out exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_stuck_on_a_provider_outage_is_listed_until_it_goes_out() -> anyhow::Result<()> {
+    let env = TestEnv::start("ops-stuck").await?;
+    let contact = ada_writes(&env, "wamid.ops.stuck").await?;
+    view_until(&env, &contact, "window open", |v| v.window.open).await?;
+    let workflow_id = session_workflow_id(&env.workspace_id, &contact);
+    env.sandbox.inject(FaultRule::new(Fault::Unavailable).on(Channel::Whatsapp));
+
+    let send = tokio::spawn({
+        let sessions = env.sessions.clone();
+        let workspace = env.workspace_id.clone();
+        let contact = contact.clone();
+        async move {
+            let kind = convo_workflows::contracts::SendKind::Freeform {
+                text: "your order is on its way".into(),
+                subject: None,
+                sender: convo_domain::Sender::Automated,
+            };
+            let request = convo_workflows::contracts::SendRequest {
+                message_id: "out-stuck".into(),
+                channel: Channel::Whatsapp,
+                kind,
+                conversation_id: None,
+            };
+            sessions.send(&workspace, &contact, Channel::Whatsapp, request).await
+        }
+    });
+    attribute_until(&env, &workflow_id, ops::PROBLEM, ops::SEND_RETRYING).await?;
+    let handle = session(&env, &contact);
+    let metadata = raw_query(&handle, "__temporal_workflow_metadata").await?;
+    let details = metadata["currentDetails"].as_str().unwrap_or_default();
+    assert!(details.contains("**send `out-stuck` failing**"), "{details}");
+    assert!(details.contains("attempt 1 failed"), "{details}");
+    if env.backend().has_visibility() {
+        let query = "ExecutionStatus = 'Running' AND ConvoProblem = 'send_retrying'";
+        eventually(WAIT, || async {
+            let ids = listed(&env, query).await?;
+            anyhow::ensure!(ids == [workflow_id.clone()], "{query} lists {ids:?}");
+            Ok(())
+        })
+        .await?;
+    }
+
+    // The provider recovers; the next retry (2 s backoff, doubling) delivers it.
+    env.sandbox.clear_faults();
+    let skip = async {
+        for _ in 0..6 {
+            if send.is_finished() {
+                break;
+            }
+            env.skip(Duration::from_secs(30)).await?;
+        }
+        anyhow::Ok(())
+    };
+    skip.await?;
+    let outcome = within(Duration::from_secs(90), "stuck send", send).await???;
+    sent(outcome)?;
+    let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends.len(), 1, "the message reached the provider once");
+    attribute_until(&env, &workflow_id, ops::PROBLEM, ops::NO_PROBLEM).await?;
+    env.sessions.close(&env.workspace_id, &contact).await?;
+    ended(&env, &contact).await?;
+    record_history(&handle, "session_send_retrying").await?;
     env.shutdown().await
 }
 

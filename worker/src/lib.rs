@@ -234,11 +234,19 @@ pub fn worker_options(settings: &Settings, sessions: Sessions) -> Result<WorkerO
 /// Options of the second worker, on [`io_task_queue`]: the session window's activities, which
 /// never wait on a workflow, in a slot pool of their own (see [`io_task_queue`] for the
 /// deadlock one shared pool allows).
-pub fn io_worker_options(settings: &Settings, deps: &Dependencies) -> WorkerOptions {
+///
+/// `client` is how the send activity tells a session its provider is failing.
+pub fn io_worker_options(
+    settings: &Settings,
+    deps: &Dependencies,
+    client: &Client,
+) -> WorkerOptions {
     WorkerOptions::new(io_task_queue(&settings.task_queue))
         .deployment_options(WorkerDeploymentOptions::from_build_id(settings.build_id.clone()))
         .maybe_graceful_shutdown_period(settings.graceful_shutdown_period)
-        .register_activities(SessionActivitiesImpl::new(deps.store.clone()))
+        .register_activities(
+            SessionActivitiesImpl::new(deps.store.clone()).reporting_to(client.clone()),
+        )
         .build()
 }
 
@@ -319,7 +327,8 @@ pub async fn build(
         .reconciler
         .clone()
         .map(|config| Reconciler::new(client.clone(), deps.store.clone(), config).spawn());
-    let io_worker = Worker::new(&runtime, client.clone(), io_worker_options(settings, deps))?;
+    let io_worker =
+        Worker::new(&runtime, client.clone(), io_worker_options(settings, deps, &client))?;
     let worker = Worker::new(&runtime, client, options)?;
     tracing::info!(
         task_queue = %settings.task_queue,

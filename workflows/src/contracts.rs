@@ -59,6 +59,8 @@ pub mod names {
     pub const SIGNAL_CLOSE: &str = "close";
     /// Session signal: the contact's consent changed outside this session.
     pub const SIGNAL_CONSENT: &str = "consent_changed";
+    /// A provider send failed and Temporal retries it (sent by the `send_message` activity).
+    pub const SIGNAL_SEND_TROUBLE: &str = "send_trouble";
     /// Session update: a business send through the window's gate.
     pub const UPDATE_SEND: &str = "send";
     /// Session query: the full window state.
@@ -344,6 +346,19 @@ pub struct ProviderSend {
 pub struct ProviderSent {
     /// The provider's id for the message.
     pub provider_message_id: String,
+}
+
+/// Payload of the session's `send_trouble` signal: a provider send failed in a way Temporal
+/// retries (an outage, a 429, a 5xx). The session shows it to operators until the send is
+/// answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendTrouble {
+    /// The message.
+    pub message_id: String,
+    /// The attempt that failed (1 for the first).
+    pub attempt: u32,
+    /// The failure, as the provider adapter put it.
+    pub error: String,
 }
 
 /// Input of [`SessionActivities::record_consent`].

@@ -9,7 +9,7 @@
 //! All are `Keyword`s, so a filter is an exact match (`ConvoContactAddress = '+4917612345678'`).
 //! The worker registers them at start-up ([`SEARCH_ATTRIBUTES`]); a SQL visibility store
 //! (SQLite, Postgres, MySQL) offers ten custom Keyword attributes per namespace, and convo uses
-//! seven.
+//! eight.
 
 use std::collections::BTreeMap;
 
@@ -33,16 +33,21 @@ pub const CHANNEL: SearchAttributeKey<String> = SearchAttributeKey::keyword("Con
 /// send outside a window, or a send the window refused).
 pub const WINDOW_STATE: SearchAttributeKey<String> =
     SearchAttributeKey::keyword("ConvoWindowState");
-/// Why a session's latest window closed: `EXPIRED`, `EXPLICIT` or `COMPLIANCE_STOP`.
+/// Why a session's latest window closed: `EXPIRED`, `EXPLICIT` or `COMPLIANCE_STOP`. It stays
+/// when a later window opens in the same run (read it with [`WINDOW_STATE`]).
 pub const CLOSE_REASON: SearchAttributeKey<String> =
     SearchAttributeKey::keyword("ConvoCloseReason");
+/// Why a session needs an operator's eye: `send_retrying` while a provider send fails and
+/// Temporal retries it (`temporal workflow describe` shows its attempts and last failure),
+/// `none` otherwise.
+pub const PROBLEM: SearchAttributeKey<String> = SearchAttributeKey::keyword("ConvoProblem");
 /// A conversation's status: `pending`, `awaiting_reply`, `active`, `resolved`, `expired`,
 /// `failed`.
 pub const CONVERSATION_STATUS: SearchAttributeKey<String> =
     SearchAttributeKey::keyword("ConvoConversationStatus");
 
 /// Every search attribute convo's workflows set (all `Keyword`s): what the worker registers.
-pub const SEARCH_ATTRIBUTES: [SearchAttributeKey<String>; 7] = [
+pub const SEARCH_ATTRIBUTES: [SearchAttributeKey<String>; 8] = [
     WORKSPACE,
     CONTACT_ID,
     CONTACT_ADDRESS,
@@ -50,6 +55,7 @@ pub const SEARCH_ATTRIBUTES: [SearchAttributeKey<String>; 7] = [
     WINDOW_STATE,
     CLOSE_REASON,
     CONVERSATION_STATUS,
+    PROBLEM,
 ];
 
 /// Memo keys.
@@ -125,6 +131,11 @@ pub fn status_name(status: ConversationStatus) -> &'static str {
     }
 }
 
+/// [`PROBLEM`]'s value while a send is retried.
+pub const SEND_RETRYING: &str = "send_retrying";
+/// [`PROBLEM`]'s value while nothing is wrong.
+pub const NO_PROBLEM: &str = "none";
+
 /// The search attributes a session should carry now.
 pub fn session_attributes(
     workspace_id: &str,
@@ -133,12 +144,12 @@ pub fn session_attributes(
     channel: Channel,
     window_state: &str,
     close_reason: Option<CloseReason>,
+    problem: Option<&str>,
 ) -> Attributes {
     let mut a = Attributes::common(workspace_id, Some(contact_id), card, channel);
+    a.set(PROBLEM, Some(problem.unwrap_or(NO_PROBLEM).to_owned()));
     a.set(WINDOW_STATE, Some(window_state.to_owned()));
-    // An open window has not closed (yet): a reason from an earlier window would mislead.
-    let reason = close_reason.filter(|_| window_state != "open");
-    a.set(CLOSE_REASON, reason.map(|r| r.as_str().to_owned()));
+    a.set(CLOSE_REASON, close_reason.map(|r| r.as_str().to_owned()));
     a
 }
 
@@ -155,7 +166,9 @@ pub fn conversation_attributes(
     a
 }
 
-/// Keyword search attributes by name; `None` means unset.
+/// Keyword search attributes by name; `None` means "nothing to say" (never an unset: the Rust
+/// SDK 1.1 encodes an unset as a payload without an encoding, which the Temporal server refuses
+/// with `BadSearchAttributes`, failing the workflow task).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes(BTreeMap<&'static str, Option<String>>);
 
@@ -190,29 +203,21 @@ impl Attributes {
 /// window) change no attribute.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Published {
-    attributes: BTreeMap<&'static str, Option<String>>,
+    attributes: BTreeMap<&'static str, String>,
     memo: BTreeMap<&'static str, Option<String>>,
 }
 
 impl Published {
     /// The updates that bring the published attributes to `wanted`, recorded as published.
-    /// Unset attributes that were never published need no update.
+    /// Absent values are left as they are (see [`Attributes`]).
     pub fn attribute_updates(&mut self, wanted: &Attributes) -> Vec<SearchAttributeUpdate> {
         let mut updates = Vec::new();
         for (name, value) in &wanted.0 {
-            let known = self.attributes.get(name);
-            let unchanged = match known {
-                Some(old) => old == value,
-                None => value.is_none(),
-            };
-            if unchanged {
+            let Some(value) = value else { continue };
+            if self.attributes.get(name) == Some(value) {
                 continue;
             }
-            let key = SearchAttributeKey::<String>::keyword(name);
-            updates.push(match value {
-                Some(v) => key.value_set(v.clone()),
-                None => key.value_unset(),
-            });
+            updates.push(SearchAttributeKey::<String>::keyword(name).value_set(value.clone()));
             self.attributes.insert(name, value.clone());
         }
         updates
@@ -298,20 +303,23 @@ mod tests {
     fn only_changes_are_published() {
         let ada = card("+4917612345678", Some("Ada"));
         let mut published = Published::default();
-        let open = session_attributes("acme", "ct_1", Some(&ada), Channel::Whatsapp, "open", None);
+        let open =
+            session_attributes("acme", "ct_1", Some(&ada), Channel::Whatsapp, "open", None, None);
         let first = published.attribute_updates(&open);
         let names: Vec<&str> = first.iter().map(SearchAttributeUpdate::name).collect();
-        // The never-set close reason needs no unset.
+        // The never-set close reason is not published.
         assert_eq!(
             names,
             [
                 "ConvoChannel",
                 "ConvoContactAddress",
                 "ConvoContactId",
+                "ConvoProblem",
                 "ConvoWindowState",
                 "ConvoWorkspace"
             ]
         );
+        assert!(first.iter().all(|u| !u.is_unset()));
         assert!(published.attribute_updates(&open).is_empty());
 
         let closed = session_attributes(
@@ -321,13 +329,14 @@ mod tests {
             Channel::Whatsapp,
             "closed",
             Some(CloseReason::ComplianceStop),
+            None,
         );
         let second = published.attribute_updates(&closed);
         let names: Vec<&str> = second.iter().map(SearchAttributeUpdate::name).collect();
         assert_eq!(names, ["ConvoCloseReason", "ConvoWindowState"]);
         assert!(second.iter().all(|u| !u.is_unset()));
 
-        // Reopened: the old reason is unset.
+        // Reopened while a send is retried.
         let reopened = session_attributes(
             "acme",
             "ct_1",
@@ -335,10 +344,27 @@ mod tests {
             Channel::Whatsapp,
             "open",
             Some(CloseReason::ComplianceStop),
+            Some(SEND_RETRYING),
         );
         let third = published.attribute_updates(&reopened);
-        assert_eq!(third.len(), 2);
-        assert!(third.iter().any(|u| u.name() == "ConvoCloseReason" && u.is_unset()));
+        let names: Vec<&str> = third.iter().map(SearchAttributeUpdate::name).collect();
+        // The latest close reason stays; nothing is ever unset.
+        assert_eq!(names, ["ConvoProblem", "ConvoWindowState"]);
+        assert!(third.iter().all(|u| !u.is_unset()));
+
+        // The send was answered: the problem is unset, and nothing else moves.
+        let healthy = session_attributes(
+            "acme",
+            "ct_1",
+            Some(&ada),
+            Channel::Whatsapp,
+            "open",
+            Some(CloseReason::ComplianceStop),
+            None,
+        );
+        let fourth = published.attribute_updates(&healthy);
+        assert_eq!(fourth.len(), 1);
+        assert!(fourth[0].name() == "ConvoProblem" && !fourth[0].is_unset());
     }
 
     #[test]

@@ -49,8 +49,8 @@ use crate::{
     contracts::{
         Carried, ConsentRecord, ContactCard, HoldRequest, HoldResolution, InboundMessage,
         ProviderSend, SESSION_WINDOW_WORKFLOW, SendError, SendReceipt, SendRecord, SendRequest,
-        SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit, WindowClosed,
-        conversation_workflow_id, error_types, io_task_queue, names,
+        SendTrouble, SessionActivities, SessionInput, SessionSummary, SessionView, WebhookEmit,
+        WindowClosed, conversation_workflow_id, error_types, io_task_queue, names,
     },
     ops,
     outbound::OutboundConversationWorkflow,
@@ -93,6 +93,8 @@ pub struct SessionWindowWorkflow {
     settles: u64,
     /// Sends in flight by message id, and the answers of finished ones.
     in_flight: Vec<String>,
+    /// Sends in flight whose provider call failed and is being retried (latest failure each).
+    troubled: Vec<SendTrouble>,
     answers: VecDeque<Answer>,
     /// The latest inbound message ids: providers retry webhooks.
     recent_inbound: VecDeque<String>,
@@ -137,6 +139,7 @@ impl SessionWindowWorkflow {
             busy: 0,
             settles: 0,
             in_flight: Vec::new(),
+            troubled: Vec::new(),
             recent_inbound: carried.recent_inbound.into(),
             answers: carried
                 .answers
@@ -292,6 +295,25 @@ impl SessionWindowWorkflow {
         run_handler(ctx, Event::ConsentChanged { consent }).await;
     }
 
+    /// A send's provider call failed and Temporal retries it (the `send_message` activity
+    /// reports its first failed attempt): operators see it in the run's `ConvoProblem` search
+    /// attribute and details until the send is answered. A report about a send no longer in
+    /// flight changes nothing.
+    #[signal(name = names::SIGNAL_SEND_TROUBLE)]
+    pub async fn send_trouble(ctx: &mut WorkflowContext<Self>, trouble: SendTrouble) {
+        let known = ctx.state_mut(|s| {
+            if !s.in_flight.contains(&trouble.message_id) {
+                return false;
+            }
+            s.troubled.retain(|t| t.message_id != trouble.message_id);
+            s.troubled.push(trouble);
+            true
+        });
+        if known {
+            publish(ctx);
+        }
+    }
+
     /// Refuses a send the window does not allow, before anything is written to history.
     #[update_validator(send)]
     pub fn validate_send(
@@ -436,6 +458,12 @@ impl SessionWindowWorkflow {
         if let Some(c) = &self.linked_conversation {
             out.push_str(&format!("- replies go to conversation `{c}`\n"));
         }
+        for t in &self.troubled {
+            out.push_str(&format!(
+                "- **send `{}` failing**, retried by Temporal (attempt {} failed: {})\n",
+                t.message_id, t.attempt, t.error
+            ));
+        }
         out
     }
 
@@ -449,6 +477,7 @@ impl SessionWindowWorkflow {
             v.channel,
             ops::window_state(v.open, v.conversation > 0),
             v.last_close,
+            (!self.troubled.is_empty()).then_some(ops::SEND_RETRYING),
         );
         let memo = [(ops::memo::CONVERSATION, self.linked_conversation.clone())];
         self.published.diff(&wanted, &memo)
@@ -460,6 +489,7 @@ impl SessionWindowWorkflow {
 
     fn record_answer(&mut self, message_id: &str, result: Result<SendReceipt, SendError>) {
         self.in_flight.retain(|m| m != message_id);
+        self.troubled.retain(|t| t.message_id != message_id);
         if self.answer(message_id).is_none() {
             self.answers.push_back(Answer { message_id: message_id.to_owned(), result });
             while self.answers.len() > ANSWERS_KEPT {

@@ -130,14 +130,17 @@ pub(crate) fn validate(
             (None, None) => return Err(format!("search attribute {name} is not defined")),
         };
         let ty = &ty;
-        // An empty payload (no data) unsets the attribute.
-        if !payload.data.is_empty() && payload.data != b"null" {
-            decode_attribute(*ty, payload).map_err(|e| {
-                format!(
-                    "invalid value for search attribute {name} of type {}: {e}",
-                    ty.as_str_name()
-                )
-            })?;
+        let invalid = |e: String| {
+            format!("invalid value for search attribute {name} of type {}: {e}", ty.as_str_name())
+        };
+        match payload.metadata.get("encoding").map(Vec::as_slice) {
+            // A nil value (`binary/null`, or JSON `null`) unsets the attribute.
+            Some(b"binary/null") => {}
+            Some(b"json/plain") if payload.data == b"null" => {}
+            Some(_) => decode_attribute(*ty, payload).map_err(invalid)?,
+            // The real server cannot decode a payload without an encoding, and fails the
+            // workflow task (`BadSearchAttributes`); so does this one.
+            None => return Err(invalid("value from <>".into())),
         }
     }
     Ok(())
@@ -742,5 +745,32 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-21T02:15:01Z"), Some(1_795_227_301 * 1_000_000_000));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(500_000_000));
         assert_eq!(parse_rfc3339("not a time"), None);
+    }
+
+    /// As on the real server: a nil value unsets, a value without an encoding is refused (the
+    /// Rust SDK 1.1 sends one for an unset, and the real server fails the task on it).
+    #[test]
+    fn an_attribute_payload_needs_an_encoding() {
+        let mut reg = Registry::new();
+        reg.entry("default".into()).or_default().insert("K".into(), IndexedValueType::Keyword);
+        let payload = |encoding: Option<&str>, data: &[u8]| Payload {
+            metadata: encoding
+                .map(|e| [("encoding".to_owned(), e.as_bytes().to_vec())].into())
+                .unwrap_or_default(),
+            data: data.to_vec(),
+            ..Default::default()
+        };
+        let attrs = |p: Payload| SearchAttributes { indexed_fields: [("K".to_owned(), p)].into() };
+        let check = |p: Payload| validate(&reg, "default", Some(&attrs(p)));
+        assert_eq!(check(payload(Some("json/plain"), b"\"v\"")), Ok(()));
+        assert_eq!(check(payload(Some("binary/null"), b"")), Ok(()));
+        assert_eq!(check(payload(Some("json/plain"), b"null")), Ok(()));
+        assert_eq!(
+            check(payload(None, b"")),
+            Err("invalid value for search attribute K of type INDEXED_VALUE_TYPE_KEYWORD: value \
+                 from <>"
+                .to_owned())
+        );
+        assert!(check(payload(Some("json/plain"), b"1")).is_err());
     }
 }
