@@ -17,9 +17,11 @@
 //! Every step is idempotent, so several reconcilers (one per worker) may run at once, and a
 //! crash between steps is repaired by the next pass.
 //!
-//! The chain is followed from its first run (the session id) through continue-as-new, by the
-//! close event of each run (`GetWorkflowExecutionHistory` with the close-event filter); no
-//! visibility query is needed, so it works on every backend.
+//! The workflow id's current run decides while it belongs to the chain (a reset or a retry
+//! continues the session in a new run and terminates or fails the old one); otherwise the chain
+//! is followed from its first run (the session id) through continue-as-new, by the close event
+//! of each run (`GetWorkflowExecutionHistory` with the close-event filter). No visibility query
+//! is needed, so it works on every backend.
 
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ use temporalio_common::protos::temporal::api::{
     enums::v1::HistoryEventFilterType,
     enums::v1::WorkflowExecutionStatus,
     history::v1::history_event::Attributes,
+    workflow::v1::WorkflowExecutionInfo,
     workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -205,37 +208,38 @@ impl Reconciler {
         Ok(closed)
     }
 
-    /// Follows the session chain from its first run to its last. A run's status comes from
-    /// `DescribeWorkflowExecution`; only a closed run's close event is read (the real server
-    /// long-polls a close-event history read of a running run, whatever `wait_new_event`
-    /// says).
+    /// How the session chain stands. The workflow id's current run decides when it belongs to
+    /// the chain (its first run is the session): a reset or a retry starts a new run of the
+    /// same chain and terminates or fails the old one, which is then no end at all. Otherwise
+    /// (a later session took the id) the chain is followed from its first run through
+    /// continue-as-new. A run's status comes from `DescribeWorkflowExecution`; only a closed
+    /// run's close event is read (the real server long-polls a close-event history read of a
+    /// running run, whatever `wait_new_event` says).
     pub async fn chain_end(&self, window: &OpenWindow) -> Result<ChainEnd, ReconcileError> {
         let workflow_id = session_workflow_id(&window.workspace_id, &window.contact_id);
         let mut run_id = window.session_id.clone();
+        if let Some(current) = self.describe(&workflow_id, "").await?
+            && current.first_run_id == window.session_id
+        {
+            match current.status() {
+                WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Paused => {
+                    return Ok(ChainEnd::Running);
+                }
+                WorkflowExecutionStatus::Completed => return Ok(ChainEnd::Completed),
+                _ => {
+                    if let Some(e) = current.execution {
+                        run_id = e.run_id;
+                    }
+                }
+            }
+        }
         for _ in 0..10_000 {
             let execution =
                 WorkflowExecution { workflow_id: workflow_id.clone(), run_id: run_id.clone() };
-            let describe = DescribeWorkflowExecutionRequest {
-                namespace: self.client.namespace(),
-                execution: Some(execution.clone()),
+            let Some(info) = self.describe(&workflow_id, &run_id).await? else {
+                return Ok(ChainEnd::Unknown);
             };
-            let answer = rpc(self
-                .client
-                .connection()
-                .workflow_service()
-                .describe_workflow_execution(describe.into_request()))
-            .await;
-            let status = match answer {
-                Ok(a) => a
-                    .into_inner()
-                    .workflow_execution_info
-                    .map(|i| i.status())
-                    .unwrap_or(WorkflowExecutionStatus::Unspecified),
-                Err(ReconcileError::Temporal(status)) if status.code() == tonic::Code::NotFound => {
-                    return Ok(ChainEnd::Unknown);
-                }
-                Err(e) => return Err(e),
-            };
+            let status = info.status();
             match status {
                 WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Paused => {
                     return Ok(ChainEnd::Running);
@@ -287,6 +291,35 @@ impl Reconciler {
             return Ok(ChainEnd::Abnormal { reason, detail, run_id, at });
         }
         Err(ReconcileError::ChainTooLong(workflow_id))
+    }
+
+    /// The run's execution info (the workflow id's current run when `run_id` is empty);
+    /// `None` when Temporal does not have it.
+    async fn describe(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Option<WorkflowExecutionInfo>, ReconcileError> {
+        let describe = DescribeWorkflowExecutionRequest {
+            namespace: self.client.namespace(),
+            execution: Some(WorkflowExecution {
+                workflow_id: workflow_id.to_owned(),
+                run_id: run_id.to_owned(),
+            }),
+        };
+        let answer = rpc(self
+            .client
+            .connection()
+            .workflow_service()
+            .describe_workflow_execution(describe.into_request()))
+        .await;
+        match answer {
+            Ok(a) => Ok(a.into_inner().workflow_execution_info),
+            Err(ReconcileError::Temporal(status)) if status.code() == tonic::Code::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn close(&self, window: &OpenWindow, end: &ChainEnd) -> Result<(), ReconcileError> {

@@ -249,6 +249,66 @@ async fn reset_re_emits_no_webhook() -> anyhow::Result<()> {
     env.shutdown().await
 }
 
+/// A reset of a running session terminates the run it resets, but the session goes on in the
+/// reset run: the reconciler must not take that termination for its end. Before, it released
+/// the hold and delivered `conversation.ended` (`TERMINATED`) while the window stayed open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_session_is_not_reconciled_as_ended() -> anyhow::Result<()> {
+    let env = TestEnv::start("reset-not-ended").await?;
+    if !env.backend().can_reset() {
+        let reason = "sdk-java's test server has no ResetWorkflowExecution";
+        skipped(env.backend(), "a_reset_session_is_not_reconciled_as_ended", reason);
+        return env.shutdown().await;
+    }
+    let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hello").await?.contact_id;
+    view_until(&env, &contact, "open", |v| v.window.open).await?;
+    sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hi there").await?)?;
+    within(WAIT, "webhooks", env.receiver.wait_for(3)).await?;
+    let held = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(held.reserved, Money::from_minor(100), "the conversation unit is held");
+    let last_task = history(&session(&env, &contact))
+        .await?
+        .iter()
+        .rev()
+        .find(|e| e.event_type() == EventType::WorkflowTaskCompleted)
+        .map(|e| e.event_id)
+        .ok_or_else(|| anyhow::anyhow!("no completed workflow task"))?;
+    let mut service = WorkflowServiceClient::connect(env.temporal_url().to_string()).await?;
+    service
+        .reset_workflow_execution(ResetWorkflowExecutionRequest {
+            namespace: "default".into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: session_workflow_id(&env.workspace_id, &contact),
+                run_id: String::new(),
+            }),
+            reason: "ops: retry from the last good task".into(),
+            workflow_task_finish_event_id: last_task,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await?;
+    view_until(&env, &contact, "open after the reset", |v| v.window.open).await?;
+    // Several reconciler passes (every 200 ms in tests).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let types = |w: Vec<(String, serde_json::Value)>| w.into_iter().map(|(t, _)| t).collect();
+    let delivered: Vec<String> = types(webhooks(&env, 3).await?);
+    assert!(!delivered.iter().any(|t| t == "conversation.ended"), "{delivered:?}");
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(balance.reserved, held.reserved, "the hold is still held");
+
+    env.sessions.close(&env.workspace_id, &contact).await?;
+    let ended = ended_webhook(&env).await?;
+    assert_eq!(ended["reason"], "EXPLICIT", "{ended}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ended_count =
+        webhooks(&env, 4).await?.into_iter().filter(|(t, _)| t == "conversation.ended").count();
+    assert_eq!(ended_count, 1, "ended once");
+    let balance = env.store.balance(&env.workspace_id).await?;
+    assert_eq!(balance.reserved, Money::ZERO);
+    assert_eq!(Some(balance.total), held.total.checked_sub(Money::from_minor(100)), "charged once");
+    env.shutdown().await
+}
+
 /// `temporal workflow terminate` on an open session: convo closes the window in its own view.
 /// The reconciler releases the hold the first send placed, emits `conversation.ended` once
 /// with the reason `TERMINATED`, and a later send is refused `no_active_session`. Before, the

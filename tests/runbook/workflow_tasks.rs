@@ -140,13 +140,11 @@ async fn a_session_whose_workflow_task_fails_is_reset_to_its_last_good_task() ->
 }
 
 /// §5, what RUNBOOK.md promises after a reset: the session keeps its window *and its hold*.
-/// A reset terminates the run it resets (reason `root: <--reason>`), and the reconciler, which
-/// follows a session's chain from its first run through continue-as-new only, takes that run
-/// for the session's last: it releases the open hold and delivers `conversation.ended`
-/// (`TERMINATED`) while the reset run keeps the window open. Closing the window later then
-/// cannot end it again under the same event id.
+/// A reset terminates the run it resets (reason `root: <--reason>`); the reconciler once took
+/// that run for the session's last, releasing the hold and delivering `conversation.ended`
+/// (`TERMINATED`) while the reset run kept the window open. It now asks the workflow id's
+/// current run first, which belongs to the same chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "convo bug: after `temporal workflow reset` of a running session the reconciler releases its hold and emits conversation.ended (TERMINATED) although the reset run keeps the window open"]
 async fn a_reset_session_keeps_its_hold_and_ends_once_when_it_closes() -> anyhow::Result<()> {
     let Some(ops) =
         Ops::start("a_reset_session_keeps_its_hold_and_ends_once_when_it_closes").await?
