@@ -431,6 +431,14 @@ async fn long_session_continues_as_new_without_losing_anything() -> anyhow::Resu
     assert_eq!(v.window.outbound_messages, 12);
     assert!(v.window.open);
     assert_eq!(env.sandbox.sends().len(), 12);
+    // The later run reads in Temporal as the first did: attributes and memo. (Not its static
+    // summary: the Rust SDK's ContinueAsNewOptions cannot carry one.)
+    let d = session(&env, &contact).describe(Default::default()).await?;
+    let attrs = d.search_attributes();
+    assert_eq!(attrs.get(&convo_workflows::ops::CONTACT_ADDRESS).as_deref(), Some(PHONE));
+    assert_eq!(attrs.get(&convo_workflows::ops::WINDOW_STATE).as_deref(), Some("open"));
+    let card: Option<serde_json::Value> = d.memo().get(convo_workflows::ops::memo::CONTACT)?;
+    assert_eq!(card.map(|c| c["address"].clone()), Some(serde_json::json!(PHONE)));
 
     env.skip(DAY + HOUR).await?;
     assert_eq!(ended(&env, &contact).await?.close_reason, Some(CloseReason::Expired));
