@@ -34,6 +34,20 @@ async fn describe_until(
     .await
 }
 
+/// RUNBOOK.md's list of stuck workflows, until `check` holds for the ids it lists.
+async fn stuck_until(
+    ops: &Ops,
+    what: &str,
+    check: impl Fn(&[String]) -> bool,
+) -> anyhow::Result<()> {
+    convo_tests::eventually(WAIT, || async {
+        let listed = listed_ids(&ops.cli.step_json(LIST_STUCK, &[]).await?);
+        anyhow::ensure!(check(&listed), "{what}: listed {listed:?}");
+        Ok(())
+    })
+    .await
+}
+
 /// The pending `send_message`, once it has failed `attempts - 1` times.
 async fn failing_send(ops: &Ops, session: &str, attempts: i64) -> anyhow::Result<Value> {
     let d = describe_until(ops, session, "a failing send", |d| {
@@ -113,6 +127,8 @@ async fn a_failing_send_is_told_from_an_idle_window_and_goes_out_once_the_provid
             && d["pendingWorkflowTask"].is_null()
     })
     .await?;
+    let listed = listed_ids(&ops.cli.step_json(LIST_STUCK, &[]).await?);
+    assert!(listed.is_empty(), "an idle window is not stuck: {listed:?}");
     assert_eq!(idle["workflowExecutionInfo"]["status"], "WORKFLOW_EXECUTION_STATUS_RUNNING");
     let stack = ops.cli.step(STACK, &[("SESSION", &session)]).await?;
     assert!(stack.contains("timer `expiry`"), "it waits for the window's expiry: {stack}");
@@ -130,6 +146,9 @@ async fn a_failing_send_is_told_from_an_idle_window_and_goes_out_once_the_provid
     assert_ne!(send["paused"], true);
     let stack = ops.cli.step(STACK, &[("SESSION", &session)]).await?;
     assert!(stack.contains("send_message"), "the stack names the send in flight: {stack}");
+    // §7: a send being retried is listed as stuck (convo's ConvoProblem), the idle window was
+    // not.
+    stuck_until(&ops, "the retried send listed", |listed| listed.contains(&session)).await?;
     let (_, window) = ops.api.get(&format!("/v1/windows/{phone}")).await?;
     assert_eq!(window["open"], true, "a stuck send does not close the window: {window}");
     assert!(ops.stack.sandbox.sends().is_empty());
@@ -138,6 +157,7 @@ async fn a_failing_send_is_told_from_an_idle_window_and_goes_out_once_the_provid
     ops.stack.sandbox.clear_faults();
     let receipt = answer(&ops, first, phone, text, "rb-wait-1").await?;
     delivered_once(&ops, &session, &receipt, text).await?;
+    stuck_until(&ops, "nothing listed", <[String]>::is_empty).await?;
     ops.shutdown().await
 }
 
@@ -203,12 +223,7 @@ async fn a_runaway_send_is_paused_and_unpaused() -> anyhow::Result<()> {
     })
     .await?;
     let next = pending_activity(&paused, "send_message").cloned().unwrap_or_default();
-    convo_tests::eventually(WAIT, || async {
-        let stuck = ops.cli.step_json(LIST_STUCK, &[]).await?;
-        anyhow::ensure!(listed_ids(&stuck).contains(&session), "not listed yet: {stuck}");
-        Ok(())
-    })
-    .await?;
+    stuck_until(&ops, "the paused send listed", |listed| listed.contains(&session)).await?;
 
     // The provider recovers, but a paused activity is not retried: let the attempt it was
     // due for (at most 4 s away: the third attempt comes 4 s after the second) go by.
@@ -219,11 +234,6 @@ async fn a_runaway_send_is_paused_and_unpaused() -> anyhow::Result<()> {
     ops.cli.step(UNPAUSE, &vars).await?;
     let receipt = answer(&ops, first, phone, text, "rb-pause-1").await?;
     delivered_once(&ops, &session, &receipt, text).await?;
-    convo_tests::eventually(WAIT, || async {
-        let stuck = ops.cli.step_json(LIST_STUCK, &[]).await?;
-        anyhow::ensure!(!listed_ids(&stuck).contains(&session), "still listed: {stuck}");
-        Ok(())
-    })
-    .await?;
+    stuck_until(&ops, "nothing listed", <[String]>::is_empty).await?;
     ops.shutdown().await
 }
