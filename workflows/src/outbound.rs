@@ -355,7 +355,7 @@ impl OutboundConversationWorkflow {
             None => "a contact not resolved yet".to_owned(),
         };
         let mut out = format!(
-            "**{}** {} conversation with {contact}\n",
+            "**{}** {} conversation with {contact}\n\n",
             ops::status_name(v.status),
             ops::channel_title(self.input.channel)
         );

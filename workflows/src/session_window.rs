@@ -430,7 +430,8 @@ impl SessionWindowWorkflow {
         let mut out = String::new();
         let label = ops::contact_label(&self.contact_id, self.contact.as_ref());
         if v.open {
-            out.push_str(&format!("**Window open** with {label} on {}", v.channel));
+            let channel = ops::channel_title(v.channel);
+            out.push_str(&format!("**Window open** with {label} on {channel}"));
             if let Some(at) = v.expires_at {
                 out.push_str(&format!(", free-form until {}", ops::instant(at)));
             }
@@ -443,6 +444,8 @@ impl SessionWindowWorkflow {
         if let Some(reason) = v.closing {
             out.push_str(&format!("closing ({reason}) once sends in flight finish\n"));
         }
+        // A blank line, so Markdown renders what follows as a list.
+        out.push('\n');
         out.push_str(&format!(
             "- messages: {} in, {} out in window #{}\n",
             v.inbound_messages, v.outbound_messages, v.conversation
