@@ -205,6 +205,17 @@ async fn walk(browser: &Browser, ui: &str, ada: &str, bob: &str) -> anyhow::Resu
         })
         .await?;
     browser.screenshot("05-session-search-attributes").await?;
+
+    // 6. The call stack: the session's own account of what it waits for.
+    browser.click("call-stack-tab", "#call-stack-tab").await?;
+    browser
+        .wait_for("session-call-stack", None, || async {
+            let stack = browser.text("[aria-readonly=true][aria-label=\"Call Stack\"]").await?;
+            anyhow::ensure!(stack.contains("waiting for timer `expiry`"), "call stack: {stack:?}");
+            Ok(())
+        })
+        .await?;
+    browser.screenshot("06-session-call-stack").await?;
     Ok(())
 }
 
