@@ -15,6 +15,8 @@
 //!   [`Consent`], [`ComplianceTexts`].
 //! - [`billing`]: [`Money`] in minor units, [`RateCard`]s, the [`Ledger`] with its
 //!   [`Balance`] `{free, reserved, total}` and holds, and the [`BillingBlock`] of a send.
+//! - [`delivery`]: a message's [`DeliveryStatus`] and the ordering rule provider reports go
+//!   through ([`delivery::transition`]).
 //! - [`window`]: the session state machine, [`window::decide`]`(state, event, now) ->
 //!   `[`window::Decision`], plus the window clock ([`Window`]) and [`CloseReason`].
 //! - [`workspace`]: [`WorkspaceSettings`], which give a channel its [`window::Config`].
@@ -26,6 +28,7 @@
 pub mod billing;
 pub mod channel;
 pub mod compliance;
+pub mod delivery;
 pub mod ids;
 pub mod time;
 pub mod window;
@@ -36,6 +39,7 @@ pub use billing::{
 };
 pub use channel::{Channel, DAY_SECS, Gate, HOUR_SECS, PolicyOverrides, WindowMode, WindowPolicy};
 pub use compliance::{ComplianceTexts, Consent, Keyword};
+pub use delivery::DeliveryStatus;
 pub use ids::{HoldId, MessageId};
 pub use time::Timestamp;
 pub use window::{CloseReason, Direction, Sender, Window};
