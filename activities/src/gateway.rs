@@ -12,7 +12,8 @@ use convo_workflows::{
     OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
         ComposeInput, ContactCard, ContactTarget, InboundMessage, SendError, SendRequest,
-        SessionInput, SessionSendOutcome, conversation_workflow_id, session_workflow_id,
+        SessionInput, SessionSendOutcome, WindowClosed, conversation_workflow_id,
+        session_workflow_id,
     },
     ops,
 };
@@ -188,7 +189,41 @@ impl Sessions {
             )
             .await
             .map_err(|e| GatewayError::Temporal(e.to_string()))?;
+        if convo_domain::compliance::classify(&inbound.text) == Some(convo_domain::Keyword::OptOut)
+        {
+            self.end_open_conversations(&inbound.workspace_id, &contact.id).await?;
+        }
         Ok(InboundAccepted { contact_id: contact.id, workflow_id, duplicate: !created })
+    }
+
+    /// An opt-out ends every conversation still open with the contact, not only the one the
+    /// session links (which the session tells itself): each hears that the window closed for
+    /// `COMPLIANCE_STOP` and fails `contact_opted_out`. Telling one twice changes nothing, so
+    /// a provider's retry of the STOP is harmless.
+    async fn end_open_conversations(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<(), GatewayError> {
+        let stop = WindowClosed { reason: convo_domain::CloseReason::ComplianceStop };
+        for conversation in self.running_conversations(workspace_id, contact_id).await? {
+            let handle = self.client.get_workflow_handle::<OutboundConversationWorkflow>(
+                conversation_workflow_id(&conversation),
+            );
+            match handle
+                .signal(
+                    OutboundConversationWorkflow::window_closed,
+                    stop,
+                    WorkflowSignalOptions::default(),
+                )
+                .await
+            {
+                // It ended in between.
+                Ok(()) | Err(WorkflowInteractionError::NotFound(_)) => {}
+                Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+            }
+        }
+        Ok(())
     }
 
     /// A business send through the contact's window. Refusals (`no_active_session`,
@@ -409,21 +444,53 @@ impl Sessions {
         workspace_id: &str,
         contact_id: &str,
     ) -> Result<Option<String>, GatewayError> {
-        let messages = self.store.messages(workspace_id, contact_id).await?;
-        let Some(latest) = messages
-            .iter()
-            .rev()
-            .filter(|m| m.direction == Direction::Outbound)
-            .find_map(|m| m.content.get("conversation_id")?.as_str().map(str::to_owned))
-        else {
+        let Some(latest) = self.conversations_of(workspace_id, contact_id).await?.pop() else {
             return Ok(None);
         };
-        let handle = self
-            .client
-            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(&latest));
+        Ok(self.is_running(&latest).await?.then_some(latest))
+    }
+
+    /// The composed conversations that sent this contact a message, oldest first, each once.
+    async fn conversations_of(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<String>, GatewayError> {
+        let messages = self.store.messages(workspace_id, contact_id).await?;
+        let mut ids: Vec<String> = Vec::new();
+        for id in messages
+            .iter()
+            .filter(|m| m.direction == Direction::Outbound)
+            .filter_map(|m| m.content.get("conversation_id")?.as_str().map(str::to_owned))
+        {
+            ids.retain(|known| *known != id);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// The contact's composed conversations that still run.
+    async fn running_conversations(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<String>, GatewayError> {
+        let mut running = Vec::new();
+        for id in self.conversations_of(workspace_id, contact_id).await? {
+            if self.is_running(&id).await? {
+                running.push(id);
+            }
+        }
+        Ok(running)
+    }
+
+    async fn is_running(&self, conversation_id: &str) -> Result<bool, GatewayError> {
+        let handle = self.client.get_workflow_handle::<OutboundConversationWorkflow>(
+            conversation_workflow_id(conversation_id),
+        );
         match handle.describe(WorkflowDescribeOptions::default()).await {
-            Ok(d) if d.status() == WorkflowExecutionStatus::Running => Ok(Some(latest)),
-            Ok(_) | Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
+            Ok(d) => Ok(d.status() == WorkflowExecutionStatus::Running),
+            Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
             Err(e) => Err(GatewayError::Temporal(e.to_string())),
         }
     }

@@ -37,6 +37,7 @@ fn compose_template(env: &TestEnv) -> ComposeInput {
             text: Some("Hi Ada, your order shipped".into()),
             subject: None,
             template: Some("order_shipped".into()),
+            template_params: Default::default(),
         },
     )
 }
@@ -102,6 +103,28 @@ async fn stop_as_the_first_answer_is_not_a_reply() -> anyhow::Result<()> {
     env.shutdown().await
 }
 
+/// STOP ends every conversation still open with the contact, not only the latest one (the one
+/// the session links): both campaigns that wrote to the contact fail `contact_opted_out`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_every_open_conversation_of_the_contact() -> anyhow::Result<()> {
+    let env = TestEnv::start("stop-all").await?;
+    let first = compose_template(&env);
+    let first_id = first.conversation_id.clone();
+    let contact = composed(&env, first).await?;
+    let second = compose_template(&env);
+    let second_id = second.conversation_id.clone();
+    composed(&env, second).await?;
+
+    inbound(&env, Channel::Whatsapp, PHONE, "wamid.stop", "STOP").await?;
+    for id in [&first_id, &second_id] {
+        let done = conversation_result(&env, id).await?;
+        assert_eq!(done.status, ConversationStatus::Failed, "{id}: {done:?}");
+        assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"), "{id}");
+    }
+    ended(&env, &contact).await?;
+    env.shutdown().await
+}
+
 /// Once a conversation is resolved (window left open), the contact's next message is the
 /// window's alone: the session unlinks it and signals no ended workflow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +186,7 @@ async fn compose_and_refused_sends_start_no_throwaway_runs() -> anyhow::Result<(
     }
     let contact = composed(&env, compose_template(&env)).await?;
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
-    assert_eq!(sends[0].content, Content::Template { name: "order_shipped".into() });
+    assert_eq!(sends[0].content, Content::template("order_shipped"));
     eventually(WAIT, || async {
         let runs = session_runs(&env, &contact).await?;
         anyhow::ensure!(runs >= 1, "{runs} session runs");

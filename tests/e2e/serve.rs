@@ -431,6 +431,43 @@ async fn provider_failures_and_start_through_the_api() -> anyhow::Result<()> {
     stack.shutdown().await
 }
 
+/// A compose with neither a window nor a template is refused at once with 422
+/// `no_active_session` that says why (it used to be accepted, then fail in the background);
+/// once the contact wrote in, the same compose starts and its text goes out. An ungated channel
+/// (e-mail) takes it without a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_without_window_or_template_is_refused_at_once() -> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let whatsapp = api.channel("whatsapp").await?;
+    let phone = "+4917600000099";
+    let compose = json!({"channel_id": whatsapp, "contact_phone": phone, "content": "hello"});
+    let (status, refused) = api.post("/v1/conversations/compose", compose.clone()).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "no_active_session", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("template"), "{refused}");
+    assert!(stack.sandbox.sends().is_empty(), "nothing was sent");
+
+    api.inbound(phone, "hi, it's me").await?;
+    api.window_until(phone, "open", |w| w["open"] == true).await?;
+    let (status, composed) = api.post("/v1/conversations/compose", compose).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    let sends = stack.sandbox.wait_for_sends(1, WAIT).await?;
+    assert_eq!(sends[0].content, Content::Text { body: "hello".into(), subject: None });
+
+    let email = api.channel("email").await?;
+    let (status, composed) = api
+        .post(
+            "/v1/conversations/compose",
+            json!({"channel_id": email, "contact_email": "ada@example.com",
+            "subject": "Hello", "content": "No window needed here."}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    stack.shutdown().await
+}
+
 /// The inactivity ping goes out after the configured silence; compose to a new e-mail address
 /// and to an existing contact; take-over and resolve close the window EXPLICIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

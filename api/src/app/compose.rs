@@ -2,7 +2,7 @@
 
 use convo_activities::{GatewayError, store::ChannelConfig};
 use convo_domain::Channel;
-use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage};
+use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage, SendError};
 
 use super::{
     App, WorkspaceId, optional_text, required_text, template_name,
@@ -53,6 +53,9 @@ impl App {
                 name,
             )
             .await?;
+        if template.is_none() {
+            self.check_freeform_compose(ws, &channel, &target).await?;
+        }
         let conversation_id = Self::derived_id("cv", ws, idempotency_key, "compose");
         let first = FirstMessage { text: Some(content), subject, template };
         let status = self
@@ -139,6 +142,57 @@ impl App {
         let accepted = results.iter().filter(|r| r.conversation_id.is_some()).count();
         let failed = results.len() - accepted;
         Ok(ProactiveAccepted { conversations: results, accepted, failed, queue })
+    }
+
+    /// A compose with no template opens with free-form text, which a gated channel allows only
+    /// in an open window: without one the compose is refused at once (422
+    /// `no_active_session`, or `contact_opted_out`), rather than accepted and then failed.
+    /// The conversation's send decides again, so a window that closes in between still fails
+    /// the conversation, never downgrades it.
+    async fn check_freeform_compose(
+        &self,
+        ws: &WorkspaceId,
+        channel: &ChannelConfig,
+        target: &ContactTarget,
+    ) -> Result<(), ApiError> {
+        let contact = match target {
+            ContactTarget::Id { contact_id } => Some(contact_id.clone()),
+            ContactTarget::Phone { phone: address, .. }
+            | ContactTarget::Email { email: address, .. } => {
+                self.store().contact_by_address(ws.as_str(), address).await?.map(|c| c.id)
+            }
+        };
+        let consent = match &contact {
+            Some(id) => self.store().consent(ws.as_str(), id).await?,
+            None => convo_domain::Consent::Unknown,
+        };
+        if let convo_domain::Consent::OptedOut { at } = consent {
+            return Err(ApiError::from(SendError {
+                code: crate::error::codes::CONTACT_OPTED_OUT.to_owned(),
+                message: format!("the contact opted out at {at}"),
+            }));
+        }
+        let workspace = self.store().workspace(ws.as_str()).await?;
+        let gated = workspace
+            .settings
+            .config_for(channel.channel)
+            .is_ok_and(|config| config.policy.gate.applies(consent.is_opted_in()));
+        if !gated {
+            return Ok(());
+        }
+        if let Some(id) = &contact
+            && self.session_view(ws, id).await?.is_some_and(|v| v.window.open)
+        {
+            return Ok(());
+        }
+        Err(ApiError::from(SendError {
+            code: crate::error::codes::NO_ACTIVE_SESSION.to_owned(),
+            message: format!(
+                "no {} window is open with the contact and the compose has no template: give \
+                 `template` to start the conversation",
+                channel.channel
+            ),
+        }))
     }
 
     /// Validates who a compose goes to and turns it into the workflow's [`ContactTarget`].
