@@ -15,4 +15,5 @@ mod replay;
 mod serve;
 mod session_window;
 mod signals_and_timers;
+mod statuses;
 mod support;

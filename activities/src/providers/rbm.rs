@@ -33,6 +33,10 @@ pub struct RbmConfig {
     /// Request timeout in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The webhook's `clientToken`: it signs the agent events RBM posts to convo
+    /// (`X-Goog-Signature`, checked by `POST /v1/inbound/rbm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<Secret>,
 }
 
 /// The RBM adapter.

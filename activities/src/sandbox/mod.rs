@@ -199,6 +199,7 @@ impl SandboxHandle {
                 access_token: SANDBOX_TOKEN.into(),
                 templates: Default::default(),
                 timeout_ms,
+                client_token: None,
             }),
             Channel::Email => ProviderConfig::Smtp(SmtpConfig {
                 host: self.smtp_addr.ip().to_string(),

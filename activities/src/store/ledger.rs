@@ -62,6 +62,10 @@ pub struct HoldRecord {
     pub created_at: Timestamp,
     /// When it was charged or released.
     pub resolved_at: Option<Timestamp>,
+    /// Why it was released, when that was not the session's own decision (a late delivery
+    /// failure); see [`Store::release_hold_because`].
+    #[serde(default)]
+    pub release_reason: Option<String>,
 }
 
 /// Who topped a balance up.
@@ -461,14 +465,40 @@ impl Store {
 
     /// Charges the open hold: its amount leaves `reserved` and `total`. Charging a charged hold
     /// again is a no-op; charging a released one is a [`StoreError::Conflict`].
+    ///
+    /// A hold released early with a reason ([`Store::release_hold_because`], a late delivery
+    /// failure) stays released: charging it is a no-op that returns the current balance, so
+    /// the session's own charge at close neither fails nor takes the money anyway.
     pub async fn charge_hold(&self, workspace_id: &str, hold_id: &HoldId) -> Result<Balance> {
-        self.resolve_hold(workspace_id, hold_id, HoldStatus::Charged).await
+        self.resolve_hold(workspace_id, hold_id, HoldStatus::Charged, None).await
     }
 
     /// Releases the open hold: its amount goes back to `free`. Releasing a released hold again
     /// is a no-op; releasing a charged one is a [`StoreError::Conflict`].
     pub async fn release_hold(&self, workspace_id: &str, hold_id: &HoldId) -> Result<Balance> {
-        self.resolve_hold(workspace_id, hold_id, HoldStatus::Released).await
+        self.resolve_hold(workspace_id, hold_id, HoldStatus::Released, None).await
+    }
+
+    /// Releases the open hold outside the session's own decision, recording `reason` on the
+    /// hold and on its ledger entry (a late delivery failure: `delivery_failed: ...`).
+    /// Returns the hold as it now stands: `released` (by this call or an earlier one; the
+    /// first reason is kept), or `charged` when the session charged it first, which this
+    /// leaves charged (a refund would be a credit).
+    pub async fn release_hold_because(
+        &self,
+        workspace_id: &str,
+        hold_id: &HoldId,
+        reason: &str,
+    ) -> Result<HoldRecord> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::validation("reason", "must not be empty"));
+        }
+        match self.resolve_hold(workspace_id, hold_id, HoldStatus::Released, Some(reason)).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.hold(workspace_id, hold_id).await
     }
 
     async fn resolve_hold(
@@ -476,12 +506,13 @@ impl Store {
         workspace_id: &str,
         hold_id: &HoldId,
         to: HoldStatus,
+        reason: Option<&str>,
     ) -> Result<Balance> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         ensure_balance(&mut tx, workspace_id, now).await?;
         let resolved: Option<(i64,)> = sqlx::query_as(
-            "UPDATE holds SET status = $3, resolved_at = $4
+            "UPDATE holds SET status = $3, resolved_at = $4, release_reason = $5
              WHERE workspace_id = $1 AND hold_id = $2 AND status = 'open'
              RETURNING amount",
         )
@@ -489,21 +520,33 @@ impl Store {
         .bind(hold_id.as_str())
         .bind(to.as_str())
         .bind(now)
+        .bind(reason)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((amount,)) = resolved else {
-            let status: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM holds WHERE workspace_id = $1 AND hold_id = $2")
-                    .bind(workspace_id)
-                    .bind(hold_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let status: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT status, release_reason FROM holds WHERE workspace_id = $1 AND hold_id = $2",
+            )
+            .bind(workspace_id)
+            .bind(hold_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
             return match status {
                 None => Err(StoreError::not_found("hold", hold_id.as_str())),
-                Some((s,)) if HoldStatus::parse(&s)? == to => {
+                Some((s, _)) if HoldStatus::parse(&s)? == to => {
                     current_balance(&mut tx, workspace_id).await
                 }
-                Some((s,)) => Err(StoreError::conflict(format!("hold {hold_id} was already {s}"))),
+                // Released early for a reason (a late delivery failure): the session's charge
+                // at close finds it released and leaves it so.
+                Some((s, Some(_)))
+                    if to == HoldStatus::Charged
+                        && HoldStatus::parse(&s)? == HoldStatus::Released =>
+                {
+                    current_balance(&mut tx, workspace_id).await
+                }
+                Some((s, _)) => {
+                    Err(StoreError::conflict(format!("hold {hold_id} was already {s}")))
+                }
             };
         };
         let update = match to {
@@ -520,21 +563,33 @@ impl Store {
         let kind = if to == HoldStatus::Charged { "charge" } else { "release" };
         let balance =
             append_entry(&mut tx, workspace_id, kind, amount, hold_id.as_str(), now).await?;
+        if let Some(reason) = reason {
+            sqlx::query(
+                "UPDATE ledger_entries SET reason = $3
+                 WHERE workspace_id = $1 AND reference = $2 AND kind = 'release'",
+            )
+            .bind(workspace_id)
+            .bind(hold_id.as_str())
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(balance)
     }
 
     /// The hold `hold_id` of the workspace.
     pub async fn hold(&self, workspace_id: &str, hold_id: &HoldId) -> Result<HoldRecord> {
-        let row: Option<(i64, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT amount, status, created_at, resolved_at FROM holds
+        type HoldRow = (i64, String, i64, Option<i64>, Option<String>);
+        let row: Option<HoldRow> = sqlx::query_as(
+            "SELECT amount, status, created_at, resolved_at, release_reason FROM holds
              WHERE workspace_id = $1 AND hold_id = $2",
         )
         .bind(workspace_id)
         .bind(hold_id.as_str())
         .fetch_optional(self.pool())
         .await?;
-        let (amount, status, created_at, resolved_at) =
+        let (amount, status, created_at, resolved_at, release_reason) =
             row.ok_or_else(|| StoreError::not_found("hold", hold_id.as_str()))?;
         Ok(HoldRecord {
             hold_id: hold_id.clone(),
@@ -542,6 +597,7 @@ impl Store {
             status: HoldStatus::parse(&status)?,
             created_at: timestamp(created_at),
             resolved_at: resolved_at.map(timestamp),
+            release_reason,
         })
     }
 

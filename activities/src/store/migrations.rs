@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "workspace config", include_str!("../../migrations/0003_workspace_config.sql")),
     (4, "idempotency leases", include_str!("../../migrations/0004_idempotency_leases.sql")),
     (5, "session windows", include_str!("../../migrations/0005_session_windows.sql")),
+    (6, "delivery statuses", include_str!("../../migrations/0006_delivery_statuses.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

@@ -50,7 +50,10 @@ pub use error::{Result, StoreError};
 pub use gauges::{EndpointBacklog, StoreGauges};
 pub use idempotency::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
 pub use ledger::{Actor, HoldRecord, HoldStatus, NewTopUp, TopUp};
-pub use messages::{MessageRecord, MessageStatus, NewMessage};
+pub use messages::{
+    BillingSessionOf, MessageRecord, MessageStatus, NewMessage, StatusApplied, StatusEvent,
+    StatusReport,
+};
 pub use session_windows::OpenWindow;
 pub use templates::{NewTemplate, Template};
 pub(crate) use webhooks::{AttemptResult, ClaimedDelivery};

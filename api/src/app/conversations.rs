@@ -95,23 +95,54 @@ impl App {
                 Assignee::Bot { id } => serde_json::json!({"kind": "bot", "id": id}),
                 Assignee::Human { id } => serde_json::json!({"kind": "human", "id": id}),
             },
-            messages: view
-                .messages
-                .into_iter()
-                .map(|m| ConversationMessageOut {
-                    message_id: m.message_id,
-                    direction: match m.direction {
-                        Direction::Inbound => "inbound".to_owned(),
-                        Direction::Outbound => "outbound".to_owned(),
-                    },
-                    text: m.text,
-                    at: m.at.map(rfc3339),
-                })
-                .collect(),
+            messages: self.with_statuses(ws, view.messages).await?,
             error: view.error.map(|e| serde_json::json!({"code": e.code, "message": e.message})),
             window,
             created_at: rfc3339(record.created_at),
         })
+    }
+
+    /// The conversation's messages, each outbound one with its delivery status and history
+    /// from the message log (absent while the send has not logged it yet).
+    async fn with_statuses(
+        &self,
+        ws: &WorkspaceId,
+        messages: Vec<convo_workflows::contracts::ConversationMessage>,
+    ) -> Result<Vec<ConversationMessageOut>, ApiError> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            let (status, statuses) = match m.direction {
+                Direction::Inbound => (None, Vec::new()),
+                Direction::Outbound => {
+                    let id = convo_domain::MessageId::new(&m.message_id);
+                    match self.store().message(&id).await {
+                        Ok(r) if r.workspace_id == ws.as_str() => {
+                            let history = self.store().status_history(&id).await?;
+                            (
+                                r.delivery_status.map(|s| s.as_str().to_owned()),
+                                history.into_iter().map(super::messages::status_out).collect(),
+                            )
+                        }
+                        Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => {
+                            (None, Vec::new())
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            out.push(ConversationMessageOut {
+                message_id: m.message_id,
+                direction: match m.direction {
+                    Direction::Inbound => "inbound".to_owned(),
+                    Direction::Outbound => "outbound".to_owned(),
+                },
+                text: m.text,
+                at: m.at.map(rfc3339),
+                status,
+                statuses,
+            });
+        }
+        Ok(out)
     }
 
     /// `POST /v1/conversations/{id}/messages`.

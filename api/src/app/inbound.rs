@@ -8,9 +8,9 @@
 
 use convo_activities::{
     Inbound,
-    store::{ChannelConfig, MessageStatus, normalize_phone},
+    store::{ChannelConfig, StatusReport, normalize_phone},
 };
-use convo_domain::{Channel, Timestamp};
+use convo_domain::{Channel, DeliveryStatus, Timestamp};
 use http::StatusCode;
 use ring::hmac;
 use serde::Deserialize;
@@ -43,6 +43,25 @@ pub struct TwilioInbound {
     pub signature: Option<String>,
 }
 
+/// An RBM webhook as received: the raw body (a Pub/Sub-style envelope whose `message.data` is
+/// the base64 agent event) and the `X-Goog-Signature` header.
+#[derive(Debug, Clone)]
+pub struct RbmInbound {
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// Base64 HMAC-SHA512 of the decoded `message.data` under the webhook's client token.
+    pub signature: Option<String>,
+}
+
+/// What `POST /v1/inbound/rbm` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RbmAnswer {
+    /// The webhook's verification request: echo its `secret` as plain text.
+    Verified(String),
+    /// Events applied.
+    Applied(InboundOut),
+}
+
 fn bad_signature() -> ApiError {
     ApiError::unauthorized("the request's signature does not verify")
 }
@@ -71,6 +90,14 @@ fn twilio_signature_ok(token: &str, url: &str, params: &[(String, String)], head
     hmac::verify(&key, data.as_bytes(), &tag).is_ok()
 }
 
+/// RBM's scheme: base64 HMAC-SHA512 of the decoded event under the client token.
+fn rbm_signature_ok(token: &str, event: &[u8], header: &str) -> bool {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let Ok(tag) = STANDARD.decode(header.trim()) else { return false };
+    let key = hmac::Key::new(hmac::HMAC_SHA512, token.as_bytes());
+    hmac::verify(&key, event, &tag).is_ok()
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -92,7 +119,7 @@ fn same_phone(a: &str, b: &str) -> bool {
     }
 }
 
-fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+pub(crate) fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
     let t = chrono::DateTime::parse_from_rfc3339(value.trim())
         .map_err(|e| ApiError::validation(field, format!("must be an RFC 3339 time: {e}")))?;
     let millis = u64::try_from(t.timestamp_millis())
@@ -181,6 +208,8 @@ struct MetaStatus {
     id: String,
     status: String,
     #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
     errors: Vec<MetaError>,
 }
 
@@ -190,6 +219,39 @@ struct MetaError {
     code: Option<i64>,
     #[serde(default)]
     title: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+// ---- RBM's payload -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RbmEnvelope {
+    #[serde(default)]
+    client_token: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    message: Option<RbmPubsubMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RbmPubsubMessage {
+    data: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RbmEvent {
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    send_time: Option<String>,
 }
 
 impl MetaMessage {
@@ -348,14 +410,16 @@ impl App {
                 out.contact_ids.push(accepted.contact_id);
             }
             for s in &value.statuses {
-                let error = s.errors.first().map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.code.map(|c| c.to_string()).unwrap_or_default(),
-                        e.title.clone().unwrap_or_default()
-                    )
+                let error = s.errors.first().map_or((None, None), |e| {
+                    (e.code.map(|c| c.to_string()), e.title.clone().or_else(|| e.message.clone()))
                 });
-                if self.apply_status(&ws, &s.id, &s.status, error.as_deref()).await? {
+                let at = s
+                    .timestamp
+                    .as_deref()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(Timestamp::from_epoch_secs);
+                let status = DeliveryStatus::from_whatsapp(&s.status);
+                if self.apply_status(&ws, &s.id, status, error, "whatsapp", at).await? {
                     out.statuses += 1;
                 } else {
                     out.ignored += 1;
@@ -413,8 +477,10 @@ impl App {
         }
         let mut out = InboundOut::default();
         if is_status {
-            let error = param("ErrorCode").filter(|c| !c.is_empty());
-            if self.apply_status(&ws, sid, status.unwrap_or_default(), error).await? {
+            let text = |name: &str| param(name).filter(|c| !c.is_empty()).map(str::to_owned);
+            let error = (text("ErrorCode"), text("ErrorMessage"));
+            let status = DeliveryStatus::from_twilio(status.unwrap_or_default());
+            if self.apply_status(&ws, sid, status, error, "twilio", None).await? {
                 out.statuses = 1;
             } else {
                 out.ignored = 1;
@@ -442,33 +508,127 @@ impl App {
         Ok(out)
     }
 
-    /// Applies a provider's delivery status to the message log: `failed`/`undelivered` mark the
-    /// message rejected with the provider's error; `sent`/`delivered`/`read` confirm it
-    /// accepted. Returns whether a message of the workspace had that provider id.
+    /// `POST /v1/inbound/rbm`: RBM agent events. `DELIVERED` and `READ` events are delivery
+    /// statuses of the message whose id (convo's, which RBM was given as `messageId`) they
+    /// name; the agent (`agentId`, the RCS channel's `agent_id` or sender) names the channel,
+    /// whose `client_token` must have signed the event. The webhook's verification request
+    /// (`clientToken` and `secret`) is answered with the secret when the token is a channel's.
+    /// Contacts' messages and other events are acknowledged and ignored.
+    pub async fn inbound_rbm(&self, req: RbmInbound) -> Result<RbmAnswer, ApiError> {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let channels = self.store().channels_of_kind(Channel::Rcs).await?;
+        let envelope: RbmEnvelope =
+            serde_json::from_slice(&req.body).map_err(|_| bad_signature())?;
+        if let (Some(token), Some(secret)) = (&envelope.client_token, &envelope.secret) {
+            return if channels.iter().any(|c| config_str(c, "client_token") == Some(token)) {
+                Ok(RbmAnswer::Verified(secret.clone()))
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    codes::UNAUTHORIZED,
+                    "unknown client token",
+                ))
+            };
+        }
+        let signature = req.signature.as_deref().ok_or_else(bad_signature)?;
+        let data = envelope.message.map(|m| m.data).ok_or_else(bad_signature)?;
+        let event_bytes = STANDARD.decode(data.trim()).map_err(|_| bad_signature())?;
+        let event: RbmEvent = serde_json::from_slice(&event_bytes).map_err(|_| bad_signature())?;
+        let agent = event.agent_id.as_deref().unwrap_or_default();
+        let channel = channels
+            .iter()
+            .find(|c| {
+                !agent.is_empty() && (config_str(c, "agent_id") == Some(agent) || c.sender == agent)
+            })
+            .ok_or_else(bad_signature)?;
+        let token = config_str(channel, "client_token").ok_or_else(bad_signature)?;
+        if !rbm_signature_ok(token, &event_bytes, signature) {
+            return Err(bad_signature());
+        }
+        let ws = WorkspaceId(channel.workspace_id.clone());
+        let mut out = InboundOut::default();
+        let status = event.event_type.as_deref().and_then(DeliveryStatus::from_rbm);
+        let at = event
+            .send_time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+            .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+            .map(Timestamp::from_epoch_millis);
+        let id = event.message_id.unwrap_or_default();
+        let applied = match status {
+            Some(_) if !id.is_empty() => {
+                // RBM names the message by the id convo gave it; the stored provider id is the
+                // agent message's resource name.
+                let message = match self.store().message_by_provider_id(ws.as_str(), &id).await? {
+                    Some(m) => Some(m),
+                    None => match self.store().message(&convo_domain::MessageId::new(&id)).await {
+                        Ok(m) if m.workspace_id == ws.as_str() => Some(m),
+                        Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                        Err(e) => return Err(e.into()),
+                    },
+                };
+                match message {
+                    Some(m) => {
+                        self.apply_status_to(&ws, m, status, (None, None), "rbm", at).await?
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if applied {
+            out.statuses = 1;
+        } else {
+            out.ignored = 1;
+        }
+        Ok(RbmAnswer::Applied(out))
+    }
+
+    /// Applies a provider's delivery status report to the message of the workspace with that
+    /// provider id ([`App::apply_delivery_report`]: forward only, one webhook per change, the
+    /// late-failure release). Returns whether it was applied: `false` for an unknown message
+    /// or a status that says nothing about delivery.
     async fn apply_status(
         &self,
         ws: &WorkspaceId,
         provider_message_id: &str,
-        status: &str,
-        error: Option<&str>,
+        status: Option<DeliveryStatus>,
+        error: (Option<String>, Option<String>),
+        source: &str,
+        provider_at: Option<Timestamp>,
     ) -> Result<bool, ApiError> {
         let Some(message) =
             self.store().message_by_provider_id(ws.as_str(), provider_message_id).await?
         else {
             return Ok(false);
         };
-        let (status, error) = match status {
-            "failed" | "undelivered" => {
-                (MessageStatus::Rejected, Some(error.unwrap_or(status).to_owned()))
-            }
-            "sent" | "delivered" | "read" | "queued" | "accepted" | "sending" => {
-                (MessageStatus::Accepted, None)
-            }
-            _ => return Ok(false),
+        self.apply_status_to(ws, message, status, error, source, provider_at).await
+    }
+
+    /// [`App::apply_status`] once the message is known.
+    async fn apply_status_to(
+        &self,
+        ws: &WorkspaceId,
+        message: convo_activities::store::MessageRecord,
+        status: Option<DeliveryStatus>,
+        error: (Option<String>, Option<String>),
+        source: &str,
+        provider_at: Option<Timestamp>,
+    ) -> Result<bool, ApiError> {
+        let Some(status) = status else { return Ok(false) };
+        if message.direction != convo_domain::Direction::Outbound {
+            return Ok(false);
+        }
+        let (error_code, error_message) =
+            if status == DeliveryStatus::Failed { error } else { (None, None) };
+        let report = StatusReport {
+            status,
+            error_code,
+            error_message,
+            source: source.to_owned(),
+            provider_at,
         };
-        self.store()
-            .set_message_status(&message.id, status, Some(provider_message_id), error.as_deref())
-            .await?;
+        self.apply_delivery_report(ws, &message, &report).await?;
         Ok(true)
     }
 }

@@ -9,16 +9,39 @@
 //! | `NEWSLETTER` | `template` (required) | template, `NEWSLETTER` | per message, at the newsletter price |
 //!
 //! The answer's `billing.message_type` says how the send was actually billed.
+//!
+//! # Delivery statuses
+//! `GET /v1/messages/{id}` shows a message with its status history. Provider callbacks
+//! (`inbound.rs`) and the sandbox's simulated ones (`POST /v1/inbound/sandbox/statuses`) all go
+//! through [`App::apply_delivery_report`]: the store moves the status only forward (the
+//! domain's [`convo_domain::delivery::transition`]), each move is announced by a
+//! `message.status_updated` webhook, and a failure releases the billing session's hold when no
+//! message of that session reached the contact.
+//!
+//! ## Late failures and the session's own charge
+//! A session charges its hold when its window closes (`resolve_hold`). A failure reported
+//! before that releases the hold now, with the reason on the hold and its ledger entry; the
+//! session's charge then finds the hold released and leaves it so (a no-op, not an error), so
+//! the money is neither charged nor released twice. A failure reported after the charge leaves
+//! the hold charged: the ledger has no refunds, and an operator who wants one tops up. A
+//! repeated failure callback re-runs the check, which is idempotent (release of a released
+//! hold changes nothing), so a callback retried after a crash between the status and the
+//! release still releases. Two messages of one session whose failure and delivery are
+//! reported at the same instant may release a hold the delivery would have kept; the ledger's
+//! reason names the failed message so that case can be told apart.
 
-use convo_activities::store::Contact;
-use convo_domain::{Channel, MessageType, Money, Sender};
+use convo_activities::store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
+use convo_domain::{Channel, DeliveryStatus, Direction, MessageId, MessageType, Money, Sender};
 use convo_workflows::contracts::{
     SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
 };
 
 use super::{
     App, WorkspaceId, optional_text, rfc3339,
-    types::{BillingOut, MessageAccepted, RequestedType, SendMessageRequest},
+    types::{
+        BillingOut, MessageAccepted, MessageOut, RequestedType, SandboxStatus, SendMessageRequest,
+        StatusError, StatusOut,
+    },
 };
 use crate::error::{ApiError, codes};
 
@@ -184,4 +207,206 @@ fn no_window() -> ApiError {
         message: "the contact has no open window; send a template (MESSAGE) to re-engage"
             .to_owned(),
     })
+}
+
+/// The webhook announcing a status change.
+pub(crate) const STATUS_UPDATED: &str = "message.status_updated";
+
+/// One history entry as the API shows it.
+pub(crate) fn status_out(e: StatusEvent) -> StatusOut {
+    let error = (e.status == DeliveryStatus::Failed
+        && (e.error_code.is_some() || e.error_message.is_some()))
+    .then_some(StatusError { code: e.error_code, message: e.error_message });
+    StatusOut {
+        status: e.status,
+        at: rfc3339(e.recorded_at),
+        provider_at: e.provider_at.map(rfc3339),
+        source: e.source,
+        error,
+    }
+}
+
+fn status_name(m: &MessageRecord) -> String {
+    match (m.direction, m.delivery_status) {
+        (Direction::Inbound, _) => "received".to_owned(),
+        (Direction::Outbound, Some(s)) => s.as_str().to_owned(),
+        (Direction::Outbound, None) => DeliveryStatus::Queued.as_str().to_owned(),
+    }
+}
+
+impl App {
+    /// `GET /v1/messages/{id}`: the message and its status history. Another workspace's
+    /// message is 404.
+    pub async fn message(&self, ws: &WorkspaceId, id: &str) -> Result<MessageOut, ApiError> {
+        let not_found = || ApiError::not_found(format!("message {id} not found"));
+        let message = match self.store().message(&MessageId::new(id)).await {
+            Ok(m) if m.workspace_id == ws.as_str() => m,
+            Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => {
+                return Err(not_found());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let statuses = self.store().status_history(&message.id).await?;
+        Ok(MessageOut {
+            message_id: message.id.as_str().to_owned(),
+            contact_id: message.contact_id.clone(),
+            channel: message.channel,
+            direction: match message.direction {
+                Direction::Inbound => "inbound".to_owned(),
+                Direction::Outbound => "outbound".to_owned(),
+            },
+            status: status_name(&message),
+            provider_message_id: message.provider_message_id.clone(),
+            error: message.error.clone(),
+            statuses: statuses.into_iter().map(status_out).collect(),
+            created_at: rfc3339(message.created_at),
+            updated_at: rfc3339(message.updated_at),
+        })
+    }
+
+    /// `POST /v1/inbound/sandbox/statuses`: a delivery status as a provider would report it,
+    /// applied exactly like a provider's callback. Answers the message as
+    /// `GET /v1/messages/{id}` shows it afterwards.
+    pub async fn sandbox_status(
+        &self,
+        ws: &WorkspaceId,
+        req: SandboxStatus,
+    ) -> Result<MessageOut, ApiError> {
+        let status = match DeliveryStatus::parse(req.status.trim()) {
+            Some(s @ (DeliveryStatus::Sent | DeliveryStatus::Delivered | DeliveryStatus::Read)) => {
+                s
+            }
+            Some(DeliveryStatus::Failed) => DeliveryStatus::Failed,
+            _ => {
+                return Err(ApiError::validation(
+                    "status",
+                    "must be one of sent, delivered, read, failed",
+                ));
+            }
+        };
+        let error_code = optional_text("error_code", req.error_code.as_deref(), 50)?;
+        let error_message = optional_text("error_message", req.error_message.as_deref(), 500)?;
+        if status != DeliveryStatus::Failed {
+            for (field, given) in
+                [("error_code", error_code.is_some()), ("error_message", error_message.is_some())]
+            {
+                if given {
+                    return Err(ApiError::validation(field, "only a failed status has an error"));
+                }
+            }
+        }
+        let provider_at = req
+            .timestamp
+            .as_deref()
+            .map(|t| super::inbound::parse_time("timestamp", t))
+            .transpose()?;
+        let message_id = optional_text("message_id", req.message_id.as_deref(), 200)?;
+        let provider_id =
+            optional_text("provider_message_id", req.provider_message_id.as_deref(), 200)?;
+        let message = match (message_id, provider_id) {
+            (Some(id), _) => match self.store().message(&MessageId::new(&id)).await {
+                Ok(m) if m.workspace_id == ws.as_str() => Some(m),
+                Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+            (None, Some(pid)) => self.store().message_by_provider_id(ws.as_str(), &pid).await?,
+            (None, None) => {
+                return Err(ApiError::validation(
+                    "message_id",
+                    "give message_id or provider_message_id",
+                ));
+            }
+        };
+        let message = message
+            .filter(|m| m.direction == Direction::Outbound)
+            .ok_or_else(|| ApiError::validation("message_id", "no outbound message has that id"))?;
+        let report = StatusReport {
+            status,
+            error_code,
+            error_message,
+            source: "sandbox".into(),
+            provider_at,
+        };
+        let id = message.id.as_str().to_owned();
+        self.apply_delivery_report(ws, &message, &report).await?;
+        self.message(ws, &id).await
+    }
+
+    /// Applies a provider's (or the sandbox's) status report to `message` of `ws`: the store's
+    /// forward-only move, a `message.status_updated` webhook per move, and the late-failure
+    /// release (see the module docs). Idempotent: a repeated report enqueues the same event id
+    /// (nothing new) and re-runs the release check.
+    pub(crate) async fn apply_delivery_report(
+        &self,
+        ws: &WorkspaceId,
+        message: &MessageRecord,
+        report: &StatusReport,
+    ) -> Result<StatusApplied, ApiError> {
+        use convo_domain::delivery::Transition;
+        let applied = self.store().apply_delivery_status(&message.id, report).await?;
+        let reached = applied.message.delivery_status == Some(report.status);
+        if !reached || applied.transition == Transition::Stale {
+            return Ok(applied);
+        }
+        let m = &applied.message;
+        let event_id = format!("evt_{}_status_{}", m.id.as_str(), report.status.as_str());
+        let data = serde_json::json!({
+            "workspace_id": ws.as_str(),
+            "message_id": m.id.as_str(),
+            "contact_id": m.contact_id,
+            "channel": m.channel,
+            "provider_message_id": m.provider_message_id,
+            "status": report.status,
+            "previous_status": applied.previous,
+            "error": (report.status == DeliveryStatus::Failed).then(|| serde_json::json!({
+                "code": report.error_code, "message": report.error_message,
+            })),
+            "source": report.source,
+            "provider_at": report.provider_at.map(rfc3339),
+        });
+        self.store().enqueue_webhook(ws.as_str(), &event_id, STATUS_UPDATED, data).await?;
+        if report.status == DeliveryStatus::Failed {
+            self.release_after_late_failure(ws, m, report).await?;
+        }
+        Ok(applied)
+    }
+
+    /// A late failure releases the billing session's hold when no message of that session
+    /// reached the contact; the hold and its ledger entry record why.
+    async fn release_after_late_failure(
+        &self,
+        ws: &WorkspaceId,
+        message: &MessageRecord,
+        report: &StatusReport,
+    ) -> Result<(), ApiError> {
+        let Some(session) = self.store().billing_session_of(&message.id).await? else {
+            return Ok(());
+        };
+        if session.any_delivered {
+            return Ok(());
+        }
+        let error = match (&report.error_code, &report.error_message) {
+            (Some(c), Some(m)) => format!("{c} {m}"),
+            (Some(c), None) => c.clone(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "no error code".to_owned(),
+        };
+        let reason = format!(
+            "delivery_failed: message {} failed on {} ({error}) and no message of its billing session was delivered",
+            message.id.as_str(),
+            report.source,
+        );
+        let hold = self.store().release_hold_because(ws.as_str(), &session.hold_id, &reason).await;
+        match hold {
+            Ok(hold) => {
+                tracing::info!(
+                    message_id = %message.id.as_str(), hold_id = %session.hold_id.as_str(),
+                    status = ?hold.status, "late delivery failure settled the session's hold"
+                );
+                Ok(())
+            }
+            Err(convo_activities::store::StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

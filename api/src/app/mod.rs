@@ -51,7 +51,7 @@ use temporalio_client::{WorkflowQueryOptions, errors::WorkflowQueryError};
 
 use crate::error::ApiError;
 
-pub use inbound::{TwilioInbound, WhatsappInbound};
+pub use inbound::{RbmAnswer, RbmInbound, TwilioInbound, WhatsappInbound};
 pub use workspace::{MAX_SECS, WorkspaceAdmin, parse_channel};
 
 /// The workspace a request acts for, as authentication established it.

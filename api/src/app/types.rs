@@ -9,6 +9,7 @@
 //! (`GET /openapi.json`) takes its schemas from those derives, so it follows the serde attributes
 //! (`deny_unknown_fields`, `rename_all`, `untagged`, defaults) rather than a hand-kept copy.
 
+mod statuses;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use convo_domain::{Balance, Channel, MessageType};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use statuses::{MessageOut, SandboxStatus, StatusError, StatusOut};
 pub use workspace::{
     ActorOut, ChannelPolicyOut, ComplianceIn, ComplianceOut, CreateTemplateRequest, InactivityPing,
     PolicyOverridesIn, Rates, SettingsOut, SettingsPatch, TemplateOut, TopUpOut, TopUpRequest,
@@ -280,6 +282,13 @@ pub struct ConversationMessageOut {
     pub text: String,
     /// When.
     pub at: Option<String>,
+    /// An outbound message's delivery status (`queued`, `sent`, `delivered`, `read`,
+    /// `failed`), when the message log has it.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Its status history, oldest first (`GET /v1/messages/{id}` has the same).
+    #[serde(default)]
+    pub statuses: Vec<StatusOut>,
 }
 
 /// `GET /v1/conversations/{id}`.

@@ -130,6 +130,22 @@ pub(super) async fn inbound_sandbox(
     Ok(json(StatusCode::ACCEPTED, s.app.inbound_sandbox(&ws, req, key(&k)).await?))
 }
 
+pub(super) async fn get_message(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(id): PathParam,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.message(&ws, &id).await?))
+}
+
+pub(super) async fn sandbox_status(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    ApiJson(req): ApiJson<crate::app::types::SandboxStatus>,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.sandbox_status(&ws, req).await?))
+}
+
 pub(super) async fn sandbox_outbox(
     State(s): State<HttpState>,
     Extension(_ws): Extension<WorkspaceId>,
@@ -183,6 +199,23 @@ pub(super) async fn inbound_whatsapp(
         signature: header_str(&headers, "x-hub-signature-256"),
     };
     Ok(json(StatusCode::OK, s.app.inbound_whatsapp(req).await?))
+}
+
+pub(super) async fn inbound_rbm(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Answer {
+    let req = crate::app::RbmInbound {
+        body: body.to_vec(),
+        signature: header_str(&headers, "x-goog-signature"),
+    };
+    Ok(match s.app.inbound_rbm(req).await? {
+        crate::app::RbmAnswer::Verified(secret) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], secret).into_response()
+        }
+        crate::app::RbmAnswer::Applied(out) => json(StatusCode::OK, out),
+    })
 }
 
 /// The query of Meta's subscription handshake.

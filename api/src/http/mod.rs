@@ -62,9 +62,11 @@ pub fn router(app: App) -> Router {
         .route("/v1/conversations/{id}/resolve", post(handlers::resolve))
         .route("/v1/channels", get(handlers::channels))
         .route("/v1/messages", post(handlers::send_message))
+        .route("/v1/messages/{id}", get(handlers::get_message))
         .route("/v1/windows/{contact}", get(handlers::get_window))
         .route("/v1/windows/{contact}/close", post(handlers::close_window))
         .route("/v1/inbound/sandbox", post(handlers::inbound_sandbox))
+        .route("/v1/inbound/sandbox/statuses", post(handlers::sandbox_status))
         .route("/v1/sandbox/outbox", get(handlers::sandbox_outbox))
         .route(
             "/v1/webhook-endpoints",
@@ -96,7 +98,8 @@ pub fn router(app: App) -> Router {
             "/v1/inbound/whatsapp",
             post(handlers::inbound_whatsapp).get(handlers::whatsapp_handshake),
         )
-        .route("/v1/inbound/twilio", post(handlers::inbound_twilio));
+        .route("/v1/inbound/twilio", post(handlers::inbound_twilio))
+        .route("/v1/inbound/rbm", post(handlers::inbound_rbm));
 
     let ops = Router::new()
         .route("/healthz", get(handlers::healthz))

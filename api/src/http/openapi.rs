@@ -18,9 +18,10 @@ use crate::{
         BalanceOut, ChannelOut, CloseWindowRequest, ComplianceIn, ComposeAccepted, ComposeRequest,
         ConversationMessageRequest, ConversationOut, CreateTemplateRequest, CreateWebhookEndpoint,
         DeliveriesQuery, DeliveryOut, InactivityPing, InboundOut, List, MessageAccepted,
-        OkResponse, PolicyOverridesIn, ProactiveAccepted, ProactiveRequest, Rates, ResolveRequest,
-        SandboxInbound, SendMessageRequest, SettingsOut, SettingsPatch, TakeOverRequest,
-        TemplateOut, TopUpOut, TopUpRequest, TopUpsQuery, WebhookEndpointOut, WindowOut,
+        MessageOut, OkResponse, PolicyOverridesIn, ProactiveAccepted, ProactiveRequest, Rates,
+        ResolveRequest, SandboxInbound, SandboxStatus, SendMessageRequest, SettingsOut,
+        SettingsPatch, TakeOverRequest, TemplateOut, TopUpOut, TopUpRequest, TopUpsQuery,
+        WebhookEndpointOut, WindowOut,
     },
     error::ErrorBody,
 };
@@ -184,6 +185,7 @@ impl JsonSchema for SandboxSend {
 
 const WHATSAPP_SIGNATURE: &str = "X-Hub-Signature-256";
 const TWILIO_SIGNATURE: &str = "X-Twilio-Signature";
+const RBM_SIGNATURE: &str = "X-Goog-Signature";
 
 /// Every route of [`super::router`].
 pub(crate) const OPERATIONS: &[Operation] = &[
@@ -225,6 +227,9 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .body(json::<SendMessageRequest>())
         .answers(202, json::<MessageAccepted>())
         .errors(&[402]),
+    get("/v1/messages/{id}", "A message with its delivery status history")
+        .api_key()
+        .answers(200, json::<MessageOut>()),
     get("/v1/windows/{contact}", "A contact's window (E.164, e-mail or contact id)")
         .api_key()
         .answers(200, json::<WindowOut>()),
@@ -238,6 +243,14 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .idempotent()
         .body(json::<SandboxInbound>())
         .answers(202, json::<InboundOut>()),
+    post(
+        "/v1/inbound/sandbox/statuses",
+        "Simulate a delivery status (sent, delivered, read, failed with an error code)",
+    )
+    .api_key()
+    .idempotent()
+    .body(json::<SandboxStatus>())
+    .answers(200, json::<MessageOut>()),
     post("/v1/inbound/whatsapp", "Meta WhatsApp webhook (X-Hub-Signature-256)")
         .signed(WHATSAPP_SIGNATURE)
         .body(json::<AnyObject>())
@@ -251,6 +264,10 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .signed(TWILIO_SIGNATURE)
         .body(Body::Form(schema_of::<AnyObject>))
         .answers(200, Body::Text("text/xml")),
+    post("/v1/inbound/rbm", "RBM agent events: DELIVERED and READ statuses (X-Goog-Signature)")
+        .signed(RBM_SIGNATURE)
+        .body(json::<AnyObject>())
+        .answers(200, json::<InboundOut>()),
     get("/v1/sandbox/outbox", "Sends the sandbox provider received, newest last")
         .api_key()
         .answers(200, json::<List<SandboxSend>>()),
