@@ -25,9 +25,9 @@
 
 use std::time::Duration;
 
-use convo_domain::{Money, Timestamp};
+use convo_domain::{HoldId, Money, Timestamp, window::WindowFacts};
 use convo_workflows::contracts::session_workflow_id;
-use serde_json::json;
+use serde_json::{Value, json};
 use temporalio_client::{Client, NamespacedClient};
 use temporalio_common::protos::temporal::api::{
     common::v1::WorkflowExecution,
@@ -40,7 +40,10 @@ use temporalio_common::protos::temporal::api::{
 use tokio::{sync::watch, task::JoinHandle};
 use tonic::IntoRequest;
 
-use crate::store::{OpenWindow, Store, StoreError};
+use crate::{
+    store::{OpenWindow, Store, StoreError},
+    webhooks::payload,
+};
 
 /// Why a pass could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +325,87 @@ impl Reconciler {
         }
     }
 
+    /// `conversation.ended` in the shape the session gives it (the contact, the window as its
+    /// `conversation.started` reported it, the linked conversation, the billing outcome), plus
+    /// what Temporal said about the run.
+    #[allow(clippy::too_many_arguments)]
+    async fn ended_data(
+        &self,
+        window: &OpenWindow,
+        reason: &str,
+        at: Timestamp,
+        holds: &[(HoldId, Money)],
+        released: Money,
+        run_id: String,
+        detail: String,
+    ) -> Result<Value, ReconcileError> {
+        let contact = match self.store.contact(&window.workspace_id, &window.contact_id).await {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let started_id = format!("evt_{}_c{}_started", window.session_id, window.conversation);
+        let started = self.store.webhook_event_data(&window.workspace_id, &started_id).await?;
+        let facts = started.as_ref().and_then(payload::facts_from_started).or(Some(WindowFacts {
+            opened_at: window.opened_at,
+            expires_at: at,
+            billing_session_ends_at: None,
+        }));
+        let linked = started
+            .as_ref()
+            .and_then(|d| d.pointer("/linked_conversation/id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let subject = payload::Subject {
+            workspace_id: &window.workspace_id,
+            session_id: &window.session_id,
+            contact_id: &window.contact_id,
+            contact: contact.as_ref(),
+            channel: window.channel,
+            conversation: window.conversation,
+            window: facts,
+            linked_conversation: linked.as_deref(),
+        };
+        let mut data = subject.data();
+        let seq = started.as_ref().and_then(|d| d.get("seq")).cloned().unwrap_or(Value::Null);
+        data.insert("seq".into(), seq);
+        data.insert("reason".into(), reason.into());
+        data.insert("at".into(), at.to_rfc3339().into());
+        // What the message log says went either way in the window (the run's own counters
+        // died with it); outbound counts only what a provider accepted.
+        // The window starts at its opening message as the log has it (logged by the API just
+        // before the session saw it, on the API's clock).
+        let log = self.store.messages(&window.workspace_id, &window.contact_id).await?;
+        let opening =
+            started.as_ref().and_then(|d| d.pointer("/message/id")).and_then(Value::as_str);
+        let since = log
+            .iter()
+            .find(|m| Some(m.id.as_str()) == opening)
+            .map_or(window.opened_at, |m| m.created_at.min(window.opened_at));
+        let in_window =
+            |m: &&crate::store::MessageRecord| m.created_at >= since && m.created_at <= at;
+        let inbound = log
+            .iter()
+            .filter(in_window)
+            .filter(|m| m.direction == convo_domain::Direction::Inbound)
+            .count();
+        let outbound = log
+            .iter()
+            .filter(in_window)
+            .filter(|m| {
+                m.direction == convo_domain::Direction::Outbound && m.provider_message_id.is_some()
+            })
+            .count();
+        data.insert("inbound_messages".into(), inbound.into());
+        data.insert("outbound_messages".into(), outbound.into());
+        let sessions = u32::try_from(holds.len()).unwrap_or(u32::MAX);
+        let mut billing = payload::billing(sessions, Money::ZERO, released);
+        billing["holds"] = json!(holds.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>());
+        data.insert("billing".into(), billing);
+        data.insert("temporal".into(), json!({ "run_id": run_id, "detail": detail }));
+        Ok(Value::Object(data))
+    }
+
     async fn close(&self, window: &OpenWindow, end: &ChainEnd) -> Result<(), ReconcileError> {
         let (reason, detail, run_id, at) = match end {
             ChainEnd::Abnormal { reason, detail, run_id, at } => {
@@ -339,23 +423,11 @@ impl Reconciler {
             self.store.release_hold(&window.workspace_id, hold).await?;
             released = released.saturating_add(*amount);
         }
-        let data = json!({
-            "conversation": window.conversation,
-            "channel": window.channel,
-            "reason": reason,
-            "at": at,
-            "billing": {
-                "outcome": "released",
-                "released": released,
-                "holds": holds.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
-            },
-            "temporal": { "run_id": run_id, "detail": detail },
-            "workspace_id": window.workspace_id,
-            "contact_id": window.contact_id,
-            "session_id": window.session_id,
-        });
+        let data = self.ended_data(window, reason, at, &holds, released, run_id, detail).await?;
         let id = format!("evt_{}_c{}_ended", window.session_id, window.conversation);
-        self.store.enqueue_webhook(&window.workspace_id, &id, "conversation.ended", data).await?;
+        self.store
+            .enqueue_webhook_at(&window.workspace_id, &id, "conversation.ended", data, Some(at))
+            .await?;
         self.store.window_ended(&window.session_id, window.conversation).await?;
         tracing::info!(
             session = %window.session_id, reason, released = %released,

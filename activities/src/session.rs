@@ -7,7 +7,10 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use convo_domain::{Balance, Channel, Direction, window::Webhook};
+use convo_domain::{
+    Balance, Channel, Direction,
+    window::{Webhook, WindowFacts},
+};
 use convo_workflows::{
     SessionWindowWorkflow,
     contracts::{
@@ -15,6 +18,7 @@ use convo_workflows::{
         ProviderSent, SendTrouble, WebhookEmit, WebhookQueued, error_types,
     },
 };
+use serde_json::{Map, Value};
 use temporalio_client::{Client, WorkflowSignalOptions};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -23,6 +27,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError, ActivityInfo};
 use crate::{
     providers::{self, Provider, ProviderConfig, SendRequest},
     store::{Contact, MessageStatus, NewMessage, OpenWindow, Store, StoreError},
+    webhooks::payload,
 };
 
 /// Turns a store error into an activity failure with an explicit retry decision: outages are
@@ -209,6 +214,140 @@ impl SessionActivitiesImpl {
     }
 }
 
+impl SessionActivitiesImpl {
+    /// The webhook's `data`: the session's ids and times, enriched from the store with the
+    /// contact card and the message (see [`crate::webhooks::payload`]). Facts an older
+    /// history did not hand over are read back from the window's `conversation.started`.
+    async fn webhook_data(&self, input: &WebhookEmit) -> Result<Map<String, Value>, ActivityError> {
+        let contact = match self.store.contact(&input.workspace_id, &input.contact_id).await {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(store_failure(e)),
+        };
+        let (conversation, mut window, seq) = match &input.webhook {
+            Webhook::ConversationStarted {
+                seq,
+                conversation,
+                opened_at,
+                expires_at,
+                billing_session_ends_at,
+                ..
+            } => (
+                Some(*conversation),
+                Some(WindowFacts {
+                    opened_at: *opened_at,
+                    expires_at: *expires_at,
+                    billing_session_ends_at: *billing_session_ends_at,
+                }),
+                *seq,
+            ),
+            Webhook::MessageExchanged { seq, conversation, window, .. } => {
+                (*conversation, *window, *seq)
+            }
+            Webhook::ConversationEnded { seq, conversation, window, .. } => {
+                (Some(*conversation), *window, *seq)
+            }
+        };
+        let started = match conversation {
+            Some(c) if window.is_none() || input.channel.is_none() => self
+                .store
+                .webhook_event_data(
+                    &input.workspace_id,
+                    &format!("evt_{}_c{c}_started", input.session_id),
+                )
+                .await
+                .map_err(store_failure)?,
+            _ => None,
+        };
+        if window.is_none() {
+            window = started.as_ref().and_then(payload::facts_from_started);
+        }
+        let message_id = match &input.webhook {
+            Webhook::ConversationStarted { opening_message, .. } => opening_message.clone(),
+            Webhook::MessageExchanged { message_id, .. } => Some(message_id.clone()),
+            Webhook::ConversationEnded { .. } => None,
+        };
+        let record = match &message_id {
+            Some(id) => match self.store.message(id).await {
+                Ok(r) if r.workspace_id == input.workspace_id => Some(r),
+                Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(store_failure(e)),
+            },
+            None => None,
+        };
+        let channel = match &input.webhook {
+            Webhook::ConversationStarted { channel, .. } => Some(*channel),
+            _ => None,
+        }
+        .or(record.as_ref().map(|r| r.channel))
+        .or(input.channel)
+        .or_else(|| {
+            let c = started.as_ref()?.get("channel")?.clone();
+            serde_json::from_value(c).ok()
+        })
+        .or_else(|| contact.as_ref().and_then(|c| c.email.as_ref()).map(|_| Channel::Email))
+        .unwrap_or(Channel::Sms);
+        let subject = payload::Subject {
+            workspace_id: &input.workspace_id,
+            session_id: &input.session_id,
+            contact_id: &input.contact_id,
+            contact: contact.as_ref(),
+            channel,
+            conversation: conversation.unwrap_or(0),
+            window: window.filter(|_| conversation.is_some()),
+            linked_conversation: input.linked_conversation.as_deref(),
+        };
+        let mut data = subject.data();
+        if conversation.is_none() {
+            // A template sent with no window open belongs to none.
+            data.insert("conversation".into(), Value::Null);
+            data.insert("window".into(), Value::Null);
+        }
+        data.insert("seq".into(), seq.into());
+        match &input.webhook {
+            Webhook::ConversationStarted { opened_at, .. } => {
+                let message = message_id.as_ref().map_or(Value::Null, |id| {
+                    payload::message(id, Direction::Inbound, channel, *opened_at, record.as_ref())
+                });
+                data.insert("message".into(), message);
+            }
+            Webhook::MessageExchanged { message_id, direction, at, expires_at, .. } => {
+                data.insert("message_id".into(), message_id.as_str().into());
+                data.insert(
+                    "direction".into(),
+                    serde_json::to_value(direction).unwrap_or_default(),
+                );
+                data.insert("at".into(), at.to_rfc3339().into());
+                data.insert(
+                    "expires_at".into(),
+                    expires_at.map_or(Value::Null, |t| t.to_rfc3339().into()),
+                );
+                let message =
+                    payload::message(message_id, *direction, channel, *at, record.as_ref());
+                data.insert("message".into(), message);
+            }
+            Webhook::ConversationEnded {
+                reason,
+                at,
+                inbound_messages,
+                outbound_messages,
+                billing,
+                ..
+            } => {
+                data.insert("reason".into(), reason.as_str().into());
+                data.insert("at".into(), at.to_rfc3339().into());
+                data.insert("inbound_messages".into(), (*inbound_messages).into());
+                data.insert("outbound_messages".into(), (*outbound_messages).into());
+                data.insert(
+                    "billing".into(),
+                    payload::billing(billing.sessions, billing.charged, billing.released),
+                );
+            }
+        }
+        Ok(data)
+    }
+}
+
 #[activities]
 impl SessionActivitiesImpl {
     /// Reserves the amount; a refusal is an answer (`placed: false`).
@@ -287,19 +426,23 @@ impl SessionActivitiesImpl {
         _ctx: ActivityContext,
         input: WebhookEmit,
     ) -> Result<Option<WebhookQueued>, ActivityError> {
-        let mut data = serde_json::to_value(&input.webhook).map_err(|e| {
-            permanent(error_types::VALIDATION_FAILED, format!("webhook payload: {e}"))
-        })?;
-        if let Some(object) = data.as_object_mut() {
-            object.remove("type");
-            object.insert("workspace_id".into(), input.workspace_id.clone().into());
-            object.insert("contact_id".into(), input.contact_id.clone().into());
-            object.insert("session_id".into(), input.session_id.clone().into());
-        }
+        let data = self.webhook_data(&input).await?;
         let event_id = input.event_id();
+        let occurred_at = input.occurred_at.or(match &input.webhook {
+            Webhook::ConversationStarted { opened_at, .. } => Some(*opened_at),
+            Webhook::MessageExchanged { at, .. } | Webhook::ConversationEnded { at, .. } => {
+                Some(*at)
+            }
+        });
         let deliveries = self
             .store
-            .enqueue_webhook(&input.workspace_id, &event_id, input.event_type(), data)
+            .enqueue_webhook_at(
+                &input.workspace_id,
+                &event_id,
+                input.event_type(),
+                Value::Object(data),
+                occurred_at,
+            )
             .await
             .map_err(store_failure)?;
         // What the reconciler checks: a window reported open and never reported ended.

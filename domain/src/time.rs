@@ -58,18 +58,15 @@ impl Timestamp {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
-    /// RFC 3339 in UTC: `2026-12-02T10:00:00Z`, with `.123` milliseconds when there are any.
+    /// RFC 3339 in UTC with milliseconds, always: `2026-12-02T10:00:00.000Z`. convo's one
+    /// time format, in API answers, webhook payloads and error messages.
     pub fn to_rfc3339(self) -> String {
         let secs = self.0 / 1000;
         let millis = self.0 % 1000;
         let (days, rem) = (secs / 86_400, secs % 86_400);
         let (year, month, day) = civil_from_days(days);
         let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-        if millis == 0 {
-            format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
-        } else {
-            format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
-        }
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
     }
 }
 
@@ -88,10 +85,106 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// RFC 3339 with milliseconds ([`Timestamp::to_rfc3339`]), so messages that name an instant
+/// read like the API's own times.
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}ms", self.0)
+        f.write_str(&self.to_rfc3339())
     }
+}
+
+/// `#[serde(with = "convo_domain::time::rfc3339")]`: a [`Timestamp`] as an RFC 3339 string
+/// with milliseconds, for API and webhook JSON. (Workflow payloads keep the bare number.)
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Timestamp;
+
+    /// Writes `t` as `2026-12-02T10:00:00.000Z`.
+    pub fn serialize<S: Serializer>(t: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&t.to_rfc3339())
+    }
+
+    /// Reads what [`serialize`] writes (UTC, `Z`, zero to three fraction digits).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_rfc3339(&text)
+            .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 UTC time: {text:?}")))
+    }
+
+    /// The same for an `Option<Timestamp>` (`null` for `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Timestamp;
+
+        /// Writes `Some(t)` as a string, `None` as `null`.
+        pub fn serialize<S: Serializer>(
+            t: &Option<Timestamp>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads a string or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Timestamp>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Timestamp);
+            Ok(Option::<Wrap>::deserialize(deserializer)?.map(|Wrap(t)| t))
+        }
+    }
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (Hinnant's `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 { year.checked_sub(1)? } else { year };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC, as [`Timestamp::to_rfc3339`] writes it); `None`
+/// for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let s = text.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = text.get(19..)?.strip_suffix('Z')?;
+    let millis = match rest.strip_prefix('.') {
+        None if rest.is_empty() => 0,
+        Some(f) if (1..=3).contains(&f.len()) && f.bytes().all(|c| c.is_ascii_digit()) => {
+            f.parse::<u64>().ok()? * 10u64.pow(3 - u32::try_from(f.len()).ok()?)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day)?;
+    let t = Timestamp::from_epoch_millis(((days * 86_400 + h * 3600 + m * 60 + s) * 1000) + millis);
+    // A day past the month's end (`02-30`) would land in the next month.
+    (civil_from_days(days) == (year, month, day)).then_some(t)
 }
 
 #[cfg(test)]
@@ -123,13 +216,39 @@ mod tests {
 
     #[test]
     fn rfc3339_of_known_instants() {
-        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_epoch_secs(951_782_400).to_rfc3339(), "2000-02-29T00:00:00Z");
+        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_epoch_secs(951_782_400).to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
         assert_eq!(
             Timestamp::from_epoch_millis(1_796_205_600_123).to_rfc3339(),
             "2026-12-02T10:00:00.123Z"
         );
-        assert_eq!(Timestamp::from_epoch_secs(4_107_542_399).to_rfc3339(), "2100-02-28T23:59:59Z");
+        assert_eq!(
+            Timestamp::from_epoch_secs(4_107_542_399).to_rfc3339(),
+            "2100-02-28T23:59:59.000Z"
+        );
+        assert_eq!(Timestamp::from_epoch_millis(1_500).to_string(), "1970-01-01T00:00:01.500Z");
+    }
+
+    #[test]
+    fn rfc3339_serde_round_trips_and_refuses_other_forms() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct T {
+            #[serde(with = "rfc3339")]
+            at: Timestamp,
+            #[serde(with = "rfc3339::option")]
+            maybe: Option<Timestamp>,
+        }
+        let t = T { at: Timestamp::from_epoch_millis(1_796_205_600_123), maybe: None };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"at":"2026-12-02T10:00:00.123Z","maybe":null}"#);
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), t);
+        for bad in ["1796205600123", r#""2026-02-30T00:00:00Z""#, r#""2026-12-02 10:00:00Z""#] {
+            let text = format!(r#"{{"at":{bad},"maybe":null}}"#);
+            assert!(serde_json::from_str::<T>(&text).is_err(), "{bad}");
+        }
     }
 
     proptest::proptest! {
@@ -141,8 +260,9 @@ mod tests {
             let (y, mo, d) = walk_days(days);
             let date = format!("{y:04}-{mo:02}-{d:02}T");
             proptest::prop_assert!(text.starts_with(&date), "{} vs {}", text, date);
-            let time = format!("{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60);
+            let time = format!("{:02}:{:02}:{:02}.000Z", secs / 3600, secs % 3600 / 60, secs % 60);
             proptest::prop_assert!(text.ends_with(&time));
+            proptest::prop_assert_eq!(parse_rfc3339(&text), Some(t));
         }
     }
 

@@ -577,3 +577,7 @@ async fn a_terminated_session_reads_closed_through_the_api() -> anyhow::Result<(
     assert_eq!(delivered[0]["data"]["reason"], "TERMINATED");
     stack.shutdown().await
 }
+
+/// Webhook payloads and their schemas (a child module, for `Served` and `Api`).
+#[path = "webhook_payloads.rs"]
+mod webhook_payloads;

@@ -232,6 +232,10 @@ pub struct SendReceipt {
     pub conversation_expires_at: Option<Timestamp>,
     /// The billing block.
     pub billing: convo_domain::BillingBlock,
+    /// When the session handed it to the provider, on the workflow clock (the clock of
+    /// `conversation_expires_at`); absent in answers recorded before it was carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<Timestamp>,
 }
 
 /// The error of a refused or failed send, carried as the update's failure message
@@ -411,6 +415,17 @@ pub struct WebhookEmit {
     /// an activity retried across an upgrade enqueues under the id it had.
     #[serde(default)]
     pub logical_ids: bool,
+    /// When the session emitted it, on the workflow clock: the envelope's `timestamp`, so it
+    /// agrees with the window's times (absent in inputs recorded before it was carried: the
+    /// activity then uses the event's own time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Timestamp>,
+    /// The outbound conversation the session is linked to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_conversation: Option<String>,
+    /// The session's channel (absent in inputs recorded before it was carried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 impl WebhookEmit {

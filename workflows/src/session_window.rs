@@ -672,6 +672,7 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
             let conversation_id = ctx.state(|s| s.linked_conversation.clone());
             let summary = format!("send {} on {channel}", message_id.as_str());
             let send = ProviderSend { workspace_id, contact_id, channel, message, conversation_id };
+            let accepted_at = Some(now(ctx.workflow_time()));
             let sent = ctx
                 .execute_activity(SessionActivities::send_message, send, send_options(ctx, summary))
                 .await;
@@ -683,6 +684,7 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                         provider_message_id: sent.provider_message_id,
                         conversation_expires_at,
                         billing,
+                        accepted_at,
                     }),
                 ),
                 Err(e) => {
@@ -735,9 +737,19 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
             None
         }
         Effect::EmitWebhook(webhook) => {
-            let session_id = ctx.state(|s| s.session_id.clone());
-            let emit =
-                WebhookEmit { workspace_id, contact_id, session_id, webhook, logical_ids: true };
+            let (session_id, linked_conversation) =
+                ctx.state(|s| (s.session_id.clone(), s.linked_conversation.clone()));
+            let occurred_at = Some(now(ctx.workflow_time()));
+            let emit = WebhookEmit {
+                workspace_id,
+                contact_id,
+                session_id,
+                webhook,
+                logical_ids: true,
+                occurred_at,
+                linked_conversation,
+                channel: Some(channel),
+            };
             let summary = format!("queue {}", emit.event_type());
             let _ = ctx
                 .execute_activity(

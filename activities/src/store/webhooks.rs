@@ -332,10 +332,26 @@ impl Store {
         event_type: &str,
         data: serde_json::Value,
     ) -> Result<Vec<String>> {
+        self.enqueue_webhook_at(workspace_id, event_id, event_type, data, None).await
+    }
+
+    /// [`Store::enqueue_webhook`] of an event that occurred at `occurred_at` (the envelope's
+    /// `timestamp`; the session passes its workflow clock, so the envelope agrees with the
+    /// window's times even under time skipping). `None` is the store's clock. The outbox's own
+    /// bookkeeping (due times, `created_at` of deliveries) stays on the store's clock, and
+    /// every attempt's `webhook-timestamp` is its wall-clock send time.
+    pub async fn enqueue_webhook_at(
+        &self,
+        workspace_id: &str,
+        event_id: &str,
+        event_type: &str,
+        data: serde_json::Value,
+        occurred_at: Option<Timestamp>,
+    ) -> Result<Vec<String>> {
         validate_id("event_id", event_id)?;
         validate_event_type(event_type)?;
         let now = now_ms();
-        let body = event_body(event_type, timestamp(now), &data);
+        let body = event_body(event_type, occurred_at.unwrap_or(timestamp(now)), &data);
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO webhook_events (id, workspace_id, event_type, body, created_at)
@@ -405,6 +421,23 @@ impl Store {
             self.wake_webhooks();
         }
         Ok(ids)
+    }
+
+    /// The `data` of the stored event `event_id` of the workspace, if it was enqueued.
+    pub async fn webhook_event_data(
+        &self,
+        workspace_id: &str,
+        event_id: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let body: Option<(String,)> =
+            sqlx::query_as("SELECT body FROM webhook_events WHERE id = $1 AND workspace_id = $2")
+                .bind(event_id)
+                .bind(workspace_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some((body,)) = body else { return Ok(None) };
+        let mut envelope: serde_json::Value = from_json(&body, "webhook event")?;
+        Ok(Some(envelope["data"].take()))
     }
 
     /// The workspace's delivery log, newest first.

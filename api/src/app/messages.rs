@@ -66,7 +66,8 @@ pub(crate) fn accepted(
     MessageAccepted {
         message_id: receipt.message_id,
         status: "queued".to_owned(),
-        created_at,
+        // The session's clock, like `conversation_expires_at` (the API's for older answers).
+        created_at: receipt.accepted_at.map_or(created_at, rfc3339),
         conversation_expires_at: receipt.conversation_expires_at.map(rfc3339),
         contact_id,
         traffic_type,

@@ -17,6 +17,7 @@ mod handlers;
 mod idempotency;
 mod metrics;
 mod openapi;
+mod webhook_schemas;
 mod workspace;
 
 use std::{future::Future, sync::Arc, time::Instant};

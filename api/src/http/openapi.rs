@@ -549,13 +549,16 @@ pub(crate) fn document() -> Value {
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
+    let mut schemas = generator.take_definitions(true);
+    schemas.extend(super::webhook_schemas::schemas());
     json!({
         "openapi": "3.1.0",
         "info": {"title": "convo", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Conversation orchestration for business messaging. Errors are {\"error\": {\"code\", \"message\", \"field\"?}}."},
         "paths": paths,
+        "webhooks": super::webhook_schemas::webhooks(),
         "components": {
-            "schemas": generator.take_definitions(true),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "A workspace API key as `Authorization: Bearer <key>`."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "A workspace API key as `x-api-key: <key>`."}

@@ -70,6 +70,18 @@ pub struct OutboundMessage {
     pub human_agent_tag: bool,
 }
 
+/// Where a window stands when a webhook about it is emitted: the times every
+/// `conversation.*` event carries, all on the session's (workflow) clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowFacts {
+    /// When the user message that opened it was sent.
+    pub opened_at: Timestamp,
+    /// Until when free-form is (or was) allowed.
+    pub expires_at: Timestamp,
+    /// When the current billing session ends, if one runs.
+    pub billing_session_ends_at: Option<Timestamp>,
+}
+
 /// A lifecycle webhook. `seq` grows by one per event of the session, so consumers can discard
 /// stale deliveries (ordering is guaranteed by no webhook transport).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +102,9 @@ pub enum Webhook {
         expires_at: Timestamp,
         /// When the first billing session ends.
         billing_session_ends_at: Option<Timestamp>,
+        /// The user message that opened it (absent in events recorded before it was carried).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        opening_message: Option<MessageId>,
     },
     /// A message went either way inside the conversation.
     #[serde(rename = "conversation.message_exchanged")]
@@ -106,6 +121,10 @@ pub enum Webhook {
         at: Timestamp,
         /// The window's free-form end after this message, if a window is open.
         expires_at: Option<Timestamp>,
+        /// The open window after this message (absent in events recorded before it was
+        /// carried, and for a message with no window open).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<WindowFacts>,
     },
     /// A window closed.
     #[serde(rename = "conversation.ended")]
@@ -124,6 +143,10 @@ pub enum Webhook {
         outbound_messages: u32,
         /// How billing resolved.
         billing: BillingOutcome,
+        /// The window as it stood when it closed (absent in events recorded before it was
+        /// carried).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<WindowFacts>,
     },
 }
 

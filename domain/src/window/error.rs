@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(Error::NoActiveSession { expired_at: None }.to_string(), "no active session");
         assert_eq!(
             Error::NoActiveSession { expired_at: Some(t) }.to_string(),
-            "no active session (expired at 9ms)"
+            "no active session (expired at 1970-01-01T00:00:00.009Z)"
         );
     }
 

@@ -34,7 +34,7 @@ mod tests;
 
 pub use clock::{Direction, Recorded, Window, expiry, human_agent_expiry};
 pub use decide::{decide, validate};
-pub use effect::{CloseReason, Content, Decision, Effect, OutboundMessage, Webhook};
+pub use effect::{CloseReason, Content, Decision, Effect, OutboundMessage, Webhook, WindowFacts};
 pub use error::Error;
 pub use event::{Event, Sender, TimerKind};
 pub use state::{Config, InactivityPing, State, View};

@@ -78,6 +78,9 @@ pub(crate) struct Closing {
     pub(crate) reason: CloseReason,
     pub(crate) at: Timestamp,
     pub(crate) totals: Totals,
+    /// The window when it closed (none in states recorded before it was kept).
+    #[serde(default)]
+    pub(crate) window: Option<crate::window::WindowFacts>,
 }
 
 /// The conversation-unit hold of one billing session.

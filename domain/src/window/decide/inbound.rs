@@ -43,6 +43,7 @@ impl Cx {
         if let Some(window) = self.s.window {
             self.s.totals.inbound += 1;
             let conversation = Some(self.s.conversation);
+            let facts = self.window_facts();
             self.webhook(|seq| Webhook::MessageExchanged {
                 seq,
                 conversation,
@@ -50,6 +51,7 @@ impl Cx {
                 direction: Direction::Inbound,
                 at,
                 expires_at: Some(window.expires_at()),
+                window: facts,
             });
         }
         self.begin_close(CloseReason::ComplianceStop);
@@ -99,6 +101,7 @@ impl Cx {
                 if self.s.last_user_inbound.as_ref().is_none_or(|r| at >= r.at) {
                     self.s.last_user_inbound = Some(InboundRef { id: id.clone(), at });
                 }
+                let facts = self.window_facts();
                 self.webhook(|seq| Webhook::MessageExchanged {
                     seq,
                     conversation,
@@ -106,6 +109,7 @@ impl Cx {
                     direction: Direction::Inbound,
                     at,
                     expires_at: Some(window.expires_at()),
+                    window: facts,
                 });
                 return;
             }

@@ -6,7 +6,7 @@ use super::Cx;
 use crate::{
     MessageId, Timestamp,
     window::{
-        CloseReason, Direction, Effect, TimerKind, Webhook, Window,
+        CloseReason, Direction, Effect, TimerKind, Webhook, Window, WindowFacts,
         state::{BillingSession, Closing, InboundRef, SessionHold, Timers, Totals},
     },
 };
@@ -39,7 +39,9 @@ impl Cx {
             opened_at: at,
             expires_at: window.expires_at(),
             billing_session_ends_at,
+            opening_message: Some(id.clone()),
         });
+        let facts = self.window_facts();
         self.webhook(|seq| Webhook::MessageExchanged {
             seq,
             conversation: Some(conversation),
@@ -47,18 +49,20 @@ impl Cx {
             direction: Direction::Inbound,
             at,
             expires_at: Some(window.expires_at()),
+            window: facts,
         });
     }
 
     /// Closes the open window (no-op without one): no more free-form, its billing sessions
     /// end, and its teardown completes as soon as nothing of it is in flight.
     pub(super) fn begin_close(&mut self, reason: CloseReason) {
+        let window = self.window_facts();
         if self.s.window.take().is_none() {
             return;
         }
         let conversation = self.s.conversation;
         let totals = std::mem::take(&mut self.s.totals);
-        self.s.closing.push(Closing { conversation, reason, at: self.now, totals });
+        self.s.closing.push(Closing { conversation, reason, at: self.now, totals, window });
         for b in self.s.sessions.iter_mut().filter(|b| b.conversation == conversation) {
             b.ended = true;
         }
@@ -85,10 +89,21 @@ impl Cx {
                 inbound_messages: totals.inbound,
                 outbound_messages: totals.outbound,
                 billing: totals.billing,
+                window: closing.window,
             });
             self.emit(Effect::Close { reason: closing.reason, conversation: closing.conversation });
             self.s.last_close = Some(closing.reason);
         }
+    }
+
+    /// The open window's times, for the webhooks about it.
+    pub(super) fn window_facts(&self) -> Option<WindowFacts> {
+        let window = self.s.window?;
+        Some(WindowFacts {
+            opened_at: window.opened_at(),
+            expires_at: window.expires_at(),
+            billing_session_ends_at: self.s.current_session().map(|b| b.ends_at),
+        })
     }
 
     /// The counters a resolution in `conversation` adds to: a closed conversation still

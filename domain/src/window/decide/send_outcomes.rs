@@ -133,6 +133,7 @@ impl Cx {
             }
             let expires_at = self.s.window.map(|w| w.expires_at());
             let at = self.now;
+            let facts = self.window_facts();
             self.webhook(|seq| Webhook::MessageExchanged {
                 seq,
                 conversation,
@@ -140,6 +141,7 @@ impl Cx {
                 direction: Direction::Outbound,
                 at,
                 expires_at,
+                window: facts,
             });
         } else if let Some(hold_id) = own_hold {
             let billing = &mut self.totals_for(conversation).billing;

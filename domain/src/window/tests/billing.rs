@@ -3,7 +3,7 @@
 use super::fixtures::*;
 use crate::{
     Balance, BillingBlock, BillingOutcome, Channel, CloseReason, MessageType,
-    window::{Effect, Event, TimerKind, Webhook, decide},
+    window::{Effect, Event, TimerKind, Webhook, WindowFacts, decide},
 };
 
 fn billing(d: &crate::window::Decision, msg: &str) -> BillingBlock {
@@ -85,6 +85,11 @@ fn hold_released_when_nothing_was_accepted() {
         inbound_messages: 1,
         outbound_messages: 0,
         billing: BillingOutcome { sessions: 1, charged: m(0), released: m(50) },
+        window: Some(WindowFacts {
+            opened_at: h(0),
+            expires_at: h(24),
+            billing_session_ends_at: Some(h(24)),
+        }),
     })));
     assert_eq!(
         d.effects.last(),

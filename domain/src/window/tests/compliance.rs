@@ -3,7 +3,7 @@
 use super::fixtures::*;
 use crate::{
     BillingOutcome, Channel, CloseReason, ComplianceTexts, Consent, Direction, Keyword,
-    window::{Config, Effect, Event, State, TimerKind, Webhook, decide},
+    window::{Config, Effect, Event, State, TimerKind, Webhook, WindowFacts, decide},
 };
 
 /// A priced WhatsApp session with a window opened at 0 and one accepted in-session send.
@@ -39,6 +39,11 @@ fn stop_inside_a_window_confirms_once_and_tears_down() {
                 direction: Direction::Inbound,
                 at: h(2),
                 expires_at: Some(h(24)),
+                window: Some(WindowFacts {
+                    opened_at: h(0),
+                    expires_at: h(24),
+                    billing_session_ends_at: Some(h(24)),
+                }),
             }),
             Effect::ChargeHold { hold_id: hold("a"), amount: m(50) },
             Effect::CancelTimer { timer: TimerKind::Expiry },
@@ -51,6 +56,11 @@ fn stop_inside_a_window_confirms_once_and_tears_down() {
                 inbound_messages: 2,
                 outbound_messages: 1,
                 billing: BillingOutcome { sessions: 1, charged: m(50), released: m(0) },
+                window: Some(WindowFacts {
+                    opened_at: h(0),
+                    expires_at: h(24),
+                    billing_session_ends_at: Some(h(24)),
+                }),
             }),
             Effect::Close { reason: CloseReason::ComplianceStop, conversation: 1 },
         ]
