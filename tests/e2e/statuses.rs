@@ -317,6 +317,25 @@ async fn provider_signed_status_callbacks() -> anyhow::Result<()> {
     let wamid = m["provider_message_id"].as_str().context("provider id")?.to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
 
+    // Meta reports `sent` too: it repeats the send's own acceptance and announces it once.
+    let sent = meta_statuses(
+        &pnid,
+        json!([{"id": wamid, "status": "sent",
+        "timestamp": now.to_string()}]),
+    );
+    let signed = convo_testkit::provider_signatures::meta(APP_SECRET, &sent);
+    let (status, _) = s
+        .callback(
+            "/v1/inbound/whatsapp",
+            "application/json",
+            sent,
+            &[("X-Hub-Signature-256", signed)],
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let announced = within(WAIT, "sent webhook", s.receiver.wait_for(1)).await?;
+    let data = &announced[0].json()["data"];
+    assert_eq!((&data["status"], &data["previous_status"]), (&json!("sent"), &json!("queued")));
     let delivered = meta_statuses(
         &pnid,
         json!([{"id": wamid, "status": "delivered",
@@ -373,7 +392,9 @@ async fn provider_signed_status_callbacks() -> anyhow::Result<()> {
     assert_eq!(history(&m), ["queued", "sent", "delivered", "read"], "{m}");
     assert_eq!(m["statuses"][2]["source"], "whatsapp");
     assert!(m["statuses"][2]["provider_at"].is_string(), "{m}");
-    assert_eq!(s.status_webhooks(&id).await?.len(), 2, "delivered and read, once each");
+    let mut announced = s.status_webhooks(&id).await?;
+    announced.sort();
+    assert_eq!(announced, ["delivered", "read", "sent"], "each once");
 
     // SMS through Twilio: the status callback is signed over the URL and the sorted form.
     let sms_phone = "+14155550174";

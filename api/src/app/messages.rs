@@ -350,6 +350,19 @@ impl App {
             return Ok(applied);
         }
         let m = &applied.message;
+        // A repeat (a provider's `sent` after the send's own acceptance, or a callback retried
+        // after a crash between the status and its webhook) announces the change it repeats,
+        // under the same event id: the status it moved from is the one before it in the history.
+        let previous = if applied.transition == Transition::Duplicate {
+            let history = self.store().status_history(&m.id).await?;
+            history
+                .iter()
+                .take_while(|e| e.status != report.status)
+                .last()
+                .map_or(DeliveryStatus::Queued, |e| e.status)
+        } else {
+            applied.previous
+        };
         let event_id = format!("evt_{}_status_{}", m.id.as_str(), report.status.as_str());
         let data = serde_json::json!({
             "workspace_id": ws.as_str(),
@@ -358,7 +371,7 @@ impl App {
             "channel": m.channel,
             "provider_message_id": m.provider_message_id,
             "status": report.status,
-            "previous_status": applied.previous,
+            "previous_status": previous,
             "error": (report.status == DeliveryStatus::Failed).then(|| serde_json::json!({
                 "code": report.error_code, "message": report.error_message,
             })),
