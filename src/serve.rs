@@ -22,7 +22,10 @@ use convo_activities::{
     Sessions,
     reconcile::ReconcilerConfig,
     sandbox::{Sandbox, SandboxHandle},
-    store::Store,
+    store::{
+        NewTemplate, Store, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
+        TemplateComponents, TemplateStatus,
+    },
     webhooks::DispatcherConfig,
 };
 use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
@@ -174,6 +177,7 @@ impl Stack {
         .context("opening the store")?;
         let sandbox =
             Arc::new(Sandbox::start(([127, 0, 0, 1], 0).into()).await.context("sandbox")?);
+        sandbox.render_templates_from(store.clone());
         let dev_api_key = seed_dev_workspace(&store, &sandbox, &config).await?;
 
         let settings = Settings {
@@ -272,6 +276,12 @@ async fn seed_dev_workspace(
             ))
             .await?;
     }
+    for template in dev_templates() {
+        // A template edited in the data directory under the same name is kept as it is.
+        if let Err(e) = store.create_template(DEV_WORKSPACE, &template).await {
+            tracing::warn!(template = %template.name, error = %e, "dev template not seeded");
+        }
+    }
     let key_file = config.data_dir.as_deref().map(|d| d.join("dev-api-key"));
     let key = match (&config.dev_api_key, key_file.as_deref().and_then(read_key)) {
         (Some(key), _) => key.clone(),
@@ -283,6 +293,91 @@ async fn seed_dev_workspace(
         std::fs::write(&file, &key).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(key)
+}
+
+/// The dev workspace's templates, one or more per channel, with variables.
+pub fn dev_templates() -> Vec<NewTemplate> {
+    let template = |name: &str, channel: Channel, body: &str, variables: &[&str]| NewTemplate {
+        name: name.to_owned(),
+        channel,
+        language: "en_US".to_owned(),
+        body: body.to_owned(),
+        variables: variables.iter().map(|v| (*v).to_owned()).collect(),
+        category: TemplateCategory::Utility,
+        status: TemplateStatus::Approved,
+        components: TemplateComponents::default(),
+    };
+    let button = |kind, text: &str, url: Option<&str>| TemplateButton {
+        kind,
+        text: text.to_owned(),
+        url: url.map(str::to_owned),
+        phone_number: None,
+    };
+    let mut shipping = template(
+        "shipping_update",
+        Channel::Whatsapp,
+        "Hi {{1}}, your order {{2}} has shipped.",
+        &["1", "2"],
+    );
+    shipping.components = TemplateComponents {
+        header: Some("Order {{2}}".to_owned()),
+        footer: Some("Reply STOP to opt out".to_owned()),
+        buttons: vec![
+            button(TemplateButtonKind::Url, "Track", Some("https://shop.example/track/{{2}}")),
+            button(TemplateButtonKind::QuickReply, "Thanks", None),
+        ],
+        ..TemplateComponents::default()
+    };
+    let mut picks =
+        template("weekly_picks", Channel::Whatsapp, "Hi {{1}}, this week's picks:", &["1"]);
+    picks.category = TemplateCategory::Marketing;
+    picks.components.cards = (0..2)
+        .map(|_| TemplateCard {
+            header: Some("{{1}}".to_owned()),
+            body: "{{1}} for {{2}}".to_owned(),
+            buttons: vec![button(
+                TemplateButtonKind::Url,
+                "Buy",
+                Some("https://shop.example/p/{{1}}"),
+            )],
+        })
+        .collect();
+    let mut receipt = template(
+        "email_receipt",
+        Channel::Email,
+        "Dear {{name}},\n\nthank you for order {{order}}. It ships within two days.",
+        &["name", "order"],
+    );
+    receipt.components.subject = Some("Your receipt for order {{order}}".to_owned());
+    vec![
+        shipping,
+        picks,
+        template(
+            "sms_shipping_update",
+            Channel::Sms,
+            "Hi {{1}}, order {{2}} shipped: https://shop.example/track/{{2}}",
+            &["1", "2"],
+        ),
+        template(
+            "rcs_welcome",
+            Channel::Rcs,
+            "Hi {{1}}, welcome to Acme! Reply here to chat with us about order {{2}}.",
+            &["1", "2"],
+        ),
+        receipt,
+        template(
+            "messenger_followup",
+            Channel::Messenger,
+            "Hi {{1}}, did your order arrive?",
+            &["1"],
+        ),
+        template(
+            "instagram_followup",
+            Channel::Instagram,
+            "Hi {{1}}, did your order arrive?",
+            &["1"],
+        ),
+    ]
 }
 
 /// The dev workspace's opening balance, in minor units.

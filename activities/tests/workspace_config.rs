@@ -113,6 +113,9 @@ fn template(name: &str, body: &str, variables: &[&str]) -> NewTemplate {
         language: "en_US".to_owned(),
         body: body.to_owned(),
         variables: variables.iter().map(|v| (*v).to_owned()).collect(),
+        category: Default::default(),
+        status: Default::default(),
+        components: Default::default(),
     }
 }
 

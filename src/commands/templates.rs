@@ -12,6 +12,7 @@ use super::settings::cli_error;
 
 /// `convo template …`
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub(crate) enum TemplateCommand {
     /// Registers a template (the same template again is not an error; another one under a
     /// taken name is).
@@ -34,6 +35,27 @@ pub(crate) enum TemplateCommand {
         /// A variable the body uses (repeat, or separate with commas), in order.
         #[arg(long = "variable", value_delimiter = ',')]
         variables: Vec<String>,
+        /// MARKETING, UTILITY (the default) or AUTHENTICATION.
+        #[arg(long)]
+        category: Option<String>,
+        /// APPROVED (the default), PENDING or REJECTED; only approved templates are sent.
+        #[arg(long)]
+        status: Option<String>,
+        /// A header line, with at most one placeholder.
+        #[arg(long)]
+        header: Option<String>,
+        /// A footer line.
+        #[arg(long)]
+        footer: Option<String>,
+        /// An e-mail template's subject; its placeholders are the body's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A button as JSON (repeat): `{"kind":"url","text":"Track","url":"https://…/{{1}}"}`.
+        #[arg(long = "button")]
+        buttons: Vec<String>,
+        /// A carousel card as JSON (repeat): `{"header":"{{1}}","body":"…","buttons":[…]}`.
+        #[arg(long = "card")]
+        cards: Vec<String>,
     },
     /// Lists the workspace's templates.
     List {
@@ -55,10 +77,40 @@ pub(crate) enum TemplateCommand {
 pub(crate) async fn run(store: &Store, command: TemplateCommand) -> anyhow::Result<String> {
     let admin = WorkspaceAdmin::new(store.clone());
     Ok(match command {
-        TemplateCommand::Add { workspace, name, channel, language, body, variables } => {
+        TemplateCommand::Add {
+            workspace,
+            name,
+            channel,
+            language,
+            body,
+            variables,
+            category,
+            status,
+            header,
+            footer,
+            subject,
+            buttons,
+            cards,
+        } => {
             let ws = WorkspaceId(workspace);
             let channel = parse_channel("channel", &channel).map_err(cli_error)?;
-            let req = CreateTemplateRequest { name, channel, language, body, variables };
+            let req = CreateTemplateRequest {
+                name,
+                channel,
+                language,
+                body,
+                variables,
+                category: category.map(|c| flag("--category", &c)).transpose()?,
+                status: status.map(|s| flag("--status", &s)).transpose()?,
+                header,
+                footer,
+                subject,
+                buttons: buttons
+                    .iter()
+                    .map(|b| json_flag("--button", b))
+                    .collect::<Result<_, _>>()?,
+                cards: cards.iter().map(|c| json_flag("--card", c)).collect::<Result<_, _>>()?,
+            };
             let t = admin.create_template(&ws, req).await.map_err(cli_error)?;
             format!(
                 "template {} ({}, {}) in {} with variables [{}]",
@@ -76,12 +128,14 @@ pub(crate) async fn run(store: &Store, command: TemplateCommand) -> anyhow::Resu
                 .iter()
                 .map(|t| {
                     format!(
-                        "{}\t{}\t{}\t[{}]\t{}",
+                        "{}\t{}\t{}\t[{}]\t{}\t{}\t{}",
                         t.name,
                         t.channel.as_str(),
                         t.language,
                         t.variables.join(","),
-                        t.body
+                        t.body,
+                        t.category.as_str(),
+                        t.status.as_str()
                     )
                 })
                 .collect::<Vec<_>>()
@@ -95,9 +149,85 @@ pub(crate) async fn run(store: &Store, command: TemplateCommand) -> anyhow::Resu
     })
 }
 
+/// An upper-case name flag (`--category utility` reads as `UTILITY`).
+fn flag<T: serde::de::DeserializeOwned>(name: &str, value: &str) -> anyhow::Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.trim().to_uppercase()))
+        .map_err(|_| anyhow::anyhow!("{name}: {value:?} is not one of the accepted values"))
+}
+
+/// A JSON object flag.
+fn json_flag<T: serde::de::DeserializeOwned>(name: &str, value: &str) -> anyhow::Result<T> {
+    serde_json::from_str(value).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::commands::admin::tests::run;
+
+    #[tokio::test]
+    async fn components_category_and_status_are_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        run(d, &["workspace", "create", "acme"]).await.unwrap();
+        run(
+            d,
+            &[
+                "template",
+                "add",
+                "--workspace",
+                "acme",
+                "--name",
+                "shipped",
+                "--channel",
+                "whatsapp",
+                "--language",
+                "en",
+                "--body",
+                "Hi {{1}}, order {{2}} shipped",
+                "--variable",
+                "1,2",
+                "--category",
+                "marketing",
+                "--status",
+                "pending",
+                "--header",
+                "Order {{2}}",
+                "--button",
+                r#"{"kind":"url","text":"Track","url":"https://shop.example/t/{{2}}"}"#,
+            ],
+        )
+        .await
+        .unwrap();
+        let list = run(d, &["template", "list", "--workspace", "acme"]).await.unwrap();
+        assert!(list.ends_with("\tMARKETING\tPENDING"), "{list}");
+        let store = convo_activities::store::Store::open_sqlite(d.join("convo.db")).await.unwrap();
+        let t = store.template("acme", "shipped").await.unwrap();
+        assert_eq!(t.components.header.as_deref(), Some("Order {{2}}"));
+        assert_eq!(t.components.buttons[0].url.as_deref(), Some("https://shop.example/t/{{2}}"));
+
+        let bad = run(
+            d,
+            &[
+                "template",
+                "add",
+                "--workspace",
+                "acme",
+                "--name",
+                "x",
+                "--channel",
+                "sms",
+                "--language",
+                "en",
+                "--body",
+                "Hi",
+                "--category",
+                "spam",
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(format!("{bad:#}").contains("--category"), "{bad:#}");
+    }
 
     #[tokio::test]
     async fn templates_are_added_listed_and_removed() {

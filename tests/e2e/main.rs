@@ -17,3 +17,4 @@ mod session_window;
 mod signals_and_timers;
 mod statuses;
 mod support;
+mod templates;

@@ -267,7 +267,7 @@ async fn a_conversation_carries_its_contact_and_status() -> anyhow::Result<()> {
         &env,
         Channel::Whatsapp,
         ContactTarget::Phone { phone: PHONE.into(), name: Some("Ada".into()) },
-        FirstMessage { text: None, subject: None, template: Some("order_shipped".into()) },
+        FirstMessage { template: Some("order_shipped".into()), ..FirstMessage::default() },
     );
     let id = input.conversation_id.clone();
     env.sessions.compose(input).await?;

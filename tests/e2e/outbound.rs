@@ -31,6 +31,7 @@ async fn compose_to_new_phone_then_reply_take_over_and_resolve() -> anyhow::Resu
             text: Some("Hi Ada, your order shipped".into()),
             subject: None,
             template: Some("order_shipped".into()),
+            template_params: Default::default(),
         },
     );
     let id = input.conversation_id.clone();
@@ -44,7 +45,7 @@ async fn compose_to_new_phone_then_reply_take_over_and_resolve() -> anyhow::Resu
     let contact = v.contact_id.clone().expect("resolved");
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!(sends[0].to, phone);
-    assert_eq!(sends[0].content, Content::Template { name: "order_shipped".into() });
+    assert_eq!(sends[0].content, Content::template("order_shipped"));
 
     inbound(&env, Channel::Whatsapp, phone, "wamid.r1", "thanks! where is it?").await?;
     let v =
@@ -110,6 +111,7 @@ async fn compose_to_new_email_expires_without_reply() -> anyhow::Result<()> {
             text: Some("Your invoice is ready.".into()),
             subject: Some("Invoice #42".into()),
             template: None,
+            template_params: Default::default(),
         },
     );
     input.reply_timeout_secs = env.scale_secs(3600);
@@ -156,6 +158,7 @@ async fn compose_to_existing_contact_in_window_sends_free_form() -> anyhow::Resu
             text: Some("How can we help?".into()),
             subject: None,
             template: Some("hello_template".into()),
+            template_params: Default::default(),
         },
     );
     let id = input.conversation_id.clone();
@@ -172,7 +175,12 @@ async fn compose_to_existing_contact_in_window_sends_free_form() -> anyhow::Resu
         &env,
         Channel::Email,
         ContactTarget::Email { email: "x@example.com".into(), name: None },
-        FirstMessage { text: Some("no subject".into()), subject: None, template: None },
+        FirstMessage {
+            text: Some("no subject".into()),
+            subject: None,
+            template: None,
+            template_params: Default::default(),
+        },
     );
     let bad_id = bad.conversation_id.clone();
     env.sessions.compose(bad).await?;

@@ -26,7 +26,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A serve stack on the selected backend, and how to move its time.
-struct Served {
+pub(crate) struct Served {
     stack: Stack,
     clock: Clock,
     /// The external server, kept across restarts of the stack; `None` on the devserver.
@@ -35,7 +35,7 @@ struct Served {
 
 impl Served {
     /// A stack on `config`, on the backend `CONVO_TEST_BACKEND` selects.
-    async fn start(config: ServeConfig) -> anyhow::Result<Served> {
+    pub(crate) async fn start(config: ServeConfig) -> anyhow::Result<Served> {
         let backend = match BackendKind::from_env()? {
             BackendKind::Devserver => None,
             kind => {
@@ -71,7 +71,7 @@ impl Served {
     }
 
     /// Lets `model` time pass (see `convo_tests::TestEnv::skip`).
-    async fn skip(&self, model: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn skip(&self, model: Duration) -> anyhow::Result<()> {
         let bound = 3 * WAIT + self.clock.scale(model);
         within(bound, &format!("skip {model:?}"), self.clock.skip(model)).await?
     }
@@ -82,7 +82,7 @@ impl Served {
         Ok(self.backend)
     }
 
-    async fn shutdown(self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
         if let Some(backend) = self.stop().await? {
             backend.shutdown().await;
         }
@@ -98,14 +98,14 @@ impl std::ops::Deref for Served {
 }
 
 /// A client for one stack's HTTP API, with the dev workspace's key.
-struct Api {
+pub(crate) struct Api {
     base: String,
     key: String,
     http: reqwest::Client,
 }
 
 impl Api {
-    fn new(stack: &Stack) -> Api {
+    pub(crate) fn new(stack: &Stack) -> Api {
         Api {
             base: format!("http://{}", stack.http_addr),
             key: stack.dev_api_key.clone(),
@@ -113,7 +113,7 @@ impl Api {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -134,15 +134,19 @@ impl Api {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
         self.call(reqwest::Method::GET, path, None, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         self.call(reqwest::Method::POST, path, Some(body), None).await
     }
 
-    async fn channel(&self, kind: &str) -> anyhow::Result<String> {
+    pub(crate) async fn channel(&self, kind: &str) -> anyhow::Result<String> {
         let (_, list) = self.get("/v1/channels").await?;
         list["data"]
             .as_array()
@@ -152,7 +156,7 @@ impl Api {
             .with_context(|| format!("no {kind} channel in {list}"))
     }
 
-    async fn inbound(&self, from: &str, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn inbound(&self, from: &str, text: &str) -> anyhow::Result<()> {
         let (status, body) = self
             .post("/v1/inbound/sandbox", json!({"from": from, "channel": "whatsapp", "text": text}))
             .await?;
@@ -160,12 +164,12 @@ impl Api {
         Ok(())
     }
 
-    async fn send(&self, to: &str, text: &str) -> anyhow::Result<(StatusCode, Value)> {
+    pub(crate) async fn send(&self, to: &str, text: &str) -> anyhow::Result<(StatusCode, Value)> {
         let body = json!({"to": to, "channel": "whatsapp", "message_type": "CONVERSATION", "content": {"text": text}, "traffic_type": "transactional"});
         self.post("/v1/messages", body).await
     }
 
-    async fn window_until(
+    pub(crate) async fn window_until(
         &self,
         contact: &str,
         what: &str,
@@ -197,7 +201,8 @@ async fn newcomer_walk_over_http() -> anyhow::Result<()> {
     let whatsapp = api.channel("whatsapp").await?;
     let phone = "+14155550123";
     let compose = json!({"channel_id": whatsapp, "contact_phone": phone, "contact_name": "Ada",
-        "content": "Hi Ada, your order shipped", "template": {"name": "order_shipped", "variables": {}}});
+        "content": "Hi Ada, your order shipped",
+        "template": {"name": "shipping_update", "variables": {"1": "Ada", "2": "A-42"}}});
     let (status, composed) = api
         .call(
             reqwest::Method::POST,
@@ -214,6 +219,8 @@ async fn newcomer_walk_over_http() -> anyhow::Result<()> {
     assert_eq!(again["conversation_id"], composed["conversation_id"]);
     let sends = stack.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!((sends.len(), sends[0].to.as_str()), (1, phone));
+    let rendered = sends[0].rendered.as_ref().context("the template is rendered")?;
+    assert_eq!(rendered.body, "Hi Ada, your order A-42 has shipped.");
 
     api.inbound(phone, "Where is it?").await?;
     api.window_until(phone, "open", |w| w["open"] == true).await?;
@@ -431,6 +438,8 @@ async fn provider_failures_and_start_through_the_api() -> anyhow::Result<()> {
     stack.shutdown().await
 }
 
+/// The inactivity ping goes out after the configured silence; compose to a new e-mail address
+/// and to an existing contact; take-over and resolve close the window EXPLICIT.
 /// A compose with neither a window nor a template is refused at once with 422
 /// `no_active_session` that says why (it used to be accepted, then fail in the background);
 /// once the contact wrote in, the same compose starts and its text goes out. An ungated channel
@@ -468,8 +477,6 @@ async fn compose_without_window_or_template_is_refused_at_once() -> anyhow::Resu
     stack.shutdown().await
 }
 
-/// The inactivity ping goes out after the configured silence; compose to a new e-mail address
-/// and to an existing contact; take-over and resolve close the window EXPLICIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<()> {
     let stack = Served::start(ServeConfig::ephemeral()).await?;

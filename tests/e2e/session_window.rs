@@ -193,7 +193,7 @@ async fn send_without_window_is_refused_and_template_is_allowed() -> anyhow::Res
     assert!(!receipt.billing.in_session);
     assert_eq!(receipt.billing.message_price, Money::from_minor(5));
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
-    assert_eq!(sends[0].content, Content::Template { name: "order_update".into() });
+    assert_eq!(sends[0].content, Content::template("order_update"));
     // The template's per-message hold is charged once the provider accepted it, and the
     // session (which opened no window) ends.
     ended(&env, &contact.id).await?;

@@ -66,8 +66,11 @@ pub(crate) async fn send_template(
     id: &str,
     template: &str,
 ) -> anyhow::Result<SessionSendOutcome> {
-    let kind =
-        SendKind::Template { template: template.to_owned(), message_type: MessageType::Message };
+    let kind = SendKind::Template {
+        template: template.to_owned(),
+        message_type: MessageType::Message,
+        params: Default::default(),
+    };
     send(env, channel, contact, id, kind).await
 }
 

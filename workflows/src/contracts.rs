@@ -13,7 +13,7 @@
 
 use convo_domain::{
     Balance, Channel, Consent, HoldId, MessageId, MessageType, Money, Sender, Timestamp,
-    window::{Config, OutboundMessage, State, Webhook},
+    window::{Config, OutboundMessage, State, TemplateParams, Webhook},
 };
 use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
@@ -181,6 +181,10 @@ pub enum SendKind {
         template: String,
         /// `MESSAGE` or `NEWSLETTER`.
         message_type: MessageType,
+        /// Its placeholders' values, checked against the registry (absent in sends recorded
+        /// before templates carried values).
+        #[serde(default, skip_serializing_if = "TemplateParams::is_empty")]
+        params: Box<TemplateParams>,
     },
 }
 
@@ -212,10 +216,11 @@ impl SendRequest {
                 subject: subject.clone(),
                 sender: *sender,
             },
-            SendKind::Template { template, message_type } => Event::TemplateSendRequested {
+            SendKind::Template { template, message_type, params } => Event::TemplateSendRequested {
                 message_id,
                 template: template.clone(),
                 message_type: *message_type,
+                params: params.clone(),
             },
         }
     }
@@ -554,6 +559,9 @@ pub struct FirstMessage {
     /// Template to send when free-form is not allowed. Without one, a gated channel with no
     /// window fails the compose with `no_active_session`: never silently downgraded.
     pub template: Option<String>,
+    /// The template's values (absent in composes recorded before templates carried values).
+    #[serde(default, skip_serializing_if = "TemplateParams::is_empty")]
+    pub template_params: TemplateParams,
 }
 
 /// Who handles the conversation.

@@ -472,8 +472,11 @@ async fn send_first(
             message: "no window is open and the compose has no template".into(),
         });
     };
-    let kind =
-        SendKind::Template { template: template.clone(), message_type: MessageType::Message };
+    let kind = SendKind::Template {
+        template: template.clone(),
+        message_type: MessageType::Message,
+        params: Box::new(first.template_params.clone()),
+    };
     let receipt = session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
     let at = ctx.workflow_time().map(Timestamp::from_system_time);
     ctx.state_mut(|s| s.record_outbound(&receipt.message_id, &format!("template:{template}"), at));

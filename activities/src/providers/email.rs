@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use convo_domain::window::Content;
+use convo_domain::window::{Content, TemplateText};
 use futures::{FutureExt, future::BoxFuture};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -129,9 +129,14 @@ impl SmtpEmail {
         })?;
         let (body, subject) = match &req.content {
             Content::Text { body, subject } => (body.clone(), subject.clone()),
-            Content::Template { name } => {
-                req.render_local_template(name, &self.config.templates)?
-            }
+            // The registry's rendering: the subject line, and the rest as the body.
+            Content::Template { name, params } => match &params.text {
+                Some(text) => {
+                    let body = TemplateText { subject: None, ..text.clone() }.plain();
+                    (body, text.subject.clone())
+                }
+                None => req.render_local_template(name, &self.config.templates)?,
+            },
         };
         let subject = subject.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             ProviderError::permanent(

@@ -62,9 +62,11 @@ impl RbmRcs {
         req.validate()?;
         let text = match &req.content {
             Content::Text { body, .. } => body.clone(),
-            Content::Template { name } => {
-                req.render_local_template(name, &self.config.templates)?.0
-            }
+            // RBM has no server-side templates: the registry's rendering is sent as text.
+            Content::Template { name, params } => match &params.text {
+                Some(text) => text.plain(),
+                None => req.render_local_template(name, &self.config.templates)?.0,
+            },
         };
         let url = format!(
             "{}/v1/phones/{}/agentMessages",

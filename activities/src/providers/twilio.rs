@@ -58,15 +58,18 @@ impl TwilioSms {
             }
             // Twilio's Content API: the template is a `ContentSid` (`HX…`), its variables a JSON
             // object keyed by position.
-            Content::Template { name } => {
+            Content::Template { name, params } => {
                 form.push(("ContentSid", name.clone()));
-                if !req.template_params.is_empty() {
-                    let vars: BTreeMap<String, &String> = req
-                        .template_params
+                let vars: BTreeMap<String, String> = if params.is_empty() {
+                    req.template_params
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| ((i + 1).to_string(), v))
-                        .collect();
+                        .map(|(i, v)| ((i + 1).to_string(), v.clone()))
+                        .collect()
+                } else {
+                    params.flat().into_iter().collect()
+                };
+                if !vars.is_empty() {
                     let json = serde_json::to_string(&vars).map_err(|e| {
                         ProviderError::permanent(Rejection::InvalidContent, "21656", e.to_string())
                     })?;
@@ -202,7 +205,7 @@ mod tests {
             convo_domain::Channel::Sms,
             "+1555",
             "+1666",
-            Content::Template { name: "HX123".into() },
+            Content::template("HX123"),
         );
         tpl.template_params = vec!["a".into(), "b".into()];
         let form = TwilioSms::form(&tpl).unwrap();

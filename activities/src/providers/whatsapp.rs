@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use convo_domain::window::Content;
+use convo_domain::window::{Content, TemplateButtonParam, TemplateParam, TemplateParams};
 use futures::{FutureExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -74,14 +74,18 @@ impl WhatsappCloud {
                 body["type"] = json!("text");
                 body["text"] = json!({ "preview_url": false, "body": text });
             }
-            Content::Template { name } => {
-                let language = req
-                    .template_language
+            Content::Template { name, params } => {
+                let language = params
+                    .language
                     .as_deref()
+                    .or(req.template_language.as_deref())
                     .or(self.config.default_language.as_deref())
                     .unwrap_or(DEFAULT_LANGUAGE);
                 let mut template = json!({ "name": name, "language": { "code": language } });
-                if !req.template_params.is_empty() {
+                let components = components(params);
+                if !components.is_empty() {
+                    template["components"] = Value::Array(components);
+                } else if !req.template_params.is_empty() {
                     let parameters: Vec<Value> = req
                         .template_params
                         .iter()
@@ -216,6 +220,70 @@ pub fn classify(
     }
 }
 
+/// A text parameter; named placeholders (`{{first_name}}`) carry their `parameter_name`.
+fn text_parameter(p: &TemplateParam) -> Value {
+    let mut v = json!({ "type": "text", "text": p.value });
+    if !p.name.bytes().all(|b| b.is_ascii_digit()) {
+        v["parameter_name"] = json!(p.name);
+    }
+    v
+}
+
+fn button_components(buttons: &[TemplateButtonParam]) -> impl Iterator<Item = Value> + '_ {
+    buttons.iter().map(|b| {
+        let parameter = if b.sub_type == "quick_reply" {
+            json!({ "type": "payload", "payload": b.value })
+        } else {
+            json!({ "type": "text", "text": b.value })
+        };
+        json!({
+            "type": "button",
+            "sub_type": b.sub_type,
+            "index": b.index.to_string(),
+            "parameters": [parameter],
+        })
+    })
+}
+
+/// The Cloud API's `template.components` for `params`: header, body and button parameters,
+/// and a carousel's cards (each card's header is its image, given by URL).
+pub fn components(params: &TemplateParams) -> Vec<Value> {
+    let mut out = Vec::new();
+    if !params.header.is_empty() {
+        let parameters: Vec<Value> = params.header.iter().map(text_parameter).collect();
+        out.push(json!({ "type": "header", "parameters": parameters }));
+    }
+    if !params.body.is_empty() {
+        let parameters: Vec<Value> = params.body.iter().map(text_parameter).collect();
+        out.push(json!({ "type": "body", "parameters": parameters }));
+    }
+    out.extend(button_components(&params.buttons));
+    if !params.cards.is_empty() {
+        let cards: Vec<Value> = params
+            .cards
+            .iter()
+            .enumerate()
+            .map(|(i, card)| {
+                let mut components = Vec::new();
+                if let Some(image) = card.header.first() {
+                    components.push(json!({
+                        "type": "header",
+                        "parameters": [{ "type": "image", "image": { "link": image.value } }],
+                    }));
+                }
+                if !card.body.is_empty() {
+                    let parameters: Vec<Value> = card.body.iter().map(text_parameter).collect();
+                    components.push(json!({ "type": "body", "parameters": parameters }));
+                }
+                components.extend(button_components(&card.buttons));
+                json!({ "card_index": i, "components": components })
+            })
+            .collect();
+        out.push(json!({ "type": "carousel", "cards": cards }));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +339,7 @@ mod tests {
             convo_domain::Channel::Whatsapp,
             "1",
             "+15550001",
-            Content::Template { name: "welcome".into() },
+            Content::template("welcome"),
         );
         assert_eq!(
             adapter.body(&template)["template"],

@@ -11,7 +11,10 @@ use axum::{
     routing::{get, post},
 };
 use base64::Engine;
-use convo_domain::{Channel, window::Content};
+use convo_domain::{
+    Channel,
+    window::{Content, TemplateButtonParam, TemplateCardParams, TemplateParam, TemplateParams},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -140,7 +143,8 @@ async fn whatsapp_send(
                     }
                 }
             }
-            Content::Template { name: name.to_owned() }
+            let values = whatsapp_values(template);
+            Content::Template { name: name.to_owned(), params: Box::new(values) }
         }
         other => return meta_error(131051, &format!("Unsupported message type: {other}")),
     };
@@ -159,6 +163,68 @@ async fn whatsapp_send(
             replayed(Json(body).into_response(), duplicate)
         }
         Outcome::Failed(fault) => meta_fault(&fault),
+    }
+}
+
+/// The values a WhatsApp `template` object carries, per component (its language is
+/// recorded on its own). Positional parameters get
+/// their position as their name (`1`, `2`, …), named ones their `parameter_name`.
+fn whatsapp_values(template: &Value) -> TemplateParams {
+    fn params(component: &Value) -> Vec<TemplateParam> {
+        let list = component["parameters"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let value = p["text"]
+                    .as_str()
+                    .or(p["payload"].as_str())
+                    .or(p["image"]["link"].as_str())
+                    .unwrap_or_default();
+                let name = p["parameter_name"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| (i + 1).to_string());
+                TemplateParam { name, value: value.to_owned() }
+            })
+            .collect()
+    }
+    fn read(components: &[Value], into: &mut TemplateCardParams) {
+        for c in components {
+            match c["type"].as_str() {
+                Some("header") => into.header = params(c),
+                Some("body") => into.body = params(c),
+                Some("button") => {
+                    if let Some(p) = params(c).into_iter().next() {
+                        into.buttons.push(TemplateButtonParam {
+                            index: c["index"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0),
+                            sub_type: c["sub_type"].as_str().unwrap_or_default().to_owned(),
+                            name: p.name,
+                            value: p.value,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let components = template["components"].as_array().cloned().unwrap_or_default();
+    let mut top = TemplateCardParams::default();
+    read(&components, &mut top);
+    let mut cards = Vec::new();
+    for c in components.iter().filter(|c| c["type"] == "carousel") {
+        for card in c["cards"].as_array().into_iter().flatten() {
+            let mut values = TemplateCardParams::default();
+            read(card["components"].as_array().map(Vec::as_slice).unwrap_or_default(), &mut values);
+            cards.push(values);
+        }
+    }
+    TemplateParams {
+        language: None,
+        header: top.header,
+        body: top.body,
+        buttons: top.buttons,
+        cards,
+        text: None,
     }
 }
 
@@ -223,17 +289,24 @@ async fn twilio_send(
         return twilio_error(21603, "A 'From' phone number is required.");
     };
     let mut params = Vec::new();
+    let mut values = TemplateParams::default();
     let content = if let Some(sid) = field("ContentSid") {
         if let Some(vars) = field("ContentVariables") {
             let Ok(vars) = serde_json::from_str::<HashMap<String, String>>(&vars) else {
                 return twilio_error(21656, "The ContentVariables Parameter is invalid.");
             };
+            let mut named: Vec<TemplateParam> = vars
+                .iter()
+                .map(|(k, v)| TemplateParam { name: k.clone(), value: v.clone() })
+                .collect();
+            named.sort_by(|a, b| a.name.cmp(&b.name));
+            values.body = named;
             let mut vars: Vec<(u32, String)> =
                 vars.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect();
             vars.sort_unstable();
             params = vars.into_iter().map(|(_, v)| v).collect();
         }
-        Content::Template { name: sid }
+        Content::Template { name: sid, params: Box::new(values) }
     } else if let Some(body) = field("Body") {
         if body.chars().count() > 1600 {
             return twilio_error(

@@ -146,6 +146,13 @@ impl SandboxHandle {
         self.smtp_addr
     }
 
+    /// Renders template sends with `store`'s registry from now on, so that each
+    /// [`RecordedSend::rendered`] shows what the contact would see. Set once; later calls do
+    /// nothing.
+    pub fn render_templates_from(&self, store: crate::store::Store) {
+        self.shared.render_templates_from(store);
+    }
+
     /// `http://{http_addr}`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.http_addr)

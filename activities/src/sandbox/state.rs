@@ -3,15 +3,19 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Mutex, MutexGuard, OnceLock},
     time::{Duration, SystemTime},
 };
 
-use convo_domain::{Channel, Timestamp, window::Content};
+use convo_domain::{
+    Channel, MessageId, Timestamp,
+    window::{Content, TemplateButtonParam, TemplateParams, TemplateText},
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{Fault, FaultRule};
+use crate::store::Store;
 
 /// One send the sandbox accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,11 @@ pub struct RecordedSend {
     /// Template parameters, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub template_params: Vec<String>,
+    /// A template send as the contact sees it: the registered template filled with the values
+    /// the wire carried (WhatsApp components, Twilio `ContentVariables`). Absent for text (RBM
+    /// and e-mail carry the rendered text itself) and for templates the registry does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<TemplateText>,
     /// E-mail headers as received (unfolded, encoded words decoded); empty for other channels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
@@ -62,6 +71,7 @@ pub(crate) struct Incoming {
     pub(crate) human_agent_tag: bool,
     pub(crate) template_language: Option<String>,
     pub(crate) template_params: Vec<String>,
+    pub(crate) rendered: Option<TemplateText>,
     pub(crate) headers: Vec<(String, String)>,
 }
 
@@ -76,6 +86,7 @@ impl Incoming {
             human_agent_tag: false,
             template_language: None,
             template_params: Vec::new(),
+            rendered: None,
             headers: Vec::new(),
         }
     }
@@ -103,11 +114,52 @@ struct Inner {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     count: watch::Sender<usize>,
+    /// Where template sends find their template, to render them.
+    templates: OnceLock<Store>,
 }
 
 impl Shared {
     pub(crate) fn new() -> Self {
-        Self { inner: Mutex::new(Inner::default()), count: watch::Sender::new(0) }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            count: watch::Sender::new(0),
+            templates: OnceLock::new(),
+        }
+    }
+
+    /// Renders template sends from `store`'s registry from now on.
+    pub(crate) fn render_templates_from(&self, store: Store) {
+        let _ = self.templates.set(store);
+    }
+
+    /// The registered template `send` names, filled with the values it carries: the message
+    /// (its id is the idempotency key) says whose workspace it is.
+    async fn render(&self, send: &Incoming) -> Option<TemplateText> {
+        let Content::Template { name, params } = &send.content else { return None };
+        let store = self.templates.get()?;
+        let key = send.idempotency_key.as_deref()?;
+        let message = store.message(&MessageId::new(key)).await.ok()?;
+        let template = store.template(&message.workspace_id, name).await.ok()?;
+        if send.channel != Channel::Sms {
+            return Some(template.render(params));
+        }
+        // Twilio's `ContentVariables` are one map over the whole template: every component's
+        // placeholder finds its value there by name.
+        let flat = TemplateParams {
+            header: params.body.clone(),
+            buttons: params
+                .body
+                .iter()
+                .map(|p| TemplateButtonParam {
+                    index: u32::MAX,
+                    sub_type: "url".to_owned(),
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                })
+                .collect(),
+            ..TemplateParams::clone(params)
+        };
+        Some(template.render(&flat))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -156,6 +208,7 @@ impl Shared {
             human_agent_tag: send.human_agent_tag,
             template_language: send.template_language,
             template_params: send.template_params,
+            rendered: send.rendered,
             headers: send.headers,
             at: Timestamp::from_system_time(SystemTime::now()),
         });
@@ -169,12 +222,15 @@ impl Shared {
     /// (an outage answers even a repeat).
     pub(crate) async fn attempt(
         &self,
-        send: Incoming,
+        mut send: Incoming,
         make_id: impl FnOnce(u64) -> String,
     ) -> Outcome {
         self.pause().await;
         if let Some(fault) = self.take_fault(send.channel, &send.to) {
             return Outcome::Failed(fault);
+        }
+        if send.rendered.is_none() {
+            send.rendered = self.render(&send).await;
         }
         self.record(send, make_id)
     }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "idempotency leases", include_str!("../../migrations/0004_idempotency_leases.sql")),
     (5, "session windows", include_str!("../../migrations/0005_session_windows.sql")),
     (6, "delivery statuses", include_str!("../../migrations/0006_delivery_statuses.sql")),
+    (7, "template components", include_str!("../../migrations/0007_template_components.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

@@ -55,7 +55,10 @@ pub use messages::{
     StatusReport,
 };
 pub use session_windows::OpenWindow;
-pub use templates::{NewTemplate, Template};
+pub use templates::{
+    NewTemplate, Template, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
+    TemplateComponents, TemplateStatus, fill, placeholder_names,
+};
 pub(crate) use webhooks::{AttemptResult, ClaimedDelivery};
 pub use webhooks::{Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, WebhookEndpoint};
 pub use workspaces::{ChannelConfig, Workspace};

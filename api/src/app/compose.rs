@@ -5,10 +5,10 @@ use convo_domain::Channel;
 use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage, SendError};
 
 use super::{
-    App, WorkspaceId, optional_text, required_text, template_name,
+    App, WorkspaceId, optional_text, required_text,
     types::{
         ComposeAccepted, ComposeRequest, ProactiveAccepted, ProactiveRequest, ProactiveResult,
-        Recipient, RecipientDetail, TemplateRef,
+        Recipient, RecipientDetail,
     },
 };
 use crate::error::ApiError;
@@ -41,7 +41,14 @@ impl App {
         if channel.channel == Channel::Email && subject.is_none() {
             return Err(ApiError::validation("subject", "is required on the email channel"));
         }
-        let template = req.template.as_ref().map(|t| check_template("template", t)).transpose()?;
+        let (template, template_params) = match &req.template {
+            Some(t) => {
+                let (name, params) =
+                    self.resolve_template(ws, channel.channel, "template", t).await?;
+                (Some(name), params)
+            }
+            None => (None, Default::default()),
+        };
         let name = optional_text("contact_name", req.contact_name.as_deref(), 200)?;
         let target = self
             .compose_target(
@@ -57,7 +64,7 @@ impl App {
             self.check_freeform_compose(ws, &channel, &target).await?;
         }
         let conversation_id = Self::derived_id("cv", ws, idempotency_key, "compose");
-        let first = FirstMessage { text: Some(content), subject, template };
+        let first = FirstMessage { text: Some(content), subject, template, template_params };
         let status = self
             .start_conversation(ws, &channel, &conversation_id, target, first, bot("api"))
             .await?;
@@ -76,7 +83,8 @@ impl App {
         idempotency_key: Option<&str>,
     ) -> Result<ProactiveAccepted, ApiError> {
         let channel = self.resolve_channel(ws, &req.channel_id, "channel_id").await?;
-        let template = check_template("template", &req.template)?;
+        let (template, template_params) =
+            self.resolve_template(ws, channel.channel, "template", &req.template).await?;
         if req.recipients.is_empty() || req.recipients.len() > MAX_RECIPIENTS {
             return Err(ApiError::validation(
                 "recipients",
@@ -115,8 +123,12 @@ impl App {
                     .await
                     .map_err(|e| super::rename_field(e, &field))?;
                 let id = Self::derived_id("cv", ws, idempotency_key, &format!("proactive/{index}"));
-                let first =
-                    FirstMessage { text: None, subject: None, template: Some(template.clone()) };
+                let first = FirstMessage {
+                    text: None,
+                    subject: None,
+                    template: Some(template.clone()),
+                    template_params: template_params.clone(),
+                };
                 let status = self
                     .start_conversation(ws, &channel, &id, target, first, assignee.clone())
                     .await?;
@@ -300,25 +312,6 @@ impl App {
 
 fn bot(id: &str) -> Assignee {
     Assignee::Bot { id: id.to_owned() }
-}
-
-fn check_template(field: &str, t: &TemplateRef) -> Result<String, ApiError> {
-    let name = template_name(&format!("{field}.name"), &t.name)?;
-    for (k, v) in &t.variables {
-        if k.trim().is_empty() || k.len() > 100 {
-            return Err(ApiError::validation(
-                format!("{field}.variables"),
-                "variable names must be 1 to 100 characters",
-            ));
-        }
-        if v.chars().count() > 1_024 {
-            return Err(ApiError::validation(
-                format!("{field}.variables.{k}"),
-                "must be at most 1024 characters",
-            ));
-        }
-    }
-    Ok(name)
 }
 
 /// Whether the channel can reach a contact with these addresses: e-mail needs an e-mail

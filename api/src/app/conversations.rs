@@ -187,7 +187,8 @@ impl App {
                 ))
             }
             ConversationMessageRequest::Template { template } => {
-                let name = super::template_name("template.name", &template.name)?;
+                let (name, params) =
+                    self.resolve_template(ws, record.channel, "template", &template).await?;
                 let view = self.conversation_view(id).await?;
                 let contact = view.contact_id.clone().ok_or_else(|| {
                     ApiError::conflict("the conversation has not resolved its contact yet")
@@ -195,7 +196,11 @@ impl App {
                 let request = SendRequest {
                     message_id: message_id.clone(),
                     channel: record.channel,
-                    kind: SendKind::Template { template: name, message_type: MessageType::Message },
+                    kind: SendKind::Template {
+                        template: name,
+                        message_type: MessageType::Message,
+                        params: Box::new(params),
+                    },
                     conversation_id: Some(id.to_owned()),
                 };
                 let outcome = self.session_send(ws, &contact, record.channel, request).await?;

@@ -121,11 +121,12 @@ impl App {
         let text =
             optional_text("content.text", content.text.as_deref(), super::compose::MAX_TEXT)?;
         let subject = optional_text("content.subject", content.subject.as_deref(), 998)?;
-        let template = content
-            .template
-            .as_ref()
-            .map(|t| super::template_name("content.template.name", &t.name))
-            .transpose()?;
+        let template = match &content.template {
+            Some(t) => {
+                Some(self.resolve_template(ws, channel.channel, "content.template", t).await?)
+            }
+            None => None,
+        };
         let traffic_type = optional_text("traffic_type", req.traffic_type.as_deref(), 50)?;
         let (kind, billed_as) = match (req.message_type, text, template) {
             (RequestedType::Conversation, Some(_), Some(_)) => {
@@ -140,8 +141,12 @@ impl App {
             (RequestedType::Conversation, None, _) => {
                 return Err(ApiError::validation("content.text", "CONVERSATION needs text"));
             }
-            (RequestedType::Message, _, Some(template)) => (
-                SendKind::Template { template, message_type: MessageType::Message },
+            (RequestedType::Message, _, Some((template, params))) => (
+                SendKind::Template {
+                    template,
+                    message_type: MessageType::Message,
+                    params: Box::new(params),
+                },
                 Some(MessageType::Message),
             ),
             (RequestedType::Message, Some(text), None) => {
@@ -150,8 +155,12 @@ impl App {
             (RequestedType::Message, None, None) => {
                 return Err(ApiError::validation("content.text", "give text or a template"));
             }
-            (RequestedType::Newsletter, _, Some(template)) => (
-                SendKind::Template { template, message_type: MessageType::Newsletter },
+            (RequestedType::Newsletter, _, Some((template, params))) => (
+                SendKind::Template {
+                    template,
+                    message_type: MessageType::Newsletter,
+                    params: Box::new(params),
+                },
                 Some(MessageType::Newsletter),
             ),
             (RequestedType::Newsletter, _, None) => {

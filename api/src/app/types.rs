@@ -25,18 +25,61 @@ pub use workspace::{
     TopUpsQuery, WindowPolicyOut,
 };
 
-/// A template reference: its approved name, and variables for it.
+/// A template reference: its approved name, and values for its placeholders.
 ///
-/// Variables are accepted and validated, but the session's send contract carries only the
-/// template's name, so providers render the template text configured for the channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `variables` takes one of two shapes: a flat map from placeholder name to value
+/// (`{"1": "Ada", "2": "#42"}`, every component's placeholders in one map), or the structured
+/// shape `{"body": [...], "header": "...", "buttons": [...], "cards": [{"body", "header",
+/// "buttons"}]}` with values in placeholder order per component. A template in the workspace's
+/// registry has its values checked (missing, extra or non-string values are 422s naming them)
+/// and rendered; any other template is sent by name with the values given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     /// The approved template's name.
     pub name: String,
     /// Values for the template's placeholders.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schemars(with = "VariablesShape")]
+    pub variables: serde_json::Value,
+}
+
+impl Eq for TemplateRef {}
+
+/// The two shapes of [`TemplateRef::variables`] (for the schema).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum VariablesShape {
+    /// Placeholder name to value.
+    Flat(BTreeMap<String, String>),
+    /// Values per component, in placeholder order.
+    Structured {
+        /// The body's values.
+        #[serde(default)]
+        body: Vec<String>,
+        /// The header's value.
+        #[serde(default)]
+        header: Option<String>,
+        /// One value per button with a placeholder, in order.
+        #[serde(default)]
+        buttons: Vec<String>,
+        /// One entry per carousel card.
+        #[serde(default)]
+        cards: Vec<CardShape>,
+    },
+}
+
+/// One card's values (for the schema).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct CardShape {
     #[serde(default)]
-    pub variables: BTreeMap<String, String>,
+    body: Vec<String>,
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    buttons: Vec<String>,
 }
 
 /// `POST /v1/conversations/compose`.

@@ -169,7 +169,7 @@ fn ping_out(p: &DomainPing) -> InactivityPing {
             subject: subject.clone(),
             template: None,
         },
-        Content::Template { name } => InactivityPing {
+        Content::Template { name, .. } => InactivityPing {
             after_secs: p.after_secs,
             template: Some(name.clone()),
             ..InactivityPing::default()
@@ -387,8 +387,10 @@ impl WorkspaceAdmin {
                 }
                 let field = under(prefix, "template");
                 let name = super::template_name(&field, name)?;
-                match self.store.template(ws.as_str(), &name).await {
-                    Ok(_) => {}
+                // A registered template without placeholders goes out rendered.
+                let params = match self.store.template(ws.as_str(), &name).await {
+                    Ok(t) => super::templates::resolve(&field, &t, &serde_json::Value::Null)
+                        .unwrap_or_default(),
                     Err(StoreError::NotFound { .. }) => {
                         return Err(ApiError::validation(
                             field,
@@ -396,8 +398,8 @@ impl WorkspaceAdmin {
                         ));
                     }
                     Err(e) => return Err(e.into()),
-                }
-                Content::Template { name }
+                };
+                Content::Template { name, params: Box::new(params) }
             }
         };
         let ping = DomainPing { after_secs: p.after_secs, content };

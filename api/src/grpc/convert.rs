@@ -20,7 +20,12 @@ use crate::{
 // ---- requests: wire → application -----------------------------------------------------------
 
 fn template(t: pb::Template) -> TemplateRef {
-    TemplateRef { name: t.name, variables: t.variables }
+    TemplateRef {
+        name: t.name,
+        variables: serde_json::Value::Object(
+            t.variables.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
+        ),
+    }
 }
 
 /// `Compose`.

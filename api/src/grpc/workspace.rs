@@ -338,6 +338,13 @@ impl TemplateService for Api {
             language: message.language,
             body: message.body,
             variables: message.variables,
+            category: None,
+            status: None,
+            header: None,
+            footer: None,
+            subject: None,
+            buttons: Vec::new(),
+            cards: Vec::new(),
         };
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {

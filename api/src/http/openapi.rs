@@ -327,7 +327,7 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .query::<TopUpsQuery>()
         .answers(200, json::<List<TopUpOut>>()),
-    post("/v1/templates", "Register a template (name, channel, language, body, variables)")
+    post("/v1/templates", "Register a template with its components and their placeholders")
         .api_key()
         .idempotent()
         .body(json::<CreateTemplateRequest>())

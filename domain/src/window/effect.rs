@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, Error, Sender, State, TimerKind};
+use super::{Direction, Error, Sender, State, TemplateParams, TimerKind};
 use crate::{
     BillingBlock, BillingOutcome, Channel, Consent, HoldId, MessageId, MessageType, Money,
     Timestamp, compliance::Keyword,
@@ -52,7 +52,17 @@ pub enum Content {
     Template {
         /// Its name.
         name: String,
+        /// Its placeholders' values and rendered text; empty for a template without values.
+        #[serde(default, skip_serializing_if = "TemplateParams::is_empty")]
+        params: Box<TemplateParams>,
     },
+}
+
+impl Content {
+    /// A template by name, with no values.
+    pub fn template(name: impl Into<String>) -> Content {
+        Content::Template { name: name.into(), params: Box::default() }
+    }
 }
 
 /// A business message to hand to the channel provider.

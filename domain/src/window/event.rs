@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::TemplateParams;
 use crate::{Balance, Consent, HoldId, MessageId, MessageType, Timestamp};
 
 /// Who writes a business message. Only matters where a policy grants a human-agent allowance.
@@ -67,6 +68,9 @@ pub enum Event {
         template: String,
         /// `MESSAGE` or `NEWSLETTER`.
         message_type: MessageType,
+        /// The template's values, resolved against the registry.
+        #[serde(default, skip_serializing_if = "TemplateParams::is_empty")]
+        params: Box<TemplateParams>,
     },
     /// The ledger placed a hold the session asked for.
     HoldPlaced {

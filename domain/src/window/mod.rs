@@ -28,6 +28,7 @@ mod effect;
 mod error;
 mod event;
 mod state;
+mod template;
 
 #[cfg(test)]
 mod tests;
@@ -38,3 +39,6 @@ pub use effect::{CloseReason, Content, Decision, Effect, OutboundMessage, Webhoo
 pub use error::Error;
 pub use event::{Event, Sender, TimerKind};
 pub use state::{Config, InactivityPing, State, View};
+pub use template::{
+    TemplateButtonParam, TemplateCardParams, TemplateParam, TemplateParams, TemplateText,
+};

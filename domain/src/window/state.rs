@@ -54,7 +54,7 @@ impl Config {
             }
             let empty = match &ping.content {
                 Content::Text { body, .. } => body.trim().is_empty(),
-                Content::Template { name } => name.trim().is_empty(),
+                Content::Template { name, .. } => name.trim().is_empty(),
             };
             if empty {
                 return Err(Error::invalid("inactivity ping content must not be empty"));

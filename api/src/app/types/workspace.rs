@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use convo_activities::store::{
+    TemplateButton, TemplateCard, TemplateCategory, TemplateComponents, TemplateStatus,
+};
 use convo_domain::{Channel, Gate, WindowMode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -227,6 +230,33 @@ pub struct CreateTemplateRequest {
     /// ones are numbered 1 to n.
     #[serde(default)]
     pub variables: Vec<String>,
+    /// `MARKETING`, `UTILITY` (the default) or `AUTHENTICATION`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub category: Option<TemplateCategory>,
+    /// `APPROVED` (the default), `PENDING` or `REJECTED`; only approved templates are sent.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub status: Option<TemplateStatus>,
+    /// A header line, with at most one placeholder.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A footer line, without placeholders.
+    #[serde(default)]
+    pub footer: Option<String>,
+    /// An e-mail template's subject line; its placeholders are the body's.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Buttons: `{"kind": "quick_reply"|"url"|"phone_number", "text", "url"?, "phone_number"?}`;
+    /// a URL may end in one placeholder.
+    #[serde(default)]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub buttons: Vec<TemplateButton>,
+    /// Carousel cards: `{"header"?, "body", "buttons"?}`, the header being the card's image
+    /// URL (or a placeholder for it).
+    #[serde(default)]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub cards: Vec<TemplateCard>,
 }
 
 /// A registered template.
@@ -242,6 +272,15 @@ pub struct TemplateOut {
     pub body: String,
     /// The declared variables, in order.
     pub variables: Vec<String>,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    #[schemars(with = "String")]
+    pub category: TemplateCategory,
+    /// `APPROVED`, `PENDING` or `REJECTED`.
+    #[schemars(with = "String")]
+    pub status: TemplateStatus,
+    /// The header, footer, subject, buttons and cards it has.
+    #[schemars(with = "serde_json::Value")]
+    pub components: TemplateComponents,
     /// When it was registered.
     pub created_at: String,
 }

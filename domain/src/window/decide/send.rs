@@ -27,12 +27,14 @@ impl Request {
                 sender: *sender,
                 template: None,
             }),
-            Event::TemplateSendRequested { message_id, template, message_type } => Some(Self {
-                id: message_id.clone(),
-                content: Content::Template { name: template.clone() },
-                sender: Sender::Automated,
-                template: Some(*message_type),
-            }),
+            Event::TemplateSendRequested { message_id, template, message_type, params } => {
+                Some(Self {
+                    id: message_id.clone(),
+                    content: Content::Template { name: template.clone(), params: params.clone() },
+                    sender: Sender::Automated,
+                    template: Some(*message_type),
+                })
+            }
             _ => None,
         }
     }
@@ -58,7 +60,7 @@ pub(super) fn check(s: &State, req: &Request, now: Timestamp) -> Result<Plan, Er
         (Content::Text { body, .. }, _) if body.trim().is_empty() => {
             return Err(Error::invalid("text must not be empty"));
         }
-        (Content::Template { name }, _) if name.trim().is_empty() => {
+        (Content::Template { name, .. }, _) if name.trim().is_empty() => {
             return Err(Error::invalid("template name must not be empty"));
         }
         (_, Some(MessageType::Conversation)) => {

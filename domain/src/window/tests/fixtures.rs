@@ -81,6 +81,7 @@ pub(super) fn template(msg: &str) -> Event {
         message_id: id(msg),
         template: "order_update".to_owned(),
         message_type: MessageType::Message,
+        params: Default::default(),
     }
 }
 

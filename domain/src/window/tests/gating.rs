@@ -185,11 +185,13 @@ fn malformed_requests_are_validation_failures() {
         message_id: id("t"),
         template: String::new(),
         message_type: MessageType::Message,
+        params: Default::default(),
     };
     let conversation_template = Event::TemplateSendRequested {
         message_id: id("t"),
         template: "x".to_owned(),
         message_type: MessageType::Conversation,
+        params: Default::default(),
     };
     for event in [blank, no_name, conversation_template, freeform("")] {
         let d = decide(&s, &event, h(1));

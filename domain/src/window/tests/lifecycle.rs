@@ -99,7 +99,7 @@ fn inactivity_ping_once_per_silence() {
 
 #[test]
 fn template_ping_and_pings_that_would_come_too_late() {
-    let tpl = Content::Template { name: "nudge".to_owned() };
+    let tpl = Content::template("nudge");
     let s = after(&pinging(tpl), &[(inbound("m1", "hi"), h(0))]);
     let d = decide(&s, &fired(TimerKind::Inactivity), h(4));
     assert_eq!(
@@ -107,10 +107,7 @@ fn template_ping_and_pings_that_would_come_too_late() {
         Effect::PlaceHold { hold_id: hold("ping:m1"), amount: m(5), message_id: id("ping:m1") }
     );
     // A ping due after the window's end is never armed.
-    let late = InactivityPing {
-        after_secs: DAY_SECS,
-        content: Content::Template { name: "n".to_owned() },
-    };
+    let late = InactivityPing { after_secs: DAY_SECS, content: Content::template("n") };
     let config = Config { inactivity_ping: Some(late), ..Config::new(Channel::Whatsapp) };
     let s = after(&State::new(config, Consent::Unknown), &[(inbound("m1", "hi"), h(0))]);
     assert_eq!(s.armed_timer(TimerKind::Inactivity), None);

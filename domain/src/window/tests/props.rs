@@ -41,7 +41,7 @@ fn config() -> impl Strategy<Value = Config> {
                         subject: Some("ping".to_owned()),
                     }
                 } else {
-                    Content::Template { name: "nudge".to_owned() }
+                    Content::template("nudge")
                 },
             });
             Config {

@@ -232,6 +232,7 @@ impl Sim {
                     message_id,
                     template: "tpl".to_owned(),
                     message_type,
+                    params: Default::default(),
                 })
             }
             Op::Close => self.step(Event::CloseRequested),
