@@ -189,6 +189,30 @@ impl Served {
     }
 }
 
+/// Checks every verified `message.status_updated` body the receiver got against the schema
+/// the served OpenAPI document's `webhooks` section gives it.
+async fn check_documented(s: &Served) -> anyhow::Result<usize> {
+    let (status, doc) = s.get("/openapi.json").await?;
+    anyhow::ensure!(status == StatusCode::OK, "openapi.json: {status}");
+    let hook = &doc["webhooks"]["message.status_updated"]["post"];
+    let schema = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .context("message.status_updated is not documented under webhooks")?;
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": schema,
+        "components": doc["components"],
+    });
+    let validator = jsonschema::draft202012::new(&root)?;
+    let bodies: Vec<Value> =
+        s.receiver.received().iter().filter(|r| r.verified).map(|r| r.json()).collect();
+    for body in &bodies {
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        anyhow::ensure!(errors.is_empty(), "{errors:?}\n{body:#}");
+    }
+    Ok(bodies.len())
+}
+
 /// `application/x-www-form-urlencoded` escaping of one name or value.
 fn encode(s: &str) -> String {
     s.bytes()
@@ -433,6 +457,9 @@ async fn provider_signed_status_callbacks() -> anyhow::Result<()> {
     let failed = &m["statuses"][2];
     assert_eq!((&failed["source"], &failed["error"]["code"]), (&json!("twilio"), &json!("30003")));
     assert_eq!(s.status_webhooks(&sms_id).await?, ["failed"]);
+    // sent, delivered and read of the WhatsApp message, failed of the SMS.
+    within(WAIT, "status webhooks", s.receiver.wait_for(4)).await?;
+    assert_eq!(check_documented(&s).await?, 4, "each as documented");
     s.shutdown().await
 }
 

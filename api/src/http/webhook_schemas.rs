@@ -8,8 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
-/// The three event types and their body schemas.
-pub(crate) const EVENTS: [(&str, &str, &str); 3] = [
+/// The event types and their body schemas.
+pub(crate) const EVENTS: [(&str, &str, &str); 4] = [
     (
         "conversation.started",
         "ConversationStartedEvent",
@@ -24,6 +24,11 @@ pub(crate) const EVENTS: [(&str, &str, &str); 3] = [
         "conversation.ended",
         "ConversationEndedEvent",
         "A window closed. Carries the close reason and how billing resolved. Sent by the session, or by the reconciler for a session run that ended abnormally (`TERMINATED`, `FAILED`, `TIMED_OUT`, `CANCELED`, with a `temporal` block).",
+    ),
+    (
+        "message.status_updated",
+        "MessageStatusUpdatedEvent",
+        "An outbound message's delivery status moved forward (`sent`, `delivered`, `read`, or `failed` with the provider's error), as a provider callback or the sandbox reported it. One per change; repeats and stale reports send nothing new. The envelope's `timestamp` is when convo applied it.",
     ),
 ];
 
@@ -239,6 +244,26 @@ pub(crate) fn schemas() -> Map<String, Value> {
     out.insert(EVENTS[0].1.into(), envelope(EVENTS[0].0, started));
     out.insert(EVENTS[1].1.into(), envelope(EVENTS[1].0, exchanged));
     out.insert(EVENTS[2].1.into(), envelope(EVENTS[2].0, ended));
+    let status = json!({"enum": ["queued", "sent", "delivered", "read", "failed"]});
+    let status_updated = json!({"type": "object", "additionalProperties": false,
+        "properties": {
+            "workspace_id": {"type": "string"},
+            "message_id": {"type": "string", "description": "convo's id (`GET /v1/messages/{id}`)."},
+            "contact_id": {"type": "string"},
+            "channel": channel,
+            "provider_message_id": nullable_string("The provider's id for the message."),
+            "status": status.clone(),
+            "previous_status": status,
+            "error": nullable(json!({"type": "object", "additionalProperties": false,
+                "properties": {"code": {"type": ["string", "null"]}, "message": {"type": ["string", "null"]}},
+                "required": ["code", "message"],
+                "description": "For `failed`: the provider's error code (`131047`, `30003`) and text."})),
+            "source": {"enum": ["whatsapp", "twilio", "rbm", "sandbox"]},
+            "provider_at": nullable(json!({"allOf": [time.clone()], "description": "When the provider says it happened."})),
+        },
+        "required": ["workspace_id", "message_id", "contact_id", "channel", "provider_message_id",
+                     "status", "previous_status", "error", "source", "provider_at"]});
+    out.insert(EVENTS[3].1.into(), envelope(EVENTS[3].0, status_updated));
     out
 }
 
