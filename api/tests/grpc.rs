@@ -75,6 +75,7 @@ fn compose_request(channel_id: String, phone: &str, content: &str) -> pb::Compos
         template: Some(pb::Template {
             name: "hello".to_owned(),
             variables: [("1".to_owned(), "Ada".to_owned())].into_iter().collect(),
+            ..Default::default()
         }),
         ..Default::default()
     }

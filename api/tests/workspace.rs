@@ -543,6 +543,7 @@ async fn workspace_and_templates_over_grpc() -> anyhow::Result<()> {
         language: "en_US".into(),
         body: "Still there, {{name}}?".into(),
         variables: vec!["name".into()],
+        ..Default::default()
     };
     let created =
         templates.create_template(req(&a, create.clone(), &[("idempotency-key", "g-tpl")])).await?;
@@ -559,11 +560,48 @@ async fn workspace_and_templates_over_grpc() -> anyhow::Result<()> {
         language: "en".into(),
         body: "Hi {{1}}".into(),
         variables: vec![],
+        ..Default::default()
     };
     assert_eq!(
         failure(templates.create_template(req(&a, bad, &[])).await).2.as_deref(),
         Some("body")
     );
+    // Components, category and status travel both ways.
+    let button = |kind: &str, url: Option<&str>| pb::TemplateButton {
+        kind: kind.into(),
+        text: "Track".into(),
+        url: url.map(Into::into),
+        phone_number: None,
+    };
+    let shipped = pb::CreateTemplateRequest {
+        name: "shipped".into(),
+        channel: "whatsapp".into(),
+        language: "en".into(),
+        body: "Hi {{1}}, order {{2}} shipped".into(),
+        variables: vec!["1".into(), "2".into()],
+        category: Some("marketing".into()),
+        status: Some("PENDING".into()),
+        header: Some("Order {{2}}".into()),
+        buttons: vec![button("url", Some("https://shop.example/t/{{2}}"))],
+        ..Default::default()
+    };
+    let got = templates.create_template(req(&a, shipped.clone(), &[])).await?.into_inner();
+    assert_eq!((got.category.as_str(), got.status.as_str()), ("MARKETING", "PENDING"));
+    assert_eq!(got.header.as_deref(), Some("Order {{2}}"));
+    assert_eq!(got.buttons[0].kind, "url");
+    assert_eq!(got.buttons[0].url.as_deref(), Some("https://shop.example/t/{{2}}"));
+    let odd = pb::CreateTemplateRequest {
+        name: "odd".into(),
+        buttons: vec![button("fax", None)],
+        ..shipped.clone()
+    };
+    assert_eq!(
+        failure(templates.create_template(req(&a, odd, &[])).await).2.as_deref(),
+        Some("buttons[0].kind")
+    );
+    templates
+        .delete_template(req(&a, pb::DeleteTemplateRequest { name: "shipped".into() }, &[]))
+        .await?;
     let listed =
         templates.list_templates(req(&a, pb::ListTemplatesRequest {}, &[])).await?.into_inner();
     assert_eq!(listed.templates.len(), 1);

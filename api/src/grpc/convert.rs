@@ -19,13 +19,33 @@ use crate::{
 
 // ---- requests: wire → application -----------------------------------------------------------
 
+/// The send's template: its flat `variables`, or the structured shape as the HTTP API takes
+/// it (both at once is refused by the application, as over HTTP: the flat keys are not parts
+/// of the structured shape).
 fn template(t: pb::Template) -> TemplateRef {
-    TemplateRef {
-        name: t.name,
-        variables: serde_json::Value::Object(
-            t.variables.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
-        ),
+    use serde_json::{Map, Value, json};
+    let mut variables: Map<String, Value> =
+        t.variables.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    if let Some(s) = t.structured {
+        let card = |c: pb::TemplateCardValues| {
+            let mut o = Map::new();
+            o.insert("body".into(), json!(c.body));
+            o.insert("buttons".into(), json!(c.buttons));
+            if let Some(h) = c.header {
+                o.insert("header".into(), json!(h));
+            }
+            Value::Object(o)
+        };
+        variables.insert("body".into(), json!(s.body));
+        variables.insert("buttons".into(), json!(s.buttons));
+        if let Some(h) = s.header {
+            variables.insert("header".into(), json!(h));
+        }
+        if !s.cards.is_empty() {
+            variables.insert("cards".into(), Value::Array(s.cards.into_iter().map(card).collect()));
+        }
     }
+    TemplateRef { name: t.name, variables: Value::Object(variables) }
 }
 
 /// `Compose`.
@@ -343,5 +363,34 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("message_type"));
         let e = conversation_message(pb::SendConversationMessageRequest::default()).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn structured_template_values_take_the_http_shape() {
+        let t = pb::Template {
+            name: "picks".into(),
+            structured: Some(pb::TemplateValues {
+                body: vec!["Ada".into()],
+                header: None,
+                buttons: vec![],
+                cards: vec![pb::TemplateCardValues {
+                    body: vec!["Mug".into()],
+                    header: Some("https://img.example/m.png".into()),
+                    buttons: vec!["mug".into()],
+                }],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            template(t).variables,
+            serde_json::json!({"body": ["Ada"], "buttons": [], "cards": [
+                {"body": ["Mug"], "header": "https://img.example/m.png", "buttons": ["mug"]}]})
+        );
+        let flat = pb::Template {
+            name: "hello".into(),
+            variables: [("1".to_owned(), "Ada".to_owned())].into_iter().collect(),
+            ..Default::default()
+        };
+        assert_eq!(template(flat).variables, serde_json::json!({"1": "Ada"}));
     }
 }

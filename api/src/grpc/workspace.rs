@@ -5,7 +5,7 @@
 //! The wire names channels, gates and modes as strings (the HTTP API's spelling); a string
 //! that names none is refused here naming its field, everything else is the application's.
 
-use convo_activities::store::Actor;
+use convo_activities::store::{Actor, TemplateButton, TemplateButtonKind, TemplateCard};
 use convo_domain::{Channel, Gate, WindowMode};
 use convo_proto::v1::{
     self as pb, template_service_server::TemplateService,
@@ -191,6 +191,7 @@ fn top_up(t: TopUpOut) -> pb::TopUp {
 }
 
 fn template(t: TemplateOut) -> pb::MessageTemplate {
+    let c = t.components;
     pb::MessageTemplate {
         name: t.name,
         channel: t.channel.as_str().to_owned(),
@@ -198,7 +199,55 @@ fn template(t: TemplateOut) -> pb::MessageTemplate {
         body: t.body,
         variables: t.variables,
         created_at: t.created_at,
+        category: t.category.as_str().to_owned(),
+        status: t.status.as_str().to_owned(),
+        header: c.header,
+        footer: c.footer,
+        subject: c.subject,
+        buttons: c.buttons.into_iter().map(button_out).collect(),
+        cards: c
+            .cards
+            .into_iter()
+            .map(|card| pb::TemplateCard {
+                header: card.header,
+                body: card.body,
+                buttons: card.buttons.into_iter().map(button_out).collect(),
+            })
+            .collect(),
     }
+}
+
+fn button_out(b: TemplateButton) -> pb::TemplateButton {
+    let kind = serde_json::to_value(b.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+    pb::TemplateButton {
+        kind: kind.unwrap_or_default(),
+        text: b.text,
+        url: b.url,
+        phone_number: b.phone_number,
+    }
+}
+
+/// An upper-case enum value as the HTTP API spells it (`marketing` reads as `MARKETING`).
+fn upper<T: DeserializeOwned>(field: &str, value: &str) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::String(value.trim().to_uppercase()))
+        .map_err(|_| ApiError::validation(field, format!("{value:?} is not an accepted value")))
+}
+
+fn buttons_in(field: &str, list: Vec<pb::TemplateButton>) -> Result<Vec<TemplateButton>, ApiError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let kind: TemplateButtonKind =
+                serde_json::from_value(serde_json::Value::String(b.kind.trim().to_lowercase()))
+                    .map_err(|_| {
+                        ApiError::validation(
+                            format!("{field}[{i}].kind"),
+                            "must be quick_reply, url or phone_number",
+                        )
+                    })?;
+            Ok(TemplateButton { kind, text: b.text, url: b.url, phone_number: b.phone_number })
+        })
+        .collect()
 }
 
 fn ok<T, P>(
@@ -338,13 +387,24 @@ impl TemplateService for Api {
             language: message.language,
             body: message.body,
             variables: message.variables,
-            category: None,
-            status: None,
-            header: None,
-            footer: None,
-            subject: None,
-            buttons: Vec::new(),
-            cards: Vec::new(),
+            category: message.category.as_deref().map(|c| upper("category", c)).transpose()?,
+            status: message.status.as_deref().map(|s| upper("status", s)).transpose()?,
+            header: message.header,
+            footer: message.footer,
+            subject: message.subject,
+            buttons: buttons_in("buttons", message.buttons)?,
+            cards: message
+                .cards
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(TemplateCard {
+                        header: c.header,
+                        body: c.body,
+                        buttons: buttons_in(&format!("cards[{i}].buttons"), c.buttons)?,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
         };
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {
