@@ -12,14 +12,15 @@ use convo_domain::{
     window::{Webhook, WindowFacts},
 };
 use convo_workflows::{
-    SessionWindowWorkflow,
+    OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
-        ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution, ProviderSend,
-        ProviderSent, SendTrouble, WebhookEmit, WebhookQueued, error_types,
+        Assignee, ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution,
+        ProviderSend, ProviderSent, SendTrouble, WebhookEmit, WebhookQueued,
+        conversation_workflow_id, error_types,
     },
 };
 use serde_json::{Map, Value};
-use temporalio_client::{Client, WorkflowSignalOptions};
+use temporalio_client::{Client, WorkflowQueryOptions, WorkflowSignalOptions};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, ActivityInfo};
@@ -275,6 +276,14 @@ impl SessionActivitiesImpl {
             },
             None => None,
         };
+        let agent_id = match (&record, &input.linked_conversation) {
+            (Some(r), Some(conversation))
+                if r.content.get("sender").and_then(Value::as_str) == Some("human_agent") =>
+            {
+                self.human_agent_of(conversation).await
+            }
+            _ => None,
+        };
         let channel = match &input.webhook {
             Webhook::ConversationStarted { channel, .. } => Some(*channel),
             _ => None,
@@ -307,7 +316,14 @@ impl SessionActivitiesImpl {
         match &input.webhook {
             Webhook::ConversationStarted { opened_at, .. } => {
                 let message = message_id.as_ref().map_or(Value::Null, |id| {
-                    payload::message(id, Direction::Inbound, channel, *opened_at, record.as_ref())
+                    payload::message(
+                        id,
+                        Direction::Inbound,
+                        channel,
+                        *opened_at,
+                        record.as_ref(),
+                        None,
+                    )
                 });
                 data.insert("message".into(), message);
             }
@@ -322,8 +338,14 @@ impl SessionActivitiesImpl {
                     "expires_at".into(),
                     expires_at.map_or(Value::Null, |t| t.to_rfc3339().into()),
                 );
-                let message =
-                    payload::message(message_id, *direction, channel, *at, record.as_ref());
+                let message = payload::message(
+                    message_id,
+                    *direction,
+                    channel,
+                    *at,
+                    record.as_ref(),
+                    agent_id.as_deref(),
+                );
                 data.insert("message".into(), message);
             }
             Webhook::ConversationEnded {
@@ -345,6 +367,31 @@ impl SessionActivitiesImpl {
             }
         }
         Ok(data)
+    }
+
+    /// The human agent the linked conversation is assigned to, by its query; `None` when it
+    /// cannot be asked (no client, no answer within 5 s) or a bot has it.
+    async fn human_agent_of(&self, conversation_id: &str) -> Option<String> {
+        let client = self.client.as_ref()?;
+        let handle = client.get_workflow_handle::<OutboundConversationWorkflow>(
+            conversation_workflow_id(conversation_id),
+        );
+        let query = handle.query(
+            OutboundConversationWorkflow::conversation,
+            (),
+            WorkflowQueryOptions::default(),
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(5), query).await {
+            Ok(Ok(view)) => match view.assignee {
+                Assignee::Human { id } => Some(id),
+                _ => None,
+            },
+            Ok(Err(e)) => {
+                tracing::warn!(conversation_id, error = %e, "cannot read the conversation's agent");
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 

@@ -112,6 +112,23 @@ async fn webhooks_carry_the_conversation_and_match_their_schemas() -> anyhow::Re
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     let reply_id = sent["message_id"].as_str().context("message id")?.to_owned();
     stack.sandbox.wait_for_sends(2, WAIT).await?;
+    // A person takes the conversation over and answers: the sender names them.
+    let (status, body) = api
+        .post(
+            &format!("/v1/conversations/{conversation_id}/take-over"),
+            json!({"agent_id": "agent-7"}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, human) = api
+        .post(
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            json!({"type": "text", "text": {"body": "Sam here, I'll check."}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{human}");
+    let human_id = human["message_id"].as_str().context("message id")?.to_owned();
+    stack.sandbox.wait_for_sends(3, WAIT).await?;
     let (status, closed) = api.post(&format!("/v1/windows/{phone}/close"), json!({})).await?;
     assert!(status.is_success(), "{closed}");
 
@@ -126,6 +143,10 @@ async fn webhooks_carry_the_conversation_and_match_their_schemas() -> anyhow::Re
     .await?;
     let template = event(&receiver, "conversation.message_exchanged", &contact_id, |b| {
         b["data"]["message"]["template"].is_object()
+    })
+    .await?;
+    let by_agent = event(&receiver, "conversation.message_exchanged", &contact_id, |b| {
+        b["data"]["message"]["id"] == human_id.as_str()
     })
     .await?;
     let ended = event(&receiver, "conversation.ended", &contact_id, |_| true).await?;
@@ -170,10 +191,15 @@ async fn webhooks_carry_the_conversation_and_match_their_schemas() -> anyhow::Re
     // `ended`: why, and how billing resolved (the answer held a conversation unit).
     assert_eq!(ended["data"]["reason"], "EXPLICIT", "{ended}");
     assert_eq!(ended["data"]["billing"]["outcome"], "charged", "{ended}");
-    assert_eq!(ended["data"]["billing"]["charged"], sent["billing"]["hold_amount"], "{ended}");
-    assert_eq!(ended["data"]["outbound_messages"], 1, "{ended}");
+    let charged = ended["data"]["billing"]["charged"].as_u64().context("charged")?;
+    let unit = sent["billing"]["hold_amount"].as_u64().context("hold amount")?;
+    assert!(charged >= unit, "the conversation unit, and any per-message price: {ended}");
+    assert!(ended["data"]["outbound_messages"].as_u64() >= Some(2), "{ended}");
+    let message = &by_agent["data"]["message"];
+    assert_eq!(message["sender"], json!({"type": "human_agent", "agent_id": "agent-7"}));
+    assert_eq!(message["text"], "Sam here, I'll check.", "{by_agent}");
 
-    for body in [&started, &inbound, &reply, &template, &ended] {
+    for body in [&started, &inbound, &reply, &template, &by_agent, &ended] {
         schemas.check(body)?;
     }
     for r in receiver.received() {

@@ -81,6 +81,7 @@ pub(crate) fn message(
     channel: Channel,
     at: Timestamp,
     record: Option<&MessageRecord>,
+    agent_id: Option<&str>,
 ) -> Value {
     let direction_name = match direction {
         Direction::Inbound => "inbound",
@@ -101,10 +102,7 @@ pub(crate) fn message(
                 _ => content.get("text").filter(|t| t.is_string()).cloned().unwrap_or(Value::Null),
             };
             let sender = match stored.and_then(|c| c.get("sender")).and_then(Value::as_str) {
-                Some("human_agent") => {
-                    let agent = stored.and_then(|c| c.get("agent_id")).cloned();
-                    json!({"type": "human_agent", "agent_id": agent.unwrap_or(Value::Null)})
-                }
+                Some("human_agent") => json!({"type": "human_agent", "agent_id": agent_id}),
                 _ => json!({"type": "automated"}),
             };
             (text, content, template, sender)
