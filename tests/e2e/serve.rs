@@ -365,6 +365,44 @@ fn rated() -> WorkspaceSettings {
     convo_tests::default_settings()
 }
 
+/// The billing block as the RCS conversation API documents it: the first CONVERSATION send of a
+/// session is already `in_session` and carries the conversation unit as its hold and price;
+/// later ones are free; and every answer's balance is the ledger's at that moment, not the one
+/// the session saw at its hold (another contact's session moved it in between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_block_is_in_session_from_the_first_send_with_a_fresh_balance()
+-> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = tenant(&stack, "billing-co", rated(), 10_000).await?;
+    let unit = rated().rates.for_channel(Channel::Whatsapp).conversation_unit.minor();
+    let (ada, bob) = ("+4917600000201", "+4917600000202");
+    for who in [ada, bob] {
+        api.inbound(who, "hi").await?;
+        api.window_until(who, "open", |w| w["open"] == true).await?;
+    }
+    let (status, first) = api.send(ada, "hello Ada").await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let billing = &first["billing"];
+    assert_eq!(billing["message_type"], "CONVERSATION", "{first}");
+    assert_eq!(billing["in_session"], true, "{first}");
+    assert_eq!(billing["hold_amount"], unit, "{first}");
+    assert_eq!(billing["message_price"], unit, "{first}");
+    assert_eq!(billing["balance"]["reserved"], unit, "{first}");
+
+    let (_, other) = api.send(bob, "hello Bob").await?;
+    assert_eq!(other["billing"]["balance"]["reserved"], 2 * unit, "{other}");
+
+    let (_, second) = api.send(ada, "anything else?").await?;
+    let billing = &second["billing"];
+    assert_eq!(billing["in_session"], true, "{second}");
+    assert_eq!(billing["hold_amount"], 0, "{second}");
+    assert_eq!(billing["message_price"], 0, "{second}");
+    // Bob's hold is in the ledger: the answer says so.
+    assert_eq!(billing["balance"]["reserved"], 2 * unit, "{second}");
+    assert_eq!(billing["balance"]["free"], 10_000 - 2 * unit, "{second}");
+    stack.shutdown().await
+}
+
 /// Fixed (Sent-style) gating: a reply at hour 23 does not extend the window, so the send at
 /// hour 30 is refused; a balance that cannot cover the conversation unit refuses with 402
 /// `insufficient_balance` and sends nothing.

@@ -212,9 +212,12 @@ async fn billing_hold_is_charged_when_a_message_was_accepted() -> anyhow::Result
     let contact = inbound(&env, Channel::Whatsapp, PHONE, "wamid.1", "hi").await?.contact_id;
     view_until(&env, &contact, "open", |v| v.window.open).await?;
 
+    // The first send rides on the session the window opened: in session, and it carries the
+    // conversation unit as its hold and its price (the RCS conversation API's first send).
     let first = sent(send_text(&env, Channel::Whatsapp, &contact, "out-1", "hello").await?)?;
-    assert!(!first.billing.in_session);
+    assert!(first.billing.in_session);
     assert_eq!(first.billing.hold_amount, Money::from_minor(100));
+    assert_eq!(first.billing.message_price, Money::from_minor(100));
     let balance = first.billing.balance.expect("balance reported");
     assert_eq!(
         (balance.free, balance.reserved, balance.total),
@@ -224,6 +227,7 @@ async fn billing_hold_is_charged_when_a_message_was_accepted() -> anyhow::Result
     let second = sent(send_text(&env, Channel::Whatsapp, &contact, "out-2", "again").await?)?;
     assert!(second.billing.in_session);
     assert_eq!(second.billing.hold_amount, Money::ZERO);
+    assert_eq!(second.billing.message_price, Money::ZERO);
     // A retried send (same id) gets the first answer and sends nothing new.
     let again = sent(send_text(&env, Channel::Whatsapp, &contact, "out-2", "again").await?)?;
     assert_eq!(again, second);

@@ -177,14 +177,16 @@ impl App {
                     WorkflowExecuteUpdateOptions::default(),
                 );
                 let receipt = self.with_send_timeout(update).await?.map_err(update_error)?;
-                Ok(super::messages::accepted(
+                let mut answer = super::messages::accepted(
                     receipt,
                     record.channel,
                     MessageType::Conversation,
                     contact,
                     created_at,
                     None,
-                ))
+                );
+                answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
+                Ok(answer)
             }
             ConversationMessageRequest::Template { template } => {
                 let (name, params) =
@@ -205,14 +207,16 @@ impl App {
                 };
                 let outcome = self.session_send(ws, &contact, record.channel, request).await?;
                 let receipt = super::messages::sent(outcome)?;
-                Ok(super::messages::accepted(
+                let mut answer = super::messages::accepted(
                     receipt,
                     record.channel,
                     MessageType::Message,
                     contact,
                     created_at,
                     None,
-                ))
+                );
+                answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
+                Ok(answer)
             }
         }
     }

@@ -31,7 +31,7 @@
 //! reason names the failed message so that case can be told apart.
 
 use convo_activities::store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
-use convo_domain::{Channel, DeliveryStatus, Direction, MessageId, MessageType, Money, Sender};
+use convo_domain::{Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender};
 use convo_workflows::contracts::{
     SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
 };
@@ -39,8 +39,8 @@ use convo_workflows::contracts::{
 use super::{
     App, WorkspaceId, optional_text, rfc3339,
     types::{
-        BillingOut, MessageAccepted, MessageOut, RequestedType, SandboxStatus, SendMessageRequest,
-        StatusError, StatusOut,
+        BalanceOut, BillingOut, MessageAccepted, MessageOut, RequestedType, SandboxStatus,
+        SendMessageRequest, StatusError, StatusOut,
     },
 };
 use crate::error::{ApiError, codes};
@@ -199,16 +199,34 @@ impl App {
         let request =
             SendRequest { message_id, channel: channel.channel, kind, conversation_id: None };
         let receipt = sent(self.session_send(ws, &contact.id, channel.channel, request).await?)?;
-        let billed_as =
-            billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.message_price));
-        Ok(accepted(receipt, channel.channel, billed_as, contact.id, created_at, traffic_type))
+        let billed_as = billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.in_session));
+        let mut answer =
+            accepted(receipt, channel.channel, billed_as, contact.id, created_at, traffic_type);
+        answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
+        Ok(answer)
     }
 }
 
-/// The domain bills in-window free-form by the conversation unit (no per-message price) and
-/// free-form outside a window (ungated channels) per message.
-fn freeform_billing(message_price: Money) -> MessageType {
-    if message_price.is_zero() { MessageType::Conversation } else { MessageType::Message }
+/// The domain bills in-window free-form by the conversation unit (the send rides on the
+/// session the window opened: `in_session`) and free-form outside a window (ungated channels)
+/// per message.
+fn freeform_billing(in_session: bool) -> MessageType {
+    if in_session { MessageType::Conversation } else { MessageType::Message }
+}
+
+impl App {
+    /// The ledger's balance now, for a send's answer: the session reports the balance it last
+    /// saw (at its latest hold), which later sends and other sessions have since moved. Falls
+    /// back to `reported` when the store cannot answer (the send went out; its answer stands).
+    pub(crate) async fn balance_now(&self, ws: &WorkspaceId, reported: BalanceOut) -> BalanceOut {
+        match self.store().balance(ws.as_str()).await {
+            Ok(balance) => balance.into(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the balance for a send's answer");
+                reported
+            }
+        }
+    }
 }
 
 fn no_window() -> ApiError {

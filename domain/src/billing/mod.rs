@@ -3,7 +3,9 @@
 //!
 //! The model is Arowana's (channels.md §1.2) and WhatsApp's legacy conversation pricing: the
 //! first in-window free-form send of a billing session places a **hold** of one conversation
-//! unit; later sends in the same session are free (`in_session: true`, `hold_amount: 0`). When
+//! unit (`in_session: true`, `hold_amount` and `message_price` the unit: a session exists for
+//! the pair once a window is open); later sends in the same session are free (`in_session:
+//! true`, `hold_amount: 0`, `message_price: 0`). When
 //! the session resolves, the hold is charged if any in-session message was accepted by the
 //! provider and released otherwise. Business-initiated sends outside a window (templates,
 //! `MESSAGE`/`NEWSLETTER` types) are priced per message: their hold is charged when the provider
@@ -26,11 +28,13 @@ pub use money::{MessageType, Money, RateCard, RateTable};
 /// The billing part of a send's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingBlock {
-    /// The send rode on a billing session that already had its hold (or needed none).
+    /// A session (an open window) exists for the pair: always for a `CONVERSATION` send, the
+    /// first of its billing session included, as the RCS conversation API reports it.
     pub in_session: bool,
     /// The conversation-unit hold this send placed (0 unless it opened the session's billing).
     pub hold_amount: Money,
-    /// The per-message price of this send's message type.
+    /// What this send costs: the conversation unit for the send that opened the billing
+    /// session (0 for the rest of it), or the message type's per-message price.
     pub message_price: Money,
     /// The workspace balance as last reported by the ledger, if known.
     pub balance: Option<Balance>,

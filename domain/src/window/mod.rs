@@ -12,7 +12,8 @@
 //!   never downgraded; any business send to an opted-out contact is refused `contact_opted_out`.
 //! - The first in-window free-form send of a billing session asks the ledger for a hold of one
 //!   conversation unit and goes out once it is placed (`insufficient_balance` and nothing sent
-//!   if refused); later sends in the session are `in_session: true, hold_amount: 0`. When the
+//!   if refused), reported `in_session: true` with the unit as its hold and price; later sends
+//!   in the session are `in_session: true, hold_amount: 0`. When the
 //!   session ends (its timer, or the window's teardown) the hold is charged if the provider
 //!   accepted any of its messages and released otherwise.
 //! - STOP records the opt-out, sends the one confirmation and tears the window down

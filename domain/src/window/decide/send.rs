@@ -110,9 +110,11 @@ impl Cx {
             let unit = rates.conversation_unit;
             let hold = self.session_mut(ordinal).map(|b| b.hold.clone());
             match hold {
+                // Every CONVERSATION send rides on the session that exists for the pair, so
+                // it is `in_session`; the first one carries the unit as its hold and price.
                 Some(SessionHold::None) if unit.is_zero() => {
                     self.set_session_hold(ordinal, SessionHold::Free);
-                    let billing = self.block(false, Money::ZERO, Money::ZERO);
+                    let billing = self.block(true, Money::ZERO, Money::ZERO);
                     self.send_now(message, billing, Some(ordinal), None);
                 }
                 Some(SessionHold::None) => {
@@ -121,7 +123,7 @@ impl Cx {
                         ordinal,
                         SessionHold::Pending { id: id.clone(), amount: unit },
                     );
-                    let billing = self.block(false, unit, Money::ZERO);
+                    let billing = self.block(true, unit, unit);
                     self.await_hold(message, billing, id, unit, Some(ordinal));
                 }
                 Some(SessionHold::Pending { id, .. }) => {
@@ -145,7 +147,8 @@ impl Cx {
             self.settle_sessions();
         } else {
             let price = rates.price(plan.message_type);
-            let billing = self.block(false, Money::ZERO, price);
+            // `in_session` says whether a session (an open window) exists for the pair.
+            let billing = self.block(self.s.window.is_some(), Money::ZERO, price);
             if price.is_zero() {
                 self.send_now(message, billing, None, None);
             } else {

@@ -24,9 +24,9 @@ fn hold_placed_once_per_billing_session() {
     assert_eq!(
         billing(&d, "a"),
         BillingBlock {
-            in_session: false,
+            in_session: true,
             hold_amount: m(50),
-            message_price: m(0),
+            message_price: m(50),
             balance: Some(balance)
         }
     );
@@ -130,7 +130,7 @@ fn sends_queued_behind_the_first_hold_go_out_with_it_in_order() {
     let d = decide(&s, &placed("a", 950), h(1));
     let sent: Vec<_> =
         d.sends().map(|(msg, b)| (msg.id.to_string(), b.in_session, b.hold_amount)).collect();
-    assert_eq!(sent, [("a".to_owned(), false, m(50)), ("b".to_owned(), true, m(0))]);
+    assert_eq!(sent, [("a".to_owned(), true, m(50)), ("b".to_owned(), true, m(0))]);
 }
 
 #[test]
