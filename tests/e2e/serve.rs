@@ -370,8 +370,8 @@ fn rated() -> WorkspaceSettings {
 /// later ones are free; and every answer's balance is the ledger's at that moment, not the one
 /// the session saw at its hold (another contact's session moved it in between).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn billing_block_is_in_session_from_the_first_send_with_a_fresh_balance()
--> anyhow::Result<()> {
+async fn billing_block_is_in_session_from_the_first_send_with_a_fresh_balance() -> anyhow::Result<()>
+{
     let stack = Served::start(ServeConfig::ephemeral()).await?;
     let api = tenant(&stack, "billing-co", rated(), 10_000).await?;
     let unit = rated().rates.for_channel(Channel::Whatsapp).conversation_unit.minor();
