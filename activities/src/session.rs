@@ -12,15 +12,14 @@ use convo_domain::{
     window::{Webhook, WindowFacts},
 };
 use convo_workflows::{
-    OutboundConversationWorkflow, SessionWindowWorkflow,
+    SessionWindowWorkflow,
     contracts::{
-        Assignee, ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution,
-        ProviderSend, ProviderSent, SendTrouble, WebhookEmit, WebhookQueued,
-        conversation_workflow_id, error_types,
+        ConsentRecord, ConsentRecorded, HoldAnswer, HoldRequest, HoldResolution, ProviderSend,
+        ProviderSent, SendTrouble, WebhookEmit, WebhookQueued, error_types,
     },
 };
 use serde_json::{Map, Value};
-use temporalio_client::{Client, WorkflowQueryOptions, WorkflowSignalOptions};
+use temporalio_client::{Client, WorkflowSignalOptions};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, ActivityInfo};
@@ -168,6 +167,7 @@ impl SessionActivitiesImpl {
                     "message_type": message.message_type,
                     "sender": message.sender,
                     "conversation_id": input.conversation_id,
+                    "agent_id": input.agent_id,
                 }),
                 status: MessageStatus::Queued,
                 provider_message_id: None,
@@ -276,14 +276,12 @@ impl SessionActivitiesImpl {
             },
             None => None,
         };
-        let agent_id = match (&record, &input.linked_conversation) {
-            (Some(r), Some(conversation))
-                if r.content.get("sender").and_then(Value::as_str) == Some("human_agent") =>
-            {
-                self.human_agent_of(conversation).await
-            }
-            _ => None,
-        };
+        // The person who wrote it, as the send recorded it (no question to the conversation,
+        // which may itself be waiting on this session).
+        let agent_id = record
+            .as_ref()
+            .filter(|r| r.content.get("sender").and_then(Value::as_str) == Some("human_agent"))
+            .and_then(|r| r.content.get("agent_id")?.as_str().map(str::to_owned));
         let channel = match &input.webhook {
             Webhook::ConversationStarted { channel, .. } => Some(*channel),
             _ => None,
@@ -367,31 +365,6 @@ impl SessionActivitiesImpl {
             }
         }
         Ok(data)
-    }
-
-    /// The human agent the linked conversation is assigned to, by its query; `None` when it
-    /// cannot be asked (no client, no answer within 5 s) or a bot has it.
-    async fn human_agent_of(&self, conversation_id: &str) -> Option<String> {
-        let client = self.client.as_ref()?;
-        let handle = client.get_workflow_handle::<OutboundConversationWorkflow>(
-            conversation_workflow_id(conversation_id),
-        );
-        let query = handle.query(
-            OutboundConversationWorkflow::conversation,
-            (),
-            WorkflowQueryOptions::default(),
-        );
-        match tokio::time::timeout(std::time::Duration::from_secs(5), query).await {
-            Ok(Ok(view)) => match view.assignee {
-                Assignee::Human { id } => Some(id),
-                _ => None,
-            },
-            Ok(Err(e)) => {
-                tracing::warn!(conversation_id, error = %e, "cannot read the conversation's agent");
-                None
-            }
-            Err(_) => None,
-        }
     }
 }
 

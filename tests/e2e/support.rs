@@ -81,7 +81,13 @@ async fn send(
     id: &str,
     kind: SendKind,
 ) -> anyhow::Result<SessionSendOutcome> {
-    let request = SendRequest { message_id: id.to_owned(), channel, kind, conversation_id: None };
+    let request = SendRequest {
+        message_id: id.to_owned(),
+        channel,
+        kind,
+        conversation_id: None,
+        agent_id: None,
+    };
     within(WAIT, "send", env.sessions.send(&env.workspace_id, contact, channel, request))
         .await?
         .context("send")

@@ -202,6 +202,10 @@ pub struct SendRequest {
     /// The outbound conversation this send belongs to, which the session then reports replies
     /// to.
     pub conversation_id: Option<String>,
+    /// The human agent who wrote it (a conversation assigned to a person), for the message log
+    /// and the webhooks; absent for automated sends and in requests recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 impl SendRequest {
@@ -348,6 +352,9 @@ pub struct ProviderSend {
     pub message: OutboundMessage,
     /// The outbound conversation it belongs to, for the message log.
     pub conversation_id: Option<String>,
+    /// The human agent who wrote it, for the message log (see [`SendRequest::agent_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 /// Output of [`SessionActivities::send_message`].

@@ -499,6 +499,12 @@ async fn session_send(
             channel: input.channel,
             kind,
             conversation_id: Some(input.conversation_id.clone()),
+            // The person the conversation is assigned to writes it (the message log and the
+            // webhooks name them).
+            agent_id: ctx.state(|s| match &s.view.assignee {
+                Assignee::Human { id } => Some(id.clone()),
+                Assignee::Bot { .. } => None,
+            }),
         },
     };
     let summary = format!("send {} through the session", send.request.message_id);

@@ -95,6 +95,8 @@ pub struct SessionWindowWorkflow {
     in_flight: Vec<String>,
     /// Sends in flight whose provider call failed and is being retried (latest failure each).
     troubled: Vec<SendTrouble>,
+    /// The human agent of each send in flight that names one, for its provider send.
+    agents: std::collections::BTreeMap<String, String>,
     answers: VecDeque<Answer>,
     /// The latest inbound message ids: providers retry webhooks.
     recent_inbound: VecDeque<String>,
@@ -140,6 +142,7 @@ impl SessionWindowWorkflow {
             settles: 0,
             in_flight: Vec::new(),
             troubled: Vec::new(),
+            agents: std::collections::BTreeMap::new(),
             recent_inbound: carried.recent_inbound.into(),
             answers: carried
                 .answers
@@ -352,6 +355,9 @@ impl SessionWindowWorkflow {
                 return false;
             }
             s.in_flight.push(id.clone());
+            if let Some(agent) = &request.agent_id {
+                s.agents.insert(id.clone(), agent.clone());
+            }
             if let Some(conversation) = &request.conversation_id {
                 s.linked_conversation = Some(conversation.clone());
             }
@@ -492,6 +498,7 @@ impl SessionWindowWorkflow {
 
     fn record_answer(&mut self, message_id: &str, result: Result<SendReceipt, SendError>) {
         self.in_flight.retain(|m| m != message_id);
+        self.agents.remove(message_id);
         self.troubled.retain(|t| t.message_id != message_id);
         if self.answer(message_id).is_none() {
             self.answers.push_back(Answer { message_id: message_id.to_owned(), result });
@@ -669,9 +676,18 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         }
         Effect::Send { message, billing, conversation_expires_at } => {
             let message_id = message.id.clone();
-            let conversation_id = ctx.state(|s| s.linked_conversation.clone());
+            let (conversation_id, agent_id) = ctx.state_mut(|s| {
+                (s.linked_conversation.clone(), s.agents.remove(message_id.as_str()))
+            });
             let summary = format!("send {} on {channel}", message_id.as_str());
-            let send = ProviderSend { workspace_id, contact_id, channel, message, conversation_id };
+            let send = ProviderSend {
+                workspace_id,
+                contact_id,
+                channel,
+                message,
+                conversation_id,
+                agent_id,
+            };
             let accepted_at = Some(now(ctx.workflow_time()));
             let sent = ctx
                 .execute_activity(SessionActivities::send_message, send, send_options(ctx, summary))
@@ -713,8 +729,14 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 human_agent_tag: false,
             };
             let summary = format!("send confirmation {} on {channel}", message.id.as_str());
-            let send =
-                ProviderSend { workspace_id, contact_id, channel, message, conversation_id: None };
+            let send = ProviderSend {
+                workspace_id,
+                contact_id,
+                channel,
+                message,
+                conversation_id: None,
+                agent_id: None,
+            };
             // A confirmation is a courtesy the law allows, not a billed send: a failure is
             // recorded by the activity's message log and changes nothing here.
             let _ = ctx

@@ -204,6 +204,10 @@ impl App {
                         params: Box::new(params),
                     },
                     conversation_id: Some(id.to_owned()),
+                    agent_id: match &view.assignee {
+                        Assignee::Human { id } => Some(id.clone()),
+                        Assignee::Bot { .. } => None,
+                    },
                 };
                 let outcome = self.session_send(ws, &contact, record.channel, request).await?;
                 let receipt = super::messages::sent(outcome)?;

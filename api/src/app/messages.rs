@@ -196,8 +196,13 @@ impl App {
         };
         let message_id = Self::derived_id("msg", ws, idempotency_key, "messages");
         let created_at = rfc3339(super::now());
-        let request =
-            SendRequest { message_id, channel: channel.channel, kind, conversation_id: None };
+        let request = SendRequest {
+            message_id,
+            channel: channel.channel,
+            kind,
+            conversation_id: None,
+            agent_id: None,
+        };
         let receipt = sent(self.session_send(ws, &contact.id, channel.channel, request).await?)?;
         let billed_as = billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.in_session));
         let mut answer =
