@@ -20,6 +20,7 @@
 pub mod contracts;
 pub mod ops;
 pub mod outbound;
+mod publish;
 pub mod session_window;
 
 pub use outbound::OutboundConversationWorkflow;

@@ -534,26 +534,13 @@ fn finish(
     view
 }
 
-/// Brings the run's search attributes, memo and current details up to date (commands only
-/// for what changed, and only since [`PATCH_OPS_VISIBILITY`]).
+/// Brings the run's search attributes, memo and current details up to date.
 fn publish(ctx: &WorkflowContext<OutboundConversationWorkflow>) {
-    ctx.set_current_details(ctx.state(OutboundConversationWorkflow::details));
-    if !ctx.patched(PATCH_OPS_VISIBILITY) {
-        return;
-    }
-    let publication = ctx.state_mut(OutboundConversationWorkflow::publication);
-    if !publication.attributes.is_empty() {
-        ctx.upsert_search_attributes(publication.attributes);
-    }
-    if !publication.memo.is_empty() {
-        // String memo values always convert.
-        let _ = ctx.upsert_memo(
-            publication
-                .memo
-                .into_iter()
-                .map(|(k, v)| (k, v.map(temporalio_common::MemoValue::new))),
-        );
-    }
+    crate::publish::publish(
+        ctx,
+        OutboundConversationWorkflow::details,
+        OutboundConversationWorkflow::publication,
+    );
 }
 
 fn reason(e: &temporalio_workflow::ActivityExecutionError) -> String {

@@ -616,26 +616,13 @@ async fn interpret(ctx: &WorkflowContext<SessionWindowWorkflow>, event: Event) {
     publish(ctx);
 }
 
-/// Brings the run's search attributes, memo and current details up to date (commands only
-/// for what changed, and only since [`PATCH_OPS_VISIBILITY`]).
+/// Brings the run's search attributes, memo and current details up to date.
 fn publish(ctx: &WorkflowContext<SessionWindowWorkflow>) {
-    ctx.set_current_details(ctx.state(SessionWindowWorkflow::details));
-    if !ctx.patched(PATCH_OPS_VISIBILITY) {
-        return;
-    }
-    let publication = ctx.state_mut(SessionWindowWorkflow::publication);
-    if !publication.attributes.is_empty() {
-        ctx.upsert_search_attributes(publication.attributes);
-    }
-    if !publication.memo.is_empty() {
-        // A String memo value always converts.
-        let _ = ctx.upsert_memo(
-            publication
-                .memo
-                .into_iter()
-                .map(|(k, v)| (k, v.map(temporalio_common::MemoValue::new))),
-        );
-    }
+    crate::publish::publish(
+        ctx,
+        SessionWindowWorkflow::details,
+        SessionWindowWorkflow::publication,
+    );
 }
 
 fn consent_name(consent: convo_domain::Consent) -> &'static str {
