@@ -500,8 +500,7 @@ impl Sessions {
 /// for the rest; whichever it has when no channel is given) and its name.
 pub fn contact_card(contact: &Contact, channel: Option<Channel>) -> ContactCard {
     let address = match channel {
-        Some(Channel::Email) => contact.email.clone(),
-        Some(_) => contact.phone.clone(),
+        Some(channel) => crate::session::address_for(contact, channel),
         None => contact.phone.clone().or_else(|| contact.email.clone()),
     };
     ContactCard { address, name: contact.name.clone() }

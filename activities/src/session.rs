@@ -494,7 +494,7 @@ impl SessionActivitiesImpl {
 /// Where a contact is reached on a channel: the e-mail address for e-mail, the E.164 number
 /// for every phone-based channel (Messenger and Instagram users are keyed by the number the
 /// platform matched them to).
-fn address_for(contact: &Contact, channel: Channel) -> Option<String> {
+pub(crate) fn address_for(contact: &Contact, channel: Channel) -> Option<String> {
     match channel {
         Channel::Email => contact.email.clone(),
         _ => contact.phone.clone(),
