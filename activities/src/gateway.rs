@@ -90,6 +90,9 @@ pub struct Inbound {
     pub message_id: String,
     /// The text.
     pub text: String,
+    /// The postback data of the suggested reply or action the contact tapped (RCS), which the
+    /// message log and webhooks carry beside the text.
+    pub postback_data: Option<String>,
     /// When the contact sent it, per the provider.
     pub sent_at: Option<Timestamp>,
 }
@@ -163,7 +166,12 @@ impl Sessions {
                 contact_id: contact.id.clone(),
                 channel: inbound.channel,
                 direction: Direction::Inbound,
-                content: serde_json::json!({ "text": inbound.text }),
+                content: match &inbound.postback_data {
+                    Some(data) => {
+                        serde_json::json!({ "text": inbound.text, "postback_data": data })
+                    }
+                    None => serde_json::json!({ "text": inbound.text }),
+                },
                 status: MessageStatus::Received,
                 provider_message_id: Some(inbound.message_id.clone()),
                 at: inbound.sent_at,

@@ -466,6 +466,7 @@ async fn grpc_compose_inbound_reply_close_and_refuse() -> anyhow::Result<()> {
         text: "where is it?".into(),
         provider_message_id: Some("wamid.grpc1".into()),
         timestamp: None,
+        postback_data: None,
     };
     let received = c.inbound.receive(req(Some(&key), inbound, &[])).await?.into_inner();
     assert_eq!((received.received, received.duplicates), (1, 0));

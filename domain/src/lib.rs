@@ -17,6 +17,8 @@
 //!   [`Balance`] `{free, reserved, total}` and holds, and the [`BillingBlock`] of a send.
 //! - [`delivery`]: a message's [`DeliveryStatus`] and the ordering rule provider reports go
 //!   through ([`delivery::transition`]).
+//! - [`rich`]: RCS rich content ([`rich::Rich`]: text with suggestions, a rich card, a
+//!   carousel) and RBM's limits ([`rich::Rich::validate`]).
 //! - [`window`]: the session state machine, [`window::decide`]`(state, event, now) ->
 //!   `[`window::Decision`], plus the window clock ([`Window`]) and [`CloseReason`].
 //! - [`workspace`]: [`WorkspaceSettings`], which give a channel its [`window::Config`].
@@ -30,6 +32,7 @@ pub mod channel;
 pub mod compliance;
 pub mod delivery;
 pub mod ids;
+pub mod rich;
 pub mod time;
 pub mod window;
 pub mod workspace;

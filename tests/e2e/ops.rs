@@ -42,6 +42,7 @@ async fn ada_writes(env: &TestEnv, id: &str) -> anyhow::Result<String> {
         name: Some("Ada".to_owned()),
         message_id: id.to_owned(),
         text: "hello, where is my order?".to_owned(),
+        postback_data: None,
         sent_at: None,
     };
     Ok(within(WAIT, "inbound", env.sessions.inbound(inbound)).await??.contact_id)

@@ -69,7 +69,11 @@ async fn compose_to_new_phone_then_reply_take_over_and_resolve() -> anyhow::Resu
     let receipt = handle
         .execute_update(
             OutboundConversationWorkflow::reply,
-            AgentReply { message_id: "agent-reply-1".into(), text: "It arrives tomorrow.".into() },
+            AgentReply {
+                message_id: "agent-reply-1".into(),
+                text: "It arrives tomorrow.".into(),
+                rich: None,
+            },
             WorkflowExecuteUpdateOptions::default(),
         )
         .await?;

@@ -626,3 +626,7 @@ async fn a_terminated_session_reads_closed_through_the_api() -> anyhow::Result<(
 /// Webhook payloads and their schemas (a child module, for `Served` and `Api`).
 #[path = "webhook_payloads.rs"]
 mod webhook_payloads;
+
+/// RCS rich content (a child module, for `Served` and `Api`).
+#[path = "rich.rs"]
+mod rich;

@@ -536,7 +536,7 @@ async fn a_late_failure_releases_the_sessions_hold() -> anyhow::Result<()> {
 }
 
 /// An RBM agent event as RBM posts it: the event, base64, inside a Pub/Sub-style envelope.
-fn rbm_envelope(event: &Value) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn rbm_envelope(event: &Value) -> (Vec<u8>, Vec<u8>) {
     use base64::{Engine, engine::general_purpose::STANDARD};
     let event = serde_json::to_vec(event).unwrap();
     let body = serde_json::to_vec(&json!({
@@ -548,7 +548,7 @@ fn rbm_envelope(event: &Value) -> (Vec<u8>, Vec<u8>) {
     (event, body)
 }
 
-fn rbm_signature(token: &str, event: &[u8]) -> String {
+pub(crate) fn rbm_signature(token: &str, event: &[u8]) -> String {
     use base64::{Engine, engine::general_purpose::STANDARD};
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA512, token.as_bytes());
     STANDARD.encode(ring::hmac::sign(&key, event).as_ref())

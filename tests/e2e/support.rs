@@ -40,6 +40,7 @@ pub(crate) async fn inbound(
         name: None,
         message_id: id.to_owned(),
         text: text.to_owned(),
+        postback_data: None,
         sent_at: None,
     };
     within(WAIT, "inbound", env.sessions.inbound(inbound)).await?.context("inbound")

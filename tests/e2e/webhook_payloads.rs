@@ -15,19 +15,19 @@ use super::{Api, HOUR, Served, WAIT};
 use convo_tests::{eventually, within};
 
 /// Validators for the three event bodies, from the served document.
-struct Schemas {
+pub(crate) struct Schemas {
     doc: Value,
 }
 
 impl Schemas {
-    async fn fetch(api: &Api) -> anyhow::Result<Schemas> {
+    pub(crate) async fn fetch(api: &Api) -> anyhow::Result<Schemas> {
         let (status, doc) = api.get("/openapi.json").await?;
         anyhow::ensure!(status == StatusCode::OK, "openapi.json: {status}");
         Ok(Schemas { doc })
     }
 
     /// Checks `body` against the schema the document's `webhooks` section names for its type.
-    fn check(&self, body: &Value) -> anyhow::Result<()> {
+    pub(crate) fn check(&self, body: &Value) -> anyhow::Result<()> {
         let event_type = body["type"].as_str().context("no type")?;
         let hook = &self.doc["webhooks"][event_type]["post"];
         let schema = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]

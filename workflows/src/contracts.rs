@@ -175,6 +175,15 @@ pub enum SendKind {
         #[serde(default)]
         sender: Sender,
     },
+    /// RCS rich content (text with suggestions, a rich card, a carousel): free-form, so gated
+    /// like text, and RCS only.
+    Rich {
+        /// What to send, already held to RBM's limits by the API.
+        rich: Box<convo_domain::rich::Rich>,
+        /// Who writes it.
+        #[serde(default)]
+        sender: Sender,
+    },
     /// An approved template: allowed with no window open.
     Template {
         /// The template's name.
@@ -220,6 +229,9 @@ impl SendRequest {
                 subject: subject.clone(),
                 sender: *sender,
             },
+            SendKind::Rich { rich, sender } => {
+                Event::RichSendRequested { message_id, rich: rich.clone(), sender: *sender }
+            }
             SendKind::Template { template, message_type, params } => Event::TemplateSendRequested {
                 message_id,
                 template: template.clone(),
@@ -663,6 +675,10 @@ pub struct AgentReply {
     pub message_id: String,
     /// The text.
     pub text: String,
+    /// RCS rich content to send instead of plain `text` (its text with suggestions), already
+    /// held to RBM's limits; absent for plain replies and in replies recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich: Option<Box<convo_domain::rich::Rich>>,
 }
 
 /// Input of the conversation's `take_over` update.

@@ -250,14 +250,20 @@ impl OutboundConversationWorkflow {
         let subject = (input.channel == Channel::Email)
             .then(|| input.first_message.subject.clone())
             .flatten();
-        let kind = SendKind::Freeform { text: reply.text.clone(), subject, sender };
+        let (kind, shown) = match &reply.rich {
+            Some(rich) => (SendKind::Rich { rich: rich.clone(), sender }, rich.plain()),
+            None => (
+                SendKind::Freeform { text: reply.text.clone(), subject, sender },
+                reply.text.clone(),
+            ),
+        };
         ctx.state_mut(|s| s.replies_in_flight += 1);
         let sent = session_send(ctx, &input, &contact, reply.message_id.clone(), kind).await;
         let at = ctx.workflow_time().map(Timestamp::from_system_time);
         ctx.state_mut(|s| {
             s.replies_in_flight -= 1;
             if let Ok(receipt) = &sent {
-                s.record_outbound(&receipt.message_id, &reply.text, at);
+                s.record_outbound(&receipt.message_id, &shown, at);
             }
         });
         Ok(sent?)

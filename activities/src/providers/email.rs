@@ -129,6 +129,7 @@ impl SmtpEmail {
         })?;
         let (body, subject) = match &req.content {
             Content::Text { body, subject } => (body.clone(), subject.clone()),
+            Content::Rich(_) => return Err(SendRequest::rich_refused("e-mail")),
             // The registry's rendering: the subject line, and the rest as the body.
             Content::Template { name, params } => match &params.text {
                 Some(text) => {

@@ -88,6 +88,16 @@ impl SendRequest {
         Ok(())
     }
 
+    /// The refusal of RCS rich content by an adapter of another network (the session refuses it
+    /// first; this keeps an adapter from ever flattening it into text).
+    pub(crate) fn rich_refused(provider: &str) -> ProviderError {
+        ProviderError::permanent(
+            Rejection::InvalidContent,
+            "rich_content_unsupported",
+            format!("{provider} carries no RCS rich content (suggestions, cards, carousels)"),
+        )
+    }
+
     /// Renders a template convo stores itself (networks without server-side templates).
     pub(crate) fn render_local_template(
         &self,

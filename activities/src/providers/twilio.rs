@@ -56,6 +56,7 @@ impl TwilioSms {
                 }
                 form.push(("Body", body.clone()));
             }
+            Content::Rich(_) => return Err(SendRequest::rich_refused("Twilio SMS")),
             // Twilio's Content API: the template is a `ContentSid` (`HX…`), its variables a JSON
             // object keyed by position.
             Content::Template { name, params } => {

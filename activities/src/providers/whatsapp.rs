@@ -63,7 +63,7 @@ impl WhatsappCloud {
     }
 
     /// The JSON body Meta expects for `req`.
-    pub fn body(&self, req: &SendRequest) -> Value {
+    pub fn body(&self, req: &SendRequest) -> Result<Value, ProviderError> {
         let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -96,8 +96,9 @@ impl WhatsappCloud {
                 body["type"] = json!("template");
                 body["template"] = template;
             }
+            Content::Rich(_) => return Err(SendRequest::rich_refused("WhatsApp")),
         }
-        body
+        Ok(body)
     }
 
     async fn send_inner(&self, req: &SendRequest) -> Result<SendReceipt, ProviderError> {
@@ -113,7 +114,7 @@ impl WhatsappCloud {
             .post(url)
             .bearer_auth(self.config.access_token.expose())
             .header("Idempotency-Key", &req.idempotency_key)
-            .json(&self.body(req))
+            .json(&self.body(req)?)
             .send()
             .await
             .map_err(|e| http::transport_error(&e))?;
@@ -330,7 +331,7 @@ mod tests {
         .unwrap();
         let text = SendRequest::text("k", convo_domain::Channel::Whatsapp, "1", "+15550001", "hi");
         assert_eq!(
-            adapter.body(&text),
+            adapter.body(&text).unwrap(),
             json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"+15550001",
                    "type":"text","text":{"preview_url":false,"body":"hi"}})
         );
@@ -342,13 +343,13 @@ mod tests {
             Content::template("welcome"),
         );
         assert_eq!(
-            adapter.body(&template)["template"],
+            adapter.body(&template).unwrap()["template"],
             json!({"name":"welcome","language":{"code":"pt_BR"}})
         );
         template.template_language = Some("en".into());
         template.template_params = vec!["Ana".into()];
         assert_eq!(
-            adapter.body(&template)["template"],
+            adapter.body(&template).unwrap()["template"],
             json!({"name":"welcome","language":{"code":"en"},
                    "components":[{"type":"body","parameters":[{"type":"text","text":"Ana"}]}]})
         );

@@ -25,7 +25,7 @@ use super::{
 use crate::providers::{
     Rejection, SendRequest, error_types,
     native::{NativeAccepted, NativeError, NativeErrorBody},
-    rbm::message_name,
+    rbm::{message_name, parse_content_message},
 };
 
 type AppState = Arc<Shared>;
@@ -326,7 +326,7 @@ async fn twilio_send(
         Outcome::Accepted { id, duplicate } => {
             let body = match &content {
                 Content::Text { body, .. } => body.clone(),
-                Content::Template { .. } => String::new(),
+                Content::Template { .. } | Content::Rich(_) => String::new(),
             };
             let resource = json!({
                 "account_sid": account_sid,
@@ -401,10 +401,19 @@ async fn rbm_send(
     if !phone.starts_with('+') || phone.len() < 4 {
         return google_error("INVALID_ARGUMENT", "phone number must be in E.164 format");
     }
-    let Some(text) = body.as_ref().and_then(|Json(b)| b["contentMessage"]["text"].as_str()) else {
-        return google_error("INVALID_ARGUMENT", "contentMessage.text is required");
+    let message = body.map(|Json(b)| b["contentMessage"].clone()).unwrap_or(Value::Null);
+    // Rich content is held to RBM's limits, as RBM holds it: a breach is INVALID_ARGUMENT.
+    let content = match parse_content_message(&message) {
+        Err(e) => return google_error("INVALID_ARGUMENT", &e),
+        Ok(Some(rich)) => match rich.validate() {
+            Ok(()) => Content::Rich(Box::new(rich)),
+            Err(e) => return google_error("INVALID_ARGUMENT", &format!("contentMessage.{e}")),
+        },
+        Ok(None) => match message["text"].as_str() {
+            Some(text) => Content::Text { body: text.to_owned(), subject: None },
+            None => return google_error("INVALID_ARGUMENT", "contentMessage.text is required"),
+        },
     };
-    let content = Content::Text { body: text.to_owned(), subject: None };
     let mut send = Incoming::new(Channel::Rcs, agent_id, phone.clone(), content);
     send.idempotency_key = Some(message_id.clone());
     let name = message_name(&phone, &message_id);
@@ -417,7 +426,7 @@ async fn rbm_send(
             Json(json!({
                 "name": id,
                 "sendTime": send_time,
-                "contentMessage": { "text": text },
+                "contentMessage": message,
             }))
             .into_response()
         }

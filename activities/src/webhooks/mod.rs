@@ -9,7 +9,7 @@
 //! receivers de-duplicate on `webhook-id`.
 
 mod dispatcher;
-pub(crate) mod payload;
+pub mod payload;
 pub mod signing;
 
 use convo_domain::Timestamp;

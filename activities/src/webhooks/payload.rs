@@ -88,25 +88,13 @@ pub(crate) fn message(
         Direction::Outbound => "outbound",
     };
     let stored = record.map(|r| &r.content);
-    let (text, content, template, sender) = match direction {
-        Direction::Inbound => {
-            let text = stored.and_then(|c| c.get("text")).cloned().unwrap_or(Value::Null);
-            (text, Value::Null, Value::Null, json!({"type": "contact"}))
+    let Shown { text, content, template, postback_data } = shown(direction, stored);
+    let sender = match (direction, stored.and_then(|c| c.get("sender")).and_then(Value::as_str)) {
+        (Direction::Inbound, _) => json!({"type": "contact"}),
+        (Direction::Outbound, Some("human_agent")) => {
+            json!({"type": "human_agent", "agent_id": agent_id})
         }
-        Direction::Outbound => {
-            let content = stored.and_then(|c| c.get("content")).cloned().unwrap_or(Value::Null);
-            let template = template(&content);
-            let text = match content.get("kind").and_then(Value::as_str) {
-                Some("text") => content.get("body").cloned().unwrap_or(Value::Null),
-                Some("template") => rendered(&content),
-                _ => content.get("text").filter(|t| t.is_string()).cloned().unwrap_or(Value::Null),
-            };
-            let sender = match stored.and_then(|c| c.get("sender")).and_then(Value::as_str) {
-                Some("human_agent") => json!({"type": "human_agent", "agent_id": agent_id}),
-                _ => json!({"type": "automated"}),
-            };
-            (text, content, template, sender)
-        }
+        (Direction::Outbound, _) => json!({"type": "automated"}),
     };
     json!({
         "id": id.as_str(),
@@ -118,7 +106,46 @@ pub(crate) fn message(
         "template": template,
         "sender": sender,
         "provider_message_id": record.and_then(|r| r.provider_message_id.clone()),
+        "postback_data": postback_data,
     })
+}
+
+/// What a logged message says, as webhooks and `GET /v1/messages/{id}` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// Its text: an inbound's text, a send's text, a template's rendering, rich content's
+    /// text, card titles, descriptions and labels; `null` when unknown.
+    pub text: Value,
+    /// A send's content as convo carried it (`{kind: text|template|rich, ...}`); `null` for an
+    /// inbound.
+    pub content: Value,
+    /// A template send's `{name, language, variables}`; `null` otherwise.
+    pub template: Value,
+    /// An inbound tap's postback data (an RCS suggestion); `null` otherwise.
+    pub postback_data: Value,
+}
+
+/// What the message log's `stored` content of a message in `direction` says.
+pub fn shown(direction: Direction, stored: Option<&Value>) -> Shown {
+    if direction == Direction::Inbound {
+        let field = |k: &str| stored.and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
+        return Shown {
+            text: field("text"),
+            content: Value::Null,
+            template: Value::Null,
+            postback_data: field("postback_data"),
+        };
+    }
+    let content = stored.and_then(|c| c.get("content")).cloned().unwrap_or(Value::Null);
+    let template = template(&content);
+    let text = match content.get("kind").and_then(Value::as_str) {
+        Some("text") => content.get("body").cloned().unwrap_or(Value::Null),
+        Some("template") => rendered(&content),
+        Some("rich") => serde_json::from_value::<convo_domain::rich::Rich>(content.clone())
+            .map_or(Value::Null, |r| Value::String(r.plain())),
+        _ => content.get("text").filter(|t| t.is_string()).cloned().unwrap_or(Value::Null),
+    };
+    Shown { text, content, template, postback_data: Value::Null }
 }
 
 /// `{name, language, variables}` of a template content, with every placeholder's value by

@@ -166,6 +166,16 @@ impl App {
         match req {
             ConversationMessageRequest::Text { text } => {
                 let body = required_text("text.body", &text.body, super::compose::MAX_TEXT)?;
+                let rich = if text.suggestions.is_empty() {
+                    None
+                } else {
+                    let content = super::types::MessageContent {
+                        text: Some(body.clone()),
+                        suggestions: text.suggestions,
+                        ..super::types::MessageContent::default()
+                    };
+                    super::messages::rich_content(record.channel, &content, "text.")?
+                };
                 let view = self.conversation_view(id).await?;
                 let contact = view.contact_id.clone().ok_or_else(|| {
                     ApiError::conflict("the conversation has not resolved its contact yet")
@@ -173,7 +183,11 @@ impl App {
                 let handle = self.conversation_handle(id);
                 let update = handle.execute_update(
                     OutboundConversationWorkflow::reply,
-                    AgentReply { message_id: message_id.clone(), text: body },
+                    AgentReply {
+                        message_id: message_id.clone(),
+                        text: body,
+                        rich: rich.map(Box::new),
+                    },
                     WorkflowExecuteUpdateOptions::default(),
                 );
                 let receipt = self.with_send_timeout(update).await?.map_err(update_error)?;

@@ -252,6 +252,50 @@ struct RbmEvent {
     message_id: Option<String>,
     #[serde(default)]
     send_time: Option<String>,
+    /// A contact's message: who sent it.
+    #[serde(default)]
+    sender_phone_number: Option<String>,
+    /// A contact's text message.
+    #[serde(default)]
+    text: Option<String>,
+    /// A contact's tap on a suggested reply or action.
+    #[serde(default)]
+    suggestion_response: Option<RbmSuggestionResponse>,
+    /// A shared location.
+    #[serde(default)]
+    location: Option<serde_json::Value>,
+    /// A sent file.
+    #[serde(default)]
+    user_file: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RbmSuggestionResponse {
+    #[serde(default)]
+    postback_data: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl RbmEvent {
+    /// The text a session sees of a contact's message: its text, the label of the tapped
+    /// suggestion, or `[location]` / `[file]` for what convo does not fetch.
+    fn user_text(&self) -> String {
+        if let Some(text) = &self.text {
+            return text.clone();
+        }
+        if let Some(text) = self.suggestion_response.as_ref().and_then(|s| s.text.clone()) {
+            return text;
+        }
+        if self.location.is_some() {
+            return "[location]".to_owned();
+        }
+        if self.user_file.is_some() {
+            return "[file]".to_owned();
+        }
+        "[unknown]".to_owned()
+    }
 }
 
 impl MetaMessage {
@@ -303,6 +347,19 @@ impl App {
         }
         let from = required_text("from", &req.from, 254)?;
         let text = required_text("text", &req.text, super::compose::MAX_TEXT)?;
+        let postback_data = match super::optional_text(
+            "postback_data",
+            req.postback_data.as_deref(),
+            convo_domain::rich::limits::POSTBACK_DATA,
+        )? {
+            Some(_) if channel.channel != Channel::Rcs => {
+                return Err(ApiError::validation(
+                    "postback_data",
+                    "only RCS suggestions post back data",
+                ));
+            }
+            data => data,
+        };
         let sent_at = req.timestamp.as_deref().map(|t| parse_time("timestamp", t)).transpose()?;
         let message_id = match super::optional_text(
             "provider_message_id",
@@ -319,6 +376,7 @@ impl App {
             name: None,
             message_id,
             text,
+            postback_data,
             sent_at,
         };
         let accepted = self
@@ -402,6 +460,7 @@ impl App {
                     name,
                     message_id: m.id.clone(),
                     text: m.text(),
+                    postback_data: None,
                     sent_at: m.sent_at(),
                 };
                 let accepted = self.sessions().inbound(inbound).await?;
@@ -495,6 +554,7 @@ impl App {
             name: None,
             message_id: sid.to_owned(),
             text: param("Body").unwrap_or_default().to_owned(),
+            postback_data: None,
             sent_at: None,
         };
         let accepted = self
@@ -513,7 +573,9 @@ impl App {
     /// name; the agent (`agentId`, the RCS channel's `agent_id` or sender) names the channel,
     /// whose `client_token` must have signed the event. The webhook's verification request
     /// (`clientToken` and `secret`) is answered with the secret when the token is a channel's.
-    /// Contacts' messages and other events are acknowledged and ignored.
+    /// A contact's message (`senderPhoneNumber` with `text`, a `suggestionResponse` carrying the
+    /// tapped suggestion's label and postback data, a `location` or a `userFile`) reaches the
+    /// contact's session like any inbound. Other events are acknowledged and ignored.
     pub async fn inbound_rbm(&self, req: RbmInbound) -> Result<RbmAnswer, ApiError> {
         use base64::{Engine, engine::general_purpose::STANDARD};
         let channels = self.store().channels_of_kind(Channel::Rcs).await?;
@@ -554,7 +616,34 @@ impl App {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
             .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
             .map(Timestamp::from_epoch_millis);
-        let id = event.message_id.unwrap_or_default();
+        let id = event.message_id.clone().unwrap_or_default();
+        if let Some(from) =
+            event.sender_phone_number.as_deref().filter(|_| event.event_type.is_none())
+        {
+            // A contact's message (text, a tapped suggestion, a location or a file).
+            if id.is_empty() {
+                return Err(ApiError::validation("messageId", "is required"));
+            }
+            let inbound = Inbound {
+                workspace_id: ws.0.clone(),
+                channel: Channel::Rcs,
+                from: from.to_owned(),
+                name: None,
+                message_id: id.clone(),
+                text: event.user_text(),
+                postback_data: event.suggestion_response.and_then(|s| s.postback_data),
+                sent_at: at,
+            };
+            let accepted = self
+                .sessions()
+                .inbound(inbound)
+                .await
+                .map_err(|e| super::rename_field(e.into(), "senderPhoneNumber"))?;
+            out.received = 1;
+            out.duplicates = usize::from(accepted.duplicate);
+            out.contact_ids.push(accepted.contact_id);
+            return Ok(RbmAnswer::Applied(out));
+        }
         let applied = match status {
             Some(_) if !id.is_empty() => {
                 // RBM names the message by the id convo gave it; the stored provider id is the

@@ -31,7 +31,9 @@
 //! reason names the failed message so that case can be told apart.
 
 use convo_activities::store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
-use convo_domain::{Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender};
+use convo_domain::{
+    Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender, rich::Rich,
+};
 use convo_workflows::contracts::{
     SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
 };
@@ -39,8 +41,8 @@ use convo_workflows::contracts::{
 use super::{
     App, WorkspaceId, optional_text, rfc3339,
     types::{
-        BalanceOut, BillingOut, MessageAccepted, MessageOut, RequestedType, SandboxStatus,
-        SendMessageRequest, StatusError, StatusOut,
+        BalanceOut, BillingOut, MessageAccepted, MessageContent, MessageOut, RequestedType,
+        SandboxStatus, SendMessageRequest, StatusError, StatusOut,
     },
 };
 use crate::error::{ApiError, codes};
@@ -82,6 +84,58 @@ pub(crate) fn accepted(
     }
 }
 
+/// The RCS rich content of a send, when it has any (suggestions, a rich card or a carousel),
+/// held to RBM's limits: refused on any channel but RCS, and a breach names its field under
+/// `prefix` (`content.`).
+pub(crate) fn rich_content(
+    channel: Channel,
+    content: &MessageContent,
+    prefix: &str,
+) -> Result<Option<Rich>, ApiError> {
+    let rich = Rich {
+        text: content.text.clone(),
+        suggestions: content.suggestions.clone(),
+        rich_card: content.rich_card.clone(),
+        carousel: content.carousel.clone(),
+    };
+    let given = [
+        ("suggestions", !rich.suggestions.is_empty()),
+        ("rich_card", rich.rich_card.is_some()),
+        ("carousel", rich.carousel.is_some()),
+    ];
+    let Some((field, _)) = given.iter().find(|(_, g)| *g) else {
+        // Plain RCS text is held to RBM's text limit too.
+        if channel == Channel::Rcs
+            && let Some(text) = &content.text
+            && text.chars().count() > convo_domain::rich::limits::TEXT
+        {
+            let max = convo_domain::rich::limits::TEXT;
+            return Err(ApiError::validation(
+                format!("{prefix}text"),
+                format!("is {} characters; RBM allows at most {max}", text.chars().count()),
+            ));
+        }
+        return Ok(None);
+    };
+    if channel != Channel::Rcs {
+        return Err(ApiError::validation(
+            format!("{prefix}{field}"),
+            format!(
+                "suggestions, rich cards and carousels are RCS content; {channel} takes text or \
+                 a template"
+            ),
+        ));
+    }
+    if content.subject.is_some() {
+        return Err(ApiError::validation(
+            format!("{prefix}subject"),
+            "RCS messages have no subject",
+        ));
+    }
+    rich.validate().map_err(|e| ApiError::validation(format!("{prefix}{}", e.field), e.message))?;
+    Ok(Some(rich))
+}
+
 impl App {
     /// A send through the contact's session ([`convo_activities::Sessions::send`], which also
     /// retries a send whose run completed under it), bounded by the send timeout.
@@ -106,18 +160,7 @@ impl App {
     ) -> Result<MessageAccepted, ApiError> {
         let channel = self.resolve_channel(ws, &req.channel, "channel").await?;
         let content = &req.content;
-        for (field, given) in [
-            ("content.suggestions", content.suggestions.is_some()),
-            ("content.rich_card", content.rich_card.is_some()),
-            ("content.carousel", content.carousel.is_some()),
-        ] {
-            if given {
-                return Err(ApiError::validation(
-                    field,
-                    "rich RCS content is not supported by convo's providers yet; send text or a template",
-                ));
-            }
-        }
+        let rich = rich_content(channel.channel, content, "content.")?;
         let text =
             optional_text("content.text", content.text.as_deref(), super::compose::MAX_TEXT)?;
         let subject = optional_text("content.subject", content.subject.as_deref(), 998)?;
@@ -129,6 +172,18 @@ impl App {
         };
         let traffic_type = optional_text("traffic_type", req.traffic_type.as_deref(), 50)?;
         let (kind, billed_as) = match (req.message_type, text, template) {
+            (_, _, Some(_)) if rich.is_some() => {
+                return Err(ApiError::validation(
+                    "content.template",
+                    "a template carries no suggestions, rich card or carousel of its own; send \
+                     one or the other",
+                ));
+            }
+            (RequestedType::Conversation | RequestedType::Message, _, None)
+                if let Some(rich) = rich =>
+            {
+                (SendKind::Rich { rich: Box::new(rich), sender: Sender::Automated }, None)
+            }
             (RequestedType::Conversation, Some(_), Some(_)) => {
                 return Err(ApiError::validation(
                     "content.template",
@@ -280,7 +335,11 @@ impl App {
             Err(e) => return Err(e.into()),
         };
         let statuses = self.store().status_history(&message.id).await?;
+        let shown =
+            convo_activities::webhooks::payload::shown(message.direction, Some(&message.content));
         Ok(MessageOut {
+            text: shown.text.as_str().map(str::to_owned),
+            content: Some(shown.content).filter(|c| !c.is_null()),
             message_id: message.id.as_str().to_owned(),
             contact_id: message.contact_id.clone(),
             channel: message.channel,

@@ -14,7 +14,10 @@ mod workspace;
 
 use std::collections::BTreeMap;
 
-use convo_domain::{Balance, Channel, MessageType};
+use convo_domain::{
+    Balance, Channel, MessageType,
+    rich::{Card, Carousel, Suggestion},
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -257,6 +260,10 @@ pub struct CloseWindowRequest {}
 pub struct TextBody {
     /// The text.
     pub body: String,
+    /// RCS suggested replies and actions under it (RCS conversations only; the shape and limits
+    /// of `POST /v1/messages`' `content.suggestions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
 }
 
 /// `POST /v1/conversations/{id}/messages`.
@@ -385,15 +392,19 @@ pub struct MessageContent {
     /// channels).
     #[serde(default)]
     pub template: Option<TemplateRef>,
-    /// RCS suggestions: not supported by convo's providers yet (422 when given).
-    #[serde(default)]
-    pub suggestions: Option<serde_json::Value>,
-    /// RCS rich card: not supported yet (422 when given).
-    #[serde(default)]
-    pub rich_card: Option<serde_json::Value>,
-    /// RCS carousel: not supported yet (422 when given).
-    #[serde(default)]
-    pub carousel: Option<serde_json::Value>,
+    /// RCS suggested replies and actions under the message (at most 11), each one of
+    /// `{reply: {text, postback_data}}`, `{open_url: {text, postback_data, url}}`,
+    /// `{dial: {text, postback_data, phone_number}}`, `{share_location: {text, postback_data}}`.
+    /// Labels are at most 25 characters, postback data 2048.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
+    /// An RCS standalone rich card (instead of `text`): title (≤ 200 characters), description
+    /// (≤ 2000), media, up to 4 suggestions, `orientation` and `thumbnail_alignment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich_card: Option<Card>,
+    /// An RCS carousel (instead of `text`): 2 to 10 cards and their `card_width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carousel: Option<Carousel>,
 }
 
 /// `POST /v1/messages`.
@@ -480,6 +491,10 @@ pub struct SandboxInbound {
     pub channel: String,
     /// The text.
     pub text: String,
+    /// The postback data of the RCS suggestion the contact tapped (RCS channels only), carried
+    /// to the webhooks and the message log beside the text.
+    #[serde(default)]
+    pub postback_data: Option<String>,
     /// The provider's id (de-duplicated); generated when absent.
     #[serde(default)]
     pub provider_message_id: Option<String>,

@@ -174,6 +174,12 @@ fn ping_out(p: &DomainPing) -> InactivityPing {
             template: Some(name.clone()),
             ..InactivityPing::default()
         },
+        // Settings take text or a template for the ping; rich content reads as its text.
+        Content::Rich(rich) => InactivityPing {
+            after_secs: p.after_secs,
+            text: Some(rich.plain()),
+            ..InactivityPing::default()
+        },
     }
 }
 

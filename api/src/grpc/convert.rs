@@ -98,7 +98,9 @@ pub(crate) fn conversation_message(
 ) -> Result<(String, ConversationMessageRequest), ApiError> {
     use pb::send_conversation_message_request::Body;
     let message = match r.body {
-        Some(Body::Text(body)) => ConversationMessageRequest::Text { text: TextBody { body } },
+        Some(Body::Text(body)) => {
+            ConversationMessageRequest::Text { text: TextBody { body, suggestions: Vec::new() } }
+        }
         Some(Body::Template(t)) => ConversationMessageRequest::Template { template: template(t) },
         None => return Err(ApiError::validation("body", "give text or template")),
     };
@@ -120,6 +122,26 @@ pub(crate) fn resolve(r: pb::ResolveRequest) -> (String, ResolveRequest) {
 }
 
 /// `google.protobuf.Value` as JSON.
+/// A rich-content field given as a `google.protobuf.Value`, read in the HTTP API's JSON shape; a
+/// value of the wrong shape is refused naming the field and the path inside it.
+fn rich_part<T: serde::de::DeserializeOwned>(
+    field: &str,
+    value: Option<prost_types::Value>,
+) -> Result<Option<T>, ApiError> {
+    let Some(value) = value.map(json).filter(|v| !v.is_null()) else { return Ok(None) };
+    serde_path_to_error::deserialize(value).map(Some).map_err(|e| {
+        let path = e.path().to_string();
+        let at =
+            if path == "." { field.to_owned() } else { format!("{field}{}", path_suffix(&path)) };
+        ApiError::validation(at, e.into_inner().to_string())
+    })
+}
+
+/// `.title` or `[0].reply` for a serde path (`title`, `[0].reply`).
+fn path_suffix(path: &str) -> String {
+    if path.starts_with('[') { path.to_owned() } else { format!(".{path}") }
+}
+
 fn json(value: prost_types::Value) -> serde_json::Value {
     use prost_types::value::Kind;
     match value.kind {
@@ -162,9 +184,9 @@ pub(crate) fn send_message(r: pb::SendMessageRequest) -> Result<SendMessageReque
             text: content.text,
             subject: content.subject,
             template: content.template.map(template),
-            suggestions: content.suggestions.map(json),
-            rich_card: content.rich_card.map(json),
-            carousel: content.carousel.map(json),
+            suggestions: rich_part("content.suggestions", content.suggestions)?.unwrap_or_default(),
+            rich_card: rich_part("content.rich_card", content.rich_card)?,
+            carousel: rich_part("content.carousel", content.carousel)?,
         },
         traffic_type: r.traffic_type,
     })
@@ -179,6 +201,7 @@ pub(crate) fn inbound(r: pb::InboundMessage) -> SandboxInbound {
         text: r.text,
         provider_message_id: r.provider_message_id,
         timestamp: r.timestamp,
+        postback_data: r.postback_data,
     }
 }
 

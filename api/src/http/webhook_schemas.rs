@@ -206,8 +206,9 @@ pub(crate) fn schemas() -> Map<String, Value> {
                    "template": nullable(reference("WebhookTemplate")),
                    "sender": reference("WebhookSender"),
                    "provider_message_id": nullable_string("The provider's id for the message."),
+                   "postback_data": nullable_string("An inbound tap's postback data: the RCS suggested reply or action the contact chose."),
                },
-               "required": ["id", "direction", "channel", "at", "text", "content", "template", "sender", "provider_message_id"]}),
+               "required": ["id", "direction", "channel", "at", "text", "content", "template", "sender", "provider_message_id", "postback_data"]}),
     );
     out.insert(
         "WebhookTemplate".into(),

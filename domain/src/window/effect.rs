@@ -56,6 +56,8 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "TemplateParams::is_empty")]
         params: Box<TemplateParams>,
     },
+    /// RCS rich content: text with suggestions, a standalone rich card or a carousel.
+    Rich(Box<crate::rich::Rich>),
 }
 
 impl Content {

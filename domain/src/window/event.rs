@@ -60,6 +60,16 @@ pub enum Event {
         /// Who writes it.
         sender: Sender,
     },
+    /// The business wants to send RCS rich content (text with suggestions, a rich card, a
+    /// carousel): free-form, gated like text, and only on RCS.
+    RichSendRequested {
+        /// The caller's idempotency key for this send.
+        message_id: MessageId,
+        /// What to send.
+        rich: Box<crate::rich::Rich>,
+        /// Who writes it.
+        sender: Sender,
+    },
     /// The business wants to send a template (allowed without a window, never with an opt-out).
     TemplateSendRequested {
         /// The caller's idempotency key for this send.

@@ -55,6 +55,7 @@ impl Config {
             let empty = match &ping.content {
                 Content::Text { body, .. } => body.trim().is_empty(),
                 Content::Template { name, .. } => name.trim().is_empty(),
+                Content::Rich(rich) => rich.validate().is_err(),
             };
             if empty {
                 return Err(Error::invalid("inactivity ping content must not be empty"));

@@ -39,6 +39,14 @@ pub struct MessageOut {
     pub channel: Channel,
     /// `inbound` or `outbound`.
     pub direction: String,
+    /// What it says as text: the text, a template's rendering, or rich content's text, card
+    /// titles and descriptions and suggestion labels.
+    pub text: Option<String>,
+    /// A send's content as convo carried it: `{kind: "text", body, subject}`,
+    /// `{kind: "template", name, params}` or `{kind: "rich", text, rich_card, carousel,
+    /// suggestions}`; absent for inbound messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
     /// An outbound message's delivery status (`queued`, `sent`, `delivered`, `read`,
     /// `failed`); `received` for inbound messages.
     pub status: String,

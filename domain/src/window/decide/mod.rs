@@ -26,7 +26,9 @@ pub fn decide(state: &State, event: &Event, now: Timestamp) -> Decision {
         Event::InboundMessage { message_id, text, sent_at } => {
             cx.on_inbound(message_id, text, *sent_at);
         }
-        Event::FreeformSendRequested { .. } | Event::TemplateSendRequested { .. } => {
+        Event::FreeformSendRequested { .. }
+        | Event::RichSendRequested { .. }
+        | Event::TemplateSendRequested { .. } => {
             if let Some(request) = send::Request::from_event(event) {
                 cx.request(request);
             }

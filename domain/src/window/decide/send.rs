@@ -27,6 +27,12 @@ impl Request {
                 sender: *sender,
                 template: None,
             }),
+            Event::RichSendRequested { message_id, rich, sender } => Some(Self {
+                id: message_id.clone(),
+                content: Content::Rich(rich.clone()),
+                sender: *sender,
+                template: None,
+            }),
             Event::TemplateSendRequested { message_id, template, message_type, params } => {
                 Some(Self {
                     id: message_id.clone(),
@@ -63,6 +69,13 @@ pub(super) fn check(s: &State, req: &Request, now: Timestamp) -> Result<Plan, Er
         (Content::Template { name, .. }, _) if name.trim().is_empty() => {
             return Err(Error::invalid("template name must not be empty"));
         }
+        (Content::Rich(_), _) if s.config.channel != Channel::Rcs => {
+            return Err(Error::invalid(format!(
+                "rich content (suggestions, cards, carousels) is RCS only, not {}",
+                s.config.channel
+            )));
+        }
+        (Content::Rich(rich), _) => rich.validate().map_err(|e| Error::invalid(e.to_string()))?,
         (_, Some(MessageType::Conversation)) => {
             return Err(Error::invalid("a template is billed as MESSAGE or NEWSLETTER"));
         }

@@ -162,7 +162,7 @@ impl Cx {
         };
         self.s.ping_sent_for = Some(last.id.clone());
         let template = match &ping.content {
-            Content::Text { .. } => None,
+            Content::Text { .. } | Content::Rich(_) => None,
             Content::Template { .. } => Some(MessageType::Message),
         };
         self.request(Request {

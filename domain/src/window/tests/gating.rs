@@ -204,3 +204,46 @@ fn malformed_requests_are_validation_failures() {
     let s = after(&s, &[(freeform("s"), h(1))]);
     assert_eq!(outcome(&decide(&s, &freeform("s"), h(1)), "s"), Err("validation_failed"));
 }
+
+fn rich(msg: &str, chips: usize) -> Event {
+    Event::RichSendRequested {
+        message_id: id(msg),
+        rich: Box::new(crate::rich::Rich {
+            text: Some("Your order arrives tomorrow".to_owned()),
+            suggestions: vec![
+                crate::rich::Suggestion::Reply {
+                    text: "All good".to_owned(),
+                    postback_data: None
+                };
+                chips
+            ],
+            ..crate::rich::Rich::default()
+        }),
+        sender: crate::Sender::Automated,
+    }
+}
+
+/// Rich content is free-form: on RCS it rides the open window as CONVERSATION and is refused
+/// `no_active_session` once the window is gone; anywhere but RCS, and beyond RBM's limits, it
+/// is malformed.
+#[test]
+fn rich_content_is_rcs_free_form_within_rbm_limits() {
+    use MessageType::Conversation;
+    let open = after(&free(Channel::Rcs), &[(inbound("m1", "hi"), h(0))]);
+    let table: Vec<(&str, &crate::window::State, Event, crate::Timestamp, Expected)> = vec![
+        ("rcs, in window", &open, rich("r", 2), h(1), Ok((Conversation, false))),
+        ("rcs, after the window", &open, rich("r", 2), h(30), Err("no_active_session")),
+        ("rcs, 12 chips", &open, rich("r", 12), h(1), Err("validation_failed")),
+    ];
+    let wa = after(&free(Channel::Whatsapp), &[(inbound("m1", "hi"), h(0))]);
+    let table =
+        table.into_iter().chain([("whatsapp", &wa, rich("r", 1), h(1), Err("validation_failed"))]);
+    for (name, state, send, at, expected) in table {
+        assert_eq!(outcome(&decide(state, &send, at), "r"), expected, "{name}");
+        assert_eq!(
+            validate(state, &send, at).map_err(|e| e.code()),
+            expected.map(|_| ()),
+            "{name}"
+        );
+    }
+}
