@@ -11,8 +11,8 @@ use convo_domain::{Channel, Direction, MessageId, Timestamp};
 use convo_workflows::{
     OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
-        ComposeInput, ContactCard, ContactTarget, InboundMessage, SendError, SendRequest,
-        SessionInput, SessionSendOutcome, WindowClosed, conversation_workflow_id,
+        ComposeInput, ContactCard, ContactTarget, InboundChannel, InboundMessage, SendError,
+        SendRequest, SessionInput, SessionSendOutcome, WindowClosed, conversation_workflow_id,
         session_workflow_id,
     },
     ops,
@@ -186,6 +186,10 @@ impl Sessions {
             text: inbound.text.clone(),
             sent_at: inbound.sent_at,
             conversation_id,
+            channel: Some(Box::new(InboundChannel {
+                config: input.config.clone(),
+                contact: input.contact.clone(),
+            })),
         };
         self.client
             .signal_with_start_workflow(

@@ -630,3 +630,7 @@ mod webhook_payloads;
 /// RCS rich content (a child module, for `Served` and `Api`).
 #[path = "rich.rs"]
 mod rich;
+
+/// Cross-channel continuity (a child module, for `Served` and `Api`).
+#[path = "continuity.rs"]
+mod continuity;

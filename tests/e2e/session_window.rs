@@ -450,3 +450,36 @@ async fn long_session_continues_as_new_without_losing_anything() -> anyhow::Resu
     assert_eq!((balance.reserved, balance.total), (Money::ZERO, Money::from_minor(900)));
     env.shutdown().await
 }
+
+/// The contact writes on WhatsApp, then on SMS: the session follows to SMS (the same window),
+/// a send on SMS goes out there and one on WhatsApp is refused `channel_mismatch`; the
+/// recorded history pins the move for replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_follows_the_contact_to_another_channel() -> anyhow::Result<()> {
+    let env = TestEnv::start("follow-channel").await?;
+    let phone = "+4915112345699";
+    let contact = inbound(&env, Channel::Whatsapp, phone, "wamid.f1", "hello").await?.contact_id;
+    let opened = view_until(&env, &contact, "window open", |v| v.window.open).await?;
+    inbound(&env, Channel::Sms, phone, "SMf2", "on sms now").await?;
+    let moved = view_until(&env, &contact, "on sms", |v| v.window.channel == Channel::Sms).await?;
+    assert_eq!(moved.window.opened_at, opened.window.opened_at, "the same window");
+    let outcome = send_text(&env, Channel::Sms, &contact, "f-sms", "answer on sms").await?;
+    assert!(
+        matches!(outcome, convo_workflows::contracts::SessionSendOutcome::Sent(_)),
+        "{outcome:?}"
+    );
+    let sends = within(WAIT, "sms send", env.sandbox.wait_for_sends(1, WAIT)).await??;
+    assert_eq!(sends[0].channel, Channel::Sms);
+    let refused = send_text(&env, Channel::Whatsapp, &contact, "f-wa", "on whatsapp").await?;
+    match refused {
+        convo_workflows::contracts::SessionSendOutcome::Refused(e) => {
+            assert_eq!(e.code, "channel_mismatch", "{e:?}");
+        }
+        other => panic!("expected channel_mismatch, got {other:?}"),
+    }
+    env.skip(DAY + HOUR).await?;
+    let summary = ended(&env, &contact).await?;
+    assert_eq!(summary.close_reason, Some(CloseReason::Expired));
+    record_history(&session(&env, &contact), "session_follows_channel").await?;
+    Ok(())
+}

@@ -159,6 +159,28 @@ pub struct InboundMessage {
     /// and reports replies and its close to it.
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// The channel it arrived on, with the workspace's configuration for it and the contact as
+    /// reached there: a session on another channel follows the contact to this one (absent in
+    /// messages recorded before sessions followed the contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Box<InboundChannel>>,
+}
+
+/// The channel an inbound message arrived on (see [`InboundMessage::channel`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundChannel {
+    /// The workspace's configuration of the channel (its policy, rates, texts).
+    pub config: convo_domain::window::Config,
+    /// The contact as operators find it on this channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactCard>,
+}
+
+impl InboundMessage {
+    /// The channel it arrived on, when it says.
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel.as_ref().map(|c| c.config.channel)
+    }
 }
 
 /// What a business send asks for.
@@ -647,6 +669,10 @@ pub struct ConversationMessage {
     pub text: String,
     /// When (workflow time).
     pub at: Option<Timestamp>,
+    /// The channel it went or came on, when it is not the conversation's own (the contact
+    /// moved; absent otherwise and in views recorded before sessions followed the contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 /// Answer of the conversation's query and result of the workflow.

@@ -48,6 +48,9 @@ pub struct OutboundConversationWorkflow {
     card: Option<ContactCard>,
     /// What this run has published to visibility so far.
     published: ops::Published,
+    /// The channel of the contact's latest reply when it is not the conversation's own: the
+    /// contact's session follows them there, and so do this conversation's sends.
+    reply_channel: Option<Channel>,
 }
 
 #[workflow_methods]
@@ -72,6 +75,7 @@ impl OutboundConversationWorkflow {
             replies_in_flight: 0,
             card: None,
             published: ops::Published::default(),
+            reply_channel: None,
         }
     }
 
@@ -194,11 +198,14 @@ impl OutboundConversationWorkflow {
         if self.view.messages.iter().any(|m| m.message_id == message.message_id) {
             return;
         }
+        let channel = message.channel().filter(|c| *c != self.input.channel);
+        self.reply_channel = channel;
         self.view.messages.push(ConversationMessage {
             message_id: message.message_id,
             direction: Direction::Inbound,
             text: message.text,
             at,
+            channel,
         });
         if self.view.status == ConversationStatus::AwaitingReply {
             self.view.status = ConversationStatus::Active;
@@ -422,6 +429,7 @@ impl OutboundConversationWorkflow {
             direction: Direction::Outbound,
             text: text.to_owned(),
             at,
+            channel: self.reply_channel,
         });
     }
 }
@@ -496,13 +504,15 @@ async fn session_send(
     message_id: String,
     kind: SendKind,
 ) -> Result<SendReceipt, SendError> {
+    // Where the contact's latest reply came from: their session follows them there.
+    let channel = ctx.state(|s| s.reply_channel).unwrap_or(input.channel);
     let send = SessionSendInput {
         workspace_id: input.workspace_id.clone(),
         contact_id: contact.to_owned(),
-        channel: input.channel,
+        channel,
         request: SendRequest {
             message_id,
-            channel: input.channel,
+            channel,
             kind,
             conversation_id: Some(input.conversation_id.clone()),
             // The person the conversation is assigned to writes it (the message log and the

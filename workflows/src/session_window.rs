@@ -65,6 +65,9 @@ const ANSWERS_KEPT: usize = 64;
 pub const PATCH_REPLY_ROUTING: &str = "inbound-reply-routing";
 /// Patch: the run publishes its search attributes and memo (see [`crate::ops`]).
 pub const PATCH_OPS_VISIBILITY: &str = "ops-visibility";
+/// Patch: an inbound message on another channel moves the session to that channel
+/// ([`Event::ChannelChanged`]); sends stay on the channel they were asked for.
+pub const PATCH_FOLLOW_CHANNEL: &str = "follow-contact-channel";
 
 /// One answered send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,9 @@ pub struct SessionWindowWorkflow {
     troubled: Vec<SendTrouble>,
     /// The human agent of each send in flight that names one, for its provider send.
     agents: std::collections::BTreeMap<String, String>,
+    /// The channel each send in flight was asked for, when the session has moved since (it
+    /// goes out there, not on the channel the session follows now).
+    send_channels: std::collections::BTreeMap<String, convo_domain::Channel>,
     answers: VecDeque<Answer>,
     /// The latest inbound message ids: providers retry webhooks.
     recent_inbound: VecDeque<String>,
@@ -143,6 +149,7 @@ impl SessionWindowWorkflow {
             in_flight: Vec::new(),
             troubled: Vec::new(),
             agents: std::collections::BTreeMap::new(),
+            send_channels: std::collections::BTreeMap::new(),
             recent_inbound: carried.recent_inbound.into(),
             answers: carried
                 .answers
@@ -261,6 +268,19 @@ impl SessionWindowWorkflow {
             sent_at: message.sent_at,
         };
         enter(ctx);
+        // The contact wrote on another channel: the session follows it there first.
+        let current = ctx.state(|s| s.state.config().channel);
+        if let Some(on) = message.channel.as_deref()
+            && on.config.channel != current
+            && ctx.patched(PATCH_FOLLOW_CHANNEL)
+        {
+            ctx.state_mut(|s| {
+                if on.contact.is_some() {
+                    s.contact.clone_from(&on.contact);
+                }
+            });
+            interpret(ctx, Event::ChannelChanged { config: Box::new(on.config.clone()) }).await;
+        }
         let closes = ctx.state(|s| s.closes);
         interpret(ctx, event).await;
         let keyword = if routed { convo_domain::compliance::classify(&message.text) } else { None };
@@ -334,7 +354,8 @@ impl SessionWindowWorkflow {
             return Err(Box::new(SendError {
                 code: "channel_mismatch".to_owned(),
                 message: format!(
-                    "the contact's session runs on {channel}; a {} send waits until it ends",
+                    "the contact is reached on {channel} now (the channel of their latest \
+                     message); send on {channel}, not {}",
                     request.channel
                 ),
             }));
@@ -358,6 +379,7 @@ impl SessionWindowWorkflow {
             if let Some(agent) = &request.agent_id {
                 s.agents.insert(id.clone(), agent.clone());
             }
+            s.send_channels.insert(id.clone(), request.channel);
             if let Some(conversation) = &request.conversation_id {
                 s.linked_conversation = Some(conversation.clone());
             }
@@ -499,6 +521,7 @@ impl SessionWindowWorkflow {
     fn record_answer(&mut self, message_id: &str, result: Result<SendReceipt, SendError>) {
         self.in_flight.retain(|m| m != message_id);
         self.agents.remove(message_id);
+        self.send_channels.remove(message_id);
         self.troubled.retain(|t| t.message_id != message_id);
         if self.answer(message_id).is_none() {
             self.answers.push_back(Answer { message_id: message_id.to_owned(), result });
@@ -663,9 +686,14 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         }
         Effect::Send { message, billing, conversation_expires_at } => {
             let message_id = message.id.clone();
-            let (conversation_id, agent_id) = ctx.state_mut(|s| {
-                (s.linked_conversation.clone(), s.agents.remove(message_id.as_str()))
+            let (conversation_id, agent_id, asked) = ctx.state_mut(|s| {
+                (
+                    s.linked_conversation.clone(),
+                    s.agents.remove(message_id.as_str()),
+                    s.send_channels.get(message_id.as_str()).copied(),
+                )
             });
+            let channel = asked.unwrap_or(channel);
             let summary = format!("send {} on {channel}", message_id.as_str());
             let send = ProviderSend {
                 workspace_id,

@@ -99,7 +99,8 @@ pub(crate) fn message(
     json!({
         "id": id.as_str(),
         "direction": direction_name,
-        "channel": channel,
+        // The channel the message itself went or came on (the session may have moved since).
+        "channel": record.map_or(channel, |r| r.channel),
         "at": at.to_rfc3339(),
         "text": text,
         "content": content,

@@ -95,7 +95,7 @@ impl App {
                 Assignee::Bot { id } => serde_json::json!({"kind": "bot", "id": id}),
                 Assignee::Human { id } => serde_json::json!({"kind": "human", "id": id}),
             },
-            messages: self.with_statuses(ws, view.messages).await?,
+            messages: self.with_statuses(ws, record.channel, view.messages).await?,
             error: view.error.map(|e| serde_json::json!({"code": e.code, "message": e.message})),
             window,
             created_at: rfc3339(record.created_at),
@@ -107,6 +107,7 @@ impl App {
     async fn with_statuses(
         &self,
         ws: &WorkspaceId,
+        channel: convo_domain::Channel,
         messages: Vec<convo_workflows::contracts::ConversationMessage>,
     ) -> Result<Vec<ConversationMessageOut>, ApiError> {
         let mut out = Vec::with_capacity(messages.len());
@@ -131,6 +132,7 @@ impl App {
                 }
             };
             out.push(ConversationMessageOut {
+                channel: m.channel.unwrap_or(channel),
                 message_id: m.message_id,
                 direction: match m.direction {
                     Direction::Inbound => "inbound".to_owned(),

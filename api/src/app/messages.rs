@@ -137,6 +137,25 @@ pub(crate) fn rich_content(
 }
 
 impl App {
+    /// The channel of `to`'s open window (the channel they wrote on last), for a send that
+    /// names none; a 422 naming `channel` when no window is open to follow.
+    async fn current_channel(
+        &self,
+        ws: &WorkspaceId,
+        to: &str,
+    ) -> Result<convo_activities::store::ChannelConfig, ApiError> {
+        let required = || {
+            ApiError::validation(
+                "channel",
+                "is required: the contact has no open window whose channel the send could follow",
+            )
+        };
+        let contact = self.find_contact(ws, to, "to").await?.ok_or_else(required)?;
+        let view = self.session_view(ws, &contact.id).await?;
+        let kind = view.filter(|v| v.window.open).map(|v| v.window.channel).ok_or_else(required)?;
+        self.resolve_channel(ws, kind.as_str(), "channel").await
+    }
+
     /// A send through the contact's session ([`convo_activities::Sessions::send`], which also
     /// retries a send whose run completed under it), bounded by the send timeout.
     pub(crate) async fn session_send(
@@ -158,7 +177,10 @@ impl App {
         req: SendMessageRequest,
         idempotency_key: Option<&str>,
     ) -> Result<MessageAccepted, ApiError> {
-        let channel = self.resolve_channel(ws, &req.channel, "channel").await?;
+        let channel = match req.channel.as_deref() {
+            Some(reference) => self.resolve_channel(ws, reference, "channel").await?,
+            None => self.current_channel(ws, &req.to).await?,
+        };
         let content = &req.content;
         let rich = rich_content(channel.channel, content, "content.")?;
         let text =

@@ -326,6 +326,9 @@ impl OkResponse {
 pub struct ConversationMessageOut {
     /// The message id.
     pub message_id: String,
+    /// The channel it went or came on: the conversation's, unless the contact moved to
+    /// another channel (their session and this conversation's replies follow them).
+    pub channel: Channel,
     /// `inbound` or `outbound`.
     pub direction: String,
     /// The text, or `template:{name}`.
@@ -413,8 +416,10 @@ pub struct MessageContent {
 pub struct SendMessageRequest {
     /// E.164 phone number, e-mail address or contact id.
     pub to: String,
-    /// A channel kind (`whatsapp`) or a channel's public id (`ch_...`).
-    pub channel: String,
+    /// A channel kind (`whatsapp`) or a channel's public id (`ch_...`). Without it the send
+    /// goes on the channel of the contact's open window: the one they wrote on last.
+    #[serde(default)]
+    pub channel: Option<String>,
     /// How the message is meant and billed.
     pub message_type: RequestedType,
     /// What to send.

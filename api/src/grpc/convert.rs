@@ -178,7 +178,7 @@ pub(crate) fn send_message(r: pb::SendMessageRequest) -> Result<SendMessageReque
     let content = r.content.unwrap_or_default();
     Ok(SendMessageRequest {
         to: r.to,
-        channel: r.channel,
+        channel: Some(r.channel).filter(|c| !c.trim().is_empty()),
         message_type,
         content: MessageContent {
             text: content.text,

@@ -116,6 +116,14 @@ pub enum Event {
     },
     /// Close the window now (`EXPLICIT`). Idempotent.
     CloseRequested,
+    /// The contact wrote on another of the workspace's channels: the session follows the
+    /// channel of the contact's latest inbound, so free-form replies go where the contact is.
+    /// The open window, its billing session and holds are unchanged (the window keeps the clock
+    /// it opened with); sends, gating and prices from now on are the new channel's.
+    ChannelChanged {
+        /// The new channel's configuration (the workspace's settings for it).
+        config: Box<super::Config>,
+    },
     /// A timer the session started fired.
     TimerFired {
         /// Which one.

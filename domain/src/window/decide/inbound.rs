@@ -74,6 +74,14 @@ impl Cx {
         }
     }
 
+    /// The contact moved to another channel: the session's configuration becomes that
+    /// channel's. The same channel, or a configuration that does not validate, changes nothing.
+    pub(super) fn channel_changed(&mut self, config: &super::super::Config) {
+        if config.channel != self.s.config.channel && config.validate().is_ok() {
+            self.s.config = config.clone();
+        }
+    }
+
     /// A consent change recorded elsewhere. An opt-out closes the window (no confirmation: the
     /// channel it came from sent its own).
     pub(super) fn consent_changed(&mut self, consent: Consent) {

@@ -39,6 +39,7 @@ pub fn decide(state: &State, event: &Event, now: Timestamp) -> Decision {
         Event::ProviderRejected { message_id, .. } => cx.provider_outcome(message_id, false),
         Event::ConsentChanged { consent } => cx.consent_changed(*consent),
         Event::CloseRequested => cx.begin_close(super::CloseReason::Explicit),
+        Event::ChannelChanged { config } => cx.channel_changed(config),
         Event::TimerFired { timer } => cx.on_timer(*timer),
     }
     cx.reconcile_timers();

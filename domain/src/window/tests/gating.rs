@@ -247,3 +247,24 @@ fn rich_content_is_rcs_free_form_within_rbm_limits() {
         );
     }
 }
+
+/// The contact writes on SMS into an open WhatsApp window: the session follows to SMS (its
+/// window, clock and totals unchanged), so free-form goes on SMS; the same channel, or an
+/// invalid configuration, changes nothing.
+#[test]
+fn the_session_follows_the_contacts_latest_channel() {
+    let open = after(&free(Channel::Whatsapp), &[(inbound("m1", "hi"), h(0))]);
+    let sms = free(Channel::Sms).config().clone();
+    let moved = decide(&open, &Event::ChannelChanged { config: Box::new(sms.clone()) }, h(1));
+    assert!(moved.effects.is_empty(), "{:?}", moved.effects);
+    assert_eq!(moved.next.config().channel, Channel::Sms);
+    assert_eq!(moved.next.window(), open.window(), "the window is the same window");
+    let d = decide(&moved.next, &freeform("s"), h(2));
+    assert_eq!(outcome(&d, "s"), Ok((MessageType::Conversation, false)));
+    let same = decide(&moved.next, &Event::ChannelChanged { config: Box::new(sms) }, h(2));
+    assert_eq!(same.next, moved.next);
+    let mut broken = free(Channel::Email).config().clone();
+    broken.policy.window_secs = 0;
+    let refused = decide(&moved.next, &Event::ChannelChanged { config: Box::new(broken) }, h(2));
+    assert_eq!(refused.next.config().channel, Channel::Sms);
+}
