@@ -194,3 +194,76 @@ async fn windows_expire_with_virtual_time_and_proactive_reports_per_recipient() 
     stack.sandbox.wait_for_sends(2, WAIT).await?;
     stack.shutdown().await
 }
+
+/// A proactive campaign as the proactive-conversation API sends it: `live_agent: true` with
+/// the person's `user_id`; a recipient listed twice (in two spellings) is messaged once and
+/// answered `duplicate` with the first listing's conversation. The contact a compose named can
+/// be read back, by id or number, and in the conversation view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proactive_dedupes_recipients_and_contacts_read_back() -> anyhow::Result<()> {
+    let stack = Stack::start("proactive-dedupe").await?;
+    let key = stack.a.key.clone();
+    let channel = stack.a.channel_id(Channel::Sms);
+    let refused = stack
+        .post(
+            &key,
+            "/v1/conversations/proactive",
+            json!({"channel_id": channel,
+            "template": {"name": "promo", "variables": {}}, "recipients": ["+14155550121"],
+            "live_agent": true}),
+        )
+        .await?;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
+    assert_eq!(refused.body["error"]["field"], "user_id", "{refused:?}");
+    let campaign = json!({
+        "channel_id": channel,
+        "template": {"name": "promo", "variables": {}},
+        "recipients": ["+14155550121", {"phone": "+1 (415) 555-0122", "name": "Bo"},
+                       "+1 415 555 0121", "+14155550122"],
+        "live_agent": true,
+        "user_id": "agent-9",
+    });
+    let started = stack.post(&key, "/v1/conversations/proactive", campaign).await?;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{started:?}");
+    let results = started.body["conversations"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[2]["status"], "duplicate", "{started:?}");
+    assert_eq!(results[2]["duplicate_of"], 0);
+    assert_eq!(results[2]["conversation_id"], results[0]["conversation_id"]);
+    assert_eq!(results[3]["duplicate_of"], 1);
+    let counts = |k: &str| started.body[k].as_u64();
+    assert_eq!(
+        (counts("accepted"), counts("failed"), counts("duplicates")),
+        (Some(2), Some(0), Some(2))
+    );
+    let sends = stack.sandbox.wait_for_sends(2, WAIT).await?;
+    assert_eq!(sends.len(), 2, "each number messaged once: {sends:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stack.sandbox.sends().len(), 2, "and no more");
+
+    let id = results[1]["conversation_id"].as_str().unwrap();
+    let conv = stack
+        .until(&key, &format!("/v1/conversations/{id}"), "contact resolved", |a| {
+            a.body["contact"].is_object()
+        })
+        .await?;
+    assert_eq!(conv.body["assignee"], json!({"kind": "human", "id": "agent-9"}));
+    let contact = &conv.body["contact"];
+    assert_eq!(contact["name"], "Bo", "{conv:?}");
+    assert_eq!(contact["phone"], "+14155550122");
+    assert_eq!(contact["consent"], "unknown");
+    let by_id = stack
+        .get(&key, &format!("/v1/contacts/{}", contact["contact_id"].as_str().unwrap()))
+        .await?;
+    assert_eq!(by_id.status, StatusCode::OK, "{by_id:?}");
+    assert_eq!(&by_id.body, contact);
+    let by_phone = stack.get(&key, "/v1/contacts/%2B14155550122").await?;
+    assert_eq!(&by_phone.body, contact);
+    let missing = stack.get(&key, "/v1/contacts/%2B14155550199").await?;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{missing:?}");
+    let other = stack
+        .get(&stack.b.key, &format!("/v1/contacts/{}", contact["contact_id"].as_str().unwrap()))
+        .await?;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another workspace's contact: {other:?}");
+    stack.shutdown().await
+}

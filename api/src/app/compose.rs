@@ -91,25 +91,55 @@ impl App {
                 format!("must list 1 to {MAX_RECIPIENTS} recipients"),
             ));
         }
-        let assignee = match (
-            optional_text("live_agent", req.live_agent.as_deref(), 200)?,
-            optional_text("bot_id", req.bot_id.as_deref(), 200)?,
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::validation("bot_id", "give live_agent or bot_id, not both"));
+        let user_id = optional_text("user_id", req.user_id.as_deref(), 200)?;
+        let bot_id = optional_text("bot_id", req.bot_id.as_deref(), 200)?;
+        let assignee = match (req.live_agent, user_id, bot_id) {
+            (true, _, Some(_)) => {
+                return Err(ApiError::validation(
+                    "bot_id",
+                    "a live_agent conversation is a person's, not a bot's: give user_id",
+                ));
             }
-            (Some(agent), None) => Assignee::Human { id: agent },
-            (None, Some(bot_id)) => bot(&bot_id),
-            (None, None) => bot("api"),
+            (true, Some(agent), None) => Assignee::Human { id: agent },
+            (true, None, None) => {
+                return Err(ApiError::validation(
+                    "user_id",
+                    "is required with live_agent: the human agent who owns the conversations",
+                ));
+            }
+            (false, Some(_), _) => {
+                return Err(ApiError::validation(
+                    "user_id",
+                    "names the human agent of a live_agent request; set live_agent: true",
+                ));
+            }
+            (false, None, Some(bot_id)) => bot(&bot_id),
+            (false, None, None) => bot("api"),
         };
         let queue = optional_text("queue", req.queue.as_deref(), 200)?;
-        let mut results = Vec::with_capacity(req.recipients.len());
+        let mut results: Vec<ProactiveResult> = Vec::with_capacity(req.recipients.len());
+        // Each recipient once: a later listing of the same contact, phone or e-mail shares the
+        // first one's conversation.
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (index, recipient) in req.recipients.iter().enumerate() {
             let field = format!("recipients[{index}]");
             let (label, detail) = match recipient {
                 Recipient::Address(a) => (a.clone(), address_detail(a)),
                 Recipient::Detailed(d) => (describe(d), d.clone()),
             };
+            if let Some(key) = recipient_key(&detail) {
+                if let Some(&first) = seen.get(&key) {
+                    results.push(ProactiveResult {
+                        recipient: label,
+                        conversation_id: results[first].conversation_id.clone(),
+                        status: Some("duplicate".to_owned()),
+                        duplicate_of: Some(first),
+                        error: results[first].error.clone(),
+                    });
+                    continue;
+                }
+                seen.insert(key, index);
+            }
             let started = async {
                 let target = self
                     .compose_target(
@@ -139,6 +169,7 @@ impl App {
                     recipient: label,
                     conversation_id: Some(id),
                     status: Some(status),
+                    duplicate_of: None,
                     error: None,
                 }),
                 // An outage is not the recipient's fault: fail the request so it is retried.
@@ -147,13 +178,16 @@ impl App {
                     recipient: label,
                     conversation_id: None,
                     status: None,
+                    duplicate_of: None,
                     error: Some(e.body()["error"].clone()),
                 }),
             }
         }
-        let accepted = results.iter().filter(|r| r.conversation_id.is_some()).count();
-        let failed = results.len() - accepted;
-        Ok(ProactiveAccepted { conversations: results, accepted, failed, queue })
+        let duplicates = results.iter().filter(|r| r.duplicate_of.is_some()).count();
+        let firsts = || results.iter().filter(|r| r.duplicate_of.is_none());
+        let accepted = firsts().filter(|r| r.conversation_id.is_some()).count();
+        let failed = firsts().filter(|r| r.conversation_id.is_none()).count();
+        Ok(ProactiveAccepted { conversations: results, accepted, failed, duplicates, queue })
     }
 
     /// A compose with no template opens with free-form text, which a gated channel allows only
@@ -348,6 +382,20 @@ fn address_detail(address: &str) -> RecipientDetail {
         d.contact_id = Some(a);
     }
     d
+}
+
+/// What makes two listings the same recipient: the contact id, else the phone as E.164, else
+/// the e-mail address normalized; `None` for a listing that names none of them validly (it
+/// fails on its own).
+fn recipient_key(d: &RecipientDetail) -> Option<String> {
+    use convo_activities::store::{normalize_email, normalize_phone};
+    if let Some(id) = d.contact_id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+        return Some(format!("id:{id}"));
+    }
+    if let Some(phone) = d.phone.as_deref().and_then(|p| normalize_phone(p).ok()) {
+        return Some(format!("phone:{phone}"));
+    }
+    d.email.as_deref().and_then(|e| normalize_email(e).ok()).map(|e| format!("email:{e}"))
 }
 
 fn describe(d: &RecipientDetail) -> String {

@@ -85,12 +85,21 @@ impl App {
             Some(contact) => Some(self.window_of(ws, contact).await?),
             None => None,
         };
+        let contact = match &view.contact_id {
+            Some(id) => match self.store().contact(ws.as_str(), id).await {
+                Ok(c) => Some(self.contact_out(ws, &c).await?),
+                Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
         Ok(ConversationOut {
             conversation_id: record.id,
             status: status_name(view.status),
             channel: record.channel,
             channel_id: record.channel_id,
             contact_id: view.contact_id,
+            contact,
             assignee: match view.assignee {
                 Assignee::Bot { id } => serde_json::json!({"kind": "bot", "id": id}),
                 Assignee::Human { id } => serde_json::json!({"kind": "human", "id": id}),

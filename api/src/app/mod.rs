@@ -25,6 +25,7 @@
 
 mod balance;
 mod compose;
+mod contacts;
 mod conversations;
 pub mod idempotency;
 mod inbound;

@@ -160,10 +160,14 @@ pub struct ProactiveRequest {
     pub template: TemplateRef,
     /// Who gets it (1 to 1,000).
     pub recipients: Vec<Recipient>,
-    /// A human agent who owns the conversations (their replies are tagged as a person's).
+    /// A person owns the conversations, not a bot (the proactive-conversation API's
+    /// `liveAgent`): the human agent `user_id` names, whose replies are tagged as a person's.
     #[serde(default)]
-    pub live_agent: Option<String>,
-    /// The bot that owns the conversations (default `api`).
+    pub live_agent: bool,
+    /// The human agent of a `live_agent` request (required with it).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The bot that owns the conversations (default `api`; not with `live_agent`).
     #[serde(default)]
     pub bot_id: Option<String>,
     /// A routing label, echoed back.
@@ -179,9 +183,13 @@ pub struct ProactiveResult {
     /// The conversation started for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
-    /// `pending` when started.
+    /// `pending` when started; `duplicate` for a recipient listed before (it shares the
+    /// first listing's conversation and is messaged once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// For a `duplicate`: the position of the recipient's first listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<usize>,
     /// Why this recipient got nothing; the others are unaffected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
@@ -196,6 +204,9 @@ pub struct ProactiveAccepted {
     pub accepted: usize,
     /// How many failed.
     pub failed: usize,
+    /// How many were listed again and messaged once.
+    #[serde(default)]
+    pub duplicates: usize,
     /// The request's queue label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
@@ -344,6 +355,25 @@ pub struct ConversationMessageOut {
     pub statuses: Vec<StatusOut>,
 }
 
+/// `GET /v1/contacts/{contact}`, and the contact of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactOut {
+    /// The id (`ct_...`).
+    pub contact_id: String,
+    /// E.164, if known.
+    pub phone: Option<String>,
+    /// The e-mail address, if known.
+    pub email: Option<String>,
+    /// The display name (a compose's `contact_name`, or the provider's profile name).
+    pub name: Option<String>,
+    /// `unknown`, `opted_in` or `opted_out`, over every channel of the workspace.
+    pub consent: String,
+    /// When the consent last changed, if it did.
+    pub consent_changed_at: Option<String>,
+    /// When the contact was created.
+    pub created_at: String,
+}
+
 /// `GET /v1/conversations/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationOut {
@@ -357,6 +387,9 @@ pub struct ConversationOut {
     pub channel_id: String,
     /// The contact, once resolved.
     pub contact_id: Option<String>,
+    /// The contact as `GET /v1/contacts/{id}` shows it, once resolved.
+    #[serde(default)]
+    pub contact: Option<ContactOut>,
     /// `{kind: bot|human, id}`.
     pub assignee: serde_json::Value,
     /// Oldest first.

@@ -87,6 +87,7 @@ pub(crate) fn proactive(r: pb::ProactiveRequest) -> Result<ProactiveRequest, Api
         template: template(r.template.unwrap_or_default()),
         recipients,
         live_agent: r.live_agent,
+        user_id: r.user_id,
         bot_id: r.bot_id,
         queue: r.queue,
     })

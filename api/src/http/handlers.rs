@@ -138,6 +138,14 @@ pub(super) async fn get_message(
     Ok(json(StatusCode::OK, s.app.message(&ws, &id).await?))
 }
 
+pub(super) async fn get_contact(
+    State(s): State<HttpState>,
+    Extension(ws): Extension<WorkspaceId>,
+    PathParam(contact): PathParam,
+) -> Answer {
+    Ok(json(StatusCode::OK, s.app.contact(&ws, &contact).await?))
+}
+
 pub(super) async fn sandbox_status(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,

@@ -64,6 +64,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/channels", get(handlers::channels))
         .route("/v1/messages", post(handlers::send_message))
         .route("/v1/messages/{id}", get(handlers::get_message))
+        .route("/v1/contacts/{contact}", get(handlers::get_contact))
         .route("/v1/windows/{contact}", get(handlers::get_window))
         .route("/v1/windows/{contact}/close", post(handlers::close_window))
         .route("/v1/inbound/sandbox", post(handlers::inbound_sandbox))

@@ -16,12 +16,12 @@ use super::handlers::{Handshake, Health, Readiness};
 use crate::{
     app::types::{
         BalanceOut, ChannelOut, CloseWindowRequest, ComplianceIn, ComposeAccepted, ComposeRequest,
-        ConversationMessageRequest, ConversationOut, CreateTemplateRequest, CreateWebhookEndpoint,
-        DeliveriesQuery, DeliveryOut, InactivityPing, InboundOut, List, MessageAccepted,
-        MessageOut, OkResponse, PolicyOverridesIn, ProactiveAccepted, ProactiveRequest, Rates,
-        ResolveRequest, SandboxInbound, SandboxStatus, SendMessageRequest, SettingsOut,
-        SettingsPatch, TakeOverRequest, TemplateOut, TopUpOut, TopUpRequest, TopUpsQuery,
-        WebhookEndpointOut, WindowOut,
+        ContactOut, ConversationMessageRequest, ConversationOut, CreateTemplateRequest,
+        CreateWebhookEndpoint, DeliveriesQuery, DeliveryOut, InactivityPing, InboundOut, List,
+        MessageAccepted, MessageOut, OkResponse, PolicyOverridesIn, ProactiveAccepted,
+        ProactiveRequest, Rates, ResolveRequest, SandboxInbound, SandboxStatus, SendMessageRequest,
+        SettingsOut, SettingsPatch, TakeOverRequest, TemplateOut, TopUpOut, TopUpRequest,
+        TopUpsQuery, WebhookEndpointOut, WindowOut,
     },
     error::ErrorBody,
 };
@@ -230,6 +230,9 @@ pub(crate) const OPERATIONS: &[Operation] = &[
     get("/v1/messages/{id}", "A message with its delivery status history")
         .api_key()
         .answers(200, json::<MessageOut>()),
+    get("/v1/contacts/{contact}", "A contact: addresses, name, consent (E.164, e-mail or id)")
+        .api_key()
+        .answers(200, json::<ContactOut>()),
     get("/v1/windows/{contact}", "A contact's window (E.164, e-mail or contact id)")
         .api_key()
         .answers(200, json::<WindowOut>()),
