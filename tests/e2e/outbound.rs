@@ -102,6 +102,43 @@ async fn compose_to_new_phone_then_reply_take_over_and_resolve() -> anyhow::Resu
     env.shutdown().await
 }
 
+/// The contact answers while the first message is still with the provider (a slow provider,
+/// a fast contact): the conversation is active once the send is done, not left awaiting a
+/// reply it already has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_during_the_first_send_makes_the_conversation_active() -> anyhow::Result<()> {
+    let env = TestEnv::start("compose-early-reply").await?;
+    let phone = "+14155550177";
+    env.sandbox.set_latency(std::time::Duration::from_secs(3));
+    let input = compose(
+        &env,
+        Channel::Whatsapp,
+        ContactTarget::Phone { phone: phone.into(), name: None },
+        FirstMessage { template: Some("order_shipped".into()), ..FirstMessage::default() },
+    );
+    let id = input.conversation_id.clone();
+    env.sessions.compose(input).await?;
+    let contact = conversation_until(&env, &id, "contact", |v| v.contact_id.is_some())
+        .await?
+        .contact_id
+        .expect("resolved");
+    // The first message is logged (with its conversation) before the provider answers.
+    convo_tests::eventually(WAIT, || async {
+        let logged = env.store.messages(&env.workspace_id, &contact).await?;
+        anyhow::ensure!(!logged.is_empty(), "the first message is not logged yet");
+        Ok(())
+    })
+    .await?;
+    let v = conversation_until(&env, &id, "still sending", |_| true).await?;
+    assert_eq!(v.status, ConversationStatus::Pending, "{v:?}");
+    inbound(&env, Channel::Whatsapp, phone, "wamid.early", "already here!").await?;
+    let v =
+        conversation_until(&env, &id, "active", |v| v.status == ConversationStatus::Active).await?;
+    assert!(v.messages.iter().any(|m| m.text == "already here!"), "{v:?}");
+    assert_eq!(env.sandbox.sends().len(), 1);
+    env.shutdown().await
+}
+
 /// E-mail has no window: the free-form first message goes out with its subject over SMTP to
 /// a contact created from the address; no reply within the timeout expires the conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

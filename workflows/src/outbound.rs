@@ -34,6 +34,12 @@ use crate::contracts::{
 use crate::ops;
 pub use crate::session_window::PATCH_OPS_VISIBILITY;
 
+/// Patch: a reply that arrives while the first message is still being sent (the contact
+/// answered within the send's round trip) makes the conversation active once the send is
+/// done, instead of being overwritten by `awaiting_reply` and left waiting for a reply it
+/// already has.
+pub const PATCH_EARLY_REPLY: &str = "early-reply";
+
 type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The outbound-conversation workflow. See the module docs.
@@ -125,24 +131,34 @@ impl OutboundConversationWorkflow {
         if let Err(error) = send_first(ctx, &input, &contact.contact_id).await {
             return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
         }
-        ctx.state_mut(|s| s.view.status = ConversationStatus::AwaitingReply);
+        let replied =
+            ctx.state(|s| s.view.messages.iter().any(|m| m.direction == Direction::Inbound));
+        let status = if replied && ctx.patched(PATCH_EARLY_REPLY) {
+            ConversationStatus::Active
+        } else {
+            ConversationStatus::AwaitingReply
+        };
+        ctx.state_mut(|s| s.view.status = status);
         publish(ctx);
 
-        let timeout = Duration::from_secs(input.reply_timeout_secs.max(1));
-        let timer =
-            ctx.timer(TimerOptions::builder(timeout).summary("reply timeout".into()).build());
-        let mut timer = pin!(timer);
-        select! {
-            fired = timer.as_mut() => match fired {
-                TimerResult::Fired => {
-                    let error = SendError { code: "reply_timeout".into(), message: format!("no reply within {}s", timeout.as_secs()) };
-                    return Ok(finish(ctx, ConversationStatus::Expired, Some(error)));
+        // A reply that came in during the first send needs no wait.
+        if status == ConversationStatus::AwaitingReply {
+            let timeout = Duration::from_secs(input.reply_timeout_secs.max(1));
+            let timer =
+                ctx.timer(TimerOptions::builder(timeout).summary("reply timeout".into()).build());
+            let mut timer = pin!(timer);
+            select! {
+                fired = timer.as_mut() => match fired {
+                    TimerResult::Fired => {
+                        let error = SendError { code: "reply_timeout".into(), message: format!("no reply within {}s", timeout.as_secs()) };
+                        return Ok(finish(ctx, ConversationStatus::Expired, Some(error)));
+                    }
+                    TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
+                },
+                woke = ctx.wait_condition(|s: &Self| s.view.status != ConversationStatus::AwaitingReply || s.resolve_requested.is_some() || s.window_closed.is_some()) => {
+                    woke?;
+                    timer.cancel();
                 }
-                TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
-            },
-            woke = ctx.wait_condition(|s: &Self| s.view.status != ConversationStatus::AwaitingReply || s.resolve_requested.is_some() || s.window_closed.is_some()) => {
-                woke?;
-                timer.cancel();
             }
         }
         publish(ctx);
