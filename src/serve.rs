@@ -383,15 +383,24 @@ pub fn dev_templates() -> Vec<NewTemplate> {
 /// The dev workspace's opening balance, in minor units.
 const DEV_OPENING_BALANCE: u64 = 100_000;
 
-/// Example rates on every channel, so billing blocks show real numbers in a demo: a
-/// conversation unit of 50, messages at 5, newsletters at 2 (minor units).
+/// Example rates on every channel, so billing blocks show real numbers in a demo: in euros,
+/// a conversation unit of 0.50, messages at 0.05, newsletters at 0.02, and monthly volume
+/// tiers (`tier_1` below 1,000 messages, `tier_2` below 10,000, `tier_3` beyond).
 fn dev_settings() -> WorkspaceSettings {
     let rates = RateTable::uniform(RateCard {
         conversation_unit: Money::from_minor(50),
         message: Money::from_minor(5),
         newsletter: Money::from_minor(2),
     });
-    WorkspaceSettings { rates, ..WorkspaceSettings::default() }
+    let tier = |name: &str, up_to| convo_domain::billing::VolumeTier { name: name.into(), up_to };
+    let tiers =
+        vec![tier("tier_1", Some(1_000)), tier("tier_2", Some(10_000)), tier("tier_3", None)];
+    WorkspaceSettings {
+        rates,
+        currency: Some("EUR".to_owned()),
+        volume_tiers: Channel::ALL.into_iter().map(|c| (c, tiers.clone())).collect(),
+        ..WorkspaceSettings::default()
+    }
 }
 
 fn read_key(path: &Path) -> Option<String> {

@@ -90,7 +90,8 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
         "the agent's reply opened the billing session"
     );
     assert!(sent.body["conversation_expires_at"].is_string());
-    assert!(sent.body["billing"]["balance"]["total"].is_u64());
+    assert!(sent.body["billing"]["balance"]["total"].is_f64(), "{sent:?}");
+    assert_eq!(sent.body["billing"]["currency"], "EUR", "{sent:?}");
     assert_eq!(sent.body["traffic_type"], "transactional");
 
     // Close; the answer already reads closed, and a free-form send is refused.
@@ -120,7 +121,7 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
     let sent = stack.post(&key, "/v1/messages", template).await?;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{sent:?}");
     assert_eq!(sent.body["billing"]["message_type"], "MESSAGE");
-    assert_eq!(sent.body["billing"]["message_price"], 5);
+    assert_eq!(sent.body["billing"]["message_price"], 0.05, "{sent:?}");
 
     // The webhook log shows the conversation's events.
     let log = stack

@@ -395,7 +395,8 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
         reason(&status),
         (Code::Aborted, "idempotency_key_in_use".into(), Some("Idempotency-Key".into()))
     );
-    // Once the first request finishes, its answer is replayed.
+    // Once the first request finishes, its answer is replayed (this one stored as answers were
+    // before amounts were named in a currency: minor units).
     let stored = json!({
         "message_id": "msg_x", "status": "queued", "created_at": "2025-01-01T00:00:00.000Z",
         "conversation_expires_at": null, "contact_id": "ct_x",
@@ -418,6 +419,7 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
     let again = c.messages.send_message(req(Some(&key), send.clone(), &once)).await?.into_inner();
     assert_eq!(sent, again);
     assert_eq!(sent.billing.as_ref().map(|b| b.message_price), Some(5));
+    assert_eq!(sent.billing.as_ref().map(|b| b.currency.as_str()), Some("EUR"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(stack.sandbox.sends().len(), before + 1);
     // A validation failure does not spend the key; a malformed key is refused.

@@ -462,13 +462,13 @@ async fn new_rates_reach_new_sessions_and_running_ones_keep_theirs() -> anyhow::
 
     let running = stack.post(&a, "/v1/messages", send("+14155550201")).await?;
     assert_eq!(running.status, StatusCode::ACCEPTED, "{running:?}");
-    assert_eq!(running.body["billing"]["hold_amount"], 100, "the running session keeps its rates");
+    assert_eq!(running.body["billing"]["hold_amount"], 1.0, "the running session keeps its rates");
 
     open("+14155550202", "wamid.after").await?;
     let fresh = stack.post(&a, "/v1/messages", send("+14155550202")).await?;
     assert_eq!(fresh.status, StatusCode::ACCEPTED, "{fresh:?}");
     assert_eq!(
-        fresh.body["billing"]["hold_amount"], 300,
+        fresh.body["billing"]["hold_amount"], 3.0,
         "a session opened later has the new rates"
     );
     stack.shutdown().await

@@ -53,6 +53,13 @@ impl Timestamp {
         Self(self.0.saturating_add(secs.saturating_mul(1000)))
     }
 
+    /// Midnight UTC of the first day of this instant's month (billing volumes count from it).
+    pub fn month_start(self) -> Timestamp {
+        let (year, month, _) = civil_from_days(self.0 / 86_400_000);
+        let days = days_from_civil(year, month, 1).unwrap_or(0);
+        Timestamp(days * 86_400_000)
+    }
+
     /// Time from `earlier` to `self`, or zero if `earlier` is not earlier.
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
@@ -295,5 +302,34 @@ mod tests {
     fn serializes_as_a_bare_number_of_millis() {
         let json = serde_json::to_string(&Timestamp::from_epoch_secs(42)).unwrap();
         assert_eq!(json, "42000");
+    }
+}
+
+#[cfg(test)]
+mod month_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_month_starts_at_midnight_of_its_first_day() {
+        let t = parse_rfc3339("2026-12-02T10:40:00.123Z").unwrap();
+        assert_eq!(t.month_start().to_rfc3339(), "2026-12-01T00:00:00.000Z");
+        let leap = parse_rfc3339("2024-02-29T23:59:59.999Z").unwrap();
+        assert_eq!(leap.month_start().to_rfc3339(), "2024-02-01T00:00:00.000Z");
+    }
+
+    proptest! {
+        /// The month's start is never after the instant, less than 31 days before it, on day 1
+        /// at midnight, and the same for every instant of that month.
+        #[test]
+        fn month_start_is_the_first_midnight(millis in 0u64..4_102_444_800_000) {
+            let t = Timestamp::from_epoch_millis(millis);
+            let start = t.month_start();
+            prop_assert!(start <= t);
+            prop_assert!(t.saturating_since(start) < Duration::from_secs(31 * 86_400));
+            prop_assert!(start.to_rfc3339().ends_with("-01T00:00:00.000Z"));
+            prop_assert_eq!(start.month_start(), start);
+        }
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Channel, ComplianceTexts, PolicyOverrides, RateTable, WindowPolicy, channel,
+    Channel, ComplianceTexts, PolicyOverrides, RateTable, WindowPolicy,
+    billing::{VolumeTier, currency::DEFAULT_CURRENCY},
+    channel,
     window::{Config, Error, InactivityPing},
 };
 
@@ -22,9 +24,20 @@ pub struct WorkspaceSettings {
     pub compliance: ComplianceTexts,
     /// Ping after this much silence, on every channel.
     pub inactivity_ping: Option<InactivityPing>,
+    /// The ISO 4217 currency of every amount (minor units); [`DEFAULT_CURRENCY`] when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Per channel, the volume tiers of its rate card (absent: the channel has none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
 }
 
 impl WorkspaceSettings {
+    /// The currency amounts are in.
+    pub fn currency(&self) -> &str {
+        self.currency.as_deref().unwrap_or(DEFAULT_CURRENCY)
+    }
+
     /// The policy in force on `channel`: its default with this workspace's overrides.
     pub fn policy_for(&self, channel: Channel) -> Result<WindowPolicy, channel::Error> {
         let base = channel.default_policy();

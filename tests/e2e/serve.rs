@@ -227,8 +227,17 @@ async fn newcomer_walk_over_http() -> anyhow::Result<()> {
     let (status, sent) = api.send(phone, "It arrives tomorrow.").await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     assert_eq!(sent["billing"]["message_type"], "CONVERSATION");
-    assert_eq!(sent["billing"]["hold_amount"], 50);
-    assert_eq!(sent["billing"]["balance"]["reserved"], 50);
+    assert_eq!(sent["billing"]["hold_amount"], 0.5, "{sent}");
+    assert_eq!(sent["billing"]["currency"], "EUR", "{sent}");
+    assert_eq!(sent["billing"]["balance"]["reserved"], 0.5, "{sent}");
+    assert_eq!(sent["billing"]["tier"]["current"], "tier_1", "{sent}");
+    // As the README shows it: the template cost 0.05 of the opening 1,000.00.
+    assert_eq!(
+        sent["billing"]["balance"],
+        json!({"free": 999.45, "reserved": 0.5, "total": 999.95}),
+        "{sent}"
+    );
+    assert_eq!(sent["billing"]["tier"]["volume_used"], 2, "{sent}");
     assert!(sent["conversation_expires_at"].is_string());
     stack.sandbox.wait_for_sends(2, WAIT).await?;
 
@@ -365,16 +374,53 @@ fn rated() -> WorkspaceSettings {
     convo_tests::default_settings()
 }
 
-/// The billing block as the RCS conversation API documents it: the first CONVERSATION send of a
-/// session is already `in_session` and carries the conversation unit as its hold and price;
-/// later ones are free; and every answer's balance is the ledger's at that moment, not the one
-/// the session saw at its hold (another contact's session moved it in between).
+/// The billing block as the RCS conversation API documents it, with its example's numbers (a
+/// conversation unit of 0.25 against a balance of 50.00): the first CONVERSATION send of a
+/// session is already `in_session` and carries the unit as its hold and price; later ones are
+/// free; amounts are in the currency's major units with the currency named; every answer's
+/// balance is the ledger's at that moment, not the one the session saw at its hold (another
+/// contact's session moved it in between); and the `tier` block counts the channel's volume
+/// this month against the rate card's tiers, which the settings API sets and checks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_block_is_in_session_from_the_first_send_with_a_fresh_balance() -> anyhow::Result<()>
 {
     let stack = Served::start(ServeConfig::ephemeral()).await?;
-    let api = tenant(&stack, "billing-co", rated(), 10_000).await?;
-    let unit = rated().rates.for_channel(Channel::Whatsapp).conversation_unit.minor();
+    let mut settings = rated();
+    settings.rates = settings.rates.with(
+        Channel::Whatsapp,
+        convo_domain::RateCard {
+            conversation_unit: Money::from_minor(25),
+            message: Money::from_minor(5),
+            newsletter: Money::from_minor(2),
+        },
+    );
+    let api = tenant(&stack, "billing-co", settings, 5_000).await?;
+    let patch =
+        |body: Value| api.call(reqwest::Method::PATCH, "/v1/workspace/settings", Some(body), None);
+    let (status, bad) = patch(json!({"volume_tiers": {"whatsapp": [
+        {"name": "tier_1", "up_to": 3}, {"name": "tier_2", "up_to": 3}]}}))
+    .await?;
+    assert_eq!(
+        (status, &bad["error"]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("volume_tiers.whatsapp[1].up_to")),
+        "{bad}"
+    );
+    let (status, bad) = patch(json!({"currency": "euro"})).await?;
+    assert_eq!(
+        (status, &bad["error"]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("currency")),
+        "{bad}"
+    );
+    // Every amount is stored in the currency's minor units: no changing it under a balance.
+    let (status, bad) = patch(json!({"currency": "JPY"})).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{bad}");
+    let (status, set) = patch(json!({"currency": "EUR", "volume_tiers": {"whatsapp": [
+        {"name": "tier_1", "up_to": 3}, {"name": "tier_2"}]}}))
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["currency"], "EUR", "{set}");
+    assert_eq!(set["volume_tiers"]["whatsapp"][1], json!({"name": "tier_2"}), "{set}");
+
     let (ada, bob) = ("+4917600000201", "+4917600000202");
     for who in [ada, bob] {
         api.inbound(who, "hi").await?;
@@ -382,24 +428,39 @@ async fn billing_block_is_in_session_from_the_first_send_with_a_fresh_balance() 
     }
     let (status, first) = api.send(ada, "hello Ada").await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let billing = &first["billing"];
-    assert_eq!(billing["message_type"], "CONVERSATION", "{first}");
-    assert_eq!(billing["in_session"], true, "{first}");
-    assert_eq!(billing["hold_amount"], unit, "{first}");
-    assert_eq!(billing["message_price"], unit, "{first}");
-    assert_eq!(billing["balance"]["reserved"], unit, "{first}");
+    assert_eq!(
+        first["billing"],
+        json!({"channel": "whatsapp", "message_type": "CONVERSATION", "in_session": true,
+            "currency": "EUR", "hold_amount": 0.25, "message_price": 0.25,
+            "balance": {"free": 49.75, "reserved": 0.25, "total": 50.0},
+            "tier": {"channel": "whatsapp", "current": "tier_1", "volume_used": 1}}),
+        "{first}"
+    );
 
     let (_, other) = api.send(bob, "hello Bob").await?;
-    assert_eq!(other["billing"]["balance"]["reserved"], 2 * unit, "{other}");
+    assert_eq!(other["billing"]["balance"]["reserved"], 0.5, "{other}");
+    assert_eq!(other["billing"]["tier"]["volume_used"], 2, "{other}");
 
     let (_, second) = api.send(ada, "anything else?").await?;
     let billing = &second["billing"];
     assert_eq!(billing["in_session"], true, "{second}");
-    assert_eq!(billing["hold_amount"], 0, "{second}");
-    assert_eq!(billing["message_price"], 0, "{second}");
+    assert_eq!(billing["hold_amount"], 0.0, "{second}");
+    assert_eq!(billing["message_price"], 0.0, "{second}");
     // Bob's hold is in the ledger: the answer says so.
-    assert_eq!(billing["balance"]["reserved"], 2 * unit, "{second}");
-    assert_eq!(billing["balance"]["free"], 10_000 - 2 * unit, "{second}");
+    assert_eq!(
+        billing["balance"],
+        json!({"free": 49.5, "reserved": 0.5, "total": 50.0}),
+        "{second}"
+    );
+    // The third message of the month crosses tier_1's bound.
+    assert_eq!(
+        billing["tier"],
+        json!({"channel": "whatsapp", "current": "tier_2", "volume_used": 3}),
+        "{second}"
+    );
+    // The workspace's own balance endpoint stays in minor units.
+    let (_, balance) = api.get("/v1/workspace/balance").await?;
+    assert_eq!(balance["reserved"], 50, "{balance}");
     stack.shutdown().await
 }
 

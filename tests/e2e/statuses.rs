@@ -475,7 +475,9 @@ async fn a_late_failure_releases_the_sessions_hold() -> anyhow::Result<()> {
     let phone = "+14155550175";
     s.inbound("whatsapp", phone, "hi").await?;
     let (id, sent) = s.send("whatsapp", phone, "Still interested?").await?;
-    let hold_amount = sent["billing"]["hold_amount"].as_u64().context("hold_amount")?;
+    // The answer is in euros; the workspace balance endpoint in cents.
+    let hold_amount = sent["billing"]["hold_amount"].as_f64().context("hold_amount")? * 100.0;
+    let hold_amount = hold_amount.round() as u64;
     assert!(hold_amount > 0, "{sent}");
     s.sent_message(&id).await?;
     assert_eq!(s.balance().await?["reserved"], hold_amount, "the session's hold");

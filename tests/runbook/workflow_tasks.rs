@@ -111,7 +111,7 @@ async fn a_session_whose_workflow_task_fails_is_reset_to_its_last_good_task() ->
     assert_eq!(window["expires_at"], opened["expires_at"], "expiring as before: {window}");
     let (status, again) = ops.api.send(phone, "Still here for you.", "rb-wft-2").await?;
     assert_eq!(status, StatusCode::ACCEPTED, "sends go through again: {again}");
-    assert_eq!(again["billing"]["hold_amount"], 0, "in the window already held for: {again}");
+    assert_eq!(again["billing"]["hold_amount"], 0.0, "in the window already held for: {again}");
     let sends = ops.stack.sandbox.sends();
     assert_eq!(sends.len(), 2, "the first send was not repeated: {sends:?}");
     let message_id = again["message_id"].clone();

@@ -507,6 +507,26 @@ impl Store {
         message_from_row(&row)
     }
 
+    /// How many messages the workspace sent on `channel` from `since` on: the volume its
+    /// rate card's tiers are measured by.
+    pub async fn outbound_volume(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        since: Timestamp,
+    ) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE workspace_id = $1 AND channel = $2
+             AND direction = 'outbound' AND created_at >= $3",
+        )
+        .bind(workspace_id)
+        .bind(channel.as_str())
+        .bind(timestamp_param(since, "since")?)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// The conversation with a contact, oldest first.
     pub async fn messages(
         &self,

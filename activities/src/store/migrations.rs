@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "session windows", include_str!("../../migrations/0005_session_windows.sql")),
     (6, "delivery statuses", include_str!("../../migrations/0006_delivery_statuses.sql")),
     (7, "template components", include_str!("../../migrations/0007_template_components.sql")),
+    (8, "message volume", include_str!("../../migrations/0008_message_volume.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

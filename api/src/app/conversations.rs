@@ -202,16 +202,15 @@ impl App {
                     WorkflowExecuteUpdateOptions::default(),
                 );
                 let receipt = self.with_send_timeout(update).await?.map_err(update_error)?;
-                let mut answer = super::messages::accepted(
+                let accepted = super::messages::Accepted {
                     receipt,
-                    record.channel,
-                    MessageType::Conversation,
-                    contact,
+                    channel: record.channel,
+                    message_type: MessageType::Conversation,
+                    contact_id: contact,
                     created_at,
-                    None,
-                );
-                answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
-                Ok(answer)
+                    traffic_type: None,
+                };
+                Ok(self.accepted(ws, accepted).await)
             }
             ConversationMessageRequest::Template { template } => {
                 let (name, params) =
@@ -236,16 +235,15 @@ impl App {
                 };
                 let outcome = self.session_send(ws, &contact, record.channel, request).await?;
                 let receipt = super::messages::sent(outcome)?;
-                let mut answer = super::messages::accepted(
+                let accepted = super::messages::Accepted {
                     receipt,
-                    record.channel,
-                    MessageType::Message,
-                    contact,
+                    channel: record.channel,
+                    message_type: MessageType::Message,
+                    contact_id: contact,
                     created_at,
-                    None,
-                );
-                answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
-                Ok(answer)
+                    traffic_type: None,
+                };
+                Ok(self.accepted(ws, accepted).await)
             }
         }
     }

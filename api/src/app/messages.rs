@@ -41,8 +41,8 @@ use convo_workflows::contracts::{
 use super::{
     App, WorkspaceId, optional_text, rfc3339,
     types::{
-        BalanceOut, BillingOut, MessageAccepted, MessageContent, MessageOut, RequestedType,
-        SandboxStatus, SendMessageRequest, StatusError, StatusOut,
+        Amount, BillingBalanceOut, BillingOut, MessageAccepted, MessageContent, MessageOut,
+        RequestedType, SandboxStatus, SendMessageRequest, StatusError, StatusOut, TierOut,
     },
 };
 use crate::error::{ApiError, codes};
@@ -55,33 +55,15 @@ pub(crate) fn sent(outcome: SessionSendOutcome) -> Result<SendReceipt, ApiError>
     }
 }
 
-/// The API's answer for an accepted send.
-pub(crate) fn accepted(
-    receipt: SendReceipt,
-    channel: Channel,
-    message_type: MessageType,
-    contact_id: String,
-    created_at: String,
-    traffic_type: Option<String>,
-) -> MessageAccepted {
-    let billing = receipt.billing;
-    MessageAccepted {
-        message_id: receipt.message_id,
-        status: "queued".to_owned(),
-        // The session's clock, like `conversation_expires_at` (the API's for older answers).
-        created_at: receipt.accepted_at.map_or(created_at, rfc3339),
-        conversation_expires_at: receipt.conversation_expires_at.map(rfc3339),
-        contact_id,
-        traffic_type,
-        billing: BillingOut {
-            channel,
-            message_type,
-            in_session: billing.in_session,
-            hold_amount: billing.hold_amount.minor(),
-            message_price: billing.message_price.minor(),
-            balance: billing.balance.map(Into::into).unwrap_or_default(),
-        },
-    }
+/// What an accepted send's answer is made of, before the ledger and the rate card fill in
+/// its billing block.
+pub(crate) struct Accepted {
+    pub receipt: SendReceipt,
+    pub channel: Channel,
+    pub message_type: MessageType,
+    pub contact_id: String,
+    pub created_at: String,
+    pub traffic_type: Option<String>,
 }
 
 /// The RCS rich content of a send, when it has any (suggestions, a rich card or a carousel),
@@ -282,10 +264,19 @@ impl App {
         };
         let receipt = sent(self.session_send(ws, &contact.id, channel.channel, request).await?)?;
         let billed_as = billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.in_session));
-        let mut answer =
-            accepted(receipt, channel.channel, billed_as, contact.id, created_at, traffic_type);
-        answer.billing.balance = self.balance_now(ws, answer.billing.balance).await;
-        Ok(answer)
+        Ok(self
+            .accepted(
+                ws,
+                Accepted {
+                    receipt,
+                    channel: channel.channel,
+                    message_type: billed_as,
+                    contact_id: contact.id,
+                    created_at,
+                    traffic_type,
+                },
+            )
+            .await)
     }
 }
 
@@ -297,16 +288,60 @@ fn freeform_billing(in_session: bool) -> MessageType {
 }
 
 impl App {
-    /// The ledger's balance now, for a send's answer: the session reports the balance it last
-    /// saw (at its latest hold), which later sends and other sessions have since moved. Falls
-    /// back to `reported` when the store cannot answer (the send went out; its answer stands).
-    pub(crate) async fn balance_now(&self, ws: &WorkspaceId, reported: BalanceOut) -> BalanceOut {
-        match self.store().balance(ws.as_str()).await {
-            Ok(balance) => balance.into(),
+    /// The API's answer for an accepted send. Its billing block is in the workspace's
+    /// currency, with the ledger's balance now (the session reports the balance it last saw, at
+    /// its latest hold, which later sends and other sessions have since moved) and the
+    /// channel's volume tier this month. The send went out, so a store that cannot answer does
+    /// not fail it: the balance falls back to the session's and the tier is left out.
+    pub(crate) async fn accepted(&self, ws: &WorkspaceId, a: Accepted) -> MessageAccepted {
+        let billing = a.receipt.billing;
+        let store = self.store();
+        let settings = match store.workspace(ws.as_str()).await {
+            Ok(w) => w.settings,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the settings for a send's answer");
+                Default::default()
+            }
+        };
+        let currency = settings.currency().to_owned();
+        let balance = match store.balance(ws.as_str()).await {
+            Ok(balance) => Some(balance),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the balance for a send's answer");
-                reported
+                billing.balance
             }
+        };
+        let tier = match settings.volume_tiers.get(&a.channel) {
+            Some(tiers) => {
+                let since = super::now().month_start();
+                match store.outbound_volume(ws.as_str(), a.channel, since).await {
+                    Ok(used) => TierOut::new(a.channel, tiers, used),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot count the month's volume");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        MessageAccepted {
+            message_id: a.receipt.message_id,
+            status: "queued".to_owned(),
+            // The session's clock, like `conversation_expires_at` (the API's for older answers).
+            created_at: a.receipt.accepted_at.map_or(a.created_at, rfc3339),
+            conversation_expires_at: a.receipt.conversation_expires_at.map(rfc3339),
+            contact_id: a.contact_id,
+            traffic_type: a.traffic_type,
+            billing: BillingOut {
+                channel: a.channel,
+                message_type: a.message_type,
+                in_session: billing.in_session,
+                hold_amount: Amount::new(billing.hold_amount, &currency),
+                message_price: Amount::new(billing.message_price, &currency),
+                balance: BillingBalanceOut::new(balance.unwrap_or_default(), &currency),
+                tier,
+                currency,
+            },
         }
     }
 }

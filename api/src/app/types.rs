@@ -9,6 +9,7 @@
 //! (`GET /openapi.json`) takes its schemas from those derives, so it follows the serde attributes
 //! (`deny_unknown_fields`, `rename_all`, `untagged`, defaults) rather than a hand-kept copy.
 
+mod money;
 mod statuses;
 mod workspace;
 
@@ -21,6 +22,7 @@ use convo_domain::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use money::{Amount, BillingBalanceOut, TierOut};
 pub use statuses::{MessageOut, SandboxStatus, StatusError, StatusOut};
 pub use workspace::{
     ActorOut, ChannelPolicyOut, ComplianceIn, ComplianceOut, CreateTemplateRequest, InactivityPing,
@@ -462,21 +464,29 @@ pub struct SendMessageRequest {
     pub traffic_type: Option<String>,
 }
 
-/// The billing block of an accepted send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The billing block of an accepted send, as the RCS conversation API documents it: amounts in
+/// the currency's major units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct BillingOut {
     /// The channel.
     pub channel: Channel,
     /// How the send was billed.
     pub message_type: MessageType,
-    /// It rode on a billing session that already had its hold.
+    /// A session (an open window) exists for the pair: `true` for every in-window send, the
+    /// first included.
     pub in_session: bool,
-    /// The conversation-unit hold it placed (minor units).
-    pub hold_amount: u64,
-    /// Its per-message price (minor units).
-    pub message_price: u64,
-    /// The workspace balance after it.
-    pub balance: BalanceOut,
+    /// The ISO 4217 currency of the amounts (`EUR`).
+    pub currency: String,
+    /// The conversation-unit hold it placed: the unit on the billing session's first send,
+    /// 0 after.
+    pub hold_amount: Amount,
+    /// What this send costs.
+    pub message_price: Amount,
+    /// The workspace's balance in the ledger right after it.
+    pub balance: BillingBalanceOut,
+    /// The channel's volume tier this month, when its rate card has tiers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierOut>,
 }
 
 /// `{free, reserved, total}` in minor units.

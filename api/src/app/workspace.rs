@@ -14,6 +14,7 @@
 use convo_activities::store::{Store, StoreError, Workspace};
 use convo_domain::{
     Channel, ComplianceTexts, Money, PolicyOverrides, RateCard, WorkspaceSettings,
+    billing::VolumeTier,
     window::{Content, InactivityPing as DomainPing},
 };
 
@@ -212,6 +213,8 @@ pub(crate) fn settings_out(w: &Workspace) -> Result<SettingsOut, ApiError> {
             opt_in_confirmation: s.compliance.opt_in_confirmation.clone(),
         },
         inactivity_ping: s.inactivity_ping.as_ref().map(ping_out),
+        currency: s.currency().to_owned(),
+        volume_tiers: s.volume_tiers.clone(),
     })
 }
 
@@ -222,6 +225,8 @@ struct Change {
     policies: Vec<(Channel, PolicyOverrides)>,
     compliance: Option<ComplianceTexts>,
     ping: Option<Option<DomainPing>>,
+    currency: Option<String>,
+    tiers: Vec<(Channel, Vec<VolumeTier>)>,
 }
 
 impl Change {
@@ -241,6 +246,16 @@ impl Change {
         }
         if let Some(ping) = self.ping {
             s.inactivity_ping = ping;
+        }
+        if let Some(currency) = self.currency {
+            s.currency = Some(currency);
+        }
+        for (channel, tiers) in self.tiers {
+            if tiers.is_empty() {
+                s.volume_tiers.remove(&channel);
+            } else {
+                s.volume_tiers.insert(channel, tiers);
+            }
         }
     }
 }
@@ -292,6 +307,33 @@ impl WorkspaceAdmin {
         }
         if let Some(c) = &patch.compliance {
             change.compliance = Some(compliance("compliance.", c, &current.settings.compliance)?);
+        }
+        for (channel, tiers) in patch.volume_tiers {
+            if !tiers.is_empty() {
+                convo_domain::billing::tiers::validate_tiers(&tiers).map_err(|(at, why)| {
+                    ApiError::validation(format!("volume_tiers.{}{at}", channel.as_str()), why)
+                })?;
+            }
+            change.tiers.push((channel, tiers));
+        }
+        if let Some(code) = patch.currency {
+            if !convo_domain::billing::currency::is_currency_code(&code) {
+                return Err(ApiError::validation(
+                    "currency",
+                    "must be an ISO 4217 code: three upper-case letters (EUR)",
+                ));
+            }
+            if code != current.settings.currency() {
+                let balance = self.store.balance(ws.as_str()).await?;
+                if !balance.total.is_zero() || !balance.reserved.is_zero() {
+                    return Err(ApiError::conflict(format!(
+                        "the ledger holds {} {} in minor units; the currency can change only while it holds nothing",
+                        balance.total.minor(),
+                        current.settings.currency()
+                    )));
+                }
+            }
+            change.currency = Some(code);
         }
         change.ping = match patch.inactivity_ping {
             None => None,

@@ -8,11 +8,10 @@ use convo_proto::v1 as pb;
 
 use crate::{
     app::types::{
-        BalanceOut, BillingOut, ChannelOut, ComposeAccepted, ComposeRequest,
-        ConversationMessageRequest, ConversationOut, InboundOut, List, MessageAccepted,
-        MessageContent, ProactiveAccepted, ProactiveRequest, ProactiveResult, Recipient,
-        RecipientDetail, RequestedType, ResolveRequest, SandboxInbound, SendMessageRequest,
-        TemplateRef, TextBody, WindowOut,
+        BillingOut, ChannelOut, ComposeAccepted, ComposeRequest, ConversationMessageRequest,
+        ConversationOut, InboundOut, List, MessageAccepted, MessageContent, ProactiveAccepted,
+        ProactiveRequest, ProactiveResult, Recipient, RecipientDetail, RequestedType,
+        ResolveRequest, SandboxInbound, SendMessageRequest, TemplateRef, TextBody, WindowOut,
     },
     error::ApiError,
 };
@@ -318,18 +317,24 @@ pub(crate) fn conversation(c: ConversationOut) -> pb::Conversation {
     }
 }
 
-fn balance(b: BalanceOut) -> pb::Balance {
-    pb::Balance { free: b.free, reserved: b.reserved, total: b.total }
-}
-
 fn billing(b: BillingOut) -> pb::Billing {
     pb::Billing {
         channel: channel(b.channel),
         message_type: message_type(b.message_type).into(),
         in_session: b.in_session,
-        hold_amount: b.hold_amount,
-        message_price: b.message_price,
-        balance: Some(balance(b.balance)),
+        hold_amount: b.hold_amount.minor(),
+        message_price: b.message_price.minor(),
+        balance: Some(pb::Balance {
+            free: b.balance.free.minor(),
+            reserved: b.balance.reserved.minor(),
+            total: b.balance.total.minor(),
+        }),
+        currency: b.currency,
+        tier: b.tier.map(|t| pb::Tier {
+            channel: channel(t.channel),
+            current: t.current,
+            volume_used: t.volume_used,
+        }),
     }
 }
 

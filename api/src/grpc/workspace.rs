@@ -98,6 +98,19 @@ fn patch(r: pb::UpdateSettingsRequest) -> Result<SettingsPatch, ApiError> {
             Some(InactivityPingChange::ClearInactivityPing(true)) => Some(None),
             Some(InactivityPingChange::InactivityPing(p)) => Some(Some(ping(p))),
         },
+        currency: r.currency,
+        volume_tiers: r
+            .volume_tiers
+            .into_iter()
+            .map(|(k, v)| {
+                let tiers = v
+                    .tiers
+                    .into_iter()
+                    .map(|t| convo_domain::billing::VolumeTier { name: t.name, up_to: t.up_to })
+                    .collect();
+                Ok((key("volume_tiers", &k)?, tiers))
+            })
+            .collect::<Result<_, ApiError>>()?,
     })
 }
 
@@ -176,6 +189,18 @@ fn settings(s: SettingsOut) -> pb::WorkspaceSettings {
             subject: p.subject,
             template: p.template,
         }),
+        currency: s.currency,
+        volume_tiers: s
+            .volume_tiers
+            .into_iter()
+            .map(|(c, tiers)| {
+                let tiers = tiers
+                    .into_iter()
+                    .map(|t| pb::VolumeTier { name: t.name, up_to: t.up_to })
+                    .collect();
+                (c.as_str().to_owned(), pb::VolumeTiers { tiers })
+            })
+            .collect(),
     }
 }
 

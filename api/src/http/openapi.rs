@@ -574,7 +574,7 @@ pub(crate) fn document() -> Value {
 mod tests {
     use super::*;
     use crate::{
-        app::types::{BalanceOut, BillingOut, TemplateRef},
+        app::types::{Amount, BillingBalanceOut, BillingOut, TemplateRef, TierOut},
         error::{ApiError, codes},
     };
     use convo_domain::{Channel, MessageType};
@@ -844,13 +844,22 @@ mod tests {
                 channel: Channel::Whatsapp,
                 message_type: MessageType::Conversation,
                 in_session: true,
-                hold_amount: 0,
-                message_price: 5,
-                balance: BalanceOut::default(),
+                currency: "EUR".to_owned(),
+                hold_amount: Amount::new(convo_domain::Money::from_minor(25), "EUR"),
+                message_price: Amount::new(convo_domain::Money::from_minor(25), "EUR"),
+                balance: BillingBalanceOut::new(convo_domain::Balance::default(), "EUR"),
+                tier: Some(TierOut {
+                    channel: Channel::Whatsapp,
+                    current: "tier_1".to_owned(),
+                    volume_used: 312,
+                }),
             },
         };
         let value = serde_json::to_value(&accepted).unwrap();
         assert!(validator(&doc, "MessageAccepted").is_valid(&value), "{value}");
+        assert_eq!(value["billing"]["hold_amount"], 0.25);
+        let replayed: MessageAccepted = serde_json::from_value(value).unwrap();
+        assert_eq!(replayed, accepted);
         let inbound = serde_json::to_value(InboundOut::default()).unwrap();
         assert!(validator(&doc, "InboundOut").is_valid(&inbound));
         let template = serde_json::to_value(TemplateRef {

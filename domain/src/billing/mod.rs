@@ -15,15 +15,18 @@
 //! `reserved` is always the sum of the open holds. A hold that `free` cannot cover is refused
 //! with `insufficient_balance`, so the balance never goes negative.
 
+pub mod currency;
 mod error;
 mod ledger;
 mod money;
+pub mod tiers;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::Error;
 pub use ledger::{Balance, Ledger, Resolution};
 pub use money::{MessageType, Money, RateCard, RateTable};
+pub use tiers::VolumeTier;
 
 /// The billing part of a send's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

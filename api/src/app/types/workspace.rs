@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use convo_activities::store::{
     TemplateButton, TemplateCard, TemplateCategory, TemplateComponents, TemplateStatus,
 };
-use convo_domain::{Channel, Gate, WindowMode};
+use convo_domain::{Channel, Gate, WindowMode, billing::VolumeTier};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -141,6 +141,15 @@ pub struct SettingsPatch {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<InactivityPing>")]
     pub inactivity_ping: Option<Option<InactivityPing>>,
+    /// The ISO 4217 currency amounts are in (`EUR`); only while the ledger holds no money,
+    /// since every amount is stored in its minor units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Per channel, its monthly volume tiers (replacing the old ones; `[]` removes them):
+    /// bands with increasing `up_to` bounds, the last one unbounded or not.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"enum": CHANNELS}))]
+    pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
 }
 
 /// A field that is present (possibly `null`) reads as `Some(value)`, so `null` and absent differ.
@@ -166,6 +175,10 @@ pub struct SettingsOut {
     pub compliance: ComplianceOut,
     /// The inactivity ping, if one is set.
     pub inactivity_ping: Option<InactivityPing>,
+    /// The ISO 4217 currency of every amount (stored in its minor units).
+    pub currency: String,
+    /// Per channel with tiers, its monthly volume tiers.
+    pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
 }
 
 /// `POST /v1/workspace/balance/top-ups`.
