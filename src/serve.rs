@@ -399,6 +399,8 @@ fn dev_settings() -> WorkspaceSettings {
         rates,
         currency: Some("EUR".to_owned()),
         volume_tiers: Channel::ALL.into_iter().map(|c| (c, tiers.clone())).collect(),
+        // The RBM agent is approved for transactional traffic, as in the RCS conversation API.
+        use_cases: [(Channel::Rcs, convo_domain::UseCase::Transactional)].into(),
         ..WorkspaceSettings::default()
     }
 }

@@ -183,6 +183,7 @@ impl SessionActivitiesImpl {
         let mut request =
             SendRequest::new(message.id.as_str(), input.channel, from, to, message.content.clone());
         request.human_agent_tag = message.human_agent_tag;
+        request.traffic_type = input.traffic_type;
         match provider.send(&request).await {
             Ok(receipt) => {
                 self.store

@@ -92,7 +92,8 @@ async fn compose_reply_send_close_and_refuse() -> anyhow::Result<()> {
     assert!(sent.body["conversation_expires_at"].is_string());
     assert!(sent.body["billing"]["balance"]["total"].is_f64(), "{sent:?}");
     assert_eq!(sent.body["billing"]["currency"], "EUR", "{sent:?}");
-    assert_eq!(sent.body["traffic_type"], "transactional");
+    // Read in RBM's vocabulary and echoed in it.
+    assert_eq!(sent.body["traffic_type"], "TRANSACTION");
 
     // Close; the answer already reads closed, and a free-form send is refused.
     let closed = stack.post(&key, &format!("/v1/windows/{PHONE_PATH}/close"), json!({})).await?;

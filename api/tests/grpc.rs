@@ -572,7 +572,7 @@ async fn grpc_compose_inbound_reply_close_and_refuse() -> anyhow::Result<()> {
         traffic_type: Some("marketing".into()),
     };
     let sent = c.messages.send_message(req(Some(&key), template, &[])).await?.into_inner();
-    assert_eq!(sent.traffic_type.as_deref(), Some("marketing"));
+    assert_eq!(sent.traffic_type.as_deref(), Some("PROMOTION"));
     assert_eq!(sent.contact_id, contact);
     assert_eq!(sent.billing.map(|b| b.message_type()), Some(pb::MessageType::Message));
 

@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod ids;
 pub mod rich;
 pub mod time;
+pub mod traffic;
 pub mod window;
 pub mod workspace;
 
@@ -45,5 +46,6 @@ pub use compliance::{ComplianceTexts, Consent, Keyword};
 pub use delivery::DeliveryStatus;
 pub use ids::{HoldId, MessageId};
 pub use time::Timestamp;
+pub use traffic::{TrafficType, UseCase};
 pub use window::{CloseReason, Direction, Sender, Window};
 pub use workspace::WorkspaceSettings;

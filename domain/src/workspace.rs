@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Channel, ComplianceTexts, PolicyOverrides, RateTable, WindowPolicy,
+    Channel, ComplianceTexts, PolicyOverrides, RateTable, UseCase, WindowPolicy,
     billing::{VolumeTier, currency::DEFAULT_CURRENCY},
     channel,
     window::{Config, Error, InactivityPing},
@@ -30,6 +30,10 @@ pub struct WorkspaceSettings {
     /// Per channel, the volume tiers of its rate card (absent: the channel has none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
+    /// Per channel, the use case its sender was approved for, which bounds the traffic types
+    /// its sends may carry (absent: any).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub use_cases: BTreeMap<Channel, UseCase>,
 }
 
 impl WorkspaceSettings {

@@ -217,6 +217,7 @@ async fn a_send_stuck_on_a_provider_outage_is_listed_until_it_goes_out() -> anyh
                 kind,
                 conversation_id: None,
                 agent_id: None,
+                traffic_type: None,
             };
             sessions.send(&workspace, &contact, Channel::Whatsapp, request).await
         }

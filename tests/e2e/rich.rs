@@ -393,3 +393,63 @@ async fn a_conversation_reply_carries_suggestions() -> anyhow::Result<()> {
     assert!(texts.contains(&"Table for how many?\n[2] [4]"), "{view}");
     stack.shutdown().await
 }
+
+/// `traffic_type` is RBM's regulatory classification and must match what the channel's sender
+/// was approved for (the dev workspace's RBM agent: `transactional`): another type is a 422
+/// that names the values the channel takes, an unknown word too; an admitted one reaches RBM
+/// as its `messageTrafficType`, the answer echoes it in RBM's spelling, and the opt-out
+/// confirmation goes out as an `ACKNOWLEDGEMENT`. Approving the agent for promotions (the
+/// settings API) lets a `PROMOTION` through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_type_is_held_to_the_channels_use_case() -> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let phone = "+4917612340001";
+    let (status, body) = api
+        .post("/v1/inbound/sandbox", json!({"from": phone, "channel": "rcs", "text": "Hi"}))
+        .await?;
+    assert!(status.is_success(), "{body}");
+    let contact = body["contact_ids"][0].as_str().context("contact")?.to_owned();
+    api.window_until(&contact, "open", |w| w["open"] == true).await?;
+    let send = |traffic: &str| {
+        json!({"to": phone, "channel": "rcs", "message_type": "CONVERSATION",
+            "content": {"text": "Your order shipped."}, "traffic_type": traffic})
+    };
+
+    let (status, refused) = api.post("/v1/messages", send("PROMOTION")).await?;
+    names(status, &refused, "traffic_type");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("TRANSACTION, SERVICEREQUEST, ACKNOWLEDGEMENT")
+            && message.contains("transactional"),
+        "{refused}"
+    );
+    let (status, unknown) = api.post("/v1/messages", send("bulk")).await?;
+    names(status, &unknown, "traffic_type");
+    let message = unknown["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("must be one of TRANSACTION, SERVICEREQUEST"), "{unknown}");
+    assert!(outbox(&api, 0).await?.is_empty(), "nothing refused was sent");
+
+    let (status, sent) = api.post("/v1/messages", send("service_request")).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent["traffic_type"], "SERVICEREQUEST", "{sent}");
+    let sends = outbox(&api, 1).await?;
+    assert_eq!(sends[0]["traffic_type"], "SERVICEREQUEST", "what RBM received: {}", sends[0]);
+
+    let patch = json!({"use_cases": {"rcs": "promotional"}});
+    let (status, settings) =
+        api.call(reqwest::Method::PATCH, "/v1/workspace/settings", Some(patch), None).await?;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["use_cases"]["rcs"], "promotional", "{settings}");
+    let (status, sent) = api.post("/v1/messages", send("PROMOTION")).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(outbox(&api, 2).await?[1]["traffic_type"], "PROMOTION");
+
+    let (status, body) = api
+        .post("/v1/inbound/sandbox", json!({"from": phone, "channel": "rcs", "text": "STOP"}))
+        .await?;
+    assert!(status.is_success(), "{body}");
+    let sends = outbox(&api, 3).await?;
+    assert_eq!(sends[2]["traffic_type"], "ACKNOWLEDGEMENT", "the confirmation: {}", sends[2]);
+    stack.shutdown().await
+}

@@ -88,6 +88,7 @@ async fn send(
         kind,
         conversation_id: None,
         agent_id: None,
+        traffic_type: None,
     };
     within(WAIT, "send", env.sessions.send(&env.workspace_id, contact, channel, request))
         .await?

@@ -237,6 +237,10 @@ pub struct SendRequest {
     /// and the webhooks; absent for automated sends and in requests recorded before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// The caller's regulatory classification, checked against the channel's approved use
+    /// case before the update; the provider gets it (RBM's `messageTrafficType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<convo_domain::TrafficType>,
 }
 
 impl SendRequest {
@@ -389,6 +393,9 @@ pub struct ProviderSend {
     /// The human agent who wrote it, for the message log (see [`SendRequest::agent_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// Its regulatory classification (see [`SendRequest::traffic_type`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<convo_domain::TrafficType>,
 }
 
 /// Output of [`SessionActivities::send_message`].

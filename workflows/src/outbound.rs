@@ -537,6 +537,7 @@ async fn session_send(
                 Assignee::Human { id } => Some(id.clone()),
                 Assignee::Bot { .. } => None,
             }),
+            traffic_type: None,
         },
     };
     let summary = format!("send {} through the session", send.request.message_id);

@@ -103,6 +103,8 @@ pub struct SessionWindowWorkflow {
     /// The channel each send in flight was asked for, when the session has moved since (it
     /// goes out there, not on the channel the session follows now).
     send_channels: std::collections::BTreeMap<String, convo_domain::Channel>,
+    /// The traffic type of each send in flight that names one, for its provider send.
+    send_traffic: std::collections::BTreeMap<String, convo_domain::TrafficType>,
     answers: VecDeque<Answer>,
     /// The latest inbound message ids: providers retry webhooks.
     recent_inbound: VecDeque<String>,
@@ -150,6 +152,7 @@ impl SessionWindowWorkflow {
             troubled: Vec::new(),
             agents: std::collections::BTreeMap::new(),
             send_channels: std::collections::BTreeMap::new(),
+            send_traffic: std::collections::BTreeMap::new(),
             recent_inbound: carried.recent_inbound.into(),
             answers: carried
                 .answers
@@ -380,6 +383,9 @@ impl SessionWindowWorkflow {
                 s.agents.insert(id.clone(), agent.clone());
             }
             s.send_channels.insert(id.clone(), request.channel);
+            if let Some(t) = request.traffic_type {
+                s.send_traffic.insert(id.clone(), t);
+            }
             if let Some(conversation) = &request.conversation_id {
                 s.linked_conversation = Some(conversation.clone());
             }
@@ -522,6 +528,7 @@ impl SessionWindowWorkflow {
         self.in_flight.retain(|m| m != message_id);
         self.agents.remove(message_id);
         self.send_channels.remove(message_id);
+        self.send_traffic.remove(message_id);
         self.troubled.retain(|t| t.message_id != message_id);
         if self.answer(message_id).is_none() {
             self.answers.push_back(Answer { message_id: message_id.to_owned(), result });
@@ -686,11 +693,12 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
         }
         Effect::Send { message, billing, conversation_expires_at } => {
             let message_id = message.id.clone();
-            let (conversation_id, agent_id, asked) = ctx.state_mut(|s| {
+            let (conversation_id, agent_id, asked, traffic_type) = ctx.state_mut(|s| {
                 (
                     s.linked_conversation.clone(),
                     s.agents.remove(message_id.as_str()),
                     s.send_channels.get(message_id.as_str()).copied(),
+                    s.send_traffic.get(message_id.as_str()).copied(),
                 )
             });
             let channel = asked.unwrap_or(channel);
@@ -702,6 +710,7 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 message,
                 conversation_id,
                 agent_id,
+                traffic_type,
             };
             let accepted_at = Some(now(ctx.workflow_time()));
             let sent = ctx
@@ -751,6 +760,8 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 message,
                 conversation_id: None,
                 agent_id: None,
+                // RBM's class for a reply to the contact's own message (STOP, HELP).
+                traffic_type: Some(convo_domain::TrafficType::Acknowledgement),
             };
             // A confirmation is a courtesy the law allows, not a billed send: a failure is
             // recorded by the activity's message log and changes nothing here.

@@ -94,7 +94,7 @@ impl RbmRcs {
             .post(url)
             .query(&[("messageId", &req.idempotency_key), ("agentId", &self.config.agent_id)])
             .bearer_auth(self.config.access_token.expose())
-            .json(&json!({ "contentMessage": content_message }))
+            .json(&agent_message(content_message, req.traffic_type))
             .send()
             .await
             .map_err(|e| http::transport_error(&e))?;
@@ -133,6 +133,19 @@ impl Provider for RbmRcs {
     ) -> BoxFuture<'a, Result<SendReceipt, ProviderError>> {
         self.send_inner(req).boxed()
     }
+}
+
+/// RBM's `AgentMessage` body: the content and, when the send has one, its
+/// `messageTrafficType`.
+pub fn agent_message(
+    content_message: Value,
+    traffic_type: Option<convo_domain::TrafficType>,
+) -> Value {
+    let mut message = json!({ "contentMessage": content_message });
+    if let Some(t) = traffic_type {
+        message["messageTrafficType"] = json!(t.as_str());
+    }
+    message
 }
 
 /// RBM's `contentMessage` for rich content: `text` or `richCard` (`standaloneCard` or
@@ -364,6 +377,18 @@ mod tests {
     use convo_domain::rich::{CardOrientation, CardWidth, MediaHeight, ThumbnailAlignment};
 
     use super::*;
+
+    #[test]
+    fn the_agent_message_carries_the_traffic_type_rbm_names() {
+        let content = json!({"text": "Your code is 1234"});
+        let with = agent_message(content.clone(), Some(convo_domain::TrafficType::Authentication));
+        assert_eq!(
+            with,
+            json!({"contentMessage": content, "messageTrafficType": "AUTHENTICATION"})
+        );
+        let without = agent_message(content.clone(), None);
+        assert_eq!(without, json!({"contentMessage": content}));
+    }
 
     fn card(title: &str, with_media: bool) -> Card {
         Card {

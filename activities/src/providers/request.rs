@@ -28,6 +28,10 @@ pub struct SendRequest {
     /// Positional template parameters (`{{1}}`, `{{2}}`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub template_params: Vec<String>,
+    /// The caller's regulatory classification (RBM's `messageTrafficType`), already checked
+    /// against the channel's approved use case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<convo_domain::TrafficType>,
 }
 
 impl SendRequest {
@@ -65,6 +69,7 @@ impl SendRequest {
             human_agent_tag: false,
             template_language: None,
             template_params: Vec::new(),
+            traffic_type: None,
         }
     }
 

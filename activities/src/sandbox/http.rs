@@ -401,7 +401,18 @@ async fn rbm_send(
     if !phone.starts_with('+') || phone.len() < 4 {
         return google_error("INVALID_ARGUMENT", "phone number must be in E.164 format");
     }
-    let message = body.map(|Json(b)| b["contentMessage"].clone()).unwrap_or(Value::Null);
+    let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
+    let message = body["contentMessage"].clone();
+    let traffic_type = match &body["messageTrafficType"] {
+        Value::Null => None,
+        Value::String(t) if convo_domain::TrafficType::ALL.iter().any(|k| k.as_str() == t) => {
+            Some(t.clone())
+        }
+        other => {
+            let why = format!("Invalid value at 'agent_message.message_traffic_type' ({other})");
+            return google_error("INVALID_ARGUMENT", &why);
+        }
+    };
     // Rich content is held to RBM's limits, as RBM holds it: a breach is INVALID_ARGUMENT.
     let content = match parse_content_message(&message) {
         Err(e) => return google_error("INVALID_ARGUMENT", &e),
@@ -416,6 +427,7 @@ async fn rbm_send(
     };
     let mut send = Incoming::new(Channel::Rcs, agent_id, phone.clone(), content);
     send.idempotency_key = Some(message_id.clone());
+    send.traffic_type = traffic_type;
     let name = message_name(&phone, &message_id);
     match shared.attempt(send, |_| name.clone()).await {
         Outcome::Accepted { duplicate: true, .. } => {
@@ -503,6 +515,7 @@ async fn native_send(
     send.human_agent_tag = req.human_agent_tag;
     send.template_language = req.template_language;
     send.template_params = req.template_params;
+    send.traffic_type = req.traffic_type.map(|t| t.as_str().to_owned());
     match shared.attempt(send, |seq| format!("sbx_{seq:012}")).await {
         Outcome::Accepted { id, duplicate } => {
             replayed(Json(NativeAccepted { id, duplicate }).into_response(), duplicate)

@@ -50,6 +50,9 @@ pub struct RecordedSend {
     /// E-mail headers as received (unfolded, encoded words decoded); empty for other channels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// The traffic type the wire carried (RBM's `messageTrafficType`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<String>,
     /// When the sandbox accepted it (wall clock).
     pub at: Timestamp,
 }
@@ -73,6 +76,7 @@ pub(crate) struct Incoming {
     pub(crate) template_params: Vec<String>,
     pub(crate) rendered: Option<TemplateText>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) traffic_type: Option<String>,
 }
 
 impl Incoming {
@@ -88,6 +92,7 @@ impl Incoming {
             template_params: Vec::new(),
             rendered: None,
             headers: Vec::new(),
+            traffic_type: None,
         }
     }
 }
@@ -210,6 +215,7 @@ impl Shared {
             template_params: send.template_params,
             rendered: send.rendered,
             headers: send.headers,
+            traffic_type: send.traffic_type,
             at: Timestamp::from_system_time(SystemTime::now()),
         });
         let count = inner.sends.len();

@@ -232,6 +232,7 @@ impl App {
                         Assignee::Human { id } => Some(id.clone()),
                         Assignee::Bot { .. } => None,
                     },
+                    traffic_type: None,
                 };
                 let outcome = self.session_send(ws, &contact, record.channel, request).await?;
                 let receipt = super::messages::sent(outcome)?;

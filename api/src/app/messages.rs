@@ -32,7 +32,7 @@
 
 use convo_activities::store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
 use convo_domain::{
-    Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender, rich::Rich,
+    Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender, TrafficType, rich::Rich,
 };
 use convo_workflows::contracts::{
     SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
@@ -174,7 +174,10 @@ impl App {
             }
             None => None,
         };
-        let traffic_type = optional_text("traffic_type", req.traffic_type.as_deref(), 50)?;
+        let traffic_type = match optional_text("traffic_type", req.traffic_type.as_deref(), 50)? {
+            Some(value) => Some(self.traffic_type(ws, channel.channel, &value).await?),
+            None => None,
+        };
         let (kind, billed_as) = match (req.message_type, text, template) {
             (_, _, Some(_)) if rich.is_some() => {
                 return Err(ApiError::validation(
@@ -261,6 +264,7 @@ impl App {
             kind,
             conversation_id: None,
             agent_id: None,
+            traffic_type,
         };
         let receipt = sent(self.session_send(ws, &contact.id, channel.channel, request).await?)?;
         let billed_as = billed_as.unwrap_or_else(|| freeform_billing(receipt.billing.in_session));
@@ -273,7 +277,7 @@ impl App {
                     message_type: billed_as,
                     contact_id: contact.id,
                     created_at,
-                    traffic_type,
+                    traffic_type: traffic_type.map(|t| t.as_str().to_owned()),
                 },
             )
             .await)
@@ -288,6 +292,20 @@ fn freeform_billing(in_session: bool) -> MessageType {
 }
 
 impl App {
+    /// A send's `traffic_type`, read in RBM's vocabulary (or the use-case words) and held to
+    /// the use case the channel's sender was approved for; a 422 names the values it takes.
+    async fn traffic_type(
+        &self,
+        ws: &WorkspaceId,
+        channel: Channel,
+        value: &str,
+    ) -> Result<TrafficType, ApiError> {
+        let settings = self.store().workspace(ws.as_str()).await?.settings;
+        let use_case = settings.use_cases.get(&channel).copied();
+        convo_domain::traffic::check(value, use_case)
+            .map_err(|refused| ApiError::validation("traffic_type", refused.to_string()))
+    }
+
     /// The API's answer for an accepted send. Its billing block is in the workspace's
     /// currency, with the ledger's balance now (the session reports the balance it last saw, at
     /// its latest hold, which later sends and other sessions have since moved) and the

@@ -459,7 +459,11 @@ pub struct SendMessageRequest {
     pub message_type: RequestedType,
     /// What to send.
     pub content: MessageContent,
-    /// The caller's traffic label (`transactional`, `marketing`, ...), echoed back.
+    /// The regulatory classification: `AUTHENTICATION`, `TRANSACTION`, `PROMOTION`,
+    /// `SERVICEREQUEST` or `ACKNOWLEDGEMENT` (any case; `transactional`, `promotional`,
+    /// `marketing` and `otp` read as theirs), held to the use case the channel's sender was
+    /// approved for (a 422 names the values it takes). RBM receives it as
+    /// `messageTrafficType`.
     #[serde(default)]
     pub traffic_type: Option<String>,
 }
@@ -519,7 +523,7 @@ pub struct MessageAccepted {
     pub conversation_expires_at: Option<String>,
     /// The contact it went to.
     pub contact_id: String,
-    /// The caller's traffic label.
+    /// The send's traffic type in RBM's spelling (`TRANSACTION`), as the provider got it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_type: Option<String>,
     /// How it was billed.

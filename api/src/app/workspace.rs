@@ -215,6 +215,7 @@ pub(crate) fn settings_out(w: &Workspace) -> Result<SettingsOut, ApiError> {
         inactivity_ping: s.inactivity_ping.as_ref().map(ping_out),
         currency: s.currency().to_owned(),
         volume_tiers: s.volume_tiers.clone(),
+        use_cases: s.use_cases.clone(),
     })
 }
 
@@ -227,6 +228,7 @@ struct Change {
     ping: Option<Option<DomainPing>>,
     currency: Option<String>,
     tiers: Vec<(Channel, Vec<VolumeTier>)>,
+    use_cases: Vec<(Channel, Option<convo_domain::UseCase>)>,
 }
 
 impl Change {
@@ -249,6 +251,12 @@ impl Change {
         }
         if let Some(currency) = self.currency {
             s.currency = Some(currency);
+        }
+        for (channel, use_case) in self.use_cases {
+            match use_case {
+                Some(u) => s.use_cases.insert(channel, u),
+                None => s.use_cases.remove(&channel),
+            };
         }
         for (channel, tiers) in self.tiers {
             if tiers.is_empty() {
@@ -316,6 +324,7 @@ impl WorkspaceAdmin {
             }
             change.tiers.push((channel, tiers));
         }
+        change.use_cases = patch.use_cases.into_iter().collect();
         if let Some(code) = patch.currency {
             if !convo_domain::billing::currency::is_currency_code(&code) {
                 return Err(ApiError::validation(

@@ -111,6 +111,26 @@ fn patch(r: pb::UpdateSettingsRequest) -> Result<SettingsPatch, ApiError> {
                 Ok((key("volume_tiers", &k)?, tiers))
             })
             .collect::<Result<_, ApiError>>()?,
+        use_cases: r
+            .use_cases
+            .into_iter()
+            .map(|(k, v)| {
+                let channel = key("use_cases", &k)?;
+                if v.is_empty() {
+                    return Ok((channel, None));
+                }
+                let use_case = convo_domain::UseCase::ALL
+                    .into_iter()
+                    .find(|u| u.as_str() == v)
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            format!("use_cases.{k}"),
+                            "must be otp, transactional, promotional or multi_use",
+                        )
+                    })?;
+                Ok((channel, Some(use_case)))
+            })
+            .collect::<Result<_, ApiError>>()?,
     })
 }
 
@@ -200,6 +220,11 @@ fn settings(s: SettingsOut) -> pb::WorkspaceSettings {
                     .collect();
                 (c.as_str().to_owned(), pb::VolumeTiers { tiers })
             })
+            .collect(),
+        use_cases: s
+            .use_cases
+            .into_iter()
+            .map(|(c, u)| (c.as_str().to_owned(), u.as_str().to_owned()))
             .collect(),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use convo_activities::store::{
     TemplateButton, TemplateCard, TemplateCategory, TemplateComponents, TemplateStatus,
 };
-use convo_domain::{Channel, Gate, WindowMode, billing::VolumeTier};
+use convo_domain::{Channel, Gate, UseCase, WindowMode, billing::VolumeTier};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -150,6 +150,12 @@ pub struct SettingsPatch {
     #[serde(default)]
     #[schemars(extend("propertyNames" = {"enum": CHANNELS}))]
     pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
+    /// Per channel, the use case its sender (an RBM agent) was approved for: `otp`,
+    /// `transactional`, `promotional` or `multi_use`, which bounds the `traffic_type` of its
+    /// sends; `null` removes it (any traffic type).
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"enum": CHANNELS}))]
+    pub use_cases: BTreeMap<Channel, Option<UseCase>>,
 }
 
 /// A field that is present (possibly `null`) reads as `Some(value)`, so `null` and absent differ.
@@ -179,6 +185,8 @@ pub struct SettingsOut {
     pub currency: String,
     /// Per channel with tiers, its monthly volume tiers.
     pub volume_tiers: BTreeMap<Channel, Vec<VolumeTier>>,
+    /// Per channel with one, the use case its sender was approved for.
+    pub use_cases: BTreeMap<Channel, UseCase>,
 }
 
 /// `POST /v1/workspace/balance/top-ups`.
