@@ -399,7 +399,8 @@ impl Reconciler {
         data.insert("inbound_messages".into(), inbound.into());
         data.insert("outbound_messages".into(), outbound.into());
         let sessions = u32::try_from(holds.len()).unwrap_or(u32::MAX);
-        let mut billing = payload::billing(sessions, Money::ZERO, released);
+        let currency = self.store.workspace(&window.workspace_id).await?.settings;
+        let mut billing = payload::billing(sessions, Money::ZERO, released, currency.currency());
         billing["holds"] = json!(holds.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>());
         data.insert("billing".into(), billing);
         data.insert("temporal".into(), json!({ "run_id": run_id, "detail": detail }));

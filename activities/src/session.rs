@@ -220,6 +220,12 @@ impl SessionActivitiesImpl {
     /// The webhook's `data`: the session's ids and times, enriched from the store with the
     /// contact card and the message (see [`crate::webhooks::payload`]). Facts an older
     /// history did not hand over are read back from the window's `conversation.started`.
+    /// The currency the workspace's amounts are in.
+    async fn currency(&self, workspace_id: &str) -> Result<String, ActivityError> {
+        let workspace = self.store.workspace(workspace_id).await.map_err(store_failure)?;
+        Ok(workspace.settings.currency().to_owned())
+    }
+
     async fn webhook_data(&self, input: &WebhookEmit) -> Result<Map<String, Value>, ActivityError> {
         let contact = match self.store.contact(&input.workspace_id, &input.contact_id).await {
             Ok(c) => Some(c),
@@ -361,7 +367,12 @@ impl SessionActivitiesImpl {
                 data.insert("outbound_messages".into(), (*outbound_messages).into());
                 data.insert(
                     "billing".into(),
-                    payload::billing(billing.sessions, billing.charged, billing.released),
+                    payload::billing(
+                        billing.sessions,
+                        billing.charged,
+                        billing.released,
+                        &self.currency(&input.workspace_id).await?,
+                    ),
                 );
             }
         }

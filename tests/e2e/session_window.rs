@@ -244,7 +244,8 @@ async fn billing_hold_is_charged_when_a_message_was_accepted() -> anyhow::Result
 
     let ended = ended_webhook(&env).await?;
     assert_eq!(ended["reason"], "EXPLICIT");
-    assert_eq!(ended["billing"]["charged"], 100);
+    assert_eq!(ended["billing"]["charged"], 1.0, "a unit of 100 cents: {ended}");
+    assert_eq!(ended["billing"]["currency"], "EUR", "{ended}");
     let all = webhooks(&env, 1).await?;
     let types: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types.first(), Some(&"conversation.started"));
@@ -276,7 +277,7 @@ async fn billing_hold_is_released_when_nothing_was_accepted() -> anyhow::Result<
         (Money::from_minor(1000), Money::ZERO, Money::from_minor(1000))
     );
     let ended = ended_webhook(&env).await?;
-    assert_eq!(ended["billing"]["released"], 100);
+    assert_eq!(ended["billing"]["released"], 1.0, "{ended}");
     env.shutdown().await
 }
 

@@ -191,10 +191,10 @@ async fn webhooks_carry_the_conversation_and_match_their_schemas() -> anyhow::Re
     // `ended`: why, and how billing resolved (the answer held a conversation unit).
     assert_eq!(ended["data"]["reason"], "EXPLICIT", "{ended}");
     assert_eq!(ended["data"]["billing"]["outcome"], "charged", "{ended}");
-    let charged = ended["data"]["billing"]["charged"].as_u64().context("charged")?;
-    // The send's answer is in euros, the ledger (and this webhook) in cents.
-    let unit = sent["billing"]["hold_amount"].as_f64().context("hold amount")? * 100.0;
-    let unit = unit.round() as u64;
+    // Both in the workspace currency's major units.
+    assert_eq!(ended["data"]["billing"]["currency"], sent["billing"]["currency"], "{ended}");
+    let charged = ended["data"]["billing"]["charged"].as_f64().context("charged")?;
+    let unit = sent["billing"]["hold_amount"].as_f64().context("hold amount")?;
     assert!(charged >= unit, "the conversation unit, and any per-message price: {ended}");
     assert!(ended["data"]["outbound_messages"].as_u64() >= Some(2), "{ended}");
     let message = &by_agent["data"]["message"];

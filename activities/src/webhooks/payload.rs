@@ -195,7 +195,7 @@ fn rendered(content: &Value) -> Value {
 
 /// How billing resolved for a closed window: `charged` (something was charged), `released`
 /// (holds were released and nothing charged) or `none`; amounts in minor units.
-pub(crate) fn billing(sessions: u32, charged: Money, released: Money) -> Value {
+pub(crate) fn billing(sessions: u32, charged: Money, released: Money, currency: &str) -> Value {
     let outcome = if charged > Money::ZERO {
         "charged"
     } else if released > Money::ZERO {
@@ -203,7 +203,9 @@ pub(crate) fn billing(sessions: u32, charged: Money, released: Money) -> Value {
     } else {
         "none"
     };
-    json!({"outcome": outcome, "sessions": sessions, "charged": charged, "released": released})
+    let major = |m| convo_domain::billing::currency::major_units(m, currency);
+    json!({"outcome": outcome, "sessions": sessions, "currency": currency,
+        "charged": major(charged), "released": major(released)})
 }
 
 /// The window facts a stored `conversation.started` body carries (for events whose session did
@@ -244,8 +246,12 @@ mod tests {
 
     #[test]
     fn billing_names_its_outcome() {
-        assert_eq!(billing(1, Money::from_minor(50), Money::ZERO)["outcome"], "charged");
-        assert_eq!(billing(1, Money::ZERO, Money::from_minor(50))["outcome"], "released");
-        assert_eq!(billing(0, Money::ZERO, Money::ZERO)["outcome"], "none");
+        let charged = billing(1, Money::from_minor(50), Money::ZERO, "EUR");
+        assert_eq!(charged["outcome"], "charged");
+        let expected = json!({"charged": 0.5, "currency": "EUR", "outcome": "charged",
+            "released": 0.0, "sessions": 1});
+        assert_eq!(charged, expected);
+        assert_eq!(billing(1, Money::ZERO, Money::from_minor(50), "JPY")["released"], 50.0);
+        assert_eq!(billing(0, Money::ZERO, Money::ZERO, "EUR")["outcome"], "none");
     }
 }

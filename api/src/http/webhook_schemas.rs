@@ -236,11 +236,12 @@ pub(crate) fn schemas() -> Map<String, Value> {
                "properties": {
                    "outcome": {"enum": ["charged", "released", "none"], "description": "`charged` if anything was charged, else `released` if holds were released, else `none`."},
                    "sessions": {"type": "integer", "minimum": 0, "description": "Billing sessions with at least one send."},
-                   "charged": {"type": "integer", "minimum": 0, "description": "Charged, in the currency's minor units."},
-                   "released": {"type": "integer", "minimum": 0, "description": "Released back to the balance, in minor units."},
+                   "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "The ISO 4217 currency of the amounts."},
+                   "charged": {"type": "number", "minimum": 0, "description": "Charged, in the currency's major units (0.25), rendered exactly from the ledger's minor units."},
+                   "released": {"type": "number", "minimum": 0, "description": "Released back to the balance, in major units."},
                    "holds": {"type": "array", "items": {"type": "string"}, "description": "Only from the reconciler: the holds it released."},
                },
-               "required": ["outcome", "sessions", "charged", "released"]}),
+               "required": ["outcome", "sessions", "currency", "charged", "released"]}),
     );
     out.insert(EVENTS[0].1.into(), envelope(EVENTS[0].0, started));
     out.insert(EVENTS[1].1.into(), envelope(EVENTS[1].0, exchanged));

@@ -48,6 +48,13 @@ impl Money {
     }
 }
 
+/// `money` in `currency`'s major units as the JSON number answers show (`25` cents → `0.25`):
+/// parsed from the exact decimal, so it prints back as that decimal (no two decimals of 15
+/// significant digits or fewer share a double, and every balance is far below that).
+pub fn major_units(money: Money, currency: &str) -> f64 {
+    money.to_major(minor_exponent(currency)).parse().unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

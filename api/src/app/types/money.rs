@@ -59,8 +59,7 @@ impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // The shortest double that reads back as this decimal prints as this decimal: at 15
         // significant digits or fewer, no two decimals share a double.
-        let value: f64 = self.decimal().parse().map_err(serde::ser::Error::custom)?;
-        serializer.serialize_f64(value)
+        serializer.serialize_f64(self.decimal().parse().unwrap_or(0.0))
     }
 }
 
