@@ -176,8 +176,10 @@ impl SessionActivitiesImpl {
             .await
             .map_err(store_failure)?;
         if record.status == MessageStatus::Accepted
-            && let Some(id) = record.provider_message_id
+            && let Some(id) = record.provider_message_id.clone()
         {
+            // A retry after a crash between the provider's answer and its announcement.
+            self.announce_own_status(&input.workspace_id, &record).await?;
             return Ok(ProviderSent { provider_message_id: id });
         }
         let mut request =
@@ -186,7 +188,8 @@ impl SessionActivitiesImpl {
         request.traffic_type = input.traffic_type;
         match provider.send(&request).await {
             Ok(receipt) => {
-                self.store
+                let record = self
+                    .store
                     .set_message_status(
                         &message.id,
                         MessageStatus::Accepted,
@@ -195,11 +198,13 @@ impl SessionActivitiesImpl {
                     )
                     .await
                     .map_err(store_failure)?;
+                self.announce_own_status(&input.workspace_id, &record).await?;
                 Ok(ProviderSent { provider_message_id: receipt.provider_message_id })
             }
             Err(e) => {
                 if !e.is_retryable() {
-                    self.store
+                    let record = self
+                        .store
                         .set_message_status(
                             &message.id,
                             MessageStatus::Rejected,
@@ -208,6 +213,7 @@ impl SessionActivitiesImpl {
                         )
                         .await
                         .map_err(store_failure)?;
+                    self.announce_own_status(&input.workspace_id, &record).await?;
                 }
                 tracing::warn!(message_id = %message.id.as_str(), error = %e, "provider send failed");
                 Err(e.into_activity_error())
@@ -220,6 +226,40 @@ impl SessionActivitiesImpl {
     /// The webhook's `data`: the session's ids and times, enriched from the store with the
     /// contact card and the message (see [`crate::webhooks::payload`]). Facts an older
     /// history did not hand over are read back from the window's `conversation.started`.
+    /// Announces the send's own outcome (`queued` → `sent`, or `failed` with the provider's
+    /// refusal) with `message.status_updated`, as a provider callback's change is announced,
+    /// under the same event id, so whichever reports a status first announces it once. A
+    /// message a callback already moved past that status is not announced again.
+    async fn announce_own_status(
+        &self,
+        workspace_id: &str,
+        record: &crate::store::MessageRecord,
+    ) -> Result<(), ActivityError> {
+        use convo_domain::DeliveryStatus;
+        let status = match record.status {
+            MessageStatus::Accepted => DeliveryStatus::Sent,
+            MessageStatus::Rejected => DeliveryStatus::Failed,
+            MessageStatus::Queued | MessageStatus::Received => return Ok(()),
+        };
+        if record.delivery_status != Some(status) {
+            return Ok(());
+        }
+        let report = crate::store::StatusReport {
+            status,
+            error_code: None,
+            error_message: record.error.clone(),
+            source: "convo".to_owned(),
+            provider_at: None,
+        };
+        let data = payload::status_updated(workspace_id, record, DeliveryStatus::Queued, &report);
+        let event_id = payload::status_event_id(&record.id, status);
+        self.store
+            .enqueue_webhook(workspace_id, &event_id, payload::STATUS_UPDATED, data)
+            .await
+            .map_err(store_failure)?;
+        Ok(())
+    }
+
     /// The currency the workspace's amounts are in.
     async fn currency(&self, workspace_id: &str) -> Result<String, ActivityError> {
         let workspace = self.store.workspace(workspace_id).await.map_err(store_failure)?;

@@ -5,15 +5,17 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use convo_activities::sandbox::{Fault, FaultRule};
 use convo_domain::{
     Channel, CloseReason, Consent, Money, PolicyOverrides, WindowMode,
     window::{Content, InactivityPing},
 };
 use convo_tests::{
-    Attributes, BackendKind, Options, TestEnv, comparable, default_settings, event_types, history,
-    skipped, within,
+    Attributes, BackendKind, Options, TestEnv, comparable, default_settings, event_types,
+    eventually, history, skipped, within,
 };
+use serde_json::json;
 use temporalio_common::protos::temporal::api::enums::v1::EventType::{self, *};
 
 use crate::support::*;
@@ -250,10 +252,24 @@ async fn billing_hold_is_charged_when_a_message_was_accepted() -> anyhow::Result
     let types: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types.first(), Some(&"conversation.started"));
     assert!(types.contains(&"conversation.message_exchanged"));
-    let mut seqs: Vec<u64> = all.iter().filter_map(|(_, d)| d["seq"].as_u64()).collect();
+    let conversation: Vec<_> = all.iter().filter(|(t, _)| t.starts_with("conversation.")).collect();
+    let mut seqs: Vec<u64> = conversation.iter().filter_map(|(_, d)| d["seq"].as_u64()).collect();
     seqs.sort_unstable();
     seqs.dedup();
-    assert_eq!(seqs.len(), all.len(), "every event has its own sequence number: {all:?}");
+    assert_eq!(seqs.len(), conversation.len(), "every event has its own sequence number: {all:?}");
+    // Each accepted send is announced `sent` once, the retried one too.
+    eventually(WAIT, || async {
+        let all = webhooks(&env, 1).await?;
+        let mut sent_ids: Vec<String> = all
+            .iter()
+            .filter(|(t, d)| t == "message.status_updated" && d["status"] == "sent")
+            .filter_map(|(_, d)| d["message_id"].as_str().map(str::to_owned))
+            .collect();
+        sent_ids.sort_unstable();
+        anyhow::ensure!(sent_ids == ["out-1", "out-2"], "sent announced for {sent_ids:?}");
+        Ok(())
+    })
+    .await?;
     assert!(env.receiver.rejected().is_empty());
     env.shutdown().await
 }
@@ -407,6 +423,22 @@ async fn provider_permanent_rejection_is_reported() -> anyhow::Result<()> {
     );
     let log = env.store.message(&convo_domain::MessageId::new("out-1")).await?;
     assert_eq!(log.status, convo_activities::store::MessageStatus::Rejected);
+    // The refusal is announced as the message's status, like a provider's late report.
+    let failed = eventually(WAIT, || async {
+        webhooks(&env, 1)
+            .await?
+            .into_iter()
+            .find(|(t, d)| t == "message.status_updated" && d["message_id"] == "out-1")
+            .map(|(_, d)| d)
+            .context("no message.status_updated for out-1 yet")
+    })
+    .await?;
+    assert_eq!(
+        (&failed["status"], &failed["source"]),
+        (&json!("failed"), &json!("convo")),
+        "{failed}"
+    );
+    assert!(failed["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{failed}");
     env.shutdown().await
 }
 

@@ -458,9 +458,21 @@ async fn walk(
         "{refused}"
     );
 
-    // Every conversation.* webhook verifies with an independent Standard Webhooks verifier.
+    // Every webhook (conversation.* and message.status_updated) verifies with an independent
+    // Standard Webhooks verifier.
     let verifier = standardwebhooks::Webhook::new(&secret)?;
-    let got = tokio::time::timeout(WAIT, receiver.wait_for(6)).await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    let got = loop {
+        let got = receiver.received();
+        let kinds: Vec<String> =
+            got.iter().map(|w| w.json()["type"].as_str().unwrap_or_default().to_owned()).collect();
+        let ended = kinds.iter().any(|k| k == "conversation.ended");
+        if ended && got.len() >= 6 {
+            break got;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "webhooks so far: {kinds:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     let mut types = Vec::new();
     for w in &got {
         let mut headers = http::HeaderMap::new();

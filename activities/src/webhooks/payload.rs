@@ -13,6 +13,37 @@ use serde_json::{Map, Value, json};
 
 use crate::store::{Contact, MessageRecord};
 
+/// The webhook announcing a message's delivery status change.
+pub const STATUS_UPDATED: &str = "message.status_updated";
+
+/// The stable id of the `message.status_updated` event for `message` reaching `status`: one
+/// per status, whoever reports it first (the send's own outcome, or the provider's callback).
+pub fn status_event_id(message: &MessageId, status: convo_domain::DeliveryStatus) -> String {
+    format!("evt_{}_status_{}", message.as_str(), status.as_str())
+}
+
+/// The `data` of `message.status_updated`: `m` moved from `previous` to `report`'s status.
+pub fn status_updated(
+    workspace_id: &str,
+    m: &MessageRecord,
+    previous: convo_domain::DeliveryStatus,
+    report: &crate::store::StatusReport,
+) -> Value {
+    let failed = report.status == convo_domain::DeliveryStatus::Failed;
+    json!({
+        "workspace_id": workspace_id,
+        "message_id": m.id.as_str(),
+        "contact_id": m.contact_id,
+        "channel": m.channel,
+        "provider_message_id": m.provider_message_id,
+        "status": report.status,
+        "previous_status": previous,
+        "error": failed.then(|| json!({"code": report.error_code, "message": report.error_message})),
+        "source": report.source,
+        "provider_at": report.provider_at.map(|t| t.to_rfc3339()),
+    })
+}
+
 /// The stable id of a session's `conversation`th window: `win_{session}_c{n}`.
 pub(crate) fn window_id(session_id: &str, conversation: u32) -> String {
     format!("win_{session_id}_c{conversation}")

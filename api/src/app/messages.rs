@@ -372,8 +372,7 @@ fn no_window() -> ApiError {
     })
 }
 
-/// The webhook announcing a status change.
-pub(crate) const STATUS_UPDATED: &str = "message.status_updated";
+pub(crate) use convo_activities::webhooks::payload::{self, STATUS_UPDATED};
 
 /// One history entry as the API shows it.
 pub(crate) fn status_out(e: StatusEvent) -> StatusOut {
@@ -529,21 +528,8 @@ impl App {
         } else {
             applied.previous
         };
-        let event_id = format!("evt_{}_status_{}", m.id.as_str(), report.status.as_str());
-        let data = serde_json::json!({
-            "workspace_id": ws.as_str(),
-            "message_id": m.id.as_str(),
-            "contact_id": m.contact_id,
-            "channel": m.channel,
-            "provider_message_id": m.provider_message_id,
-            "status": report.status,
-            "previous_status": previous,
-            "error": (report.status == DeliveryStatus::Failed).then(|| serde_json::json!({
-                "code": report.error_code, "message": report.error_message,
-            })),
-            "source": report.source,
-            "provider_at": report.provider_at.map(rfc3339),
-        });
+        let event_id = payload::status_event_id(&m.id, report.status);
+        let data = payload::status_updated(ws.as_str(), m, previous, report);
         self.store().enqueue_webhook(ws.as_str(), &event_id, STATUS_UPDATED, data).await?;
         if report.status == DeliveryStatus::Failed {
             self.release_after_late_failure(ws, m, report).await?;

@@ -260,7 +260,7 @@ pub(crate) fn schemas() -> Map<String, Value> {
                 "properties": {"code": {"type": ["string", "null"]}, "message": {"type": ["string", "null"]}},
                 "required": ["code", "message"],
                 "description": "For `failed`: the provider's error code (`131047`, `30003`) and text."})),
-            "source": {"enum": ["whatsapp", "twilio", "rbm", "sandbox"]},
+            "source": {"enum": ["convo", "whatsapp", "twilio", "rbm", "sandbox"], "description": "Who reported it: `convo` for the send's own outcome (the provider took it: `sent`; refused it: `failed`), else the provider's callback or the sandbox."},
             "provider_at": nullable(json!({"allOf": [time.clone()], "description": "When the provider says it happened."})),
         },
         "required": ["workspace_id", "message_id", "contact_id", "channel", "provider_message_id",
