@@ -142,23 +142,42 @@ async fn templates_are_registered_listed_and_removed(db: Arc<Db>) {
     let mut email = template("welcome", "Welcome, {{name}}", &["name"]);
     email.channel = Channel::Email;
     store.create_template("ws1", &email).await.unwrap();
-    // Names are per workspace.
+    // Names are per workspace and channel: the same name on RCS is another template.
     store.create_template("ws2", &changed).await.unwrap();
+    let mut on_rcs = changed.clone();
+    on_rcs.channel = Channel::Rcs;
+    let (rcs, created) = store.create_template("ws1", &on_rcs).await.unwrap();
+    assert!(created && rcs.channel == Channel::Rcs);
+    let named = store.templates_named("ws1", "order_shipped").await.unwrap();
+    assert_eq!(
+        named.iter().map(|t| t.channel).collect::<Vec<_>>(),
+        [Channel::Rcs, Channel::Whatsapp]
+    );
+    store.delete_template("ws1", Channel::Rcs, "order_shipped").await.unwrap();
 
     let names = |list: Vec<convo_activities::store::Template>| {
         list.into_iter().map(|t| t.name).collect::<Vec<_>>()
     };
     assert_eq!(names(store.templates("ws1").await.unwrap()), ["order_shipped", "welcome"]);
-    assert_eq!(store.template("ws2", "order_shipped").await.unwrap().body, "Order {{1}} shipped");
-    assert_eq!(store.template("ws1", "welcome").await.unwrap().channel, Channel::Email);
-
-    store.delete_template("ws1", "order_shipped").await.unwrap();
+    let wa = Channel::Whatsapp;
+    let body = store.template("ws2", wa, "order_shipped").await.unwrap().body;
+    assert_eq!(body, "Order {{1}} shipped");
+    assert_eq!(
+        store.template("ws1", Channel::Email, "welcome").await.unwrap().channel,
+        Channel::Email
+    );
     assert!(matches!(
-        store.template("ws1", "order_shipped").await,
+        store.template("ws1", wa, "welcome").await,
+        Err(StoreError::NotFound { entity: "template", .. })
+    ));
+
+    store.delete_template("ws1", wa, "order_shipped").await.unwrap();
+    assert!(matches!(
+        store.template("ws1", wa, "order_shipped").await,
         Err(StoreError::NotFound { entity: "template", .. })
     ));
     assert!(matches!(
-        store.delete_template("ws1", "order_shipped").await,
+        store.delete_template("ws1", wa, "order_shipped").await,
         Err(StoreError::NotFound { entity: "template", .. })
     ));
     assert_eq!(names(store.templates("ws1").await.unwrap()), ["welcome"]);

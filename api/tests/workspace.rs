@@ -102,6 +102,31 @@ async fn settings_and_templates_round_trip_per_workspace() -> anyhow::Result<()>
         (one.body["channel"].as_str(), one.body["language"].as_str()),
         (Some("email"), Some("en"))
     );
+    // The registry is per channel: the same name on RCS is another template, and reading or
+    // removing a name two channels have needs the channel.
+    let mut on_rcs = template.clone();
+    on_rcs["channel"] = json!("rcs");
+    on_rcs["body"] = json!("Still around, {{1}}?");
+    let created = stack.post(&a, "/v1/templates", on_rcs).await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let ambiguous = stack.get(&a, "/v1/templates/still_there").await?;
+    assert_eq!(
+        (ambiguous.status, ambiguous.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("channel")),
+        "{ambiguous:?}"
+    );
+    let rcs = stack.get(&a, "/v1/templates/still_there?channel=rcs").await?;
+    assert_eq!(rcs.body["body"], "Still around, {{1}}?", "{rcs:?}");
+    let wa = stack.get(&a, "/v1/templates/still_there?channel=whatsapp").await?;
+    assert_eq!(wa.body["body"], "Still there, {{1}}?", "{wa:?}");
+    assert_eq!(
+        stack.delete(&a, "/v1/templates/still_there").await?.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        stack.delete(&a, "/v1/templates/still_there?channel=rcs").await?.status,
+        StatusCode::NO_CONTENT
+    );
 
     // Workspace b sees none of it.
     assert_eq!(stack.get(&b, "/v1/templates/welcome").await?.status, StatusCode::NOT_FOUND);
@@ -600,17 +625,29 @@ async fn workspace_and_templates_over_grpc() -> anyhow::Result<()> {
         Some("buttons[0].kind")
     );
     templates
-        .delete_template(req(&a, pb::DeleteTemplateRequest { name: "shipped".into() }, &[]))
+        .delete_template(req(
+            &a,
+            pb::DeleteTemplateRequest { name: "shipped".into(), channel: None },
+            &[],
+        ))
         .await?;
     let listed =
         templates.list_templates(req(&a, pb::ListTemplatesRequest {}, &[])).await?.into_inner();
     assert_eq!(listed.templates.len(), 1);
     let got = templates
-        .get_template(req(&a, pb::GetTemplateRequest { name: "still_there".into() }, &[]))
+        .get_template(req(
+            &a,
+            pb::GetTemplateRequest { name: "still_there".into(), channel: None },
+            &[],
+        ))
         .await?;
     assert_eq!(got.get_ref().channel, "whatsapp");
     let foreign = templates
-        .get_template(req(&stack.b.key, pb::GetTemplateRequest { name: "still_there".into() }, &[]))
+        .get_template(req(
+            &stack.b.key,
+            pb::GetTemplateRequest { name: "still_there".into(), channel: None },
+            &[],
+        ))
         .await;
     assert_eq!(failure(foreign).0, Code::NotFound);
     let ping = pb::InactivityPing {
@@ -621,7 +658,11 @@ async fn workspace_and_templates_over_grpc() -> anyhow::Result<()> {
     let settings = ws.set_inactivity_ping(req(&a, ping, &[])).await?.into_inner();
     assert_eq!(settings.inactivity_ping.unwrap().template.as_deref(), Some("still_there"));
     let in_use = templates
-        .delete_template(req(&a, pb::DeleteTemplateRequest { name: "still_there".into() }, &[]))
+        .delete_template(req(
+            &a,
+            pb::DeleteTemplateRequest { name: "still_there".into(), channel: None },
+            &[],
+        ))
         .await;
     assert_eq!(failure(in_use).0, Code::Aborted);
     let cleared = ws
@@ -630,7 +671,11 @@ async fn workspace_and_templates_over_grpc() -> anyhow::Result<()> {
         .into_inner();
     assert!(cleared.inactivity_ping.is_none());
     templates
-        .delete_template(req(&a, pb::DeleteTemplateRequest { name: "still_there".into() }, &[]))
+        .delete_template(req(
+            &a,
+            pb::DeleteTemplateRequest { name: "still_there".into(), channel: None },
+            &[],
+        ))
         .await?;
 
     // UpdateSettings names nested fields by their path.

@@ -70,6 +70,9 @@ pub(crate) enum TemplateCommand {
         workspace: String,
         /// The template's name.
         name: String,
+        /// Its channel, when the name is registered on more than one.
+        #[arg(long)]
+        channel: Option<String>,
     },
 }
 
@@ -141,9 +144,9 @@ pub(crate) async fn run(store: &Store, command: TemplateCommand) -> anyhow::Resu
                 .collect::<Vec<_>>()
                 .join("\n")
         }
-        TemplateCommand::Remove { workspace, name } => {
+        TemplateCommand::Remove { workspace, name, channel } => {
             let ws = WorkspaceId(workspace);
-            admin.delete_template(&ws, &name).await.map_err(cli_error)?;
+            admin.delete_template(&ws, &name, channel.as_deref()).await.map_err(cli_error)?;
             format!("removed template {name} from {}", ws.as_str())
         }
     })
@@ -201,7 +204,7 @@ mod tests {
         let list = run(d, &["template", "list", "--workspace", "acme"]).await.unwrap();
         assert!(list.ends_with("\tMARKETING\tPENDING"), "{list}");
         let store = convo_activities::store::Store::open_sqlite(d.join("convo.db")).await.unwrap();
-        let t = store.template("acme", "shipped").await.unwrap();
+        let t = store.template("acme", convo_domain::Channel::Whatsapp, "shipped").await.unwrap();
         assert_eq!(t.components.header.as_deref(), Some("Order {{2}}"));
         assert_eq!(t.components.buttons[0].url.as_deref(), Some("https://shop.example/t/{{2}}"));
 

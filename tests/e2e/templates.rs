@@ -289,3 +289,59 @@ async fn rcs_and_email_templates_work_in_dev() -> anyhow::Result<()> {
     assert!(body.contains("thank you for order D-9."), "{email}");
     stack.shutdown().await
 }
+
+/// The registry is per workspace and channel: `order_update` registered for SMS and for RCS are
+/// two templates with their own bodies, and each send renders the one of its channel; a name
+/// only another channel has is a 422 that says which channel has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_name_on_two_channels_is_two_templates() -> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    for (channel, body) in [
+        ("sms", "Acme: order {{1}} is out for delivery."),
+        ("rcs", "Good news! Order {{1}} is on its way to you."),
+    ] {
+        let template = json!({"name": "order_update", "channel": channel, "language": "en",
+            "body": body, "variables": ["1"]});
+        let (status, created) = api.post("/v1/templates", template).await?;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    let (status, sent) = api
+        .post(
+            "/v1/messages",
+            template_message("+14155550180", "rcs", "order_update", json!({"1": "B-7"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let (status, sent) = api
+        .post(
+            "/v1/messages",
+            template_message("+14155550181", "sms", "order_update", json!({"1": "B-8"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let sends = within(WAIT, "two sends", stack.sandbox.wait_for_sends(2, WAIT)).await??;
+    let shown = |to: &str| {
+        sends.iter().find(|s| s.to == to).map(|s| match (&s.rendered, &s.content) {
+            (Some(r), _) => r.body.clone(),
+            (None, content) => {
+                serde_json::to_value(content).map(|c| c["body"].to_string()).unwrap_or_default()
+            }
+        })
+    };
+    let rcs = shown("+14155550180").context("the RCS send")?;
+    assert!(rcs.contains("Good news! Order B-7 is on its way to you."), "{rcs}");
+    let sms = shown("+14155550181").context("the SMS send")?;
+    assert!(sms.contains("Acme: order B-8 is out for delivery."), "{sms}");
+
+    let (status, refused) = api
+        .post(
+            "/v1/messages",
+            template_message("x@example.com", "email", "order_update", json!({"1": "B-9"})),
+        )
+        .await?;
+    names(status, &refused, "content.template.name");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("rcs and sms"), "{refused}");
+    stack.shutdown().await
+}

@@ -144,7 +144,7 @@ impl Shared {
         let store = self.templates.get()?;
         let key = send.idempotency_key.as_deref()?;
         let message = store.message(&MessageId::new(key)).await.ok()?;
-        let template = store.template(&message.workspace_id, name).await.ok()?;
+        let template = store.template(&message.workspace_id, message.channel, name).await.ok()?;
         if send.channel != Channel::Sms {
             return Some(template.render(params));
         }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "delivery statuses", include_str!("../../migrations/0006_delivery_statuses.sql")),
     (7, "template components", include_str!("../../migrations/0007_template_components.sql")),
     (8, "message volume", include_str!("../../migrations/0008_message_volume.sql")),
+    (9, "templates per channel", include_str!("../../migrations/0009_templates_per_channel.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

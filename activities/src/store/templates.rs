@@ -1,4 +1,4 @@
-//! The workspace's registry of message templates: one per name, with its channel, language,
+//! The workspace's registry of message templates: one per channel and name, with its language,
 //! category, approval status, body and the variables the body declares, and its other
 //! components (header, footer, subject, buttons, carousel cards) with their placeholders.
 //!
@@ -332,8 +332,8 @@ fn template_from_row(row: &AnyRow) -> Result<Template> {
 
 impl Store {
     /// Registers a template. Registering the same template again returns the stored one
-    /// (`false`: not created); another template under a name already taken is a
-    /// [`StoreError::Conflict`].
+    /// (`false`: not created); another template under a name its channel already has is a
+    /// [`StoreError::Conflict`] (the same name on another channel is another template).
     pub async fn create_template(
         &self,
         workspace_id: &str,
@@ -348,7 +348,7 @@ impl Store {
                 (workspace_id, name, channel, language, body, variables, category, status,
                  components, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (workspace_id, name) DO NOTHING",
+             ON CONFLICT (workspace_id, channel, name) DO NOTHING",
         )
         .bind(workspace_id)
         .bind(&template.name)
@@ -364,22 +364,28 @@ impl Store {
         .await
         .map_err(missing_parent("workspace", workspace_id))?
         .rows_affected();
-        let stored = self.template(workspace_id, &template.name).await?;
+        let stored = self.template(workspace_id, template.channel, &template.name).await?;
         if inserted == 0 && !stored.same_as(template) {
             return Err(StoreError::conflict(format!(
-                "a different template named {:?} already exists",
-                template.name
+                "a different {} template named {:?} already exists",
+                template.channel, template.name
             )));
         }
         Ok((stored, inserted == 1))
     }
 
-    /// The workspace's template `name`.
-    pub async fn template(&self, workspace_id: &str, name: &str) -> Result<Template> {
+    /// The workspace's template `name` on `channel`.
+    pub async fn template(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        name: &str,
+    ) -> Result<Template> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND name = $2"
+            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND channel = $2 AND name = $3"
         ))
         .bind(workspace_id)
+        .bind(channel.as_str())
         .bind(name)
         .fetch_optional(self.pool())
         .await?
@@ -387,10 +393,22 @@ impl Store {
         template_from_row(&row)
     }
 
-    /// The workspace's templates, by name.
+    /// The workspace's templates named `name`, one per channel that has it, by channel.
+    pub async fn templates_named(&self, workspace_id: &str, name: &str) -> Result<Vec<Template>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND name = $2 ORDER BY channel"
+        ))
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    /// The workspace's templates, by name, then channel.
     pub async fn templates(&self, workspace_id: &str) -> Result<Vec<Template>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 ORDER BY name"
+            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 ORDER BY name, channel"
         ))
         .bind(workspace_id)
         .fetch_all(self.pool())
@@ -398,14 +416,23 @@ impl Store {
         rows.iter().map(template_from_row).collect()
     }
 
-    /// Removes the workspace's template `name`; [`StoreError::NotFound`] if there is none.
-    pub async fn delete_template(&self, workspace_id: &str, name: &str) -> Result<()> {
-        let deleted = sqlx::query("DELETE FROM templates WHERE workspace_id = $1 AND name = $2")
-            .bind(workspace_id)
-            .bind(name)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+    /// Removes the workspace's template `name` on `channel`; [`StoreError::NotFound`] if there
+    /// is none.
+    pub async fn delete_template(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        name: &str,
+    ) -> Result<()> {
+        let deleted = sqlx::query(
+            "DELETE FROM templates WHERE workspace_id = $1 AND channel = $2 AND name = $3",
+        )
+        .bind(workspace_id)
+        .bind(channel.as_str())
+        .bind(name)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         if deleted == 0 {
             return Err(StoreError::not_found("template", name));
         }

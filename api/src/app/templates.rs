@@ -558,22 +558,24 @@ impl App {
     ) -> Result<(String, TemplateParams), ApiError> {
         let nfield = format!("{field}.name");
         let name = template_name(&nfield, &t.name)?;
-        let registered = match self.store().template(ws.as_str(), &name).await {
+        let registered = match self.store().template(ws.as_str(), channel, &name).await {
             Ok(registered) => registered,
             Err(StoreError::NotFound { .. }) => {
-                return Ok((name, unregistered(field, &t.variables)?));
+                let elsewhere = self.store().templates_named(ws.as_str(), &name).await?;
+                if elsewhere.is_empty() {
+                    return Ok((name, unregistered(field, &t.variables)?));
+                }
+                let on: Vec<&str> = elsewhere.iter().map(|t| t.channel.as_str()).collect();
+                return Err(ApiError::validation(
+                    nfield,
+                    format!(
+                        "template {name:?} is registered for {}, not {channel}",
+                        on.join(" and ")
+                    ),
+                ));
             }
             Err(e) => return Err(e.into()),
         };
-        if registered.channel != channel {
-            return Err(ApiError::validation(
-                nfield,
-                format!(
-                    "template {name:?} is for the {} channel, not {channel}",
-                    registered.channel
-                ),
-            ));
-        }
         if registered.status != TemplateStatus::Approved {
             return Err(ApiError::validation(
                 nfield,
@@ -621,33 +623,67 @@ impl WorkspaceAdmin {
         Ok(List { data: templates.into_iter().map(template_out).collect() })
     }
 
-    /// `GET /v1/templates/{name}`; another workspace's is 404.
-    pub async fn template(&self, ws: &WorkspaceId, name: &str) -> Result<TemplateOut, ApiError> {
-        self.existing(ws).await?;
-        Ok(template_out(self.store().template(ws.as_str(), name).await?))
+    /// The template `name` on `channel`, or, with no channel, the one channel that has it: a
+    /// name registered on several channels needs the channel (a 422 naming `channel` and
+    /// them); none is 404.
+    async fn named(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        channel: Option<&str>,
+    ) -> Result<convo_activities::store::Template, ApiError> {
+        if let Some(channel) = channel {
+            let channel = super::parse_channel("channel", channel)?;
+            return Ok(self.store().template(ws.as_str(), channel, name).await?);
+        }
+        let mut found = self.store().templates_named(ws.as_str(), name).await?;
+        match found.len() {
+            0 => Err(ApiError::not_found(format!("template {name} not found"))),
+            1 => Ok(found.remove(0)),
+            _ => {
+                let on: Vec<&str> = found.iter().map(|t| t.channel.as_str()).collect();
+                Err(ApiError::validation(
+                    "channel",
+                    format!(
+                        "template {name:?} is registered for {}: name the channel",
+                        on.join(" and ")
+                    ),
+                ))
+            }
+        }
     }
 
-    /// `DELETE /v1/templates/{name}`. The template the inactivity ping sends cannot be removed
-    /// (409 `conflict`): change or clear the ping first.
-    pub async fn delete_template(&self, ws: &WorkspaceId, name: &str) -> Result<(), ApiError> {
+    /// `GET /v1/templates/{name}[?channel=]`; another workspace's is 404.
+    pub async fn template(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        channel: Option<&str>,
+    ) -> Result<TemplateOut, ApiError> {
+        self.existing(ws).await?;
+        Ok(template_out(self.named(ws, name, channel).await?))
+    }
+
+    /// `DELETE /v1/templates/{name}[?channel=]`. The template the inactivity ping sends cannot
+    /// be removed while it is the name's last (409 `conflict`): change or clear the ping first.
+    pub async fn delete_template(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        channel: Option<&str>,
+    ) -> Result<(), ApiError> {
         let workspace = self.existing(ws).await?;
+        let template = self.named(ws, name, channel).await?;
         let pinged =
             workspace.settings.inactivity_ping.as_ref().is_some_and(
                 |p| matches!(&p.content, Content::Template { name: n, .. } if n == name),
             );
-        if pinged {
-            // Only when it exists: a missing template is 404 whatever the ping says.
-            match self.store().template(ws.as_str(), name).await {
-                Ok(_) => {
-                    return Err(ApiError::conflict(format!(
-                        "template {name:?} is the inactivity ping's; change or clear the ping first"
-                    )));
-                }
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if pinged && self.store().templates_named(ws.as_str(), name).await?.len() == 1 {
+            return Err(ApiError::conflict(format!(
+                "template {name:?} is the inactivity ping's; change or clear the ping first"
+            )));
         }
-        Ok(self.store().delete_template(ws.as_str(), name).await?)
+        Ok(self.store().delete_template(ws.as_str(), template.channel, name).await?)
     }
 }
 

@@ -26,8 +26,8 @@ pub use money::{Amount, BillingBalanceOut, TierOut};
 pub use statuses::{MessageOut, SandboxStatus, StatusError, StatusOut};
 pub use workspace::{
     ActorOut, ChannelPolicyOut, ComplianceIn, ComplianceOut, CreateTemplateRequest, InactivityPing,
-    PolicyOverridesIn, Rates, SettingsOut, SettingsPatch, TemplateOut, TopUpOut, TopUpRequest,
-    TopUpsQuery, WindowPolicyOut,
+    PolicyOverridesIn, Rates, SettingsOut, SettingsPatch, TemplateOut, TemplateQuery, TopUpOut,
+    TopUpRequest, TopUpsQuery, WindowPolicyOut,
 };
 
 /// A template reference: its approved name, and values for its placeholders.

@@ -11,7 +11,7 @@
 //! Sessions read the settings when they open, so a change applies to sessions that open
 //! afterwards; a running session keeps the configuration it started with.
 
-use convo_activities::store::{Store, StoreError, Workspace};
+use convo_activities::store::{Store, Workspace};
 use convo_domain::{
     Channel, ComplianceTexts, Money, PolicyOverrides, RateCard, WorkspaceSettings,
     billing::VolumeTier,
@@ -445,16 +445,17 @@ impl WorkspaceAdmin {
                 let field = under(prefix, "template");
                 let name = super::template_name(&field, name)?;
                 // A registered template without placeholders goes out rendered.
-                let params = match self.store.template(ws.as_str(), &name).await {
-                    Ok(t) => super::templates::resolve(&field, &t, &serde_json::Value::Null)
+                // The ping goes out on whichever channel the session is on: the name must be
+                // registered on one at least.
+                let params = match self.store.templates_named(ws.as_str(), &name).await?.first() {
+                    Some(t) => super::templates::resolve(&field, t, &serde_json::Value::Null)
                         .unwrap_or_default(),
-                    Err(StoreError::NotFound { .. }) => {
+                    None => {
                         return Err(ApiError::validation(
                             field,
                             format!("no template {name:?} in this workspace"),
                         ));
                     }
-                    Err(e) => return Err(e.into()),
                 };
                 Content::Template { name, params: Box::new(params) }
             }

@@ -479,7 +479,8 @@ impl TemplateService for Api {
         request: Request<pb::GetTemplateRequest>,
     ) -> Result<Response<pb::MessageTemplate>, Status> {
         let ws = self.authenticate(request.metadata()).await?;
-        ok(self.app.workspace().template(&ws, &request.get_ref().name).await, template)
+        let r = request.get_ref();
+        ok(self.app.workspace().template(&ws, &r.name, r.channel.as_deref()).await, template)
     }
 
     async fn delete_template(
@@ -487,8 +488,9 @@ impl TemplateService for Api {
         request: Request<pb::DeleteTemplateRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         let ws = self.authenticate(request.metadata()).await?;
-        ok(self.app.workspace().delete_template(&ws, &request.get_ref().name).await, |()| pb::Ack {
-            ok: true,
+        let r = request.get_ref();
+        ok(self.app.workspace().delete_template(&ws, &r.name, r.channel.as_deref()).await, |()| {
+            pb::Ack { ok: true }
         })
     }
 }

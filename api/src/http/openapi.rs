@@ -20,8 +20,8 @@ use crate::{
         CreateWebhookEndpoint, DeliveriesQuery, DeliveryOut, InactivityPing, InboundOut, List,
         MessageAccepted, MessageOut, OkResponse, PolicyOverridesIn, ProactiveAccepted,
         ProactiveRequest, Rates, ResolveRequest, SandboxInbound, SandboxStatus, SendMessageRequest,
-        SettingsOut, SettingsPatch, TakeOverRequest, TemplateOut, TopUpOut, TopUpRequest,
-        TopUpsQuery, WebhookEndpointOut, WindowOut,
+        SettingsOut, SettingsPatch, TakeOverRequest, TemplateOut, TemplateQuery, TopUpOut,
+        TopUpRequest, TopUpsQuery, WebhookEndpointOut, WindowOut,
     },
     error::ErrorBody,
 };
@@ -338,9 +338,13 @@ pub(crate) const OPERATIONS: &[Operation] = &[
     get("/v1/templates", "The workspace's templates, by name")
         .api_key()
         .answers(200, json::<List<TemplateOut>>()),
-    get("/v1/templates/{name}", "One template").api_key().answers(200, json::<TemplateOut>()),
-    delete("/v1/templates/{name}", "Remove a template (not the inactivity ping's)")
+    get("/v1/templates/{name}", "One template (per channel: ?channel= when several have the name)")
         .api_key()
+        .query::<TemplateQuery>()
+        .answers(200, json::<TemplateOut>()),
+    delete("/v1/templates/{name}", "Remove a template (not the inactivity ping's last)")
+        .api_key()
+        .query::<TemplateQuery>()
         .answers(204, Body::Empty)
         .errors(&[409]),
     get("/healthz", "Liveness").answers(200, json::<Health>()),

@@ -17,7 +17,7 @@ use crate::app::{
     Caller, WorkspaceId,
     types::{
         ComplianceIn, CreateTemplateRequest, InactivityPing, PolicyOverridesIn, Rates,
-        SettingsPatch, TopUpRequest, TopUpsQuery,
+        SettingsPatch, TemplateQuery, TopUpRequest, TopUpsQuery,
     },
 };
 
@@ -122,16 +122,19 @@ pub(super) async fn template(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(name): PathParam,
+    ApiQuery(query): ApiQuery<TemplateQuery>,
 ) -> Answer {
-    Ok(json(StatusCode::OK, s.app.workspace().template(&ws, &name).await?))
+    let template = s.app.workspace().template(&ws, &name, query.channel.as_deref()).await?;
+    Ok(json(StatusCode::OK, template))
 }
 
 pub(super) async fn delete_template(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(name): PathParam,
+    ApiQuery(query): ApiQuery<TemplateQuery>,
 ) -> Response {
-    match s.app.workspace().delete_template(&ws, &name).await {
+    match s.app.workspace().delete_template(&ws, &name, query.channel.as_deref()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

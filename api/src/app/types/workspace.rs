@@ -234,6 +234,16 @@ pub struct TopUpsQuery {
     pub limit: Option<u32>,
 }
 
+/// Which template of a name `GET` and `DELETE /v1/templates/{name}` mean.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateQuery {
+    /// The template's channel (`whatsapp`); needed only when the name is registered on more
+    /// than one.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
 /// `POST /v1/templates`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
