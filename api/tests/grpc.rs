@@ -576,5 +576,38 @@ async fn grpc_compose_inbound_reply_close_and_refuse() -> anyhow::Result<()> {
     assert_eq!(sent.contact_id, contact);
     assert_eq!(sent.billing.map(|b| b.message_type()), Some(pb::MessageType::Message));
 
+    // The message log and the contact read back over gRPC as over HTTP.
+    let get = pb::GetMessageRequest { message_id: sent.message_id.clone() };
+    let logged = c.messages.get_message(req(Some(&key), get, &[])).await?.into_inner();
+    assert_eq!((logged.direction.as_str(), logged.channel.as_str()), ("outbound", "whatsapp"));
+    let history: Vec<&str> = logged.statuses.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(history, ["queued", "sent"], "{logged:?}");
+    assert_eq!(logged.statuses[1].source, "convo");
+    let missing = pb::GetMessageRequest { message_id: "msg_nope".into() };
+    let status = expect_err(c.messages.get_message(req(Some(&key), missing, &[])).await);
+    assert_eq!(status.code(), Code::NotFound);
+    let get = pb::GetContactRequest { contact: phone.into() };
+    let card = c.conversations.get_contact(req(Some(&key), get, &[])).await?.into_inner();
+    assert_eq!((card.contact_id.as_str(), card.phone.as_deref()), (contact.as_str(), Some(phone)));
+    let get = pb::GetConversationRequest { conversation_id: id.clone() };
+    let view = c.conversations.get_conversation(req(Some(&key), get, &[])).await?.into_inner();
+    assert_eq!(view.contact.map(|k| k.contact_id), Some(contact.clone()));
+    let first = view.messages.iter().find(|m| m.direction == "outbound").expect("the template");
+    assert_eq!((first.channel.as_str(), first.status.as_deref()), ("whatsapp", Some("sent")));
+
+    // A recipient listed twice is messaged once.
+    let twice = pb::ProactiveRequest {
+        channel_id: stack.a.channel_id(Channel::Whatsapp),
+        template: Some(pb::Template { name: "reengage".into(), ..Default::default() }),
+        recipients: [phone, phone]
+            .into_iter()
+            .map(|p| pb::Recipient { recipient: Some(pb::recipient::Recipient::Address(p.into())) })
+            .collect(),
+        ..Default::default()
+    };
+    let answer = c.conversations.proactive(req(Some(&key), twice, &[])).await?.into_inner();
+    assert_eq!((answer.accepted, answer.duplicates), (1, 1), "{answer:?}");
+    assert_eq!(answer.conversations[1].duplicate_of, Some(0), "{answer:?}");
+
     stack.shutdown().await
 }

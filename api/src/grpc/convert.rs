@@ -8,10 +8,11 @@ use convo_proto::v1 as pb;
 
 use crate::{
     app::types::{
-        BillingOut, ChannelOut, ComposeAccepted, ComposeRequest, ConversationMessageRequest,
-        ConversationOut, InboundOut, List, MessageAccepted, MessageContent, ProactiveAccepted,
-        ProactiveRequest, ProactiveResult, Recipient, RecipientDetail, RequestedType,
-        ResolveRequest, SandboxInbound, SendMessageRequest, TemplateRef, TextBody, WindowOut,
+        BillingOut, ChannelOut, ComposeAccepted, ComposeRequest, ContactOut,
+        ConversationMessageRequest, ConversationOut, InboundOut, List, MessageAccepted,
+        MessageContent, MessageOut, ProactiveAccepted, ProactiveRequest, ProactiveResult,
+        Recipient, RecipientDetail, RequestedType, ResolveRequest, SandboxInbound,
+        SendMessageRequest, StatusOut, TemplateRef, TextBody, WindowOut,
     },
     error::ApiError,
 };
@@ -161,6 +162,24 @@ fn json(value: prost_types::Value) -> serde_json::Value {
     }
 }
 
+/// JSON as a `google.protobuf.Value` (the inverse of [`json`]).
+fn value(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(a) => {
+            Kind::ListValue(prost_types::ListValue { values: a.into_iter().map(value).collect() })
+        }
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.into_iter().map(|(k, v)| (k, value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 /// `SendMessage`. `MESSAGE_TYPE_UNSPECIFIED` (or an unknown number) is refused naming
 /// `message_type`.
 pub(crate) fn send_message(r: pb::SendMessageRequest) -> Result<SendMessageRequest, ApiError> {
@@ -266,11 +285,13 @@ pub(crate) fn proactive_accepted(p: ProactiveAccepted) -> pb::ProactiveResponse 
                 conversation_id: r.conversation_id,
                 status: r.status,
                 error: r.error.as_ref().map(error_detail),
+                duplicate_of: r.duplicate_of.map(count),
             })
             .collect(),
         accepted: count(p.accepted),
         failed: count(p.failed),
         queue: p.queue,
+        duplicates: count(p.duplicates),
     }
 }
 
@@ -309,11 +330,58 @@ pub(crate) fn conversation(c: ConversationOut) -> pb::Conversation {
                 direction: m.direction,
                 text: m.text,
                 at: m.at,
+                channel: channel(m.channel),
+                status: m.status,
+                statuses: m.statuses.into_iter().map(message_status).collect(),
             })
             .collect(),
         error: c.error.as_ref().map(error_detail),
         window: c.window.map(window),
         created_at: c.created_at,
+        contact: c.contact.map(contact),
+    }
+}
+
+/// `GetContact` and a conversation's contact.
+pub(crate) fn contact(c: ContactOut) -> pb::Contact {
+    pb::Contact {
+        contact_id: c.contact_id,
+        phone: c.phone,
+        email: c.email,
+        name: c.name,
+        consent: c.consent,
+        consent_changed_at: c.consent_changed_at,
+        created_at: c.created_at,
+    }
+}
+
+fn message_status(s: StatusOut) -> pb::MessageStatus {
+    let (error_code, error_message) = s.error.map_or((None, None), |e| (e.code, e.message));
+    pb::MessageStatus {
+        status: s.status.as_str().to_owned(),
+        at: s.at,
+        provider_at: s.provider_at,
+        source: s.source,
+        error_code,
+        error_message,
+    }
+}
+
+/// `GetMessage`.
+pub(crate) fn message(m: MessageOut) -> pb::Message {
+    pb::Message {
+        message_id: m.message_id,
+        contact_id: m.contact_id,
+        channel: channel(m.channel),
+        direction: m.direction,
+        text: m.text,
+        content: m.content.map(value),
+        status: m.status,
+        provider_message_id: m.provider_message_id,
+        error: m.error,
+        statuses: m.statuses.into_iter().map(message_status).collect(),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
     }
 }
 

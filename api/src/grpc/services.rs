@@ -205,6 +205,15 @@ impl ConversationService for Api {
         Ok(Response::new(convert::conversation(conversation)))
     }
 
+    async fn get_contact(
+        &self,
+        request: Request<pb::GetContactRequest>,
+    ) -> Result<Response<pb::Contact>, Status> {
+        let ws = self.authenticate(request.metadata()).await?;
+        let contact = self.app.contact(&ws, &request.get_ref().contact).await?;
+        Ok(Response::new(convert::contact(contact)))
+    }
+
     async fn send_conversation_message(
         &self,
         request: Request<pb::SendConversationMessageRequest>,
@@ -274,6 +283,15 @@ impl MessageService for Api {
             })
             .await?;
         Ok(answer.into_response(convert::accepted))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let ws = self.authenticate(request.metadata()).await?;
+        let message = self.app.message(&ws, &request.get_ref().message_id).await?;
+        Ok(Response::new(convert::message(message)))
     }
 }
 
