@@ -352,7 +352,7 @@ mod tests {
             "--name",
             "order_shipped",
             "--channel",
-            "sms",
+            "whatsapp",
             "--language",
             "en",
             "--body",
@@ -360,6 +360,31 @@ mod tests {
         ])
         .await;
         assert!(message.contains("already exists"), "{message}");
+        // The same name on another channel is another template; removing it then needs the
+        // channel.
+        let sms = [
+            "template",
+            "add",
+            "--workspace",
+            "acme",
+            "--name",
+            "order_shipped",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+            "--body",
+            "Other",
+        ];
+        run(d, &sms).await.unwrap();
+        let message = fail(&["template", "remove", "--workspace", "acme", "order_shipped"]).await;
+        assert!(
+            message.starts_with("--channel: ") && message.contains("sms and whatsapp"),
+            "{message}"
+        );
+        let argv =
+            ["template", "remove", "--workspace", "acme", "order_shipped", "--channel", "sms"];
+        run(d, &argv).await.unwrap();
 
         let out = run(d, &["template", "remove", "--workspace", "acme", "welcome"]).await.unwrap();
         assert_eq!(out, "removed template welcome from acme");
