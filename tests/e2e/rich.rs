@@ -453,3 +453,52 @@ async fn traffic_type_is_held_to_the_channels_use_case() -> anyhow::Result<()> {
     assert_eq!(sends[2]["traffic_type"], "ACKNOWLEDGEMENT", "the confirmation: {}", sends[2]);
     stack.shutdown().await
 }
+
+/// A composed conversation and a campaign carry their `traffic_type` too: a campaign of
+/// `PROMOTION` on the transactional RBM agent is refused before anything starts, naming the
+/// field; a `TRANSACTION` compose reaches RBM with it on the first message and on the agent's
+/// reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_and_campaigns_carry_their_traffic_type() -> anyhow::Result<()> {
+    let stack = Served::start(ServeConfig::ephemeral()).await?;
+    let api = Api::new(&stack);
+    let rcs = api.channel("rcs").await?;
+    let campaign = json!({"channel_id": rcs, "template": {"name": "rcs_welcome",
+        "variables": {"body": ["Ada", "C-3"]}}, "recipients": ["+14155550190"],
+        "traffic_type": "PROMOTION"});
+    let (status, refused) = api.post("/v1/conversations/proactive", campaign).await?;
+    names(status, &refused, "traffic_type");
+    let (status, refused) = api
+        .post(
+            "/v1/conversations/compose",
+            json!({"channel_id": rcs,
+            "contact_phone": "+14155550191", "content": "Hi", "traffic_type": "newsletter"}),
+        )
+        .await?;
+    names(status, &refused, "traffic_type");
+    assert!(outbox(&api, 0).await?.is_empty(), "nothing refused was sent");
+
+    let phone = "+14155550193";
+    let compose = json!({"channel_id": rcs, "contact_phone": phone, "content": "Welcome!",
+        "template": {"name": "rcs_welcome", "variables": {"body": ["Ada", "C-3"]}},
+        "traffic_type": "TRANSACTION"});
+    let (status, composed) = api.post("/v1/conversations/compose", compose).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{composed}");
+    let id = composed["conversation_id"].as_str().context("conversation_id")?.to_owned();
+    assert_eq!(outbox(&api, 1).await?[0]["traffic_type"], "TRANSACTION");
+    let (status, body) = api
+        .post("/v1/inbound/sandbox", json!({"from": phone, "channel": "rcs", "text": "Hi!"}))
+        .await?;
+    assert!(status.is_success(), "{body}");
+    eventually(WAIT, || async {
+        let (_, c) = api.get(&format!("/v1/conversations/{id}")).await?;
+        anyhow::ensure!(c["status"] == "active", "conversation is {c}");
+        Ok(())
+    })
+    .await?;
+    let reply = json!({"type": "text", "text": {"body": "Your table is ready."}});
+    let (status, sent) = api.post(&format!("/v1/conversations/{id}/messages"), reply).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(outbox(&api, 2).await?[1]["traffic_type"], "TRANSACTION");
+    stack.shutdown().await
+}

@@ -209,6 +209,7 @@ pub(crate) fn compose(
         first_message: first,
         reply_timeout_secs: env.scale_secs(48 * 3600),
         assignee: Assignee::Bot { id: "campaign-bot".into() },
+        traffic_type: None,
     }
 }
 

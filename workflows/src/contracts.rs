@@ -645,6 +645,11 @@ pub struct ComposeInput {
     pub reply_timeout_secs: u64,
     /// Who writes (a campaign's bot, or an agent).
     pub assignee: Assignee,
+    /// The regulatory classification of its every send (RBM's `messageTrafficType`), checked
+    /// against the channel's approved use case before the conversation starts; absent in
+    /// conversations started before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<convo_domain::TrafficType>,
 }
 
 /// Lifecycle of a composed conversation.

@@ -537,7 +537,7 @@ async fn session_send(
                 Assignee::Human { id } => Some(id.clone()),
                 Assignee::Bot { .. } => None,
             }),
-            traffic_type: None,
+            traffic_type: input.traffic_type,
         },
     };
     let summary = format!("send {} through the session", send.request.message_id);

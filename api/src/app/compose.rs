@@ -49,6 +49,7 @@ impl App {
             }
             None => (None, Default::default()),
         };
+        let traffic_type = self.checked_traffic(ws, &channel, req.traffic_type.as_deref()).await?;
         let name = optional_text("contact_name", req.contact_name.as_deref(), 200)?;
         let target = self
             .compose_target(
@@ -66,7 +67,15 @@ impl App {
         let conversation_id = Self::derived_id("cv", ws, idempotency_key, "compose");
         let first = FirstMessage { text: Some(content), subject, template, template_params };
         let status = self
-            .start_conversation(ws, &channel, &conversation_id, target, first, bot("api"))
+            .start_conversation(
+                ws,
+                &channel,
+                &conversation_id,
+                target,
+                first,
+                bot("api"),
+                traffic_type,
+            )
             .await?;
         Ok(ComposeAccepted { conversation_id, status })
     }
@@ -91,6 +100,7 @@ impl App {
                 format!("must list 1 to {MAX_RECIPIENTS} recipients"),
             ));
         }
+        let traffic_type = self.checked_traffic(ws, &channel, req.traffic_type.as_deref()).await?;
         let user_id = optional_text("user_id", req.user_id.as_deref(), 200)?;
         let bot_id = optional_text("bot_id", req.bot_id.as_deref(), 200)?;
         let assignee = match (req.live_agent, user_id, bot_id) {
@@ -160,7 +170,15 @@ impl App {
                     template_params: template_params.clone(),
                 };
                 let status = self
-                    .start_conversation(ws, &channel, &id, target, first, assignee.clone())
+                    .start_conversation(
+                        ws,
+                        &channel,
+                        &id,
+                        target,
+                        first,
+                        assignee.clone(),
+                        traffic_type,
+                    )
                     .await?;
                 Ok::<_, ApiError>((id, status))
             };
@@ -308,6 +326,19 @@ impl App {
         })
     }
 
+    /// A compose's or campaign's `traffic_type`, held to the channel's approved use case.
+    async fn checked_traffic(
+        &self,
+        ws: &WorkspaceId,
+        channel: &ChannelConfig,
+        value: Option<&str>,
+    ) -> Result<Option<convo_domain::TrafficType>, ApiError> {
+        match optional_text("traffic_type", value, 50)? {
+            Some(v) => Ok(Some(self.traffic_type(ws, channel.channel, &v).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Registers the conversation (for ownership checks) and starts its workflow. A
     /// conversation already running under this id (a retried request) is not an error: its
     /// current status is returned.
@@ -319,6 +350,7 @@ impl App {
         to: ContactTarget,
         first_message: FirstMessage,
         assignee: Assignee,
+        traffic_type: Option<convo_domain::TrafficType>,
     ) -> Result<String, ApiError> {
         self.store()
             .record_conversation(conversation_id, ws.as_str(), channel.channel, &channel.id)
@@ -331,6 +363,7 @@ impl App {
             first_message,
             reply_timeout_secs: self.settings().reply_timeout.as_secs().max(1),
             assignee,
+            traffic_type,
         };
         match self.sessions().compose(input).await {
             Ok(_) => Ok("pending".to_owned()),

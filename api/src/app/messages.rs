@@ -294,7 +294,7 @@ fn freeform_billing(in_session: bool) -> MessageType {
 impl App {
     /// A send's `traffic_type`, read in RBM's vocabulary (or the use-case words) and held to
     /// the use case the channel's sender was approved for; a 422 names the values it takes.
-    async fn traffic_type(
+    pub(crate) async fn traffic_type(
         &self,
         ws: &WorkspaceId,
         channel: Channel,

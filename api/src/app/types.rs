@@ -113,6 +113,11 @@ pub struct ComposeRequest {
     /// The template sent instead when no window is open on a gated channel.
     #[serde(default)]
     pub template: Option<TemplateRef>,
+    /// The regulatory classification of every message of the conversation (RBM's
+    /// `messageTrafficType`: `TRANSACTION`, `PROMOTION`, ...), held to the use case the
+    /// channel's sender was approved for, as on `POST /v1/messages`.
+    #[serde(default)]
+    pub traffic_type: Option<String>,
 }
 
 /// 202 answer of compose.
@@ -175,6 +180,11 @@ pub struct ProactiveRequest {
     /// A routing label, echoed back.
     #[serde(default)]
     pub queue: Option<String>,
+    /// The regulatory classification of every message of the conversation (RBM's
+    /// `messageTrafficType`: `TRANSACTION`, `PROMOTION`, ...), held to the use case the
+    /// channel's sender was approved for, as on `POST /v1/messages`.
+    #[serde(default)]
+    pub traffic_type: Option<String>,
 }
 
 /// One recipient's outcome.

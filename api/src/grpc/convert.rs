@@ -59,6 +59,7 @@ pub(crate) fn compose(r: pb::ComposeRequest) -> ComposeRequest {
         subject: r.subject,
         content: r.content,
         template: r.template.map(template),
+        traffic_type: r.traffic_type,
     }
 }
 
@@ -90,6 +91,7 @@ pub(crate) fn proactive(r: pb::ProactiveRequest) -> Result<ProactiveRequest, Api
         user_id: r.user_id,
         bot_id: r.bot_id,
         queue: r.queue,
+        traffic_type: r.traffic_type,
     })
 }
 
