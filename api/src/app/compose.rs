@@ -18,6 +18,14 @@ const MAX_RECIPIENTS: usize = 1_000;
 /// The longest message text accepted.
 pub(crate) const MAX_TEXT: usize = 4_096;
 
+/// How a conversation opens: to whom, with what, whose it is, and its traffic type.
+struct Opening {
+    to: ContactTarget,
+    first: FirstMessage,
+    assignee: Assignee,
+    traffic_type: Option<convo_domain::TrafficType>,
+}
+
 impl App {
     /// `POST /v1/conversations/compose`: starts an `OutboundConversationWorkflow`.
     ///
@@ -71,10 +79,7 @@ impl App {
                 ws,
                 &channel,
                 &conversation_id,
-                target,
-                first,
-                bot("api"),
-                traffic_type,
+                Opening { to: target, first, assignee: bot("api"), traffic_type },
             )
             .await?;
         Ok(ComposeAccepted { conversation_id, status })
@@ -174,10 +179,7 @@ impl App {
                         ws,
                         &channel,
                         &id,
-                        target,
-                        first,
-                        assignee.clone(),
-                        traffic_type,
+                        Opening { to: target, first, assignee: assignee.clone(), traffic_type },
                     )
                     .await?;
                 Ok::<_, ApiError>((id, status))
@@ -347,11 +349,9 @@ impl App {
         ws: &WorkspaceId,
         channel: &ChannelConfig,
         conversation_id: &str,
-        to: ContactTarget,
-        first_message: FirstMessage,
-        assignee: Assignee,
-        traffic_type: Option<convo_domain::TrafficType>,
+        opening: Opening,
     ) -> Result<String, ApiError> {
+        let Opening { to, first: first_message, assignee, traffic_type } = opening;
         self.store()
             .record_conversation(conversation_id, ws.as_str(), channel.channel, &channel.id)
             .await?;
