@@ -209,6 +209,8 @@ async fn compose_to_existing_contact_in_window_sends_free_form() -> anyhow::Resu
     })
     .await?;
     assert!(!v.contact_created);
+    // The message that opened the window came before the conversation: it is not its reply.
+    assert!(v.messages.iter().all(|m| m.message_id != "wamid.1"), "{v:?}");
     let sends = env.sandbox.wait_for_sends(1, WAIT).await?;
     assert_eq!(sends[0].content, Content::Text { body: "How can we help?".into(), subject: None });
 

@@ -68,6 +68,10 @@ pub const PATCH_OPS_VISIBILITY: &str = "ops-visibility";
 /// Patch: an inbound message on another channel moves the session to that channel
 /// ([`Event::ChannelChanged`]); sends stay on the channel they were asked for.
 pub const PATCH_FOLLOW_CHANNEL: &str = "follow-contact-channel";
+/// Patch: a routed inbound message goes to the conversation it was routed to when it
+/// arrived, not to one a send linked while the message was being handled (a compose into an
+/// open window would otherwise be told of the message that opened the window as its reply).
+pub const PATCH_ROUTE_AT_RECEIPT: &str = "route-reply-at-receipt";
 
 /// One answered send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,7 +291,11 @@ impl SessionWindowWorkflow {
         let closes = ctx.state(|s| s.closes);
         interpret(ctx, event).await;
         let keyword = if routed { convo_domain::compliance::classify(&message.text) } else { None };
-        let (linked, closed) = ctx.state(|s| (s.linked_conversation.clone(), s.closes != closes));
+        let (mut linked, closed) =
+            ctx.state(|s| (s.linked_conversation.clone(), s.closes != closes));
+        if routed && linked != message.conversation_id && ctx.patched(PATCH_ROUTE_AT_RECEIPT) {
+            linked.clone_from(&message.conversation_id);
+        }
         // The conversation may already have ended; that is not the session's problem.
         match (linked, keyword) {
             (Some(conversation), None) => {
