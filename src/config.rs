@@ -28,8 +28,22 @@ pub struct FileConfig {
     /// `[api]`: the HTTP and gRPC listeners of `convo api`.
     #[serde(default)]
     pub api: ApiSection,
+    /// `[webhooks]`: which endpoint URLs `convo api` subscribes and `convo worker` delivers to.
+    #[serde(default)]
+    pub webhooks: WebhooksSection,
     /// The store (Postgres in production); `DATABASE_URL` overrides it.
     pub database_url: Option<String>,
+}
+
+/// `[webhooks]`. By default only public `https` destinations are allowed.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Also loopback, private and link-local addresses (receivers inside the operator's own
+    /// network). Cloud metadata addresses stay refused.
+    pub allow_private_destinations: Option<bool>,
+    /// Also plain `http://` URLs.
+    pub allow_http: Option<bool>,
 }
 
 /// `[serve]`.

@@ -26,8 +26,9 @@ use convo_activities::{
         NewTemplate, Store, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
         TemplateComponents, TemplateStatus,
     },
-    webhooks::DispatcherConfig,
+    webhooks::{Destinations, DispatcherConfig},
 };
+use convo_api::AppSettings;
 use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
 use convo_worker::{Dependencies, Settings, WorkerThread};
@@ -60,6 +61,10 @@ pub struct ServeConfig {
     pub task_queue: String,
     /// The webhook dispatcher.
     pub webhooks: DispatcherConfig,
+    /// Which webhook endpoints may be subscribed and reached, for the API and the dispatcher
+    /// alike (overriding `webhooks.destinations`): loopback over plain `http` by default, so a
+    /// receiver on the developer's machine works.
+    pub webhook_destinations: Destinations,
     /// The reconciler of session runs that ended without closing their windows.
     pub reconciler: ReconcilerConfig,
     /// Start with time skipping locked (the devserver follows real time until a client
@@ -82,6 +87,7 @@ impl Default for ServeConfig {
             database_url: None,
             task_queue: convo_workflows::contracts::TASK_QUEUE.to_owned(),
             webhooks: DispatcherConfig::default(),
+            webhook_destinations: Destinations::DEVELOPMENT,
             reconciler: ReconcilerConfig::default(),
             time_skipping_locked: true,
             metrics_addr: None,
@@ -190,7 +196,10 @@ impl Stack {
         };
         let deps = Dependencies {
             store: store.clone(),
-            webhooks: Some(config.webhooks.clone()),
+            webhooks: Some(DispatcherConfig {
+                destinations: config.webhook_destinations,
+                ..config.webhooks.clone()
+            }),
             reconciler: Some(config.reconciler.clone()),
         };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
@@ -207,6 +216,10 @@ impl Stack {
             sessions.clone(),
             store.clone(),
             sandbox.clone(),
+            AppSettings {
+                webhook_destinations: config.webhook_destinations,
+                ..AppSettings::default()
+            },
             stop.subscribe(),
         )?;
 

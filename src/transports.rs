@@ -18,9 +18,10 @@ pub(crate) fn spawn(
     sessions: Sessions,
     _store: Store,
     sandbox: Arc<SandboxHandle>,
+    settings: AppSettings,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let app = App::new(sessions, AppSettings::default()).with_sandbox(sandbox);
+    let app = App::new(sessions, settings).with_sandbox(sandbox);
     let until_stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|s| *s).await;
     };

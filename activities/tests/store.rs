@@ -22,6 +22,7 @@ mod support;
 use support::{Db, Kind, run};
 
 backend_tests!(
+    postgres_honours_sslmode,
     migrations_are_idempotent,
     workspaces_and_channels_round_trip,
     contacts_are_found_by_phone_or_email,
@@ -69,6 +70,46 @@ fn assert_validation(result: Result<impl std::fmt::Debug, StoreError>, expected:
 
 // ---------------------------------------------------------------------------------------------
 // Tests
+
+/// `sslmode` in `DATABASE_URL` is honoured over rustls: `require` encrypts the store's
+/// connections, `disable` does not, and `verify-full` refuses a server whose certificate no
+/// trusted root signed (these machines' Postgres has a self-signed one, or no TLS at all).
+async fn postgres_honours_sslmode(db: Arc<Db>) {
+    if !db.url.starts_with("postgres") {
+        return;
+    }
+    let server_tls: String =
+        sqlx::query_scalar("SHOW ssl").fetch_one(db.store.pool()).await.unwrap();
+    let encrypted = |store: Store| async move {
+        let on: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        store.close().await;
+        on
+    };
+    let with = |mode: &str| format!("{}&sslmode={mode}", db.url);
+    let plain = Store::connect(&with("disable")).await.unwrap();
+    assert!(!encrypted(plain).await, "sslmode=disable");
+    match Store::connect(&with("require")).await {
+        Ok(store) => {
+            assert_eq!(server_tls, "on");
+            assert!(encrypted(store).await, "sslmode=require");
+        }
+        Err(e) => {
+            assert_eq!(server_tls, "off", "require failed against a TLS server: {e}");
+            assert!(
+                e.to_string().to_lowercase().contains("tls") || e.to_string().contains("SSL"),
+                "{e}"
+            );
+        }
+    }
+    if server_tls == "on" {
+        let refused = Store::connect(&with("verify-full")).await;
+        assert!(refused.is_err(), "a self-signed server certificate passed verify-full");
+    }
+}
 
 async fn migrations_are_idempotent(db: Arc<Db>) {
     db.store.migrate().await.unwrap();

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use convo_activities::{
     store::{Delivery, DeliveryFilter, DeliveryStatus, Store},
     testing::{Reply, WebhookReceiver},
-    webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher, signing},
+    webhooks::{Destinations, DispatcherConfig, DispatcherHandle, WebhookDispatcher, signing},
 };
 use convo_domain::WorkspaceSettings;
 use proptest::prelude::*;
@@ -31,6 +31,7 @@ backend_tests!(
     pending_event_survives_a_restart,
     abandoned_attempt_is_retried_after_the_lease,
     two_dispatchers_share_the_outbox,
+    production_dispatch_never_reaches_a_loopback_endpoint,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -46,6 +47,8 @@ fn fast() -> DispatcherConfig {
         request_timeout: Duration::from_secs(5),
         lease: Duration::from_secs(10),
         poll_interval: Duration::from_millis(200),
+        // The receivers are on loopback.
+        destinations: Destinations::DEVELOPMENT,
         ..DispatcherConfig::default()
     }
 }
@@ -204,6 +207,28 @@ async fn bad_signatures_are_rejected_and_retried(db: Arc<Db>) {
     let delivery = settle(store, &dispatcher, &id, |d| d.attempts >= 1).await;
     assert_eq!(delivery.last_status, Some(401));
     assert!(receiver.received().is_empty());
+    dispatcher.shutdown().await;
+}
+
+/// Production's policy (public `https` only) holds at each attempt, whatever the store says:
+/// an endpoint on loopback (subscribed before the policy, or re-pointed since) gets no request,
+/// and the delivery log says why.
+async fn production_dispatch_never_reaches_a_loopback_endpoint(db: Arc<Db>) {
+    let store = &db.store;
+    let (receiver, _) = setup(store).await;
+    let config = DispatcherConfig {
+        retry_schedule: vec![Duration::from_millis(10)],
+        destinations: Destinations::PUBLIC,
+        ..fast()
+    };
+    let dispatcher = WebhookDispatcher::spawn(store.clone(), config).unwrap();
+    let id = enqueue(store, "evt_internal").await;
+    let delivery = settle(store, &dispatcher, &id, |d| d.status == DeliveryStatus::Failed).await;
+    assert_eq!((delivery.attempts, delivery.last_status), (2, None));
+    let error = delivery.last_error.unwrap_or_default();
+    assert!(error.contains("destination refused"), "{error}");
+    assert!(error.contains("127.0.0.1") || error.contains("https"), "{error}");
+    assert!(receiver.received().is_empty() && receiver.rejected().is_empty());
     dispatcher.shutdown().await;
 }
 

@@ -28,6 +28,8 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     /// No valid API key, or a bad provider signature.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The API key is valid, but its scope does not cover the operation.
+    pub const FORBIDDEN: &str = "forbidden";
     /// The Idempotency-Key was used before for a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
     /// The first request with this Idempotency-Key is still running.
@@ -63,6 +65,7 @@ pub mod codes {
         VALIDATION_FAILED,
         NOT_FOUND,
         UNAUTHORIZED,
+        FORBIDDEN,
         IDEMPOTENCY_KEY_REUSED,
         IDEMPOTENCY_KEY_IN_USE,
         RATE_LIMITED,
@@ -125,6 +128,11 @@ impl ApiError {
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message)
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
     }
 
     /// 409 `conflict`.

@@ -87,7 +87,7 @@ async fn keys_authenticate_and_workspaces_are_isolated() -> anyhow::Result<()> {
         .post(
             &b.key,
             "/v1/webhook-endpoints",
-            json!({"url": "https://example.com/hook", "event_types": ["conversation.*"]}),
+            json!({"url": "https://1.1.1.1/hook", "event_types": ["conversation.*"]}),
         )
         .await?;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
@@ -110,7 +110,7 @@ async fn keys_authenticate_and_workspaces_are_isolated() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()> {
-    // The claim "held by another request" below is never renewed, so its lease (10 s) would
+    // The claim "held by another request" below is never renewed, so its lease (5 s) would
     // run out and be taken over within the default wait (30 s): wait less than the lease.
     let idempotency =
         IdempotencyPolicy { wait: std::time::Duration::from_millis(500), ..Default::default() };

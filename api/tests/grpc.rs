@@ -308,7 +308,7 @@ async fn grpc_auth_isolation_validation_reflection_and_health() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()> {
-    // The claim "held by another request" below is never renewed, so its lease (10 s) would
+    // The claim "held by another request" below is never renewed, so its lease (5 s) would
     // run out and be taken over within the default wait (30 s): wait less than the lease.
     let idempotency = convo_activities::store::IdempotencyPolicy {
         wait: std::time::Duration::from_millis(500),

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use convo_activities::{
     providers::ProviderConfig,
-    store::{ChannelConfig, Store},
+    store::{ApiKeyScope, ChannelConfig, Store},
 };
 use convo_domain::{Channel, WorkspaceSettings};
 
@@ -87,8 +87,19 @@ pub(crate) enum ApiKeyCommand {
         /// A label for the key.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// What the key may do: `read` (GET only), `send` (also messages, conversations and
+        /// windows) or `admin` (also settings, rates, top-ups, webhook endpoints, templates).
+        #[arg(long, default_value = "admin", value_parser = parse_scope)]
+        scope: ApiKeyScope,
     },
-    /// Revokes a key by id.
+    /// Lists the workspace's keys: id, prefix, scope, name, and when each was created, last
+    /// used (to the minute) and revoked.
+    List {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revokes a key by id; it authenticates nothing from the next request on.
     Revoke {
         /// The workspace.
         #[arg(long)]
@@ -182,14 +193,41 @@ fn channel_config(
     })
 }
 
+fn parse_scope(name: &str) -> Result<ApiKeyScope, String> {
+    ApiKeyScope::parse(name).ok_or_else(|| "must be one of read, send, admin".to_owned())
+}
+
 pub(crate) async fn api_key(store: &StoreArgs, command: ApiKeyCommand) -> anyhow::Result<()> {
     let store = store.open().await?;
     match command {
-        ApiKeyCommand::Create { workspace, name } => {
+        ApiKeyCommand::Create { workspace, name, scope } => {
             store.workspace(&workspace).await?;
-            let created = store.create_api_key(&workspace, &name).await?;
+            let created = store.create_scoped_api_key(&workspace, &name, scope).await?;
             println!("key id  {}", created.key.id);
             println!("api key {}   (shown once)", created.secret);
+            println!("scope   {scope}");
+        }
+        ApiKeyCommand::List { workspace } => {
+            store.workspace(&workspace).await?;
+            let when = |t: Option<convo_domain::Timestamp>| {
+                t.map_or_else(|| "-".to_owned(), convo_activities::webhooks::rfc3339)
+            };
+            println!(
+                "{:<26} {:<13} {:<6} {:<24} {:<24} {:<24} name",
+                "id", "prefix", "scope", "created", "last used", "revoked"
+            );
+            for key in store.api_keys(&workspace).await? {
+                println!(
+                    "{:<26} {:<13} {:<6} {:<24} {:<24} {:<24} {}",
+                    key.id,
+                    key.prefix,
+                    key.scope,
+                    when(Some(key.created_at)),
+                    when(key.last_used_at),
+                    when(key.revoked_at),
+                    key.name
+                );
+            }
         }
         ApiKeyCommand::Revoke { workspace, id } => {
             let key = store.revoke_api_key(&workspace, &id).await?;
@@ -243,6 +281,24 @@ pub(crate) mod tests {
             }
             other => anyhow::bail!("not an admin command: {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_created_with_a_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        run(dir.path(), &["workspace", "create", "acme"]).await.unwrap();
+        let create = ["api-key", "create", "--workspace", "acme", "--name", "dashboard"];
+        run(dir.path(), &[&create[..], &["--scope", "read"]].concat()).await.unwrap();
+        run(dir.path(), &["api-key", "create", "--workspace", "acme"]).await.unwrap();
+        let wrong = run(dir.path(), &[&create[..], &["--scope", "root"]].concat()).await;
+        let message = format!("{:#}", wrong.unwrap_err());
+        assert!(message.contains("read, send, admin"), "{message}");
+        let store = store_args(dir.path()).open().await.unwrap();
+        let keys = store.api_keys("acme").await.unwrap();
+        store.close().await;
+        let scopes: Vec<(&str, ApiKeyScope)> =
+            keys.iter().map(|k| (k.name.as_str(), k.scope)).collect();
+        assert_eq!(scopes, [("dashboard", ApiKeyScope::Read), ("cli", ApiKeyScope::Admin)]);
     }
 
     #[tokio::test]

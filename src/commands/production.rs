@@ -8,7 +8,10 @@ use anyhow::Context;
 use clap::Args;
 use convo::config::{ApiSection, FileConfig, pick, temporal_url};
 use convo_activities::{
-    Sessions, reconcile::ReconcilerConfig, store::Store, webhooks::DispatcherConfig,
+    Sessions,
+    reconcile::ReconcilerConfig,
+    store::Store,
+    webhooks::{Destinations, DispatcherConfig},
 };
 use convo_api::{App, AppSettings};
 use convo_worker::{Dependencies, Settings, TlsSettings};
@@ -117,6 +120,8 @@ pub(crate) struct WorkerArgs {
     /// where operators register attributes).
     #[arg(long, env = "CONVO_SEARCH_ATTRIBUTES", default_value = "register")]
     search_attributes: convo_worker::search_attributes::Mode,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
 }
 
 /// Runs workflows and activities (and the webhook dispatcher) until `shutdown`, then drains.
@@ -124,10 +129,12 @@ pub(crate) async fn worker(
     args: WorkerArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (mut settings, database_url, _) = args.cluster.resolve("convo-worker")?;
+    let (mut settings, database_url, file) = args.cluster.resolve("convo-worker")?;
     settings.search_attributes = args.search_attributes;
     let store = Store::connect(&database_url).await.context("connecting the store")?;
-    let webhooks = (!args.no_webhook_dispatcher).then(DispatcherConfig::default);
+    let destinations = args.webhooks.destinations(&file.webhooks);
+    let webhooks = (!args.no_webhook_dispatcher)
+        .then(|| DispatcherConfig { destinations, ..DispatcherConfig::default() });
     let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);
     let deps = Dependencies { store, webhooks, reconciler };
     let with_metrics = Settings { metrics_address: args.metrics_address, ..settings.clone() };
@@ -158,6 +165,35 @@ pub(crate) struct ApiArgs {
     grpc_addr: Option<SocketAddr>,
     #[command(flatten)]
     inbound: InboundArgs,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
+}
+
+/// Which webhook destinations `convo api` subscribes and `convo worker` delivers to; both read
+/// the same flags, so that what the API accepted the dispatcher reaches.
+#[derive(Debug, Args)]
+pub(crate) struct WebhookArgs {
+    /// Allow webhook endpoints on loopback, private and link-local addresses (receivers inside
+    /// your own network) [default: public addresses only]. Cloud metadata addresses stay
+    /// refused.
+    #[arg(long, env = "CONVO_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS")]
+    webhooks_allow_private_destinations: bool,
+    /// Allow plain `http://` webhook endpoints [default: https only].
+    #[arg(long, env = "CONVO_WEBHOOKS_ALLOW_HTTP")]
+    webhooks_allow_http: bool,
+}
+
+impl WebhookArgs {
+    /// The policy: a flag (or env) turns a permission on, else the file's value, else off.
+    fn destinations(&self, file: &convo::config::WebhooksSection) -> Destinations {
+        let private = self.webhooks_allow_private_destinations
+            || file.allow_private_destinations.unwrap_or(false);
+        Destinations {
+            allow_loopback: private,
+            allow_private: private,
+            allow_http: self.webhooks_allow_http || file.allow_http.unwrap_or(false),
+        }
+    }
 }
 
 /// How `convo api` authenticates provider webhooks.
@@ -225,7 +261,10 @@ pub(crate) async fn api(
     let (settings, database_url, file) = args.cluster.resolve("convo-api")?;
     let http_addr = pick(args.http_addr, file.api.http_addr, ([0, 0, 0, 0], 8080).into());
     let grpc_addr = pick(args.grpc_addr, file.api.grpc_addr, ([0, 0, 0, 0], 50051).into());
-    let app_settings = args.inbound.app_settings(&file.api)?;
+    let app_settings = AppSettings {
+        webhook_destinations: args.webhooks.destinations(&file.webhooks),
+        ..args.inbound.app_settings(&file.api)?
+    };
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let client = convo_worker::connect(&settings).await.context("connecting to Temporal")?;
     let app = App::new(Sessions::new(client, store, settings.task_queue.clone()), app_settings);

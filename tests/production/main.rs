@@ -239,6 +239,10 @@ async fn worker_and_api_on_postgres_and_temporal_as_the_readme_runs_them() -> an
         ("CONVO_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
         ("CONVO_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN.into()),
         ("CONVO_PUBLIC_BASE_URL", base.clone()),
+        // The test's receivers are on loopback over plain http, which production refuses
+        // unless the operator allows it.
+        ("CONVO_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS", "true".into()),
+        ("CONVO_WEBHOOKS_ALLOW_HTTP", "true".into()),
         ("RUST_LOG", "info".into()),
     ];
 
@@ -316,9 +320,29 @@ async fn worker_and_api_on_postgres_and_temporal_as_the_readme_runs_them() -> an
     let api_proc = spawn("api", dir.path(), &env, &["api"])?;
     let http = reqwest::Client::new();
     let api = Api { base: base.clone(), key, http: http.clone() };
-    let ready = async {
+    if !ready(&api).await {
+        bail!("convo api not ready\n{}\n{}", api_proc.log(), worker.log());
+    }
+    let outcome = walk(&api, &providers, &receiver, &phone_number_id, &twilio_token, number).await;
+    if let Err(e) = outcome {
+        bail!("{e:?}\n{}\n{}", api_proc.log(), worker.log());
+    }
+    let log = api_proc.log();
+    let restart = || spawn("api", dir.path(), &env, &["api"]);
+    let api_proc = match crash_mid_request(&api, &providers, api_proc, restart).await {
+        Ok(restarted) => restarted,
+        Err(e) => bail!("{e:?}\n{log}\n{}", worker.log()),
+    };
+    drop((api_proc, worker));
+    temporal.shutdown().await;
+    Ok(())
+}
+
+/// Whether `convo api` answers `/readyz` within [`WAIT`].
+async fn ready(api: &Api) -> bool {
+    let poll = async {
         loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            if let Ok(r) = api.http.get(format!("{}/readyz", api.base)).send().await
                 && r.status().is_success()
             {
                 return;
@@ -326,16 +350,67 @@ async fn worker_and_api_on_postgres_and_temporal_as_the_readme_runs_them() -> an
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    if tokio::time::timeout(WAIT, ready).await.is_err() {
-        bail!("convo api not ready\n{}\n{}", api_proc.log(), worker.log());
-    }
-    let outcome = walk(&api, &providers, &receiver, &phone_number_id, &twilio_token, number).await;
-    if let Err(e) = outcome {
-        bail!("{e:?}\n{}\n{}", api_proc.log(), worker.log());
-    }
-    drop((api_proc, worker));
-    temporal.shutdown().await;
-    Ok(())
+    tokio::time::timeout(WAIT, poll).await.is_ok()
+}
+
+/// `kill -9` of `convo api` while a send it started is with the provider (issue 17 §1). The
+/// request's Idempotency-Key claim dies with the process as a lease nobody renews; the client's
+/// retry with the same key, to the restarted API, waits the lease out, takes the claim over and
+/// runs the request again, which the message id derived from the key makes safe: it answers
+/// within seconds (not the two-minute lock-out of a fixed claim) and the provider sees one send.
+async fn crash_mid_request(
+    api: &Api,
+    providers: &SandboxHandle,
+    victim: Proc,
+    restart: impl FnOnce() -> anyhow::Result<Proc>,
+) -> anyhow::Result<Proc> {
+    const TO: &str = "+14155550901";
+    const KEY: &str = "k-crash-mid-request";
+    let body = json!({"to": TO, "channel": "whatsapp", "message_type": "MESSAGE",
+        "content": {"template": {"name": "order_shipped"}}});
+    let request = || {
+        api.http
+            .post(format!("{}/v1/messages", api.base))
+            .bearer_auth(&api.key)
+            .header("Idempotency-Key", KEY)
+            .json(&body)
+            .send()
+    };
+    // The provider holds every send for 3 s: the request is surely in flight when it dies.
+    providers.set_latency(Duration::from_secs(3));
+    let in_flight = tokio::spawn(request());
+    let contact = format!("/v1/contacts/{}", TO.replace('+', "%2B"));
+    api.until(&contact, "the request runs", |c| c["contact_id"].is_string()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = std::time::Instant::now();
+    drop(victim);
+    let lost = in_flight.await?;
+    anyhow::ensure!(lost.is_err(), "the request finished before the crash: {lost:?}");
+
+    let restarted = restart()?;
+    anyhow::ensure!(ready(api).await, "convo api not ready after the crash\n{}", restarted.log());
+    let retry = tokio::time::timeout(WAIT, request()).await??;
+    let status = retry.status();
+    let answer: Value = retry.json().await?;
+    let after = killed.elapsed();
+    providers.set_latency(Duration::ZERO);
+    anyhow::ensure!(status == StatusCode::ACCEPTED, "the retry: {status} {answer}");
+    // The fixed claim this replaces locked the key for about 125 s.
+    anyhow::ensure!(
+        after < Duration::from_secs(20),
+        "the retry answered {after:?} after the crash"
+    );
+    println!("kill -9 mid-request: the retry answered {status} {after:?} after the crash");
+
+    // Give a second send (there must be none) the time to arrive.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sent: Vec<RecordedSend> = providers.sends().into_iter().filter(|s| s.to == TO).collect();
+    anyhow::ensure!(sent.len() == 1, "one provider send, not {}: {sent:?}", sent.len());
+    anyhow::ensure!(
+        sent[0].idempotency_key.as_deref() == answer["message_id"].as_str(),
+        "the send carries the answered message id: {sent:?} {answer}"
+    );
+    Ok(restarted)
 }
 
 async fn walk(
@@ -346,8 +421,26 @@ async fn walk(
     twilio_token: &str,
     number: &str,
 ) -> anyhow::Result<()> {
-    // A webhook endpoint (loopback and plain http are refused in production unless allowed;
-    // whichever answer, it must be clear).
+    // The production API serves no sandbox route: nobody injects a contact's messages (STOP
+    // included) onto real channels, or reads another tenant's sends.
+    let inject = json!({"channel": "sms", "from": SMS_CUSTOMER, "text": "STOP"});
+    for (path, body) in [("/v1/inbound/sandbox", Some(inject)), ("/v1/sandbox/outbox", None)] {
+        let (status, answer) = match body {
+            Some(body) => api.post(path, body).await?,
+            None => api.get(path).await?,
+        };
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
+    }
+    // Webhook endpoints: the operator allowed loopback and plain http here (the receiver is
+    // on this machine), never the cloud metadata service.
+    let (status, refused) = api
+        .post("/v1/webhook-endpoints", json!({"url": "http://169.254.169.254/latest/meta-data"}))
+        .await?;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("url")),
+        "{refused}"
+    );
     let (status, endpoint) =
         api.post("/v1/webhook-endpoints", json!({"url": receiver.url()})).await?;
     anyhow::ensure!(status == StatusCode::CREATED, "webhook endpoint: {status} {endpoint}");

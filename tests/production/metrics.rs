@@ -126,6 +126,10 @@ async fn the_worker_serves_sdk_and_convo_metrics_and_the_api_counts_http_and_grp
         ("CONVO_HTTP_ADDR", format!("127.0.0.1:{http_port}")),
         ("CONVO_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
         ("CONVO_PUBLIC_BASE_URL", base.clone()),
+        // The test's receivers are on loopback over plain http, which production refuses
+        // unless the operator allows it.
+        ("CONVO_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS", "true".into()),
+        ("CONVO_WEBHOOKS_ALLOW_HTTP", "true".into()),
         ("RUST_LOG", "info".into()),
     ];
     cli(dir.path(), &env, &["workspace", "create", "acme", "--name", "Acme"])?;

@@ -29,7 +29,7 @@ use convo_activities::{
     sandbox::{Sandbox, SandboxHandle},
     store::Store,
     testing::WebhookReceiver,
-    webhooks::DispatcherConfig,
+    webhooks::{Destinations, DispatcherConfig},
 };
 use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
@@ -126,6 +126,7 @@ impl TestEnv {
             // Real-time retries, scaled down from the production schedule.
             retry_schedule: vec![Duration::from_millis(50); 3],
             poll_interval: Duration::from_millis(100),
+            destinations: Destinations::DEVELOPMENT,
             ..DispatcherConfig::default()
         };
         let deps = Dependencies {

@@ -179,6 +179,30 @@ impl SandboxHandle {
         }
     }
 
+    /// Whether `channel` is carried by this sandbox: its provider is `sandbox` and its
+    /// configuration points at this sandbox's listeners. The sandbox's inbound and status
+    /// simulations act only on such channels, never on one a real provider carries.
+    pub fn carries(&self, channel: &ChannelConfig) -> bool {
+        if channel.provider != "sandbox" {
+            return false;
+        }
+        let Ok(config) = serde_json::from_value::<ProviderConfig>(channel.config.clone()) else {
+            return false;
+        };
+        let base_url = self.base_url();
+        let here = |url: &str| url.trim_end_matches('/') == base_url;
+        match &config {
+            ProviderConfig::WhatsappCloud(c) => here(&c.base_url),
+            ProviderConfig::Twilio(c) => here(&c.base_url),
+            ProviderConfig::Rbm(c) => here(&c.base_url),
+            ProviderConfig::SandboxNative(c) => here(&c.base_url),
+            ProviderConfig::Smtp(c) => {
+                c.port == self.smtp_addr.port()
+                    && c.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == self.smtp_addr.ip())
+            }
+        }
+    }
+
     /// A configuration that points `channel`'s production adapter at this sandbox: WhatsApp,
     /// SMS, RCS and e-mail get their real-shaped adapter, Messenger and Instagram the native one.
     pub fn provider_config(&self, channel: Channel) -> ProviderConfig {

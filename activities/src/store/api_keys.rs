@@ -26,6 +26,50 @@ const VISIBLE_PREFIX_LEN: usize = 12;
 /// on almost every request.
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 
+/// What a key may do. Each scope includes the ones before it: `admin` ⊇ `send` ⊇ `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    /// Reads only: windows, conversations, messages, contacts, settings, deliveries.
+    Read,
+    /// Reads, and sends: messages, composes and campaigns, conversation actions, closing
+    /// windows.
+    Send,
+    /// Everything: also the workspace's settings, rates, balance top-ups, webhook endpoints
+    /// and templates.
+    Admin,
+}
+
+impl ApiKeyScope {
+    /// Every scope, narrowest first.
+    pub const ALL: [ApiKeyScope; 3] = [ApiKeyScope::Read, ApiKeyScope::Send, ApiKeyScope::Admin];
+
+    /// The name it is stored and shown under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyScope::Read => "read",
+            ApiKeyScope::Send => "send",
+            ApiKeyScope::Admin => "admin",
+        }
+    }
+
+    /// The scope called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether a key of this scope may do what `needed` guards.
+    pub fn allows(self, needed: ApiKeyScope) -> bool {
+        self >= needed
+    }
+}
+
+impl std::fmt::Display for ApiKeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An API key as listed: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -37,6 +81,8 @@ pub struct ApiKey {
     pub name: String,
     /// The key's first characters, e.g. `cvk_Ab3dE6gH`.
     pub prefix: String,
+    /// What it may do.
+    pub scope: ApiKeyScope,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last authenticated a request (to the minute).
@@ -72,7 +118,8 @@ fn validate_secret(secret: &str) -> Result<()> {
     Ok(())
 }
 
-const KEY_COLUMNS: &str = "id, workspace_id, name, prefix, created_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, workspace_id, name, prefix, scope, created_at, last_used_at, revoked_at";
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     Ok(ApiKey {
@@ -80,6 +127,11 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
         workspace_id: row.try_get("workspace_id")?,
         name: row.try_get("name")?,
         prefix: row.try_get("prefix")?,
+        scope: {
+            let name: String = row.try_get("scope")?;
+            ApiKeyScope::parse(&name)
+                .ok_or_else(|| StoreError::corrupt(format!("api key scope {name:?}")))?
+        },
         created_at: timestamp(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(timestamp),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(timestamp),
@@ -90,7 +142,17 @@ impl Store {
     /// Creates a random key for the workspace and returns it with its plaintext, which is not
     /// stored and cannot be shown again.
     pub async fn create_api_key(&self, workspace_id: &str, name: &str) -> Result<CreatedApiKey> {
-        self.insert_api_key(workspace_id, name, &generate_api_key()).await
+        self.create_scoped_api_key(workspace_id, name, ApiKeyScope::Admin).await
+    }
+
+    /// Like [`Store::create_api_key`], for a key that may do only what `scope` allows.
+    pub async fn create_scoped_api_key(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        scope: ApiKeyScope,
+    ) -> Result<CreatedApiKey> {
+        self.insert_api_key(workspace_id, name, &generate_api_key(), scope).await
     }
 
     /// Makes `secret` a key of the workspace (for operator-chosen keys such as
@@ -111,7 +173,7 @@ impl Store {
             }
             return Ok(CreatedApiKey { key: existing, secret: secret.to_owned() });
         }
-        self.insert_api_key(workspace_id, name, secret).await
+        self.insert_api_key(workspace_id, name, secret, ApiKeyScope::Admin).await
     }
 
     async fn insert_api_key(
@@ -119,6 +181,7 @@ impl Store {
         workspace_id: &str,
         name: &str,
         secret: &str,
+        scope: ApiKeyScope,
     ) -> Result<CreatedApiKey> {
         validate_id("workspace_id", workspace_id)?;
         validate_secret(secret)?;
@@ -129,8 +192,8 @@ impl Store {
         let id = new_id("key");
         let prefix: String = secret.chars().take(VISIBLE_PREFIX_LEN).collect();
         sqlx::query(
-            "INSERT INTO api_keys (id, workspace_id, name, prefix, hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (id, workspace_id, name, prefix, hash, created_at, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(workspace_id)
@@ -138,6 +201,7 @@ impl Store {
         .bind(&prefix)
         .bind(sha256_hex(secret.as_bytes()))
         .bind(now_ms())
+        .bind(scope.as_str())
         .execute(self.pool())
         .await
         .map_err(|e| {

@@ -527,6 +527,30 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Which of `ids` are messages of the workspace: at most a few hundred ids per query, so
+    /// any number may be asked about.
+    pub async fn messages_of_workspace(
+        &self,
+        workspace_id: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        const CHUNK: usize = 500;
+        let mut owned = std::collections::HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let placeholders =
+                (2..chunk.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT id FROM messages WHERE workspace_id = $1 AND id IN ({placeholders})"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(workspace_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            owned.extend(query.fetch_all(self.pool()).await?);
+        }
+        Ok(owned)
+    }
+
     /// The conversation with a contact, oldest first.
     pub async fn messages(
         &self,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "template components", include_str!("../../migrations/0007_template_components.sql")),
     (8, "message volume", include_str!("../../migrations/0008_message_volume.sql")),
     (9, "templates per channel", include_str!("../../migrations/0009_templates_per_channel.sql")),
+    (10, "api key scopes", include_str!("../../migrations/0010_api_key_scopes.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

@@ -43,7 +43,7 @@ use sqlx::{
 };
 use tokio::sync::watch;
 
-pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, generate_api_key};
+pub use api_keys::{API_KEY_PREFIX, ApiKey, ApiKeyScope, CreatedApiKey, generate_api_key};
 pub use contacts::{Contact, ContactLookup, normalize_email, normalize_phone};
 pub use conversations::ConversationRecord;
 pub use error::{Result, StoreError};

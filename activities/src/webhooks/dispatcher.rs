@@ -5,7 +5,10 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::signing::{signed_headers, unix_seconds};
+use super::{
+    Destinations,
+    signing::{signed_headers, unix_seconds},
+};
 use crate::store::{AttemptResult, ClaimedDelivery, Store, now_ms};
 
 /// How a dispatcher behaves. [`Default`] is the production setting; tests shrink the
@@ -32,6 +35,10 @@ pub struct DispatcherConfig {
     pub poll_interval: Duration,
     /// The `User-Agent` of every request.
     pub user_agent: String,
+    /// Which addresses deliveries may reach ([`Destinations`]); by default public `https`
+    /// destinations only. Checked at each attempt, after resolving, so an endpoint whose name
+    /// was re-pointed at an internal address since it was subscribed reaches nothing.
+    pub destinations: Destinations,
 }
 
 impl DispatcherConfig {
@@ -58,6 +65,7 @@ impl Default for DispatcherConfig {
             concurrency: 8,
             poll_interval: Duration::from_secs(5),
             user_agent: concat!("convo-webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+            destinations: Destinations::PUBLIC,
         }
     }
 }
@@ -80,6 +88,7 @@ impl WebhookDispatcher {
             // A redirect would send the signed body somewhere the workspace did not register.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(config.user_agent.clone())
+            .dns_resolver(config.destinations.resolver())
             .build()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let recorded = watch::Sender::new(0);
@@ -201,24 +210,10 @@ async fn attempt(
 ) {
     let started_at = now_ms();
     let clock = Instant::now();
-    let result = match signed_headers(
-        &delivery.secret,
-        &delivery.event_id,
-        unix_seconds(SystemTime::now()),
-        delivery.body.as_bytes(),
-    ) {
-        Ok(headers) => {
-            let request = client
-                .post(&delivery.url)
-                .headers(headers)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(delivery.body.clone());
-            match request.send().await {
-                Ok(response) => AttemptResult::Http(response.status().as_u16()),
-                Err(e) => AttemptResult::Transport(describe(&e)),
-            }
-        }
-        Err(e) => AttemptResult::Transport(format!("cannot sign: {e}")),
+    let result = match config.destinations.check_url(&delivery.url) {
+        // A literal address never meets the resolver; a name is filtered there.
+        Err(refused) => AttemptResult::Transport(format!("destination refused: {refused}")),
+        Ok(_) => send(client, &delivery).await,
     };
     let duration = clock.elapsed();
     let recorded_status = store
@@ -242,6 +237,29 @@ async fn attempt(
         ),
     }
     recorded.send_modify(|n| *n += 1);
+}
+
+/// One signed POST of the delivery's body.
+async fn send(client: &reqwest::Client, delivery: &ClaimedDelivery) -> AttemptResult {
+    match signed_headers(
+        &delivery.secret,
+        &delivery.event_id,
+        unix_seconds(SystemTime::now()),
+        delivery.body.as_bytes(),
+    ) {
+        Ok(headers) => {
+            let request = client
+                .post(&delivery.url)
+                .headers(headers)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(delivery.body.clone());
+            match request.send().await {
+                Ok(response) => AttemptResult::Http(response.status().as_u16()),
+                Err(e) => AttemptResult::Transport(describe(&e)),
+            }
+        }
+        Err(e) => AttemptResult::Transport(format!("cannot sign: {e}")),
+    }
 }
 
 /// The error and its causes on one line: reqwest's own message alone ("error sending request")

@@ -8,6 +8,7 @@
 //! in the database, so a crash or restart loses nothing; delivery is at least once and
 //! receivers de-duplicate on `webhook-id`.
 
+pub mod destination;
 mod dispatcher;
 pub mod payload;
 pub mod signing;
@@ -15,6 +16,7 @@ pub mod signing;
 use convo_domain::Timestamp;
 use serde::Serialize;
 
+pub use destination::Destinations;
 pub use dispatcher::{DispatcherConfig, DispatcherHandle, WebhookDispatcher};
 pub use signing::{SignatureError, generate_secret, sign, signed_headers, verify};
 

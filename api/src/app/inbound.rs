@@ -336,6 +336,7 @@ impl App {
         idempotency_key: Option<&str>,
     ) -> Result<InboundOut, ApiError> {
         let channel = self.resolve_channel(ws, &req.channel, "channel").await?;
+        self.sandbox_channel(&channel, "channel")?;
         if let Some(to) = req.to.as_deref().filter(|t| !t.trim().is_empty())
             && !same_phone(to, &channel.sender)
             && !to.trim().eq_ignore_ascii_case(channel.sender.trim())

@@ -486,6 +486,8 @@ impl App {
         let message = message
             .filter(|m| m.direction == Direction::Outbound)
             .ok_or_else(|| ApiError::validation("message_id", "no outbound message has that id"))?;
+        let channel = self.store().channel(ws.as_str(), message.channel).await?;
+        self.sandbox_channel(&channel, "message_id")?;
         let report = StatusReport {
             status,
             error_code,

@@ -41,7 +41,10 @@ use std::{sync::Arc, time::Duration};
 use convo_activities::{
     Sessions,
     sandbox::{RecordedSend, SandboxHandle},
-    store::{ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError},
+    store::{
+        ApiKeyScope, ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError,
+    },
+    webhooks::Destinations,
 };
 use convo_domain::{Channel, Timestamp};
 use convo_workflows::{
@@ -73,6 +76,21 @@ pub struct Caller {
     pub workspace: WorkspaceId,
     /// The key's id (`key_...`), recorded with what the request changes (top-ups).
     pub api_key_id: String,
+    /// What the key may do.
+    pub scope: ApiKeyScope,
+}
+
+impl Caller {
+    /// Refuses, 403 `forbidden`, what the key's scope does not cover; `operation` names it.
+    pub fn authorize(&self, needed: ApiKeyScope, operation: &str) -> Result<(), ApiError> {
+        if self.scope.allows(needed) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "this API key's scope is {}; {operation} needs a {needed} key",
+            self.scope
+        )))
+    }
 }
 
 /// What the application layer is configured with.
@@ -98,6 +116,9 @@ pub struct AppSettings {
     pub public_base_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Which webhook endpoint URLs may be subscribed: by default public `https` destinations
+    /// only (`convo serve` also allows loopback over `http`).
+    pub webhook_destinations: Destinations,
 }
 
 impl Default for AppSettings {
@@ -111,6 +132,7 @@ impl Default for AppSettings {
             whatsapp_verify_token: None,
             public_base_url: None,
             max_body_bytes: 256 * 1024,
+            webhook_destinations: Destinations::PUBLIC,
         }
     }
 }
@@ -183,9 +205,11 @@ impl App {
             ));
         };
         match self.store().authenticate_api_key(key).await? {
-            Some(found) => {
-                Ok(Caller { workspace: WorkspaceId(found.workspace_id), api_key_id: found.id })
-            }
+            Some(found) => Ok(Caller {
+                workspace: WorkspaceId(found.workspace_id),
+                api_key_id: found.id,
+                scope: found.scope,
+            }),
             None => Err(ApiError::unauthorized("invalid API key")),
         }
     }
@@ -350,16 +374,56 @@ impl App {
 
     // ---- sandbox --------------------------------------------------------------------------
 
-    /// `GET /v1/sandbox/outbox`: every send the sandbox provider accepted, newest last. The
-    /// sandbox is one per process and knows nothing of workspaces, so this is a development
-    /// aid and answers 404 when no sandbox is attached.
-    pub fn sandbox_outbox(&self) -> Result<types::List<RecordedSend>, ApiError> {
-        let sandbox = self
-            .inner
-            .sandbox
-            .as_ref()
-            .ok_or_else(|| ApiError::not_found("no sandbox provider runs in this process"))?;
-        Ok(types::List { data: sandbox.sends() })
+    /// The sandbox provider attached to this process, if any. Only then do the sandbox's
+    /// routes exist (`convo serve`, the test stacks); the production `convo api` has none.
+    pub fn sandbox(&self) -> Option<&SandboxHandle> {
+        self.inner.sandbox.as_deref()
+    }
+
+    /// The attached sandbox, or `unavailable` where none is (a transport that routes sandbox
+    /// calls only where [`App::sandbox`] is set never meets this).
+    fn attached_sandbox(&self) -> Result<&SandboxHandle, ApiError> {
+        self.sandbox()
+            .ok_or_else(|| ApiError::not_found("no sandbox provider runs in this process"))
+    }
+
+    /// Refuses `channel` unless the attached sandbox carries it: the sandbox's simulations of
+    /// a contact (inbound messages, STOP included, and delivery statuses) never act on a
+    /// channel a real provider carries.
+    pub(crate) fn sandbox_channel(
+        &self,
+        channel: &ChannelConfig,
+        field: &str,
+    ) -> Result<(), ApiError> {
+        if self.attached_sandbox()?.carries(channel) {
+            return Ok(());
+        }
+        Err(ApiError::validation(
+            field,
+            format!(
+                "the {} channel is carried by {}, not by this process's sandbox; only the \
+                 sandbox's channels take simulated traffic",
+                channel.channel, channel.provider
+            ),
+        ))
+    }
+
+    /// `GET /v1/sandbox/outbox`: the sends the sandbox provider accepted for this workspace's
+    /// messages, oldest first. The sandbox is one per process and serves every workspace; a
+    /// send is the workspace's when the message id it carried as its idempotency key is one of
+    /// the workspace's messages, so no workspace sees another's traffic.
+    pub async fn sandbox_outbox(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<types::List<RecordedSend>, ApiError> {
+        let sends = self.attached_sandbox()?.sends();
+        let ids: Vec<&str> = sends.iter().filter_map(|s| s.idempotency_key.as_deref()).collect();
+        let owned = self.store().messages_of_workspace(ws.as_str(), &ids).await?;
+        let data = sends
+            .into_iter()
+            .filter(|s| s.idempotency_key.as_ref().is_some_and(|k| owned.contains(k)))
+            .collect();
+        Ok(types::List { data })
     }
 
     // ---- health ---------------------------------------------------------------------------

@@ -38,6 +38,11 @@ impl App {
         if req.event_types.len() > 50 {
             return Err(ApiError::validation("event_types", "at most 50 event types"));
         }
+        self.settings()
+            .webhook_destinations
+            .check(req.url.trim())
+            .await
+            .map_err(|refused| ApiError::validation("url", refused.to_string()))?;
         let endpoint = self
             .store()
             .add_webhook_endpoint(ws.as_str(), req.url.trim(), req.event_types)

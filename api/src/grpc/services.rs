@@ -3,7 +3,7 @@
 //! its request, calls one [`App`] function (under the Idempotency-Key when it sends or starts
 //! something) and converts the answer.
 
-use convo_activities::store::StoredResponse;
+use convo_activities::store::{ApiKeyScope, StoredResponse};
 use convo_proto::v1::{
     self as pb, conversation_service_server::ConversationService,
     inbound_service_server::InboundService, message_service_server::MessageService,
@@ -72,16 +72,23 @@ impl Api {
         Self { app }
     }
 
-    pub(super) async fn authenticate(&self, metadata: &MetadataMap) -> Result<WorkspaceId, Status> {
-        Ok(self.app.authenticate(api_key(metadata)).await?)
+    pub(super) async fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        needed: ApiKeyScope,
+    ) -> Result<WorkspaceId, Status> {
+        Ok(self.authenticate_caller(metadata, needed).await?.workspace)
     }
 
     /// The workspace and the id of the key that authenticated.
     pub(super) async fn authenticate_caller(
         &self,
         metadata: &MetadataMap,
+        needed: ApiKeyScope,
     ) -> Result<Caller, Status> {
-        Ok(self.app.authenticate_caller(api_key(metadata)).await?)
+        let caller = self.app.authenticate_caller(api_key(metadata)).await?;
+        caller.authorize(needed, "this call")?;
+        Ok(caller)
     }
 
     /// Runs `run` under the request's Idempotency-Key, if it has one, with the HTTP
@@ -159,7 +166,7 @@ impl ConversationService for Api {
         &self,
         request: Request<pb::ListChannelsRequest>,
     ) -> Result<Response<pb::ListChannelsResponse>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let channels = self.app.channels(&ws).await?;
         Ok(Response::new(convert::channels(channels)))
     }
@@ -169,7 +176,7 @@ impl ConversationService for Api {
         request: Request<pb::ComposeRequest>,
     ) -> Result<Response<pb::ComposeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(COMPOSE, &message);
         let input = convert::compose(message);
         let answer = self
@@ -185,7 +192,7 @@ impl ConversationService for Api {
         request: Request<pb::ProactiveRequest>,
     ) -> Result<Response<pb::ProactiveResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(PROACTIVE, &message);
         let input = convert::proactive(message)?;
         let answer = self
@@ -200,7 +207,7 @@ impl ConversationService for Api {
         &self,
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let conversation = self.app.conversation(&ws, &request.get_ref().conversation_id).await?;
         Ok(Response::new(convert::conversation(conversation)))
     }
@@ -209,7 +216,7 @@ impl ConversationService for Api {
         &self,
         request: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let contact = self.app.contact(&ws, &request.get_ref().contact).await?;
         Ok(Response::new(convert::contact(contact)))
     }
@@ -219,7 +226,7 @@ impl ConversationService for Api {
         request: Request<pb::SendConversationMessageRequest>,
     ) -> Result<Response<pb::MessageAccepted>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(CONVERSATION_MESSAGE, &message);
         let (id, input) = convert::conversation_message(message)?;
         let answer = self
@@ -238,7 +245,7 @@ impl ConversationService for Api {
         request: Request<pb::TakeOverRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(TAKE_OVER, &message);
         let input = TakeOverRequest { agent_id: message.agent_id };
         let id = message.conversation_id;
@@ -255,7 +262,7 @@ impl ConversationService for Api {
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(RESOLVE, &message);
         let (id, input) = convert::resolve(message);
         let answer =
@@ -274,7 +281,7 @@ impl MessageService for Api {
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::MessageAccepted>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(SEND_MESSAGE, &message);
         let input = convert::send_message(message)?;
         let answer = self
@@ -289,7 +296,7 @@ impl MessageService for Api {
         &self,
         request: Request<pb::GetMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let message = self.app.message(&ws, &request.get_ref().message_id).await?;
         Ok(Response::new(convert::message(message)))
     }
@@ -301,7 +308,7 @@ impl WindowService for Api {
         &self,
         request: Request<pb::GetWindowRequest>,
     ) -> Result<Response<pb::Window>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let window = self.app.window(&ws, &request.get_ref().contact).await?;
         Ok(Response::new(convert::window(window)))
     }
@@ -311,7 +318,7 @@ impl WindowService for Api {
         request: Request<pb::CloseWindowRequest>,
     ) -> Result<Response<pb::Window>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(CLOSE_WINDOW, &message);
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {
@@ -328,8 +335,16 @@ impl InboundService for Api {
         &self,
         request: Request<pb::InboundMessage>,
     ) -> Result<Response<pb::InboundAccepted>, Status> {
+        if self.app.sandbox().is_none() {
+            // Like an HTTP route that is not there: only a process with a sandbox simulates
+            // a contact's messages.
+            return Err(Status::unimplemented(
+                "no sandbox provider is attached to this process; InboundService.Receive \
+                 simulates a contact's message on sandbox channels only",
+            ));
+        }
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
         let print = fingerprint(RECEIVE, &message);
         let input = convert::inbound(message);
         let answer = self

@@ -50,6 +50,7 @@ pub fn grpc_code(code: &str, status: StatusCode) -> Code {
         | codes::IDEMPOTENCY_KEY_REUSED => Code::FailedPrecondition,
         codes::NOT_FOUND => Code::NotFound,
         codes::UNAUTHORIZED => Code::Unauthenticated,
+        codes::FORBIDDEN => Code::PermissionDenied,
         codes::IDEMPOTENCY_KEY_IN_USE | codes::CONFLICT => Code::Aborted,
         codes::RATE_LIMITED | codes::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
         codes::UNAVAILABLE => Code::Unavailable,

@@ -5,7 +5,9 @@
 //! The wire names channels, gates and modes as strings (the HTTP API's spelling); a string
 //! that names none is refused here naming its field, everything else is the application's.
 
-use convo_activities::store::{Actor, TemplateButton, TemplateButtonKind, TemplateCard};
+use convo_activities::store::{
+    Actor, ApiKeyScope, TemplateButton, TemplateButtonKind, TemplateCard,
+};
 use convo_domain::{Channel, Gate, WindowMode};
 use convo_proto::v1::{
     self as pb, template_service_server::TemplateService,
@@ -315,7 +317,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::GetSettingsRequest>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         ok(self.app.workspace().settings(&ws).await, settings)
     }
 
@@ -323,7 +325,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let patch = patch(request.into_inner())?;
         ok(self.app.workspace().update_settings(&ws, patch).await, settings)
     }
@@ -332,7 +334,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::SetRatesRequest>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let r = request.into_inner();
         let input =
             r.rates.map(rates).ok_or_else(|| ApiError::validation("rates", "is required"))?;
@@ -345,7 +347,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::SetPolicyRequest>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let r = request.into_inner();
         let input = overrides("overrides.", r.overrides.unwrap_or_default())?;
         let answer = self
@@ -361,7 +363,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::ComplianceTexts>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let input = compliance(request.into_inner());
         ok(self.app.workspace().set_compliance(&ws, input).await, settings)
     }
@@ -370,7 +372,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::InactivityPing>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let input = ping(request.into_inner());
         ok(self.app.workspace().set_inactivity_ping(&ws, input).await, settings)
     }
@@ -379,7 +381,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::ClearInactivityPingRequest>,
     ) -> Result<Response<pb::WorkspaceSettings>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         ok(self.app.workspace().clear_inactivity_ping(&ws).await, settings)
     }
 
@@ -387,7 +389,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Balance>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         ok(self.app.workspace().balance(&ws).await, balance)
     }
 
@@ -396,7 +398,7 @@ impl WorkspaceService for Api {
         request: Request<pb::TopUpRequest>,
     ) -> Result<Response<pb::TopUp>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let caller = self.authenticate_caller(&metadata).await?;
+        let caller = self.authenticate_caller(&metadata, ApiKeyScope::Admin).await?;
         let ws = &caller.workspace;
         let print = fingerprint(TOP_UP, &message);
         let input = TopUpRequest { amount: message.amount, reason: message.reason };
@@ -413,7 +415,7 @@ impl WorkspaceService for Api {
         &self,
         request: Request<pb::ListTopUpsRequest>,
     ) -> Result<Response<pb::ListTopUpsResponse>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let query = TopUpsQuery { limit: request.get_ref().limit };
         ok(self.app.workspace().top_ups(&ws, query).await, |list| pb::ListTopUpsResponse {
             top_ups: list.data.into_iter().map(top_up).collect(),
@@ -428,7 +430,7 @@ impl TemplateService for Api {
         request: Request<pb::CreateTemplateRequest>,
     ) -> Result<Response<pb::MessageTemplate>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let ws = &self.authenticate(&metadata).await?;
+        let ws = &self.authenticate(&metadata, ApiKeyScope::Admin).await?;
         let print = fingerprint(CREATE_TEMPLATE, &message);
         let channel: Channel = parse_channel("channel", &message.channel)?;
         let input = CreateTemplateRequest {
@@ -468,7 +470,7 @@ impl TemplateService for Api {
         &self,
         request: Request<pb::ListTemplatesRequest>,
     ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         ok(self.app.workspace().templates(&ws).await, |list| pb::ListTemplatesResponse {
             templates: list.data.into_iter().map(template).collect(),
         })
@@ -478,7 +480,7 @@ impl TemplateService for Api {
         &self,
         request: Request<pb::GetTemplateRequest>,
     ) -> Result<Response<pb::MessageTemplate>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Read).await?;
         let r = request.get_ref();
         ok(self.app.workspace().template(&ws, &r.name, r.channel.as_deref()).await, template)
     }
@@ -487,7 +489,7 @@ impl TemplateService for Api {
         &self,
         request: Request<pb::DeleteTemplateRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
-        let ws = self.authenticate(request.metadata()).await?;
+        let ws = self.authenticate(request.metadata(), ApiKeyScope::Admin).await?;
         let r = request.get_ref();
         ok(self.app.workspace().delete_template(&ws, &r.name, r.channel.as_deref()).await, |()| {
             pb::Ack { ok: true }

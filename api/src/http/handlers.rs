@@ -156,9 +156,9 @@ pub(super) async fn sandbox_status(
 
 pub(super) async fn sandbox_outbox(
     State(s): State<HttpState>,
-    Extension(_ws): Extension<WorkspaceId>,
+    Extension(ws): Extension<WorkspaceId>,
 ) -> Answer {
-    Ok(json(StatusCode::OK, s.app.sandbox_outbox()?))
+    Ok(json(StatusCode::OK, s.app.sandbox_outbox(&ws).await?))
 }
 
 pub(super) async fn create_webhook_endpoint(
@@ -328,6 +328,6 @@ pub(super) async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
-pub(super) async fn openapi() -> Response {
-    json(StatusCode::OK, super::openapi::document())
+pub(super) async fn openapi(State(s): State<HttpState>) -> Response {
+    json(StatusCode::OK, super::openapi::document_of(s.app.sandbox().is_some()))
 }

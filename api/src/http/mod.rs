@@ -35,6 +35,8 @@ pub use extract::{ApiJson, ApiQuery, OptionalJson, PathParam, RawBody, parse_jso
 pub use idempotency::IdempotencyKey;
 pub use metrics::Metrics;
 
+use convo_activities::store::ApiKeyScope;
+
 use crate::{
     app::App,
     error::{ApiError, codes},
@@ -54,7 +56,7 @@ pub fn router(app: App) -> Router {
 
     // Authenticated with an API key; POSTs honour Idempotency-Key. Layers run outermost last
     // added: auth, then idempotency (which needs the workspace), then the handler.
-    let authed = Router::new()
+    let mut authed = Router::new()
         .route("/v1/conversations/compose", post(handlers::compose))
         .route("/v1/conversations/proactive", post(handlers::proactive))
         .route("/v1/conversations/{id}", get(handlers::get_conversation))
@@ -67,9 +69,6 @@ pub fn router(app: App) -> Router {
         .route("/v1/contacts/{contact}", get(handlers::get_contact))
         .route("/v1/windows/{contact}", get(handlers::get_window))
         .route("/v1/windows/{contact}/close", post(handlers::close_window))
-        .route("/v1/inbound/sandbox", post(handlers::inbound_sandbox))
-        .route("/v1/inbound/sandbox/statuses", post(handlers::sandbox_status))
-        .route("/v1/sandbox/outbox", get(handlers::sandbox_outbox))
         .route(
             "/v1/webhook-endpoints",
             post(handlers::create_webhook_endpoint).get(handlers::webhook_endpoints),
@@ -90,7 +89,16 @@ pub fn router(app: App) -> Router {
         .route("/v1/workspace/balance", get(workspace::balance))
         .route("/v1/workspace/balance/top-ups", post(workspace::top_up).get(workspace::top_ups))
         .route("/v1/templates", post(workspace::create_template).get(workspace::templates))
-        .route("/v1/templates/{name}", get(workspace::template).delete(workspace::delete_template))
+        .route("/v1/templates/{name}", get(workspace::template).delete(workspace::delete_template));
+    if state.app.sandbox().is_some() {
+        // The sandbox's simulations of a contact exist only where a sandbox provider is
+        // attached (`convo serve`, test stacks), never in the production `convo api`.
+        authed = authed
+            .route("/v1/inbound/sandbox", post(handlers::inbound_sandbox))
+            .route("/v1/inbound/sandbox/statuses", post(handlers::sandbox_status))
+            .route("/v1/sandbox/outbox", get(handlers::sandbox_outbox));
+    }
+    let authed = authed
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
@@ -141,8 +149,31 @@ fn api_key(headers: &HeaderMap) -> Option<&str> {
     App::presented_api_key(get(header::AUTHORIZATION.as_str()), get("x-api-key"))
 }
 
+/// What an API key must be allowed to call `method path` (a matched route): reads need a
+/// `read` key, sends and conversation actions a `send` key, and what configures the workspace
+/// (settings, rates, balance top-ups, webhook endpoints, templates) an `admin` key.
+pub(crate) fn required_scope(method: &str, path: &str) -> ApiKeyScope {
+    if matches!(method, "GET" | "HEAD" | "get" | "head") {
+        return ApiKeyScope::Read;
+    }
+    let configures = ["/v1/workspace/", "/v1/webhook-endpoints", "/v1/templates"];
+    if configures.iter().any(|prefix| path.starts_with(prefix)) {
+        ApiKeyScope::Admin
+    } else {
+        ApiKeyScope::Send
+    }
+}
+
 async fn authenticate(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
-    match state.app.authenticate_caller(api_key(req.headers())).await {
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let needed = required_scope(req.method().as_str(), path.as_deref().unwrap_or_default());
+    let authorized = match state.app.authenticate_caller(api_key(req.headers())).await {
+        Ok(caller) => caller
+            .authorize(needed, &format!("{} {}", req.method(), path.as_deref().unwrap_or("")))
+            .map(|()| caller),
+        Err(e) => Err(e),
+    };
+    match authorized {
         Ok(caller) => {
             req.extensions_mut().insert(caller.workspace.clone());
             req.extensions_mut().insert(caller);

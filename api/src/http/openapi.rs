@@ -433,7 +433,7 @@ fn parameters(generator: &mut SchemaGenerator, op: &Operation) -> Vec<Value> {
     }
     if op.idempotent {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
-            "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: the retry waits for its answer (up to 30 s), then 409 idempotency_key_in_use with Retry-After. A client that hangs up does not cancel the request, and a request whose process died is taken over once its lease (10 s) runs out. Kept 24 h."}));
+            "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: the retry waits for its answer (up to 30 s), then 409 idempotency_key_in_use with Retry-After. A client that hangs up does not cancel the request, and a request whose process died is taken over once its lease (5 s) runs out. Kept 24 h."}));
     }
     params
 }
@@ -461,7 +461,14 @@ pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
         ));
     }
     match op.auth {
-        Auth::ApiKey => statuses.push((401, "No valid API key (`unauthorized`).".into())),
+        Auth::ApiKey => {
+            statuses.push((401, "No valid API key (`unauthorized`).".into()));
+            let scope = super::required_scope(op.method, op.path);
+            statuses.push((
+                403,
+                format!("The API key's scope does not cover this operation, which needs a `{scope}` (or wider) key (`forbidden`)."),
+            ));
+        }
         Auth::Signature(_) => {
             statuses.push((401, "Bad or missing signature (`unauthorized`).".into()))
         }
@@ -473,7 +480,7 @@ pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
             "The workspace's balance cannot cover the send (`insufficient_balance`).".into(),
         ));
     }
-    if op.errors.contains(&403) {
+    if op.errors.contains(&403) && op.auth != Auth::ApiKey {
         statuses.push((403, "The verify token does not match (`unauthorized`).".into()));
     }
     if path_parameters(op.path).next().is_some() {
@@ -534,12 +541,25 @@ fn responses(generator: &mut SchemaGenerator, op: &Operation, error: &Value) -> 
     responses
 }
 
-/// The OpenAPI document.
+/// The OpenAPI document of every operation, the sandbox's included.
+#[cfg(test)]
 pub(crate) fn document() -> Value {
+    document_of(true)
+}
+
+/// Whether an operation is one of the sandbox's simulations, routed only where a sandbox
+/// provider is attached.
+pub(crate) fn is_sandbox(path: &str) -> bool {
+    path.starts_with("/v1/inbound/sandbox") || path.starts_with("/v1/sandbox/")
+}
+
+/// The OpenAPI document of what a process serves: without a sandbox, its operations are
+/// neither routed nor documented.
+pub(crate) fn document_of(sandbox: bool) -> Value {
     let mut generator = generator();
     let error = schema_of::<ErrorBody<'_>>(&mut generator).to_value();
     let mut paths: Map<String, Value> = Map::new();
-    for op in OPERATIONS {
+    for op in OPERATIONS.iter().filter(|op| sandbox || !is_sandbox(op.path)) {
         let mut operation = json!({
             "summary": op.summary,
             "parameters": parameters(&mut generator, op),
@@ -720,7 +740,7 @@ mod tests {
         let body = &body[..body.find("\n}\n").unwrap()];
         let mut routes = Vec::new();
         let groups: Vec<(usize, &'static str)> =
-            [("let authed", "authed"), ("let providers", "providers"), ("let ops", "ops")]
+            [("let mut authed", "authed"), ("let providers", "providers"), ("let ops", "ops")]
                 .into_iter()
                 .map(|(marker, name)| (body.find(marker).unwrap(), name))
                 .collect();

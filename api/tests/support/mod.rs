@@ -16,7 +16,7 @@ use convo_activities::{
     sandbox::{Sandbox, SandboxHandle},
     store::{ChannelConfig, Store},
     testing::WebhookReceiver,
-    webhooks::DispatcherConfig,
+    webhooks::{Destinations, DispatcherConfig},
 };
 use convo_api::{App, AppSettings};
 use convo_devserver::DevServerConfig;
@@ -76,6 +76,8 @@ pub struct Stack {
     pub grpc: String,
     pub http: reqwest::Client,
     pub store: Store,
+    /// The Temporal side of the application, for a test that builds an app of its own.
+    pub sessions: Sessions,
     pub sandbox: Arc<SandboxHandle>,
     pub receiver: WebhookReceiver,
     pub a: Tenant,
@@ -140,7 +142,11 @@ async fn seed(
 
 impl Stack {
     pub async fn start(test: &str) -> anyhow::Result<Self> {
-        Self::start_with(test, AppSettings::default()).await
+        let settings = AppSettings {
+            webhook_destinations: Destinations::DEVELOPMENT,
+            ..AppSettings::default()
+        };
+        Self::start_with(test, settings).await
     }
 
     pub async fn start_with(test: &str, app_settings: AppSettings) -> anyhow::Result<Self> {
@@ -169,6 +175,7 @@ impl Stack {
         let webhooks = DispatcherConfig {
             retry_schedule: vec![Duration::from_millis(50); 3],
             poll_interval: Duration::from_millis(100),
+            destinations: Destinations::DEVELOPMENT,
             ..DispatcherConfig::default()
         };
         let deps = Dependencies {
@@ -183,7 +190,7 @@ impl Stack {
         let worker = convo_worker::spawn(settings.clone(), deps, None).await?;
         let client = convo_worker::connect(&settings).await?;
         let sessions = Sessions::new(client, store.clone(), task_queue);
-        let app = App::new(sessions, app_settings).with_sandbox(sandbox.clone());
+        let app = App::new(sessions.clone(), app_settings).with_sandbox(sandbox.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -200,6 +207,7 @@ impl Stack {
             grpc,
             http: reqwest::Client::new(),
             store,
+            sessions,
             sandbox,
             receiver,
             a,
