@@ -14,24 +14,11 @@ use convo_proto::v1::{
 };
 use prost::Message as _;
 use serde_json::json;
-use support::{Stack, WAIT};
-use tonic::{Code, Request, Status, transport::Channel as Conn};
+use support::{Stack, WAIT, req};
+use tonic::{Code, Status, transport::Channel as Conn};
 use tonic_types::StatusExt as _;
 
 const PHONE: &str = "+14155550140";
-
-/// A request with metadata: the API key as a bearer token (if any) and extra pairs.
-fn req<T>(key: Option<&str>, message: T, extra: &[(&'static str, &str)]) -> Request<T> {
-    let mut request = Request::new(message);
-    let metadata = request.metadata_mut();
-    if let Some(key) = key {
-        metadata.insert("authorization", format!("Bearer {key}").parse().expect("ascii"));
-    }
-    for (name, value) in extra {
-        metadata.insert(*name, value.parse().expect("ascii"));
-    }
-    request
-}
 
 /// The status code, the ErrorInfo reason (checking its domain) and its `field`.
 fn reason(status: &Status) -> (Code, String, Option<String>) {

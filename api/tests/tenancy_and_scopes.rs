@@ -14,17 +14,11 @@ use convo_proto::v1::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Stack, WAIT};
-use tonic::{Code, Request};
+use support::{Stack, WAIT, req};
+use tonic::Code;
 
 fn template_send(to: &str) -> Value {
     json!({"to": to, "channel": "sms", "message_type": "MESSAGE", "content": {"template": {"name": "hello"}}})
-}
-
-fn with_key<T>(key: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("ascii"));
-    request
 }
 
 /// The application without a sandbox and with production's default settings, served over
@@ -150,7 +144,7 @@ async fn a_workspace_sees_and_simulates_only_its_own_sandbox_traffic() -> anyhow
         text: "STOP".into(),
         ..Default::default()
     };
-    let refused = inbound.receive(with_key(&b.key, message)).await.unwrap_err();
+    let refused = inbound.receive(req(Some(&b.key), message, &[])).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     stack.shutdown().await
 }
@@ -209,7 +203,7 @@ async fn production_serves_no_sandbox_route_and_refuses_internal_webhooks() -> a
         text: "STOP".into(),
         ..Default::default()
     };
-    let refused = inbound.receive(with_key(key, message)).await.unwrap_err();
+    let refused = inbound.receive(req(Some(key), message, &[])).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
     let (status, _) = call(Method::GET, "/v1/contacts/%2B14155550603", None).await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "no contact was created");
@@ -349,15 +343,15 @@ async fn key_scopes_limit_what_a_key_may_do() -> anyhow::Result<()> {
         ..Default::default()
     };
     let refused =
-        messages.send_message(with_key(read_key, send_request.clone())).await.unwrap_err();
+        messages.send_message(req(Some(read_key), send_request.clone(), &[])).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    workspace.get_settings(with_key(read_key, pb::GetSettingsRequest::default())).await?;
+    workspace.get_settings(req(Some(read_key), pb::GetSettingsRequest::default(), &[])).await?;
     let refused = workspace
-        .update_settings(with_key(send_key, pb::UpdateSettingsRequest::default()))
+        .update_settings(req(Some(send_key), pb::UpdateSettingsRequest::default(), &[]))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    messages.send_message(with_key(send_key, send_request)).await?;
+    messages.send_message(req(Some(send_key), send_request, &[])).await?;
 
     // Each key records its last use; a revoked key authenticates nothing from its next request.
     let keys = stack.store.api_keys(&ws).await?;

@@ -147,12 +147,7 @@ async fn a_conversations_replies_follow_the_contact() -> anyhow::Result<()> {
     let id = composed["conversation_id"].as_str().context("conversation_id")?.to_owned();
     outbox(&api, 1).await?;
     inbound(&api, "sms", phone, "Got it, thanks!", "SMcc10").await?;
-    eventually(WAIT, || async {
-        let (_, c) = api.get(&format!("/v1/conversations/{id}")).await?;
-        anyhow::ensure!(c["status"] == "active", "conversation is {c}");
-        Ok(())
-    })
-    .await?;
+    api.conversation_active(&id).await?;
     let reply = json!({"type": "text", "text": {"body": "Glad to help"}});
     let (status, sent) = api.post(&format!("/v1/conversations/{id}/messages"), reply).await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");

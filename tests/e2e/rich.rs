@@ -363,12 +363,7 @@ async fn a_conversation_reply_carries_suggestions() -> anyhow::Result<()> {
         .post("/v1/inbound/sandbox", json!({"from": phone, "channel": "rcs", "text": "Hi!"}))
         .await?;
     assert!(status.is_success(), "{body}");
-    eventually(WAIT, || async {
-        let (_, c) = api.get(&format!("/v1/conversations/{id}")).await?;
-        anyhow::ensure!(c["status"] == "active", "conversation is {c}");
-        Ok(())
-    })
-    .await?;
+    api.conversation_active(&id).await?;
     let too_long = json!({"type": "text", "text": {"body": "Pick one",
         "suggestions": [{"reply": {"text": "x".repeat(26)}}]}});
     let (status, answer) = api.post(&format!("/v1/conversations/{id}/messages"), too_long).await?;
@@ -490,12 +485,7 @@ async fn conversations_and_campaigns_carry_their_traffic_type() -> anyhow::Resul
         .post("/v1/inbound/sandbox", json!({"from": phone, "channel": "rcs", "text": "Hi!"}))
         .await?;
     assert!(status.is_success(), "{body}");
-    eventually(WAIT, || async {
-        let (_, c) = api.get(&format!("/v1/conversations/{id}")).await?;
-        anyhow::ensure!(c["status"] == "active", "conversation is {c}");
-        Ok(())
-    })
-    .await?;
+    api.conversation_active(&id).await?;
     let reply = json!({"type": "text", "text": {"body": "Your table is ready."}});
     let (status, sent) = api.post(&format!("/v1/conversations/{id}/messages"), reply).await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");

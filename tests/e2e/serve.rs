@@ -182,6 +182,16 @@ impl Api {
         })
         .await
     }
+
+    /// Waits until the conversation `id` is active: the contact's reply has reached it.
+    pub(crate) async fn conversation_active(&self, id: &str) -> anyhow::Result<()> {
+        eventually(WAIT, || async {
+            let (_, c) = self.get(&format!("/v1/conversations/{id}")).await?;
+            anyhow::ensure!(c["status"] == "active", "conversation is {c}");
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// The README's walk: compose to a new number (the template goes out), the contact replies

@@ -158,8 +158,9 @@ impl Destinations {
     }
 
     /// Checks what can be checked without the network: the scheme, that there is a host, and
-    /// a literal IP host. Returns the host (unbracketed) and port to resolve.
-    pub fn check_url(&self, url: &str) -> Result<(String, u16), Refused> {
+    /// a literal IP host. Returns the host name and port left to resolve, or `None` for a
+    /// literal IP, which is checked already.
+    pub fn check_url(&self, url: &str) -> Result<Option<(String, u16)>, Refused> {
         let parsed =
             url::Url::parse(url).map_err(|e| Refused(format!("{url:?} is not a URL: {e}")))?;
         match parsed.scheme() {
@@ -178,18 +179,14 @@ impl Destinations {
         }
         let port = parsed.port_or_known_default().unwrap_or(443);
         match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => {
-                self.check_ip(IpAddr::V4(ip)).map(|()| (ip.to_string(), port))
-            }
-            Some(url::Host::Ipv6(ip)) => {
-                self.check_ip(IpAddr::V6(ip)).map(|()| (ip.to_string(), port))
-            }
+            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)).map(|()| None),
+            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)).map(|()| None),
             Some(url::Host::Domain(name)) if !name.is_empty() => {
                 let lower = name.trim_end_matches('.').to_ascii_lowercase();
                 if (lower == "localhost" || lower.ends_with(".localhost")) && !self.allow_loopback {
                     return Err(Refused(format!("{name} is the local host")));
                 }
-                Ok((name.to_owned(), port))
+                Ok(Some((name.to_owned(), port)))
             }
             _ => Err(Refused("must have a host".into())),
         }
@@ -198,10 +195,9 @@ impl Destinations {
     /// [`Destinations::check_url`], then resolves the host and refuses it if any address it
     /// resolves to is refused (or if it resolves to none).
     pub async fn check(&self, url: &str) -> Result<(), Refused> {
-        let (host, port) = self.check_url(url)?;
-        if host.parse::<IpAddr>().is_ok() {
+        let Some((host, port)) = self.check_url(url)? else {
             return Ok(());
-        }
+        };
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| Refused(format!("{host} does not resolve: {e}")))?
@@ -266,13 +262,13 @@ mod tests {
 
     use super::*;
 
-    fn v4(s: &str) -> IpAddr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn ranges_are_classified() {
-        for (ip, range) in [
+        for (text, range) in [
             ("127.0.0.1", Some(Range::Loopback)),
             ("0.0.0.0", Some(Range::Loopback)),
             ("::1", Some(Range::Loopback)),
@@ -303,7 +299,7 @@ mod tests {
             ("2606:4700::1111", None),
             ("::ffff:1.1.1.1", None),
         ] {
-            assert_eq!(classify(v4(ip)), range, "{ip}");
+            assert_eq!(classify(ip(text)), range, "{text}");
         }
     }
 
@@ -325,7 +321,11 @@ mod tests {
         assert!(prod.check_url("https://1.1.1.1/hook").is_ok());
         assert!(prod.check_url("ftp://example.com/").is_err());
         assert!(prod.check_url("https://user:pw@example.com/").is_err());
-        assert_eq!(prod.check_url("https://example.com/x").unwrap(), ("example.com".into(), 443));
+        assert_eq!(
+            prod.check_url("https://example.com/x").unwrap(),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(prod.check_url("https://1.1.1.1:8443/x").unwrap(), None, "checked already");
     }
 
     #[tokio::test]

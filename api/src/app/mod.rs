@@ -191,13 +191,9 @@ impl App {
 
     // ---- auth ---------------------------------------------------------------------------
 
-    /// The workspace whose API key `key` is; `unauthorized` for a missing, unknown or revoked
-    /// key (one answer for all, so keys cannot be probed).
-    pub async fn authenticate(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
-        Ok(self.authenticate_caller(key).await?.workspace)
-    }
-
-    /// Like [`App::authenticate`], with the id of the key that authenticated.
+    /// Who presents the API key `key`: its workspace, id and scope; `unauthorized` for a
+    /// missing, unknown or revoked key (one answer for all, so keys cannot be probed). The
+    /// transport then checks the scope the operation needs ([`Caller::authorize`]).
     pub async fn authenticate_caller(&self, key: Option<&str>) -> Result<Caller, ApiError> {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return Err(ApiError::unauthorized(
@@ -380,7 +376,7 @@ impl App {
         self.inner.sandbox.as_deref()
     }
 
-    /// The attached sandbox, or `unavailable` where none is (a transport that routes sandbox
+    /// The attached sandbox, or `not_found` where none is (a transport that routes sandbox
     /// calls only where [`App::sandbox`] is set never meets this).
     fn attached_sandbox(&self) -> Result<&SandboxHandle, ApiError> {
         self.sandbox()

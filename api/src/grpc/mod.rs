@@ -4,8 +4,9 @@
 //! `grpc.health.v1.Health`.
 //!
 //! - **Auth**: metadata `authorization: Bearer <key>` or `x-api-key: <key>`
-//!   ([`App::authenticate`]); a missing, unknown or revoked key is `UNAUTHENTICATED`. Another
-//!   workspace's resources are `NOT_FOUND`.
+//!   ([`App::authenticate_caller`]); a missing, unknown or revoked key is `UNAUTHENTICATED`,
+//!   and a key whose scope does not cover the method is `PERMISSION_DENIED`
+//!   ([`crate::Caller::authorize`]). Another workspace's resources are `NOT_FOUND`.
 //! - **Idempotency**: metadata `idempotency-key` on every RPC that sends or starts something
 //!   (Compose, Proactive, SendConversationMessage, TakeOver, Resolve, SendMessage,
 //!   CloseWindow, Receive) or creates something (TopUp, CreateTemplate), with the HTTP

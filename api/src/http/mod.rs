@@ -153,7 +153,7 @@ fn api_key(headers: &HeaderMap) -> Option<&str> {
 /// `read` key, sends and conversation actions a `send` key, and what configures the workspace
 /// (settings, rates, balance top-ups, webhook endpoints, templates) an `admin` key.
 pub(crate) fn required_scope(method: &str, path: &str) -> ApiKeyScope {
-    if matches!(method, "GET" | "HEAD" | "get" | "head") {
+    if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
         return ApiKeyScope::Read;
     }
     let configures = ["/v1/workspace/", "/v1/webhook-endpoints", "/v1/templates"];
@@ -167,12 +167,12 @@ pub(crate) fn required_scope(method: &str, path: &str) -> ApiKeyScope {
 async fn authenticate(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let needed = required_scope(req.method().as_str(), path.as_deref().unwrap_or_default());
-    let authorized = match state.app.authenticate_caller(api_key(req.headers())).await {
-        Ok(caller) => caller
-            .authorize(needed, &format!("{} {}", req.method(), path.as_deref().unwrap_or("")))
-            .map(|()| caller),
-        Err(e) => Err(e),
-    };
+    let operation = format!("{} {}", req.method(), path.as_deref().unwrap_or_default());
+    let authorized = state
+        .app
+        .authenticate_caller(api_key(req.headers()))
+        .await
+        .and_then(|caller| caller.authorize(needed, &operation).map(|()| caller));
     match authorized {
         Ok(caller) => {
             req.extensions_mut().insert(caller.workspace.clone());

@@ -26,6 +26,20 @@ use convo_worker::{Dependencies, Settings, WorkerThread};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use temporalio_client::Url;
+use tonic::Request;
+
+/// A gRPC request with metadata: the API key as a bearer token (if any) and extra pairs.
+pub fn req<T>(key: Option<&str>, message: T, extra: &[(&'static str, &str)]) -> Request<T> {
+    let mut request = Request::new(message);
+    let metadata = request.metadata_mut();
+    if let Some(key) = key {
+        metadata.insert("authorization", format!("Bearer {key}").parse().expect("ascii"));
+    }
+    for (name, value) in extra {
+        metadata.insert(*name, value.parse().expect("ascii"));
+    }
+    request
+}
 
 /// Generous bound for anything that involves the worker.
 pub const WAIT: Duration = Duration::from_secs(20);
