@@ -139,6 +139,44 @@ async fn a_reply_during_the_first_send_makes_the_conversation_active() -> anyhow
     env.shutdown().await
 }
 
+/// A reply on another channel while the first message is still with the provider moves the
+/// conversation to that channel, but the first message stays logged on the channel it went
+/// out on (it was shown as SMS after an SMS reply overtook a WhatsApp template).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_on_another_channel_during_the_first_send_keeps_its_channel() -> anyhow::Result<()>
+{
+    let env = TestEnv::start("compose-early-sms-reply").await?;
+    let phone = "+14155550178";
+    env.sandbox.set_latency(std::time::Duration::from_secs(3));
+    let input = compose(
+        &env,
+        Channel::Whatsapp,
+        ContactTarget::Phone { phone: phone.into(), name: None },
+        FirstMessage { template: Some("order_shipped".into()), ..FirstMessage::default() },
+    );
+    let id = input.conversation_id.clone();
+    env.sessions.compose(input).await?;
+    let contact = conversation_until(&env, &id, "contact", |v| v.contact_id.is_some())
+        .await?
+        .contact_id
+        .expect("resolved");
+    convo_tests::eventually(WAIT, || async {
+        let logged = env.store.messages(&env.workspace_id, &contact).await?;
+        anyhow::ensure!(!logged.is_empty(), "the first message is not logged yet");
+        Ok(())
+    })
+    .await?;
+    inbound(&env, Channel::Sms, phone, "SMearly", "got it on SMS").await?;
+    let v =
+        conversation_until(&env, &id, "active", |v| v.status == ConversationStatus::Active).await?;
+    let first = v.messages.iter().find(|m| m.text == "template:order_shipped");
+    assert_eq!(first.and_then(|m| m.channel), Some(Channel::Whatsapp), "{v:?}");
+    let reply = v.messages.iter().find(|m| m.text == "got it on SMS");
+    assert_eq!(reply.and_then(|m| m.channel), Some(Channel::Sms), "{v:?}");
+    assert_eq!(env.sandbox.sends()[0].channel, Channel::Whatsapp);
+    env.shutdown().await
+}
+
 /// E-mail has no window: the free-form first message goes out with its subject over SMTP to
 /// a contact created from the address; no reply within the timeout expires the conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,11 +285,11 @@ impl OutboundConversationWorkflow {
         let at = ctx.workflow_time().map(Timestamp::from_system_time);
         ctx.state_mut(|s| {
             s.replies_in_flight -= 1;
-            if let Ok(receipt) = &sent {
-                s.record_outbound(&receipt.message_id, &shown, at);
+            if let Ok((receipt, channel)) = &sent {
+                s.record_outbound(&receipt.message_id, &shown, at, *channel);
             }
         });
-        Ok(sent?)
+        Ok(sent?.0)
     }
 
     /// A human takes over from a bot.
@@ -439,13 +439,21 @@ impl OutboundConversationWorkflow {
         }
     }
 
-    fn record_outbound(&mut self, message_id: &str, text: &str, at: Option<Timestamp>) {
+    /// An outbound message, on the channel it went out on: a reply that arrives on another
+    /// channel while it is in flight moves the conversation, not the message already sent.
+    fn record_outbound(
+        &mut self,
+        message_id: &str,
+        text: &str,
+        at: Option<Timestamp>,
+        channel: Channel,
+    ) {
         self.view.messages.push(ConversationMessage {
             message_id: message_id.to_owned(),
             direction: Direction::Outbound,
             text: text.to_owned(),
             at,
-            channel: self.reply_channel,
+            channel: Some(channel),
         });
     }
 }
@@ -487,9 +495,9 @@ async fn send_first(
         let kind =
             SendKind::Freeform { text: text.clone(), subject: first.subject.clone(), sender };
         match session_send(ctx, input, contact, base_id.clone(), kind).await {
-            Ok(receipt) => {
+            Ok((receipt, channel)) => {
                 let at = ctx.workflow_time().map(Timestamp::from_system_time);
-                ctx.state_mut(|s| s.record_outbound(&receipt.message_id, text, at));
+                ctx.state_mut(|s| s.record_outbound(&receipt.message_id, text, at, channel));
                 return Ok(());
             }
             Err(e) if e.code == "no_active_session" && first.template.is_some() => {}
@@ -507,9 +515,11 @@ async fn send_first(
         message_type: MessageType::Message,
         params: Box::new(first.template_params.clone()),
     };
-    let receipt = session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
+    let (receipt, channel) =
+        session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
     let at = ctx.workflow_time().map(Timestamp::from_system_time);
-    ctx.state_mut(|s| s.record_outbound(&receipt.message_id, &format!("template:{template}"), at));
+    let shown = format!("template:{template}");
+    ctx.state_mut(|s| s.record_outbound(&receipt.message_id, &shown, at, channel));
     Ok(())
 }
 
@@ -519,7 +529,7 @@ async fn session_send(
     contact: &str,
     message_id: String,
     kind: SendKind,
-) -> Result<SendReceipt, SendError> {
+) -> Result<(SendReceipt, Channel), SendError> {
     // Where the contact's latest reply came from: their session follows them there.
     let channel = ctx.state(|s| s.reply_channel).unwrap_or(input.channel);
     let send = SessionSendInput {
@@ -545,7 +555,7 @@ async fn session_send(
         .execute_activity(ConversationActivities::session_send, send, send_options(summary))
         .await
     {
-        Ok(SessionSendOutcome::Sent(receipt)) => Ok(receipt),
+        Ok(SessionSendOutcome::Sent(receipt)) => Ok((receipt, channel)),
         Ok(SessionSendOutcome::Refused(e)) => Err(e),
         Err(e) => {
             Err(SendError { code: error_types::PROVIDER_REJECTED.into(), message: reason(&e) })
