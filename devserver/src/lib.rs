@@ -16,6 +16,7 @@
 
 pub mod clock;
 mod engine;
+pub mod fuzzing;
 pub mod launch;
 mod pb;
 mod service;

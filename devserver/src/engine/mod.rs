@@ -19,7 +19,7 @@ mod ops;
 mod runs;
 mod snapshot;
 mod util;
-mod visibility;
+pub(crate) mod visibility;
 mod workflow;
 mod workflow_task;
 
