@@ -643,6 +643,26 @@ async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = api.window_until(phone, "closed", |w| w["open"] == false).await?;
     assert_eq!(w["close_reason"], "EXPLICIT");
+    // A resolved conversation has ended: acting on it is 409 `conversation_closed` (it was a
+    // 404, for a conversation `GET` still shows).
+    eventually(WAIT, || async {
+        let (status, body) = api
+            .post(&format!("/v1/conversations/{id}/take-over"), json!({"agent_id": "agent-8"}))
+            .await?;
+        anyhow::ensure!(
+            status == StatusCode::CONFLICT && body["error"]["code"] == "conversation_closed",
+            "{status} {body}"
+        );
+        Ok(())
+    })
+    .await?;
+    let (status, body) = api.post(&format!("/v1/conversations/{id}/resolve"), json!({})).await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("conversation_closed"))
+    );
+    let (status, _) = api.get(&format!("/v1/conversations/{id}")).await?;
+    assert_eq!(status, StatusCode::OK);
     stack.shutdown().await
 }
 

@@ -21,6 +21,7 @@ use super::{
     },
 };
 use crate::error::ApiError;
+use axum::http::StatusCode;
 
 /// The wire name of a status (`awaiting_reply`, ...).
 pub(crate) fn status_name(status: ConversationStatus) -> String {
@@ -38,7 +39,12 @@ pub(crate) fn update_error(e: WorkflowUpdateError) -> ApiError {
             Some(refusal) => refusal.into(),
             None => ApiError::conflict(failure.message.clone()),
         },
-        WorkflowUpdateError::NotFound(_) => ApiError::not_found("the conversation is not running"),
+        // Every caller found the conversation in the store first: it exists, and has ended.
+        WorkflowUpdateError::NotFound(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            crate::error::codes::CONVERSATION_CLOSED,
+            "the conversation has ended (resolved, failed or timed out)",
+        ),
         other => ApiError::unavailable(format!("the workflow service failed: {other}")),
     }
 }

@@ -514,6 +514,20 @@ fn unregistered(field: &str, variables: &Value) -> Result<TemplateParams, ApiErr
         Value::Object(o)
             if o.keys().all(|k| STRUCTURED_KEYS.contains(&k.as_str())) && !o.is_empty() =>
         {
+            // Without the registry's components there is nothing to put header, button or
+            // card values in: refused, never dropped unsaid.
+            for part in ["header", "buttons", "cards"] {
+                match o.get(part) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(a)) if a.is_empty() => {}
+                    Some(_) => {
+                        return Err(ApiError::validation(
+                            format!("{vfield}.{part}"),
+                            "a template the registry does not know takes body values only: register it to send header, button or card values",
+                        ));
+                    }
+                }
+            }
             let n = o.get("body").and_then(Value::as_array).map_or(0, Vec::len);
             let names: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
             body = list(&format!("{vfield}.body"), o.get("body"), &names)?;
@@ -697,6 +711,16 @@ mod tests {
 
     fn field(body: &str, vars: &[&str]) -> Option<String> {
         variables(body, &declared(vars)).err().and_then(|e| e.field)
+    }
+
+    #[test]
+    fn an_unregistered_template_takes_body_values_only() {
+        let sent = unregistered("t", &serde_json::json!({"body": ["Ada"], "buttons": []})).unwrap();
+        assert_eq!(sent.body.len(), 1);
+        for part in ["header", "buttons", "cards"] {
+            let e = unregistered("t", &serde_json::json!({"body": ["Ada"], part: {}})).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(format!("t.variables.{part}").as_str()));
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub use workspace::{
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     /// The approved template's name.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Values for the template's placeholders.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -309,7 +310,8 @@ pub enum ConversationMessageRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TakeOverRequest {
-    /// The human agent taking over.
+    /// The human agent taking over (1 to 200 characters).
+    #[schemars(length(min = 1))]
     pub agent_id: String,
 }
 
@@ -617,6 +619,7 @@ pub struct WebhookEndpointOut {
 pub struct DeliveriesQuery {
     /// `pending`, `delivered`, `failed` or `cancelled`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["pending", "delivered", "failed", "cancelled"]))]
     pub status: Option<String>,
     /// Only this endpoint's.
     #[serde(default)]
@@ -626,6 +629,7 @@ pub struct DeliveriesQuery {
     pub event_id: Option<String>,
     /// At most this many, newest first (1 to 1,000; default 100).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
 }
 

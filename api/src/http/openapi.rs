@@ -91,6 +91,52 @@ pub(crate) struct Operation {
     /// Error statuses particular to this operation, besides those [`error_statuses`] derives
     /// from its auth, body, query, path and idempotency.
     pub(crate) errors: &'static [u16],
+    /// A request body that succeeds on `convo serve`'s dev workspace (JSON text).
+    pub(crate) example: Option<&'static str>,
+    /// Operations the success answer leads to, as OpenAPI links.
+    pub(crate) links: &'static [Link],
+}
+
+/// An OpenAPI link from an operation's success answer to another operation: which of its
+/// parameters (and, optionally, which body) come from the request or the answer, as runtime
+/// expressions (`$response.body#/conversation_id`). Clients and fuzzers follow them from a
+/// resource's creation to its reads and actions.
+pub(crate) struct Link {
+    pub(crate) name: &'static str,
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) parameters: &'static [(&'static str, &'static str)],
+    /// The linked request's body (JSON text, expressions allowed in its strings).
+    pub(crate) body: Option<&'static str>,
+}
+
+/// A link to `method path`, with its parameters.
+const fn link(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link { name, method, path, parameters, body: None }
+}
+
+impl Link {
+    const fn with_body(self, body: &'static str) -> Self {
+        Self { body: Some(body), ..self }
+    }
+}
+
+/// An operation's `operationId`: its method and path (`get_v1_conversations_id`).
+pub(crate) fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        id.push('_');
+        id.extend(segment.chars().filter(|c| *c != '{' && *c != '}').map(|c| match c {
+            '-' | '.' => '_',
+            c => c,
+        }));
+    }
+    id
 }
 
 impl Operation {
@@ -105,7 +151,19 @@ impl Operation {
             request: Body::Empty,
             response: (200, Body::Empty),
             errors: &[],
+            example: None,
+            links: &[],
         }
+    }
+
+    /// A request body that succeeds on the dev workspace.
+    const fn example(self, json: &'static str) -> Self {
+        Self { example: Some(json), ..self }
+    }
+
+    /// Where the success answer leads.
+    const fn links(self, links: &'static [Link]) -> Self {
+        Self { links, ..self }
     }
 
     /// Needs an API key.
@@ -187,17 +245,49 @@ const WHATSAPP_SIGNATURE: &str = "X-Hub-Signature-256";
 const TWILIO_SIGNATURE: &str = "X-Twilio-Signature";
 const RBM_SIGNATURE: &str = "X-Goog-Signature";
 
+/// A composed conversation's id, for its links.
+const CONVERSATION: &[(&str, &str)] = &[("id", "$response.body#/conversation_id")];
+/// The contact who wrote in, for the links of a simulated inbound message.
+const SENDER: &[(&str, &str)] = &[("contact", "$request.body#/from")];
+/// A registered template, by name and channel.
+const TEMPLATE: &[(&str, &str)] =
+    &[("name", "$request.body#/name"), ("channel", "$request.body#/channel")];
+
+/// Path parameters' examples that exist on `convo serve`'s dev workspace: a contact the
+/// examples write in as, a channel kind and a dev template. (`DELETE /v1/templates/{name}` has
+/// none: it would remove the template the other examples send.)
+fn path_example(method: &str, name: &str) -> Option<&'static str> {
+    match name {
+        "contact" => Some("+14155550123"),
+        "channel" => Some("whatsapp"),
+        "name" if method == "get" => Some("shipping_update"),
+        _ => None,
+    }
+}
+
 /// Every route of [`super::router`].
 pub(crate) const OPERATIONS: &[Operation] = &[
     post("/v1/conversations/compose", "Start a conversation with one contact")
         .api_key()
         .idempotent()
         .body(json::<ComposeRequest>())
+        .example(r#"{"channel_id": "whatsapp", "contact_phone": "+14155550123", "contact_name": "Ada", "content": "Hi Ada, your order shipped", "template": {"name": "shipping_update", "variables": {"1": "Ada", "2": "A-42"}}}"#)
+        .links(&[
+            link("GetConversation", "get", "/v1/conversations/{id}", CONVERSATION),
+            link("SendInConversation", "post", "/v1/conversations/{id}/messages", CONVERSATION)
+                .with_body(
+                    r#"{"type": "template", "template": {"name": "shipping_update", "variables": {"1": "Ada", "2": "A-42"}}}"#,
+                ),
+            link("TakeOver", "post", "/v1/conversations/{id}/take-over", CONVERSATION)
+                .with_body(r#"{"agent_id": "agent-ada"}"#),
+            link("Resolve", "post", "/v1/conversations/{id}/resolve", CONVERSATION),
+        ])
         .answers(202, json::<ComposeAccepted>()),
     post("/v1/conversations/proactive", "Start one templated conversation per recipient")
         .api_key()
         .idempotent()
         .body(json::<ProactiveRequest>())
+        .example(r#"{"channel_id": "whatsapp", "template": {"name": "shipping_update", "variables": {"1": "Bo", "2": "B-7"}}, "recipients": ["+14155550125"]}"#)
         .answers(202, json::<ProactiveAccepted>()),
     get("/v1/conversations/{id}", "A conversation: status, messages, assignee, window")
         .api_key()
@@ -206,17 +296,20 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(json::<ConversationMessageRequest>())
+        .example(r#"{"type": "text", "text": {"body": "It arrives tomorrow."}}"#)
         .answers(202, json::<MessageAccepted>())
         .errors(&[402]),
     post("/v1/conversations/{id}/take-over", "A human agent takes over")
         .api_key()
         .idempotent()
         .body(json::<TakeOverRequest>())
+        .example(r#"{"agent_id": "agent-ada"}"#)
         .answers(200, json::<OkResponse>()),
     post("/v1/conversations/{id}/resolve", "Resolve (and close the window)")
         .api_key()
         .idempotent()
         .body(optional_json::<ResolveRequest>())
+        .example(r#"{"close_window": true}"#)
         .answers(200, json::<OkResponse>()),
     get("/v1/channels", "The workspace's channels")
         .api_key()
@@ -225,6 +318,12 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(json::<SendMessageRequest>())
+        .example(r#"{"to": "+14155550123", "channel": "whatsapp", "message_type": "CONVERSATION", "content": {"text": "It arrives tomorrow."}, "traffic_type": "transactional"}"#)
+        .links(&[
+            link("GetMessage", "get", "/v1/messages/{id}", &[("id", "$response.body#/message_id")]),
+            link("SimulateStatus", "post", "/v1/inbound/sandbox/statuses", &[])
+                .with_body(r#"{"message_id": "$response.body#/message_id", "status": "delivered"}"#),
+        ])
         .answers(202, json::<MessageAccepted>())
         .errors(&[402]),
     get("/v1/messages/{id}", "A message with its delivery status history")
@@ -240,11 +339,21 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(optional_json::<CloseWindowRequest>())
+        .example("{}")
         .answers(200, json::<WindowOut>()),
     post("/v1/inbound/sandbox", "Simulate a contact's message")
         .api_key()
         .idempotent()
         .body(json::<SandboxInbound>())
+        .example(r#"{"from": "+14155550123", "channel": "whatsapp", "text": "Where is it?"}"#)
+        .links(&[
+            link("GetWindow", "get", "/v1/windows/{contact}", SENDER),
+            link("GetContact", "get", "/v1/contacts/{contact}", SENDER),
+            link("CloseWindow", "post", "/v1/windows/{contact}/close", SENDER),
+            link("Reply", "post", "/v1/messages", &[]).with_body(
+                r#"{"to": "$request.body#/from", "channel": "$request.body#/channel", "message_type": "CONVERSATION", "content": {"text": "Thanks for writing."}}"#,
+            ),
+        ])
         .answers(202, json::<InboundOut>()),
     post(
         "/v1/inbound/sandbox/statuses",
@@ -278,6 +387,13 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(json::<CreateWebhookEndpoint>())
+        .example(r#"{"url": "http://127.0.0.1:9/hooks", "event_types": ["conversation.started"]}"#)
+        .links(&[link(
+            "DeleteEndpoint",
+            "delete",
+            "/v1/webhook-endpoints/{id}",
+            &[("id", "$response.body#/id")],
+        )])
         .answers(201, json::<WebhookEndpointOut>()),
     get("/v1/webhook-endpoints", "The workspace's webhook endpoints")
         .api_key()
@@ -298,22 +414,27 @@ pub(crate) const OPERATIONS: &[Operation] = &[
     )
     .api_key()
     .body(json::<SettingsPatch>())
+    .example(r#"{"rates": {"whatsapp": {"conversation_unit": 50, "message": 5, "newsletter": 2}}}"#)
     .answers(200, json::<SettingsOut>()),
     put("/v1/workspace/rates/{channel}", "Set a channel's prices (minor units)")
         .api_key()
         .body(json::<Rates>())
+        .example(r#"{"conversation_unit": 50, "message": 5, "newsletter": 2}"#)
         .answers(200, json::<SettingsOut>()),
     put("/v1/workspace/policies/{channel}", "Set a channel's window policy overrides")
         .api_key()
         .body(json::<PolicyOverridesIn>())
+        .example(r#"{"mode": "sliding", "window_secs": 86400}"#)
         .answers(200, json::<SettingsOut>()),
     put("/v1/workspace/compliance", "Set the help and opt-out/opt-in confirmation texts")
         .api_key()
         .body(json::<ComplianceIn>())
+        .example(r#"{"help": "Reply STOP to opt out.", "opt_out_confirmation": "You are unsubscribed. Reply START to opt back in."}"#)
         .answers(200, json::<SettingsOut>()),
     put("/v1/workspace/inactivity-ping", "Set the inactivity ping (a text or a template)")
         .api_key()
         .body(json::<InactivityPing>())
+        .example(r#"{"after_secs": 3600, "text": "Still there? Reply to keep chatting."}"#)
         .answers(200, json::<SettingsOut>()),
     delete("/v1/workspace/inactivity-ping", "Turn the inactivity ping off")
         .api_key()
@@ -325,6 +446,7 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(json::<TopUpRequest>())
+        .example(r#"{"amount": 10000, "reason": "Monthly top-up"}"#)
         .answers(201, json::<TopUpOut>()),
     get("/v1/workspace/balance/top-ups", "The ledger's credits, newest first")
         .api_key()
@@ -334,6 +456,11 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         .api_key()
         .idempotent()
         .body(json::<CreateTemplateRequest>())
+        .example(r#"{"name": "order_ready", "channel": "whatsapp", "language": "en_US", "body": "Hi {{1}}, order {{2}} is ready.", "variables": ["1", "2"]}"#)
+        .links(&[
+            link("GetTemplate", "get", "/v1/templates/{name}", TEMPLATE),
+            link("DeleteTemplate", "delete", "/v1/templates/{name}", TEMPLATE),
+        ])
         .answers(201, json::<TemplateOut>()),
     get("/v1/templates", "The workspace's templates, by name")
         .api_key()
@@ -422,7 +549,19 @@ fn query_parameters(generator: &mut SchemaGenerator, query: SchemaFn) -> Vec<Val
 
 fn parameters(generator: &mut SchemaGenerator, op: &Operation) -> Vec<Value> {
     let mut params: Vec<Value> = path_parameters(op.path)
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| {
+            // What the router takes: 1 to 300 characters, not all blank; a channel by its kind.
+            let schema = if name == "channel" {
+                json!({"type": "string", "enum": convo_domain::Channel::ALL.map(|c| c.as_str())})
+            } else {
+                json!({"type": "string", "minLength": 1, "maxLength": 300, "pattern": "\\S"})
+            };
+            let mut param = json!({"name": name, "in": "path", "required": true, "schema": schema});
+            if let Some(example) = path_example(op.method, name) {
+                param["example"] = json!(example);
+            }
+            param
+        })
         .collect();
     if let Some(query) = op.query {
         params.extend(query_parameters(generator, query));
@@ -432,7 +571,7 @@ fn parameters(generator: &mut SchemaGenerator, op: &Operation) -> Vec<Value> {
             "description": "The provider's signature of the request; a bad one is 401 and nothing is recorded."}));
     }
     if op.idempotent {
-        params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
+        params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
             "description": "Same key and body: the first answer is replayed (with Idempotent-Replayed: true). Another body: 422 idempotency_key_reused. Still running: the retry waits for its answer (up to 30 s), then 409 idempotency_key_in_use with Retry-After. A client that hangs up does not cancel the request, and a request whose process died is taken over once its lease (5 s) runs out. Kept 24 h."}));
     }
     params
@@ -520,6 +659,23 @@ fn responses(generator: &mut SchemaGenerator, op: &Operation, error: &Value) -> 
     if let Some(content) = content(generator, op.response.1) {
         ok["content"] = content;
     }
+    if !op.links.is_empty() {
+        ok["links"] = op
+            .links
+            .iter()
+            .map(|l| {
+                let mut link = json!({
+                    "operationId": operation_id(l.method, l.path),
+                    "parameters": l.parameters.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<Map<_, _>>(),
+                });
+                if let Some(body) = l.body {
+                    link["requestBody"] = serde_json::from_str(body).expect("a link's body is JSON");
+                }
+                (l.name.to_owned(), link)
+            })
+            .collect::<Map<_, _>>()
+            .into();
+    }
     if op.idempotent {
         ok["headers"] = json!({"Idempotent-Replayed": {"description": "`true` when this is the stored answer of an earlier request with the same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}}});
     }
@@ -561,11 +717,17 @@ pub(crate) fn document_of(sandbox: bool) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for op in OPERATIONS.iter().filter(|op| sandbox || !is_sandbox(op.path)) {
         let mut operation = json!({
+            "operationId": operation_id(op.method, op.path),
             "summary": op.summary,
             "parameters": parameters(&mut generator, op),
             "responses": responses(&mut generator, op, &error),
         });
-        if let Some(content) = content(&mut generator, op.request) {
+        if let Some(mut content) = content(&mut generator, op.request) {
+            if let (Some(example), Some(media)) =
+                (op.example, content.as_object_mut().and_then(|c| c.values_mut().next()))
+            {
+                media["example"] = serde_json::from_str(example).expect("an example is JSON");
+            }
             let required = !matches!(op.request, Body::OptionalJson(_));
             operation["requestBody"] = json!({"required": required, "content": content});
         }
@@ -819,6 +981,78 @@ mod tests {
             "components": doc["components"],
         });
         jsonschema::draft202012::new(&root).unwrap()
+    }
+
+    #[test]
+    fn examples_fit_their_schemas_and_links_lead_somewhere() {
+        let doc = document();
+        let operations: Vec<(&str, &Value)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .map(|op| (op["operationId"].as_str().unwrap(), op))
+            .collect();
+        let mut examples = 0;
+        let mut links = 0;
+        for (id, op) in &operations {
+            for media in
+                op["requestBody"]["content"].as_object().into_iter().flat_map(|c| c.values())
+            {
+                let Some(example) = media.get("example") else { continue };
+                let root = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "$ref": media["schema"]["$ref"],
+                    "components": doc["components"],
+                });
+                let validator = jsonschema::draft202012::new(&root).unwrap();
+                let errors: Vec<String> =
+                    validator.iter_errors(example).map(|e| e.to_string()).collect();
+                assert!(errors.is_empty(), "{id}'s example does not fit its schema: {errors:?}");
+                examples += 1;
+            }
+            for (name, link) in op["responses"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|r| r["links"].as_object())
+                .flatten()
+            {
+                let target = link["operationId"].as_str().unwrap();
+                let (_, to) = operations
+                    .iter()
+                    .find(|(id, _)| *id == target)
+                    .unwrap_or_else(|| panic!("{id}'s link {name} names no operation: {target}"));
+                let params: Vec<&str> = to["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                for param in link["parameters"].as_object().unwrap().keys() {
+                    assert!(
+                        params.contains(&param.as_str()),
+                        "{id}'s link {name}: {target} has no parameter {param}"
+                    );
+                }
+                for required in
+                    to["parameters"].as_array().unwrap().iter().filter(|p| p["in"] == "path")
+                {
+                    let required = required["name"].as_str().unwrap();
+                    assert!(
+                        link["parameters"].get(required).is_some(),
+                        "{id}'s link {name} leaves {target}'s {required} unset"
+                    );
+                }
+                links += 1;
+            }
+        }
+        assert!(examples >= 15 && links >= 12, "{examples} examples, {links} links");
+        // Operation ids are unique.
+        let mut ids: Vec<&str> = operations.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), operations.len());
     }
 
     #[test]

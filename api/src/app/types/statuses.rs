@@ -74,6 +74,7 @@ pub struct SandboxStatus {
     #[serde(default)]
     pub provider_message_id: Option<String>,
     /// `sent`, `delivered`, `read` or `failed`.
+    #[schemars(extend("enum" = ["sent", "delivered", "read", "failed"]))]
     pub status: String,
     /// For `failed`: the provider's error code to simulate (`131047`, `30003`, `63016`).
     #[serde(default)]

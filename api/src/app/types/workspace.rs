@@ -42,13 +42,16 @@ pub struct PolicyOverridesIn {
     pub mode: Option<WindowMode>,
     /// The window's length in seconds (1 to 31,622,400: 366 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31_622_400))]
     pub window_secs: Option<u64>,
     /// A billing session's length in seconds (1 to 31,622,400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31_622_400))]
     pub billing_session_secs: Option<u64>,
     /// How long a human agent may still reply free-form (0: no allowance; else at least
     /// `window_secs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 31_622_400))]
     pub human_agent_secs: Option<u64>,
 }
 
@@ -83,12 +86,15 @@ pub struct ChannelPolicyOut {
 pub struct ComplianceIn {
     /// The reply to HELP / INFO (1 to 1,600 characters).
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub help: Option<String>,
     /// The one confirmation sent after an opt-out (STOP and its synonyms).
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub opt_out_confirmation: Option<String>,
     /// The confirmation sent when an opted-out contact opts back in (START).
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub opt_in_confirmation: Option<String>,
 }
 
@@ -110,6 +116,7 @@ pub struct ComplianceOut {
 #[serde(deny_unknown_fields)]
 pub struct InactivityPing {
     /// Seconds of silence after the contact's latest message (1 to 31,622,400).
+    #[schemars(range(min = 1, max = 31_622_400))]
     pub after_secs: u64,
     /// The text to send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,8 +201,10 @@ pub struct SettingsOut {
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// How much to credit, in minor units (positive).
+    #[schemars(range(min = 1))]
     pub amount: u64,
     /// Why (1 to 500 characters), kept in the ledger.
+    #[schemars(length(min = 1, max = 500))]
     pub reason: String,
 }
 
@@ -231,6 +240,7 @@ pub struct TopUpOut {
 pub struct TopUpsQuery {
     /// At most this many, newest first (1 to 1,000; default 100).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
 }
 
@@ -241,6 +251,7 @@ pub struct TemplateQuery {
     /// The template's channel (`whatsapp`); needed only when the name is registered on more
     /// than one.
     #[serde(default)]
+    #[schemars(with = "Option<Channel>")]
     pub channel: Option<String>,
 }
 
