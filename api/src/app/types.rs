@@ -59,20 +59,20 @@ impl Eq for TemplateRef {}
 enum VariablesShape {
     /// Placeholder name to value.
     Flat(BTreeMap<String, String>),
-    /// Values per component, in placeholder order.
+    /// Values per component, in placeholder order (`null` reads as absent).
     Structured {
         /// The body's values.
         #[serde(default)]
-        body: Vec<String>,
+        body: Option<Vec<String>>,
         /// The header's value.
         #[serde(default)]
         header: Option<String>,
         /// One value per button with a placeholder, in order.
         #[serde(default)]
-        buttons: Vec<String>,
+        buttons: Option<Vec<String>>,
         /// One entry per carousel card.
         #[serde(default)]
-        cards: Vec<CardShape>,
+        cards: Option<Vec<CardShape>>,
     },
 }
 
@@ -81,11 +81,11 @@ enum VariablesShape {
 #[allow(dead_code)]
 struct CardShape {
     #[serde(default)]
-    body: Vec<String>,
+    body: Option<Vec<String>>,
     #[serde(default)]
     header: Option<String>,
     #[serde(default)]
-    buttons: Vec<String>,
+    buttons: Option<Vec<String>>,
 }
 
 /// `POST /v1/conversations/compose`.
