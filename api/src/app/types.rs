@@ -46,7 +46,7 @@ pub struct TemplateRef {
     pub name: String,
     /// Values for the template's placeholders.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    #[schemars(with = "VariablesShape")]
+    #[schemars(with = "Option<VariablesShape>")]
     pub variables: serde_json::Value,
 }
 

@@ -94,6 +94,9 @@ pub fn parse_json<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> R
     let mut json: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
     integral_numbers(&mut json);
+    if let Some(field) = nul_in(&json, "") {
+        return Err(ApiError::validation(field, "must not contain NUL characters (\\u0000)"));
+    }
     let value: T = serde_path_to_error::deserialize(&json).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -115,6 +118,24 @@ pub fn parse_json<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> R
     })?;
     shape_of::<T>(&json)?;
     Ok(value)
+}
+
+/// Where a string (or an object's key) holds a NUL character, which no store takes in text:
+/// the field's path (`body` for the top level). `None` when there is none.
+fn nul_in(json: &Value, path: &str) -> Option<String> {
+    let here = || if path.is_empty() { "body".to_owned() } else { path.to_owned() };
+    match json {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| nul_in(v, &format!("{path}[{i}]")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            let at = join(path, k);
+            // A key with a NUL is named by its object: the error must not carry the NUL.
+            if k.contains('\0') { Some(here()) } else { nul_in(v, &at) }
+        }),
+        _ => None,
+    }
 }
 
 /// Rewrites every number with no fractional part (`3.0`) as the integer it is, so that an
@@ -273,6 +294,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
         if value.trim().is_empty() || value.len() > 300 {
             return Err(ApiError::validation("path", "must be 1 to 300 characters"));
         }
+        if value.contains('\0') {
+            return Err(ApiError::validation("path", "must not contain NUL characters"));
+        }
         Ok(PathParam(value))
     }
 }
@@ -281,6 +305,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(|q| q.to_ascii_lowercase().contains("%00")) {
+            return Err(ApiError::validation("query", "must not contain NUL characters"));
+        }
         let Query(value) = Query::<T>::from_request_parts(parts, state).await.map_err(|e| {
             let text = e.body_text();
             let field = backticked(&text).unwrap_or("query").to_owned();
@@ -353,6 +380,17 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("inner"));
         assert!(parse_json::<Maybe>(br#"{"inner": null}"#).is_ok());
         assert!(parse_json::<Outer>(br#"{"name": "a", "inner": {"count": 1}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_the_field() {
+        let e = parse_json::<Outer>(br#"{"name": "a\u0000b", "inner": {"count": 1}}"#).unwrap_err();
+        assert_eq!(
+            (e.status, e.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+        );
+        let e = parse_json::<Maybe>(br#"{"inner": {"count": 1, "x\u0000": 2}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inner"));
     }
 
     #[test]
