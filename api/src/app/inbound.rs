@@ -7,7 +7,7 @@
 //! authenticated with the workspace's API key instead.
 
 use convo_activities::{
-    Inbound,
+    Inbound, InboundAccepted,
     store::{ChannelConfig, StatusReport, normalize_phone},
 };
 use convo_domain::{Channel, DeliveryStatus, Timestamp};
@@ -144,12 +144,9 @@ impl App {
             .inbound(inbound)
             .await
             .map_err(|e| super::rename_field(e.into(), "from"))?;
-        Ok(InboundOut {
-            received: 1,
-            duplicates: usize::from(accepted.duplicate),
-            contact_ids: vec![accepted.contact_id],
-            ..InboundOut::default()
-        })
+        let mut out = InboundOut::default();
+        handed(&mut out, accepted);
+        Ok(out)
     }
 
     /// `POST /v1/inbound/whatsapp`: Meta's webhook (messages and statuses). The receiving
@@ -215,10 +212,7 @@ impl App {
                     postback_data: None,
                     sent_at: m.sent_at(),
                 };
-                let accepted = self.sessions().inbound(inbound).await?;
-                out.received += 1;
-                out.duplicates += usize::from(accepted.duplicate);
-                out.contact_ids.push(accepted.contact_id);
+                handed(&mut out, self.sessions().inbound(inbound).await?);
             }
             for s in &value.statuses {
                 let status = DeliveryStatus::from_whatsapp(&s.status);
@@ -300,9 +294,7 @@ impl App {
                     .inbound(inbound)
                     .await
                     .map_err(|e| super::rename_field(e.into(), "From"))?;
-                out.received = 1;
-                out.duplicates = usize::from(accepted.duplicate);
-                out.contact_ids.push(accepted.contact_id);
+                handed(&mut out, accepted);
             }
         }
         Ok(out)
@@ -368,9 +360,7 @@ impl App {
                 .inbound(inbound)
                 .await
                 .map_err(|e| super::rename_field(e.into(), "senderPhoneNumber"))?;
-            out.received = 1;
-            out.duplicates = usize::from(accepted.duplicate);
-            out.contact_ids.push(accepted.contact_id);
+            handed(&mut out, accepted);
             return Ok(RbmAnswer::Applied(out));
         }
         let applied = match status {
@@ -449,4 +439,11 @@ impl App {
         self.apply_delivery_report(ws, &message, &report).await?;
         Ok(true)
     }
+}
+
+/// Counts a message handed to its session into the request's answer.
+fn handed(out: &mut InboundOut, accepted: InboundAccepted) {
+    out.received += 1;
+    out.duplicates += usize::from(accepted.duplicate);
+    out.contact_ids.push(accepted.contact_id);
 }
