@@ -631,6 +631,56 @@ mod interaction {
         server.shutdown().await;
     }
 
+    /// A query queued as its own task, then overtaken by a signal before any worker polled:
+    /// the poller gets the signal's workflow task with the query attached, never a query task
+    /// whose history holds the signal. (Core would run the workflow forward on that history
+    /// inside the query, and the commands it wrote there would be lost; the chaos bench found
+    /// updates accepted twice that way.)
+    #[tokio::test]
+    async fn a_queued_query_overtaken_by_new_events_rides_their_task() {
+        let (server, mut c) = setup().await;
+        idle_workflow(&mut c, "wf-qo", "q-qo").await;
+        let mut qc = c.clone();
+        let query = tokio::spawn(async move {
+            qc.query_workflow(query_req("wf-qo", QueryRejectCondition::None)).await
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.engine().stats().pending_queries == 0 {
+            assert!(std::time::Instant::now() < deadline, "query never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        signal(&mut c, "wf-qo", "nudge").await;
+
+        let task = poll_wft(&mut c, "q-qo").await;
+        assert!(task.query.is_none(), "a query task was handed out over the signal");
+        assert_ne!(task.started_event_id, 0, "a workflow task");
+        let (qid, q) = task.queries.iter().next().expect("the query rides the task");
+        assert_eq!(q.query_type, "state");
+        let types: Vec<i32> =
+            task.history.as_ref().unwrap().events.iter().map(|e| e.event_type).collect();
+        assert!(types.contains(&(EventType::WorkflowExecutionSignaled as i32)));
+        let mut results = std::collections::HashMap::new();
+        results.insert(
+            qid.clone(),
+            WorkflowQueryResult {
+                result_type: QueryResultType::Answered as i32,
+                answer: payloads("signalled"),
+                ..Default::default()
+            },
+        );
+        c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            query_results: results,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let answer = query.await.unwrap().unwrap().into_inner();
+        assert_eq!(answer.query_result, payloads("signalled"));
+        server.shutdown().await;
+    }
+
     #[tokio::test]
     async fn query_rides_a_pending_task_and_reject_condition_applies_when_closed() {
         let (server, mut c) = setup().await;

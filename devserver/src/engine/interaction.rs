@@ -284,6 +284,23 @@ impl State {
         id: u64,
     ) -> Option<PollWorkflowTaskQueueResponse> {
         let query = self.ctx.queries.get(&id)?.query.clone();
+        // Temporal sends a query as a task of its own only while no workflow task is pending.
+        // One scheduled since this query was queued carries it instead (a started one answers
+        // it after it completes): the query task's history would otherwise hold events that
+        // no workflow task has shown the workflow, and core would run the workflow forward on
+        // them inside a query, where its commands go nowhere.
+        let (exec, _) = self.exec_mut(run_id)?;
+        if exec.is_running() {
+            match exec.wft.as_mut() {
+                Some(w) if w.started.is_none() => w.queries.push(id),
+                Some(_) => exec.waiting_queries.push(id),
+                None => {}
+            }
+            if exec.wft.is_some() {
+                exec.legacy_queries -= 1;
+                return None;
+            }
+        }
         let exec = self.execs.get(run_id)?;
         let token = TaskToken {
             namespace: exec.namespace.to_string(),
