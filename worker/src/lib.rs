@@ -23,6 +23,7 @@
 pub mod search_attributes;
 
 pub mod metrics;
+mod query_guard;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -38,7 +39,7 @@ use convo_workflows::{
     contracts::{TASK_QUEUE, io_task_queue},
 };
 use temporalio_client::{
-    Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
+    Client, ClientOptions, Connection, ConnectionOptions, Url,
     errors::{ClientConnectError, ClientNewError},
 };
 use temporalio_common::worker::WorkerDeploymentOptions;
@@ -151,6 +152,15 @@ pub enum Error {
         #[source]
         source: Box<ClientConnectError>,
     },
+    /// The Temporal address or TLS settings do not make a gRPC endpoint.
+    #[error("cannot set up a channel to Temporal at {address}")]
+    Channel {
+        /// The address given.
+        address: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
     /// The client options were rejected.
     #[error("invalid Temporal client options")]
     Client(#[source] ClientNewError),
@@ -191,24 +201,19 @@ pub enum Error {
 
 /// Connects a client to `settings.address` / `settings.namespace`.
 pub async fn connect(settings: &Settings) -> Result<Client, Error> {
-    let mut options = ConnectionOptions::new(settings.address.clone()).build();
+    let channel = query_guard::channel(&settings.address, settings.tls.as_ref())
+        .map_err(|source| Error::Channel { address: settings.address.to_string(), source })?;
+    // Every call goes through the query guard's channel (TLS is set up there), so that a
+    // query task never runs a workflow forward (see `query_guard`).
+    let mut options = ConnectionOptions::new(settings.address.clone())
+        .service_override(query_guard::service(channel))
+        .dns_load_balancing(None)
+        .build();
     if let Some(identity) = &settings.identity {
         options.identity = identity.clone();
     }
     options.api_key.clone_from(&settings.api_key);
     options.metrics_meter = Some(metrics::client_meter());
-    if let Some(tls) = &settings.tls {
-        let mut t = TlsOptions::default();
-        t.server_root_ca_cert.clone_from(&tls.server_root_ca_cert);
-        t.domain.clone_from(&tls.domain);
-        t.client_tls_options = tls.client_cert.clone().map(|(client_cert, client_private_key)| {
-            ClientTlsOptions::builder()
-                .client_cert(client_cert)
-                .client_private_key(client_private_key)
-                .build()
-        });
-        options.tls_options = Some(t);
-    }
     let connection = Connection::connect(options).await.map_err(|source| Error::Connect {
         address: settings.address.to_string(),
         source: Box::new(source),
