@@ -13,8 +13,8 @@
 //!    each killed at random in turn (needs `DATABASE_URL` and `TEMPORAL_CLI`:
 //!    `eval "$(scripts/temporal-servers)"`; without them the run says why it did not happen).
 //!
-//! Each contact: a compose (the template goes out), a signed WhatsApp reply that opens the
-//! window, a free-form CONVERSATION send in it, then a STOP (one contact in five), a close
+//! Each contact: a compose (its first message goes out: the template, or its text if the reply
+//! below opened the window first), a signed WhatsApp reply that opens the window, a free-form CONVERSATION send in it, then a STOP (one contact in five), a close
 //! (one in five), or nothing. Every request is retried the way a careful client retries: the
 //! same Idempotency-Key (or, for the provider's webhooks, the same message id) until it gets
 //! an answer. After the load, every window still open is closed, and the bench prints:
@@ -25,7 +25,10 @@
 //!
 //! Environment: `CHAOS_CONVERSATIONS` (per run, default 1000), `CHAOS_CONCURRENCY` (contacts in
 //! flight, default 16), `CHAOS_KILLS` (kills per run, default 6), `CHAOS_SEED`, `CHAOS_RUNS`
-//! (`serve,split`).
+//! (`serve,split`), `CHAOS_LOG_LEVEL` (the convo processes' log filter, default
+//! `warn,convo_worker=info`), `CHAOS_HOLD` (after a split run that found something, keep its
+//! Temporal dev server, worker and API up for 15 minutes and print the server's address, to
+//! read the histories).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -148,6 +151,8 @@ struct Seen {
     longest_ms: AtomicU64,
     /// Message ids of the accepted sends, per contact.
     accepted: Mutex<HashMap<String, Vec<String>>>,
+    /// The composed conversation, per contact.
+    composed: Mutex<HashMap<String, String>>,
 }
 
 struct Client {
@@ -331,6 +336,8 @@ async fn contact(
         )
         .await?;
     ensure!(status == StatusCode::ACCEPTED, "compose {to}: {status} {composed}");
+    let conversation = composed["conversation_id"].as_str().context("conversation_id")?;
+    client.seen.composed.lock().unwrap().insert(to.clone(), conversation.to_owned());
     client.whatsapp(phone_number_id, &to, &format!("wamid.{run}.in.{i}"), "where is it?").await?;
     client.window_until(&to, |w| w["open"] == true).await?;
     let (status, sent) = client
@@ -672,7 +679,19 @@ async fn drive<T: Target>(
             Ending::Stop => "COMPLIANCE_STOP",
             Ending::Close | Ending::Open => "EXPLICIT",
         };
-        if w["close_reason"] != want {
+        // A compose whose first message a crash held back past the window's end sends it
+        // later, as a template, in a run of its own that opens no window; the window's end is
+        // then in the `conversation.ended` webhook the contact's window sent.
+        let ended_by_webhook = || {
+            receiver.received().iter().any(|r| {
+                let body = r.json();
+                body["type"] == "conversation.ended"
+                    && body["data"]["contact"]["address"] == to.as_str()
+                    && body["data"]["reason"] == want
+            })
+        };
+        let replaced = w["opened_at"].is_null() && w["close_reason"].is_null();
+        if w["close_reason"] != want && !(replaced && ended_by_webhook()) {
             report.lost_windows += 1;
             eprintln!("{to}: window {w}, expected closed {want}");
         }
@@ -690,7 +709,7 @@ async fn drive<T: Target>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Provider sends: per contact, its template and its accepted send, each exactly once.
+    // Provider sends: per contact, its first message and its accepted send, each exactly once.
     let prefix = if run == "serve" { "+14151" } else { "+14152" };
     let settle = Instant::now();
     loop {
@@ -703,30 +722,46 @@ async fn drive<T: Target>(
         report.duplicate_sends = per.values().map(|n| n - 1).sum();
         let keys: HashSet<&str> =
             sends.iter().filter_map(|s| s.idempotency_key.as_deref()).collect();
+        // The compose's first message: its template, or its text when the contact's answer
+        // opened the window before the conversation sent it.
         let templates: HashSet<&str> = sends
             .iter()
-            .filter(|s| matches!(s.content, convo_domain::window::Content::Template { .. }))
+            .filter(|s| match &s.content {
+                convo_domain::window::Content::Template { .. } => true,
+                convo_domain::window::Content::Text { body, .. } => body.starts_with("Hello "),
+                convo_domain::window::Content::Rich(_) => false,
+            })
             .map(|s| s.to.as_str())
             .collect();
-        report.lost_sends =
-            accepted.values().flatten().filter(|id| !keys.contains(id.as_str())).count()
-                + (0..conversations)
-                    .filter(|i| !templates.contains(phone(run, *i).as_str()))
-                    .count();
+        // A contact whose STOP came before the conversation could send was owed nothing: the
+        // conversation fails `contact_opted_out` and sends no first message.
+        let composed = client.seen.composed.lock().unwrap().clone();
+        let mut untemplated = Vec::new();
+        for i in 0..conversations {
+            let p = phone(run, i);
+            if templates.contains(p.as_str()) {
+                continue;
+            }
+            if !matches!(ending(i), Ending::Stop) {
+                untemplated.push(p);
+                continue;
+            }
+            let conversation = composed.get(&p).context("a compose per contact")?;
+            let view = client.get(&format!("/v1/conversations/{conversation}")).await?;
+            if view["error"]["code"] != "contact_opted_out" {
+                untemplated.push(p);
+            }
+        }
+        let missing: Vec<&String> =
+            accepted.values().flatten().filter(|id| !keys.contains(id.as_str())).collect();
+        report.lost_sends = missing.len() + untemplated.len();
         if report.lost_sends == 0 || settle.elapsed() > SETTLE {
-            let missing: Vec<&String> = accepted
-                .values()
-                .flatten()
-                .filter(|id| !keys.contains(id.as_str()))
-                .take(3)
-                .collect();
-            let untemplated: Vec<String> = (0..conversations)
-                .map(|i| phone(run, i))
-                .filter(|p| !templates.contains(p.as_str()))
-                .take(3)
-                .collect();
+            let missing = &missing[..missing.len().min(3)];
+            let untemplated = &untemplated[..untemplated.len().min(3)];
             if report.lost_sends > 0 {
-                eprintln!("lost sends, e.g. accepted {missing:?}; no template to {untemplated:?}");
+                eprintln!(
+                    "lost sends, e.g. accepted {missing:?}; no first message to {untemplated:?}"
+                );
             }
             break;
         }
@@ -801,7 +836,10 @@ fn common_env(http_port: u16, grpc_port: u16) -> Vec<(&'static str, String)> {
         ("CONVO_PUBLIC_BASE_URL", format!("http://127.0.0.1:{http_port}")),
         ("CONVO_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS", "true".into()),
         ("CONVO_WEBHOOKS_ALLOW_HTTP", "true".into()),
-        ("RUST_LOG", "warn,convo_worker=info".into()),
+        (
+            "CONVO_LOG_LEVEL",
+            std::env::var("CHAOS_LOG_LEVEL").unwrap_or_else(|_| "warn,convo_worker=info".into()),
+        ),
     ]
 }
 
@@ -888,6 +926,11 @@ async fn run_split(providers: &SandboxHandle, rng: &mut Rng) -> anyhow::Result<O
         webhook_endpoint(&client, &receiver, "split").await?;
         let report =
             drive("split", &mut split, client, providers, &receiver, &phone_number_id, rng).await;
+        if report.as_ref().map_or(true, |r| !r.clean()) && std::env::var_os("CHAOS_HOLD").is_some()
+        {
+            eprintln!("HOLD temporal at {}", temporal.address());
+            tokio::time::sleep(Duration::from_secs(900)).await;
+        }
         drop(split);
         report
     }

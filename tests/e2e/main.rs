@@ -5,6 +5,7 @@
 //! of the 24 h time-skipping test).
 
 mod activities;
+mod concurrency;
 mod cost;
 mod fixtures;
 mod interaction;
