@@ -102,6 +102,9 @@ impl Proc {
             .open(dir.join(format!("{name}.log")))?;
         let child = Command::new(BIN)
             .args(args)
+            // Only what the run sets: `convo serve` on the bench's shell's DATABASE_URL would
+            // share a store (and its idempotency keys) with earlier runs.
+            .env_remove("DATABASE_URL")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -124,6 +127,7 @@ impl Drop for Proc {
 fn cli(dir: &Path, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(BIN)
         .args(args)
+        .env_remove("DATABASE_URL")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(dir)
         .output()?;
