@@ -1,14 +1,14 @@
 //! Many handlers at once on one session: concurrent sends, a close and inbounds racing them.
-//! The run's history must replay against the workflow code that wrote it, as it will after any
+//! Every run's history must replay against the workflow code that wrote it, as it will after any
 //! worker restart or cache eviction.
 
 use convo_domain::Channel;
-use convo_domain::Sender;
 use convo_tests::{Options, TestEnv, history};
-use convo_workflows::contracts::{ContactTarget, FirstMessage, SendKind, SendRequest};
-use convo_workflows::{OutboundConversationWorkflow, SessionWindowWorkflow};
+use convo_workflows::{
+    OutboundConversationWorkflow, SessionWindowWorkflow,
+    contracts::{ContactTarget, FirstMessage},
+};
 use temporalio_client::WorkflowFetchHistoryOptions;
-use temporalio_client::WorkflowQueryOptions;
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
