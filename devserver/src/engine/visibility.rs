@@ -194,7 +194,8 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<Nanos> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    Some(secs * 1_000_000_000 + frac)
+    // Past what nanoseconds in an i64 hold (about the year 2262) the time is out of range.
+    secs.checked_mul(1_000_000_000)?.checked_add(frac)
 }
 
 // ---- parsing -------------------------------------------------------------------------------
@@ -745,6 +746,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-21T02:15:01Z"), Some(1_795_227_301 * 1_000_000_000));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(500_000_000));
         assert_eq!(parse_rfc3339("not a time"), None);
+        // Found by the visibility_query fuzz target: a year past 2262 overflowed the
+        // nanoseconds; it is out of range, not a panic.
+        assert_eq!(parse_rfc3339("7026-11-21T02:15:01.5+011-21@02:1:5+"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), None);
     }
 
     /// As on the real server: a nil value unsets, a value without an encoding is refused (the
