@@ -4,15 +4,11 @@
 
 use convo_domain::Channel;
 use convo_tests::{Options, TestEnv, history};
-use convo_workflows::{
-    OutboundConversationWorkflow, SessionWindowWorkflow,
-    contracts::{ContactTarget, FirstMessage},
-};
+use convo_workflows::contracts::{ContactTarget, FirstMessage};
 use temporalio_client::WorkflowFetchHistoryOptions;
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
-use crate::support::*;
+use crate::{replay::replayer, support::*};
 
 const PHONE: &str = "+4915112340001";
 
@@ -24,14 +20,6 @@ async fn replays(env: &TestEnv, contact: &str) -> anyhow::Result<()> {
     let history = temporalio_client::WorkflowHistory::from_json(&json)?;
     replayer()?.replay_workflow(history).await?;
     Ok(())
-}
-
-fn replayer() -> anyhow::Result<WorkflowReplayer> {
-    let options = WorkflowReplayerOptions::new()
-        .register_workflow::<SessionWindowWorkflow>()?
-        .register_workflow::<OutboundConversationWorkflow>()?
-        .build();
-    Ok(WorkflowReplayer::new(options)?)
 }
 
 ///

@@ -14,7 +14,8 @@ use convo_workflows::{OutboundConversationWorkflow, SessionWindowWorkflow};
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
-fn replayer() -> anyhow::Result<WorkflowReplayer> {
+/// A replayer with both of convo's workflows registered.
+pub(crate) fn replayer() -> anyhow::Result<WorkflowReplayer> {
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<SessionWindowWorkflow>()?
         .register_workflow::<OutboundConversationWorkflow>()?
