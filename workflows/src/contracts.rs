@@ -706,6 +706,18 @@ pub struct ConversationView {
     pub error: Option<SendError>,
 }
 
+impl ConversationView {
+    /// Adds a message in time order: after every message at or before it, so messages of one
+    /// instant keep the order they arrived in, and a message without a time goes last. A
+    /// reply signal and a send's result can reach the workflow in one task, the signal first;
+    /// the view still shows the send first when it was accepted first.
+    pub fn add_message(&mut self, message: ConversationMessage) {
+        let key = |m: &ConversationMessage| (m.at.is_none(), m.at);
+        let at = self.messages.partition_point(|m| key(m) <= key(&message));
+        self.messages.insert(at, message);
+    }
+}
+
 /// Input of the conversation's `reply` update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentReply {
@@ -861,5 +873,56 @@ mod tests {
         let e = SendError { code: "no_active_session".into(), message: "no window: open".into() };
         assert_eq!(SendError::parse(&e.to_string()), Some(e));
         assert_eq!(SendError::parse("Something else: x"), None);
+    }
+
+    fn message(n: usize, at: Option<u64>) -> ConversationMessage {
+        ConversationMessage {
+            message_id: format!("m{n}"),
+            direction: convo_domain::Direction::Outbound,
+            text: String::new(),
+            at: at.map(Timestamp::from_epoch_millis),
+            channel: None,
+        }
+    }
+
+    fn view() -> ConversationView {
+        ConversationView {
+            conversation_id: "cv_1".into(),
+            status: ConversationStatus::Active,
+            contact_id: None,
+            contact_created: false,
+            messages: Vec::new(),
+            assignee: Assignee::Bot { id: "api".into() },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_send_accepted_before_a_reply_is_shown_before_it() {
+        let mut v = view();
+        v.add_message(message(0, Some(627)));
+        v.add_message(message(1, Some(444)));
+        v.add_message(message(2, Some(806)));
+        let ids: Vec<_> = v.messages.iter().map(|m| m.message_id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m0", "m2"]);
+    }
+
+    proptest::proptest! {
+        /// Whatever order messages arrive in, the view is ordered by time, keeps arrival order
+        /// within one instant, puts untimed messages last in arrival order, and loses none.
+        #[test]
+        fn messages_are_kept_in_time_then_arrival_order(
+            ats in proptest::collection::vec(proptest::option::weighted(0.8, 0u64..5), 0..24),
+        ) {
+            let mut v = view();
+            for (n, at) in ats.iter().enumerate() {
+                v.add_message(message(n, *at));
+            }
+            let mut expected: Vec<(usize, Option<u64>)> = ats.iter().copied().enumerate().collect();
+            expected.sort_by_key(|(_, at)| (at.is_none(), *at));
+            let got: Vec<String> = v.messages.iter().map(|m| m.message_id.clone()).collect();
+            let want: Vec<String> = expected.iter().map(|(n, _)| format!("m{n}")).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

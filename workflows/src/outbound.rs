@@ -216,7 +216,7 @@ impl OutboundConversationWorkflow {
         }
         let channel = message.channel().filter(|c| *c != self.input.channel);
         self.reply_channel = channel;
-        self.view.messages.push(ConversationMessage {
+        self.view.add_message(ConversationMessage {
             message_id: message.message_id,
             direction: Direction::Inbound,
             text: message.text,
@@ -286,7 +286,7 @@ impl OutboundConversationWorkflow {
         ctx.state_mut(|s| {
             s.replies_in_flight -= 1;
             if let Ok((receipt, channel)) = &sent {
-                s.record_outbound(&receipt.message_id, &shown, at, *channel);
+                s.record_outbound(receipt, &shown, at, *channel);
             }
         });
         Ok(sent?.0)
@@ -441,18 +441,21 @@ impl OutboundConversationWorkflow {
 
     /// An outbound message, on the channel it went out on: a reply that arrives on another
     /// channel while it is in flight moves the conversation, not the message already sent.
+    /// A sent message, at the time the session accepted it (`now` for answers recorded before
+    /// receipts carried it): a reply handled in the same task as the send's result still comes
+    /// after it in the view.
     fn record_outbound(
         &mut self,
-        message_id: &str,
+        receipt: &SendReceipt,
         text: &str,
-        at: Option<Timestamp>,
+        now: Option<Timestamp>,
         channel: Channel,
     ) {
-        self.view.messages.push(ConversationMessage {
-            message_id: message_id.to_owned(),
+        self.view.add_message(ConversationMessage {
+            message_id: receipt.message_id.clone(),
             direction: Direction::Outbound,
             text: text.to_owned(),
-            at,
+            at: receipt.accepted_at.or(now),
             channel: Some(channel),
         });
     }
@@ -497,7 +500,7 @@ async fn send_first(
         match session_send(ctx, input, contact, base_id.clone(), kind).await {
             Ok((receipt, channel)) => {
                 let at = ctx.workflow_time().map(Timestamp::from_system_time);
-                ctx.state_mut(|s| s.record_outbound(&receipt.message_id, text, at, channel));
+                ctx.state_mut(|s| s.record_outbound(&receipt, text, at, channel));
                 return Ok(());
             }
             Err(e) if e.code == "no_active_session" && first.template.is_some() => {}
@@ -519,7 +522,7 @@ async fn send_first(
         session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
     let at = ctx.workflow_time().map(Timestamp::from_system_time);
     let shown = format!("template:{template}");
-    ctx.state_mut(|s| s.record_outbound(&receipt.message_id, &shown, at, channel));
+    ctx.state_mut(|s| s.record_outbound(&receipt, &shown, at, channel));
     Ok(())
 }
 
