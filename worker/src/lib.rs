@@ -23,7 +23,7 @@
 pub mod search_attributes;
 
 pub mod metrics;
-mod query_guard;
+mod task_guard;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -201,12 +201,13 @@ pub enum Error {
 
 /// Connects a client to `settings.address` / `settings.namespace`.
 pub async fn connect(settings: &Settings) -> Result<Client, Error> {
-    let channel = query_guard::channel(&settings.address, settings.tls.as_ref())
+    let channel = task_guard::channel(&settings.address, settings.tls.as_ref())
         .map_err(|source| Error::Channel { address: settings.address.to_string(), source })?;
-    // Every call goes through the query guard's channel (TLS is set up there), so that a
-    // query task never runs a workflow forward (see `query_guard`).
+    // Every call goes through the task guard's channel (TLS is set up there), so that a
+    // query task never runs a workflow forward and an update is run where replay puts it
+    // (see `task_guard`).
     let mut options = ConnectionOptions::new(settings.address.clone())
-        .service_override(query_guard::service(channel))
+        .service_override(task_guard::service(channel))
         .dns_load_balancing(None)
         .build();
     if let Some(identity) = &settings.identity {

@@ -1,6 +1,7 @@
-//! The worker's gRPC path to Temporal, with one repair: a query task never shows the
-//! workflow events that no workflow task has shown it.
+//! The worker's gRPC path to Temporal, with two repairs to the workflow tasks it polls, so
+//! that what a worker runs live is what a worker replaying the history later runs.
 //!
+//! **A query task never shows the workflow events that no workflow task has shown it.**
 //! Temporal hands a query to a worker as a task of its own (a "legacy" query task:
 //! `query` set, `started_event_id` 0) when no workflow task is pending, and also when a
 //! workflow task failed or timed out with the query waiting on it. In that second case,
@@ -13,12 +14,28 @@
 //! results does not replay: the next worker to rebuild the run fails it as
 //! nondeterministic ("Update machine does not handle this event: ActivityTaskScheduled").
 //! The chaos bench found this on the real Temporal dev server, killing `convo worker`
-//! under load with the API querying sessions.
+//! under load with the API querying sessions. The repair: such a task's history is cut
+//! after the last completed workflow task's own events, so the query is answered from the
+//! state that task left, which is what a worker holding the run in its cache answers anyway
+//! (Temporal sends a cached run's query task no history at all).
 //!
-//! The repair: such a task's history is cut after the last completed workflow task's own
-//! events, so the query is answered from the state that task left, which is what a worker
-//! holding the run in its cache answers anyway (Temporal sends a cached run's query task no
-//! history at all). Every other call passes through untouched.
+//! **An update runs after every event of the task that delivers it.** An update request
+//! comes in the task's messages, sequenced after an event: sdk-core hands the workflow the
+//! update where that event falls among the task's signals and activity results, and the
+//! handlers' commands go out in that order. On replay there is no request, only the
+//! `WorkflowExecutionUpdateAccepted` event after the task's completion, and sdk-core always
+//! hands the update over after all of the task's events. The Temporal server sequences
+//! every request at the task's started event minus one, which agrees. The Java test server
+//! sequences it at the task's scheduled event (and, with a signal landed between scheduled
+//! and started, reports a started event id one short), so the signal ran after the update
+//! live and before it on replay; the history did not replay
+//! ("UpsertWorkflowSearchAttributesMachine does not handle HistoryEvent(id: 7,
+//! ActivityTaskScheduled)": the update's hold went out before the signal's patch marker and
+//! its `TemporalChangeVersion` upsert; found by `tests/e2e/concurrency.rs`, about three runs
+//! in four with three copies at once). The repair: a request sequenced earlier is sequenced
+//! just before the task's `WorkflowTaskStarted`, as the Temporal server does.
+//!
+//! Every other call, and every task the repairs do not apply to, passes through untouched.
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,6 +49,7 @@ use temporalio_client::callback_based::{
 use temporalio_common::protos::temporal::api::{
     enums::v1::EventType,
     history::v1::{HistoryEvent, history_event::Attributes},
+    protocol::v1::message::SequencingId,
     workflowservice::v1::{
         GetWorkflowExecutionHistoryRequest, GetWorkflowExecutionHistoryResponse,
         PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
@@ -46,7 +64,7 @@ use tonic::{
 
 const WORKFLOW_SERVICE: &str = "temporal.api.workflowservice.v1.WorkflowService";
 
-/// A connection's calls, through `channel`, with query tasks settled (see the module docs).
+/// A connection's calls, through `channel`, with polled tasks repaired (see the module docs).
 pub(crate) fn service(channel: Channel) -> CallbackBasedGrpcService {
     CallbackBasedGrpcService {
         callback: Arc::new(move |request: GrpcRequest| {
@@ -66,6 +84,14 @@ async fn forward(channel: Channel, request: GrpcRequest) -> Result<GrpcSuccessRe
     }
     let mut task = PollWorkflowTaskQueueResponse::decode(body.clone())
         .map_err(|e| Status::internal(format!("undecodable workflow task: {e}")))?;
+    let resequenced = sequence_updates(&mut task);
+    if resequenced {
+        tracing::debug!(
+            workflow_id = task.workflow_execution.as_ref().map(|e| e.workflow_id.as_str()),
+            started_event_id = task.started_event_id,
+            "update requests sequenced after the task's events"
+        );
+    }
     let settled = match settle(&mut task) {
         Settled::Untouched => false,
         Settled::Cut => true,
@@ -83,9 +109,40 @@ async fn forward(channel: Channel, request: GrpcRequest) -> Result<GrpcSuccessRe
             previous_started_event_id = task.previous_started_event_id,
             "query task cut back to the last completed workflow task"
         );
+    }
+    if settled || resequenced {
         return Ok(GrpcSuccessResponse { headers, proto: task.encode_to_vec() });
     }
     Ok(GrpcSuccessResponse { headers, proto: body.to_vec() })
+}
+
+/// Sequences every update request of a workflow task after all of the task's events (just
+/// before its `WorkflowTaskStarted`, where the Temporal server puts them); whether any moved.
+///
+/// The started event is read from the history where the task's page ends with it: the Java
+/// test server, when a signal lands between a task's scheduled and started events, reports
+/// the started event id the task would have had without the signal.
+pub(crate) fn sequence_updates(task: &mut PollWorkflowTaskQueueResponse) -> bool {
+    let shown = task
+        .history
+        .as_ref()
+        .and_then(|h| h.events.last())
+        .filter(|e| e.event_type() == EventType::WorkflowTaskStarted)
+        .map_or(0, |e| e.event_id);
+    let last = task.started_event_id.max(shown) - 1;
+    if task.started_event_id == 0 || last < 1 {
+        return false;
+    }
+    let mut moved = false;
+    for message in &mut task.messages {
+        if let Some(SequencingId::EventId(after)) = &mut message.sequencing_id
+            && *after < last
+        {
+            *after = last;
+            moved = true;
+        }
+    }
+    moved
 }
 
 /// What [`settle`] did to a polled task.
@@ -267,6 +324,7 @@ mod tests {
             WorkflowTaskCompletedEventAttributes, WorkflowTaskScheduledEventAttributes,
             WorkflowTaskStartedEventAttributes,
         },
+        protocol::v1::Message,
         query::v1::WorkflowQuery,
     };
 
@@ -397,5 +455,70 @@ mod tests {
         let mut task = query_task(events);
         assert_eq!(settle(&mut task), Settled::Untouched);
         assert_eq!(ids(&task).len(), 8);
+    }
+
+    fn update_request(id: &str, after: Option<i64>) -> Message {
+        Message {
+            id: format!("{id}/request"),
+            protocol_instance_id: id.into(),
+            sequencing_id: after.map(SequencingId::EventId),
+            ..Default::default()
+        }
+    }
+
+    fn sequencing(task: &PollWorkflowTaskQueueResponse) -> Vec<Option<i64>> {
+        task.messages
+            .iter()
+            .map(|m| match m.sequencing_id {
+                Some(SequencingId::EventId(id)) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The Java test server's shape: scheduled at 2, a signal at 3 that arrived before the
+    /// worker polled, started at 4, the update sequenced at the scheduled event.
+    #[test]
+    fn an_update_sequenced_before_the_tasks_events_runs_after_them() {
+        let mut task = PollWorkflowTaskQueueResponse {
+            started_event_id: 4,
+            messages: vec![update_request("u1", Some(2)), update_request("u2", Some(1))],
+            ..Default::default()
+        };
+        assert!(sequence_updates(&mut task));
+        assert_eq!(sequencing(&task), [Some(3), Some(3)]);
+    }
+
+    /// As the Java test server sends it: the task says it started at 3, but the signal that
+    /// arrived after it was scheduled pushed its started event to 4.
+    #[test]
+    fn the_started_event_is_read_from_the_history() {
+        let started = event(4, Attributes::WorkflowTaskStartedEventAttributes(Default::default()));
+        let mut task = PollWorkflowTaskQueueResponse {
+            started_event_id: 3,
+            history: Some(History { events: vec![started] }),
+            messages: vec![update_request("u1", Some(2))],
+            ..Default::default()
+        };
+        assert!(sequence_updates(&mut task));
+        assert_eq!(sequencing(&task), [Some(3)]);
+    }
+
+    #[test]
+    fn updates_the_temporal_server_sequenced_are_untouched() {
+        let mut task = PollWorkflowTaskQueueResponse {
+            started_event_id: 4,
+            messages: vec![update_request("u1", Some(3)), update_request("u2", None)],
+            ..Default::default()
+        };
+        assert!(!sequence_updates(&mut task));
+        assert_eq!(sequencing(&task), [Some(3), None]);
+
+        let mut query = PollWorkflowTaskQueueResponse {
+            started_event_id: 0,
+            messages: vec![update_request("u1", Some(2))],
+            ..Default::default()
+        };
+        assert!(!sequence_updates(&mut query), "a query task starts no event to sequence by");
     }
 }
