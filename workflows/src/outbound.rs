@@ -28,8 +28,8 @@ use crate::contracts::{
     AgentReply, Assignee, CloseSessionInput, ComposeInput, ContactCard, ConversationActivities,
     ConversationMessage, ConversationStatus, ConversationView, InboundMessage,
     OUTBOUND_CONVERSATION_WORKFLOW, Resolve, ResolveContactInput, SendError, SendKind, SendReceipt,
-    SendRequest, SessionSendInput, SessionSendOutcome, TakeOver, WindowClosed, error_types, names,
-    session_workflow_id,
+    SendRequest, SessionSendInput, SessionSendOutcome, TakeOver, Timeline, WindowClosed,
+    error_types, names, session_workflow_id,
 };
 use crate::ops;
 pub use crate::session_window::PATCH_OPS_VISIBILITY;
@@ -57,6 +57,8 @@ pub struct OutboundConversationWorkflow {
     /// The channel of the contact's latest reply when it is not the conversation's own: the
     /// contact's session follows them there, and so do this conversation's sends.
     reply_channel: Option<Channel>,
+    /// The order of the view's messages: the order they began in.
+    timeline: Timeline,
 }
 
 #[workflow_methods]
@@ -82,6 +84,7 @@ impl OutboundConversationWorkflow {
             card: None,
             published: ops::Published::default(),
             reply_channel: None,
+            timeline: Timeline::default(),
         }
     }
 
@@ -216,13 +219,18 @@ impl OutboundConversationWorkflow {
         }
         let channel = message.channel().filter(|c| *c != self.input.channel);
         self.reply_channel = channel;
-        self.view.add_message(ConversationMessage {
-            message_id: message.message_id,
-            direction: Direction::Inbound,
-            text: message.text,
-            at,
-            channel,
-        });
+        let begun = self.timeline.begin();
+        self.timeline.place(
+            &mut self.view.messages,
+            begun,
+            ConversationMessage {
+                message_id: message.message_id,
+                direction: Direction::Inbound,
+                text: message.text,
+                at,
+                channel,
+            },
+        );
         if self.view.status == ConversationStatus::AwaitingReply {
             self.view.status = ConversationStatus::Active;
         }
@@ -280,13 +288,16 @@ impl OutboundConversationWorkflow {
                 reply.text.clone(),
             ),
         };
-        ctx.state_mut(|s| s.replies_in_flight += 1);
+        let begun = ctx.state_mut(|s| {
+            s.replies_in_flight += 1;
+            s.timeline.begin()
+        });
         let sent = session_send(ctx, &input, &contact, reply.message_id.clone(), kind).await;
         let at = ctx.workflow_time().map(Timestamp::from_system_time);
         ctx.state_mut(|s| {
             s.replies_in_flight -= 1;
             if let Ok((receipt, channel)) = &sent {
-                s.record_outbound(receipt, &shown, at, *channel);
+                s.record_outbound(begun, receipt, &shown, at, *channel);
             }
         });
         Ok(sent?.0)
@@ -441,23 +452,25 @@ impl OutboundConversationWorkflow {
 
     /// An outbound message, on the channel it went out on: a reply that arrives on another
     /// channel while it is in flight moves the conversation, not the message already sent.
-    /// A sent message, at the time the session accepted it (`now` for answers recorded before
-    /// receipts carried it): a reply handled in the same task as the send's result still comes
-    /// after it in the view.
+    /// A sent message, placed where its send began (a reply that arrived meanwhile comes
+    /// after it) and timed when the session handed it to the provider (`now` for answers
+    /// recorded before receipts carried that).
     fn record_outbound(
         &mut self,
+        begun: u64,
         receipt: &SendReceipt,
         text: &str,
         now: Option<Timestamp>,
         channel: Channel,
     ) {
-        self.view.add_message(ConversationMessage {
+        let message = ConversationMessage {
             message_id: receipt.message_id.clone(),
             direction: Direction::Outbound,
             text: text.to_owned(),
             at: receipt.accepted_at.or(now),
             channel: Some(channel),
-        });
+        };
+        self.timeline.place(&mut self.view.messages, begun, message);
     }
 }
 
@@ -494,13 +507,14 @@ async fn send_first(
         Assignee::Bot { .. } => Sender::Automated,
     };
     let base_id = format!("{}-first", input.conversation_id);
+    let begun = ctx.state_mut(|s| s.timeline.begin());
     if let Some(text) = &first.text {
         let kind =
             SendKind::Freeform { text: text.clone(), subject: first.subject.clone(), sender };
         match session_send(ctx, input, contact, base_id.clone(), kind).await {
             Ok((receipt, channel)) => {
                 let at = ctx.workflow_time().map(Timestamp::from_system_time);
-                ctx.state_mut(|s| s.record_outbound(&receipt, text, at, channel));
+                ctx.state_mut(|s| s.record_outbound(begun, &receipt, text, at, channel));
                 return Ok(());
             }
             Err(e) if e.code == "no_active_session" && first.template.is_some() => {}
@@ -522,7 +536,7 @@ async fn send_first(
         session_send(ctx, input, contact, format!("{base_id}-template"), kind).await?;
     let at = ctx.workflow_time().map(Timestamp::from_system_time);
     let shown = format!("template:{template}");
-    ctx.state_mut(|s| s.record_outbound(&receipt, &shown, at, channel));
+    ctx.state_mut(|s| s.record_outbound(begun, &receipt, &shown, at, channel));
     Ok(())
 }
 
