@@ -139,9 +139,9 @@ impl Execution {
             current_attempt_scheduled_time: util::ts(a.attempt_scheduled_time),
             started_time: util::ts(ctx.now),
             attempt: a.attempt,
-            schedule_to_close_timeout: a.schedule_to_close.and_then(util::dur),
+            schedule_to_close_timeout: util::dur(a.schedule_to_close.unwrap_or(0)),
             start_to_close_timeout: util::dur(a.start_to_close),
-            heartbeat_timeout: a.heartbeat.and_then(util::dur),
+            heartbeat_timeout: util::dur(a.heartbeat.unwrap_or(0)),
             retry_policy: Some(a.retry.clone()),
             priority: a.priority.clone(),
             ..Default::default()

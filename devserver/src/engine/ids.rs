@@ -18,8 +18,9 @@ use std::{
 pub(crate) struct RunId([u8; 16]);
 
 impl RunId {
+    /// A new run id: a UUIDv7, as the Temporal server issues (SDKs check the version).
     pub(crate) fn random() -> Self {
-        Self(uuid::Uuid::new_v4().into_bytes())
+        Self(uuid::Uuid::now_v7().into_bytes())
     }
 
     /// The run id `s` names, if it is one this server could have issued. Other spellings of

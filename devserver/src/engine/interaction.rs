@@ -74,6 +74,8 @@ pub(crate) struct UpdateStatus {
     pub(crate) update_ref: UpdateRef,
     pub(crate) stage: Stage,
     pub(crate) outcome: Option<Outcome>,
+    /// Whether the workflow accepted it (a rejected update has no accepted event to link).
+    pub(crate) accepted: bool,
 }
 
 impl Execution {
@@ -190,6 +192,7 @@ impl Execution {
             },
             stage: u.stage,
             outcome: u.outcome.clone(),
+            accepted: u.accepted_event_id > 0,
         })
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct SignalParams {
 #[derive(Debug)]
 pub(crate) struct Started {
     pub(crate) run_id: String,
+    /// The first run of the run's chain (itself, unless it continued another).
+    pub(crate) first_run_id: String,
     pub(crate) started: bool,
 }
 
@@ -161,21 +163,22 @@ impl State {
         if let Some(current_id) = self.current.get(&p.namespace, &p.workflow_id) {
             let current = current_id.to_string();
             let exec = self.execs.get(current_id).expect("current run exists");
+            let first_run_id = exec.first_run_id.to_string();
             if exec.is_running() {
                 if !p.request_id.is_empty() && *exec.start_request_id == *p.request_id {
                     // A retried start: same answer as the first time.
-                    return Ok(Started { run_id: current, started: true });
+                    return Ok(Started { run_id: current, first_run_id, started: true });
                 }
                 #[allow(deprecated)] // TERMINATE_IF_RUNNING still arrives from older clients
                 let terminate = p.conflict_policy == WorkflowIdConflictPolicy::TerminateExisting
                     || p.reuse_policy == WorkflowIdReusePolicy::TerminateIfRunning;
                 if let Some(signal) = signal.as_ref().filter(|_| !terminate) {
                     self.deliver_signal(&current, signal)?;
-                    return Ok(Started { run_id: current, started: false });
+                    return Ok(Started { run_id: current, first_run_id, started: false });
                 }
                 match p.conflict_policy {
                     WorkflowIdConflictPolicy::UseExisting => {
-                        return Ok(Started { run_id: current, started: false });
+                        return Ok(Started { run_id: current, first_run_id, started: false });
                     }
                     _ if terminate => {
                         self.terminate_run(
@@ -218,7 +221,7 @@ impl State {
             first_task_delay,
             attempt: 1,
         });
-        Ok(Started { run_id: run_id.to_string(), started: true })
+        Ok(Started { run_id: run_id.to_string(), first_run_id: run_id.to_string(), started: true })
     }
 
     /// Writes a new run's first events and puts it in place as the workflow id's current run.
@@ -299,7 +302,7 @@ impl State {
                     workflow_execution_expiration_time: p
                         .execution_timeout
                         .and_then(|t| util::ts(ctx.now + t)),
-                    first_workflow_task_backoff: first_task_delay.and_then(util::dur),
+                    first_workflow_task_backoff: util::dur(first_task_delay.unwrap_or(0)),
                     memo: p.memo,
                     search_attributes: p.search_attributes,
                     header: p.header,
@@ -605,15 +608,23 @@ pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
         status: e.status as i32,
         history_length: e.history.len() as i64,
         execution_time: util::ts(e.start_time),
-        memo: e.memo.as_deref().cloned(),
-        search_attributes: e.search_attributes.as_deref().cloned(),
+        // None set reads as empty, not absent, as on the Temporal server.
+        memo: Some(e.memo.as_deref().cloned().unwrap_or_default()),
+        search_attributes: Some(e.search_attributes.as_deref().cloned().unwrap_or_default()),
         task_queue: e.task_queue.to_string(),
         state_transition_count: e.history.len() as i64,
         history_size_bytes: e.history.bytes(),
         execution_duration: e.close_time.and_then(|c| util::dur(c - e.start_time)),
         first_run_id: e.first_run_id.to_string(),
         parent_execution: e.parent.as_deref().map(ParentLink::execution),
-        root_execution: e.parent.as_deref().map(ParentLink::root_execution),
+        // A top-level run is its own root.
+        root_execution: Some(e.parent.as_deref().map_or_else(
+            || WorkflowExecution {
+                workflow_id: e.workflow_id.to_string(),
+                run_id: e.run_id.to_string(),
+            },
+            ParentLink::root_execution,
+        )),
         ..Default::default()
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use temporalio_protos::temporal::api::{
+    common::v1::Link,
     enums::v1::{
         HistoryEventFilterType, NamespaceState, QueryRejectCondition, QueryResultType,
         TaskQueueKind, UpdateWorkflowExecutionLifecycleStage, WorkflowIdConflictPolicy,
@@ -13,6 +14,7 @@ use temporalio_protos::temporal::api::{
         NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities,
     },
     query::v1::QueryRejected,
+    update::v1::UpdateRef,
     workflowservice::v1::{get_system_info_response::Capabilities, *},
 };
 use tokio::sync::Notify;
@@ -195,6 +197,7 @@ impl WorkflowService for Svc {
             priority: r.priority,
             parent: None,
         };
+        let (namespace, workflow_id) = (params.namespace.clone(), params.workflow_id.clone());
         let (started, eager_workflow_task) = self.engine.with_state(|st| {
             let started = st.start_workflow(params, None)?;
             let task = match &eager {
@@ -203,12 +206,14 @@ impl WorkflowService for Svc {
             };
             Ok::<_, crate::engine::Error>((started, task))
         })?;
+        let link = started_link(&namespace, &workflow_id, &started.run_id);
         self.done(StartWorkflowExecutionResponse {
             status: if started.started { 1 } else { 0 }, // WORKFLOW_EXECUTION_STATUS_RUNNING when started
             run_id: started.run_id,
+            first_execution_run_id: started.first_run_id,
             started: started.started,
             eager_workflow_task,
-            ..Default::default()
+            link: Some(link),
         })
         .await
     }
@@ -244,6 +249,7 @@ impl WorkflowService for Svc {
                 "SignalWithStart does not support WorkflowIdConflictPolicy FAIL.",
             ));
         }
+        let signal_request_id = r.request_id.clone();
         let signal = SignalParams {
             signal_name: r.signal_name,
             input: r.signal_input,
@@ -282,11 +288,15 @@ impl WorkflowService for Svc {
             },
             ..params
         };
+        let (namespace, workflow_id, request_id) =
+            (params.namespace.clone(), params.workflow_id.clone(), signal_request_id);
         let started = self.engine.with_state(|st| st.start_workflow(params, Some(signal)))?;
+        let signal_link = signal_link(&namespace, &workflow_id, &started.run_id, request_id);
         self.done(SignalWithStartWorkflowExecutionResponse {
             run_id: started.run_id,
+            first_execution_run_id: started.first_run_id,
             started: started.started,
-            ..Default::default()
+            signal_link: Some(signal_link),
         })
         .await
     }
@@ -577,12 +587,13 @@ impl WorkflowService for Svc {
             .engine
             .update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy))
             .await?;
-        let UpdateStatus { update_ref, stage, outcome } = status;
+        let UpdateStatus { update_ref, stage, outcome, accepted } = status;
+        let link = accepted.then(|| accepted_link(&r.namespace, &update_ref));
         self.done(UpdateWorkflowExecutionResponse {
             update_ref: Some(update_ref),
             outcome,
             stage: stage as i32,
-            ..Default::default()
+            link,
         })
         .await
     }
@@ -600,7 +611,7 @@ impl WorkflowService for Svc {
             .engine
             .poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy))
             .await?;
-        let UpdateStatus { update_ref, stage, outcome } = status;
+        let UpdateStatus { update_ref, stage, outcome, accepted: _ } = status;
         self.done(PollWorkflowExecutionUpdateResponse {
             update_ref: Some(update_ref),
             outcome,
@@ -770,7 +781,7 @@ impl WorkflowService for Svc {
         match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
             Ok((started, status)) => {
                 use execute_multi_operation_response::{Response as R, response::Response as Rr};
-                let UpdateStatus { update_ref, stage, outcome } = status;
+                let UpdateStatus { update_ref, stage, outcome, accepted: _ } = status;
                 self.done(ExecuteMultiOperationResponse {
                     responses: vec![
                         R {
@@ -1030,4 +1041,60 @@ fn wait_stage(
 ) -> UpdateWorkflowExecutionLifecycleStage {
     p.and_then(|p| UpdateWorkflowExecutionLifecycleStage::try_from(p.lifecycle_stage).ok())
         .unwrap_or(UpdateWorkflowExecutionLifecycleStage::Unspecified)
+}
+
+/// The link a start answers with: the run's started event.
+fn started_link(namespace: &str, workflow_id: &str, run_id: &str) -> Link {
+    use temporalio_protos::temporal::api::{common::v1::link, enums::v1::EventType};
+    Link {
+        variant: Some(link::Variant::WorkflowEvent(link::WorkflowEvent {
+            namespace: namespace.to_owned(),
+            workflow_id: workflow_id.to_owned(),
+            run_id: run_id.to_owned(),
+            reference: Some(link::workflow_event::Reference::EventRef(
+                link::workflow_event::EventReference {
+                    event_id: 1,
+                    event_type: EventType::WorkflowExecutionStarted as i32,
+                },
+            )),
+        })),
+    }
+}
+
+/// The link a signal-with-start answers with: the signal, by its request id.
+fn signal_link(namespace: &str, workflow_id: &str, run_id: &str, request_id: String) -> Link {
+    use temporalio_protos::temporal::api::{common::v1::link, enums::v1::EventType};
+    Link {
+        variant: Some(link::Variant::WorkflowEvent(link::WorkflowEvent {
+            namespace: namespace.to_owned(),
+            workflow_id: workflow_id.to_owned(),
+            run_id: run_id.to_owned(),
+            reference: Some(link::workflow_event::Reference::RequestIdRef(
+                link::workflow_event::RequestIdReference {
+                    request_id,
+                    event_type: EventType::WorkflowExecutionSignaled as i32,
+                },
+            )),
+        })),
+    }
+}
+
+/// The link an accepted update answers with: its accepted event, by the update's request id
+/// (which a client's update request does not carry).
+fn accepted_link(namespace: &str, update: &UpdateRef) -> Link {
+    use temporalio_protos::temporal::api::{common::v1::link, enums::v1::EventType};
+    let execution = update.workflow_execution.clone().unwrap_or_default();
+    Link {
+        variant: Some(link::Variant::WorkflowEvent(link::WorkflowEvent {
+            namespace: namespace.to_owned(),
+            workflow_id: execution.workflow_id,
+            run_id: execution.run_id,
+            reference: Some(link::workflow_event::Reference::RequestIdRef(
+                link::workflow_event::RequestIdReference {
+                    request_id: String::new(),
+                    event_type: EventType::WorkflowExecutionUpdateAccepted as i32,
+                },
+            )),
+        })),
+    }
 }
