@@ -1568,6 +1568,60 @@ mod ops {
     use super::*;
     use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 
+    /// As on the Temporal server: a finish id just past a task's scheduled event resets to
+    /// that task; the server starts it itself (identity `history-service`) to fail it.
+    #[tokio::test]
+    async fn reset_to_a_scheduled_task_starts_it_to_fail_it() {
+        let (server, mut c) = setup().await;
+        start(&mut c, "wf-reset3", "q-reset3").await;
+        let task = poll_wft(&mut c, "q-reset3").await;
+        complete(&mut c, task.task_token, vec![]).await.unwrap(); // 4 WFTCompleted
+        let reset = |finish: i64| ResetWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "wf-reset3".into(),
+                run_id: String::new(),
+            }),
+            workflow_task_finish_event_id: finish,
+            reason: "ops".into(),
+            request_id: uuid(),
+            ..Default::default()
+        };
+        for refused in [1, 2, 5] {
+            let e = c.reset_workflow_execution(reset(refused)).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "finish id {refused}: {e:?}");
+        }
+        c.reset_workflow_execution(reset(3)).await.unwrap();
+        let events = history(&mut c, "wf-reset3").await;
+        assert_eq!(
+            types(&events),
+            [
+                WorkflowExecutionStarted,
+                WorkflowTaskScheduled,
+                WorkflowTaskStarted,
+                WorkflowTaskFailed,
+                WorkflowTaskScheduled
+            ]
+        );
+        let Some(Attributes::WorkflowTaskStartedEventAttributes(started)) = &events[2].attributes
+        else {
+            panic!("{:?}", events[2])
+        };
+        assert_eq!(started.identity, "history-service");
+        let Some(Attributes::WorkflowTaskFailedEventAttributes(f)) = &events[3].attributes else {
+            panic!("{:?}", events[3])
+        };
+        assert_eq!(f.identity, "history-service");
+        assert!(
+            matches!(
+                f.failure.as_ref().and_then(|f| f.failure_info.as_ref()),
+                Some(FailureInfo::ResetWorkflowFailureInfo(_))
+            ),
+            "{f:?}"
+        );
+        server.shutdown().await;
+    }
+
     #[tokio::test]
     async fn reset_forks_history_reapplies_later_signals_and_terminates_the_base() {
         let (server, mut c) = setup().await;

@@ -19,13 +19,16 @@ use serde::Serialize;
 use serde_json::Value;
 use temporalio_protos::temporal::api::{
     command::v1::{
-        Command, CompleteWorkflowExecutionCommandAttributes, ProtocolMessageCommandAttributes,
+        CancelWorkflowExecutionCommandAttributes, Command,
+        CompleteWorkflowExecutionCommandAttributes,
+        ContinueAsNewWorkflowExecutionCommandAttributes, ProtocolMessageCommandAttributes,
         ScheduleActivityTaskCommandAttributes, StartTimerCommandAttributes,
         command::Attributes as Cmd,
     },
     common::v1::{ActivityType, Payload, Payloads, RetryPolicy, WorkflowExecution, WorkflowType},
     enums::v1::{
-        CommandType, QueryResultType, TaskQueueKind, UpdateWorkflowExecutionLifecycleStage as Stage,
+        CommandType, QueryResultType, TaskQueueKind,
+        UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowTaskFailedCause,
     },
     protocol::v1::Message,
     query::v1::WorkflowQuery,
@@ -47,19 +50,21 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Scenarios that diverge today, with why; each is an open item of the devserver.
 const KNOWN: &[(&str, &str)] = &[
     (
-        "describe_running",
-        "no auto_reset_points (real: empty points) and no workflow_extended_info \
-         (original_start_time, run_expiration_time, request_id_infos)",
+        "continue_as_new",
+        "the real server holds a run continued within a second of its start back \
+         (first_workflow_task_backoff ≈ 1 s) and carries prev_auto_reset_points into the new \
+         run; the devserver does neither",
     ),
     (
         "describe_completed",
-        "no auto_reset_points (real: the first completed task's), no workflow_extended_info, \
-         and no BuildIds system search attribute (real: [\"unversioned\"])",
+        "no BuildIds system search attribute (real: [\"unversioned\"] once an unversioned \
+         worker completed a task; the server derives it from the worker's version stamp or \
+         deployment)",
     ),
     (
         "describe_terminated",
-        "no auto_reset_points and no workflow_extended_info; the real server also still \
-         reports the terminated run's pending_workflow_task",
+        "the real server still reports the terminated run's scheduled workflow task as \
+         pending_workflow_task; the devserver reports none",
     ),
 ];
 
@@ -81,6 +86,11 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("update_accepted_and_completed", |p| Box::pin(update_accepted_and_completed(p))),
         ("unknown_workflow", |p| Box::pin(unknown_workflow(p))),
         ("run_id_format", |p| Box::pin(run_id_format(p))),
+        ("cancel", |p| Box::pin(cancel(p))),
+        ("continue_as_new", |p| Box::pin(continue_as_new(p))),
+        ("workflow_task_failed", |p| Box::pin(workflow_task_failed(p))),
+        ("signal_during_a_task", |p| Box::pin(signal_during_a_task(p))),
+        ("reset_to_first_task", |p| Box::pin(reset_to_first_task(p))),
     ]
 }
 
@@ -231,7 +241,6 @@ const VOLATILE: &[&str] = &[
     "task_token",
     "binary_checksum",
     "namespace_id",
-    "task_id",
     "history_size_bytes",
     "worker_version",
     "sdk_metadata",
@@ -242,8 +251,10 @@ const VOLATILE: &[&str] = &[
     "execution_duration",
     "state_transition_count",
 ];
-/// Advice a server may or may not give (its poller autoscaling), replaced even when absent.
-const ADVISORY: &[&str] = &["poller_scaling_decision"];
+/// Advice a server may or may not give (its poller autoscaling), and task ids (internal
+/// sequence numbers; a transient task's events carry none on the Temporal server), replaced
+/// even when absent or zero.
+const ADVISORY: &[&str] = &["poller_scaling_decision", "task_id"];
 const RUN_IDS: &[&str] = &[
     "run_id",
     "first_execution_run_id",
@@ -251,6 +262,8 @@ const RUN_IDS: &[&str] = &[
     "new_execution_run_id",
     "continued_execution_run_id",
     "first_run_id",
+    "base_run_id",
+    "new_run_id",
 ];
 
 /// `camelCase` (the JSON of the types pbjson serialises) as `snake_case`.
@@ -748,4 +761,121 @@ async fn run_id_format(p: &mut Probe) {
     let version = uuid::Uuid::parse_str(&started.run_id).map(|u| u.get_version_num());
     p.steps.clear();
     p.note("run id's UUID version", serde_json::json!(version.map_err(|e| e.to_string())));
+}
+
+async fn cancel(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    p.complete("no commands", &task, vec![], vec![]).await;
+    let request = RequestCancelWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(execution(&p.id("wf"))),
+        identity: "probe".into(),
+        request_id: unique(),
+        reason: "ops".into(),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("request cancel", c.request_cancel_workflow_execution(request)).await;
+    let Some(task) = p.poll("the cancel's task").await else { return };
+    let cancelled = command(
+        CommandType::CancelWorkflowExecution,
+        Cmd::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes {
+            details: payloads("bye"),
+        }),
+    );
+    p.complete("cancelled", &task, vec![cancelled], vec![]).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn continue_as_new(p: &mut Probe) {
+    let Some(first) = p.start("wf").await else { return };
+    let Some(task) = p.poll("first task").await else { return };
+    let next = command(
+        CommandType::ContinueAsNewWorkflowExecution,
+        Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(
+            ContinueAsNewWorkflowExecutionCommandAttributes {
+                workflow_type: Some(WorkflowType { name: "Probe".into() }),
+                task_queue: queue(&p.queue),
+                input: payloads("next"),
+                ..Default::default()
+            },
+        ),
+    );
+    p.complete("continue as new", &task, vec![next], vec![]).await;
+    if let Some(task) = p.poll("the new run's first task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let request = GetWorkflowExecutionHistoryRequest {
+        namespace: NS.into(),
+        execution: Some(WorkflowExecution { workflow_id: p.id("wf"), run_id: first.run_id }),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("the first run's history", c.get_workflow_execution_history(request)).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn workflow_task_failed(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    let failed = RespondWorkflowTaskFailedRequest {
+        namespace: NS.into(),
+        task_token: task.task_token,
+        cause: WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure as i32,
+        identity: "probe".into(),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("fail the task", c.respond_workflow_task_failed(failed)).await;
+    if let Some(task) = p.poll("the retried task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn signal_during_a_task(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    let signal = SignalWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(execution(&p.id("wf"))),
+        signal_name: "hello".into(),
+        input: payloads("hi"),
+        request_id: unique(),
+        identity: "probe".into(),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("signal while the task runs", c.signal_workflow_execution(signal)).await;
+    p.complete("no commands", &task, vec![], vec![]).await;
+    if let Some(task) = p.poll("the signal's task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn reset_to_first_task(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    p.complete("no commands", &task, vec![], vec![]).await;
+    let mut c = p.c.clone();
+    for finish in [3, 4] {
+        let request = ResetWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(execution(&p.id("wf"))),
+            reason: "ops".into(),
+            workflow_task_finish_event_id: finish,
+            request_id: unique(),
+            ..Default::default()
+        };
+        let label = format!("reset to event {finish}");
+        p.rpc(&label, c.reset_workflow_execution(request)).await;
+    }
+    let id = p.id("wf");
+    p.history(&id).await;
 }

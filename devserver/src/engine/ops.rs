@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 
 use temporalio_protos::temporal::api::{
     enums::v1::{ResetReapplyExcludeType, UpdateAdmittedEventOrigin, WorkflowTaskFailedCause},
+    failure::v1::{Failure, failure::FailureInfo},
     history::v1::{
         HistoryEvent, WorkflowExecutionSignaledEventAttributes,
         WorkflowExecutionUpdateAdmittedEventAttributes, WorkflowTaskFailedEventAttributes,
-        history_event::Attributes,
+        WorkflowTaskStartedEventAttributes, history_event::Attributes,
     },
 };
 
@@ -30,6 +31,34 @@ use super::{
 pub(crate) enum ActivitySelector {
     Id(String),
     Type(String),
+}
+
+/// The identity the Temporal server writes on the events it adds itself.
+const HISTORY_SERVICE: &str = "history-service";
+
+/// The workflow task `events` leave pending: its scheduled event id and, if it started, its
+/// started event id.
+fn pending_task(events: &[HistoryEvent]) -> Option<(i64, Option<i64>)> {
+    let mut pending = None;
+    for e in events {
+        match &e.attributes {
+            Some(Attributes::WorkflowTaskScheduledEventAttributes(_)) => {
+                pending = Some((e.event_id, None));
+            }
+            Some(Attributes::WorkflowTaskStartedEventAttributes(_)) => {
+                if let Some((_, started)) = &mut pending {
+                    *started = Some(e.event_id);
+                }
+            }
+            Some(
+                Attributes::WorkflowTaskCompletedEventAttributes(_)
+                | Attributes::WorkflowTaskFailedEventAttributes(_)
+                | Attributes::WorkflowTaskTimedOutEventAttributes(_),
+            ) => pending = None,
+            _ => {}
+        }
+    }
+    pending
 }
 
 impl Execution {
@@ -189,31 +218,21 @@ impl State {
         let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
         let base = self.execs.get(&base_id).expect("run exists");
         let base_history = self.history_of(&base).to_vec();
-        let finish =
-            base_history.iter().find(|e| e.event_id == finish_event_id).ok_or_else(|| {
-                Error::InvalidArgument(format!("event {finish_event_id} is not in the history"))
+        // As the Temporal server: any id past the first event and within the history; the
+        // events before it must leave a workflow task pending (scheduled, or started), which
+        // the reset then fails.
+        if finish_event_id <= 1 || finish_event_id > base_history.len() as i64 {
+            return Err(Error::InvalidArgument(
+                "Workflow task finish ID must be > 1 && <= workflow last event ID.".into(),
+            ));
+        }
+        let pending =
+            pending_task(&base_history[..(finish_event_id - 1) as usize]).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "Can only reset workflow to event ID in range [WorkflowTaskScheduled +1, \
+                     WorkflowTaskStarted + 1]: {finish_event_id}"
+                ))
             })?;
-        let ok = matches!(
-            finish.attributes,
-            Some(
-                Attributes::WorkflowTaskCompletedEventAttributes(_)
-                    | Attributes::WorkflowTaskFailedEventAttributes(_)
-                    | Attributes::WorkflowTaskTimedOutEventAttributes(_)
-            )
-        );
-        let (scheduled_id, started_id) = match base_history
-            .get((finish_event_id - 2).max(0) as usize)
-            .map(|e| &e.attributes)
-        {
-            Some(Some(Attributes::WorkflowTaskStartedEventAttributes(s))) if ok => {
-                (s.scheduled_event_id, finish_event_id - 1)
-            }
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "workflow_task_finish_event_id must name a WorkflowTaskCompleted, WorkflowTaskFailed or WorkflowTaskTimedOut event".into(),
-                ));
-            }
-        };
         let prefix: Vec<HistoryEvent> = base_history[..(finish_event_id - 1) as usize].to_vec();
         let replay = reapplied(&base_history[(finish_event_id - 1) as usize..], &exclude);
         let new_id = RunId::random();
@@ -240,14 +259,38 @@ impl State {
             );
         }
         let ctx = &mut self.ctx;
+        let (scheduled_id, started_id) = match pending {
+            (scheduled, Some(started)) => (scheduled, started),
+            // A task only scheduled is started by the server itself, to be failed.
+            (scheduled, None) => {
+                let started = exec.append(
+                    ctx,
+                    Attributes::WorkflowTaskStartedEventAttributes(
+                        WorkflowTaskStartedEventAttributes {
+                            scheduled_event_id: scheduled,
+                            identity: HISTORY_SERVICE.into(),
+                            request_id: uuid::Uuid::new_v4().to_string(),
+                            history_size_bytes: exec.history.bytes(),
+                            ..Default::default()
+                        },
+                    ),
+                );
+                (scheduled, started)
+            }
+        };
+        let failure = Failure {
+            message: reason,
+            failure_info: Some(FailureInfo::ResetWorkflowFailureInfo(Default::default())),
+            ..Default::default()
+        };
         exec.append(
             ctx,
             Attributes::WorkflowTaskFailedEventAttributes(WorkflowTaskFailedEventAttributes {
                 scheduled_event_id: scheduled_id,
                 started_event_id: started_id,
                 cause: WorkflowTaskFailedCause::ResetWorkflow as i32,
-                failure: Some(util::server_failure(reason, true)),
-                identity,
+                failure: Some(failure),
+                identity: HISTORY_SERVICE.into(),
                 base_run_id: base_id,
                 new_run_id: new_id.to_string(),
                 ..Default::default()

@@ -20,8 +20,9 @@ use temporalio_protos::temporal::api::{
     },
     taskqueue::v1::TaskQueue,
     workflow::v1::{
-        PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo,
-        WorkflowExecutionConfig, WorkflowExecutionInfo,
+        PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, RequestIdInfo,
+        ResetPointInfo, ResetPoints, WorkflowExecutionConfig, WorkflowExecutionExtendedInfo,
+        WorkflowExecutionInfo,
     },
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
@@ -288,7 +289,11 @@ impl State {
                     }),
                     input: p.input,
                     workflow_execution_timeout: p.execution_timeout.and_then(util::dur),
-                    workflow_run_timeout: p.run_timeout.and_then(util::dur),
+                    // A continued run states "none" as zero, as the Temporal server does.
+                    workflow_run_timeout: match (&continued_execution_run_id[..], p.run_timeout) {
+                        ("", timeout) => timeout.and_then(util::dur),
+                        (_, timeout) => util::dur(timeout.unwrap_or(0)),
+                    },
                     workflow_task_timeout: util::dur(task_timeout),
                     continued_execution_run_id,
                     initiator,
@@ -340,12 +345,13 @@ impl State {
         workflow_id: &str,
         run_id: &str,
         signal: SignalParams,
-    ) -> Result<()> {
+    ) -> Result<String> {
         if signal.signal_name.is_empty() {
             return Err(Error::InvalidArgument("SignalName is not set on request.".into()));
         }
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        self.deliver_signal(&run_id, &signal)
+        self.deliver_signal(&run_id, &signal)?;
+        Ok(run_id.to_string())
     }
 
     pub(super) fn deliver_signal(&mut self, run_id: &str, signal: &SignalParams) -> Result<()> {
@@ -549,7 +555,13 @@ impl State {
                 default_workflow_task_timeout: util::dur(e.task_timeout),
                 user_metadata: e.user_metadata.as_deref().cloned(),
             }),
-            workflow_execution_info: Some(execution_info(&e)),
+            workflow_execution_info: Some(WorkflowExecutionInfo {
+                auto_reset_points: Some(ResetPoints {
+                    points: reset_point(&self.history_of(&e), &e).into_iter().collect(),
+                }),
+                ..execution_info(&e)
+            }),
+            workflow_extended_info: Some(extended_info(&e)),
             pending_activities,
             pending_workflow_task,
             pending_children: e
@@ -625,6 +637,54 @@ pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
             },
             ParentLink::root_execution,
         )),
+        ..Default::default()
+    }
+}
+
+/// Where an operator can reset the run to: its first completed workflow task, as the
+/// Temporal server records it for a worker's first task (one build, no versioning).
+fn reset_point(history: &super::event_log::EventLog, e: &Execution) -> Option<ResetPointInfo> {
+    // The first task completes within the run's first few events (a start, its task, and
+    // whatever signals arrived before the worker answered).
+    const FIRST_EVENTS: usize = 64;
+    let events = history.decode_range(0, FIRST_EVENTS);
+    let completed = events.iter().find_map(|event| match &event.attributes {
+        Some(Attributes::WorkflowTaskCompletedEventAttributes(a)) => Some((event, a)),
+        _ => None,
+    })?;
+    let (event, attributes) = completed;
+    Some(ResetPointInfo {
+        #[allow(deprecated)] // still what the Temporal server fills for unversioned workers
+        binary_checksum: attributes.binary_checksum.clone(),
+        build_id: String::new(),
+        run_id: e.run_id.to_string(),
+        first_workflow_task_completed_id: event.event_id,
+        create_time: event.event_time,
+        expire_time: None,
+        resettable: true,
+    })
+}
+
+/// The run's extended info as the Temporal server reports it: expirations (the zero time
+/// when a run has no timeout), the start's request id, whether cancellation was asked.
+fn extended_info(e: &Execution) -> WorkflowExecutionExtendedInfo {
+    // Go's zero time, which the Temporal server sends for "no run expiration".
+    const ZERO_TIME: prost_wkt_types::Timestamp =
+        prost_wkt_types::Timestamp { seconds: -62_135_596_800, nanos: 0 };
+    let request = RequestIdInfo {
+        event_type: temporalio_protos::temporal::api::enums::v1::EventType::WorkflowExecutionStarted
+            as i32,
+        event_id: 1,
+        buffered: false,
+    };
+    WorkflowExecutionExtendedInfo {
+        execution_expiration_time: e.execution_timeout.and_then(|t| util::ts(e.start_time + t)),
+        run_expiration_time: Some(
+            e.run_timeout.and_then(|t| util::ts(e.start_time + t)).unwrap_or(ZERO_TIME),
+        ),
+        cancel_requested: e.cancel_requested,
+        original_start_time: util::ts(e.start_time),
+        request_id_infos: [(e.start_request_id.to_string(), request)].into_iter().collect(),
         ..Default::default()
     }
 }

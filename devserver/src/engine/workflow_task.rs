@@ -815,6 +815,12 @@ impl Execution {
                     .map(|q| q.name.clone())
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| self.task_queue.to_string());
+                // The workflow's own, unless the command names another initiator.
+                let initiator = match a.initiator {
+                    0 => temporalio_protos::temporal::api::enums::v1::ContinueAsNewInitiator::Workflow
+                        as i32,
+                    other => other,
+                };
                 self.append(
                     ctx,
                     Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
@@ -827,8 +833,13 @@ impl Execution {
                                 normal_name: String::new(),
                             }),
                             input: a.input.clone(),
-                            workflow_run_timeout: a.workflow_run_timeout,
-                            workflow_task_timeout: a.workflow_task_timeout,
+                            // What the new run gets, defaults filled in (zero: none).
+                            workflow_run_timeout: a
+                                .workflow_run_timeout
+                                .or_else(|| util::dur(self.run_timeout.unwrap_or(0))),
+                            workflow_task_timeout: a
+                                .workflow_task_timeout
+                                .or_else(|| util::dur(self.task_timeout)),
                             workflow_task_completed_event_id: completed_id,
                             backoff_start_interval: a.backoff_start_interval,
                             initiator: a.initiator,
@@ -859,7 +870,8 @@ impl Execution {
                             .or(self.run_timeout),
                         task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref())
                             .or(Some(self.task_timeout)),
-                        identity: identity.to_owned(),
+                        // The new run is started by the server, not by the worker.
+                        identity: String::new(),
                         retry_policy: a.retry_policy,
                         memo: a.memo.or_else(|| self.memo.as_deref().cloned()),
                         search_attributes: a
@@ -872,7 +884,7 @@ impl Execution {
                     signal: None,
                     continued: Some(super::workflow::Continued {
                         from_run_id: self.run_id.to_string(),
-                        initiator: a.initiator,
+                        initiator,
                         last_completion_result: a.last_completion_result,
                         failure: a.failure,
                     }),

@@ -224,6 +224,7 @@ impl WorkflowService for Svc {
     ) -> Result<Response<SignalWorkflowExecutionResponse>, Status> {
         let r = r.into_inner();
         let (wid, rid) = execution_ids(r.workflow_execution);
+        let request_id = r.request_id.clone();
         let signal = SignalParams {
             signal_name: r.signal_name,
             input: r.input,
@@ -231,8 +232,9 @@ impl WorkflowService for Svc {
             request_id: r.request_id,
             header: r.header,
         };
-        self.engine.with_state(|st| st.signal(&r.namespace, &wid, &rid, signal))?;
-        self.done(SignalWorkflowExecutionResponse::default()).await
+        let run_id = self.engine.with_state(|st| st.signal(&r.namespace, &wid, &rid, signal))?;
+        let link = signal_link(&r.namespace, &wid, &run_id, request_id);
+        self.done(SignalWorkflowExecutionResponse { link: Some(link) }).await
     }
 
     async fn signal_with_start_workflow_execution(
