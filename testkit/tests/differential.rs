@@ -28,7 +28,8 @@ use temporalio_protos::temporal::api::{
     common::v1::{ActivityType, Payload, Payloads, RetryPolicy, WorkflowExecution, WorkflowType},
     enums::v1::{
         CommandType, QueryResultType, TaskQueueKind,
-        UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowTaskFailedCause,
+        UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowIdConflictPolicy,
+        WorkflowIdReusePolicy, WorkflowTaskFailedCause,
     },
     protocol::v1::Message,
     query::v1::WorkflowQuery,
@@ -91,6 +92,10 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("workflow_task_failed", |p| Box::pin(workflow_task_failed(p))),
         ("signal_during_a_task", |p| Box::pin(signal_during_a_task(p))),
         ("reset_to_first_task", |p| Box::pin(reset_to_first_task(p))),
+        ("update_with_start_new", |p| Box::pin(update_with_start_new(p))),
+        ("update_with_start_running", |p| Box::pin(update_with_start_running(p))),
+        ("update_with_start_conflict_fail", |p| Box::pin(update_with_start_conflict_fail(p))),
+        ("update_with_start_reject_duplicate", |p| Box::pin(update_with_start_reject_duplicate(p))),
     ]
 }
 
@@ -443,6 +448,82 @@ impl Probe {
         self.rpc(label, c.respond_workflow_task_completed(request)).await;
     }
 
+    /// Answers the task's update request: accepted, then completed with "sent".
+    async fn accept_and_complete(&mut self, task: &PollWorkflowTaskQueueResponse, update_id: &str) {
+        let Some(request) = task.messages.first().cloned() else {
+            self.note("the update's request", Value::String("missing".into()));
+            return;
+        };
+        let accept = Acceptance {
+            accepted_request_message_id: request.id.clone(),
+            accepted_request_sequencing_event_id: task.started_event_id - 1,
+            accepted_request: None,
+        };
+        let respond = UpdateResponse {
+            meta: Some(Meta { update_id: update_id.into(), identity: String::new() }),
+            outcome: Some(Outcome {
+                value: Some(outcome::Value::Success(payloads("sent").unwrap())),
+            }),
+        };
+        let any = |name: &str, bytes: Vec<u8>| {
+            Some(prost_wkt_types::Any {
+                type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"),
+                value: bytes,
+            })
+        };
+        let message = |id: String, body| Message {
+            id,
+            protocol_instance_id: update_id.into(),
+            body,
+            sequencing_id: None,
+        };
+        let protocol = |id: String| {
+            command(
+                CommandType::ProtocolMessage,
+                Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes {
+                    message_id: id,
+                }),
+            )
+        };
+        let (accepted, completed) =
+            (format!("{update_id}/accept"), format!("{update_id}/complete"));
+        let messages = vec![
+            message(accepted.clone(), any("Acceptance", accept.encode_to_vec())),
+            message(completed.clone(), any("Response", respond.encode_to_vec())),
+        ];
+        let commands = vec![protocol(accepted), protocol(completed)];
+        self.complete("accept and complete", task, commands, messages).await;
+    }
+
+    /// An update-with-start: `start` with its conflict and reuse policies, and update `u1`
+    /// waited on to `stage`.
+    fn update_with_start(
+        &self,
+        start: StartWorkflowExecutionRequest,
+        stage: Stage,
+    ) -> ExecuteMultiOperationRequest {
+        use execute_multi_operation_request::{Operation, operation::Operation as Op};
+        let update = UpdateWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(execution(&start.workflow_id)),
+            wait_policy: Some(WaitPolicy { lifecycle_stage: stage as i32 }),
+            request: Some(UpdateRequest {
+                meta: Some(Meta { update_id: "u1".into(), identity: "probe".into() }),
+                input: Some(Input { name: "send".into(), args: payloads("hi"), header: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        ExecuteMultiOperationRequest {
+            namespace: NS.into(),
+            operations: vec![
+                Operation { operation: Some(Op::StartWorkflow(start)) },
+                Operation { operation: Some(Op::UpdateWorkflow(update)) },
+            ],
+            ..Default::default()
+        }
+    }
+
     async fn describe(&mut self, workflow: &str) {
         let request = DescribeWorkflowExecutionRequest {
             namespace: NS.into(),
@@ -694,47 +775,7 @@ async fn update_accepted_and_completed(p: &mut Probe) {
     let mut uc = p.c.clone();
     let update = tokio::spawn(async move { uc.update_workflow_execution(request).await });
     let Some(task) = p.poll("the update's task").await else { return };
-    let Some(request) = task.messages.first().cloned() else { return };
-    let accept = Acceptance {
-        accepted_request_message_id: request.id.clone(),
-        accepted_request_sequencing_event_id: task.started_event_id - 1,
-        accepted_request: None,
-    };
-    let respond = UpdateResponse {
-        meta: Some(Meta { update_id: "u1".into(), identity: String::new() }),
-        outcome: Some(Outcome { value: Some(outcome::Value::Success(payloads("sent").unwrap())) }),
-    };
-    let any = |name: &str, bytes: Vec<u8>| {
-        Some(prost_wkt_types::Any {
-            type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"),
-            value: bytes,
-        })
-    };
-    let message = |id: &str, body| Message {
-        id: id.into(),
-        protocol_instance_id: "u1".into(),
-        body,
-        sequencing_id: None,
-    };
-    let protocol = |id: &str| {
-        command(
-            CommandType::ProtocolMessage,
-            Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes {
-                message_id: id.into(),
-            }),
-        )
-    };
-    let messages = vec![
-        message("u1/accept", any("Acceptance", accept.encode_to_vec())),
-        message("u1/complete", any("Response", respond.encode_to_vec())),
-    ];
-    p.complete(
-        "accept and complete",
-        &task,
-        vec![protocol("u1/accept"), protocol("u1/complete")],
-        messages,
-    )
-    .await;
+    p.accept_and_complete(&task, "u1").await;
     let outcome = async { update.await.map_err(|e| tonic::Status::internal(e.to_string()))? };
     p.rpc("update outcome", outcome).await;
     let id = p.id("wf");
@@ -878,4 +919,79 @@ async fn reset_to_first_task(p: &mut Probe) {
     }
     let id = p.id("wf");
     p.history(&id).await;
+}
+
+/// Waits for `multi` (run in the background, as it waits on the worker) and records it.
+async fn multi_outcome(
+    p: &mut Probe,
+    label: &str,
+    multi: tokio::task::JoinHandle<
+        Result<tonic::Response<ExecuteMultiOperationResponse>, tonic::Status>,
+    >,
+) {
+    let answered = async { multi.await.map_err(|e| tonic::Status::internal(e.to_string()))? };
+    p.rpc(label, answered).await;
+}
+
+async fn update_with_start_new(p: &mut Probe) {
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start, Stage::Completed);
+    let mut mc = p.c.clone();
+    let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
+    let Some(task) = p.poll("first task").await else { return };
+    p.accept_and_complete(&task, "u1").await;
+    multi_outcome(p, "update with start", multi).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn update_with_start_running(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    p.complete("no commands", &task, vec![], vec![]).await;
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start, Stage::Completed);
+    let mut mc = p.c.clone();
+    let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
+    let Some(task) = p.poll("the update's task").await else { return };
+    p.accept_and_complete(&task, "u1").await;
+    multi_outcome(p, "update with start on the running run", multi).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn update_with_start_conflict_fail(p: &mut Probe) {
+    p.start("wf").await;
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::Fail as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start, Stage::Accepted);
+    let mut c = p.c.clone();
+    p.rpc("update with start, conflict policy FAIL", c.execute_multi_operation(request)).await;
+}
+
+async fn update_with_start_reject_duplicate(p: &mut Probe) {
+    p.start("wf").await;
+    if let Some(task) = p.poll("first task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::RejectDuplicate as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start, Stage::Accepted);
+    let mut c = p.c.clone();
+    p.rpc(
+        "update with start after completion, REJECT_DUPLICATE",
+        c.execute_multi_operation(request),
+    )
+    .await;
 }

@@ -780,16 +780,28 @@ impl WorkflowService for Svc {
             priority: start.priority,
             parent: None,
         };
+        let (namespace, workflow_id) = (params.namespace.clone(), params.workflow_id.clone());
         match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
             Ok((started, status)) => {
                 use execute_multi_operation_response::{Response as R, response::Response as Rr};
-                let UpdateStatus { update_ref, stage, outcome, accepted: _ } = status;
+                let UpdateStatus { update_ref, stage, outcome, accepted } = status;
+                let link = started_link(&namespace, &workflow_id, &started.run_id);
+                let update_link = accepted.then(|| accepted_link(&namespace, &update_ref));
                 self.done(ExecuteMultiOperationResponse {
                     responses: vec![
                         R {
                             response: Some(Rr::StartWorkflow(StartWorkflowExecutionResponse {
+                                // As the Temporal server: the run is running, and a run
+                                // attached to rather than started names no first run.
+                                status: 1,
+                                first_execution_run_id: if started.started {
+                                    started.first_run_id
+                                } else {
+                                    String::new()
+                                },
                                 run_id: started.run_id,
                                 started: started.started,
+                                link: Some(link),
                                 ..Default::default()
                             })),
                         },
@@ -798,7 +810,7 @@ impl WorkflowService for Svc {
                                 update_ref: Some(update_ref),
                                 outcome,
                                 stage: stage as i32,
-                                ..Default::default()
+                                link: update_link,
                             })),
                         },
                     ],
