@@ -564,6 +564,9 @@ async fn test_service_locks_like_the_java_test_server() {
 
 mod interaction {
     use super::*;
+    use temporalio_protos::temporal::api::command::v1::ContinueAsNewWorkflowExecutionCommandAttributes;
+    use temporalio_protos::temporal::api::common::v1::WorkflowType;
+    use temporalio_protos::temporal::api::failure::v1::failure::FailureInfo;
     use temporalio_protos::temporal::api::{
         command::v1::ProtocolMessageCommandAttributes,
         enums::v1::{
@@ -956,6 +959,91 @@ mod interaction {
         assert_eq!(history(&mut c, "wf-ua").await.len(), events.len());
         server.shutdown().await;
     }
+
+    /// A run that closes in the task that accepted an update, or in one that ignored it: the
+    /// accepted update's caller gets its failure (not an error), the other's gets NOT_FOUND,
+    /// and a continue-as-new tells the other to retry (RESOURCE_EXHAUSTED), as the Temporal
+    /// server does.
+    #[tokio::test]
+    async fn updates_in_flight_when_the_run_closes() {
+        let (server, mut c) = setup().await;
+        let pm = |id: &str| Command {
+            command_type: CommandType::ProtocolMessage as i32,
+            attributes: Some(Cmd::ProtocolMessageCommandAttributes(
+                ProtocolMessageCommandAttributes { message_id: id.into() },
+            )),
+            ..Default::default()
+        };
+        let continue_as_new = || Command {
+            command_type: CommandType::ContinueAsNewWorkflowExecution as i32,
+            attributes: Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(
+                ContinueAsNewWorkflowExecutionCommandAttributes {
+                    workflow_type: Some(WorkflowType { name: "Probe".into() }),
+                    task_queue: tq("q-uclose"),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        for (n, (accept, close)) in
+            [(true, complete_cmd()), (false, complete_cmd()), (false, continue_as_new())]
+                .into_iter()
+                .enumerate()
+        {
+            let id = format!("wf-uclose-{n}");
+            idle_workflow(&mut c, &id, "q-uclose").await;
+            let mut uc = c.clone();
+            let target = id.clone();
+            let update = tokio::spawn(async move {
+                uc.update_workflow_execution(update_req(&target, "u1", Stage::Completed)).await
+            });
+            let task = poll_wft(&mut c, "q-uclose").await;
+            let msg = task.messages[0].clone();
+            let acceptance = Acceptance {
+                accepted_request_message_id: msg.id.clone(),
+                accepted_request_sequencing_event_id: task.started_event_id - 1,
+                accepted_request: None,
+            };
+            let (commands, messages) = if accept {
+                let message = Message {
+                    id: "u1/accept".into(),
+                    protocol_instance_id: "u1".into(),
+                    body: any("Acceptance", &acceptance),
+                    sequencing_id: None,
+                };
+                (vec![pm("u1/accept"), close], vec![message])
+            } else {
+                (vec![close], vec![])
+            };
+            c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
+                namespace: NS.into(),
+                task_token: task.task_token,
+                commands,
+                messages,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let answer = update.await.unwrap();
+            match (accept, n) {
+                (true, _) => {
+                    let resp = answer.unwrap().into_inner();
+                    assert_eq!(resp.stage, Stage::Completed as i32);
+                    let Some(outcome::Value::Failure(f)) = resp.outcome.unwrap().value else {
+                        panic!("a failure outcome")
+                    };
+                    let Some(FailureInfo::ApplicationFailureInfo(info)) = f.failure_info else {
+                        panic!("{f:?}")
+                    };
+                    assert_eq!(info.r#type, "AcceptedUpdateCompletedWorkflow");
+                    assert!(info.non_retryable);
+                }
+                (false, 1) => assert_eq!(answer.unwrap_err().code(), tonic::Code::NotFound),
+                _ => assert_eq!(answer.unwrap_err().code(), tonic::Code::ResourceExhausted),
+            }
+        }
+        server.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -1030,7 +1118,11 @@ async fn continue_as_new_chains_runs_and_is_suggested_past_the_limit() {
     };
     assert_eq!(s.continued_execution_run_id, first_run);
     assert_eq!(s.first_execution_run_id, first_run);
-    assert_eq!(types(&events), [WorkflowExecutionStarted, WorkflowTaskScheduled]);
+    // Continued within a second of its start, the new run waits out the rest of that second
+    // before its first task, as on the Temporal server (no tight continue-as-new loops).
+    let backoff = s.first_workflow_task_backoff.expect("a first task backoff");
+    assert!(backoff.seconds == 0 && backoff.nanos > 0, "{backoff:?}");
+    assert_eq!(types(&events), [WorkflowExecutionStarted]);
     let task = poll_wft(&mut c, "q-can").await;
     assert_eq!(task.workflow_execution.unwrap().run_id, new_run);
     server.shutdown().await;
@@ -2268,5 +2360,48 @@ async fn worker_build_and_activity_priority_are_recorded_and_delivered() {
     );
     let attempt = poll_activity(&mut c, "q-builds").await;
     assert_eq!(attempt.priority, Some(priority));
+    server.shutdown().await;
+}
+
+/// A dozen short timers and a zero-length one started in one task all fire, and the run
+/// completes: a zero (or unset) timeout fires at once, as on the Temporal server.
+#[tokio::test]
+async fn many_timers_and_a_zero_length_one_all_fire() {
+    let (server, mut c) = setup().await;
+    start(&mut c, "wf-timers", "q-timers").await;
+    let task = poll_wft(&mut c, "q-timers").await;
+    let timer = |id: String, millis: i32| Command {
+        command_type: CommandType::StartTimer as i32,
+        attributes: Some(Cmd::StartTimerCommandAttributes(StartTimerCommandAttributes {
+            timer_id: id,
+            start_to_fire_timeout: Some(prost_wkt_types::Duration {
+                seconds: 0,
+                nanos: millis * 1_000_000,
+            }),
+        })),
+        ..Default::default()
+    };
+    let mut timers: Vec<Command> = (1..=12).map(|n| timer(format!("t{n}"), 100)).collect();
+    timers.push(timer("zero".into(), 0));
+    complete(&mut c, task.task_token, timers).await.unwrap();
+    let mut fired = 0;
+    for _ in 0..13 {
+        let task = poll_wft(&mut c, "q-timers").await;
+        let new = task.history.iter().flat_map(|h| &h.events);
+        fired += new
+            .filter(|e| e.event_id > task.previous_started_event_id)
+            .filter(|e| matches!(e.attributes, Some(Attributes::TimerFiredEventAttributes(_))))
+            .count();
+        let done = fired == 13;
+        complete(&mut c, task.task_token, if done { vec![complete_cmd()] } else { vec![] })
+            .await
+            .unwrap();
+        if done {
+            break;
+        }
+    }
+    assert_eq!(fired, 13);
+    let events = history(&mut c, "wf-timers").await;
+    assert_eq!(types(&events).last(), Some(&WorkflowExecutionCompleted));
     server.shutdown().await;
 }

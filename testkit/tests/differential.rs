@@ -21,22 +21,28 @@ use temporalio_protos::temporal::api::{
     command::v1::{
         CancelWorkflowExecutionCommandAttributes, Command,
         CompleteWorkflowExecutionCommandAttributes,
-        ContinueAsNewWorkflowExecutionCommandAttributes, ProtocolMessageCommandAttributes,
+        ContinueAsNewWorkflowExecutionCommandAttributes, FailWorkflowExecutionCommandAttributes,
+        ProtocolMessageCommandAttributes, RequestCancelActivityTaskCommandAttributes,
         ScheduleActivityTaskCommandAttributes, StartTimerCommandAttributes,
-        command::Attributes as Cmd,
+        UpsertWorkflowSearchAttributesCommandAttributes, command::Attributes as Cmd,
     },
-    common::v1::{ActivityType, Payload, Payloads, RetryPolicy, WorkflowExecution, WorkflowType},
+    common::v1::{
+        ActivityType, Payload, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution,
+        WorkflowType,
+    },
     enums::v1::{
-        CommandType, QueryResultType, TaskQueueKind,
+        CommandType, HistoryEventFilterType, QueryResultType, TaskQueueKind,
         UpdateWorkflowExecutionLifecycleStage as Stage, WorkflowIdConflictPolicy,
         WorkflowIdReusePolicy, WorkflowTaskFailedCause,
     },
+    failure::v1::Failure,
+    history::v1::history_event::Attributes,
     protocol::v1::Message,
     query::v1::WorkflowQuery,
     taskqueue::v1::TaskQueue,
     update::v1::{
         Acceptance, Input, Meta, Outcome, Request as UpdateRequest, Response as UpdateResponse,
-        WaitPolicy, outcome,
+        UpdateRef, WaitPolicy, outcome,
     },
     workflowservice::v1::{workflow_service_client::WorkflowServiceClient, *},
 };
@@ -49,25 +55,7 @@ const NS: &str = "default";
 const RPC_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Scenarios that diverge today, with why; each is an open item of the devserver.
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "continue_as_new",
-        "the real server holds a run continued within a second of its start back \
-         (first_workflow_task_backoff ≈ 1 s) and carries prev_auto_reset_points into the new \
-         run; the devserver does neither",
-    ),
-    (
-        "describe_completed",
-        "no BuildIds system search attribute (real: [\"unversioned\"] once an unversioned \
-         worker completed a task; the server derives it from the worker's version stamp or \
-         deployment)",
-    ),
-    (
-        "describe_terminated",
-        "the real server still reports the terminated run's scheduled workflow task as \
-         pending_workflow_task; the devserver reports none",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 type Scenario = for<'a> fn(&'a mut Probe) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 
@@ -96,6 +84,33 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("update_with_start_running", |p| Box::pin(update_with_start_running(p))),
         ("update_with_start_conflict_fail", |p| Box::pin(update_with_start_conflict_fail(p))),
         ("update_with_start_reject_duplicate", |p| Box::pin(update_with_start_reject_duplicate(p))),
+        ("update_with_start_allow_duplicate", |p| Box::pin(update_with_start_allow_duplicate(p))),
+        ("update_with_start_attaches_to_a_completed_update", |p| {
+            Box::pin(update_with_start_attaches_to_a_completed_update(p))
+        }),
+        ("update_with_start_after_its_run_closed", |p| {
+            Box::pin(update_with_start_after_its_run_closed(p))
+        }),
+        ("unaccepted_update_at_completion", |p| Box::pin(unaccepted_update_at_completion(p))),
+        ("accepted_update_at_completion", |p| Box::pin(accepted_update_at_completion(p))),
+        ("accepted_update_at_failure", |p| Box::pin(accepted_update_at_failure(p))),
+        ("unaccepted_update_at_failure", |p| Box::pin(unaccepted_update_at_failure(p))),
+        ("accepted_update_at_cancellation", |p| Box::pin(accepted_update_at_cancellation(p))),
+        ("accepted_update_at_continue_as_new", |p| Box::pin(accepted_update_at_continue_as_new(p))),
+        ("unaccepted_update_at_continue_as_new", |p| {
+            Box::pin(unaccepted_update_at_continue_as_new(p))
+        }),
+        ("update_of_a_closed_workflow", |p| Box::pin(update_of_a_closed_workflow(p))),
+        ("update_first_execution_run_id", |p| Box::pin(update_first_execution_run_id(p))),
+        ("activity_cancellation", |p| Box::pin(activity_cancellation(p))),
+        ("activity_reset", |p| Box::pin(activity_reset(p))),
+        ("activity_pause", |p| Box::pin(activity_pause(p))),
+        ("activity_heartbeat_timeout", |p| Box::pin(activity_heartbeat_timeout(p))),
+        ("search_attributes_from_the_workflow", |p| {
+            Box::pin(search_attributes_from_the_workflow(p))
+        }),
+        ("many_timers_and_a_zero_timer", |p| Box::pin(many_timers_and_a_zero_timer(p))),
+        ("history_reverse_and_close_wait", |p| Box::pin(history_reverse_and_close_wait(p))),
     ]
 }
 
@@ -252,6 +267,7 @@ const VOLATILE: &[&str] = &[
     "version",
     "build_id",
     "server_version",
+    "next_page_token",
     // Timings and the server's internal bookkeeping.
     "execution_duration",
     "state_transition_count",
@@ -260,6 +276,15 @@ const VOLATILE: &[&str] = &[
 /// sequence numbers; a transient task's events carry none on the Temporal server), replaced
 /// even when absent or zero.
 const ADVISORY: &[&str] = &["poller_scaling_decision", "task_id"];
+/// Durations that a server derives from its clock (the continue-as-new throttle's remainder
+/// of a second), compared to the whole second.
+const ROUNDED: &[&str] = &["first_workflow_task_backoff"];
+
+/// `"0.970034501s"` (a protobuf duration's JSON) as seconds.
+fn seconds(s: &str) -> Option<f64> {
+    s.strip_suffix('s')?.parse().ok()
+}
+
 const RUN_IDS: &[&str] = &[
     "run_id",
     "first_execution_run_id",
@@ -294,7 +319,12 @@ fn normalize(v: &mut Value, ids: &mut Ids, names: &[(&str, &str)]) {
             for (key, value) in map.iter_mut() {
                 let key = snake(key);
                 let set = !value.is_null() && value != "" && value != 0 && value != "0";
-                if ADVISORY.contains(&key.as_str()) {
+                if let (true, Some(seconds)) =
+                    (ROUNDED.contains(&key.as_str()), value.as_str().and_then(seconds))
+                {
+                    // A wait measured from a moment each server sees a little differently.
+                    *value = Value::String(format!("~{}s", seconds.round()));
+                } else if ADVISORY.contains(&key.as_str()) {
                     *value = Value::String(format!("<{key}>"));
                 } else if set && (key.ends_with("_time") || key == "time") {
                     *value = Value::String("<time>".into());
@@ -450,6 +480,19 @@ impl Probe {
 
     /// Answers the task's update request: accepted, then completed with "sent".
     async fn accept_and_complete(&mut self, task: &PollWorkflowTaskQueueResponse, update_id: &str) {
+        self.answer_update("accept and complete", task, update_id, Answer::Complete, vec![]).await;
+    }
+
+    /// Answers the task's update request as `answer` says, with `then` after the update's
+    /// commands (a workflow's close, say).
+    async fn answer_update(
+        &mut self,
+        label: &str,
+        task: &PollWorkflowTaskQueueResponse,
+        update_id: &str,
+        answer: Answer,
+        then: Vec<Command>,
+    ) {
         let Some(request) = task.messages.first().cloned() else {
             self.note("the update's request", Value::String("missing".into()));
             return;
@@ -477,22 +520,27 @@ impl Probe {
             body,
             sequencing_id: None,
         };
-        let protocol = |id: String| {
+        let protocol = |id: &str| {
             command(
                 CommandType::ProtocolMessage,
                 Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes {
-                    message_id: id,
+                    message_id: id.into(),
                 }),
             )
         };
         let (accepted, completed) =
             (format!("{update_id}/accept"), format!("{update_id}/complete"));
-        let messages = vec![
-            message(accepted.clone(), any("Acceptance", accept.encode_to_vec())),
-            message(completed.clone(), any("Response", respond.encode_to_vec())),
-        ];
-        let commands = vec![protocol(accepted), protocol(completed)];
-        self.complete("accept and complete", task, commands, messages).await;
+        let (mut messages, mut commands) = (Vec::new(), Vec::new());
+        if answer != Answer::Ignore {
+            messages.push(message(accepted.clone(), any("Acceptance", accept.encode_to_vec())));
+            commands.push(protocol(&accepted));
+        }
+        if answer == Answer::Complete {
+            messages.push(message(completed.clone(), any("Response", respond.encode_to_vec())));
+            commands.push(protocol(&completed));
+        }
+        commands.extend(then);
+        self.complete(label, task, commands, messages).await;
     }
 
     /// An update-with-start: `start` with its conflict and reuse policies, and update `u1`
@@ -532,6 +580,17 @@ impl Probe {
         let mut c = self.c.clone();
         self.rpc("describe", c.describe_workflow_execution(request)).await;
     }
+}
+
+/// What a worker does with an update request it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Neither accepts nor rejects it.
+    Ignore,
+    /// Accepts it and leaves it in flight.
+    Accept,
+    /// Accepts and completes it.
+    Complete,
 }
 
 /// A long poll carries a deadline, as every SDK's does (the real server refuses one without:
@@ -921,18 +980,6 @@ async fn reset_to_first_task(p: &mut Probe) {
     p.history(&id).await;
 }
 
-/// Waits for `multi` (run in the background, as it waits on the worker) and records it.
-async fn multi_outcome(
-    p: &mut Probe,
-    label: &str,
-    multi: tokio::task::JoinHandle<
-        Result<tonic::Response<ExecuteMultiOperationResponse>, tonic::Status>,
-    >,
-) {
-    let answered = async { multi.await.map_err(|e| tonic::Status::internal(e.to_string()))? };
-    p.rpc(label, answered).await;
-}
-
 async fn update_with_start_new(p: &mut Probe) {
     let start = StartWorkflowExecutionRequest {
         workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
@@ -943,7 +990,7 @@ async fn update_with_start_new(p: &mut Probe) {
     let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
     let Some(task) = p.poll("first task").await else { return };
     p.accept_and_complete(&task, "u1").await;
-    multi_outcome(p, "update with start", multi).await;
+    await_answer(p, "update with start", multi).await;
     let id = p.id("wf");
     p.history(&id).await;
 }
@@ -961,7 +1008,7 @@ async fn update_with_start_running(p: &mut Probe) {
     let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
     let Some(task) = p.poll("the update's task").await else { return };
     p.accept_and_complete(&task, "u1").await;
-    multi_outcome(p, "update with start on the running run", multi).await;
+    await_answer(p, "update with start on the running run", multi).await;
     let id = p.id("wf");
     p.history(&id).await;
 }
@@ -994,4 +1041,573 @@ async fn update_with_start_reject_duplicate(p: &mut Probe) {
         c.execute_multi_operation(request),
     )
     .await;
+}
+
+fn update_request(
+    workflow_id: &str,
+    update_id: &str,
+    stage: Stage,
+) -> UpdateWorkflowExecutionRequest {
+    UpdateWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(execution(workflow_id)),
+        wait_policy: Some(WaitPolicy { lifecycle_stage: stage as i32 }),
+        request: Some(UpdateRequest {
+            meta: Some(Meta { update_id: update_id.into(), identity: "probe".into() }),
+            input: Some(Input { name: "send".into(), args: payloads("hi"), header: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+type Pending<T> = tokio::task::JoinHandle<Result<tonic::Response<T>, tonic::Status>>;
+
+/// Waits for a call run in the background (it waits on the worker) and records it.
+async fn await_answer<T: Serialize>(p: &mut Probe, label: &str, call: Pending<T>) {
+    let answered = async { call.await.map_err(|e| tonic::Status::internal(e.to_string()))? };
+    p.rpc(label, answered).await;
+}
+
+impl Probe {
+    /// Sends an update waiting for `stage`, in the background.
+    fn update(
+        &self,
+        workflow: &str,
+        update_id: &str,
+        stage: Stage,
+    ) -> Pending<UpdateWorkflowExecutionResponse> {
+        let request = update_request(&self.id(workflow), update_id, stage);
+        let mut c = self.c.clone();
+        tokio::spawn(async move { c.update_workflow_execution(request).await })
+    }
+
+    /// Starts `workflow` and completes its first task with no commands, so it waits.
+    async fn start_idle(&mut self, workflow: &str) -> Option<StartWorkflowExecutionResponse> {
+        let started = self.start(workflow).await?;
+        let task = self.poll("first task").await?;
+        self.complete("no commands", &task, vec![], vec![]).await;
+        Some(started)
+    }
+
+    async fn signal(&mut self, workflow: &str, label: &str) {
+        let signal = SignalWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(execution(&self.id(workflow))),
+            signal_name: "hello".into(),
+            input: payloads("hi"),
+            request_id: unique(),
+            identity: "probe".into(),
+            ..Default::default()
+        };
+        let mut c = self.c.clone();
+        self.rpc(label, c.signal_workflow_execution(signal)).await;
+    }
+
+    async fn poll_activity(&mut self, label: &str) -> Option<PollActivityTaskQueueResponse> {
+        let request = PollActivityTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: queue(&self.queue),
+            identity: "probe".into(),
+            ..Default::default()
+        };
+        let mut c = self.c.clone();
+        self.rpc(label, c.poll_activity_task_queue(long_poll(request))).await
+    }
+
+    async fn heartbeat(&mut self, label: &str, task: &PollActivityTaskQueueResponse) {
+        let request = RecordActivityTaskHeartbeatRequest {
+            namespace: NS.into(),
+            task_token: task.task_token.clone(),
+            details: payloads("halfway"),
+            identity: "probe".into(),
+            ..Default::default()
+        };
+        let mut c = self.c.clone();
+        self.rpc(label, c.record_activity_task_heartbeat(request)).await;
+    }
+
+    /// Starts `workflow` whose first task schedules activity `a1`, and polls that activity.
+    async fn start_with_activity(
+        &mut self,
+        workflow: &str,
+        heartbeat: Option<u64>,
+    ) -> Option<PollActivityTaskQueueResponse> {
+        self.start(workflow).await?;
+        let task = self.poll("first task").await?;
+        let schedule = command(
+            CommandType::ScheduleActivityTask,
+            Cmd::ScheduleActivityTaskCommandAttributes(ScheduleActivityTaskCommandAttributes {
+                activity_id: "a1".into(),
+                activity_type: Some(ActivityType { name: "Act".into() }),
+                task_queue: queue(&self.queue),
+                start_to_close_timeout: Some(prost_wkt_types::Duration { seconds: 30, nanos: 0 }),
+                heartbeat_timeout: heartbeat
+                    .map(|seconds| prost_wkt_types::Duration { seconds: seconds as i64, nanos: 0 }),
+                input: payloads("in"),
+                retry_policy: Some(RetryPolicy { maximum_attempts: 1, ..Default::default() }),
+                ..Default::default()
+            }),
+        );
+        self.complete("schedule an activity", &task, vec![schedule], vec![]).await;
+        self.poll_activity("activity task").await
+    }
+}
+
+fn fail_workflow() -> Command {
+    command(
+        CommandType::FailWorkflowExecution,
+        Cmd::FailWorkflowExecutionCommandAttributes(FailWorkflowExecutionCommandAttributes {
+            failure: Some(Failure { message: "broken".into(), ..Default::default() }),
+        }),
+    )
+}
+
+fn continue_as_new_command(queue_name: &str) -> Command {
+    command(
+        CommandType::ContinueAsNewWorkflowExecution,
+        Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(
+            ContinueAsNewWorkflowExecutionCommandAttributes {
+                workflow_type: Some(WorkflowType { name: "Probe".into() }),
+                task_queue: queue(queue_name),
+                input: payloads("next"),
+                ..Default::default()
+            },
+        ),
+    )
+}
+
+async fn update_with_start_allow_duplicate(p: &mut Probe) {
+    p.start("wf").await;
+    if let Some(task) = p.poll("first task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start, Stage::Completed);
+    let mut mc = p.c.clone();
+    let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
+    let Some(task) = p.poll("the new run's first task").await else { return };
+    p.accept_and_complete(&task, "u1").await;
+    await_answer(p, "update with start after completion, ALLOW_DUPLICATE", multi).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+/// The same update-with-start twice: the second attaches to the first's completed update.
+async fn update_with_start_attaches_to_a_completed_update(p: &mut Probe) {
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start.clone(), Stage::Completed);
+    let mut mc = p.c.clone();
+    let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
+    let Some(task) = p.poll("first task").await else { return };
+    p.accept_and_complete(&task, "u1").await;
+    await_answer(p, "update with start", multi).await;
+    let again = p.update_with_start(
+        StartWorkflowExecutionRequest { request_id: unique(), ..start.clone() },
+        Stage::Completed,
+    );
+    let mut c = p.c.clone();
+    p.rpc("the same update with start again", c.execute_multi_operation(again)).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+/// An update-with-start whose update completed in a run that then closed: the update's id
+/// still names that run's outcome.
+async fn update_with_start_after_its_run_closed(p: &mut Probe) {
+    let start = StartWorkflowExecutionRequest {
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        ..p.start_request("wf")
+    };
+    let request = p.update_with_start(start.clone(), Stage::Completed);
+    let mut mc = p.c.clone();
+    let multi = tokio::spawn(async move { mc.execute_multi_operation(request).await });
+    let Some(task) = p.poll("first task").await else { return };
+    p.answer_update(
+        "complete the update and the run",
+        &task,
+        "u1",
+        Answer::Complete,
+        vec![complete_workflow()],
+    )
+    .await;
+    await_answer(p, "update with start", multi).await;
+    let again = p.update_with_start(
+        StartWorkflowExecutionRequest { request_id: unique(), ..start },
+        Stage::Completed,
+    );
+    let mut c = p.c.clone();
+    p.rpc("the same update with start after the run closed", c.execute_multi_operation(again))
+        .await;
+}
+
+/// A workflow that closes (`close`) while its update waits: `answer` is what the worker did
+/// with the update in the closing task.
+async fn update_at_close(p: &mut Probe, answer: Answer, close: Command) {
+    p.start_idle("wf").await;
+    let update = p.update("wf", "u1", Stage::Completed);
+    let Some(task) = p.poll("the update's task").await else { return };
+    p.answer_update("close the workflow", &task, "u1", answer, vec![close]).await;
+    await_answer(p, "update outcome", update).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn unaccepted_update_at_completion(p: &mut Probe) {
+    update_at_close(p, Answer::Ignore, complete_workflow()).await;
+}
+
+async fn accepted_update_at_completion(p: &mut Probe) {
+    update_at_close(p, Answer::Accept, complete_workflow()).await;
+}
+
+async fn accepted_update_at_failure(p: &mut Probe) {
+    update_at_close(p, Answer::Accept, fail_workflow()).await;
+}
+
+async fn unaccepted_update_at_failure(p: &mut Probe) {
+    update_at_close(p, Answer::Ignore, fail_workflow()).await;
+}
+
+async fn accepted_update_at_cancellation(p: &mut Probe) {
+    p.start_idle("wf").await;
+    let update = p.update("wf", "u1", Stage::Completed);
+    let Some(task) = p.poll("the update's task").await else { return };
+    p.answer_update("accept", &task, "u1", Answer::Accept, vec![]).await;
+    let request = RequestCancelWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(execution(&p.id("wf"))),
+        identity: "probe".into(),
+        request_id: unique(),
+        reason: "ops".into(),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("request cancel", c.request_cancel_workflow_execution(request)).await;
+    let Some(task) = p.poll("the cancel's task").await else { return };
+    let cancelled = command(
+        CommandType::CancelWorkflowExecution,
+        Cmd::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes {
+            details: payloads("bye"),
+        }),
+    );
+    p.complete("cancelled", &task, vec![cancelled], vec![]).await;
+    await_answer(p, "update outcome", update).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+async fn accepted_update_at_continue_as_new(p: &mut Probe) {
+    let queue = p.queue.clone();
+    update_at_close(p, Answer::Accept, continue_as_new_command(&queue)).await;
+}
+
+/// An update the closing run never accepted: the run continues as new, and the update's
+/// caller is told to retry (RESOURCE_EXHAUSTED, which SDK clients retry on the new run).
+async fn unaccepted_update_at_continue_as_new(p: &mut Probe) {
+    let queue = p.queue.clone();
+    update_at_close(p, Answer::Ignore, continue_as_new_command(&queue)).await;
+}
+
+/// An update sent to a closed workflow, and a poll for an update that was never sent.
+async fn update_of_a_closed_workflow(p: &mut Probe) {
+    p.start("wf").await;
+    if let Some(task) = p.poll("first task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let update = p.update("wf", "u1", Stage::Accepted);
+    await_answer(p, "update of the closed run", update).await;
+    let poll = PollWorkflowExecutionUpdateRequest {
+        namespace: NS.into(),
+        update_ref: Some(UpdateRef {
+            workflow_execution: Some(execution(&p.id("wf"))),
+            update_id: "never".into(),
+        }),
+        identity: "probe".into(),
+        wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Completed as i32 }),
+    };
+    let mut c = p.c.clone();
+    p.rpc("poll an update never sent", c.poll_workflow_execution_update(poll)).await;
+}
+
+/// `first_execution_run_id` on an update: another chain's id is not found.
+async fn update_first_execution_run_id(p: &mut Probe) {
+    let Some(started) = p.start_idle("wf").await else { return };
+    let mut request = update_request(&p.id("wf"), "u1", Stage::Accepted);
+    request.first_execution_run_id = uuid::Uuid::now_v7().to_string();
+    let mut c = p.c.clone();
+    p.rpc("update naming another first run", c.update_workflow_execution(request.clone())).await;
+    request.first_execution_run_id = started.run_id;
+    let mut uc = p.c.clone();
+    let update = tokio::spawn(async move { uc.update_workflow_execution(request).await });
+    let Some(task) = p.poll("the update's task").await else { return };
+    p.accept_and_complete(&task, "u1").await;
+    await_answer(p, "update naming its first run", update).await;
+}
+
+/// The workflow asks to cancel its running activity; the activity learns of it on its
+/// heartbeat and reports itself cancelled.
+async fn activity_cancellation(p: &mut Probe) {
+    let Some(activity) = p.start_with_activity("wf", None).await else { return };
+    p.signal("wf", "signal").await;
+    let Some(task) = p.poll("the signal's task").await else { return };
+    let cancel = command(
+        CommandType::RequestCancelActivityTask,
+        Cmd::RequestCancelActivityTaskCommandAttributes(
+            RequestCancelActivityTaskCommandAttributes { scheduled_event_id: 5 },
+        ),
+    );
+    p.complete("cancel the activity", &task, vec![cancel], vec![]).await;
+    p.heartbeat("heartbeat after the cancel", &activity).await;
+    let cancelled = RespondActivityTaskCanceledRequest {
+        namespace: NS.into(),
+        task_token: activity.task_token.clone(),
+        details: payloads("stopped"),
+        identity: "probe".into(),
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("activity cancelled", c.respond_activity_task_canceled(cancelled)).await;
+    if let Some(task) = p.poll("the cancellation's task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+/// `ResetActivity` while the activity runs: its heartbeat hears of it, and it runs again.
+async fn activity_reset(p: &mut Probe) {
+    let Some(activity) = p.start_with_activity("wf", None).await else { return };
+    p.heartbeat("heartbeat", &activity).await;
+    let reset = ResetActivityRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+        identity: "probe".into(),
+        activity: Some(reset_activity_request::Activity::Id("a1".into())),
+        reset_heartbeat: true,
+        ..Default::default()
+    };
+    let mut c = p.c.clone();
+    p.rpc("reset the activity", c.reset_activity(reset)).await;
+    p.heartbeat("heartbeat after the reset", &activity).await;
+    p.describe("wf").await;
+}
+
+/// `PauseActivity` while the activity runs: its heartbeat hears of it; unpaused, it goes on.
+async fn activity_pause(p: &mut Probe) {
+    let Some(activity) = p.start_with_activity("wf", None).await else { return };
+    let pause = PauseActivityRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+        identity: "probe".into(),
+        activity: Some(pause_activity_request::Activity::Id("a1".into())),
+        reason: "ops".into(),
+        request_id: unique(),
+    };
+    let mut c = p.c.clone();
+    p.rpc("pause the activity", c.pause_activity(pause)).await;
+    p.heartbeat("heartbeat while paused", &activity).await;
+    p.describe("wf").await;
+    let unpause = UnpauseActivityRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+        identity: "probe".into(),
+        activity: Some(unpause_activity_request::Activity::Id("a1".into())),
+        ..Default::default()
+    };
+    p.rpc("unpause the activity", c.unpause_activity(unpause)).await;
+    p.heartbeat("heartbeat after the unpause", &activity).await;
+}
+
+/// An activity that stops heartbeating times out on its heartbeat timeout.
+async fn activity_heartbeat_timeout(p: &mut Probe) {
+    let Some(activity) = p.start_with_activity("wf", Some(1)).await else { return };
+    p.heartbeat("heartbeat", &activity).await;
+    if let Some(task) = p.poll("the timeout's task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    p.heartbeat("heartbeat after the timeout", &activity).await;
+    let id = p.id("wf");
+    p.history(&id).await;
+}
+
+/// A search attribute the workflow upserts, seen by describe, list and count.
+async fn search_attributes_from_the_workflow(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    // Each server runs each scenario once, so a fixed value names this scenario's run.
+    let version = "probe-1";
+    let data = serde_json::to_vec(&[version]).unwrap_or_default();
+    let value = Payload {
+        metadata: [
+            ("encoding".to_owned(), b"json/plain".to_vec()),
+            ("type".to_owned(), b"KeywordList".to_vec()),
+        ]
+        .into(),
+        data,
+        ..Default::default()
+    };
+    let upsert = command(
+        CommandType::UpsertWorkflowSearchAttributes,
+        Cmd::UpsertWorkflowSearchAttributesCommandAttributes(
+            UpsertWorkflowSearchAttributesCommandAttributes {
+                search_attributes: Some(SearchAttributes {
+                    indexed_fields: [("TemporalChangeVersion".to_owned(), value)].into(),
+                }),
+            },
+        ),
+    );
+    p.complete("upsert", &task, vec![upsert], vec![]).await;
+    p.describe("wf").await;
+    let query = format!("TemporalChangeVersion = '{version}'");
+    p.list("list the running run by the upserted attribute", &query, 1).await;
+    let mut c = p.c.clone();
+    let count = CountWorkflowExecutionsRequest { namespace: NS.into(), query: query.clone() };
+    p.rpc("count by the upserted attribute", c.count_workflow_executions(count)).await;
+    p.signal("wf", "signal").await;
+    if let Some(task) = p.poll("the signal's task").await {
+        p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    }
+    let closed = format!("{query} AND ExecutionStatus = 'Completed'");
+    p.list("list the closed run", &closed, 1).await;
+}
+
+impl Probe {
+    /// Lists by `query` until `expected` runs show (visibility may lag its writes a moment),
+    /// and records the answer.
+    async fn list(&mut self, label: &str, query: &str, expected: usize) {
+        let mut c = self.c.clone();
+        let mut listed = None;
+        for _ in 0..50 {
+            let request = ListWorkflowExecutionsRequest {
+                namespace: NS.into(),
+                page_size: 10,
+                query: query.to_owned(),
+                ..Default::default()
+            };
+            match c.list_workflow_executions(request).await {
+                Ok(r) if r.get_ref().executions.len() >= expected => {
+                    listed = Some(r.into_inner());
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let answered = async {
+            listed.map(tonic::Response::new).ok_or_else(|| tonic::Status::not_found("not listed"))
+        };
+        self.rpc(label, answered).await;
+    }
+}
+
+/// A dozen 100 ms timers and a zero-length one in one task: every one fires, and the run
+/// completes. Records which timers fired, not how servers batch them into tasks.
+async fn many_timers_and_a_zero_timer(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    let timer = |id: String, millis: i32| {
+        command(
+            CommandType::StartTimer,
+            Cmd::StartTimerCommandAttributes(StartTimerCommandAttributes {
+                timer_id: id,
+                start_to_fire_timeout: Some(prost_wkt_types::Duration {
+                    seconds: 0,
+                    nanos: millis * 1_000_000,
+                }),
+            }),
+        )
+    };
+    let mut timers: Vec<Command> = (1..=12).map(|n| timer(format!("t{n}"), 100)).collect();
+    timers.push(timer("zero".into(), 0));
+    p.complete("start 13 timers", &task, timers, vec![]).await;
+    let mut fired = Vec::new();
+    let mut tasks = 0;
+    while fired.len() < 13 && tasks < 20 {
+        tasks += 1;
+        let request = PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: queue(&p.queue),
+            identity: "probe".into(),
+            ..Default::default()
+        };
+        let mut c = p.c.clone();
+        let Ok(Ok(task)) =
+            tokio::time::timeout(RPC_TIMEOUT, c.poll_workflow_task_queue(long_poll(request))).await
+        else {
+            break;
+        };
+        let task = task.into_inner();
+        if task.task_token.is_empty() {
+            break;
+        }
+        let events = task.history.iter().flat_map(|h| &h.events);
+        let new = events.filter(|e| e.event_id > task.previous_started_event_id);
+        for event in new {
+            if let Some(Attributes::TimerFiredEventAttributes(a)) = &event.attributes {
+                fired.push(a.timer_id.clone());
+            }
+        }
+        let commands = if fired.len() >= 13 { vec![complete_workflow()] } else { vec![] };
+        let done = RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token,
+            commands,
+            identity: "probe".into(),
+            ..Default::default()
+        };
+        if c.respond_workflow_task_completed(done).await.is_err() {
+            break;
+        }
+    }
+    fired.sort();
+    p.note("timers fired", serde_json::json!(fired));
+    let request = DescribeWorkflowExecutionRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+    };
+    let mut c = p.c.clone();
+    let status = c
+        .describe_workflow_execution(request)
+        .await
+        .ok()
+        .and_then(|d| d.into_inner().workflow_execution_info)
+        .map(|i| i.status);
+    p.note("status", serde_json::json!(status));
+}
+
+/// The history read backwards, and a history long poll that waits for the close event.
+async fn history_reverse_and_close_wait(p: &mut Probe) {
+    p.start("wf").await;
+    let Some(task) = p.poll("first task").await else { return };
+    let close_wait = GetWorkflowExecutionHistoryRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+        wait_new_event: true,
+        history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
+        ..Default::default()
+    };
+    let mut wc = p.c.clone();
+    let waiting =
+        tokio::spawn(async move { wc.get_workflow_execution_history(long_poll(close_wait)).await });
+    p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
+    await_answer(p, "the close event, waited for", waiting).await;
+    let reverse = GetWorkflowExecutionHistoryReverseRequest {
+        namespace: NS.into(),
+        execution: Some(execution(&p.id("wf"))),
+        // The Temporal server pages backwards by write batches, which the devserver does not
+        // keep; a single page is compared.
+        maximum_page_size: 0,
+        next_page_token: vec![],
+    };
+    let mut c = p.c.clone();
+    p.rpc("the history backwards, first page", c.get_workflow_execution_history_reverse(reverse))
+        .await;
 }

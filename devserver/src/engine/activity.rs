@@ -73,6 +73,7 @@ impl Execution {
         a.state = ActivityState::Scheduled;
         a.attempt_scheduled_time = ctx.now;
         a.next_attempt_time = None;
+        a.reset_requested = false;
         if let Some(limit) = a.schedule_to_start {
             ctx.schedule_timer(
                 ctx.now + limit,
@@ -384,7 +385,7 @@ impl State {
         token: &[u8],
         namespace: &str,
         details: Option<Payloads>,
-    ) -> Result<(bool, bool)> {
+    ) -> Result<(bool, bool, bool)> {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
         let run_id = exec.run_id;
@@ -404,7 +405,7 @@ impl State {
                 },
             );
         }
-        Ok((a.cancel_requested_event_id.is_some(), a.paused))
+        Ok((a.cancel_requested_event_id.is_some(), a.paused, a.reset_requested))
     }
 
     pub(super) fn activity_timer(

@@ -91,8 +91,22 @@ pub(crate) struct Activity {
     pub(crate) cancel_requested_event_id: Option<i64>,
     /// Paused by an operator: no further attempts are dispatched until unpaused.
     pub(crate) paused: bool,
+    /// Who paused it, when and why (set while `paused`).
+    pub(crate) pause: Option<Box<Pause>>,
+    /// Reset by an operator while its attempt runs: its heartbeats say so until the next
+    /// attempt.
+    pub(crate) reset_requested: bool,
     /// The scheduling command's priority, handed to the worker with each attempt.
     pub(crate) priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
+}
+
+/// An operator's pause of an activity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pause {
+    pub(crate) time: Nanos,
+    pub(crate) identity: String,
+    pub(crate) reason: String,
+    pub(crate) request_id: String,
 }
 
 /// Pending user timers: id → (started event id, fire time). A run rarely has more than a
@@ -192,6 +206,11 @@ pub(crate) struct UpdateEntry {
 }
 
 pub(crate) use temporalio_protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as UpdateStage;
+use temporalio_protos::temporal::api::workflow::v1::PendingWorkflowTaskInfo;
+
+/// The stage of an update its run aborted by closing before accepting it (no lifecycle stage
+/// of the API: its caller gets an error instead).
+pub(crate) const ABORTED: UpdateStage = UpdateStage::Unspecified;
 
 impl Activity {
     /// A first attempt, as its `ActivityTaskScheduled` event describes it (the server has
@@ -230,6 +249,8 @@ impl Activity {
             current_retry_interval: None,
             cancel_requested_event_id: None,
             paused: false,
+            pause: None,
+            reset_requested: false,
             priority: a.priority.clone(),
         }
     }
@@ -308,6 +329,9 @@ pub(crate) struct Extra {
     pub(crate) parent: Option<Box<super::children::ParentLink>>,
     /// Children started by this run whose end it has not been told of.
     pub(crate) children: Vec<super::children::ChildLink>,
+    /// The workflow task that was pending when the run was closed from outside (terminated,
+    /// timed out), which describe still reports, as the Temporal server does.
+    pub(crate) closed_wft: Option<Box<PendingWorkflowTaskInfo>>,
 }
 
 impl super::cold::Cold for Extra {
@@ -332,6 +356,7 @@ impl super::cold::Cold for Extra {
             continue_as_new,
             parent,
             children,
+            closed_wft,
         } = self;
         buffered.is_empty()
             && activities.is_empty()
@@ -347,6 +372,7 @@ impl super::cold::Cold for Extra {
             && continue_as_new.is_none()
             && parent.is_none()
             && children.is_empty()
+            && closed_wft.is_none()
     }
 }
 
@@ -434,6 +460,7 @@ impl Execution {
             continue_as_new,
             parent: _,
             children: _,
+            closed_wft: _,
         } = &*self.extra;
         let soon = |at: Nanos| at.saturating_sub(now) < FREEZE_HORIZON;
         self.wft.is_none()
@@ -703,13 +730,19 @@ impl Execution {
         for id in self.take_queries() {
             self.dispatch_legacy_query(ctx, id);
         }
+        // As the Temporal server: an accepted update fails with the closing run; one the run
+        // never accepted is aborted, and its caller gets an error (see `update_status_of`).
         for u in self.updates.iter_mut().filter(|u| u.stage != UpdateStage::Completed) {
-            u.stage = UpdateStage::Completed;
-            u.outcome = Some(super::interaction::failure_outcome(
-                "Workflow Update failed because the Workflow completed before the Update completed.",
-            ));
             ctx.updates_changed = true;
+            u.sent = false;
+            if u.accepted_event_id > 0 {
+                u.stage = UpdateStage::Completed;
+                u.outcome = Some(super::interaction::accepted_update_completed_workflow());
+            } else {
+                u.stage = ABORTED;
+            }
         }
+        self.closed_wft = self.wft.as_ref().map(|w| Box::new(w.pending_info()));
         self.status = status;
         self.close_time = Some(ctx.now);
         ctx.closed_runs.push(self.run_id);
@@ -768,5 +801,23 @@ mod timer_tests {
         assert_eq!(t.keys().collect::<Vec<_>>(), ["long timer id ✓"]);
         t.clear();
         assert_eq!(t.iter().count(), 0);
+    }
+}
+
+impl Wft {
+    /// The task as describe reports it.
+    pub(crate) fn pending_info(&self) -> PendingWorkflowTaskInfo {
+        use temporalio_protos::temporal::api::enums::v1::PendingWorkflowTaskState;
+        PendingWorkflowTaskInfo {
+            state: if self.started.is_some() {
+                PendingWorkflowTaskState::Started
+            } else {
+                PendingWorkflowTaskState::Scheduled
+            } as i32,
+            scheduled_time: util::ts(self.scheduled_time),
+            original_scheduled_time: util::ts(self.original_scheduled_time),
+            started_time: self.started.as_ref().and_then(|s| util::ts(s.time)),
+            attempt: self.attempt,
+        }
     }
 }

@@ -35,7 +35,6 @@ use tokio::sync::oneshot;
 use super::{
     Ctx, Engine, Error, Result, State, WfItem,
     execution::{Execution, UpdateEntry},
-    util,
 };
 use crate::token::{TaskToken, TokenKind};
 
@@ -64,8 +63,25 @@ pub(crate) enum QueryOutcome {
     Rejected(WorkflowExecutionStatus),
 }
 
-pub(crate) fn failure_outcome(message: &str) -> Outcome {
-    Outcome { value: Some(outcome::Value::Failure(util::server_failure(message, true))) }
+/// The outcome of an accepted update whose run closed first, as the Temporal server words it.
+pub(crate) fn accepted_update_completed_workflow() -> Outcome {
+    use temporalio_protos::temporal::api::failure::v1::{
+        ApplicationFailureInfo, failure::FailureInfo,
+    };
+    Outcome {
+        value: Some(outcome::Value::Failure(Failure {
+            message: "Workflow Update failed because the Workflow completed before the Update \
+                      completed."
+                .into(),
+            source: "Server".into(),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo {
+                r#type: "AcceptedUpdateCompletedWorkflow".into(),
+                non_retryable: true,
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+    }
 }
 
 /// The view of an update a client gets back.
@@ -74,8 +90,6 @@ pub(crate) struct UpdateStatus {
     pub(crate) update_ref: UpdateRef,
     pub(crate) stage: Stage,
     pub(crate) outcome: Option<Outcome>,
-    /// Whether the workflow accepted it (a rejected update has no accepted event to link).
-    pub(crate) accepted: bool,
 }
 
 impl Execution {
@@ -181,7 +195,7 @@ impl Execution {
     }
 
     fn update_status(&self, id: &str) -> Option<UpdateStatus> {
-        let u = self.updates.iter().find(|u| u.id == id)?;
+        let u = self.updates.iter().find(|u| u.id == id && u.stage != super::execution::ABORTED)?;
         Some(UpdateStatus {
             update_ref: UpdateRef {
                 workflow_execution: Some(WorkflowExecution {
@@ -192,7 +206,6 @@ impl Execution {
             },
             stage: u.stage,
             outcome: u.outcome.clone(),
-            accepted: u.accepted_event_id > 0,
         })
     }
 }
@@ -357,6 +370,7 @@ impl State {
         namespace: &str,
         workflow_id: &str,
         run_id: &str,
+        first_execution_run_id: &str,
         request: Request,
     ) -> Result<(String, UpdateStatus)> {
         let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
@@ -368,6 +382,11 @@ impl State {
         }
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
         let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        if !first_execution_run_id.is_empty() && exec.first_run_id != *first_execution_run_id {
+            return Err(Error::NotFound(format!(
+                "workflow execution not found for workflow ID \"{workflow_id}\" and first execution run ID \"{first_execution_run_id}\""
+            )));
+        }
         if let Some(status) = exec.update_status(&update_id) {
             return Ok((run_id, status));
         }
@@ -390,11 +409,46 @@ impl State {
         Ok((run_id, status))
     }
 
+    /// The current run of `workflow_id` and its outcome of `update_id`, when it completed it.
+    fn completed_update(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        update_id: &str,
+    ) -> Option<(super::workflow::Started, UpdateStatus, WorkflowExecutionStatus)> {
+        let run_id = self.current.get(namespace, workflow_id)?;
+        let exec = self.execs.get(run_id)?;
+        let status = exec.update_status(update_id).filter(|s| s.stage == Stage::Completed)?;
+        let started = super::workflow::Started {
+            run_id: exec.run_id.to_string(),
+            first_run_id: exec.first_run_id.to_string(),
+            started: false,
+        };
+        Some((started, status, exec.status))
+    }
+
+    /// The update's status in `run_id`. One the run aborted by closing is an error, as on
+    /// the Temporal server: NOT_FOUND, or RESOURCE_EXHAUSTED when the run continued as new
+    /// (which SDK clients retry, so the update goes to the new run).
     fn update_status_of(&self, run_id: &str, update_id: &str) -> Result<UpdateStatus> {
-        self.execs
-            .get(run_id)
-            .and_then(|e| e.update_status(update_id))
-            .ok_or_else(|| Error::NotFound(format!("update {update_id} not found")))
+        let exec = self.execs.get(run_id);
+        if let Some(status) = exec.as_ref().and_then(|e| e.update_status(update_id)) {
+            return Ok(status);
+        }
+        let aborted = exec.as_ref().filter(|e| {
+            e.updates.iter().any(|u| u.id == update_id && u.stage == super::execution::ABORTED)
+        });
+        match aborted {
+            Some(e) if e.status == WorkflowExecutionStatus::ContinuedAsNew => {
+                Err(Error::ResourceExhausted(
+                    "workflow operation can not be applied because workflow is closing".into(),
+                ))
+            }
+            Some(_) => {
+                Err(Error::NotFound("workflow update was aborted by closing workflow".into()))
+            }
+            None => Err(Error::NotFound(format!("update {update_id} not found"))),
+        }
     }
 }
 
@@ -439,11 +493,13 @@ impl Engine {
         namespace: &str,
         workflow_id: &str,
         run_id: &str,
+        first_execution_run_id: &str,
         request: Request,
         wait_for: Stage,
     ) -> Result<UpdateStatus> {
-        let (run_id, status) =
-            self.with_state(|st| st.admit_update(namespace, workflow_id, run_id, request))?;
+        let (run_id, status) = self.with_state(|st| {
+            st.admit_update(namespace, workflow_id, run_id, first_execution_run_id, request)
+        })?;
         self.wait_update(&run_id, &status.update_ref.update_id, wait_for).await
     }
 
@@ -479,6 +535,15 @@ impl Engine {
     }
 }
 
+/// What an update-with-start did.
+pub(crate) struct UpdateWithStart {
+    pub(crate) started: super::workflow::Started,
+    pub(crate) status: UpdateStatus,
+    /// The run's status, when the update had completed before this request (nothing new
+    /// was written).
+    pub(crate) completed_before: Option<WorkflowExecutionStatus>,
+}
+
 impl Engine {
     /// ExecuteMultiOperation's update-with-start: starts (or, by the conflict policy, reuses)
     /// the workflow and admits the update to that run in one transition, then waits for the
@@ -488,20 +553,32 @@ impl Engine {
         start: super::StartParams,
         request: Request,
         wait_for: Stage,
-    ) -> std::result::Result<(super::workflow::Started, UpdateStatus), (usize, Error)> {
+    ) -> std::result::Result<UpdateWithStart, (usize, Error)> {
         let (namespace, workflow_id) = (start.namespace.clone(), start.workflow_id.clone());
-        let (started, status) = self.with_state(|st| {
+        let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
+        let admitted = self.with_state(|st| {
+            // As the Temporal server: an update the current run (running or closed) already
+            // completed answers with that run and its outcome, whatever the policies say;
+            // nothing starts and nothing is written.
+            if let Some((started, status, run_status)) =
+                st.completed_update(&namespace, &workflow_id, &update_id)
+            {
+                return Ok(UpdateWithStart { started, status, completed_before: Some(run_status) });
+            }
             let started = st.start_workflow(start, None).map_err(|e| (0, e))?;
             let (_, status) = st
-                .admit_update(&namespace, &workflow_id, &started.run_id, request)
+                .admit_update(&namespace, &workflow_id, &started.run_id, "", request)
                 .map_err(|e| (1, e))?;
-            Ok((started, status))
+            Ok(UpdateWithStart { started, status, completed_before: None })
         })?;
+        if admitted.completed_before.is_some() {
+            return Ok(admitted);
+        }
         let status = self
-            .wait_update(&started.run_id, &status.update_ref.update_id, wait_for)
+            .wait_update(&admitted.started.run_id, &admitted.status.update_ref.update_id, wait_for)
             .await
             .map_err(|e| (1, e))?;
-        Ok((started, status))
+        Ok(UpdateWithStart { status, ..admitted })
     }
 
     /// Every registered namespace with its id.

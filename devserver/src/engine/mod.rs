@@ -39,7 +39,7 @@ use event_log::EventLog;
 pub(crate) use execution::Execution;
 pub(crate) use ids::RunId;
 use ids::{Current, Intern, Names, RunKey};
-pub(crate) use interaction::{QueryOutcome, UpdateStatus};
+pub(crate) use interaction::{QueryOutcome, UpdateStatus, UpdateWithStart};
 pub(crate) use ops::{ActivityOp, ActivitySelector, ResetRequest};
 use runs::Runs;
 pub(crate) use util::{dur_nanos, ts as ts_of, ts_nanos};
@@ -74,6 +74,10 @@ pub(crate) enum Error {
     Unavailable(String),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{message}")]
     AlreadyStarted {
         message: String,
@@ -125,6 +129,9 @@ impl<T> Default for Queue<T> {
 
 /// Identifies a queued timer task.
 pub(crate) type TimerKey = (Nanos, u64);
+
+/// How long a namespace keeps a closed run, as `DescribeNamespace` reports it.
+pub(crate) const RETENTION_SECS: i64 = 86_400;
 
 /// Which activity clock a timer task belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -347,11 +347,27 @@ impl State {
         }
         for id in targets {
             let a = exec.activities.get_mut(&id).expect("listed");
-            match op {
-                ActivityOp::Pause => a.paused = true,
+            match &op {
+                ActivityOp::Pause { identity, reason, request_id } => {
+                    if a.paused {
+                        // As the Temporal server: a retried pause is a no-op, another refused.
+                        if a.pause.as_ref().is_some_and(|p| p.request_id == *request_id) {
+                            continue;
+                        }
+                        return Err(Error::FailedPrecondition("activity is already paused".into()));
+                    }
+                    a.paused = true;
+                    a.pause = Some(Box::new(super::execution::Pause {
+                        time: ctx.now,
+                        identity: identity.clone(),
+                        reason: reason.clone(),
+                        request_id: request_id.clone(),
+                    }));
+                }
                 ActivityOp::Unpause { reset_attempts } => {
                     a.paused = false;
-                    if reset_attempts {
+                    a.pause = None;
+                    if *reset_attempts {
                         a.attempt = 1;
                     }
                     // A paused activity that was waiting to retry goes out now.
@@ -361,11 +377,13 @@ impl State {
                 }
                 ActivityOp::Reset { keep_paused, reset_heartbeat } => {
                     a.attempt = 1;
-                    if reset_heartbeat {
+                    a.reset_requested = a.state == ActivityState::Started;
+                    if *reset_heartbeat {
                         a.heartbeat_details = None;
                     }
                     if !keep_paused {
                         a.paused = false;
+                        a.pause = None;
                     }
                     if a.state == ActivityState::Backoff && !a.paused {
                         exec.dispatch_activity(ctx, id);
@@ -373,14 +391,15 @@ impl State {
                 }
             }
         }
+        exec.refresh_pause_info();
         Ok(())
     }
 }
 
 /// What an activity operation does.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum ActivityOp {
-    Pause,
+    Pause { identity: String, reason: String, request_id: String },
     Unpause { reset_attempts: bool },
     Reset { keep_paused: bool, reset_heartbeat: bool },
 }

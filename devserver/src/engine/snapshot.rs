@@ -83,6 +83,8 @@ pub(crate) struct ExecutionSnapshot {
     parent: Option<super::children::ParentLink>,
     #[prost(message, repeated, tag = "29")]
     children: Vec<super::children::ChildLink>,
+    #[prost(message, optional, tag = "30")]
+    closed_wft: Option<temporalio_protos::temporal::api::workflow::v1::PendingWorkflowTaskInfo>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -167,6 +169,16 @@ struct ActivitySnapshot {
     paused: bool,
     #[prost(message, optional, tag = "28")]
     priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
+    #[prost(int64, optional, tag = "29")]
+    pause_time: Option<i64>,
+    #[prost(string, tag = "30")]
+    pause_identity: String,
+    #[prost(string, tag = "31")]
+    pause_reason: String,
+    #[prost(string, tag = "32")]
+    pause_request_id: String,
+    #[prost(bool, tag = "33")]
+    reset_requested: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -270,6 +282,19 @@ impl Execution {
                     cancel_requested_event_id: a.cancel_requested_event_id,
                     paused: a.paused,
                     priority: a.priority.clone(),
+                    pause_time: a.pause.as_ref().map(|p| p.time),
+                    pause_identity: a
+                        .pause
+                        .as_ref()
+                        .map(|p| p.identity.clone())
+                        .unwrap_or_default(),
+                    pause_reason: a.pause.as_ref().map(|p| p.reason.clone()).unwrap_or_default(),
+                    pause_request_id: a
+                        .pause
+                        .as_ref()
+                        .map(|p| p.request_id.clone())
+                        .unwrap_or_default(),
+                    reset_requested: a.reset_requested,
                 })
                 .collect(),
             timers: self
@@ -306,6 +331,7 @@ impl Execution {
             user_metadata: self.user_metadata.as_deref().cloned(),
             parent: self.parent.as_deref().cloned(),
             children: self.children.clone(),
+            closed_wft: self.closed_wft.as_deref().cloned(),
         }
         .encode_to_vec()
     }
@@ -401,6 +427,15 @@ impl Execution {
                     cancel_requested_event_id: a.cancel_requested_event_id,
                     paused: a.paused,
                     priority: a.priority,
+                    pause: a.pause_time.map(|time| {
+                        Box::new(super::execution::Pause {
+                            time,
+                            identity: a.pause_identity,
+                            reason: a.pause_reason,
+                            request_id: a.pause_request_id,
+                        })
+                    }),
+                    reset_requested: a.reset_requested,
                 };
                 (a.scheduled_event_id, act)
             })
@@ -428,6 +463,7 @@ impl Execution {
         e.user_metadata = s.user_metadata.map(Box::new);
         e.parent = s.parent.map(Box::new);
         e.children = s.children;
+        e.closed_wft = s.closed_wft.map(Box::new);
         // Setting fields allocated the run's `Extra`; an idle run does without it.
         e.compact();
         Ok(e)

@@ -8,9 +8,9 @@ use temporalio_protos::temporal::api::{
         Header, Memo, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType,
     },
     enums::v1::{
-        HistoryEventFilterType, IndexedValueType, PendingActivityState, PendingWorkflowTaskState,
-        RetryState, TaskQueueKind, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
-        WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+        HistoryEventFilterType, IndexedValueType, PendingActivityState, RetryState, TaskQueueKind,
+        WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+        WorkflowTaskFailedCause,
     },
     history::v1::{
         History, HistoryEvent, TimerFiredEventAttributes,
@@ -20,9 +20,8 @@ use temporalio_protos::temporal::api::{
     },
     taskqueue::v1::TaskQueue,
     workflow::v1::{
-        PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, RequestIdInfo,
-        ResetPointInfo, ResetPoints, WorkflowExecutionConfig, WorkflowExecutionExtendedInfo,
-        WorkflowExecutionInfo,
+        PendingActivityInfo, PendingChildExecutionInfo, RequestIdInfo, ResetPointInfo, ResetPoints,
+        WorkflowExecutionConfig, WorkflowExecutionExtendedInfo, WorkflowExecutionInfo,
     },
     workflowservice::v1::DescribeWorkflowExecutionResponse,
 };
@@ -75,6 +74,8 @@ pub(crate) struct Continued {
     pub(crate) initiator: i32,
     pub(crate) last_completion_result: Option<Payloads>,
     pub(crate) failure: Option<temporalio_protos::temporal::api::failure::v1::Failure>,
+    /// The chain's reset points so far, which the new run's started event carries.
+    pub(crate) reset_points: Option<ResetPoints>,
 }
 
 /// Everything needed to create a run.
@@ -272,11 +273,18 @@ impl State {
             .as_ref()
             .and_then(|l| ctx.namespaces.get(&l.namespace).cloned())
             .unwrap_or_default();
-        let (continued_execution_run_id, initiator, last_completion_result, continued_failure) =
-            match continued {
-                Some(c) => (c.from_run_id, c.initiator, c.last_completion_result, c.failure),
-                None => (String::new(), 0, None, None),
-            };
+        let (
+            continued_execution_run_id,
+            initiator,
+            last_completion_result,
+            continued_failure,
+            prev_auto_reset_points,
+        ) = match continued {
+            Some(c) => {
+                (c.from_run_id, c.initiator, c.last_completion_result, c.failure, c.reset_points)
+            }
+            None => (String::new(), 0, None, None, None),
+        };
         exec.append(
             ctx,
             Attributes::WorkflowExecutionStartedEventAttributes(
@@ -299,6 +307,7 @@ impl State {
                     initiator,
                     continued_failure,
                     last_completion_result,
+                    prev_auto_reset_points,
                     original_execution_run_id: run_id.to_string(),
                     identity: p.identity,
                     first_execution_run_id: first_run_id.to_string(),
@@ -510,13 +519,57 @@ impl State {
                 activity_type: Some(temporalio_protos::temporal::api::common::v1::ActivityType {
                     name: a.activity_type.clone(),
                 }),
-                state: match (a.state, a.cancel_requested_event_id) {
-                    (_, Some(_)) => PendingActivityState::CancelRequested,
-                    (super::execution::ActivityState::Started, None) => {
+                state: match (a.state, a.cancel_requested_event_id, a.paused) {
+                    (_, Some(_), _) => PendingActivityState::CancelRequested,
+                    // Paused while its attempt runs: the worker has yet to stop it.
+                    (super::execution::ActivityState::Started, None, true) => {
+                        PendingActivityState::PauseRequested
+                    }
+                    (_, None, true) => PendingActivityState::Paused,
+                    (super::execution::ActivityState::Started, None, false) => {
                         PendingActivityState::Started
                     }
                     _ => PendingActivityState::Scheduled,
                 } as i32,
+                pause_info: a.pause.as_ref().filter(|_| a.paused).map(|p| {
+                    use temporalio_protos::temporal::api::workflow::v1::pending_activity_info::{
+                        PauseInfo,
+                        pause_info::{Manual, PausedBy},
+                    };
+                    PauseInfo {
+                        pause_time: util::ts(p.time),
+                        paused_by: Some(PausedBy::Manual(Manual {
+                            identity: p.identity.clone(),
+                            reason: p.reason.clone(),
+                        })),
+                    }
+                }),
+                // What the activity runs with now, as the Temporal server reports it (zero
+                // for an unset timeout).
+                activity_options: Some(
+                    temporalio_protos::temporal::api::activity::v1::ActivityOptions {
+                        task_queue: Some(TaskQueue {
+                            name: a.task_queue.clone(),
+                            kind: TaskQueueKind::Unspecified as i32,
+                            normal_name: a.task_queue.clone(),
+                        }),
+                        schedule_to_close_timeout: util::dur(a.schedule_to_close.unwrap_or(0)),
+                        schedule_to_start_timeout: util::dur(a.schedule_to_start.unwrap_or(0)),
+                        start_to_close_timeout: util::dur(a.start_to_close),
+                        heartbeat_timeout: util::dur(a.heartbeat.unwrap_or(0)),
+                        retry_policy: Some(
+                            temporalio_protos::temporal::api::common::v1::RetryPolicy {
+                                initial_interval: a.retry.initial_interval,
+                                backoff_coefficient: a.retry.backoff_coefficient,
+                                maximum_interval: a.retry.maximum_interval,
+                                maximum_attempts: a.retry.maximum_attempts,
+                                ..Default::default()
+                            },
+                        ),
+                        priority: a.priority.clone(),
+                        start_delay: None,
+                    },
+                ),
                 heartbeat_details: a.heartbeat_details.clone(),
                 last_heartbeat_time: a.last_heartbeat_time.and_then(util::ts),
                 last_started_time: a.started_time.and_then(util::ts),
@@ -535,18 +588,10 @@ impl State {
                 ..Default::default()
             })
             .collect();
-        let pending_workflow_task =
-            e.wft.as_ref().filter(|_| e.is_running()).map(|w| PendingWorkflowTaskInfo {
-                state: if w.started.is_some() {
-                    PendingWorkflowTaskState::Started
-                } else {
-                    PendingWorkflowTaskState::Scheduled
-                } as i32,
-                scheduled_time: util::ts(w.scheduled_time),
-                original_scheduled_time: util::ts(w.original_scheduled_time),
-                started_time: w.started.as_ref().and_then(|s| util::ts(s.time)),
-                attempt: w.attempt,
-            });
+        let pending_workflow_task = match e.wft.as_ref().filter(|_| e.is_running()) {
+            Some(w) => Some(w.pending_info()),
+            None => e.closed_wft.as_deref().cloned(),
+        };
         Ok(DescribeWorkflowExecutionResponse {
             execution_config: Some(WorkflowExecutionConfig {
                 task_queue: Some(task_queue),
@@ -556,9 +601,7 @@ impl State {
                 user_metadata: e.user_metadata.as_deref().cloned(),
             }),
             workflow_execution_info: Some(WorkflowExecutionInfo {
-                auto_reset_points: Some(ResetPoints {
-                    points: reset_point(&self.history_of(&e), &e).into_iter().collect(),
-                }),
+                auto_reset_points: Some(reset_points(&self.history_of(&e), &e)),
                 ..execution_info(&e)
             }),
             workflow_extended_info: Some(extended_info(&e)),
@@ -638,6 +681,45 @@ pub(crate) fn execution_info(e: &Execution) -> WorkflowExecutionInfo {
             ParentLink::root_execution,
         )),
         ..Default::default()
+    }
+}
+
+/// A run as a visibility listing shows it: as the Temporal server's visibility records it,
+/// no first run id, and a running run's history counted only once it closes.
+fn visibility_info(e: &Execution) -> WorkflowExecutionInfo {
+    let info = execution_info(e);
+    let running = e.is_running();
+    WorkflowExecutionInfo {
+        first_run_id: String::new(),
+        history_length: if running { 0 } else { info.history_length },
+        state_transition_count: if running { 0 } else { info.state_transition_count },
+        history_size_bytes: if running { 0 } else { info.history_size_bytes },
+        ..info
+    }
+}
+
+/// A run's auto-reset points: those its chain carried in (`prev_auto_reset_points`), then its
+/// own first completed task, as the Temporal server accumulates them across continue-as-new.
+pub(crate) fn reset_points(history: &super::event_log::EventLog, e: &Execution) -> ResetPoints {
+    let carried = history.first().and_then(|event| match event.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.prev_auto_reset_points,
+        _ => None,
+    });
+    let mut points = carried.map(|r| r.points).unwrap_or_default();
+    points.extend(reset_point(history, e));
+    ResetPoints { points }
+}
+
+impl Execution {
+    /// The reset points a run closing at `now` hands its successor (continue-as-new, retry):
+    /// its own, expiring with the namespace's retention.
+    pub(crate) fn carried_reset_points(&self, now: Nanos) -> ResetPoints {
+        let mut points = reset_points(&self.history, self);
+        let expiry = util::ts(now + util::secs(super::RETENTION_SECS));
+        for point in points.points.iter_mut().filter(|p| p.expire_time.is_none()) {
+            point.expire_time = expiry;
+        }
+        points
     }
 }
 
@@ -778,7 +860,7 @@ impl State {
             .iter()
             .skip(offset)
             .take(size)
-            .map(|r| execution_info(&self.execs.get(r.run_id).expect("matched run exists")))
+            .map(|r| visibility_info(&self.execs.get(r.run_id).expect("matched run exists")))
             .collect();
         let next = offset + page.len();
         let token =
@@ -945,7 +1027,7 @@ impl Execution {
                 task_timeout: Some(self.task_timeout),
                 retry_policy: self.retry_policy.as_deref().cloned(),
                 memo: self.memo.as_deref().cloned(),
-                search_attributes: self.search_attributes.as_deref().cloned(),
+                search_attributes: self.carried_search_attributes(),
                 parent: self.parent.as_deref().cloned(),
                 ..Default::default()
             },
@@ -957,6 +1039,7 @@ impl Execution {
                         as i32,
                 last_completion_result: None,
                 failure,
+                reset_points: Some(self.carried_reset_points(now)),
             }),
             first_task_delay: Some(backoff),
             attempt: self.attempt + 1,

@@ -215,6 +215,7 @@ impl State {
             return Err(Error::InvalidArgument(bad.message));
         }
 
+        exec.record_build_id(c.worker_version.as_ref());
         let completed_id = exec.append(
             ctx,
             Attributes::WorkflowTaskCompletedEventAttributes(
@@ -488,10 +489,18 @@ impl Execution {
                     }
                 }
                 Some(Cmd::StartTimerCommandAttributes(a)) => {
-                    if util::dur_nanos(a.start_to_fire_timeout.as_ref()).is_none() {
+                    // As the Temporal server: an unset or zero timeout fires at once; only a
+                    // negative one is refused.
+                    if a.start_to_fire_timeout
+                        .as_ref()
+                        .is_some_and(|d| d.seconds < 0 || d.nanos < 0)
+                    {
                         return bad(
                             WorkflowTaskFailedCause::BadStartTimerAttributes,
-                            "A valid StartToFireTimeout is not set on StartTimerCommand.".into(),
+                            format!(
+                                "An invalid StartToFireTimeout is set on StartTimerCommand: negative duration. TimerId={}",
+                                a.timer_id
+                            ),
                         );
                     }
                     if !timers.insert(a.timer_id.as_str()) {
@@ -852,6 +861,27 @@ impl Execution {
                     ),
                 );
                 self.status = WorkflowExecutionStatus::ContinuedAsNew;
+                // The Temporal server holds back a run continued within a second of its start
+                // (`history.workflowIdReuseMinimalInterval`), so a tight loop of continues
+                // cannot spin: the new run's first task waits out the rest of that second.
+                let backoff = util::dur_nanos(a.backoff_start_interval.as_ref());
+                let first_delay = self
+                    .history
+                    .first()
+                    .and_then(|e| match e.attributes {
+                        Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) => {
+                            util::dur_nanos(s.first_workflow_task_backoff.as_ref())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                let lifetime = ctx.now - self.start_time - first_delay;
+                let first_task_delay = if lifetime + backoff.unwrap_or(0) < MIN_CONTINUE_INTERVAL {
+                    Some(MIN_CONTINUE_INTERVAL - lifetime)
+                } else {
+                    backoff
+                };
+                let reset_points = self.carried_reset_points(ctx.now);
                 // The execution timeout spans the whole chain of runs.
                 let execution_timeout =
                     self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
@@ -876,7 +906,7 @@ impl Execution {
                         memo: a.memo.or_else(|| self.memo.as_deref().cloned()),
                         search_attributes: a
                             .search_attributes
-                            .or_else(|| self.search_attributes.as_deref().cloned()),
+                            .or_else(|| self.carried_search_attributes()),
                         header: a.header,
                         parent: self.parent.as_deref().cloned(),
                         ..Default::default()
@@ -887,8 +917,9 @@ impl Execution {
                         initiator,
                         last_completion_result: a.last_completion_result,
                         failure: a.failure,
+                        reset_points: Some(reset_points),
                     }),
-                    first_task_delay: util::dur_nanos(a.backoff_start_interval.as_ref()),
+                    first_task_delay,
                     attempt: 1,
                 }));
             }
@@ -1029,5 +1060,89 @@ pub(crate) fn is_non_retryable(
                 || policy.is_some_and(|p| p.non_retryable_error_types.contains(&i.r#type))
         }
         _ => false,
+    }
+}
+
+/// How soon after its start a run may continue as new before its successor is held back.
+const MIN_CONTINUE_INTERVAL: super::Nanos = 1_000_000_000;
+
+/// The `BuildIds` system search attribute's sentinel for runs no versioned worker owns.
+const UNVERSIONED: &str = "unversioned";
+/// Search attributes the server keeps of a run itself, which a next run does not inherit.
+const SERVER_KEPT: &[&str] = &["BuildIds", "TemporalPauseInfo"];
+
+impl Execution {
+    /// The search attributes a continued or retried run inherits: the run's own, without
+    /// those the server keeps of the run itself.
+    pub(crate) fn carried_search_attributes(
+        &self,
+    ) -> Option<temporalio_protos::temporal::api::common::v1::SearchAttributes> {
+        let mut attributes = self.search_attributes.as_deref().cloned()?;
+        attributes.indexed_fields.retain(|k, _| !SERVER_KEPT.contains(&k.as_str()));
+        (!attributes.indexed_fields.is_empty()).then_some(attributes)
+    }
+
+    /// Keeps the `TemporalPauseInfo` system search attribute in step with the run's paused
+    /// activities, as the Temporal server does: one `property:activityType=<type>` per type.
+    pub(crate) fn refresh_pause_info(&mut self) {
+        const KEY: &str = "TemporalPauseInfo";
+        let mut types: Vec<String> = self
+            .activities
+            .values()
+            .filter(|a| a.paused)
+            .map(|a| format!("property:activityType={}", a.activity_type))
+            .collect();
+        types.sort();
+        types.dedup();
+        let present =
+            self.search_attributes.as_ref().is_some_and(|s| s.indexed_fields.contains_key(KEY));
+        if types.is_empty() && !present {
+            return;
+        }
+        let attributes = self.search_attributes.get_or_insert_with(Default::default);
+        attributes.indexed_fields.insert(KEY.to_owned(), keyword_list(&types));
+    }
+
+    /// Records in the `BuildIds` system search attribute which build completed a task, as the
+    /// Temporal server does for workers without deployment versioning: "unversioned" first,
+    /// then each build id seen, as `unversioned:<id>` or `versioned:<id>`.
+    fn record_build_id(
+        &mut self,
+        stamp: Option<&temporalio_protos::temporal::api::common::v1::WorkerVersionStamp>,
+    ) {
+        const KEY: &str = "BuildIds";
+        let build = stamp.map(|s| match (s.build_id.as_str(), s.use_versioning) {
+            ("", _) => UNVERSIONED.to_owned(),
+            (id, true) => format!("versioned:{id}"),
+            (id, false) => format!("{UNVERSIONED}:{id}"),
+        });
+        let attributes = self.search_attributes.get_or_insert_with(Default::default);
+        let existing: Vec<String> = attributes
+            .indexed_fields
+            .get(KEY)
+            .and_then(|p| serde_json::from_slice(&p.data).ok())
+            .unwrap_or_default();
+        let mut values = vec![UNVERSIONED.to_owned()];
+        values.extend(existing.iter().filter(|v| *v != UNVERSIONED).cloned());
+        if let Some(build) = build.filter(|b| !values.contains(b)) {
+            values.push(build);
+        }
+        if values == existing {
+            return;
+        }
+        attributes.indexed_fields.insert(KEY.to_owned(), keyword_list(&values));
+    }
+}
+
+/// A `KeywordList` search attribute's value.
+fn keyword_list(values: &[String]) -> temporalio_protos::temporal::api::common::v1::Payload {
+    temporalio_protos::temporal::api::common::v1::Payload {
+        metadata: [
+            ("encoding".to_owned(), b"json/plain".to_vec()),
+            ("type".to_owned(), b"KeywordList".to_vec()),
+        ]
+        .into(),
+        data: serde_json::to_vec(values).unwrap_or_default(),
+        ..Default::default()
     }
 }

@@ -38,6 +38,8 @@ impl From<Error> for Status {
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
             Error::Unavailable(_) => Status::unavailable(message),
             Error::AlreadyExists(_) => Status::already_exists(message),
+            Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::AlreadyStarted { start_request_id, run_id, first_run_id, .. } => with_detail(
                 Code::AlreadyExists,
                 message,

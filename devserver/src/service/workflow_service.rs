@@ -7,8 +7,8 @@ use temporalio_protos::temporal::api::{
     common::v1::Link,
     enums::v1::{
         HistoryEventFilterType, NamespaceState, QueryRejectCondition, QueryResultType,
-        TaskQueueKind, UpdateWorkflowExecutionLifecycleStage, WorkflowIdConflictPolicy,
-        WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+        TaskQueueKind, UpdateWorkflowExecutionLifecycleStage, WorkflowExecutionStatus,
+        WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
     },
     namespace::v1::{
         NamespaceConfig, NamespaceInfo, namespace_info::Capabilities as NsCapabilities,
@@ -24,6 +24,7 @@ use crate::{
     engine::{
         ActivityOp, ActivityResponse, ActivitySelector, Completion, Engine, HistoryRequest,
         QueryOutcome, QueueKind, ResetRequest, SignalParams, StartParams, UpdateStatus,
+        UpdateWithStart,
     },
     pb::workflowservice::workflow_service_server::WorkflowService,
 };
@@ -158,7 +159,7 @@ impl WorkflowService for Svc {
             }),
             config: Some(NamespaceConfig {
                 workflow_execution_retention_ttl: Some(prost_wkt_types::Duration {
-                    seconds: 86_400,
+                    seconds: crate::engine::RETENTION_SECS,
                     nanos: 0,
                 }),
                 ..Default::default()
@@ -440,12 +441,12 @@ impl WorkflowService for Svc {
         r: Request<RecordActivityTaskHeartbeatRequest>,
     ) -> Result<Response<RecordActivityTaskHeartbeatResponse>, Status> {
         let r = r.into_inner();
-        let (cancel_requested, activity_paused) =
+        let (cancel_requested, activity_paused, activity_reset) =
             self.engine.with_state(|st| st.heartbeat(&r.task_token, &r.namespace, r.details))?;
         self.done(RecordActivityTaskHeartbeatResponse {
             cancel_requested,
             activity_paused,
-            ..Default::default()
+            activity_reset,
         })
         .await
     }
@@ -587,10 +588,17 @@ impl WorkflowService for Svc {
             r.request.ok_or_else(|| Status::invalid_argument("Request is not set on request."))?;
         let status = self
             .engine
-            .update(&r.namespace, &wid, &rid, request, wait_stage(r.wait_policy))
+            .update(
+                &r.namespace,
+                &wid,
+                &rid,
+                &r.first_execution_run_id,
+                request,
+                wait_stage(r.wait_policy),
+            )
             .await?;
-        let UpdateStatus { update_ref, stage, outcome, accepted } = status;
-        let link = accepted.then(|| accepted_link(&r.namespace, &update_ref));
+        let link = update_link(&r.namespace, &status);
+        let UpdateStatus { update_ref, stage, outcome } = status;
         self.done(UpdateWorkflowExecutionResponse {
             update_ref: Some(update_ref),
             outcome,
@@ -613,7 +621,7 @@ impl WorkflowService for Svc {
             .engine
             .poll_update(&r.namespace, &wid, &rid, &update_ref.update_id, wait_stage(r.wait_policy))
             .await?;
-        let UpdateStatus { update_ref, stage, outcome, accepted: _ } = status;
+        let UpdateStatus { update_ref, stage, outcome } = status;
         self.done(PollWorkflowExecutionUpdateResponse {
             update_ref: Some(update_ref),
             outcome,
@@ -687,8 +695,9 @@ impl WorkflowService for Svc {
             }
         };
         let (wid, rid) = execution_ids(r.execution);
-        self.engine
-            .with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, ActivityOp::Pause))?;
+        let op =
+            ActivityOp::Pause { identity: r.identity, reason: r.reason, request_id: r.request_id };
+        self.engine.with_state(|st| st.activity_op(&r.namespace, &wid, &rid, select, op))?;
         self.done(PauseActivityResponse::default()).await
     }
 
@@ -782,18 +791,22 @@ impl WorkflowService for Svc {
         };
         let (namespace, workflow_id) = (params.namespace.clone(), params.workflow_id.clone());
         match self.engine.update_with_start(params, request, wait_stage(update.wait_policy)).await {
-            Ok((started, status)) => {
+            Ok(UpdateWithStart { started, status, completed_before }) => {
                 use execute_multi_operation_response::{Response as R, response::Response as Rr};
-                let UpdateStatus { update_ref, stage, outcome, accepted } = status;
-                let link = started_link(&namespace, &workflow_id, &started.run_id);
-                let update_link = accepted.then(|| accepted_link(&namespace, &update_ref));
+                // An update completed before this request: the answer links to nothing new.
+                let fresh = completed_before.is_none();
+                let link = fresh.then(|| started_link(&namespace, &workflow_id, &started.run_id));
+                let update_link = update_link(&namespace, &status).filter(|_| fresh);
+                let UpdateStatus { update_ref, stage, outcome } = status;
                 self.done(ExecuteMultiOperationResponse {
                     responses: vec![
                         R {
                             response: Some(Rr::StartWorkflow(StartWorkflowExecutionResponse {
-                                // As the Temporal server: the run is running, and a run
-                                // attached to rather than started names no first run.
-                                status: 1,
+                                // As the Temporal server: the run is running (unless an
+                                // earlier run completed the update), and a run attached to
+                                // rather than started names no first run.
+                                status: completed_before.unwrap_or(WorkflowExecutionStatus::Running)
+                                    as i32,
                                 first_execution_run_id: if started.started {
                                     started.first_run_id
                                 } else {
@@ -801,7 +814,7 @@ impl WorkflowService for Svc {
                                 },
                                 run_id: started.run_id,
                                 started: started.started,
-                                link: Some(link),
+                                link,
                                 ..Default::default()
                             })),
                         },
@@ -935,7 +948,7 @@ impl WorkflowService for Svc {
         r: Request<RecordActivityTaskHeartbeatByIdRequest>,
     ) -> Result<Response<RecordActivityTaskHeartbeatByIdResponse>, Status> {
         let r = r.into_inner();
-        let (cancel_requested, activity_paused) = self.engine.with_state(|st| {
+        let (cancel_requested, activity_paused, activity_reset) = self.engine.with_state(|st| {
             let token =
                 st.activity_token_by_id(&r.namespace, &r.workflow_id, &r.run_id, &r.activity_id)?;
             st.heartbeat(&token, &r.namespace, r.details)
@@ -943,7 +956,7 @@ impl WorkflowService for Svc {
         self.done(RecordActivityTaskHeartbeatByIdResponse {
             cancel_requested,
             activity_paused,
-            ..Default::default()
+            activity_reset,
         })
         .await
     }
@@ -1090,6 +1103,33 @@ fn signal_link(namespace: &str, workflow_id: &str, run_id: &str, request_id: Str
                 },
             )),
         })),
+    }
+}
+
+/// The link an update answers with, as the Temporal server chooses it: one that completed
+/// with a failure (rejected, or failed by its run's close) links to the run, since it may
+/// have no event; an accepted or completed one links to its accepted event.
+fn update_link(namespace: &str, status: &UpdateStatus) -> Option<Link> {
+    use temporalio_protos::temporal::api::{common::v1::link, update::v1::outcome};
+    let execution = status.update_ref.workflow_execution.clone().unwrap_or_default();
+    let failed = matches!(
+        status.outcome.as_ref().and_then(|o| o.value.as_ref()),
+        Some(outcome::Value::Failure(_))
+    );
+    match status.stage {
+        UpdateWorkflowExecutionLifecycleStage::Completed if failed => Some(Link {
+            variant: Some(link::Variant::Workflow(link::Workflow {
+                namespace: namespace.to_owned(),
+                workflow_id: execution.workflow_id,
+                run_id: execution.run_id,
+                reason: "Update rejected".into(),
+            })),
+        }),
+        UpdateWorkflowExecutionLifecycleStage::Accepted
+        | UpdateWorkflowExecutionLifecycleStage::Completed => {
+            Some(accepted_link(namespace, &status.update_ref))
+        }
+        _ => None,
     }
 }
 
