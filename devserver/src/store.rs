@@ -55,8 +55,8 @@ pub struct Batch {
     pub clock: Nanos,
     /// The whole search-attribute registry, (namespace, name, IndexedValueType), when it changed.
     pub search_attributes: Option<Vec<(String, String, i32)>>,
-    /// Namespaces registered at run time, (name, description), when one was added.
-    pub namespaces: Option<Vec<(String, String)>>,
+    /// Namespaces registered at run time, when one was added.
+    pub namespaces: Option<Vec<NamespaceRecord>>,
 }
 
 /// A run as loaded on start. Its events stay in the store; the engine reads back the
@@ -84,8 +84,19 @@ pub struct Loaded {
     pub clock: Option<Nanos>,
     /// Registered custom search attributes: (namespace, name, IndexedValueType).
     pub search_attributes: Vec<(String, String, i32)>,
-    /// Namespaces registered at run time: (name, description).
-    pub namespaces: Vec<(String, String)>,
+    /// Namespaces registered at run time.
+    pub namespaces: Vec<NamespaceRecord>,
+}
+
+/// A namespace registered at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRecord {
+    /// Its name.
+    pub name: String,
+    /// What the registration said of it.
+    pub description: String,
+    /// How long it keeps closed runs, in seconds, as registered (reported, not enforced).
+    pub retention_secs: i64,
 }
 
 /// Storage failures.
@@ -216,7 +227,11 @@ const SCHEMA: &str = "
         PRIMARY KEY (namespace, workflow_id)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, description TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS namespaces (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        retention_secs INTEGER NOT NULL DEFAULT 86400
+    );
     CREATE TABLE IF NOT EXISTS search_attributes (
         namespace TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -233,6 +248,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         let loaded = load(&conn).map_err(err)?;
         let reader = rusqlite::Connection::open(path).map_err(err)?;
         reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
@@ -366,8 +382,11 @@ fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
     for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
         loaded.current.push(row?);
     }
-    let mut stmt = conn.prepare("SELECT name, description FROM namespaces")?;
-    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+    let mut stmt = conn.prepare("SELECT name, description, retention_secs FROM namespaces")?;
+    let record = |r: &rusqlite::Row<'_>| {
+        Ok(NamespaceRecord { name: r.get(0)?, description: r.get(1)?, retention_secs: r.get(2)? })
+    };
+    for row in stmt.query_map([], record)? {
         loaded.namespaces.push(row?);
     }
     let mut stmt = conn.prepare("SELECT namespace, name, type FROM search_attributes")?;
@@ -379,6 +398,20 @@ fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Loaded> {
         .map(Some)
         .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
     Ok(loaded)
+}
+
+/// Brings a file written by an earlier devserver up to the current schema.
+fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut columns = conn.prepare("SELECT name FROM pragma_table_info('namespaces')")?;
+    let names: Vec<String> =
+        columns.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    if !names.iter().any(|n| n == "retention_secs") {
+        // Namespaces registered before retention was recorded keep the default, one day.
+        conn.execute_batch(
+            "ALTER TABLE namespaces ADD COLUMN retention_secs INTEGER NOT NULL DEFAULT 86400",
+        )?;
+    }
+    Ok(())
 }
 
 fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> {
@@ -415,10 +448,10 @@ fn write(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> 
         .execute([batch.clock])?;
     if let Some(namespaces) = &batch.namespaces {
         let mut ins = tx.prepare_cached(
-            "INSERT OR REPLACE INTO namespaces (name, description) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO namespaces (name, description, retention_secs) VALUES (?1, ?2, ?3)",
         )?;
-        for (name, description) in namespaces {
-            ins.execute(rusqlite::params![name, description])?;
+        for ns in namespaces {
+            ins.execute(rusqlite::params![ns.name, ns.description, ns.retention_secs])?;
         }
     }
     if let Some(attrs) = &batch.search_attributes {
@@ -469,5 +502,39 @@ fn writer(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data file from before namespaces had a recorded retention opens, keeps its
+    /// namespaces, and gives them the default retention.
+    #[test]
+    fn a_file_without_namespace_retention_is_migrated() {
+        let dir =
+            std::env::temp_dir().join(format!("convo-devserver-migrate-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE namespaces (name TEXT PRIMARY KEY, description TEXT NOT NULL);
+                 INSERT INTO namespaces VALUES ('tenant-a', 'old');",
+            )
+            .unwrap();
+        }
+        let (_store, loaded) = SqliteStore::open(&path, CommitMode::PerBatch).unwrap();
+        assert_eq!(
+            loaded.namespaces,
+            [NamespaceRecord {
+                name: "tenant-a".into(),
+                description: "old".into(),
+                retention_secs: 86_400
+            }]
+        );
+        drop(_store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

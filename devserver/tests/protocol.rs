@@ -1845,7 +1845,13 @@ mod ops {
         let fail = |token: Vec<u8>| RespondActivityTaskFailedRequest {
             namespace: NS.into(),
             task_token: token,
-            failure: Some(Failure { message: "boom".into(), ..Default::default() }),
+            failure: Some(Failure {
+                message: "boom".into(),
+                failure_info: Some(FailureInfo::ApplicationFailureInfo(
+                    ApplicationFailureInfo::default(),
+                )),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         c.respond_activity_task_failed(fail(a1.task_token)).await.unwrap();

@@ -207,7 +207,7 @@ pub(crate) struct Ctx {
     pub(crate) registry: visibility::Registry,
     registry_dirty: bool,
     /// Descriptions of namespaces registered at run time (RegisterNamespace).
-    pub(crate) registered_namespaces: BTreeMap<String, String>,
+    pub(crate) registered_namespaces: BTreeMap<String, crate::store::NamespaceRecord>,
     namespaces_dirty: bool,
 }
 
@@ -409,9 +409,8 @@ impl State {
                 })
                 .collect()
         });
-        let namespaces = std::mem::take(&mut self.ctx.namespaces_dirty).then(|| {
-            self.ctx.registered_namespaces.iter().map(|(n, d)| (n.clone(), d.clone())).collect()
-        });
+        let namespaces = std::mem::take(&mut self.ctx.namespaces_dirty)
+            .then(|| self.ctx.registered_namespaces.values().cloned().collect());
         if !runs.is_empty() || search_attributes.is_some() || namespaces.is_some() {
             self.last_seq = store.submit(Batch {
                 runs,
@@ -524,11 +523,12 @@ impl Engine {
             registered_namespaces: BTreeMap::new(),
             namespaces_dirty: false,
         };
-        for (name, description) in loaded.namespaces {
+        for record in loaded.namespaces {
+            let name = record.name.clone();
             ctx.namespaces.entry(name.clone()).or_insert_with(|| {
                 uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
             });
-            ctx.registered_namespaces.insert(name, description);
+            ctx.registered_namespaces.insert(name, record);
         }
         for (ns, name, ty) in loaded.search_attributes {
             if let Ok(ty) = IndexedValueType::try_from(ty) {
@@ -700,7 +700,12 @@ impl Engine {
     }
 
     /// RegisterNamespace.
-    pub(crate) fn register_namespace(&self, name: &str, description: &str) -> Result<()> {
+    pub(crate) fn register_namespace(
+        &self,
+        name: &str,
+        description: &str,
+        retention_secs: Option<i64>,
+    ) -> Result<()> {
         if name.trim().is_empty() {
             return Err(Error::InvalidArgument("Namespace is not set on request.".into()));
         }
@@ -710,15 +715,24 @@ impl Engine {
             }
             let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string();
             st.ctx.namespaces.insert(name.to_owned(), id);
-            st.ctx.registered_namespaces.insert(name.to_owned(), description.to_owned());
+            let record = crate::store::NamespaceRecord {
+                name: name.to_owned(),
+                description: description.to_owned(),
+                retention_secs: retention_secs.unwrap_or(RETENTION_SECS),
+            };
+            st.ctx.registered_namespaces.insert(name.to_owned(), record);
             st.ctx.namespaces_dirty = true;
             Ok(())
         })
     }
 
-    /// A registered namespace's description.
-    pub(crate) fn namespace_description(&self, name: &str) -> String {
-        self.lock().ctx.registered_namespaces.get(name).cloned().unwrap_or_default()
+    /// A namespace's description and retention in seconds (the default for the built-in
+    /// ones).
+    pub(crate) fn namespace_settings(&self, name: &str) -> (String, i64) {
+        let st = self.lock();
+        let record = st.ctx.registered_namespaces.get(name);
+        record
+            .map_or((String::new(), RETENTION_SECS), |r| (r.description.clone(), r.retention_secs))
     }
 
     /// The notifier pollers of a queue wait on.

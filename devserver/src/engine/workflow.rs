@@ -948,10 +948,9 @@ impl State {
         names: Vec<String>,
     ) -> Result<()> {
         self.ctx.check_namespace(namespace)?;
+        // As the Temporal dev server (SQL visibility) does, a name not registered is no error:
+        // removing is idempotent.
         let reg = self.ctx.registry.entry(namespace.to_owned()).or_default();
-        if let Some(missing) = names.iter().find(|n| !reg.contains_key(*n)) {
-            return Err(Error::NotFound(format!("Search attribute {missing} doesn't exist.")));
-        }
         for n in names {
             reg.remove(&n);
         }

@@ -31,6 +31,8 @@ use crate::{
 
 /// Reported as the server version; the Web UI turns on advanced visibility above 1.19.
 const SERVER_VERSION: &str = "1.29.1";
+/// The one cluster's name, as the Temporal dev server names its own.
+const CLUSTER_NAME: &str = "active";
 
 pub(crate) struct Svc {
     engine: Engine,
@@ -132,9 +134,12 @@ impl WorkflowService for Svc {
     ) -> Result<Response<GetClusterInfoResponse>, Status> {
         Ok(Response::new(GetClusterInfoResponse {
             server_version: SERVER_VERSION.into(),
-            cluster_name: "convo-devserver".into(),
+            cluster_name: CLUSTER_NAME.into(),
             cluster_id: "convo-devserver".into(),
             history_shard_count: 1,
+            // A single-cluster server's failover versions, as the Temporal dev server has them.
+            failover_version_increment: 10,
+            initial_failover_version: 1,
             persistence_store: "sqlite".into(),
             visibility_store: "sqlite".into(),
             ..Default::default()
@@ -147,22 +152,46 @@ impl WorkflowService for Svc {
     ) -> Result<Response<DescribeNamespaceResponse>, Status> {
         let r = r.into_inner();
         let (name, id) = self.engine.find_namespace(&r.namespace, &r.id)?;
-        let description = self.engine.namespace_description(&name);
+        let (description, retention) = self.engine.namespace_settings(&name);
+        use temporalio_protos::temporal::api::{
+            enums::v1::{ArchivalState, ReplicationState},
+            namespace::v1::BadBinaries,
+            replication::v1::{ClusterReplicationConfig, NamespaceReplicationConfig},
+        };
         self.done(DescribeNamespaceResponse {
             namespace_info: Some(NamespaceInfo {
                 name,
                 state: NamespaceState::Registered as i32,
                 description,
                 id,
-                capabilities: Some(NsCapabilities::default()),
+                // What the devserver implements; schedules, Nexus, standalone activities,
+                // worker heartbeats, poller autoscaling and reported problems it does not.
+                capabilities: Some(NsCapabilities {
+                    eager_workflow_start: true,
+                    sync_update: true,
+                    async_update: true,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             config: Some(NamespaceConfig {
                 workflow_execution_retention_ttl: Some(prost_wkt_types::Duration {
-                    seconds: crate::engine::RETENTION_SECS,
+                    seconds: retention,
                     nanos: 0,
                 }),
+                bad_binaries: Some(BadBinaries::default()),
+                history_archival_state: ArchivalState::Disabled as i32,
+                visibility_archival_state: ArchivalState::Disabled as i32,
                 ..Default::default()
+            }),
+            // One cluster, as the Temporal dev server names it.
+            replication_config: Some(NamespaceReplicationConfig {
+                active_cluster_name: CLUSTER_NAME.into(),
+                clusters: vec![ClusterReplicationConfig {
+                    cluster_name: CLUSTER_NAME.into(),
+                    replication_ramp_duration: None,
+                }],
+                state: ReplicationState::Normal as i32,
             }),
             ..Default::default()
         })
@@ -410,6 +439,13 @@ impl WorkflowService for Svc {
         let r = r.into_inner();
         let failure =
             r.failure.ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        // As the Temporal server: an activity's own failure is an application failure.
+        if !matches!(
+            failure.failure_info,
+            Some(temporalio_protos::temporal::api::failure::v1::failure::FailureInfo::ApplicationFailureInfo(_))
+        ) {
+            return Err(Status::invalid_argument("Failure must have ApplicationFailureInfo."));
+        }
         let response = ActivityResponse::Failed {
             failure: Box::new(failure),
             heartbeat: r.last_heartbeat_details,
@@ -966,7 +1002,9 @@ impl WorkflowService for Svc {
         r: Request<RegisterNamespaceRequest>,
     ) -> Result<Response<RegisterNamespaceResponse>, Status> {
         let r = r.into_inner();
-        self.engine.register_namespace(&r.namespace, &r.description)?;
+        let retention =
+            r.workflow_execution_retention_period.as_ref().map(|d| d.seconds).filter(|s| *s > 0);
+        self.engine.register_namespace(&r.namespace, &r.description, retention)?;
         self.done(RegisterNamespaceResponse::default()).await
     }
 
