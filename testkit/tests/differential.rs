@@ -182,10 +182,16 @@ async fn the_devserver_answers_as_the_real_server_does() -> anyhow::Result<()> {
     test_server.shutdown().await;
     devserver.shutdown().await;
     println!("{}{}", real.report, timed.report);
-    println!(
+    use std::io::Write as _;
+    // Written past the test harness's capture, so CI's log shows the counts on success too.
+    let _ = writeln!(
+        std::io::stderr(),
         "differential: {} scenarios run, {} match the real server; {} time-skipping \
          scenarios run, {} match the Java test server",
-        real.run, real.matched, timed.run, timed.matched
+        real.run,
+        real.matched,
+        timed.run,
+        timed.matched
     );
     let unexpected = [real.unexpected, timed.unexpected].concat();
     let fixed = [real.fixed, timed.fixed].concat();
@@ -2061,6 +2067,7 @@ fn time_scenarios() -> Vec<(&'static str, Scenario)> {
     vec![
         ("time_skipping_locks", |p| Box::pin(time_skipping_locks(p))),
         ("sleeping_past_a_long_timer", |p| Box::pin(sleeping_past_a_long_timer(p))),
+        ("sleep_and_sleep_until", |p| Box::pin(sleep_and_sleep_until(p))),
     ]
 }
 
@@ -2112,4 +2119,41 @@ async fn legacy_lists(p: &mut Probe) {
         ..Default::default()
     };
     p.rpc("list closed", c.list_closed_workflow_executions(closed)).await;
+}
+
+/// `Sleep` and `SleepUntil` with time skipping let go: each returns once virtual time has
+/// reached its target, in no real time, and the clock reads it back.
+async fn sleep_and_sleep_until(p: &mut Probe) {
+    use temporalio_protos::temporal::api::testservice::v1::{
+        LockTimeSkippingRequest, SleepRequest, SleepUntilRequest, UnlockTimeSkippingRequest,
+    };
+    let mut t = test_service(p);
+    let hours = |t0: &prost_wkt_types::Timestamp, t1: &prost_wkt_types::Timestamp| {
+        (t1.seconds - t0.seconds) / 3600
+    };
+    let now = |r: Option<
+        tonic::Response<temporalio_protos::temporal::api::testservice::v1::GetCurrentTimeResponse>,
+    >| { r.and_then(|r| r.into_inner().time).unwrap_or_default() };
+    p.rpc("unlock", t.unlock_time_skipping(UnlockTimeSkippingRequest {})).await;
+    let start = now(t.get_current_time(()).await.ok());
+    let started = std::time::Instant::now();
+    let sleep =
+        SleepRequest { duration: Some(prost_wkt_types::Duration { seconds: 5 * 3600, nanos: 0 }) };
+    p.rpc("sleep five hours", t.sleep(sleep)).await;
+    let after_sleep = now(t.get_current_time(()).await.ok());
+    p.note("hours after the sleep", serde_json::json!(hours(&start, &after_sleep)));
+    let until = SleepUntilRequest {
+        timestamp: Some(prost_wkt_types::Timestamp {
+            seconds: start.seconds + 10 * 3600,
+            nanos: 0,
+        }),
+    };
+    p.rpc("sleep until ten hours after the start", t.sleep_until(until)).await;
+    let after_until = now(t.get_current_time(()).await.ok());
+    p.note("hours after sleeping until", serde_json::json!(hours(&start, &after_until)));
+    p.note(
+        "within a minute of real time",
+        serde_json::json!(started.elapsed() < Duration::from_secs(60)),
+    );
+    p.rpc("lock again", t.lock_time_skipping(LockTimeSkippingRequest {})).await;
 }
