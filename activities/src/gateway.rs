@@ -191,16 +191,34 @@ impl Sessions {
                 contact: input.contact.clone(),
             })),
         };
-        self.client
-            .signal_with_start_workflow(
-                SessionWindowWorkflow::run,
-                input,
-                SessionWindowWorkflow::inbound,
-                message,
-                options,
-            )
-            .await
-            .map_err(|e| GatewayError::Temporal(e.to_string()))?;
+        // Signal-with-start meeting a run that completes under it is answered "not found" by
+        // a server that checks the run before signalling it (sdk-java's test server does);
+        // the Temporal server starts the next run instead. Either way the signal is due to a
+        // run: it is tried again, and a retry is harmless (the message id dedups it).
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .signal_with_start_workflow(
+                    SessionWindowWorkflow::run,
+                    input.clone(),
+                    SessionWindowWorkflow::inbound,
+                    message.clone(),
+                    options.clone(),
+                )
+                .await;
+            match sent {
+                Ok(_) => break,
+                Err(WorkflowStartError::Rpc(status))
+                    if status.code() == tonic::Code::NotFound
+                        && attempt + 1 < COMPLETED_RUN_RETRIES =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(COMPLETED_RUN_BACKOFF * attempt).await;
+                }
+                Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+            }
+        }
         if convo_domain::compliance::classify(&inbound.text) == Some(convo_domain::Keyword::OptOut)
         {
             self.end_open_conversations(&inbound.workspace_id, &contact.id).await?;
