@@ -580,6 +580,17 @@ mod interaction {
         },
     };
 
+    /// The command that places protocol message `id` among a task's commands.
+    fn pm(id: &str) -> Command {
+        Command {
+            command_type: CommandType::ProtocolMessage as i32,
+            attributes: Some(Cmd::ProtocolMessageCommandAttributes(
+                ProtocolMessageCommandAttributes { message_id: id.into() },
+            )),
+            ..Default::default()
+        }
+    }
+
     fn payloads(s: &str) -> Option<Payloads> {
         Some(Payloads {
             payloads: vec![temporalio_protos::temporal::api::common::v1::Payload {
@@ -902,13 +913,6 @@ mod interaction {
                 value: Some(outcome::Value::Success(payloads("sent").unwrap())),
             }),
         };
-        let pm = |id: &str| Command {
-            command_type: CommandType::ProtocolMessage as i32,
-            attributes: Some(Cmd::ProtocolMessageCommandAttributes(
-                ProtocolMessageCommandAttributes { message_id: id.into() },
-            )),
-            ..Default::default()
-        };
         c.respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest {
             namespace: NS.into(),
             task_token: task.task_token,
@@ -967,13 +971,6 @@ mod interaction {
     #[tokio::test]
     async fn updates_in_flight_when_the_run_closes() {
         let (server, mut c) = setup().await;
-        let pm = |id: &str| Command {
-            command_type: CommandType::ProtocolMessage as i32,
-            attributes: Some(Cmd::ProtocolMessageCommandAttributes(
-                ProtocolMessageCommandAttributes { message_id: id.into() },
-            )),
-            ..Default::default()
-        };
         let continue_as_new = || Command {
             command_type: CommandType::ContinueAsNewWorkflowExecution as i32,
             attributes: Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(

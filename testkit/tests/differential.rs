@@ -91,73 +91,68 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
 
 type Scenario = for<'a> fn(&'a mut Probe) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 
+/// Scenarios by their function's name.
+macro_rules! scenarios {
+    ($($scenario:ident),* $(,)?) => {
+        vec![$((stringify!($scenario), (|p| Box::pin($scenario(p))) as Scenario)),*]
+    };
+}
+
 /// Every scenario, by name.
 fn scenarios() -> Vec<(&'static str, Scenario)> {
-    vec![
-        ("start_and_complete", |p| Box::pin(start_and_complete(p))),
-        ("timer", |p| Box::pin(timer(p))),
-        ("activity", |p| Box::pin(activity(p))),
-        ("signal_with_start", |p| Box::pin(signal_with_start(p))),
-        ("start_twice", |p| Box::pin(start_twice(p))),
-        ("describe_running", |p| Box::pin(describe_running(p))),
-        ("describe_completed", |p| Box::pin(describe_completed(p))),
-        ("terminate", |p| Box::pin(terminate(p))),
-        ("describe_terminated", |p| Box::pin(describe_terminated(p))),
-        ("legacy_query", |p| Box::pin(legacy_query(p))),
-        ("update_accepted_and_completed", |p| Box::pin(update_accepted_and_completed(p))),
-        ("unknown_workflow", |p| Box::pin(unknown_workflow(p))),
-        ("run_id_format", |p| Box::pin(run_id_format(p))),
-        ("cancel", |p| Box::pin(cancel(p))),
-        ("continue_as_new", |p| Box::pin(continue_as_new(p))),
-        ("workflow_task_failed", |p| Box::pin(workflow_task_failed(p))),
-        ("signal_during_a_task", |p| Box::pin(signal_during_a_task(p))),
-        ("reset_to_first_task", |p| Box::pin(reset_to_first_task(p))),
-        ("update_with_start_new", |p| Box::pin(update_with_start_new(p))),
-        ("update_with_start_running", |p| Box::pin(update_with_start_running(p))),
-        ("update_with_start_conflict_fail", |p| Box::pin(update_with_start_conflict_fail(p))),
-        ("update_with_start_reject_duplicate", |p| Box::pin(update_with_start_reject_duplicate(p))),
-        ("update_with_start_allow_duplicate", |p| Box::pin(update_with_start_allow_duplicate(p))),
-        ("update_with_start_attaches_to_a_completed_update", |p| {
-            Box::pin(update_with_start_attaches_to_a_completed_update(p))
-        }),
-        ("update_with_start_after_its_run_closed", |p| {
-            Box::pin(update_with_start_after_its_run_closed(p))
-        }),
-        ("unaccepted_update_at_completion", |p| Box::pin(unaccepted_update_at_completion(p))),
-        ("accepted_update_at_completion", |p| Box::pin(accepted_update_at_completion(p))),
-        ("accepted_update_at_failure", |p| Box::pin(accepted_update_at_failure(p))),
-        ("unaccepted_update_at_failure", |p| Box::pin(unaccepted_update_at_failure(p))),
-        ("accepted_update_at_cancellation", |p| Box::pin(accepted_update_at_cancellation(p))),
-        ("accepted_update_at_continue_as_new", |p| Box::pin(accepted_update_at_continue_as_new(p))),
-        ("unaccepted_update_at_continue_as_new", |p| {
-            Box::pin(unaccepted_update_at_continue_as_new(p))
-        }),
-        ("update_of_a_closed_workflow", |p| Box::pin(update_of_a_closed_workflow(p))),
-        ("update_first_execution_run_id", |p| Box::pin(update_first_execution_run_id(p))),
-        ("activity_cancellation", |p| Box::pin(activity_cancellation(p))),
-        ("activity_reset", |p| Box::pin(activity_reset(p))),
-        ("activity_pause", |p| Box::pin(activity_pause(p))),
-        ("activity_heartbeat_timeout", |p| Box::pin(activity_heartbeat_timeout(p))),
-        ("search_attributes_from_the_workflow", |p| {
-            Box::pin(search_attributes_from_the_workflow(p))
-        }),
-        ("many_timers_and_a_zero_timer", |p| Box::pin(many_timers_and_a_zero_timer(p))),
-        ("history_reverse_and_close_wait", |p| Box::pin(history_reverse_and_close_wait(p))),
-        ("update_retried_after_the_run_closed", |p| {
-            Box::pin(update_retried_after_the_run_closed(p))
-        }),
-        ("system_info", |p| Box::pin(system_info(p))),
-        ("cluster_info", |p| Box::pin(cluster_info(p))),
-        ("list_namespaces", |p| Box::pin(list_namespaces(p))),
-        ("legacy_lists", |p| Box::pin(legacy_lists(p))),
-        ("namespaces", |p| Box::pin(namespaces(p))),
-        ("activity_failed_and_retried", |p| Box::pin(activity_failed_and_retried(p))),
-        ("activity_by_id", |p| Box::pin(activity_by_id(p))),
-        ("activity_failed_and_cancelled_by_id", |p| {
-            Box::pin(activity_failed_and_cancelled_by_id(p))
-        }),
-        ("worker_shutdown_and_sticky_reset", |p| Box::pin(worker_shutdown_and_sticky_reset(p))),
-        ("operator_search_attributes", |p| Box::pin(operator_search_attributes(p))),
+    scenarios![
+        start_and_complete,
+        timer,
+        activity,
+        signal_with_start,
+        start_twice,
+        describe_running,
+        describe_completed,
+        terminate,
+        describe_terminated,
+        legacy_query,
+        update_accepted_and_completed,
+        unknown_workflow,
+        run_id_format,
+        cancel,
+        continue_as_new,
+        workflow_task_failed,
+        signal_during_a_task,
+        reset_to_first_task,
+        update_with_start_new,
+        update_with_start_running,
+        update_with_start_conflict_fail,
+        update_with_start_reject_duplicate,
+        update_with_start_allow_duplicate,
+        update_with_start_attaches_to_a_completed_update,
+        update_with_start_after_its_run_closed,
+        unaccepted_update_at_completion,
+        accepted_update_at_completion,
+        accepted_update_at_failure,
+        unaccepted_update_at_failure,
+        accepted_update_at_cancellation,
+        accepted_update_at_continue_as_new,
+        unaccepted_update_at_continue_as_new,
+        update_of_a_closed_workflow,
+        update_first_execution_run_id,
+        activity_cancellation,
+        activity_reset,
+        activity_pause,
+        activity_heartbeat_timeout,
+        search_attributes_from_the_workflow,
+        many_timers_and_a_zero_timer,
+        history_reverse_and_close_wait,
+        update_retried_after_the_run_closed,
+        system_info,
+        cluster_info,
+        list_namespaces,
+        legacy_lists,
+        namespaces,
+        activity_failed_and_retried,
+        activity_by_id,
+        activity_failed_and_cancelled_by_id,
+        worker_shutdown_and_sticky_reset,
+        operator_search_attributes,
     ]
 }
 
@@ -672,17 +667,7 @@ impl Probe {
         stage: Stage,
     ) -> ExecuteMultiOperationRequest {
         use execute_multi_operation_request::{Operation, operation::Operation as Op};
-        let update = UpdateWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: Some(execution(&start.workflow_id)),
-            wait_policy: Some(WaitPolicy { lifecycle_stage: stage as i32 }),
-            request: Some(UpdateRequest {
-                meta: Some(Meta { update_id: "u1".into(), identity: "probe".into() }),
-                input: Some(Input { name: "send".into(), args: payloads("hi"), header: None }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let update = update_request(&start.workflow_id, "u1", stage);
         ExecuteMultiOperationRequest {
             namespace: NS.into(),
             operations: vec![
@@ -803,33 +788,7 @@ async fn timer(p: &mut Probe) {
 }
 
 async fn activity(p: &mut Probe) {
-    p.start("wf").await;
-    let Some(task) = p.poll("first task").await else { return };
-    let schedule = command(
-        CommandType::ScheduleActivityTask,
-        Cmd::ScheduleActivityTaskCommandAttributes(ScheduleActivityTaskCommandAttributes {
-            activity_id: "a1".into(),
-            activity_type: Some(ActivityType { name: "Act".into() }),
-            task_queue: queue(&p.queue),
-            start_to_close_timeout: Some(prost_wkt_types::Duration { seconds: 30, nanos: 0 }),
-            input: payloads("in"),
-            retry_policy: Some(RetryPolicy { maximum_attempts: 1, ..Default::default() }),
-            ..Default::default()
-        }),
-    );
-    p.complete("schedule an activity", &task, vec![schedule], vec![]).await;
-    let request = PollActivityTaskQueueRequest {
-        namespace: NS.into(),
-        task_queue: queue(&p.queue),
-        identity: "probe".into(),
-        ..Default::default()
-    };
-    let mut c = p.c.clone();
-    let Some(activity) =
-        p.rpc("activity task", c.poll_activity_task_queue(long_poll(request))).await
-    else {
-        return;
-    };
+    let Some(activity) = p.start_with_activity("wf", None).await else { return };
     let done = RespondActivityTaskCompletedRequest {
         namespace: NS.into(),
         task_token: activity.task_token,
@@ -837,6 +796,7 @@ async fn activity(p: &mut Probe) {
         identity: "probe".into(),
         ..Default::default()
     };
+    let mut c = p.c.clone();
     p.rpc("activity completed", c.respond_activity_task_completed(done)).await;
     if let Some(task) = p.poll("the activity's result").await {
         p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
@@ -938,26 +898,11 @@ async fn legacy_query(p: &mut Probe) {
 }
 
 async fn update_accepted_and_completed(p: &mut Probe) {
-    p.start("wf").await;
-    let Some(task) = p.poll("first task").await else { return };
-    p.complete("no commands", &task, vec![], vec![]).await;
-    let request = UpdateWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: Some(execution(&p.id("wf"))),
-        wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Completed as i32 }),
-        request: Some(UpdateRequest {
-            meta: Some(Meta { update_id: "u1".into(), identity: "probe".into() }),
-            input: Some(Input { name: "send".into(), args: payloads("hi"), header: None }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let mut uc = p.c.clone();
-    let update = tokio::spawn(async move { uc.update_workflow_execution(request).await });
+    p.start_idle("wf").await;
+    let update = p.update("wf", "u1", Stage::Completed);
     let Some(task) = p.poll("the update's task").await else { return };
     p.accept_and_complete(&task, "u1").await;
-    let outcome = async { update.await.map_err(|e| tonic::Status::internal(e.to_string()))? };
-    p.rpc("update outcome", outcome).await;
+    await_answer(p, "update outcome", update).await;
     let id = p.id("wf");
     p.history(&id).await;
 }
@@ -988,24 +933,7 @@ async fn cancel(p: &mut Probe) {
     p.start("wf").await;
     let Some(task) = p.poll("first task").await else { return };
     p.complete("no commands", &task, vec![], vec![]).await;
-    let request = RequestCancelWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: Some(execution(&p.id("wf"))),
-        identity: "probe".into(),
-        request_id: unique(),
-        reason: "ops".into(),
-        ..Default::default()
-    };
-    let mut c = p.c.clone();
-    p.rpc("request cancel", c.request_cancel_workflow_execution(request)).await;
-    let Some(task) = p.poll("the cancel's task").await else { return };
-    let cancelled = command(
-        CommandType::CancelWorkflowExecution,
-        Cmd::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes {
-            details: payloads("bye"),
-        }),
-    );
-    p.complete("cancelled", &task, vec![cancelled], vec![]).await;
+    p.cancel_and_accept("wf").await;
     let id = p.id("wf");
     p.history(&id).await;
 }
@@ -1061,17 +989,7 @@ async fn workflow_task_failed(p: &mut Probe) {
 async fn signal_during_a_task(p: &mut Probe) {
     p.start("wf").await;
     let Some(task) = p.poll("first task").await else { return };
-    let signal = SignalWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: Some(execution(&p.id("wf"))),
-        signal_name: "hello".into(),
-        input: payloads("hi"),
-        request_id: unique(),
-        identity: "probe".into(),
-        ..Default::default()
-    };
-    let mut c = p.c.clone();
-    p.rpc("signal while the task runs", c.signal_workflow_execution(signal)).await;
+    p.signal("wf", "signal while the task runs").await;
     p.complete("no commands", &task, vec![], vec![]).await;
     if let Some(task) = p.poll("the signal's task").await {
         p.complete("complete", &task, vec![complete_workflow()], vec![]).await;
@@ -1201,6 +1119,44 @@ impl Probe {
         let request = update_request(&self.id(workflow), update_id, stage);
         let mut c = self.c.clone();
         tokio::spawn(async move { c.update_workflow_execution(request).await })
+    }
+
+    /// Requests `workflow`'s cancellation, and has its next task accept it (the workflow
+    /// ends cancelled).
+    async fn cancel_and_accept(&mut self, workflow: &str) {
+        let request = RequestCancelWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: Some(execution(&self.id(workflow))),
+            identity: "probe".into(),
+            request_id: unique(),
+            reason: "ops".into(),
+            ..Default::default()
+        };
+        let mut c = self.c.clone();
+        self.rpc("request cancel", c.request_cancel_workflow_execution(request)).await;
+        let Some(task) = self.poll("the cancel's task").await else { return };
+        let cancelled = command(
+            CommandType::CancelWorkflowExecution,
+            Cmd::CancelWorkflowExecutionCommandAttributes(
+                CancelWorkflowExecutionCommandAttributes { details: payloads("bye") },
+            ),
+        );
+        self.complete("cancelled", &task, vec![cancelled], vec![]).await;
+    }
+
+    /// Polls `workflow`'s update `update_id` until it completes, and records the answer.
+    async fn poll_update(&mut self, label: &str, workflow: &str, update_id: &str) {
+        let poll = PollWorkflowExecutionUpdateRequest {
+            namespace: NS.into(),
+            update_ref: Some(UpdateRef {
+                workflow_execution: Some(execution(&self.id(workflow))),
+                update_id: update_id.into(),
+            }),
+            identity: "probe".into(),
+            wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Completed as i32 }),
+        };
+        let mut c = self.c.clone();
+        self.rpc(label, c.poll_workflow_execution_update(poll)).await;
     }
 
     /// Starts `workflow` and completes its first task with no commands, so it waits.
@@ -1403,24 +1359,7 @@ async fn accepted_update_at_cancellation(p: &mut Probe) {
     let update = p.update("wf", "u1", Stage::Completed);
     let Some(task) = p.poll("the update's task").await else { return };
     p.answer_update("accept", &task, "u1", Answer::Accept, vec![]).await;
-    let request = RequestCancelWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: Some(execution(&p.id("wf"))),
-        identity: "probe".into(),
-        request_id: unique(),
-        reason: "ops".into(),
-        ..Default::default()
-    };
-    let mut c = p.c.clone();
-    p.rpc("request cancel", c.request_cancel_workflow_execution(request)).await;
-    let Some(task) = p.poll("the cancel's task").await else { return };
-    let cancelled = command(
-        CommandType::CancelWorkflowExecution,
-        Cmd::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes {
-            details: payloads("bye"),
-        }),
-    );
-    p.complete("cancelled", &task, vec![cancelled], vec![]).await;
+    p.cancel_and_accept("wf").await;
     await_answer(p, "update outcome", update).await;
     let id = p.id("wf");
     p.history(&id).await;
@@ -1446,17 +1385,7 @@ async fn update_of_a_closed_workflow(p: &mut Probe) {
     }
     let update = p.update("wf", "u1", Stage::Accepted);
     await_answer(p, "update of the closed run", update).await;
-    let poll = PollWorkflowExecutionUpdateRequest {
-        namespace: NS.into(),
-        update_ref: Some(UpdateRef {
-            workflow_execution: Some(execution(&p.id("wf"))),
-            update_id: "never".into(),
-        }),
-        identity: "probe".into(),
-        wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Completed as i32 }),
-    };
-    let mut c = p.c.clone();
-    p.rpc("poll an update never sent", c.poll_workflow_execution_update(poll)).await;
+    p.poll_update("poll an update never sent", "wf", "never").await;
 }
 
 /// `first_execution_run_id` on an update: another chain's id is not found.
@@ -1748,17 +1677,7 @@ async fn update_retried_after_the_run_closed(p: &mut Probe) {
     }
     let again = p.update("wf", "u1", Stage::Completed);
     await_answer(p, "the same update after the run closed", again).await;
-    let poll = PollWorkflowExecutionUpdateRequest {
-        namespace: NS.into(),
-        update_ref: Some(UpdateRef {
-            workflow_execution: Some(execution(&p.id("wf"))),
-            update_id: "u1".into(),
-        }),
-        identity: "probe".into(),
-        wait_policy: Some(WaitPolicy { lifecycle_stage: Stage::Completed as i32 }),
-    };
-    let mut c = p.c.clone();
-    p.rpc("poll the update after the run closed", c.poll_workflow_execution_update(poll)).await;
+    p.poll_update("poll the update after the run closed", "wf", "u1").await;
 }
 
 /// The server's self-description a client reads on connecting.
@@ -2064,11 +1983,7 @@ async fn sleeping_past_a_long_timer(p: &mut Probe) {
 
 /// The scenarios compared against the Java test server (time skipping).
 fn time_scenarios() -> Vec<(&'static str, Scenario)> {
-    vec![
-        ("time_skipping_locks", |p| Box::pin(time_skipping_locks(p))),
-        ("sleeping_past_a_long_timer", |p| Box::pin(sleeping_past_a_long_timer(p))),
-        ("sleep_and_sleep_until", |p| Box::pin(sleep_and_sleep_until(p))),
-    ]
+    scenarios![time_skipping_locks, sleeping_past_a_long_timer, sleep_and_sleep_until]
 }
 
 /// Every namespace, as a client lists them.

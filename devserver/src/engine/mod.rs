@@ -212,6 +212,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// How long `namespace` keeps closed runs, in seconds: as registered, or the default for
+    /// the built-in ones.
+    pub(crate) fn retention_secs(&self, namespace: &str) -> i64 {
+        self.registered_namespaces.get(namespace).map_or(RETENTION_SECS, |r| r.retention_secs)
+    }
+
     fn next_task_id(&mut self) -> i64 {
         self.task_id += 1;
         self.task_id
@@ -726,13 +732,11 @@ impl Engine {
         })
     }
 
-    /// A namespace's description and retention in seconds (the default for the built-in
-    /// ones).
+    /// A namespace's description and retention in seconds.
     pub(crate) fn namespace_settings(&self, name: &str) -> (String, i64) {
         let st = self.lock();
-        let record = st.ctx.registered_namespaces.get(name);
-        record
-            .map_or((String::new(), RETENTION_SECS), |r| (r.description.clone(), r.retention_secs))
+        let description = st.ctx.registered_namespaces.get(name).map(|r| r.description.clone());
+        (description.unwrap_or_default(), st.ctx.retention_secs(name))
     }
 
     /// The notifier pollers of a queue wait on.

@@ -479,7 +479,7 @@ impl State {
             return;
         }
         exec.flush_buffer(ctx);
-        let next = exec.retry_backoff(None, ctx.now).map(|b| exec.retry_run(None, b, ctx.now));
+        let next = exec.retry_backoff(None, ctx.now).map(|b| exec.retry_run(None, b, ctx));
         exec.append(
             ctx,
             Attributes::WorkflowExecutionTimedOutEventAttributes(
@@ -711,11 +711,11 @@ pub(crate) fn reset_points(history: &super::event_log::EventLog, e: &Execution) 
 }
 
 impl Execution {
-    /// The reset points a run closing at `now` hands its successor (continue-as-new, retry):
-    /// its own, expiring with the namespace's retention.
-    pub(crate) fn carried_reset_points(&self, now: Nanos) -> ResetPoints {
+    /// The reset points a run closing now hands its successor (continue-as-new, retry): its
+    /// own, expiring with its namespace's retention.
+    pub(crate) fn carried_reset_points(&self, ctx: &super::Ctx) -> ResetPoints {
         let mut points = reset_points(&self.history, self);
-        let expiry = util::ts(now + util::secs(super::RETENTION_SECS));
+        let expiry = util::ts(ctx.now + util::secs(ctx.retention_secs(&self.namespace)));
         for point in points.points.iter_mut().filter(|p| p.expire_time.is_none()) {
             point.expire_time = expiry;
         }
@@ -1007,8 +1007,9 @@ impl Execution {
         &self,
         failure: Option<temporalio_protos::temporal::api::failure::v1::Failure>,
         backoff: Nanos,
-        now: Nanos,
+        ctx: &super::Ctx,
     ) -> NewRun {
+        let now = ctx.now;
         NewRun {
             run_id: RunId::random(),
             first_run_id: self.first_run_id,
@@ -1038,7 +1039,7 @@ impl Execution {
                         as i32,
                 last_completion_result: None,
                 failure,
-                reset_points: Some(self.carried_reset_points(now)),
+                reset_points: Some(self.carried_reset_points(ctx)),
             }),
             first_task_delay: Some(backoff),
             attempt: self.attempt + 1,

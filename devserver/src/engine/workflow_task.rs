@@ -756,7 +756,7 @@ impl Execution {
             Cmd::FailWorkflowExecutionCommandAttributes(a) => {
                 let next = self
                     .retry_backoff(a.failure.as_ref(), ctx.now)
-                    .map(|b| self.retry_run(a.failure.clone(), b, ctx.now));
+                    .map(|b| self.retry_run(a.failure.clone(), b, ctx));
                 let retry_state = self.retry_state(next.as_ref(), a.failure.as_ref());
                 self.append(
                     ctx,
@@ -881,7 +881,7 @@ impl Execution {
                 } else {
                     backoff
                 };
-                let reset_points = self.carried_reset_points(ctx.now);
+                let reset_points = self.carried_reset_points(ctx);
                 // The execution timeout spans the whole chain of runs.
                 let execution_timeout =
                     self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
