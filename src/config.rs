@@ -3,7 +3,7 @@
 //! only what it sets.
 //!
 //! clap already merges the last two (a flag wins over its `env`); the flags are therefore all
-//! `Option`s with no clap default, and [`Layered`] fills what they leave unset from the file,
+//! `Option`s with no clap default, and [`pick`] fills what they leave unset from the file,
 //! then from the defaults. The file is `--config FILE` (`CONVO_CONFIG`), or `convo.toml` in the
 //! working directory if it exists.
 

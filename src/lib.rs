@@ -8,6 +8,5 @@
 
 pub mod config;
 pub mod serve;
-mod transports;
 
 pub use serve::{ServeConfig, Stack};

@@ -19,21 +19,21 @@ use std::{
 
 use anyhow::Context;
 use convo_activities::{
-    Sessions,
     reconcile::ReconcilerConfig,
     sandbox::{Sandbox, SandboxHandle},
-    store::{
-        NewTemplate, Store, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
-        TemplateComponents, TemplateStatus,
-    },
-    webhooks::{Destinations, DispatcherConfig},
+    webhooks::DispatcherConfig,
 };
 use convo_api::AppSettings;
+use convo_client::Sessions;
 use convo_devserver::{DevServer, DevServerConfig, DevServerHandle, TimeControl};
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_store::{
+    NewTemplate, Store, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
+    TemplateComponents, TemplateStatus, webhooks::Destinations,
+};
 use convo_worker::{Dependencies, Settings, WorkerThread};
 use temporalio_client::Url;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::net::TcpListener;
 
 /// The workspace `convo serve` creates on first start.
 pub const DEV_WORKSPACE: &str = "dev";
@@ -144,8 +144,7 @@ pub struct Stack {
     pub sessions: Sessions,
     devserver: Option<DevServerHandle>,
     worker: Option<WorkerThread>,
-    servers: Vec<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+    transports: Option<convo_api::Transports>,
 }
 
 impl Stack {
@@ -204,24 +203,21 @@ impl Stack {
         };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
         let metrics_addr = worker.metrics_addr();
-        let client = convo_worker::connect(&settings).await.context("client")?;
+        let client = convo_client::connect(&settings.client()).await.context("client")?;
         let sessions = Sessions::new(client, store.clone(), config.task_queue.clone());
 
-        let (stop, _) = watch::channel(false);
         let http = TcpListener::bind(config.http_addr).await.context("binding the HTTP API")?;
         let grpc = TcpListener::bind(config.grpc_addr).await.context("binding the gRPC API")?;
         let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
-        let servers = crate::transports::spawn(
-            crate::transports::Transports { http, grpc },
+        let app = convo_api::App::new(
             sessions.clone(),
-            store.clone(),
-            sandbox.clone(),
             AppSettings {
                 webhook_destinations: config.webhook_destinations,
                 ..AppSettings::default()
             },
-            stop.subscribe(),
-        )?;
+        )
+        .with_sandbox(sandbox.clone());
+        let transports = convo_api::Transports::spawn(app, http, grpc);
 
         Ok(Stack {
             http_addr,
@@ -234,8 +230,7 @@ impl Stack {
             sessions,
             devserver,
             worker: Some(worker),
-            servers,
-            stop,
+            transports: Some(transports),
         })
     }
 
@@ -252,9 +247,8 @@ impl Stack {
     /// Stops accepting requests, lets in-flight ones finish, stops the worker (gracefully),
     /// then the devserver.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        for server in self.servers.drain(..) {
-            let _ = server.await;
+        if let Some(transports) = self.transports.take() {
+            transports.shutdown().await.context("stopping the APIs")?;
         }
         if let Some(worker) = self.worker.take() {
             worker.shutdown().await.context("stopping the worker")?;
@@ -299,7 +293,7 @@ async fn seed_dev_workspace(
     let key = match (&config.dev_api_key, key_file.as_deref().and_then(read_key)) {
         (Some(key), _) => key.clone(),
         (None, Some(key)) => key,
-        (None, None) => convo_activities::store::generate_api_key(),
+        (None, None) => convo_store::generate_api_key(),
     };
     store.ensure_api_key(DEV_WORKSPACE, "dev", &key).await.context("the dev API key")?;
     if let Some(file) = key_file {

@@ -11,11 +11,10 @@ use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-use crate::{
-    gateway::{GatewayError, Sessions, contact_card},
-    session::store_failure,
-    store::ContactLookup,
-};
+use convo_client::{GatewayError, Sessions, contact_card};
+use convo_store::ContactLookup;
+
+use crate::session::store_failure;
 
 /// How often a waiting `session_send` tells Temporal it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);

@@ -40,10 +40,8 @@ use temporalio_common::protos::temporal::api::{
 use tokio::{sync::watch, task::JoinHandle};
 use tonic::IntoRequest;
 
-use crate::{
-    store::{OpenWindow, Store, StoreError},
-    webhooks::payload,
-};
+use convo_client::abnormal_end;
+use convo_store::{OpenWindow, Store, StoreError, webhooks::payload};
 
 /// Why a pass could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -72,19 +70,6 @@ async fn rpc<T>(
         Err(_) => Err(ReconcileError::Temporal(tonic::Status::deadline_exceeded(
             "no answer from Temporal within 10 s",
         ))),
-    }
-}
-
-/// The reason `conversation.ended` gives for a run that ended without closing its window:
-/// `TERMINATED`, `FAILED`, `TIMED_OUT` or `CANCELED`; `None` for a run that runs, completed or
-/// continued as new. One table for the reconciler and for the API's window read.
-pub fn abnormal_end(status: WorkflowExecutionStatus) -> Option<&'static str> {
-    match status {
-        WorkflowExecutionStatus::Terminated => Some("TERMINATED"),
-        WorkflowExecutionStatus::Failed => Some("FAILED"),
-        WorkflowExecutionStatus::TimedOut => Some("TIMED_OUT"),
-        WorkflowExecutionStatus::Canceled => Some("CANCELED"),
-        _ => None,
     }
 }
 
@@ -383,7 +368,7 @@ impl Reconciler {
             .find(|m| Some(m.id.as_str()) == opening)
             .map_or(window.opened_at, |m| m.created_at.min(window.opened_at));
         let in_window =
-            |m: &&crate::store::MessageRecord| m.created_at >= since && m.created_at <= at;
+            |m: &&convo_store::MessageRecord| m.created_at >= since && m.created_at <= at;
         let inbound = log
             .iter()
             .filter(in_window)

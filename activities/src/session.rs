@@ -24,11 +24,9 @@ use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, ActivityInfo};
 
-use crate::{
-    providers::{self, Provider, ProviderConfig, SendRequest},
-    store::{Contact, MessageStatus, NewMessage, OpenWindow, Store, StoreError},
-    webhooks::payload,
-};
+use convo_store::{MessageStatus, NewMessage, OpenWindow, Store, StoreError, webhooks::payload};
+
+use crate::providers::{self, Provider, ProviderConfig, SendRequest};
 
 /// Turns a store error into an activity failure with an explicit retry decision: outages are
 /// retried, answers about the request are not.
@@ -146,7 +144,7 @@ impl SessionActivitiesImpl {
             .contact(&input.workspace_id, &input.contact_id)
             .await
             .map_err(store_failure)?;
-        let to = address_for(&contact, input.channel).ok_or_else(|| {
+        let to = contact.address_on(input.channel).ok_or_else(|| {
             permanent(
                 error_types::VALIDATION_FAILED,
                 format!("contact {} has no address on {}", contact.id, input.channel),
@@ -224,7 +222,7 @@ impl SessionActivitiesImpl {
 
 impl SessionActivitiesImpl {
     /// The webhook's `data`: the session's ids and times, enriched from the store with the
-    /// contact card and the message (see [`crate::webhooks::payload`]). Facts an older
+    /// contact card and the message (see [`convo_store::webhooks::payload`]). Facts an older
     /// history did not hand over are read back from the window's `conversation.started`.
     /// Announces the send's own outcome (`queued` → `sent`, or `failed` with the provider's
     /// refusal) with `message.status_updated`, as a provider callback's change is announced,
@@ -233,7 +231,7 @@ impl SessionActivitiesImpl {
     async fn announce_own_status(
         &self,
         workspace_id: &str,
-        record: &crate::store::MessageRecord,
+        record: &convo_store::MessageRecord,
     ) -> Result<(), ActivityError> {
         use convo_domain::DeliveryStatus;
         let status = match record.status {
@@ -244,7 +242,7 @@ impl SessionActivitiesImpl {
         if record.delivery_status != Some(status) {
             return Ok(());
         }
-        let report = crate::store::StatusReport {
+        let report = convo_store::StatusReport {
             status,
             error_code: None,
             error_message: record.error.clone(),
@@ -540,15 +538,5 @@ impl SessionActivitiesImpl {
         }
         let event_type = input.event_type().to_owned();
         Ok(Some(WebhookQueued { event_id, event_type, deliveries }))
-    }
-}
-
-/// Where a contact is reached on a channel: the e-mail address for e-mail, the E.164 number
-/// for every phone-based channel (Messenger and Instagram users are keyed by the number the
-/// platform matched them to).
-pub(crate) fn address_for(contact: &Contact, channel: Channel) -> Option<String> {
-    match channel {
-        Channel::Email => contact.email.clone(),
-        _ => contact.phone.clone(),
     }
 }

@@ -5,18 +5,23 @@
 use std::{sync::Arc, time::Duration};
 
 use convo_activities::{
-    store::{Delivery, DeliveryFilter, DeliveryStatus, Store},
     testing::{Reply, WebhookReceiver},
-    webhooks::{Destinations, DispatcherConfig, DispatcherHandle, WebhookDispatcher, signing},
+    webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
 };
 use convo_domain::WorkspaceSettings;
+use convo_store::{
+    Delivery, DeliveryFilter, DeliveryStatus, Store,
+    webhooks::{Destinations, signing},
+};
 use proptest::prelude::*;
 use tokio::time::timeout;
 
 // ---------------------------------------------------------------------------------------------
 // Backends (tests/support)
 
+// The store suites' backend harness (one fresh database per test and backend).
 #[macro_use]
+#[path = "../../store/tests/support/mod.rs"]
 mod support;
 
 use support::{Db, Kind, run};

@@ -9,7 +9,8 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use convo_activities::{GatewayError, store::StoreError};
+use convo_client::GatewayError;
+use convo_store::StoreError;
 use convo_workflows::contracts::SendError;
 use schemars::JsonSchema;
 use serde::Serialize;

@@ -1,14 +1,14 @@
 //! `convo-api`: convo's front door. An application layer ([`App`]) with one async function per
 //! API operation, and two transports over it: HTTP ([`http::router`]) and gRPC
-//! ([`grpc::routes`], [`grpc::serve`]).
+//! ([`grpc::routes`], [`grpc::serve`]), served together by [`Transports`].
 //!
-//! The application layer reaches Temporal only through [`convo_activities::Sessions`] and the
+//! The application layer reaches Temporal only through [`convo_client::Sessions`] and the
 //! typed workflow handles of `convo-workflows`, and the database only through the store, so
 //! the gRPC transport can call exactly the same functions with the same errors.
 //!
 //! # Serving
 //! ```no_run
-//! # async fn run(sessions: convo_activities::Sessions) -> std::io::Result<()> {
+//! # async fn run(sessions: convo_client::Sessions) -> std::io::Result<()> {
 //! use convo_api::{App, AppSettings};
 //! let app = App::new(sessions, AppSettings::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -21,7 +21,9 @@ pub mod app;
 pub mod error;
 pub mod grpc;
 pub mod http;
+mod transports;
 
 pub use app::{App, AppSettings, Caller, WorkspaceAdmin, WorkspaceId};
 pub use error::ApiError;
 pub use http::{router, serve};
+pub use transports::{TransportError, Transports};

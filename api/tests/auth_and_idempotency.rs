@@ -3,9 +3,9 @@
 
 mod support;
 
-use convo_activities::store::{IdempotencyPolicy, StoredResponse};
 use convo_api::AppSettings;
 use convo_domain::Channel;
+use convo_store::{IdempotencyPolicy, StoredResponse};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{Stack, WAIT};

@@ -297,7 +297,7 @@ async fn grpc_auth_isolation_validation_reflection_and_health() -> anyhow::Resul
 async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()> {
     // The claim "held by another request" below is never renewed, so its lease (5 s) would
     // run out and be taken over within the default wait (30 s): wait less than the lease.
-    let idempotency = convo_activities::store::IdempotencyPolicy {
+    let idempotency = convo_store::IdempotencyPolicy {
         wait: std::time::Duration::from_millis(500),
         ..Default::default()
     };
@@ -373,7 +373,7 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
             "g-busy",
             &fingerprint,
             "another-request",
-            convo_activities::store::IdempotencyPolicy::default(),
+            convo_store::IdempotencyPolicy::default(),
         )
         .await?;
     let busy = [("idempotency-key", "g-busy")];
@@ -390,7 +390,7 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
         "billing": {"channel": "sms", "message_type": "MESSAGE", "in_session": false,
             "hold_amount": 0, "message_price": 5, "balance": {"free": 1, "reserved": 0, "total": 1}},
     });
-    let stored = convo_activities::store::StoredResponse { status: 200, body: stored.to_string() };
+    let stored = convo_store::StoredResponse { status: 200, body: stored.to_string() };
     stack.store.complete_idempotency_key(&stack.a.id, "g-busy", "another-request", &stored).await?;
     let done = c.messages.send_message(req(Some(&key), send.clone(), &busy)).await?;
     assert_eq!(done.get_ref().message_id, "msg_x");

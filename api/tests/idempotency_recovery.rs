@@ -6,8 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy};
 use convo_api::{App, AppSettings, WorkspaceId};
+use convo_store::{IdempotencyClaim, IdempotencyPolicy};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Answer, Stack, WAIT};
@@ -171,7 +171,7 @@ async fn a_dead_claim_is_taken_over_and_a_live_one_answers_409_after_the_wait() 
     let message_id = derived_message_id(stack, "k-crashed");
     assert_eq!(retry.body["message_id"], json!(message_id));
     // The dead owner cannot overwrite the answer, which is replayed from now on.
-    let stale = convo_activities::store::StoredResponse { status: 500, body: "{}".to_owned() };
+    let stale = convo_store::StoredResponse { status: 500, body: "{}".to_owned() };
     assert!(!stack.store.complete_idempotency_key(&stack.a.id, "k-crashed", "dead", &stale).await?);
     let again = post(bytes, "k-crashed").await?;
     assert_eq!((again.status, &again.body), (retry.status, &retry.body));

@@ -99,7 +99,7 @@ async fn provider_signatures_gate_inbound() -> anyhow::Result<()> {
         .await?;
     assert_eq!((r.status, &r.body["statuses"]), (StatusCode::OK, &json!(1)), "{r:?}");
     let logged = stack.store.message(&id).await?;
-    assert_eq!(logged.status, convo_activities::store::MessageStatus::Rejected);
+    assert_eq!(logged.status, convo_store::MessageStatus::Rejected);
     assert!(logged.error.unwrap_or_default().contains("131047"));
 
     // Twilio: the signature covers the URL and the sorted form parameters.

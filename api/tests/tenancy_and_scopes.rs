@@ -5,13 +5,13 @@
 
 mod support;
 
-use convo_activities::store::{ApiKeyScope, ChannelConfig};
 use convo_api::{App, AppSettings};
 use convo_domain::Channel;
 use convo_proto::v1::{
     self as pb, inbound_service_client::InboundServiceClient,
     message_service_client::MessageServiceClient, workspace_service_client::WorkspaceServiceClient,
 };
+use convo_store::{ApiKeyScope, ChannelConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{Stack, WAIT, req};

@@ -5,12 +5,12 @@
 
 mod support;
 
-use convo_activities::store::Actor;
 use convo_domain::Channel;
 use convo_proto::v1::{
     self as pb, template_service_client::TemplateServiceClient,
     workspace_service_client::WorkspaceServiceClient,
 };
+use convo_store::Actor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{Answer, Stack};

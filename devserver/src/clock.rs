@@ -1,8 +1,8 @@
 //! The virtual clock and time skipping.
 //!
 //! The server never reads the wall clock for protocol time; every `event_time`, timer and
-//! timeout comes from [`Clock`]. The clock follows real time until time skipping is allowed,
-//! which (as in the Java test server) needs two things at once:
+//! timeout comes from the server's clock. The clock follows real time until time skipping is
+//! allowed, which (as in the Java test server) needs two things at once:
 //! - no client holds a time-skipping lock (`LockTimeSkipping`, or the lock a server started
 //!   "locked" holds), and
 //! - no work is in flight: no workflow task scheduled or started, no activity scheduled or

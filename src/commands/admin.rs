@@ -7,11 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use convo_activities::{
-    providers::ProviderConfig,
-    store::{ApiKeyScope, ChannelConfig, Store},
-};
+use convo_activities::providers::ProviderConfig;
 use convo_domain::{Channel, WorkspaceSettings};
+use convo_store::{ApiKeyScope, ChannelConfig, Store};
 
 /// Where the store is.
 #[derive(Debug, Args)]
@@ -210,7 +208,7 @@ pub(crate) async fn api_key(store: &StoreArgs, command: ApiKeyCommand) -> anyhow
         ApiKeyCommand::List { workspace } => {
             store.workspace(&workspace).await?;
             let when = |t: Option<convo_domain::Timestamp>| {
-                t.map_or_else(|| "-".to_owned(), convo_activities::webhooks::rfc3339)
+                t.map_or_else(|| "-".to_owned(), convo_store::webhooks::rfc3339)
             };
             println!(
                 "{:<26} {:<13} {:<6} {:<24} {:<24} {:<24} name",

@@ -7,13 +7,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use convo::config::{ApiSection, FileConfig, pick, temporal_url};
-use convo_activities::{
-    Sessions,
-    reconcile::ReconcilerConfig,
-    store::Store,
-    webhooks::{Destinations, DispatcherConfig},
-};
+use convo_activities::{reconcile::ReconcilerConfig, webhooks::DispatcherConfig};
 use convo_api::{App, AppSettings};
+use convo_client::Sessions;
+use convo_store::{Store, webhooks::Destinations};
 use convo_worker::{Dependencies, Settings, TlsSettings};
 
 /// How to reach Temporal and the database.
@@ -266,21 +263,15 @@ pub(crate) async fn api(
         ..args.inbound.app_settings(&file.api)?
     };
     let store = Store::connect(&database_url).await.context("connecting the store")?;
-    let client = convo_worker::connect(&settings).await.context("connecting to Temporal")?;
+    let client =
+        convo_client::connect(&settings.client()).await.context("connecting to Temporal")?;
     let app = App::new(Sessions::new(client, store, settings.task_queue.clone()), app_settings);
     let http = tokio::net::TcpListener::bind(http_addr).await.context("binding HTTP")?;
     let grpc = tokio::net::TcpListener::bind(grpc_addr).await.context("binding gRPC")?;
     println!("convo api: http http://{} grpc {}", http.local_addr()?, grpc.local_addr()?);
-    let (stop, _) = tokio::sync::watch::channel(false);
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http_task = tokio::spawn(convo_api::serve(http, app.clone(), wait(stop.subscribe())));
-    let grpc_task = tokio::spawn(convo_api::grpc::serve(grpc, app, wait(stop.subscribe())));
+    let transports = convo_api::Transports::spawn(app, http, grpc);
     shutdown.await;
-    let _ = stop.send(true);
-    http_task.await?.context("HTTP API")?;
-    grpc_task.await?.context("gRPC API")?;
+    transports.shutdown().await?;
     Ok(())
 }
 

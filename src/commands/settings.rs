@@ -5,7 +5,6 @@
 //! Changes apply to sessions that open afterwards; a running session keeps its configuration.
 
 use clap::{Args, Subcommand};
-use convo_activities::store::{Actor, Store};
 use convo_api::{
     ApiError, WorkspaceAdmin, WorkspaceId,
     app::parse_channel,
@@ -15,6 +14,7 @@ use convo_api::{
     },
 };
 use convo_domain::{Channel, Gate, WindowMode};
+use convo_store::{Actor, Store};
 use serde::de::DeserializeOwned;
 
 /// The configuration subcommands of `convo workspace`.

@@ -2,11 +2,11 @@
 //! through the same functions (and validation) as `/v1/templates` ([`convo_api::WorkspaceAdmin`]).
 
 use clap::Subcommand;
-use convo_activities::store::Store;
 use convo_api::{
     WorkspaceAdmin, WorkspaceId,
     app::{parse_channel, types::CreateTemplateRequest},
 };
+use convo_store::Store;
 
 use super::settings::cli_error;
 
@@ -203,7 +203,7 @@ mod tests {
         .unwrap();
         let list = run(d, &["template", "list", "--workspace", "acme"]).await.unwrap();
         assert!(list.ends_with("\tMARKETING\tPENDING"), "{list}");
-        let store = convo_activities::store::Store::open_sqlite(d.join("convo.db")).await.unwrap();
+        let store = convo_store::Store::open_sqlite(d.join("convo.db")).await.unwrap();
         let t = store.template("acme", convo_domain::Channel::Whatsapp, "shipped").await.unwrap();
         assert_eq!(t.components.header.as_deref(), Some("Order {{2}}"));
         assert_eq!(t.components.buttons[0].url.as_deref(), Some("https://shop.example/t/{{2}}"));

@@ -6,10 +6,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use convo_activities::{
-    gateway::Inbound,
-    sandbox::{Fault, FaultRule},
-};
+use convo_activities::sandbox::{Fault, FaultRule};
+use convo_client::Inbound;
 use convo_domain::Channel;
 use convo_tests::{TestEnv, eventually, history, skipped, within};
 use convo_worker::search_attributes::{self, Mode};

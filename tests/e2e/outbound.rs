@@ -2,8 +2,8 @@
 //! an existing contact; the first message as a template or free-form; the reply, take-over,
 //! an agent's reply and resolve; the reply timeout.
 
-use convo_activities::store::ContactLookup;
 use convo_domain::{Channel, CloseReason, window::Content};
+use convo_store::ContactLookup;
 use convo_tests::{TestEnv, within};
 use convo_workflows::{
     OutboundConversationWorkflow,

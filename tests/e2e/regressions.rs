@@ -198,10 +198,7 @@ async fn compose_and_refused_sends_start_no_throwaway_runs() -> anyhow::Result<(
         .store
         .find_or_create_contact(
             &env.workspace_id,
-            convo_activities::store::ContactLookup {
-                phone: Some("+14155550999".into()),
-                ..Default::default()
-            },
+            convo_store::ContactLookup { phone: Some("+14155550999".into()), ..Default::default() },
         )
         .await?;
     let refusal = refused(send_text(&env, Channel::Whatsapp, &other.id, "out-1", "hi").await?)?;

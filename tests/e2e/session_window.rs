@@ -180,10 +180,7 @@ async fn send_without_window_is_refused_and_template_is_allowed() -> anyhow::Res
         .store
         .find_or_create_contact(
             &env.workspace_id,
-            convo_activities::store::ContactLookup {
-                phone: Some(PHONE.into()),
-                ..Default::default()
-            },
+            convo_store::ContactLookup { phone: Some(PHONE.into()), ..Default::default() },
         )
         .await?;
     let refusal = refused(send_text(&env, Channel::Whatsapp, &contact.id, "out-1", "hi").await?)?;
@@ -402,7 +399,7 @@ async fn provider_outage_recovers() -> anyhow::Result<()> {
     assert_eq!(sends[0].idempotency_key.as_deref(), Some("out-1"));
     assert_eq!(sends[0].provider_message_id, receipt.provider_message_id);
     let log = env.store.message(&convo_domain::MessageId::new("out-1")).await?;
-    assert_eq!(log.status, convo_activities::store::MessageStatus::Accepted);
+    assert_eq!(log.status, convo_store::MessageStatus::Accepted);
     env.shutdown().await
 }
 
@@ -422,7 +419,7 @@ async fn provider_permanent_rejection_is_reported() -> anyhow::Result<()> {
             || !refusal.message.is_empty()
     );
     let log = env.store.message(&convo_domain::MessageId::new("out-1")).await?;
-    assert_eq!(log.status, convo_activities::store::MessageStatus::Rejected);
+    assert_eq!(log.status, convo_store::MessageStatus::Rejected);
     // The refusal is announced as the message's status, like a provider's late report.
     let failed = eventually(WAIT, || async {
         webhooks(&env, 1)

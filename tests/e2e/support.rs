@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use convo_activities::{Inbound, InboundAccepted};
+use convo_client::{Inbound, InboundAccepted};
 use convo_domain::{Channel, MessageType, Sender};
 use convo_tests::{TestEnv, eventually, within};
 use convo_workflows::{

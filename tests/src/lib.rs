@@ -24,15 +24,15 @@ use std::{future::Future, sync::Once, time::Duration};
 
 use anyhow::{Context, anyhow};
 use convo_activities::{
-    Sessions,
     reconcile::ReconcilerConfig,
     sandbox::{Sandbox, SandboxHandle},
-    store::Store,
     testing::WebhookReceiver,
-    webhooks::{Destinations, DispatcherConfig},
+    webhooks::DispatcherConfig,
 };
+use convo_client::Sessions;
 use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_store::{Store, webhooks::Destinations};
 pub use convo_testkit::{Backend, BackendKind, Clock, scale_settings, skipped};
 use convo_worker::{Customize, Dependencies, Settings, WorkerThread};
 use temporalio_client::{
@@ -61,7 +61,7 @@ pub struct TestEnv {
     pub task_queue: String,
     /// The store the worker's activities use (a fresh SQLite file).
     pub store: Store,
-    /// The channel provider every channel of [`TestEnv::WORKSPACE`] points at.
+    /// The channel provider every channel of the test workspace points at.
     pub sandbox: SandboxHandle,
     /// The workspace's webhook endpoint: verifies every signature.
     pub receiver: WebhookReceiver,
@@ -141,7 +141,8 @@ impl TestEnv {
         let worker = convo_worker::spawn(settings.clone(), deps, customize)
             .await
             .context("starting the worker")?;
-        let client = convo_worker::connect(&settings).await.context("connecting the client")?;
+        let client =
+            convo_client::connect(&settings.client()).await.context("connecting the client")?;
         let sessions = Sessions::new(client.clone(), store.clone(), task_queue.clone());
         Ok(Self {
             client,

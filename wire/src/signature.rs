@@ -34,7 +34,8 @@ fn twilio_data(url: &str, params: &[(String, String)]) -> String {
     data
 }
 
-/// Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1 of [`twilio_data`] under the auth token.
+/// Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1, under the auth token, of the URL followed by
+/// each parameter's name and value, sorted by name.
 pub fn twilio_ok(token: &str, url: &str, params: &[(String, String)], header: &str) -> bool {
     let Ok(tag) = STANDARD.decode(header.trim()) else { return false };
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());

@@ -28,20 +28,18 @@ mod task_guard;
 use std::{net::SocketAddr, time::Duration};
 
 use convo_activities::{
-    ConversationActivitiesImpl, SessionActivitiesImpl, Sessions,
-    metrics::StoreRegistration,
+    ConversationActivitiesImpl, SessionActivitiesImpl,
     reconcile::{Reconciler, ReconcilerConfig, ReconcilerHandle},
-    store::Store,
     webhooks::{DispatcherConfig, DispatcherHandle, WebhookDispatcher},
 };
+use convo_client::{ClientSettings, ConnectError, Sessions};
+use convo_metrics::StoreRegistration;
+use convo_store::Store;
 use convo_workflows::{
     OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{TASK_QUEUE, io_task_queue},
 };
-use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url,
-    errors::{ClientConnectError, ClientNewError},
-};
+use temporalio_client::{Client, Url};
 use temporalio_common::worker::WorkerDeploymentOptions;
 use temporalio_sdk::{
     Runtime, RuntimeError, Worker, WorkerCreateError, WorkerOptions, WorkerRunError,
@@ -77,18 +75,20 @@ pub struct Settings {
     pub search_attributes: search_attributes::Mode,
 }
 
-/// TLS to the Temporal frontend, as PEM bytes.
-#[derive(Debug, Clone, Default)]
-pub struct TlsSettings {
-    /// CA that signed the server's certificate; the system roots when `None`.
-    pub server_root_ca_cert: Option<Vec<u8>>,
-    /// Name to verify the server's certificate against; the address's host when `None`.
-    pub domain: Option<String>,
-    /// Client certificate and key, for mTLS.
-    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
-}
+pub use convo_client::TlsSettings;
 
 impl Settings {
+    /// What a client of these settings connects to, and as whom.
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            identity: self.identity.clone(),
+            api_key: self.api_key.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// Defaults for `address`: namespace `default`, task queue [`TASK_QUEUE`], build id
     /// [`default_build_id`].
     pub fn new(address: Url) -> Self {
@@ -143,27 +143,9 @@ pub enum Error {
     /// The webhook dispatcher could not start (its HTTP client could not be built).
     #[error("cannot start the webhook dispatcher: {0}")]
     Dispatcher(String),
-    /// The frontend could not be reached (or refused `GetSystemInfo`).
-    #[error("cannot connect to Temporal at {address}")]
-    Connect {
-        /// The address tried.
-        address: String,
-        /// Why (boxed: the SDK error is large).
-        #[source]
-        source: Box<ClientConnectError>,
-    },
-    /// The Temporal address or TLS settings do not make a gRPC endpoint.
-    #[error("cannot set up a channel to Temporal at {address}")]
-    Channel {
-        /// The address given.
-        address: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// The client options were rejected.
-    #[error("invalid Temporal client options")]
-    Client(#[source] ClientNewError),
+    /// The client could not be made (address, TLS, the frontend unreachable).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A workflow could not be registered (duplicate type, ...).
     #[error("cannot register workflows")]
     Registration(#[from] WorkflowRegistrationError),
@@ -199,28 +181,14 @@ pub enum Error {
     SearchAttributes(#[from] search_attributes::SearchAttributeError),
 }
 
-/// Connects a client to `settings.address` / `settings.namespace`.
+/// Connects a client to `settings.address` / `settings.namespace` for a worker: every call
+/// goes through the task guard's channel (TLS is set up there), so that a query task never
+/// runs a workflow forward and an update is run where replay puts it (see `task_guard`).
 pub async fn connect(settings: &Settings) -> Result<Client, Error> {
-    let channel = task_guard::channel(&settings.address, settings.tls.as_ref())
-        .map_err(|source| Error::Channel { address: settings.address.to_string(), source })?;
-    // Every call goes through the task guard's channel (TLS is set up there), so that a
-    // query task never runs a workflow forward and an update is run where replay puts it
-    // (see `task_guard`).
-    let mut options = ConnectionOptions::new(settings.address.clone())
-        .service_override(task_guard::service(channel))
-        .dns_load_balancing(None)
-        .build();
-    if let Some(identity) = &settings.identity {
-        options.identity = identity.clone();
-    }
-    options.api_key.clone_from(&settings.api_key);
-    options.metrics_meter = Some(metrics::client_meter());
-    let connection = Connection::connect(options).await.map_err(|source| Error::Connect {
-        address: settings.address.to_string(),
-        source: Box::new(source),
-    })?;
-    Client::new(connection, ClientOptions::new(settings.namespace.clone()).build())
-        .map_err(Error::Client)
+    let client = settings.client();
+    let channel = convo_client::channel(&client.address, client.tls.as_ref())
+        .map_err(|source| ConnectError::Channel { address: client.address.to_string(), source })?;
+    Ok(convo_client::connect_through(&client, task_guard::service(channel)).await?)
 }
 
 /// Worker options with convo's workflows and activities registered and the build id pinned.
@@ -364,7 +332,7 @@ pub async fn build(
         dispatcher,
         reconciler,
         metrics,
-        _store_gauges: convo_activities::metrics::watch_store(deps.store.clone()),
+        _store_gauges: convo_metrics::watch_store(deps.store.clone()),
     })
 }
 

@@ -37,11 +37,11 @@
 //!
 //! Every other call, and every task the repairs do not apply to, passes through untouched.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes};
+use convo_client::unary;
 use futures::future::BoxFuture;
-use http::{HeaderMap, uri::PathAndQuery};
+use http::HeaderMap;
 use prost::Message as _;
 use temporalio_client::callback_based::{
     CallbackBasedGrpcService, GrpcRequest, GrpcSuccessResponse,
@@ -55,12 +55,7 @@ use temporalio_common::protos::temporal::api::{
         PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
     },
 };
-use tonic::{
-    Status,
-    codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    metadata::MetadataMap,
-    transport::Channel,
-};
+use tonic::{Status, transport::Channel};
 
 const WORKFLOW_SERVICE: &str = "temporal.api.workflowservice.v1.WorkflowService";
 
@@ -224,96 +219,6 @@ async fn whole_history(
         task.next_page_token = page.next_page_token;
     }
     Ok(())
-}
-
-/// One unary call with the request's own metadata (namespace, API key, deadline); the
-/// response's metadata and message bytes.
-async fn unary(
-    channel: &Channel,
-    path: &str,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(HeaderMap, Bytes), Status> {
-    let path = PathAndQuery::try_from(path)
-        .map_err(|e| Status::internal(format!("bad method path {path}: {e}")))?;
-    let mut grpc =
-        tonic::client::Grpc::new(channel.clone()).accept_compressed(CompressionEncoding::Gzip);
-    grpc.ready().await.map_err(|e| Status::unavailable(format!("Temporal unreachable: {e}")))?;
-    let mut request = tonic::Request::new(body);
-    *request.metadata_mut() = MetadataMap::from_headers(headers);
-    let response = grpc.unary(request, path, Raw).await?;
-    let (metadata, body, _) = response.into_parts();
-    let mut headers = metadata.into_headers();
-    for reserved in ["content-type", "grpc-status", "grpc-message", "grpc-encoding"] {
-        headers.remove(reserved);
-    }
-    Ok((headers, body))
-}
-
-/// Messages as bytes, untouched.
-#[derive(Debug, Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-/// The channel the guard forwards on: `address`, TLS as configured, and the keep-alive
-/// the SDK's own channel uses.
-pub(crate) fn channel(
-    address: &url::Url,
-    tls: Option<&crate::TlsSettings>,
-) -> Result<Channel, tonic::transport::Error> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(address.to_string())?
-        .connect_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(15));
-    if let Some(tls) = tls {
-        let mut config = tonic::transport::ClientTlsConfig::new();
-        config = match &tls.server_root_ca_cert {
-            Some(ca) => config.ca_certificate(tonic::transport::Certificate::from_pem(ca)),
-            None => config.with_native_roots(),
-        };
-        if let Some(domain) = &tls.domain {
-            config = config.domain_name(domain.clone());
-        }
-        if let Some((cert, key)) = &tls.client_cert {
-            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
-        }
-        endpoint = endpoint.tls_config(config)?;
-    }
-    Ok(endpoint.connect_lazy())
 }
 
 #[cfg(test)]

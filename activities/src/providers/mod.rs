@@ -119,7 +119,36 @@ pub fn build(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError
         ProviderConfig::SandboxNative(c) => Arc::new(native::NativeSandbox::new(c.clone())?),
     };
     // Every send is counted by channel, adapter and outcome (`convo_sends_total`).
-    Ok(Arc::new(crate::metrics::Measured(adapter)))
+    Ok(Arc::new(Measured(adapter)))
+}
+
+/// A provider adapter that counts its calls in `convo_sends_total` ([`convo_metrics::SENDS`]);
+/// what [`build`] returns.
+#[derive(Debug)]
+struct Measured(Arc<dyn Provider>);
+
+impl Provider for Measured {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn send<'a>(
+        &'a self,
+        req: &'a SendRequest,
+    ) -> BoxFuture<'a, Result<SendReceipt, ProviderError>> {
+        Box::pin(async move {
+            let result = self.0.send(req).await;
+            let outcome = match &result {
+                Ok(_) => "accepted",
+                Err(e) if e.is_retryable() => "failed",
+                Err(_) => "rejected",
+            };
+            metrics::counter!(convo_metrics::SENDS, "channel" => req.channel.as_str(), "provider" => self.0.name(),
+                "outcome" => outcome)
+            .increment(1);
+            result
+        })
+    }
 }
 
 /// Templates rendered on convo's side, for networks with no server-side templates (RCS, e-mail):

@@ -49,7 +49,7 @@ use crate::providers::{
     ProviderConfig, email::SmtpConfig, email::SmtpTls, native::NativeConfig, rbm::RbmConfig,
     twilio::TwilioConfig, whatsapp::WhatsappConfig,
 };
-use crate::store::ChannelConfig;
+use convo_store::ChannelConfig;
 
 /// The token every sandbox endpoint accepts (bearer, or Twilio's basic-auth password).
 pub const SANDBOX_TOKEN: &str = "sandbox-token";
@@ -135,6 +135,16 @@ pub struct WaitTimeout {
     pub timeout: Duration,
 }
 
+impl convo_wire::sandbox::Outbox for SandboxHandle {
+    fn sends(&self) -> Vec<RecordedSend> {
+        SandboxHandle::sends(self)
+    }
+
+    fn carries(&self, provider: &str, config: &serde_json::Value) -> bool {
+        self.carries_config(provider, config)
+    }
+}
+
 impl SandboxHandle {
     /// The HTTP listener's address.
     pub fn http_addr(&self) -> SocketAddr {
@@ -149,7 +159,7 @@ impl SandboxHandle {
     /// Renders template sends with `store`'s registry from now on, so that each
     /// [`RecordedSend::rendered`] shows what the contact would see. Set once; later calls do
     /// nothing.
-    pub fn render_templates_from(&self, store: crate::store::Store) {
+    pub fn render_templates_from(&self, store: convo_store::Store) {
         self.shared.render_templates_from(store);
     }
 
@@ -183,10 +193,14 @@ impl SandboxHandle {
     /// configuration points at this sandbox's listeners. The sandbox's inbound and status
     /// simulations act only on such channels, never on one a real provider carries.
     pub fn carries(&self, channel: &ChannelConfig) -> bool {
-        if channel.provider != "sandbox" {
+        self.carries_config(&channel.provider, &channel.config)
+    }
+
+    fn carries_config(&self, provider: &str, config: &serde_json::Value) -> bool {
+        if provider != "sandbox" {
             return false;
         }
-        let Ok(config) = serde_json::from_value::<ProviderConfig>(channel.config.clone()) else {
+        let Ok(config) = serde_json::from_value::<ProviderConfig>(config.clone()) else {
             return false;
         };
         let base_url = self.base_url();

@@ -11,58 +11,12 @@ use convo_domain::{
     Channel, MessageId, Timestamp,
     window::{Content, TemplateButtonParam, TemplateParams, TemplateText},
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use convo_wire::sandbox::RecordedSend;
+
 use super::{Fault, FaultRule};
-use crate::store::Store;
-
-/// One send the sandbox accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedSend {
-    /// 1-based order of acceptance (restarts after a clear).
-    pub seq: u64,
-    /// The channel it arrived on.
-    pub channel: Channel,
-    /// Sender: WhatsApp phone-number id, Twilio `From`, RBM agent id, SMTP `MAIL FROM`.
-    pub from: String,
-    /// Recipient.
-    pub to: String,
-    /// What it said (e-mail: decoded body and subject).
-    pub content: Content,
-    /// The idempotency key the adapter presented, if any.
-    pub idempotency_key: Option<String>,
-    /// The id the sandbox answered.
-    pub provider_message_id: String,
-    /// Human-agent tag (native endpoint only; the real-shaped APIs carry none).
-    pub human_agent_tag: bool,
-    /// Template language, when the wire format has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_language: Option<String>,
-    /// Template parameters, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub template_params: Vec<String>,
-    /// A template send as the contact sees it: the registered template filled with the values
-    /// the wire carried (WhatsApp components, Twilio `ContentVariables`). Absent for text (RBM
-    /// and e-mail carry the rendered text itself) and for templates the registry does not know.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rendered: Option<TemplateText>,
-    /// E-mail headers as received (unfolded, encoded words decoded); empty for other channels.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
-    /// The traffic type the wire carried (RBM's `messageTrafficType`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_type: Option<String>,
-    /// When the sandbox accepted it (wall clock).
-    pub at: Timestamp,
-}
-
-impl RecordedSend {
-    /// The first e-mail header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
+use convo_store::Store;
 
 /// A send as a wire handler parsed it, before the sandbox gives it an id.
 pub(crate) struct Incoming {

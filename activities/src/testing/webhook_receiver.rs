@@ -11,7 +11,7 @@ use std::{
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use crate::webhooks::signing::{self, HEADER_ID, HEADER_TIMESTAMP};
+use convo_store::webhooks::signing::{self, HEADER_ID, HEADER_TIMESTAMP};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

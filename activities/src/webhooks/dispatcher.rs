@@ -5,11 +5,13 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{
-    Destinations,
-    signing::{signed_headers, unix_seconds},
+use convo_store::{
+    AttemptResult, ClaimedDelivery, Store, now_ms,
+    webhooks::{
+        Destinations,
+        signing::{signed_headers, unix_seconds},
+    },
 };
-use crate::store::{AttemptResult, ClaimedDelivery, Store, now_ms};
 
 /// How a dispatcher behaves. [`Default`] is the production setting; tests shrink the
 /// durations.
@@ -219,7 +221,7 @@ async fn attempt(
     let recorded_status = store
         .record_webhook_attempt(&delivery, started_at, duration, &result, &config.retry_schedule)
         .await;
-    crate::metrics::webhook_attempt(&delivery, &result, recorded_status.as_ref().ok().copied());
+    convo_metrics::webhook_attempt(&delivery, &result, recorded_status.as_ref().ok().copied());
     match recorded_status {
         Ok(status) => tracing::debug!(
             delivery = %delivery.id,

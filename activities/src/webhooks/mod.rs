@@ -1,66 +1,12 @@
-//! Signed webhook delivery: Standard Webhooks signatures ([`signing`]), the event body, and the
-//! [`WebhookDispatcher`] that drains the store's outbox.
+//! Signed webhook delivery: the [`WebhookDispatcher`] that drains the store's outbox.
 //!
-//! The flow: the workflow's activity calls [`crate::store::Store::enqueue_webhook`] (one short
+//! The flow: the workflow's activity calls [`convo_store::Store::enqueue_webhook`] (one short
 //! transaction, idempotent on the event id), which writes one delivery per matching endpoint.
-//! A dispatcher running in the worker process claims due deliveries, POSTs them signed, logs
-//! every attempt and reschedules failures on [`DispatcherConfig::retry_schedule`]. All state is
-//! in the database, so a crash or restart loses nothing; delivery is at least once and
-//! receivers de-duplicate on `webhook-id`.
+//! A dispatcher running in the worker process claims due deliveries, POSTs them signed
+//! ([`convo_store::webhooks::signing`]), logs every attempt and reschedules failures on
+//! [`DispatcherConfig::retry_schedule`]. All state is in the database, so a crash or restart
+//! loses nothing; delivery is at least once and receivers de-duplicate on `webhook-id`.
 
-pub mod destination;
 mod dispatcher;
-pub mod payload;
-pub mod signing;
 
-use convo_domain::Timestamp;
-use serde::Serialize;
-
-pub use destination::Destinations;
 pub use dispatcher::{DispatcherConfig, DispatcherHandle, WebhookDispatcher};
-pub use signing::{SignatureError, generate_secret, sign, signed_headers, verify};
-
-/// The envelope every webhook body has: `{"type", "timestamp", "data"}`, in that order.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    timestamp: String,
-    data: &'a serde_json::Value,
-}
-
-/// The body of an event of `event_type` that occurred at `occurred_at`: `timestamp` is when the
-/// event happened (RFC 3339, UTC, milliseconds), not when an attempt was made; attempts carry
-/// their own time in `webhook-timestamp`.
-pub fn event_body(event_type: &str, occurred_at: Timestamp, data: &serde_json::Value) -> String {
-    let envelope = Envelope { event_type, timestamp: rfc3339(occurred_at), data };
-    // A struct of strings and a `Value` always serialises.
-    serde_json::to_string(&envelope).unwrap_or_default()
-}
-
-/// `t` as RFC 3339 in UTC with millisecond precision (`2021-02-24T14:22:10.000Z`).
-pub fn rfc3339(t: Timestamp) -> String {
-    let millis = i64::try_from(t.as_epoch_millis()).unwrap_or(i64::MAX);
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_is_type_timestamp_data() {
-        let data = serde_json::json!({"reason": "EXPIRED"});
-        let body = event_body(
-            "conversation.ended",
-            Timestamp::from_epoch_millis(1_614_265_330_250),
-            &data,
-        );
-        assert_eq!(
-            body,
-            r#"{"type":"conversation.ended","timestamp":"2021-02-25T15:02:10.250Z","data":{"reason":"EXPIRED"}}"#
-        );
-    }
-}

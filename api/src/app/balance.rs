@@ -1,7 +1,7 @@
 //! The workspace's balance and its top-ups: credits of the ledger that record who made them
 //! (an API key, or an operator at the CLI) and why.
 
-use convo_activities::store::{Actor, NewTopUp, TopUp};
+use convo_store::{Actor, NewTopUp, TopUp};
 
 use super::{
     App, WorkspaceId, required_text, rfc3339,

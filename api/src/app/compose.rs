@@ -1,7 +1,8 @@
 //! Composed conversations: `compose` (one contact) and `proactive` (a template campaign).
 
-use convo_activities::{GatewayError, store::ChannelConfig};
+use convo_client::GatewayError;
 use convo_domain::Channel;
+use convo_store::ChannelConfig;
 use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage, SendError};
 
 use super::{
@@ -275,11 +276,11 @@ impl App {
         let phone = optional_text("contact_phone", phone, 64)?;
         let email = optional_text("contact_email", email, 254)?;
         let phone = phone
-            .map(|p| convo_activities::store::normalize_phone(&p))
+            .map(|p| convo_store::normalize_phone(&p))
             .transpose()
             .map_err(|e| super::rename_field(e.into(), "contact_phone"))?;
         let email = email
-            .map(|m| convo_activities::store::normalize_email(&m))
+            .map(|m| convo_store::normalize_email(&m))
             .transpose()
             .map_err(|e| super::rename_field(e.into(), "contact_email"))?;
         if let Some(id) = id {
@@ -421,7 +422,7 @@ fn address_detail(address: &str) -> RecipientDetail {
 /// the e-mail address normalized; `None` for a listing that names none of them validly (it
 /// fails on its own).
 fn recipient_key(d: &RecipientDetail) -> Option<String> {
-    use convo_activities::store::{normalize_email, normalize_phone};
+    use convo_store::{normalize_email, normalize_phone};
     if let Some(id) = d.contact_id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
         return Some(format!("id:{id}"));
     }

@@ -1,8 +1,8 @@
 //! `GET /v1/contacts/{contact}`: a contact as convo knows it (its addresses, name and consent),
 //! and the same block in the conversation view.
 
-use convo_activities::store::Contact;
 use convo_domain::Consent;
+use convo_store::Contact;
 
 use super::{App, WorkspaceId, rfc3339, types::ContactOut};
 use crate::error::ApiError;

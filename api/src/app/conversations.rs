@@ -94,7 +94,7 @@ impl App {
         let contact = match &view.contact_id {
             Some(id) => match self.store().contact(ws.as_str(), id).await {
                 Ok(c) => Some(self.contact_out(ws, &c).await?),
-                Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                Err(convo_store::StoreError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             },
             None => None,
@@ -139,9 +139,7 @@ impl App {
                                 history.into_iter().map(super::messages::status_out).collect(),
                             )
                         }
-                        Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => {
-                            (None, Vec::new())
-                        }
+                        Ok(_) | Err(convo_store::StoreError::NotFound { .. }) => (None, Vec::new()),
                         Err(e) => return Err(e.into()),
                     }
                 }

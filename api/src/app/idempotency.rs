@@ -30,7 +30,7 @@
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
-use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy, Store, StoredResponse};
+use convo_store::{IdempotencyClaim, IdempotencyPolicy, Store, StoredResponse};
 use http::StatusCode;
 use tracing::Instrument as _;
 

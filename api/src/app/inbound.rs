@@ -6,11 +6,9 @@
 //! recorded, so a forged request leaves no trace. The sandbox's inbound, a development aid, is
 //! authenticated with the workspace's API key instead.
 
-use convo_activities::{
-    Inbound, InboundAccepted,
-    store::{ChannelConfig, StatusReport, normalize_phone},
-};
+use convo_client::{Inbound, InboundAccepted};
 use convo_domain::{Channel, DeliveryStatus, Timestamp};
+use convo_store::{ChannelConfig, StatusReport, normalize_phone};
 use convo_wire::{meta, rbm, signature, twilio};
 use http::StatusCode;
 
@@ -371,7 +369,7 @@ impl App {
                     Some(m) => Some(m),
                     None => match self.store().message(&convo_domain::MessageId::new(&id)).await {
                         Ok(m) if m.workspace_id == ws.as_str() => Some(m),
-                        Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                        Ok(_) | Err(convo_store::StoreError::NotFound { .. }) => None,
                         Err(e) => return Err(e.into()),
                     },
                 };
@@ -417,7 +415,7 @@ impl App {
     async fn apply_status_to(
         &self,
         ws: &WorkspaceId,
-        message: convo_activities::store::MessageRecord,
+        message: convo_store::MessageRecord,
         status: Option<DeliveryStatus>,
         error: (Option<String>, Option<String>),
         source: &str,

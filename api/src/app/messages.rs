@@ -30,10 +30,10 @@
 //! reported at the same instant may release a hold the delivery would have kept; the ledger's
 //! reason names the failed message so that case can be told apart.
 
-use convo_activities::store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
 use convo_domain::{
     Channel, DeliveryStatus, Direction, MessageId, MessageType, Sender, TrafficType, rich::Rich,
 };
+use convo_store::{Contact, MessageRecord, StatusApplied, StatusEvent, StatusReport};
 use convo_workflows::contracts::{
     SendError, SendKind, SendReceipt, SendRequest, SessionSendOutcome,
 };
@@ -125,7 +125,7 @@ impl App {
         &self,
         ws: &WorkspaceId,
         to: &str,
-    ) -> Result<convo_activities::store::ChannelConfig, ApiError> {
+    ) -> Result<convo_store::ChannelConfig, ApiError> {
         let required = || {
             ApiError::validation(
                 "channel",
@@ -138,7 +138,7 @@ impl App {
         self.resolve_channel(ws, kind.as_str(), "channel").await
     }
 
-    /// A send through the contact's session ([`convo_activities::Sessions::send`], which also
+    /// A send through the contact's session ([`convo_client::Sessions::send`], which also
     /// retries a send whose run completed under it), bounded by the send timeout.
     pub(crate) async fn session_send(
         &self,
@@ -372,7 +372,7 @@ fn no_window() -> ApiError {
     })
 }
 
-pub(crate) use convo_activities::webhooks::payload::{self, STATUS_UPDATED};
+pub(crate) use convo_store::webhooks::payload::{self, STATUS_UPDATED};
 
 /// One history entry as the API shows it.
 pub(crate) fn status_out(e: StatusEvent) -> StatusOut {
@@ -403,14 +403,14 @@ impl App {
         let not_found = || ApiError::not_found(format!("message {id} not found"));
         let message = match self.store().message(&MessageId::new(id)).await {
             Ok(m) if m.workspace_id == ws.as_str() => m,
-            Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => {
+            Ok(_) | Err(convo_store::StoreError::NotFound { .. }) => {
                 return Err(not_found());
             }
             Err(e) => return Err(e.into()),
         };
         let statuses = self.store().status_history(&message.id).await?;
         let shown =
-            convo_activities::webhooks::payload::shown(message.direction, Some(&message.content));
+            convo_store::webhooks::payload::shown(message.direction, Some(&message.content));
         Ok(MessageOut {
             text: shown.text.as_str().map(str::to_owned),
             content: Some(shown.content).filter(|c| !c.is_null()),
@@ -472,7 +472,7 @@ impl App {
         let message = match (message_id, provider_id) {
             (Some(id), _) => match self.store().message(&MessageId::new(&id)).await {
                 Ok(m) if m.workspace_id == ws.as_str() => Some(m),
-                Ok(_) | Err(convo_activities::store::StoreError::NotFound { .. }) => None,
+                Ok(_) | Err(convo_store::StoreError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             },
             (None, Some(pid)) => self.store().message_by_provider_id(ws.as_str(), &pid).await?,
@@ -573,7 +573,7 @@ impl App {
                 );
                 Ok(())
             }
-            Err(convo_activities::store::StoreError::NotFound { .. }) => Ok(()),
+            Err(convo_store::StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -38,15 +38,13 @@ mod workspace;
 
 use std::{sync::Arc, time::Duration};
 
-use convo_activities::{
-    Sessions,
-    sandbox::{RecordedSend, SandboxHandle},
-    store::{
-        ApiKeyScope, ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError,
-    },
+use convo_client::Sessions;
+use convo_domain::{Channel, Timestamp};
+use convo_store::{
+    ApiKeyScope, ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError,
     webhooks::Destinations,
 };
-use convo_domain::{Channel, Timestamp};
+use convo_wire::sandbox::{Outbox, RecordedSend};
 use convo_workflows::{
     SessionWindowWorkflow,
     contracts::{SessionView, session_workflow_id},
@@ -147,7 +145,7 @@ pub struct App {
 struct Inner {
     sessions: Sessions,
     settings: AppSettings,
-    sandbox: Option<Arc<SandboxHandle>>,
+    sandbox: Option<Arc<dyn Outbox>>,
 }
 
 impl std::fmt::Debug for App {
@@ -166,7 +164,7 @@ impl App {
     }
 
     /// Also serves `GET /v1/sandbox/outbox` from this sandbox provider.
-    pub fn with_sandbox(self, sandbox: Arc<SandboxHandle>) -> Self {
+    pub fn with_sandbox(self, sandbox: Arc<dyn Outbox>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             sessions: shared.sessions.clone(),
             settings: shared.settings.clone(),
@@ -372,13 +370,13 @@ impl App {
 
     /// The sandbox provider attached to this process, if any. Only then do the sandbox's
     /// routes exist (`convo serve`, the test stacks); the production `convo api` has none.
-    pub fn sandbox(&self) -> Option<&SandboxHandle> {
+    pub fn sandbox(&self) -> Option<&dyn Outbox> {
         self.inner.sandbox.as_deref()
     }
 
     /// The attached sandbox, or `not_found` where none is (a transport that routes sandbox
     /// calls only where [`App::sandbox`] is set never meets this).
-    fn attached_sandbox(&self) -> Result<&SandboxHandle, ApiError> {
+    fn attached_sandbox(&self) -> Result<&dyn Outbox, ApiError> {
         self.sandbox()
             .ok_or_else(|| ApiError::not_found("no sandbox provider runs in this process"))
     }
@@ -391,7 +389,7 @@ impl App {
         channel: &ChannelConfig,
         field: &str,
     ) -> Result<(), ApiError> {
-        if self.attached_sandbox()?.carries(channel) {
+        if self.attached_sandbox()?.carries(&channel.provider, &channel.config) {
             return Ok(());
         }
         Err(ApiError::validation(

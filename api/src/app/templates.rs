@@ -8,13 +8,13 @@
 
 use std::collections::BTreeSet;
 
-use convo_activities::store::{
-    NewTemplate, StoreError, Template, TemplateButton, TemplateButtonKind, TemplateCard,
-    TemplateComponents, TemplateStatus, placeholder_names,
-};
 use convo_domain::{
     Channel,
     window::{Content, TemplateButtonParam, TemplateCardParams, TemplateParam, TemplateParams},
+};
+use convo_store::{
+    NewTemplate, StoreError, Template, TemplateButton, TemplateButtonKind, TemplateCard,
+    TemplateComponents, TemplateStatus, placeholder_names,
 };
 use serde_json::{Map, Value};
 
@@ -645,7 +645,7 @@ impl WorkspaceAdmin {
         ws: &WorkspaceId,
         name: &str,
         channel: Option<&str>,
-    ) -> Result<convo_activities::store::Template, ApiError> {
+    ) -> Result<convo_store::Template, ApiError> {
         if let Some(channel) = channel {
             let channel = super::parse_channel("channel", channel)?;
             return Ok(self.store().template(ws.as_str(), channel, name).await?);

@@ -1,6 +1,6 @@
 //! Webhook endpoints (subscriptions) and the delivery log.
 
-use convo_activities::store::{DeliveryFilter, DeliveryStatus, StoreError, WebhookEndpoint};
+use convo_store::{DeliveryFilter, DeliveryStatus, StoreError, WebhookEndpoint};
 
 use super::{
     App, WorkspaceId, rfc3339,

@@ -91,7 +91,7 @@ impl App {
             Ok(d) => Ok(d
                 .raw_description
                 .workflow_execution_info
-                .and_then(|info| convo_activities::reconcile::abnormal_end(info.status()))),
+                .and_then(|info| convo_client::abnormal_end(info.status()))),
             Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
             Err(e) => Err(ApiError::unavailable(format!("the session could not be read: {e}"))),
         }

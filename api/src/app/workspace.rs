@@ -11,12 +11,12 @@
 //! Sessions read the settings when they open, so a change applies to sessions that open
 //! afterwards; a running session keeps the configuration it started with.
 
-use convo_activities::store::{Store, Workspace};
 use convo_domain::{
     Channel, ComplianceTexts, Money, PolicyOverrides, RateCard, WorkspaceSettings,
     billing::VolumeTier,
     window::{Content, InactivityPing as DomainPing},
 };
+use convo_store::{Store, Workspace};
 
 use super::{
     App, WorkspaceId, required_text,

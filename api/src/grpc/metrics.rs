@@ -15,7 +15,7 @@ use std::{
     time::Instant,
 };
 
-use convo_activities::metrics::{GRPC_REQUEST_DURATION, GRPC_REQUESTS, install};
+use convo_metrics::{GRPC_REQUEST_DURATION, GRPC_REQUESTS, install};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt as _;
 use metrics::{counter, histogram};

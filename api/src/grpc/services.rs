@@ -3,12 +3,12 @@
 //! its request, calls one [`App`] function (under the Idempotency-Key when it sends or starts
 //! something) and converts the answer.
 
-use convo_activities::store::{ApiKeyScope, StoredResponse};
 use convo_proto::v1::{
     self as pb, conversation_service_server::ConversationService,
     inbound_service_server::InboundService, message_service_server::MessageService,
     window_service_server::WindowService,
 };
+use convo_store::{ApiKeyScope, StoredResponse};
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{
     Request, Response, Status,

@@ -5,14 +5,12 @@
 //! The wire names channels, gates and modes as strings (the HTTP API's spelling); a string
 //! that names none is refused here naming its field, everything else is the application's.
 
-use convo_activities::store::{
-    Actor, ApiKeyScope, TemplateButton, TemplateButtonKind, TemplateCard,
-};
 use convo_domain::{Channel, Gate, WindowMode};
 use convo_proto::v1::{
     self as pb, template_service_server::TemplateService,
     workspace_service_server::WorkspaceService,
 };
+use convo_store::{Actor, ApiKeyScope, TemplateButton, TemplateButtonKind, TemplateCard};
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Request, Response, Status};
 

@@ -25,7 +25,7 @@
 //! - Handlers see the key as an [`IdempotencyKey`] extension and derive the ids of what they
 //!   create from it.
 //!
-//! [`IdempotencyPolicy::wait`]: convo_activities::store::IdempotencyPolicy::wait
+//! [`IdempotencyPolicy::wait`]: convo_store::IdempotencyPolicy::wait
 
 use axum::{
     body::{Body, to_bytes},
@@ -34,7 +34,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use convo_activities::store::StoredResponse;
+use convo_store::StoredResponse;
 
 use super::HttpState;
 use crate::{

@@ -1,15 +1,13 @@
 //! The HTTP API's metrics: request counts and latency histograms per route, recorded through
 //! the `metrics` facade into the process's Prometheus recorder
-//! ([`convo_activities::metrics`]), which `/metrics` renders along with everything else the
+//! ([`convo_metrics`]), which `/metrics` renders along with everything else the
 //! process records (gRPC calls, the Temporal client's requests; in `convo serve` the worker's
 //! SDK and business metrics too). Routes are the matched templates (`/v1/conversations/{id}`),
 //! so the label sets stay bounded whatever ids clients send.
 
 use std::time::Duration;
 
-use convo_activities::metrics::{
-    HTTP_REQUEST_DURATION, HTTP_REQUESTS, IDEMPOTENT_REPLAYS, install, render,
-};
+use convo_metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS, IDEMPOTENT_REPLAYS, install, render};
 use metrics::{counter, histogram};
 
 /// The HTTP metrics of one router: a handle on the process-wide recorder.

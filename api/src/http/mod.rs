@@ -35,7 +35,7 @@ pub use extract::{ApiJson, ApiQuery, OptionalJson, PathParam, RawBody, parse_jso
 pub use idempotency::IdempotencyKey;
 pub use metrics::Metrics;
 
-use convo_activities::store::ApiKeyScope;
+use convo_store::ApiKeyScope;
 
 use crate::{
     app::App,

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 `webhooks` section: what convo POSTs to a workspace's endpoints.
 //!
 //! Hand-written, unlike the request and response schemas: the bodies are built by the worker
-//! (`convo_activities::webhooks::payload`), not by a type of this crate. They are pinned by an
+//! (`convo_store::webhooks::payload`), not by a type of this crate. They are pinned by an
 //! end-to-end test (tests/e2e/webhook_payloads.rs) that validates real deliveries, received by
 //! a signature-verifying receiver from `convo serve`, against these schemas; every object is
 //! closed (`additionalProperties: false`), so a field added to a payload must be added here.

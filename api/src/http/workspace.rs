@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use convo_activities::store::Actor;
+use convo_store::Actor;
 
 use super::{
     ApiJson, ApiQuery, HttpState, IdempotencyKey, PathParam,

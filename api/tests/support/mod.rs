@@ -12,15 +12,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use convo_activities::{
-    Sessions,
     sandbox::{Sandbox, SandboxHandle},
-    store::{ChannelConfig, Store},
     testing::WebhookReceiver,
-    webhooks::{Destinations, DispatcherConfig},
+    webhooks::DispatcherConfig,
 };
 use convo_api::{App, AppSettings};
+use convo_client::Sessions;
 use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
+use convo_store::{ChannelConfig, Store, webhooks::Destinations};
 use convo_testkit::{Backend, BackendKind, Clock, scale_settings};
 use convo_worker::{Dependencies, Settings, WorkerThread};
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -100,8 +100,7 @@ pub struct Stack {
     pub clock: Clock,
     server: Option<Backend>,
     worker: Option<WorkerThread>,
-    api: tokio::task::JoinHandle<()>,
-    grpc_api: tokio::task::JoinHandle<()>,
+    transports: Option<convo_api::Transports>,
     _dir: tempfile::TempDir,
 }
 
@@ -202,20 +201,14 @@ impl Stack {
             }),
         };
         let worker = convo_worker::spawn(settings.clone(), deps, None).await?;
-        let client = convo_worker::connect(&settings).await?;
+        let client = convo_client::connect(&settings.client()).await?;
         let sessions = Sessions::new(client, store.clone(), task_queue);
         let app = App::new(sessions.clone(), app_settings).with_sandbox(sandbox.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc = format!("http://{}", grpc_listener.local_addr()?);
-        let grpc_app = app.clone();
-        let api = tokio::spawn(async move {
-            let _ = convo_api::serve(listener, app, std::future::pending()).await;
-        });
-        let grpc_api = tokio::spawn(async move {
-            let _ = convo_api::grpc::serve(grpc_listener, grpc_app, std::future::pending()).await;
-        });
+        let transports = Some(convo_api::Transports::spawn(app, listener, grpc_listener));
         Ok(Self {
             base,
             grpc,
@@ -229,8 +222,7 @@ impl Stack {
             clock,
             server: Some(backend),
             worker: Some(worker),
-            api,
-            grpc_api,
+            transports,
             _dir: dir,
         })
     }
@@ -351,8 +343,8 @@ impl Stack {
     }
 
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        self.api.abort();
-        self.grpc_api.abort();
+        // Dropped, both transports stop at once.
+        self.transports.take();
         if let Some(worker) = self.worker.take() {
             tokio::time::timeout(WAIT, worker.shutdown()).await??;
         }

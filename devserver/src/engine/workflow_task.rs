@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use temporalio_protos::temporal::api::{
-    command::v1::{Command, command::Attributes as Cmd},
+    command::v1::{self as commands, Command, command::Attributes as Cmd},
     common::v1::{WorkflowExecution, WorkflowType},
     enums::v1::{
         CommandType, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType, WorkerVersioningMode,
@@ -651,344 +651,460 @@ impl Execution {
                 self.schedule_activity(ctx, a, completed_id);
             }
             Cmd::RequestCancelActivityTaskCommandAttributes(a) => {
-                let requested = self.append(
-                    ctx,
-                    Attributes::ActivityTaskCancelRequestedEventAttributes(
-                        ActivityTaskCancelRequestedEventAttributes {
-                            scheduled_event_id: a.scheduled_event_id,
-                            workflow_task_completed_event_id: completed_id,
-                        },
-                    ),
-                );
-                let Some(act) = self.activities.get_mut(&a.scheduled_event_id) else {
-                    return false;
-                };
-                if act.state == ActivityState::Started {
-                    // The worker learns through its next heartbeat and answers Canceled.
-                    act.cancel_requested_event_id = Some(requested);
-                    return false;
-                }
-                self.activities.remove(&a.scheduled_event_id);
-                self.append(
-                    ctx,
-                    Attributes::ActivityTaskCanceledEventAttributes(
-                        ActivityTaskCanceledEventAttributes {
-                            latest_cancel_requested_event_id: requested,
-                            scheduled_event_id: a.scheduled_event_id,
-                            identity: identity.to_owned(),
-                            ..Default::default()
-                        },
-                    ),
-                );
-                return true;
+                return self.request_cancel_activity(ctx, a, completed_id, identity);
             }
-            Cmd::StartTimerCommandAttributes(a) => {
-                let fire_after = util::dur_nanos(a.start_to_fire_timeout.as_ref()).unwrap_or(0);
-                let started_event_id = self.append(
-                    ctx,
-                    Attributes::TimerStartedEventAttributes(TimerStartedEventAttributes {
-                        timer_id: a.timer_id.clone(),
-                        start_to_fire_timeout: a.start_to_fire_timeout,
-                        workflow_task_completed_event_id: completed_id,
-                    }),
-                );
-                self.timers.insert(a.timer_id.clone(), (started_event_id, ctx.now + fire_after));
-                ctx.schedule_timer(
-                    ctx.now + fire_after,
-                    TimerTask::User { run_id: self.run_id, started_event_id },
-                );
-            }
+            Cmd::StartTimerCommandAttributes(a) => self.start_timer(ctx, a, completed_id),
             Cmd::CancelTimerCommandAttributes(a) => {
-                let started_event_id =
-                    self.timers.remove(&a.timer_id).map(|t| t.0).unwrap_or_default();
-                self.append(
-                    ctx,
-                    Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {
-                        timer_id: a.timer_id,
-                        started_event_id,
-                        workflow_task_completed_event_id: completed_id,
-                        identity: identity.to_owned(),
-                    }),
-                );
+                self.cancel_timer(ctx, a, completed_id, identity)
             }
-            Cmd::RecordMarkerCommandAttributes(a) => {
-                self.append(
-                    ctx,
-                    Attributes::MarkerRecordedEventAttributes(MarkerRecordedEventAttributes {
-                        marker_name: a.marker_name,
-                        details: a.details,
-                        workflow_task_completed_event_id: completed_id,
-                        header: a.header,
-                        failure: a.failure,
-                    }),
-                );
-            }
+            Cmd::RecordMarkerCommandAttributes(a) => self.record_marker(ctx, a, completed_id),
             Cmd::UpsertWorkflowSearchAttributesCommandAttributes(a) => {
-                if let Some(new) = &a.search_attributes {
-                    let current = self.search_attributes.get_or_insert_with(Default::default);
-                    for (k, v) in &new.indexed_fields {
-                        current.indexed_fields.insert(k.clone(), v.clone());
-                    }
-                }
-                self.append(
-                    ctx,
-                    Attributes::UpsertWorkflowSearchAttributesEventAttributes(
-                        UpsertWorkflowSearchAttributesEventAttributes {
-                            workflow_task_completed_event_id: completed_id,
-                            search_attributes: a.search_attributes,
-                        },
-                    ),
-                );
+                self.upsert_search_attributes(ctx, a, completed_id)
             }
             Cmd::CompleteWorkflowExecutionCommandAttributes(a) => {
-                self.append(
-                    ctx,
-                    Attributes::WorkflowExecutionCompletedEventAttributes(
-                        WorkflowExecutionCompletedEventAttributes {
-                            result: a.result,
-                            workflow_task_completed_event_id: completed_id,
-                            new_execution_run_id: String::new(),
-                        },
-                    ),
-                );
-                self.status = WorkflowExecutionStatus::Completed;
+                self.complete_workflow(ctx, a, completed_id)
             }
             Cmd::FailWorkflowExecutionCommandAttributes(a) => {
-                let next = self
-                    .retry_backoff(a.failure.as_ref(), ctx.now)
-                    .map(|b| self.retry_run(a.failure.clone(), b, ctx));
-                let retry_state = self.retry_state(next.as_ref(), a.failure.as_ref());
-                self.append(
-                    ctx,
-                    Attributes::WorkflowExecutionFailedEventAttributes(
-                        WorkflowExecutionFailedEventAttributes {
-                            failure: a.failure,
-                            retry_state: retry_state as i32,
-                            workflow_task_completed_event_id: completed_id,
-                            new_execution_run_id: next
-                                .as_ref()
-                                .map(|n| n.run_id.to_string())
-                                .unwrap_or_default(),
-                        },
-                    ),
-                );
-                self.status = WorkflowExecutionStatus::Failed;
-                // Created once this run is closed, like a continue-as-new.
-                self.continue_as_new = next.map(Box::new);
+                self.fail_workflow(ctx, a, completed_id)
             }
             Cmd::ModifyWorkflowPropertiesCommandAttributes(a) => {
-                if let Some(upsert) = &a.upserted_memo {
-                    let memo = self.memo.get_or_insert_with(Default::default);
-                    for (k, v) in &upsert.fields {
-                        // An empty payload removes the key, as in Temporal.
-                        if v.data.is_empty() || v.data == b"null" {
-                            memo.fields.remove(k);
-                        } else {
-                            memo.fields.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-                self.append(
-                    ctx,
-                    Attributes::WorkflowPropertiesModifiedEventAttributes(
-                        WorkflowPropertiesModifiedEventAttributes {
-                            workflow_task_completed_event_id: completed_id,
-                            upserted_memo: a.upserted_memo,
-                        },
-                    ),
-                );
+                self.modify_workflow_properties(ctx, a, completed_id)
             }
             Cmd::CancelWorkflowExecutionCommandAttributes(a) => {
-                self.append(
-                    ctx,
-                    Attributes::WorkflowExecutionCanceledEventAttributes(
-                        WorkflowExecutionCanceledEventAttributes {
-                            workflow_task_completed_event_id: completed_id,
-                            details: a.details,
-                        },
-                    ),
-                );
-                self.status = WorkflowExecutionStatus::Canceled;
+                self.cancel_workflow(ctx, a, completed_id)
             }
             Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
-                let new_run_id = super::RunId::random();
-                let workflow_type = a
-                    .workflow_type
-                    .as_ref()
-                    .map(|t| t.name.clone())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| self.workflow_type.to_string());
-                let task_queue = a
-                    .task_queue
-                    .as_ref()
-                    .map(|q| q.name.clone())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| self.task_queue.to_string());
-                // The workflow's own, unless the command names another initiator.
-                let initiator = match a.initiator {
-                    0 => temporalio_protos::temporal::api::enums::v1::ContinueAsNewInitiator::Workflow
-                        as i32,
-                    other => other,
-                };
-                self.append(
-                    ctx,
-                    Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
-                        WorkflowExecutionContinuedAsNewEventAttributes {
-                            new_execution_run_id: new_run_id.to_string(),
-                            workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
-                            task_queue: Some(TaskQueue {
-                                name: task_queue.clone(),
-                                kind: TaskQueueKind::Normal as i32,
-                                normal_name: String::new(),
-                            }),
-                            input: a.input.clone(),
-                            // What the new run gets, defaults filled in (zero: none).
-                            workflow_run_timeout: a
-                                .workflow_run_timeout
-                                .or_else(|| util::dur(self.run_timeout.unwrap_or(0))),
-                            workflow_task_timeout: a
-                                .workflow_task_timeout
-                                .or_else(|| util::dur(self.task_timeout)),
-                            workflow_task_completed_event_id: completed_id,
-                            backoff_start_interval: a.backoff_start_interval,
-                            initiator: a.initiator,
-                            last_completion_result: a.last_completion_result.clone(),
-                            header: a.header.clone(),
-                            memo: a.memo.clone(),
-                            search_attributes: a.search_attributes.clone(),
-                            ..Default::default()
-                        },
-                    ),
-                );
-                self.status = WorkflowExecutionStatus::ContinuedAsNew;
-                // The Temporal server holds back a run continued within a second of its start
-                // (`history.workflowIdReuseMinimalInterval`), so a tight loop of continues
-                // cannot spin: the new run's first task waits out the rest of that second.
-                let backoff = util::dur_nanos(a.backoff_start_interval.as_ref());
-                let first_delay = self
-                    .history
-                    .first()
-                    .and_then(|e| match e.attributes {
-                        Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) => {
-                            util::dur_nanos(s.first_workflow_task_backoff.as_ref())
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(0);
-                let lifetime = ctx.now - self.start_time - first_delay;
-                let first_task_delay = if lifetime + backoff.unwrap_or(0) < MIN_CONTINUE_INTERVAL {
-                    Some(MIN_CONTINUE_INTERVAL - lifetime)
-                } else {
-                    backoff
-                };
-                let reset_points = self.carried_reset_points(ctx);
-                // The execution timeout spans the whole chain of runs.
-                let execution_timeout =
-                    self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
-                self.continue_as_new = Some(Box::new(super::workflow::NewRun {
-                    run_id: new_run_id,
-                    first_run_id: self.first_run_id,
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                    params: super::workflow::StartParams {
-                        namespace: self.namespace.to_string(),
-                        workflow_id: self.workflow_id.to_string(),
-                        workflow_type,
-                        task_queue,
-                        input: a.input,
-                        execution_timeout,
-                        run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref())
-                            .or(self.run_timeout),
-                        task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref())
-                            .or(Some(self.task_timeout)),
-                        // The new run is started by the server, not by the worker.
-                        identity: String::new(),
-                        retry_policy: a.retry_policy,
-                        memo: a.memo.or_else(|| self.memo.as_deref().cloned()),
-                        search_attributes: a
-                            .search_attributes
-                            .or_else(|| self.carried_search_attributes()),
-                        header: a.header,
-                        parent: self.parent.as_deref().cloned(),
-                        ..Default::default()
-                    },
-                    signal: None,
-                    continued: Some(super::workflow::Continued {
-                        from_run_id: self.run_id.to_string(),
-                        initiator,
-                        last_completion_result: a.last_completion_result,
-                        failure: a.failure,
-                        reset_points: Some(reset_points),
-                    }),
-                    first_task_delay,
-                    attempt: 1,
-                }));
+                self.continue_as_new(ctx, a, completed_id)
             }
             Cmd::StartChildWorkflowExecutionCommandAttributes(a) => {
                 self.initiate_child(ctx, a, completed_id, identity);
             }
             Cmd::SignalExternalWorkflowExecutionCommandAttributes(a) => {
-                // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
-                let namespace = self.namespace.clone();
-                let target = a.execution.unwrap_or_default();
-                let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
-                let initiated_event_id = self.append(
-                    ctx,
-                    Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
-                        SignalExternalWorkflowExecutionInitiatedEventAttributes {
-                            workflow_task_completed_event_id: completed_id,
-                            namespace: namespace.to_string(),
-                            namespace_id,
-                            workflow_execution: Some(target.clone()),
-                            signal_name: a.signal_name.clone(),
-                            input: a.input.clone(),
-                            child_workflow_only: a.child_workflow_only,
-                            header: a.header.clone(),
-                            ..Default::default()
-                        },
-                    ),
-                );
-                self.owed_external.push(super::external::External {
-                    initiated_event_id,
-                    completed_event_id: completed_id,
-                    namespace: namespace.to_string(),
-                    target,
-                    action: super::external::ExternalAction::Signal {
-                        name: a.signal_name,
-                        input: a.input,
-                        header: a.header,
-                    },
-                });
+                self.signal_external(ctx, a, completed_id)
             }
             Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(a) => {
-                // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
-                let namespace = self.namespace.clone();
-                let target = WorkflowExecution { workflow_id: a.workflow_id, run_id: a.run_id };
-                let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
-                let initiated_event_id = self.append(
-                    ctx,
-                    Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
-                        RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
-                            workflow_task_completed_event_id: completed_id,
-                            namespace: namespace.to_string(),
-                            namespace_id,
-                            workflow_execution: Some(target.clone()),
-                            child_workflow_only: a.child_workflow_only,
-                            reason: a.reason.clone(),
-                            ..Default::default()
-                        },
-                    ),
-                );
-                self.owed_external.push(super::external::External {
-                    initiated_event_id,
-                    completed_event_id: completed_id,
-                    namespace: namespace.to_string(),
-                    target,
-                    action: super::external::ExternalAction::Cancel { reason: a.reason },
-                });
+                self.request_cancel_external(ctx, a, completed_id)
             }
             _ => {} // refused by validate_commands
         }
         false
+    }
+
+    /// `RequestCancelActivityTask`: a scheduled activity is canceled at once, a started one
+    /// learns through its next heartbeat. Whether a new workflow task must tell the workflow.
+    fn request_cancel_activity(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::RequestCancelActivityTaskCommandAttributes,
+        completed_id: i64,
+        identity: &str,
+    ) -> bool {
+        let requested = self.append(
+            ctx,
+            Attributes::ActivityTaskCancelRequestedEventAttributes(
+                ActivityTaskCancelRequestedEventAttributes {
+                    scheduled_event_id: a.scheduled_event_id,
+                    workflow_task_completed_event_id: completed_id,
+                },
+            ),
+        );
+        let Some(act) = self.activities.get_mut(&a.scheduled_event_id) else {
+            return false;
+        };
+        if act.state == ActivityState::Started {
+            // The worker learns through its next heartbeat and answers Canceled.
+            act.cancel_requested_event_id = Some(requested);
+            return false;
+        }
+        self.activities.remove(&a.scheduled_event_id);
+        self.append(
+            ctx,
+            Attributes::ActivityTaskCanceledEventAttributes(ActivityTaskCanceledEventAttributes {
+                latest_cancel_requested_event_id: requested,
+                scheduled_event_id: a.scheduled_event_id,
+                identity: identity.to_owned(),
+                ..Default::default()
+            }),
+        );
+        true
+    }
+
+    /// `StartTimer`: the timer and its firing.
+    fn start_timer(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::StartTimerCommandAttributes,
+        completed_id: i64,
+    ) {
+        let fire_after = util::dur_nanos(a.start_to_fire_timeout.as_ref()).unwrap_or(0);
+        let started_event_id = self.append(
+            ctx,
+            Attributes::TimerStartedEventAttributes(TimerStartedEventAttributes {
+                timer_id: a.timer_id.clone(),
+                start_to_fire_timeout: a.start_to_fire_timeout,
+                workflow_task_completed_event_id: completed_id,
+            }),
+        );
+        self.timers.insert(a.timer_id.clone(), (started_event_id, ctx.now + fire_after));
+        ctx.schedule_timer(
+            ctx.now + fire_after,
+            TimerTask::User { run_id: self.run_id, started_event_id },
+        );
+    }
+
+    /// `CancelTimer`.
+    fn cancel_timer(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::CancelTimerCommandAttributes,
+        completed_id: i64,
+        identity: &str,
+    ) {
+        let started_event_id = self.timers.remove(&a.timer_id).map(|t| t.0).unwrap_or_default();
+        self.append(
+            ctx,
+            Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {
+                timer_id: a.timer_id,
+                started_event_id,
+                workflow_task_completed_event_id: completed_id,
+                identity: identity.to_owned(),
+            }),
+        );
+    }
+
+    /// `RecordMarker`.
+    fn record_marker(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::RecordMarkerCommandAttributes,
+        completed_id: i64,
+    ) {
+        self.append(
+            ctx,
+            Attributes::MarkerRecordedEventAttributes(MarkerRecordedEventAttributes {
+                marker_name: a.marker_name,
+                details: a.details,
+                workflow_task_completed_event_id: completed_id,
+                header: a.header,
+                failure: a.failure,
+            }),
+        );
+    }
+
+    /// `UpsertWorkflowSearchAttributes`: merged into the run's attributes.
+    fn upsert_search_attributes(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::UpsertWorkflowSearchAttributesCommandAttributes,
+        completed_id: i64,
+    ) {
+        if let Some(new) = &a.search_attributes {
+            let current = self.search_attributes.get_or_insert_with(Default::default);
+            for (k, v) in &new.indexed_fields {
+                current.indexed_fields.insert(k.clone(), v.clone());
+            }
+        }
+        self.append(
+            ctx,
+            Attributes::UpsertWorkflowSearchAttributesEventAttributes(
+                UpsertWorkflowSearchAttributesEventAttributes {
+                    workflow_task_completed_event_id: completed_id,
+                    search_attributes: a.search_attributes,
+                },
+            ),
+        );
+    }
+
+    /// `CompleteWorkflowExecution`.
+    fn complete_workflow(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::CompleteWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        self.append(
+            ctx,
+            Attributes::WorkflowExecutionCompletedEventAttributes(
+                WorkflowExecutionCompletedEventAttributes {
+                    result: a.result,
+                    workflow_task_completed_event_id: completed_id,
+                    new_execution_run_id: String::new(),
+                },
+            ),
+        );
+        self.status = WorkflowExecutionStatus::Completed;
+    }
+
+    /// `FailWorkflowExecution`: and the retry run its retry policy asks for, if any.
+    fn fail_workflow(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::FailWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        let next = self
+            .retry_backoff(a.failure.as_ref(), ctx.now)
+            .map(|b| self.retry_run(a.failure.clone(), b, ctx));
+        let retry_state = self.retry_state(next.as_ref(), a.failure.as_ref());
+        self.append(
+            ctx,
+            Attributes::WorkflowExecutionFailedEventAttributes(
+                WorkflowExecutionFailedEventAttributes {
+                    failure: a.failure,
+                    retry_state: retry_state as i32,
+                    workflow_task_completed_event_id: completed_id,
+                    new_execution_run_id: next
+                        .as_ref()
+                        .map(|n| n.run_id.to_string())
+                        .unwrap_or_default(),
+                },
+            ),
+        );
+        self.status = WorkflowExecutionStatus::Failed;
+        // Created once this run is closed, like a continue-as-new.
+        self.continue_as_new = next.map(Box::new);
+    }
+
+    /// `ModifyWorkflowProperties`: the memo upserted (an empty value removes its key).
+    fn modify_workflow_properties(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::ModifyWorkflowPropertiesCommandAttributes,
+        completed_id: i64,
+    ) {
+        if let Some(upsert) = &a.upserted_memo {
+            let memo = self.memo.get_or_insert_with(Default::default);
+            for (k, v) in &upsert.fields {
+                // An empty payload removes the key, as in Temporal.
+                if v.data.is_empty() || v.data == b"null" {
+                    memo.fields.remove(k);
+                } else {
+                    memo.fields.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.append(
+            ctx,
+            Attributes::WorkflowPropertiesModifiedEventAttributes(
+                WorkflowPropertiesModifiedEventAttributes {
+                    workflow_task_completed_event_id: completed_id,
+                    upserted_memo: a.upserted_memo,
+                },
+            ),
+        );
+    }
+
+    /// `CancelWorkflowExecution`.
+    fn cancel_workflow(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::CancelWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        self.append(
+            ctx,
+            Attributes::WorkflowExecutionCanceledEventAttributes(
+                WorkflowExecutionCanceledEventAttributes {
+                    workflow_task_completed_event_id: completed_id,
+                    details: a.details,
+                },
+            ),
+        );
+        self.status = WorkflowExecutionStatus::Canceled;
+    }
+
+    /// `ContinueAsNewWorkflowExecution`: the new run, created once this one is closed.
+    fn continue_as_new(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::ContinueAsNewWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        let new_run_id = super::RunId::random();
+        let workflow_type = a
+            .workflow_type
+            .as_ref()
+            .map(|t| t.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.workflow_type.to_string());
+        let task_queue = a
+            .task_queue
+            .as_ref()
+            .map(|q| q.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.task_queue.to_string());
+        // The workflow's own, unless the command names another initiator.
+        let initiator = match a.initiator {
+            0 => {
+                temporalio_protos::temporal::api::enums::v1::ContinueAsNewInitiator::Workflow as i32
+            }
+            other => other,
+        };
+        self.append(
+            ctx,
+            Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
+                WorkflowExecutionContinuedAsNewEventAttributes {
+                    new_execution_run_id: new_run_id.to_string(),
+                    workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
+                    task_queue: Some(TaskQueue {
+                        name: task_queue.clone(),
+                        kind: TaskQueueKind::Normal as i32,
+                        normal_name: String::new(),
+                    }),
+                    input: a.input.clone(),
+                    // What the new run gets, defaults filled in (zero: none).
+                    workflow_run_timeout: a
+                        .workflow_run_timeout
+                        .or_else(|| util::dur(self.run_timeout.unwrap_or(0))),
+                    workflow_task_timeout: a
+                        .workflow_task_timeout
+                        .or_else(|| util::dur(self.task_timeout)),
+                    workflow_task_completed_event_id: completed_id,
+                    backoff_start_interval: a.backoff_start_interval,
+                    initiator: a.initiator,
+                    last_completion_result: a.last_completion_result.clone(),
+                    header: a.header.clone(),
+                    memo: a.memo.clone(),
+                    search_attributes: a.search_attributes.clone(),
+                    ..Default::default()
+                },
+            ),
+        );
+        self.status = WorkflowExecutionStatus::ContinuedAsNew;
+        // The Temporal server holds back a run continued within a second of its start
+        // (`history.workflowIdReuseMinimalInterval`), so a tight loop of continues
+        // cannot spin: the new run's first task waits out the rest of that second.
+        let backoff = util::dur_nanos(a.backoff_start_interval.as_ref());
+        let first_delay = self
+            .history
+            .first()
+            .and_then(|e| match e.attributes {
+                Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) => {
+                    util::dur_nanos(s.first_workflow_task_backoff.as_ref())
+                }
+                _ => None,
+            })
+            .unwrap_or(0);
+        let lifetime = ctx.now - self.start_time - first_delay;
+        let first_task_delay = if lifetime + backoff.unwrap_or(0) < MIN_CONTINUE_INTERVAL {
+            Some(MIN_CONTINUE_INTERVAL - lifetime)
+        } else {
+            backoff
+        };
+        let reset_points = self.carried_reset_points(ctx);
+        // The execution timeout spans the whole chain of runs.
+        let execution_timeout =
+            self.execution_timeout.map(|t| (self.start_time + t - ctx.now).max(1));
+        self.continue_as_new = Some(Box::new(super::workflow::NewRun {
+            run_id: new_run_id,
+            first_run_id: self.first_run_id,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            params: super::workflow::StartParams {
+                namespace: self.namespace.to_string(),
+                workflow_id: self.workflow_id.to_string(),
+                workflow_type,
+                task_queue,
+                input: a.input,
+                execution_timeout,
+                run_timeout: util::dur_nanos(a.workflow_run_timeout.as_ref()).or(self.run_timeout),
+                task_timeout: util::dur_nanos(a.workflow_task_timeout.as_ref())
+                    .or(Some(self.task_timeout)),
+                // The new run is started by the server, not by the worker.
+                identity: String::new(),
+                retry_policy: a.retry_policy,
+                memo: a.memo.or_else(|| self.memo.as_deref().cloned()),
+                search_attributes: a.search_attributes.or_else(|| self.carried_search_attributes()),
+                header: a.header,
+                parent: self.parent.as_deref().cloned(),
+                ..Default::default()
+            },
+            signal: None,
+            continued: Some(super::workflow::Continued {
+                from_run_id: self.run_id.to_string(),
+                initiator,
+                last_completion_result: a.last_completion_result,
+                failure: a.failure,
+                reset_points: Some(reset_points),
+            }),
+            first_task_delay,
+            attempt: 1,
+        }));
+    }
+
+    /// `SignalExternalWorkflowExecution`: initiated now, delivered once the task's events are
+    /// written.
+    fn signal_external(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::SignalExternalWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
+        let namespace = self.namespace.clone();
+        let target = a.execution.unwrap_or_default();
+        let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
+        let initiated_event_id = self.append(
+            ctx,
+            Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
+                SignalExternalWorkflowExecutionInitiatedEventAttributes {
+                    workflow_task_completed_event_id: completed_id,
+                    namespace: namespace.to_string(),
+                    namespace_id,
+                    workflow_execution: Some(target.clone()),
+                    signal_name: a.signal_name.clone(),
+                    input: a.input.clone(),
+                    child_workflow_only: a.child_workflow_only,
+                    header: a.header.clone(),
+                    ..Default::default()
+                },
+            ),
+        );
+        self.owed_external.push(super::external::External {
+            initiated_event_id,
+            completed_event_id: completed_id,
+            namespace: namespace.to_string(),
+            target,
+            action: super::external::ExternalAction::Signal {
+                name: a.signal_name,
+                input: a.input,
+                header: a.header,
+            },
+        });
+    }
+
+    /// `RequestCancelExternalWorkflowExecution`: initiated now, delivered once the task's
+    /// events are written.
+    fn request_cancel_external(
+        &mut self,
+        ctx: &mut Ctx,
+        a: commands::RequestCancelExternalWorkflowExecutionCommandAttributes,
+        completed_id: i64,
+    ) {
+        // Cross-namespace targets are deprecated in the API; the run's own namespace is used.
+        let namespace = self.namespace.clone();
+        let target = WorkflowExecution { workflow_id: a.workflow_id, run_id: a.run_id };
+        let namespace_id = ctx.namespaces.get(&*namespace).cloned().unwrap_or_default();
+        let initiated_event_id = self.append(
+            ctx,
+            Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+                RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
+                    workflow_task_completed_event_id: completed_id,
+                    namespace: namespace.to_string(),
+                    namespace_id,
+                    workflow_execution: Some(target.clone()),
+                    child_workflow_only: a.child_workflow_only,
+                    reason: a.reason.clone(),
+                    ..Default::default()
+                },
+            ),
+        );
+        self.owed_external.push(super::external::External {
+            initiated_event_id,
+            completed_event_id: completed_id,
+            namespace: namespace.to_string(),
+            target,
+            action: super::external::ExternalAction::Cancel { reason: a.reason },
+        });
     }
 
     fn schedule_activity(

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use convo_activities::store::{
+use convo_domain::{Channel, Gate, UseCase, WindowMode, billing::VolumeTier};
+use convo_store::{
     TemplateButton, TemplateCard, TemplateCategory, TemplateComponents, TemplateStatus,
 };
-use convo_domain::{Channel, Gate, UseCase, WindowMode, billing::VolumeTier};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 

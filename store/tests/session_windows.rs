@@ -8,8 +8,8 @@ mod support;
 
 use std::sync::Arc;
 
-use convo_activities::store::{ContactLookup, MessageStatus, NewMessage, OpenWindow, Store};
 use convo_domain::{Channel, Direction, HoldId, MessageId, Money, Timestamp, WorkspaceSettings};
+use convo_store::{ContactLookup, MessageStatus, NewMessage, OpenWindow, Store};
 use support::{Db, Kind, run};
 
 backend_tests!(open_windows_are_listed_until_ended, open_holds_are_found_by_contact);

@@ -15,22 +15,22 @@
 use std::{
     collections::BTreeSet,
     sync::{
-        Arc, Mutex, OnceLock, PoisonError,
+        Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use convo_domain::Channel;
-use futures::future::BoxFuture;
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use temporalio_common::telemetry::metrics::default_buckets_for;
 
-use crate::{
-    providers::{Provider, ProviderError, SendReceipt, SendRequest},
-    store::{AttemptResult, ClaimedDelivery, DeliveryStatus, Store},
-};
+use convo_store::{AttemptResult, ClaimedDelivery, DeliveryStatus, Store};
+
+mod meter;
+
+pub use meter::{MetricsMeter, client_meter, telemetry_options};
 
 /// Provider calls, by `channel`, `provider` (the adapter: `whatsapp_cloud`, `twilio`, `rbm`,
 /// `smtp`, `sandbox_native`) and `outcome` (`accepted`, `rejected`: a permanent refusal,
@@ -259,7 +259,7 @@ async fn refresh_gauges() {
 
 /// Counts one webhook attempt, and the delivery's end if it ended (`status` is where the
 /// attempt left it, `None` if that could not be recorded).
-pub(crate) fn webhook_attempt(
+pub fn webhook_attempt(
     delivery: &ClaimedDelivery,
     result: &AttemptResult,
     status: Option<DeliveryStatus>,
@@ -282,35 +282,6 @@ pub(crate) fn webhook_attempt(
     counter!(WEBHOOK_DELIVERIES, "workspace" => workspace, "endpoint" => endpoint,
         "outcome" => outcome)
     .increment(1);
-}
-
-/// A provider adapter that counts its calls in [`SENDS`] (what [`crate::providers::build`]
-/// returns).
-#[derive(Debug)]
-pub(crate) struct Measured(pub(crate) Arc<dyn Provider>);
-
-impl Provider for Measured {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-
-    fn send<'a>(
-        &'a self,
-        req: &'a SendRequest,
-    ) -> BoxFuture<'a, Result<SendReceipt, ProviderError>> {
-        Box::pin(async move {
-            let result = self.0.send(req).await;
-            let outcome = match &result {
-                Ok(_) => "accepted",
-                Err(e) if e.is_retryable() => "failed",
-                Err(_) => "rejected",
-            };
-            counter!(SENDS, "channel" => req.channel.as_str(), "provider" => self.0.name(),
-                "outcome" => outcome)
-            .increment(1);
-            result
-        })
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 
-use convo_activities::store::Store;
+use convo_store::Store;
 use futures::FutureExt;
 use sqlx::Connection;
 

@@ -1,5 +1,5 @@
 //! Windows reported open and not yet reported ended, for the reconciler
-//! ([`crate::reconcile`]): the one place that notices a session run that ended without
+//! (`convo_activities::reconcile`): the one place that notices a session run that ended without
 //! ending its window (terminated, failed, timed out).
 
 use convo_domain::{Channel, HoldId, Money, Timestamp};

@@ -8,8 +8,8 @@ mod support;
 
 use std::sync::Arc;
 
-use convo_activities::store::{EndpointBacklog, OpenWindow, Store};
 use convo_domain::{Channel, HoldId, Money, Timestamp, WorkspaceSettings};
+use convo_store::{EndpointBacklog, OpenWindow, Store};
 use support::{Db, Kind, run};
 
 backend_tests!(

@@ -1,6 +1,6 @@
 //! Contacts, keyed per workspace by E.164 phone number and by e-mail address.
 
-use convo_domain::Timestamp;
+use convo_domain::{Channel, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
@@ -25,6 +25,18 @@ pub struct Contact {
     pub name: Option<String>,
     /// When the contact was created.
     pub created_at: Timestamp,
+}
+
+impl Contact {
+    /// Where the contact is reached on `channel`: the e-mail address for e-mail, the E.164
+    /// number for every phone-based channel (Messenger and Instagram users are keyed by the
+    /// number the platform matched them to).
+    pub fn address_on(&self, channel: Channel) -> Option<String> {
+        match channel {
+            Channel::Email => self.email.clone(),
+            _ => self.phone.clone(),
+        }
+    }
 }
 
 /// How to find a contact: by phone, else by e-mail. At least one must be given; both are

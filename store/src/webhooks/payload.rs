@@ -11,7 +11,7 @@
 use convo_domain::{Channel, Direction, MessageId, Money, Timestamp, window::WindowFacts};
 use serde_json::{Map, Value, json};
 
-use crate::store::{Contact, MessageRecord};
+use crate::{Contact, MessageRecord};
 
 /// The webhook announcing a message's delivery status change.
 pub const STATUS_UPDATED: &str = "message.status_updated";
@@ -27,7 +27,7 @@ pub fn status_updated(
     workspace_id: &str,
     m: &MessageRecord,
     previous: convo_domain::DeliveryStatus,
-    report: &crate::store::StatusReport,
+    report: &crate::StatusReport,
 ) -> Value {
     let failed = report.status == convo_domain::DeliveryStatus::Failed;
     json!({
@@ -45,7 +45,7 @@ pub fn status_updated(
 }
 
 /// The stable id of a session's `conversation`th window: `win_{session}_c{n}`.
-pub(crate) fn window_id(session_id: &str, conversation: u32) -> String {
+pub fn window_id(session_id: &str, conversation: u32) -> String {
     format!("win_{session_id}_c{conversation}")
 }
 
@@ -55,22 +55,28 @@ fn time(t: Option<Timestamp>) -> Value {
 
 /// What every `conversation.*` event carries.
 #[derive(Debug, Clone)]
-pub(crate) struct Subject<'a> {
-    pub(crate) workspace_id: &'a str,
-    pub(crate) session_id: &'a str,
-    pub(crate) contact_id: &'a str,
+pub struct Subject<'a> {
+    /// The workspace.
+    pub workspace_id: &'a str,
+    /// The session (`session/{workspace}/{contact}`).
+    pub session_id: &'a str,
+    /// The contact's id.
+    pub contact_id: &'a str,
     /// The contact card, if the store still has it.
-    pub(crate) contact: Option<&'a Contact>,
-    pub(crate) channel: Channel,
+    pub contact: Option<&'a Contact>,
+    /// The window's channel.
+    pub channel: Channel,
     /// The window's ordinal within the session.
-    pub(crate) conversation: u32,
-    pub(crate) window: Option<WindowFacts>,
-    pub(crate) linked_conversation: Option<&'a str>,
+    pub conversation: u32,
+    /// The window's facts (opened, expires, kind), once it has some.
+    pub window: Option<WindowFacts>,
+    /// The composed conversation the window belongs to, if any.
+    pub linked_conversation: Option<&'a str>,
 }
 
 impl Subject<'_> {
     /// The common fields, to which each event adds its own.
-    pub(crate) fn data(&self) -> Map<String, Value> {
+    pub fn data(&self) -> Map<String, Value> {
         let address = self.contact.and_then(|c| match self.channel {
             Channel::Email => c.email.clone(),
             _ => c.phone.clone(),
@@ -106,7 +112,7 @@ impl Subject<'_> {
 }
 
 /// The message as the webhook shows it, from its log record when there is one.
-pub(crate) fn message(
+pub fn message(
     id: &MessageId,
     direction: Direction,
     channel: Channel,
@@ -226,7 +232,7 @@ fn rendered(content: &Value) -> Value {
 
 /// How billing resolved for a closed window: `charged` (something was charged), `released`
 /// (holds were released and nothing charged) or `none`; amounts in minor units.
-pub(crate) fn billing(sessions: u32, charged: Money, released: Money, currency: &str) -> Value {
+pub fn billing(sessions: u32, charged: Money, released: Money, currency: &str) -> Value {
     let outcome = if charged > Money::ZERO {
         "charged"
     } else if released > Money::ZERO {
@@ -241,7 +247,7 @@ pub(crate) fn billing(sessions: u32, charged: Money, released: Money, currency: 
 
 /// The window facts a stored `conversation.started` body carries (for events whose session did
 /// not hand them over: an old history, or the reconciler).
-pub(crate) fn facts_from_started(data: &Value) -> Option<WindowFacts> {
+pub fn facts_from_started(data: &Value) -> Option<WindowFacts> {
     let window = data.get("window");
     let read = |field: &str| {
         window

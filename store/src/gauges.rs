@@ -1,4 +1,4 @@
-//! What the metrics endpoint reads from the store on each scrape ([`crate::metrics`]): open
+//! What the metrics endpoint reads from the store on each scrape (`convo_metrics`): open
 //! windows, the webhook backlog per endpoint, and the holds still reserved.
 //!
 //! Every query is indexed or reads a small table, because a scrape runs them every few seconds

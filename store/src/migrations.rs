@@ -17,16 +17,16 @@ use sqlx::{
 /// `(version, description, sql)` of every migration, in order. Never edit an entry once it has
 /// shipped: sqlx refuses to run against a database whose applied checksum differs.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "store", include_str!("../../migrations/0001_store.sql")),
-    (2, "api", include_str!("../../migrations/0002_api.sql")),
-    (3, "workspace config", include_str!("../../migrations/0003_workspace_config.sql")),
-    (4, "idempotency leases", include_str!("../../migrations/0004_idempotency_leases.sql")),
-    (5, "session windows", include_str!("../../migrations/0005_session_windows.sql")),
-    (6, "delivery statuses", include_str!("../../migrations/0006_delivery_statuses.sql")),
-    (7, "template components", include_str!("../../migrations/0007_template_components.sql")),
-    (8, "message volume", include_str!("../../migrations/0008_message_volume.sql")),
-    (9, "templates per channel", include_str!("../../migrations/0009_templates_per_channel.sql")),
-    (10, "api key scopes", include_str!("../../migrations/0010_api_key_scopes.sql")),
+    (1, "store", include_str!("../migrations/0001_store.sql")),
+    (2, "api", include_str!("../migrations/0002_api.sql")),
+    (3, "workspace config", include_str!("../migrations/0003_workspace_config.sql")),
+    (4, "idempotency leases", include_str!("../migrations/0004_idempotency_leases.sql")),
+    (5, "session windows", include_str!("../migrations/0005_session_windows.sql")),
+    (6, "delivery statuses", include_str!("../migrations/0006_delivery_statuses.sql")),
+    (7, "template components", include_str!("../migrations/0007_template_components.sql")),
+    (8, "message volume", include_str!("../migrations/0008_message_volume.sql")),
+    (9, "templates per channel", include_str!("../migrations/0009_templates_per_channel.sql")),
+    (10, "api key scopes", include_str!("../migrations/0010_api_key_scopes.sql")),
 ];
 
 #[derive(Debug, Clone, Copy)]

@@ -154,20 +154,28 @@ pub struct DeliveryAttempt {
 
 /// A delivery the dispatcher holds the lease of.
 #[derive(Debug, Clone)]
-pub(crate) struct ClaimedDelivery {
-    pub(crate) id: String,
-    pub(crate) event_id: String,
-    pub(crate) endpoint_id: String,
-    pub(crate) workspace_id: String,
-    pub(crate) url: String,
-    pub(crate) secret: String,
-    pub(crate) body: String,
-    pub(crate) lease_token: String,
+pub struct ClaimedDelivery {
+    /// The delivery's id (`dlv_...`).
+    pub id: String,
+    /// The event's id, sent as `webhook-id`.
+    pub event_id: String,
+    /// The endpoint it goes to.
+    pub endpoint_id: String,
+    /// The endpoint's workspace.
+    pub workspace_id: String,
+    /// Where it is POSTed.
+    pub url: String,
+    /// The endpoint's signing secret.
+    pub secret: String,
+    /// The signed body.
+    pub body: String,
+    /// Proves the lease when the attempt is recorded.
+    pub lease_token: String,
 }
 
 /// What one attempt got back.
 #[derive(Debug, Clone)]
-pub(crate) enum AttemptResult {
+pub enum AttemptResult {
     /// The endpoint answered with this status.
     Http(u16),
     /// No answer: connect error, timeout, ...
@@ -507,7 +515,7 @@ impl Store {
     /// Leases up to `limit` due deliveries for `lease`, and returns them with what sending
     /// needs. The claim is one conditional `UPDATE`: its conditions are repeated outside the
     /// sub-select so that Postgres, re-checking a row another dispatcher just leased, skips it.
-    pub(crate) async fn claim_webhook_deliveries(
+    pub async fn claim_webhook_deliveries(
         &self,
         lease: Duration,
         limit: u32,
@@ -565,7 +573,7 @@ impl Store {
     /// `retry_schedule[n - 1]` (`n` = attempts so far) or failed once the schedule is used up.
     /// An attempt made under a lease that expired meanwhile is logged, and still counts as a
     /// success, but leaves the retry decision to the lease's new holder.
-    pub(crate) async fn record_webhook_attempt(
+    pub async fn record_webhook_attempt(
         &self,
         claimed: &ClaimedDelivery,
         started_at: i64,
@@ -643,7 +651,7 @@ impl Store {
 
     /// When the earliest pending delivery becomes claimable (its due time, or its lease's
     /// expiry if it is leased), in epoch milliseconds.
-    pub(crate) async fn next_webhook_due(&self) -> Result<Option<i64>> {
+    pub async fn next_webhook_due(&self) -> Result<Option<i64>> {
         let (due,): (Option<i64>,) = sqlx::query_as(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at
                              THEN lease_until ELSE next_attempt_at END)

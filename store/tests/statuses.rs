@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use convo_activities::store::{
-    ContactLookup, HoldStatus, MessageStatus, NewMessage, StatusReport, Store,
-};
 use convo_domain::{
     Channel, DeliveryStatus, Direction, HoldId, MessageId, Money, Timestamp, WorkspaceSettings,
     delivery::Transition,
 };
+use convo_store::{ContactLookup, HoldStatus, MessageStatus, NewMessage, StatusReport, Store};
 use futures::future::join_all;
 
 #[macro_use]

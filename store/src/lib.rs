@@ -6,7 +6,7 @@
 //! Every query goes through sqlx's `Any` driver with `$N` placeholders, which sqlx-sqlite binds
 //! by number just as Postgres does. The price is a narrow type vocabulary (`i64`, `String`), so
 //! times are epoch milliseconds, money is minor units and flags are `0`/`1`; the schema in
-//! `activities/migrations` uses only `TEXT` and `BIGINT` and runs unchanged on both.
+//! `store/migrations` uses only `TEXT` and `BIGINT` and runs unchanged on both.
 //!
 //! # Concurrency without engine-specific locking
 //! Every transaction that writes starts with a write (an `INSERT .. ON CONFLICT DO NOTHING` or a
@@ -26,9 +26,10 @@ mod idempotency;
 mod ledger;
 mod messages;
 mod migrations;
+mod outbox;
 mod session_windows;
 mod templates;
-mod webhooks;
+pub mod webhooks;
 mod workspaces;
 
 use std::{
@@ -54,13 +55,15 @@ pub use messages::{
     BillingSessionOf, MessageRecord, MessageStatus, NewMessage, StatusApplied, StatusEvent,
     StatusReport,
 };
+pub use outbox::{
+    AttemptResult, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus,
+    WebhookEndpoint,
+};
 pub use session_windows::OpenWindow;
 pub use templates::{
     NewTemplate, Template, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
     TemplateComponents, TemplateStatus, fill, placeholder_names,
 };
-pub(crate) use webhooks::{AttemptResult, ClaimedDelivery};
-pub use webhooks::{Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, WebhookEndpoint};
 pub use workspaces::{ChannelConfig, Workspace};
 
 /// The database engine behind a [`Store`].
@@ -93,7 +96,7 @@ impl Backend {
 }
 
 /// A handle on the store. Cheap to clone; every clone shares one connection pool and one
-/// webhook wake-up signal, so a [`crate::webhooks::WebhookDispatcher`] spawned on a clone
+/// webhook wake-up signal, so a webhook dispatcher (`convo_activities::webhooks`) spawned on a clone
 /// notices enqueues made through any other clone at once.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -210,7 +213,7 @@ impl Store {
     }
 
     /// A receiver that changes whenever a webhook delivery is enqueued through this store.
-    pub(crate) fn webhook_wakeups(&self) -> watch::Receiver<u64> {
+    pub fn webhook_wakeups(&self) -> watch::Receiver<u64> {
         self.inner.webhook_wakeup.subscribe()
     }
 
@@ -220,7 +223,7 @@ impl Store {
 }
 
 /// The wall clock in epoch milliseconds; stored times all use this scale.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     i64::try_from(millis).unwrap_or(i64::MAX)
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use convo_activities::store::{
-    ChannelConfig, ContactLookup, DeliveryFilter, DeliveryStatus, MessageStatus, NewMessage, Store,
-    StoreError,
-};
 use convo_domain::{
     Balance, Channel, Consent, Direction, HoldId, MessageId, Money, PolicyOverrides, Timestamp,
     WindowMode, WorkspaceSettings,
+};
+use convo_store::{
+    ChannelConfig, ContactLookup, DeliveryFilter, DeliveryStatus, MessageStatus, NewMessage, Store,
+    StoreError,
 };
 use futures::future::join_all;
 
@@ -343,7 +343,7 @@ async fn ledger_follows_the_domain_rules(db: Arc<Db>) {
     assert_eq!(store.release_hold("ws1", &b).await.unwrap(), bal(70, 0, 70));
     assert_eq!(store.open_holds_total("ws1").await.unwrap(), m(0));
     let hold = store.hold("ws1", &a).await.unwrap();
-    assert_eq!((hold.amount, hold.status), (m(30), convo_activities::store::HoldStatus::Charged));
+    assert_eq!((hold.amount, hold.status), (m(30), convo_store::HoldStatus::Charged));
     assert!(hold.resolved_at.is_some());
     // The whole free balance can be held, and a zero hold is fine.
     assert_eq!(store.place_hold("ws1", HoldId::from("all"), m(70)).await.unwrap(), bal(0, 70, 70));
@@ -630,7 +630,7 @@ async fn api_keys_are_hashed_and_revocable(db: Arc<Db>) {
 }
 
 async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
-    use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
+    use convo_store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
     use std::time::Duration;
     let store = &db.store;
     let policy = IdempotencyPolicy::default();
@@ -664,7 +664,7 @@ async fn idempotency_keys_claim_replay_and_mismatch(db: Arc<Db>) {
 /// retry (the crashed-process case), and the former owner can then neither renew, complete nor
 /// release it, so it cannot disturb the request that took over.
 async fn idempotency_leases_are_owned_renewed_and_taken_over(db: Arc<Db>) {
-    use convo_activities::store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
+    use convo_store::{IdempotencyClaim, IdempotencyPolicy, StoredResponse};
     use std::time::Duration;
     let store = &db.store;
     let short = IdempotencyPolicy { lease: Duration::from_millis(200), ..Default::default() };

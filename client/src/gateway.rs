@@ -28,7 +28,7 @@ use temporalio_client::{
 };
 use temporalio_common::MemoValues;
 
-use crate::store::{Contact, ContactLookup, MessageStatus, NewMessage, Store, StoreError};
+use convo_store::{Contact, ContactLookup, MessageStatus, NewMessage, Store, StoreError};
 
 /// Why a gateway call failed.
 #[derive(Debug, thiserror::Error)]
@@ -530,7 +530,7 @@ impl Sessions {
 /// for the rest; whichever it has when no channel is given) and its name.
 pub fn contact_card(contact: &Contact, channel: Option<Channel>) -> ContactCard {
     let address = match channel {
-        Some(channel) => crate::session::address_for(contact, channel),
+        Some(channel) => contact.address_on(channel),
         None => contact.phone.clone().or_else(|| contact.email.clone()),
     };
     ContactCard { address, name: contact.name.clone() }

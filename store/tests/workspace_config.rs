@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use convo_activities::store::{Actor, NewTemplate, NewTopUp, Store, StoreError};
 use convo_domain::{Balance, Channel, Money, RateCard, WorkspaceSettings};
+use convo_store::{Actor, NewTemplate, NewTopUp, Store, StoreError};
 use futures::future::join_all;
 
 #[macro_use]
@@ -155,9 +155,8 @@ async fn templates_are_registered_listed_and_removed(db: Arc<Db>) {
     );
     store.delete_template("ws1", Channel::Rcs, "order_shipped").await.unwrap();
 
-    let names = |list: Vec<convo_activities::store::Template>| {
-        list.into_iter().map(|t| t.name).collect::<Vec<_>>()
-    };
+    let names =
+        |list: Vec<convo_store::Template>| list.into_iter().map(|t| t.name).collect::<Vec<_>>();
     assert_eq!(names(store.templates("ws1").await.unwrap()), ["order_shipped", "welcome"]);
     let wa = Channel::Whatsapp;
     let body = store.template("ws2", wa, "order_shipped").await.unwrap().body;
