@@ -20,7 +20,7 @@ use crate::session::store_failure;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 fn gateway_failure(e: GatewayError) -> ActivityError {
-    let type_name = e.code().to_owned();
+    let type_name = e.code().as_str().to_owned();
     let non_retryable = !e.is_retryable();
     ActivityError::application(
         ApplicationFailure::builder(e).type_name(type_name).non_retryable(non_retryable).build(),

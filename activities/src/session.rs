@@ -31,7 +31,7 @@ use crate::providers::{self, Provider, ProviderConfig, SendRequest};
 /// Turns a store error into an activity failure with an explicit retry decision: outages are
 /// retried, answers about the request are not.
 pub(crate) fn store_failure(e: StoreError) -> ActivityError {
-    let type_name = e.code().to_owned();
+    let type_name = e.code().as_str().to_owned();
     let non_retryable = !e.is_retryable();
     ActivityError::application(
         ApplicationFailure::builder(e).type_name(type_name).non_retryable(non_retryable).build(),

@@ -15,93 +15,71 @@ use convo_workflows::contracts::SendError;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// The stable error codes. Clients match on these strings, so they never change meaning.
-pub mod codes {
-    /// Free-form send with no open window (never silently downgraded to a template).
-    pub const NO_ACTIVE_SESSION: &str = "no_active_session";
-    /// The contact opted out; nothing business-initiated may be sent.
-    pub const CONTACT_OPTED_OUT: &str = "contact_opted_out";
-    /// The workspace's free balance cannot cover the hold.
-    pub const INSUFFICIENT_BALANCE: &str = "insufficient_balance";
-    /// The request is malformed; `field` names the culprit when one can be named.
-    pub const VALIDATION_FAILED: &str = "validation_failed";
-    /// No such resource in the caller's workspace (another workspace's resources included).
-    pub const NOT_FOUND: &str = "not_found";
-    /// No valid API key, or a bad provider signature.
-    pub const UNAUTHORIZED: &str = "unauthorized";
-    /// The API key is valid, but its scope does not cover the operation.
-    pub const FORBIDDEN: &str = "forbidden";
-    /// The Idempotency-Key was used before for a different request.
-    pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
-    /// The first request with this Idempotency-Key is still running.
-    pub const IDEMPOTENCY_KEY_IN_USE: &str = "idempotency_key_in_use";
-    /// Too many requests.
-    pub const RATE_LIMITED: &str = "rate_limited";
-    /// The contact's window runs on another channel.
-    pub const CHANNEL_MISMATCH: &str = "channel_mismatch";
-    /// The channel provider refused the message for good.
-    pub const PROVIDER_REJECTED: &str = "provider_rejected";
-    /// The request contradicts the resource's state.
-    pub const CONFLICT: &str = "conflict";
-    /// The conversation no longer takes messages or agent actions.
-    pub const CONVERSATION_CLOSED: &str = "conversation_closed";
-    /// A dependency (Temporal, the database) is unreachable; retrying later may succeed.
-    pub const UNAVAILABLE: &str = "unavailable";
-    /// The request body exceeds the size limit.
-    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
-    /// The request body is not JSON (or not the form the endpoint takes).
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
-    /// The route exists but not with this method.
-    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-    /// The workspace has no usable configuration for the channel.
-    pub const CHANNEL_NOT_CONFIGURED: &str = "channel_not_configured";
-    /// A bug or corrupt data on our side.
-    pub const INTERNAL: &str = "internal";
+pub use convo_domain::ErrorCode;
 
-    /// Every code above, in order: the `code` enum of the OpenAPI document's error schema.
-    pub const ALL: &[&str] = &[
-        NO_ACTIVE_SESSION,
-        CONTACT_OPTED_OUT,
-        INSUFFICIENT_BALANCE,
-        VALIDATION_FAILED,
-        NOT_FOUND,
-        UNAUTHORIZED,
-        FORBIDDEN,
-        IDEMPOTENCY_KEY_REUSED,
-        IDEMPOTENCY_KEY_IN_USE,
-        RATE_LIMITED,
-        CHANNEL_MISMATCH,
-        PROVIDER_REJECTED,
-        CONFLICT,
-        CONVERSATION_CLOSED,
-        UNAVAILABLE,
-        PAYLOAD_TOO_LARGE,
-        UNSUPPORTED_MEDIA_TYPE,
-        METHOD_NOT_ALLOWED,
-        CHANNEL_NOT_CONFIGURED,
-        INTERNAL,
-    ];
-}
-
-/// An error as every transport shows it: a status, a stable code, a message, and the input
-/// field at fault when there is one.
+/// An error as every transport shows it: a stable code, a message, and the input field at
+/// fault when there is one. The HTTP status ([`ApiError::status`]) and the gRPC code
+/// (`grpc::grpc_code`) are both chosen from the code, at the transport edge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    /// The HTTP status (the gRPC transport derives its status from it and the code).
-    pub status: StatusCode,
-    /// One of [`codes`].
-    pub code: &'static str,
+    /// The stable code (one of [`ErrorCode::API`]).
+    pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
     /// The input field at fault, as a dotted path (`content.text`, `recipients[2]`).
     pub field: Option<String>,
+    /// The request could not be read at all (a body that is not JSON, a header that is not
+    /// ASCII): `validation_failed` answered 400 rather than 422.
+    malformed: bool,
+}
+
+/// The HTTP status of each code: the one table. `malformed` marks a `validation_failed` for a
+/// request that could not be read at all (400); a readable request with a bad field is 422.
+pub fn http_status(code: ErrorCode, malformed: bool) -> StatusCode {
+    match code {
+        ErrorCode::ValidationFailed if malformed => StatusCode::BAD_REQUEST,
+        ErrorCode::NoActiveSession
+        | ErrorCode::ContactOptedOut
+        | ErrorCode::ValidationFailed
+        | ErrorCode::IdempotencyKeyReused
+        | ErrorCode::ChannelMismatch
+        | ErrorCode::ProviderRejected
+        | ErrorCode::ChannelNotConfigured
+        | ErrorCode::SessionClosing
+        | ErrorCode::ReplyTimeout
+        | ErrorCode::WindowExpired
+        | ErrorCode::SendFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::IdempotencyKeyInUse | ErrorCode::Conflict | ErrorCode::ConversationClosed => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Internal | ErrorCode::Corrupt => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 impl ApiError {
     /// An error with no field.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None, malformed: false }
+    }
+
+    /// The HTTP status ([`http_status`]).
+    pub fn status(&self) -> StatusCode {
+        http_status(self.code, self.malformed)
+    }
+
+    /// Whether the request could not be read at all ([`ApiError::malformed`]).
+    pub fn is_malformed(&self) -> bool {
+        self.malformed
     }
 
     /// Names the input field at fault.
@@ -112,49 +90,49 @@ impl ApiError {
 
     /// 422 `validation_failed` naming `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::VALIDATION_FAILED, message)
-            .with_field(field)
+        Self::new(ErrorCode::ValidationFailed, message).with_field(field)
     }
 
-    /// 400 `validation_failed`: the body could not be read as JSON at all.
+    /// 400 `validation_failed`: the request could not be read at all (a body that is not
+    /// JSON, a header that is not ASCII).
     pub fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, codes::VALIDATION_FAILED, message)
+        Self { malformed: true, ..Self::new(ErrorCode::ValidationFailed, message) }
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, what)
+        Self::new(ErrorCode::NotFound, what)
     }
 
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     /// 403 `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 409 `conflict`.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
+        Self::new(ErrorCode::Conflict, message)
     }
 
     /// 503 `unavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, message)
+        Self::new(ErrorCode::Unavailable, message)
     }
 
     /// 500 `internal`.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message)
+        Self::new(ErrorCode::Internal, message)
     }
 
     /// Whether a client retrying the same request later may succeed: how idempotency decides
     /// not to keep the answer.
     pub fn is_retryable(&self) -> bool {
-        self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS
+        self.status().is_server_error() || self.code == ErrorCode::RateLimited
     }
 
     /// The JSON body: `{"error": {"code", "message", "field"?}}`.
@@ -162,7 +140,7 @@ impl ApiError {
         serde_json::to_value(ErrorBody {
             error: ErrorDetail { code: self.code, message: &self.message, field: &self.field },
         })
-        .unwrap_or_else(|_| serde_json::json!({"error": {"code": self.code}}))
+        .unwrap_or_else(|_| serde_json::json!({"error": {"code": self.code.as_str()}}))
     }
 }
 
@@ -178,7 +156,7 @@ pub(crate) struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     /// A stable, machine-readable code; clients match on it.
     #[schemars(schema_with = "code_schema")]
-    code: &'a str,
+    code: ErrorCode,
     /// What went wrong, for a person (may change).
     message: &'a str,
     /// The input field at fault, as a dotted path (`content.text`, `recipients[2]`).
@@ -187,21 +165,23 @@ struct ErrorDetail<'a> {
 }
 
 fn code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "string", "enum": codes::ALL})
+    let codes: Vec<&str> = ErrorCode::API.iter().map(|c| c.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": codes})
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(code = self.code, message = %self.message, "request failed");
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = %self.code, message = %self.message, "request failed");
         }
-        let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }
-        if self.code == codes::IDEMPOTENCY_KEY_IN_USE {
+        if self.code == ErrorCode::IdempotencyKeyInUse {
             // The retry already waited for the request in flight; it may ask again shortly.
             let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
             response.headers_mut().insert(header::RETRY_AFTER, after.into());
@@ -211,37 +191,25 @@ impl IntoResponse for ApiError {
 }
 
 impl From<SendError> for ApiError {
-    /// A session's or conversation's refusal. Unknown codes keep their code's spelling out of
-    /// the API (they become `provider_rejected` or `conflict`), so clients only ever see the
-    /// documented set.
+    /// A session's or conversation's refusal. Codes that are no API answer keep their
+    /// spelling out of the API (they become `provider_rejected`), so clients only ever see
+    /// the documented set.
     fn from(e: SendError) -> Self {
-        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-        match e.code.as_str() {
-            "no_active_session" => Self::new(unprocessable, codes::NO_ACTIVE_SESSION, e.message),
+        match e.code {
+            ErrorCode::NoActiveSession
+            | ErrorCode::ContactOptedOut
+            | ErrorCode::InsufficientBalance
+            | ErrorCode::ChannelMismatch
+            | ErrorCode::ValidationFailed
+            | ErrorCode::ConversationClosed
+            | ErrorCode::NotFound
+            | ErrorCode::ChannelNotConfigured => Self::new(e.code, e.message),
             // A window being torn down takes no free-form sends either.
-            "session_closing" => Self::new(
-                unprocessable,
-                codes::NO_ACTIVE_SESSION,
+            ErrorCode::SessionClosing => Self::new(
+                ErrorCode::NoActiveSession,
                 format!("the window is closing: {}", e.message),
             ),
-            "contact_opted_out" => Self::new(unprocessable, codes::CONTACT_OPTED_OUT, e.message),
-            "insufficient_balance" => {
-                Self::new(StatusCode::PAYMENT_REQUIRED, codes::INSUFFICIENT_BALANCE, e.message)
-            }
-            "channel_mismatch" => Self::new(unprocessable, codes::CHANNEL_MISMATCH, e.message),
-            "validation_failed" => Self::new(unprocessable, codes::VALIDATION_FAILED, e.message),
-            "conversation_closed" => {
-                Self::new(StatusCode::CONFLICT, codes::CONVERSATION_CLOSED, e.message)
-            }
-            "not_found" => Self::not_found(e.message),
-            "channel_not_configured" => {
-                Self::new(unprocessable, codes::CHANNEL_NOT_CONFIGURED, e.message)
-            }
-            _ => Self::new(
-                unprocessable,
-                codes::PROVIDER_REJECTED,
-                format!("{}: {}", e.code, e.message),
-            ),
+            other => Self::new(ErrorCode::ProviderRejected, format!("{other}: {}", e.message)),
         }
     }
 }
@@ -252,7 +220,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
             StoreError::Validation { field, message } => Self::validation(*field, message.clone()),
             StoreError::InsufficientBalance { .. } => {
-                Self::new(StatusCode::PAYMENT_REQUIRED, codes::INSUFFICIENT_BALANCE, e.to_string())
+                Self::new(ErrorCode::InsufficientBalance, e.to_string())
             }
             StoreError::Conflict { message } => Self::conflict(message.clone()),
             StoreError::Db(_) | StoreError::Migrate(_) => {
@@ -271,13 +239,11 @@ impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Store(e) => e.into(),
-            GatewayError::Config { channel, message } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                codes::CHANNEL_NOT_CONFIGURED,
-                format!("{channel}: {message}"),
-            ),
-            GatewayError::Temporal(message) => {
-                tracing::warn!(%message, "temporal unavailable");
+            GatewayError::Config { channel, message } => {
+                Self::new(ErrorCode::ChannelNotConfigured, format!("{channel}: {message}"))
+            }
+            GatewayError::Temporal(source) => {
+                tracing::warn!(error = %source, "temporal unavailable");
                 Self::unavailable("the workflow service is unavailable")
             }
             GatewayError::ConversationExists(id) => {
@@ -306,11 +272,13 @@ mod tests {
     #[test]
     fn send_errors_map_onto_stable_codes() {
         let e = |code: &str| {
-            ApiError::from(SendError { code: code.to_owned(), message: "m".to_owned() })
+            let code = ErrorCode::parse(code).expect("a code");
+            ApiError::from(SendError { code, message: "m".to_owned() })
         };
-        assert_eq!(e("no_active_session").status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(e("session_closing").code, codes::NO_ACTIVE_SESSION);
-        assert_eq!(e("insufficient_balance").status, StatusCode::PAYMENT_REQUIRED);
-        assert_eq!(e("whatever_else").code, codes::PROVIDER_REJECTED);
+        assert_eq!(e("no_active_session").status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e("session_closing").code, ErrorCode::NoActiveSession);
+        assert_eq!(e("insufficient_balance").status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(e("send_failed").code, ErrorCode::ProviderRejected);
+        assert_eq!(e("reply_timeout").code, ErrorCode::ProviderRejected);
     }
 }

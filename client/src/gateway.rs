@@ -7,7 +7,7 @@
 //! update-with-start on a send) and configured (the workspace's settings for the channel and
 //! the contact's stored consent).
 
-use convo_domain::{Channel, Direction, MessageId, Timestamp};
+use convo_domain::{Channel, Direction, ErrorCode, MessageId, Timestamp};
 use convo_workflows::{
     OutboundConversationWorkflow, SessionWindowWorkflow,
     contracts::{
@@ -47,7 +47,7 @@ pub enum GatewayError {
     },
     /// Temporal could not be reached or refused the call.
     #[error("temporal: {0}")]
-    Temporal(String),
+    Temporal(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The conversation id is already in use.
     #[error("conversation {0} already exists")]
     ConversationExists(String),
@@ -64,12 +64,12 @@ impl GatewayError {
     }
 
     /// Stable code for API errors and activity failure types.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             GatewayError::Store(e) => e.code(),
-            GatewayError::Config { .. } => "channel_not_configured",
-            GatewayError::Temporal(_) => "unavailable",
-            GatewayError::ConversationExists(_) => "conflict",
+            GatewayError::Config { .. } => ErrorCode::ChannelNotConfigured,
+            GatewayError::Temporal(_) => ErrorCode::Unavailable,
+            GatewayError::ConversationExists(_) => ErrorCode::Conflict,
         }
     }
 }
@@ -216,7 +216,7 @@ impl Sessions {
                     attempt += 1;
                     tokio::time::sleep(COMPLETED_RUN_BACKOFF * attempt).await;
                 }
-                Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+                Err(e) => return Err(GatewayError::Temporal(e.into())),
             }
         }
         if convo_domain::compliance::classify(&inbound.text) == Some(convo_domain::Keyword::OptOut)
@@ -250,7 +250,7 @@ impl Sessions {
             {
                 // It ended in between.
                 Ok(()) | Err(WorkflowInteractionError::NotFound(_)) => {}
-                Err(e) => return Err(GatewayError::Temporal(e.to_string())),
+                Err(e) => return Err(GatewayError::Temporal(e.into())),
             }
         }
         Ok(())
@@ -298,7 +298,7 @@ impl Sessions {
             }
         }
         Ok(SessionSendOutcome::Refused(SendError {
-            code: "send_failed".to_owned(),
+            code: ErrorCode::SendFailed,
             message: "the contact's session kept completing under the send; try again".to_owned(),
         }))
     }
@@ -319,7 +319,7 @@ impl Sessions {
             Err(WorkflowUpdateError::Failed(failure)) => Ok(Some(attempt_of(&failure.message))),
             // No session runs (never started, or its last run completed).
             Err(WorkflowUpdateError::NotFound(_)) => Ok(None),
-            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+            Err(e) => Err(GatewayError::Temporal(e.into())),
         }
     }
 
@@ -336,7 +336,7 @@ impl Sessions {
         let fresh = convo_domain::window::State::new(input.config.clone(), input.consent);
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
         if let Err(e) = convo_domain::window::validate(&fresh, &request.event(), now) {
-            let refusal = SendError { code: e.code().to_owned(), message: e.to_string() };
+            let refusal = SendError { code: e.code(), message: e.to_string() };
             return Ok(SendAttempt::Answered(SessionSendOutcome::Refused(refusal)));
         }
         let (memo, summary, details) = session_metadata(&input);
@@ -366,7 +366,7 @@ impl Sessions {
             Err(WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(failure))) => {
                 Ok(attempt_of(&failure.message))
             }
-            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+            Err(e) => Err(GatewayError::Temporal(e.into())),
         }
     }
 
@@ -382,7 +382,7 @@ impl Sessions {
         {
             Ok(()) => Ok(true),
             Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
-            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+            Err(e) => Err(GatewayError::Temporal(e.into())),
         }
     }
 
@@ -424,7 +424,7 @@ impl Sessions {
             Err(WorkflowStartError::AlreadyStarted { .. }) => {
                 Err(GatewayError::ConversationExists(workflow_id))
             }
-            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+            Err(e) => Err(GatewayError::Temporal(e.into())),
         }
     }
 
@@ -521,7 +521,7 @@ impl Sessions {
         match handle.describe(WorkflowDescribeOptions::default()).await {
             Ok(d) => Ok(d.status() == WorkflowExecutionStatus::Running),
             Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
-            Err(e) => Err(GatewayError::Temporal(e.to_string())),
+            Err(e) => Err(GatewayError::Temporal(e.into())),
         }
     }
 }
@@ -579,8 +579,6 @@ fn attempt_of(message: &str) -> SendAttempt {
 
 /// Reads a refusal's stable code from an update failure's message.
 fn refusal(message: &str) -> SendError {
-    SendError::parse(message).unwrap_or_else(|| SendError {
-        code: "send_failed".to_owned(),
-        message: message.to_owned(),
-    })
+    SendError::parse(message)
+        .unwrap_or_else(|| SendError { code: ErrorCode::SendFailed, message: message.to_owned() })
 }

@@ -31,6 +31,7 @@ pub mod billing;
 pub mod channel;
 pub mod compliance;
 pub mod delivery;
+pub mod error_code;
 pub mod ids;
 pub mod rich;
 pub mod time;
@@ -44,6 +45,7 @@ pub use billing::{
 pub use channel::{Channel, DAY_SECS, Gate, HOUR_SECS, PolicyOverrides, WindowMode, WindowPolicy};
 pub use compliance::{ComplianceTexts, Consent, Keyword};
 pub use delivery::DeliveryStatus;
+pub use error_code::ErrorCode;
 pub use ids::{HoldId, MessageId};
 pub use time::Timestamp;
 pub use traffic::{TrafficType, UseCase};

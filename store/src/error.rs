@@ -1,6 +1,6 @@
 //! [`StoreError`], the one error type of the store.
 
-use convo_domain::{Balance, Money};
+use convo_domain::{Balance, ErrorCode, Money};
 
 /// What can go wrong in the store. The variant decides retryability (see
 /// [`StoreError::is_retryable`]): only [`StoreError::Db`] is worth retrying, everything else is
@@ -61,14 +61,14 @@ impl StoreError {
     }
 
     /// A stable machine-readable code, aligned with the domain's codes.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::NotFound { .. } => "not_found",
-            StoreError::Validation { .. } => "validation_failed",
-            StoreError::InsufficientBalance { .. } => "insufficient_balance",
-            StoreError::Conflict { .. } => "conflict",
-            StoreError::Corrupt { .. } => "corrupt",
-            StoreError::Db(_) | StoreError::Migrate(_) => "unavailable",
+            StoreError::NotFound { .. } => ErrorCode::NotFound,
+            StoreError::Validation { .. } => ErrorCode::ValidationFailed,
+            StoreError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
+            StoreError::Conflict { .. } => ErrorCode::Conflict,
+            StoreError::Corrupt { .. } => ErrorCode::Corrupt,
+            StoreError::Db(_) | StoreError::Migrate(_) => ErrorCode::Unavailable,
         }
     }
 

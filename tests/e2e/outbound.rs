@@ -216,7 +216,7 @@ async fn compose_to_new_email_expires_without_reply() -> anyhow::Result<()> {
     let done =
         within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;
     assert_eq!(done.status, ConversationStatus::Expired);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("reply_timeout"));
+    assert_eq!(done.error.map(|e| e.code.as_str()), Some("reply_timeout"));
     record_history(&conversation(&env, &id), "conversation_reply_timeout").await?;
     env.shutdown().await
 }
@@ -301,7 +301,7 @@ async fn compose_to_existing_contact_in_window_sends_free_form() -> anyhow::Resu
     let done =
         within(WAIT, "result", handle.get_result(WorkflowGetResultOptions::default())).await??;
     assert_eq!(done.status, ConversationStatus::Failed);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"));
+    assert_eq!(done.error.map(|e| e.code.as_str()), Some("contact_opted_out"));
     assert_eq!(env.sandbox.sends().len(), 1);
     env.shutdown().await
 }

@@ -76,7 +76,7 @@ async fn stop_with_a_linked_conversation_ends_the_session() -> anyhow::Result<()
     assert_eq!(summary.close_reason, Some(CloseReason::ComplianceStop));
     let done = conversation_result(&env, &id).await?;
     assert_eq!(done.status, ConversationStatus::Failed);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"));
+    assert_eq!(done.error.map(|e| e.code.as_str()), Some("contact_opted_out"));
     record_history(&session(&env, &contact), "session_stop_linked_conversation").await?;
     record_history(&conversation(&env, &id), "conversation_stopped").await?;
     env.shutdown().await
@@ -96,7 +96,7 @@ async fn stop_as_the_first_answer_is_not_a_reply() -> anyhow::Result<()> {
     let done = conversation_result(&env, &id).await?;
     assert_eq!(done.status, ConversationStatus::Failed, "{done:?}");
     assert!(!done.messages.iter().any(|m| m.text == "stop"), "STOP is no reply: {done:?}");
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"));
+    assert_eq!(done.error.map(|e| e.code.as_str()), Some("contact_opted_out"));
     ended(&env, &contact).await?;
     let consent = env.store.consent(&env.workspace_id, &contact).await?;
     assert!(matches!(consent, convo_domain::Consent::OptedOut { .. }), "{consent:?}");
@@ -119,7 +119,7 @@ async fn stop_ends_every_open_conversation_of_the_contact() -> anyhow::Result<()
     for id in [&first_id, &second_id] {
         let done = conversation_result(&env, id).await?;
         assert_eq!(done.status, ConversationStatus::Failed, "{id}: {done:?}");
-        assert_eq!(done.error.map(|e| e.code).as_deref(), Some("contact_opted_out"), "{id}");
+        assert_eq!(done.error.map(|e| e.code.as_str()), Some("contact_opted_out"), "{id}");
     }
     ended(&env, &contact).await?;
     env.shutdown().await

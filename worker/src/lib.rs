@@ -141,8 +141,8 @@ impl Dependencies {
 #[non_exhaustive]
 pub enum Error {
     /// The webhook dispatcher could not start (its HTTP client could not be built).
-    #[error("cannot start the webhook dispatcher: {0}")]
-    Dispatcher(String),
+    #[error("cannot start the webhook dispatcher")]
+    Dispatcher(#[source] reqwest::Error),
     /// The client could not be made (address, TLS, the frontend unreachable).
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -313,7 +313,7 @@ pub async fn build(
     let dispatcher = match &deps.webhooks {
         Some(config) => Some(
             WebhookDispatcher::spawn(deps.store.clone(), config.clone())
-                .map_err(|e| Error::Dispatcher(e.to_string()))?,
+                .map_err(Error::Dispatcher)?,
         ),
         None => None,
     };

@@ -12,7 +12,7 @@
 //! that, no other crate could name it in `definition = ..`.
 
 use convo_domain::{
-    Balance, Channel, Consent, HoldId, MessageId, MessageType, Money, Sender, Timestamp,
+    Balance, Channel, Consent, ErrorCode, HoldId, MessageId, MessageType, Money, Sender, Timestamp,
     window::{Config, OutboundMessage, State, TemplateParams, Webhook},
 };
 use serde::{Deserialize, Serialize};
@@ -83,14 +83,16 @@ pub mod names {
 /// `ApplicationFailure` type names. Workflows, retry policies and the API match on these
 /// stable strings, never on messages.
 pub mod error_types {
+    use convo_domain::ErrorCode;
+
     /// Bad activity input; retrying cannot help.
-    pub const VALIDATION_FAILED: &str = "validation_failed";
+    pub const VALIDATION_FAILED: &str = ErrorCode::ValidationFailed.as_str();
     /// The referenced record does not exist.
-    pub const NOT_FOUND: &str = "not_found";
+    pub const NOT_FOUND: &str = ErrorCode::NotFound.as_str();
     /// The workspace has no configured provider for the channel.
-    pub const CHANNEL_NOT_CONFIGURED: &str = "channel_not_configured";
+    pub const CHANNEL_NOT_CONFIGURED: &str = ErrorCode::ChannelNotConfigured.as_str();
     /// The provider refused the message for good.
-    pub const PROVIDER_REJECTED: &str = "provider_rejected";
+    pub const PROVIDER_REJECTED: &str = ErrorCode::ProviderRejected.as_str();
 }
 
 // ---- session window ------------------------------------------------------------------------
@@ -291,18 +293,23 @@ pub struct SendReceipt {
 #[error("{code}: {message}")]
 pub struct SendError {
     /// Stable code: `no_active_session`, `contact_opted_out`, `insufficient_balance`,
-    /// `validation_failed`, `provider_rejected`, `session_closing`.
-    pub code: String,
+    /// `validation_failed`, `provider_rejected`, `session_closing`, ...
+    pub code: ErrorCode,
     /// What happened.
     pub message: String,
 }
 
 impl SendError {
-    /// Parses a failure message written by [`SendError`]'s `Display`.
+    /// An error with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// Parses a failure message written by [`SendError`]'s `Display`: `None` unless it starts
+    /// with a known code.
     pub fn parse(message: &str) -> Option<SendError> {
         let (code, rest) = message.split_once(": ")?;
-        let valid = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        valid.then(|| SendError { code: code.to_owned(), message: rest.to_owned() })
+        Some(SendError { code: ErrorCode::parse(code)?, message: rest.to_owned() })
     }
 }
 
@@ -890,7 +897,7 @@ mod tests {
 
     #[test]
     fn send_error_round_trips_through_its_message() {
-        let e = SendError { code: "no_active_session".into(), message: "no window: open".into() };
+        let e = SendError::new(ErrorCode::NoActiveSession, "no window: open");
         assert_eq!(SendError::parse(&e.to_string()), Some(e));
         assert_eq!(SendError::parse("Something else: x"), None);
     }

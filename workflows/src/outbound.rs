@@ -16,8 +16,8 @@
 
 use std::{pin::pin, time::Duration};
 
-use convo_domain::{Channel, CloseReason, Direction, MessageType, Sender, Timestamp};
-use temporalio_common::RetryPolicy;
+use convo_domain::{Channel, CloseReason, Direction, ErrorCode, MessageType, Sender, Timestamp};
+use temporalio_common::{RetryPolicy, protos::temporal::api::failure::v1::failure::FailureInfo};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
     ActivityCloseTimeouts, ActivityOptions, CancellableFuture, SyncWorkflowContext, TimerOptions,
@@ -112,8 +112,9 @@ impl OutboundConversationWorkflow {
         {
             Ok(c) => c,
             Err(e) => {
-                let error =
-                    SendError { code: error_types::VALIDATION_FAILED.into(), message: reason(&e) };
+                // The activity's own failure type (`not_found`, `validation_failed`, ...);
+                // a store that stayed unreachable through every retry is `unavailable`.
+                let error = SendError { code: failure_code(&e), message: reason(&e) };
                 return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
             }
         };
@@ -125,7 +126,7 @@ impl OutboundConversationWorkflow {
         publish(ctx);
         if let convo_domain::Consent::OptedOut { at } = contact.consent {
             let error = SendError {
-                code: "contact_opted_out".into(),
+                code: ErrorCode::ContactOptedOut,
                 message: format!("contact opted out at {at}"),
             };
             return Ok(finish(ctx, ConversationStatus::Failed, Some(error)));
@@ -153,7 +154,7 @@ impl OutboundConversationWorkflow {
             select! {
                 fired = timer.as_mut() => match fired {
                     TimerResult::Fired => {
-                        let error = SendError { code: "reply_timeout".into(), message: format!("no reply within {}s", timeout.as_secs()) };
+                        let error = SendError { code: ErrorCode::ReplyTimeout, message: format!("no reply within {}s", timeout.as_secs()) };
                         return Ok(finish(ctx, ConversationStatus::Expired, Some(error)));
                     }
                     TimerResult::Cancelled => return Err(WorkflowTermination::cancelled()),
@@ -190,7 +191,7 @@ impl OutboundConversationWorkflow {
             Some(CloseReason::ComplianceStop) => (
                 ConversationStatus::Failed,
                 Some(SendError {
-                    code: "contact_opted_out".into(),
+                    code: ErrorCode::ContactOptedOut,
                     message: "the contact opted out".into(),
                 }),
             ),
@@ -198,7 +199,7 @@ impl OutboundConversationWorkflow {
             Some(CloseReason::Expired) | None => (
                 ConversationStatus::Expired,
                 Some(SendError {
-                    code: "window_expired".into(),
+                    code: ErrorCode::WindowExpired,
                     message: "the session window expired".into(),
                 }),
             ),
@@ -256,7 +257,7 @@ impl OutboundConversationWorkflow {
     ) -> Result<(), HandlerError> {
         if reply.text.trim().is_empty() {
             return Err(Box::new(SendError {
-                code: "validation_failed".into(),
+                code: ErrorCode::ValidationFailed,
                 message: "text must not be empty".into(),
             }));
         }
@@ -312,7 +313,7 @@ impl OutboundConversationWorkflow {
     ) -> Result<(), HandlerError> {
         if t.agent_id.trim().is_empty() {
             return Err(Box::new(SendError {
-                code: "validation_failed".into(),
+                code: ErrorCode::ValidationFailed,
                 message: "agent_id must not be empty".into(),
             }));
         }
@@ -444,7 +445,7 @@ impl OutboundConversationWorkflow {
                 Ok(())
             }
             status => Err(Box::new(SendError {
-                code: "conversation_closed".into(),
+                code: ErrorCode::ConversationClosed,
                 message: format!("the conversation is {status:?}").to_lowercase(),
             })),
         }
@@ -477,7 +478,7 @@ impl OutboundConversationWorkflow {
 /// Compose input checks that need no I/O; each names the field.
 fn check_compose(input: &ComposeInput) -> Result<(), SendError> {
     let invalid = |message: &str| {
-        Err(SendError { code: error_types::VALIDATION_FAILED.into(), message: message.into() })
+        Err(SendError { code: ErrorCode::ValidationFailed, message: message.into() })
     };
     let first = &input.first_message;
     if first.text.as_deref().is_none_or(|t| t.trim().is_empty())
@@ -523,7 +524,7 @@ async fn send_first(
     }
     let Some(template) = &first.template else {
         return Err(SendError {
-            code: "no_active_session".into(),
+            code: ErrorCode::NoActiveSession,
             message: "no window is open and the compose has no template".into(),
         });
     };
@@ -574,9 +575,7 @@ async fn session_send(
     {
         Ok(SessionSendOutcome::Sent(receipt)) => Ok((receipt, channel)),
         Ok(SessionSendOutcome::Refused(e)) => Err(e),
-        Err(e) => {
-            Err(SendError { code: error_types::PROVIDER_REJECTED.into(), message: reason(&e) })
-        }
+        Err(e) => Err(SendError { code: ErrorCode::ProviderRejected, message: reason(&e) }),
     }
 }
 
@@ -611,6 +610,20 @@ fn reason(e: &temporalio_workflow::ActivityExecutionError) -> String {
         failure = f.cause.as_deref();
     }
     message
+}
+
+/// The stable code an activity failed with: its application failure's type when that names a
+/// code, else `unavailable` (a timeout, or retries exhausted on an outage).
+fn failure_code(e: &temporalio_workflow::ActivityExecutionError) -> ErrorCode {
+    let mut code = None;
+    let mut failure = e.failure();
+    while let Some(f) = failure {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info {
+            code = ErrorCode::parse(&info.r#type).or(code);
+        }
+        failure = f.cause.as_deref();
+    }
+    code.unwrap_or(ErrorCode::Unavailable)
 }
 
 fn quick_options(summary: &str) -> ActivityOptions {

@@ -33,7 +33,7 @@
 use std::{collections::VecDeque, pin::pin, time::Duration};
 
 use convo_domain::{
-    Balance, CloseReason, Money, Timestamp,
+    Balance, CloseReason, ErrorCode, Money, Timestamp,
     window::{Content, Effect, Event, OutboundMessage, State, TimerKind, decide, validate},
 };
 use serde::{Deserialize, Serialize};
@@ -363,7 +363,7 @@ impl SessionWindowWorkflow {
         let channel = self.state.config().channel;
         if request.channel != channel {
             return Err(Box::new(SendError {
-                code: "channel_mismatch".to_owned(),
+                code: ErrorCode::ChannelMismatch,
                 message: format!(
                     "the contact is reached on {channel} now (the channel of their latest \
                      message); send on {channel}, not {}",
@@ -424,7 +424,7 @@ impl SessionWindowWorkflow {
                     message_id: a.message_id.clone(),
                     outcome: match &a.result {
                         Ok(_) => "accepted".to_owned(),
-                        Err(e) => e.code.clone(),
+                        Err(e) => e.code.as_str().to_owned(),
                     },
                 })
                 .collect(),
@@ -737,7 +737,7 @@ async fn carry_out(ctx: &WorkflowContext<SessionWindowWorkflow>, effect: Effect)
                 ),
                 Err(e) => {
                     let reason = failure_of(&e);
-                    let code = error_types::PROVIDER_REJECTED.to_owned();
+                    let code = ErrorCode::ProviderRejected;
                     (
                         Event::ProviderRejected {
                             message_id: message_id.clone(),
@@ -872,7 +872,7 @@ fn send_event(request: &SendRequest) -> Event {
 }
 
 fn send_error(e: &convo_domain::window::Error) -> SendError {
-    SendError { code: e.code().to_owned(), message: e.to_string() }
+    SendError { code: e.code(), message: e.to_string() }
 }
 
 /// Why a send failed for good: the innermost application failure's type and message (the

@@ -1,7 +1,7 @@
 //! Composed conversations: `compose` (one contact) and `proactive` (a template campaign).
 
 use convo_client::GatewayError;
-use convo_domain::Channel;
+use convo_domain::{Channel, ErrorCode};
 use convo_store::ChannelConfig;
 use convo_workflows::contracts::{Assignee, ComposeInput, ContactTarget, FirstMessage, SendError};
 
@@ -235,7 +235,7 @@ impl App {
         };
         if let convo_domain::Consent::OptedOut { at } = consent {
             return Err(ApiError::from(SendError {
-                code: crate::error::codes::CONTACT_OPTED_OUT.to_owned(),
+                code: ErrorCode::ContactOptedOut.to_owned(),
                 message: format!("the contact opted out at {at}"),
             }));
         }
@@ -253,7 +253,7 @@ impl App {
             return Ok(());
         }
         Err(ApiError::from(SendError {
-            code: crate::error::codes::NO_ACTIVE_SESSION.to_owned(),
+            code: ErrorCode::NoActiveSession.to_owned(),
             message: format!(
                 "no {} window is open with the contact and the compose has no template: give \
                  `template` to start the conversation",

@@ -1,6 +1,6 @@
 //! A composed conversation: read it, write in it, hand it to a person, resolve it.
 
-use convo_domain::{Direction, MessageType};
+use convo_domain::{Direction, ErrorCode, MessageType};
 use convo_workflows::{
     OutboundConversationWorkflow,
     contracts::{
@@ -21,7 +21,6 @@ use super::{
     },
 };
 use crate::error::ApiError;
-use axum::http::StatusCode;
 
 /// The wire name of a status (`awaiting_reply`, ...).
 pub(crate) fn status_name(status: ConversationStatus) -> String {
@@ -41,8 +40,7 @@ pub(crate) fn update_error(e: WorkflowUpdateError) -> ApiError {
         },
         // Every caller found the conversation in the store first: it exists, and has ended.
         WorkflowUpdateError::NotFound(_) => ApiError::new(
-            StatusCode::CONFLICT,
-            crate::error::codes::CONVERSATION_CLOSED,
+            ErrorCode::ConversationClosed,
             "the conversation has ended (resolved, failed or timed out)",
         ),
         other => ApiError::unavailable(format!("the workflow service failed: {other}")),

@@ -35,7 +35,7 @@ use http::StatusCode;
 use tracing::Instrument as _;
 
 use super::{App, WorkspaceId, hex};
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 
 /// The shortest and longest pause between two looks at a key whose request is in flight.
 const POLL_MIN: Duration = Duration::from_millis(20);
@@ -170,7 +170,7 @@ impl App {
     /// Answers a retry may change are not kept: server errors (including timeouts), 429, 409,
     /// and requests rejected before they ran (400, 401, 413, 415 and `validation_failed`).
     /// Every other answer, success or refusal (`no_active_session`, `not_found`, ...), is.
-    pub fn idempotency_keeps(error: Option<(StatusCode, Option<&str>)>) -> bool {
+    pub fn idempotency_keeps(error: Option<(StatusCode, Option<ErrorCode>)>) -> bool {
         let Some((status, code)) = error else { return true };
         if status.is_success() {
             return true;
@@ -188,7 +188,7 @@ impl App {
         {
             return false;
         }
-        code != Some(codes::VALIDATION_FAILED)
+        code != Some(ErrorCode::ValidationFailed)
     }
 
     /// Claims an Idempotency-Key for a request whose fingerprint is `fingerprint`: a lease to
@@ -227,8 +227,7 @@ impl App {
                 IdempotencyClaim::Replay(response) => return Ok(Claim::Replay(response)),
                 IdempotencyClaim::Mismatch => {
                     return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        codes::IDEMPOTENCY_KEY_REUSED,
+                        ErrorCode::IdempotencyKeyReused,
                         "this Idempotency-Key was used for a different request",
                     )
                     .with_field("Idempotency-Key"));
@@ -238,8 +237,7 @@ impl App {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    codes::IDEMPOTENCY_KEY_IN_USE,
+                    ErrorCode::IdempotencyKeyInUse,
                     "a request with this Idempotency-Key is still being processed; retry later",
                 )
                 .with_field("Idempotency-Key"));
@@ -288,9 +286,7 @@ impl App {
 /// leaves the format to the server).
 fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_FAILED,
+        return Err(ApiError::malformed(
             "Idempotency-Key must be 1 to 255 printable ASCII characters",
         )
         .with_field("Idempotency-Key"));

@@ -10,13 +10,12 @@ use convo_client::{Inbound, InboundAccepted};
 use convo_domain::{Channel, DeliveryStatus, Timestamp};
 use convo_store::{ChannelConfig, StatusReport, normalize_phone};
 use convo_wire::{meta, rbm, signature, twilio};
-use http::StatusCode;
 
 use super::{
     App, WorkspaceId, required_text,
     types::{InboundOut, SandboxInbound},
 };
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 
 /// A WhatsApp Cloud API webhook as received: the raw body (the signature covers its exact
 /// bytes) and the `X-Hub-Signature-256` header.
@@ -235,11 +234,7 @@ impl App {
         let expected = self.settings().whatsapp_verify_token.as_deref();
         match (mode, token, challenge, expected) {
             (Some("subscribe"), Some(t), Some(c), Some(e)) if t == e => Ok(c.to_owned()),
-            _ => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                codes::UNAUTHORIZED,
-                "verification failed",
-            )),
+            _ => Err(ApiError::new(ErrorCode::Forbidden, "verification failed")),
         }
     }
 
@@ -313,11 +308,7 @@ impl App {
             return if channels.iter().any(|c| config_str(c, "client_token") == Some(token)) {
                 Ok(RbmAnswer::Verified(secret.to_owned()))
             } else {
-                Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    codes::UNAUTHORIZED,
-                    "unknown client token",
-                ))
+                Err(ApiError::new(ErrorCode::Forbidden, "unknown client token"))
             };
         }
         let header = req.signature.as_deref().ok_or_else(bad_signature)?;

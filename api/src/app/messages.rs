@@ -45,7 +45,7 @@ use super::{
         RequestedType, SandboxStatus, SendMessageRequest, StatusError, StatusOut, TierOut,
     },
 };
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 
 /// The receipt of a send the session accepted, or its refusal as an [`ApiError`].
 pub(crate) fn sent(outcome: SessionSendOutcome) -> Result<SendReceipt, ApiError> {
@@ -246,7 +246,7 @@ impl App {
                 };
                 if let convo_domain::Consent::OptedOut { at } = consent {
                     return Err(ApiError::from(SendError {
-                        code: codes::CONTACT_OPTED_OUT.to_owned(),
+                        code: ErrorCode::ContactOptedOut.to_owned(),
                         message: format!("the contact opted out at {at}"),
                     }));
                 }
@@ -366,7 +366,7 @@ impl App {
 
 fn no_window() -> ApiError {
     ApiError::from(SendError {
-        code: codes::NO_ACTIVE_SESSION.to_owned(),
+        code: ErrorCode::NoActiveSession.to_owned(),
         message: "the contact has no open window; send a template (MESSAGE) to re-engage"
             .to_owned(),
     })

@@ -19,7 +19,7 @@ use super::{convert, status::stored_error};
 use crate::app::idempotency;
 use crate::{
     app::{App, Caller, WorkspaceId, types::TakeOverRequest},
-    error::{ApiError, codes},
+    error::ApiError,
 };
 
 /// Metadata carrying the Idempotency-Key.
@@ -116,18 +116,14 @@ impl Api {
             return Ok(Answer::fresh(run(None).await?));
         };
         let key = value.to_str().map(str::to_owned).map_err(|_| {
-            ApiError::new(
-                http::StatusCode::BAD_REQUEST,
-                codes::VALIDATION_FAILED,
-                "Idempotency-Key must be printable ASCII",
-            )
-            .with_field("Idempotency-Key")
+            ApiError::malformed("Idempotency-Key must be printable ASCII")
+                .with_field("Idempotency-Key")
         })?;
         let lease = match self.app.claim_idempotency(ws, &key, &fingerprint).await? {
             idempotency::Claim::Run(lease) => lease,
             idempotency::Claim::Replay(stored) => {
                 if !(200..300).contains(&stored.status) {
-                    return Err(stored_error(stored.status, &stored.body));
+                    return Err(stored_error(&stored.body));
                 }
                 let value = serde_json::from_str(&stored.body).map_err(|e| {
                     let message = format!("the stored answer is unreadable: {e}");
@@ -141,8 +137,8 @@ impl Api {
             Ok(value) => {
                 serde_json::to_string(value).ok().map(|body| StoredResponse { status: 200, body })
             }
-            Err(e) if App::idempotency_keeps(Some((e.status, Some(e.code)))) => {
-                Some(StoredResponse { status: e.status.as_u16(), body: e.body().to_string() })
+            Err(e) if App::idempotency_keeps(Some((e.status(), Some(e.code)))) => {
+                Some(StoredResponse { status: e.status().as_u16(), body: e.body().to_string() })
             }
             Err(_) => None,
         };

@@ -26,76 +26,57 @@
 
 use std::collections::HashMap;
 
-use http::StatusCode;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 
 /// The `domain` of every `google.rpc.ErrorInfo` convo sends.
 pub const ERROR_DOMAIN: &str = "convo";
 
-/// The gRPC code for a stable error code, falling back on the HTTP status for codes this
-/// table does not name.
-pub fn grpc_code(code: &str, status: StatusCode) -> Code {
+/// The gRPC code of each stable error code: the one table (see the module's).
+pub fn grpc_code(code: ErrorCode) -> Code {
     match code {
-        codes::VALIDATION_FAILED | codes::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
-        codes::NO_ACTIVE_SESSION
-        | codes::CONTACT_OPTED_OUT
-        | codes::INSUFFICIENT_BALANCE
-        | codes::CHANNEL_MISMATCH
-        | codes::CHANNEL_NOT_CONFIGURED
-        | codes::CONVERSATION_CLOSED
-        | codes::PROVIDER_REJECTED
-        | codes::IDEMPOTENCY_KEY_REUSED => Code::FailedPrecondition,
-        codes::NOT_FOUND => Code::NotFound,
-        codes::UNAUTHORIZED => Code::Unauthenticated,
-        codes::FORBIDDEN => Code::PermissionDenied,
-        codes::IDEMPOTENCY_KEY_IN_USE | codes::CONFLICT => Code::Aborted,
-        codes::RATE_LIMITED | codes::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
-        codes::UNAVAILABLE => Code::Unavailable,
-        codes::INTERNAL => Code::Internal,
-        codes::METHOD_NOT_ALLOWED => Code::Unimplemented,
-        _ => match status {
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidArgument,
-            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
-            StatusCode::FORBIDDEN => Code::PermissionDenied,
-            StatusCode::NOT_FOUND => Code::NotFound,
-            StatusCode::CONFLICT => Code::Aborted,
-            StatusCode::PAYMENT_REQUIRED | StatusCode::PRECONDITION_FAILED => {
-                Code::FailedPrecondition
-            }
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => {
-                Code::ResourceExhausted
-            }
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
-            s if s.is_server_error() => Code::Internal,
-            _ => Code::Unknown,
-        },
+        ErrorCode::ValidationFailed | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
+        ErrorCode::NoActiveSession
+        | ErrorCode::ContactOptedOut
+        | ErrorCode::InsufficientBalance
+        | ErrorCode::ChannelMismatch
+        | ErrorCode::ChannelNotConfigured
+        | ErrorCode::ConversationClosed
+        | ErrorCode::ProviderRejected
+        | ErrorCode::IdempotencyKeyReused
+        | ErrorCode::SessionClosing
+        | ErrorCode::ReplyTimeout
+        | ErrorCode::WindowExpired
+        | ErrorCode::SendFailed => Code::FailedPrecondition,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::Unauthorized => Code::Unauthenticated,
+        ErrorCode::Forbidden => Code::PermissionDenied,
+        ErrorCode::IdempotencyKeyInUse | ErrorCode::Conflict => Code::Aborted,
+        ErrorCode::RateLimited | ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+        ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::Internal | ErrorCode::Corrupt => Code::Internal,
+        ErrorCode::MethodNotAllowed => Code::Unimplemented,
     }
 }
 
 /// A status for an error given by its parts: how [`ApiError`]s and replayed error answers
 /// (stored as the HTTP JSON body) become statuses.
-pub(crate) fn status_of(
-    code: &str,
-    status: StatusCode,
-    message: &str,
-    field: Option<&str>,
-) -> Status {
-    let grpc = grpc_code(code, status);
+pub(crate) fn status_of(code: ErrorCode, message: &str, field: Option<&str>) -> Status {
+    let grpc = grpc_code(code);
     if matches!(grpc, Code::Internal | Code::Unavailable | Code::Unknown) {
-        tracing::warn!(code, message, "gRPC call failed");
+        tracing::warn!(%code, message, "gRPC call failed");
     }
     let metadata: HashMap<String, String> =
         field.map(|f| ("field".to_owned(), f.to_owned())).into_iter().collect();
-    let mut details = ErrorDetails::with_error_info(code, ERROR_DOMAIN, metadata);
+    let mut details = ErrorDetails::with_error_info(code.as_str(), ERROR_DOMAIN, metadata);
     if let Some(field) = field
         && grpc == Code::InvalidArgument
     {
         details.add_bad_request_violation(field, message);
     }
-    if code == codes::IDEMPOTENCY_KEY_IN_USE {
+    if code == ErrorCode::IdempotencyKeyInUse {
         let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
         details.set_retry_info(Some(std::time::Duration::from_secs(after)));
     }
@@ -104,23 +85,24 @@ pub(crate) fn status_of(
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        status_of(e.code, e.status, &e.message, e.field.as_deref())
+        status_of(e.code, &e.message, e.field.as_deref())
     }
 }
 
-/// The status a stored error answer (`{"error": {"code", "message", "field"?}}` with its
-/// HTTP status) replays as.
-pub(crate) fn stored_error(status: u16, body: &str) -> Status {
-    let http = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+/// The status a stored error answer (`{"error": {"code", "message", "field"?}}`) replays as;
+/// a body this build cannot read replays as `internal`.
+pub(crate) fn stored_error(body: &str) -> Status {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let error = &value["error"];
-    let code = error["code"].as_str().unwrap_or(codes::INTERNAL);
+    let code = error["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Internal);
     let message = error["message"].as_str().unwrap_or("the stored answer could not be read");
-    status_of(code, http, message, error["field"].as_str())
+    status_of(code, message, error["field"].as_str())
 }
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
 
     fn reason(status: &Status) -> (Code, String, Option<String>) {
@@ -145,30 +127,50 @@ mod tests {
         assert_eq!(reason(&s), (Code::NotFound, "not_found".to_owned(), None));
         assert_eq!(Status::from(ApiError::unauthorized("no key")).code(), Code::Unauthenticated);
         for (code, http, grpc) in [
-            (codes::NO_ACTIVE_SESSION, StatusCode::UNPROCESSABLE_ENTITY, Code::FailedPrecondition),
-            (codes::CONTACT_OPTED_OUT, StatusCode::UNPROCESSABLE_ENTITY, Code::FailedPrecondition),
-            (codes::INSUFFICIENT_BALANCE, StatusCode::PAYMENT_REQUIRED, Code::FailedPrecondition),
-            (codes::IDEMPOTENCY_KEY_IN_USE, StatusCode::CONFLICT, Code::Aborted),
             (
-                codes::IDEMPOTENCY_KEY_REUSED,
+                ErrorCode::NoActiveSession,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Code::FailedPrecondition,
             ),
-            (codes::RATE_LIMITED, StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted),
-            (codes::UNAVAILABLE, StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
-            ("something_new", StatusCode::NOT_FOUND, Code::NotFound),
+            (
+                ErrorCode::ContactOptedOut,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::FailedPrecondition,
+            ),
+            (
+                ErrorCode::InsufficientBalance,
+                StatusCode::PAYMENT_REQUIRED,
+                Code::FailedPrecondition,
+            ),
+            (ErrorCode::IdempotencyKeyInUse, StatusCode::CONFLICT, Code::Aborted),
+            (
+                ErrorCode::IdempotencyKeyReused,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::FailedPrecondition,
+            ),
+            (ErrorCode::RateLimited, StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted),
+            (ErrorCode::Unavailable, StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
         ] {
-            assert_eq!(Status::from(ApiError::new(http, code, "m")).code(), grpc, "{code}");
+            let e = ApiError::new(code, "m");
+            assert_eq!(e.status(), http, "{code}");
+            assert_eq!(Status::from(e).code(), grpc, "{code}");
         }
+        // Every code has both mappings, and a stored code this build does not know replays
+        // as internal.
+        for &code in ErrorCode::ALL {
+            let _ = (grpc_code(code), crate::error::http_status(code, false));
+        }
+        let unknown = r#"{"error":{"code":"something_new","message":"m"}}"#;
+        assert_eq!(stored_error(unknown).code(), Code::Internal);
     }
 
     #[test]
     fn stored_errors_replay_as_the_same_status() {
         let e = ApiError::validation("to", "bad number");
-        let replayed = stored_error(e.status.as_u16(), &e.body().to_string());
+        let replayed = stored_error(&e.body().to_string());
         let live = Status::from(e);
         assert_eq!(reason(&replayed), reason(&live));
         assert_eq!(replayed.message(), live.message());
-        assert_eq!(stored_error(500, "not json").code(), Code::Internal);
+        assert_eq!(stored_error("not json").code(), Code::Internal);
     }
 }

@@ -16,7 +16,7 @@ use schemars::{JsonSchema, generate::SchemaSettings};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 
 /// A JSON body (`application/json`, or no content type at all).
 #[derive(Debug, Clone)]
@@ -41,11 +41,7 @@ pub struct ApiQuery<T>(pub T);
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            codes::PAYLOAD_TOO_LARGE,
-            "the request body is too large",
-        )
+        ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
     } else {
         ApiError::malformed(format!("the request body could not be read: {rejection}"))
     }
@@ -61,8 +57,7 @@ fn require_json(req: &Request) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            codes::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
             "the body must be JSON (Content-Type: application/json)",
         ))
     }
@@ -343,7 +338,7 @@ mod tests {
 
     fn field(body: &str) -> (StatusCode, Option<String>) {
         let e = parse_json::<Outer>(body.as_bytes()).unwrap_err();
-        (e.status, e.field)
+        (e.status(), e.field)
     }
 
     #[test]
@@ -370,7 +365,7 @@ mod tests {
         // serde's derive takes `["a", {"count": 1}]` for an `Outer`; the document does not.
         let e = parse_json::<Outer>(br#"["a", {"count": 1}]"#).unwrap_err();
         assert_eq!(
-            (e.status, e.field.as_deref()),
+            (e.status(), e.field.as_deref()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("body"))
         );
         let e = parse_json::<Outer>(br#"{"name": "a", "inner": [1]}"#).unwrap_err();
@@ -386,7 +381,7 @@ mod tests {
     fn a_nul_character_is_refused_naming_the_field() {
         let e = parse_json::<Outer>(br#"{"name": "a\u0000b", "inner": {"count": 1}}"#).unwrap_err();
         assert_eq!(
-            (e.status, e.field.as_deref()),
+            (e.status(), e.field.as_deref()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
         );
         let e = parse_json::<Maybe>(br#"{"inner": {"count": 1, "x\u0000": 2}}"#).unwrap_err();

@@ -39,7 +39,7 @@ use convo_store::StoredResponse;
 use super::HttpState;
 use crate::{
     app::{App, WorkspaceId, idempotency::Idempotent},
-    error::{ApiError, codes},
+    error::{ApiError, ErrorCode},
 };
 
 /// The request's Idempotency-Key, for handlers that derive ids from it.
@@ -61,8 +61,8 @@ fn keep(status: StatusCode, body: &[u8]) -> bool {
     }
     let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
-    App::idempotency_keeps(Some((status, code.as_deref())))
+        .and_then(|v| v["error"]["code"].as_str().and_then(ErrorCode::parse));
+    App::idempotency_keeps(Some((status, code)))
 }
 
 fn replay(stored: StoredResponse) -> Response {
@@ -86,13 +86,9 @@ pub(super) async fn middleware(
         return next.run(req).await;
     };
     let Ok(key) = value.to_str().map(str::to_owned) else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_FAILED,
-            "Idempotency-Key must be printable ASCII",
-        )
-        .with_field("Idempotency-Key")
-        .into_response();
+        return ApiError::malformed("Idempotency-Key must be printable ASCII")
+            .with_field("Idempotency-Key")
+            .into_response();
     };
     let Some(ws) = req.extensions().get::<WorkspaceId>().cloned() else {
         return ApiError::internal("idempotency needs an authenticated workspace").into_response();
@@ -100,12 +96,8 @@ pub(super) async fn middleware(
     let (parts, body) = req.into_parts();
     let max = state.app.settings().max_body_bytes;
     let Ok(bytes) = to_bytes(body, max).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            codes::PAYLOAD_TOO_LARGE,
-            "the request body is too large",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+            .into_response();
     };
     let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
     let print = fingerprint(&parts.method, path, &bytes);

@@ -25,7 +25,7 @@ use std::{future::Future, sync::Arc, time::Instant};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -39,7 +39,7 @@ use convo_store::ApiKeyScope;
 
 use crate::{
     app::App,
-    error::{ApiError, codes},
+    error::{ApiError, ErrorCode},
 };
 
 /// What every handler and middleware shares.
@@ -124,11 +124,7 @@ pub fn router(app: App) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                codes::METHOD_NOT_ALLOWED,
-                "this route does not take this method",
-            )
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take this method")
         })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

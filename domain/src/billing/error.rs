@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Money, Resolution};
-use crate::HoldId;
+use crate::{ErrorCode, HoldId};
 
 /// Errors of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -46,13 +46,13 @@ pub enum Error {
 impl Error {
     /// The stable machine-readable code: `insufficient_balance` for a refused hold,
     /// `validation_failed` for requests that can never succeed.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            Error::InsufficientBalance { .. } => "insufficient_balance",
+            Error::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
             Error::UnknownHold { .. }
             | Error::HoldConflict { .. }
             | Error::AlreadyResolved { .. }
-            | Error::Overflow => "validation_failed",
+            | Error::Overflow => ErrorCode::ValidationFailed,
         }
     }
 }

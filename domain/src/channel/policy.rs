@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
+
 /// One hour in seconds.
 pub const HOUR_SECS: u64 = 60 * 60;
 /// One day in seconds: the 24 h most windows and billing sessions last.
@@ -138,9 +140,9 @@ pub enum Error {
 
 impl Error {
     /// The stable machine-readable code (`validation_failed`).
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            Error::ValidationFailed { .. } => "validation_failed",
+            Error::ValidationFailed { .. } => ErrorCode::ValidationFailed,
         }
     }
 }

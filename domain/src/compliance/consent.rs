@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{ErrorCode, Timestamp};
 
 /// A contact's consent to business messages, within one workspace, on every channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,9 +58,9 @@ pub enum Error {
 
 impl Error {
     /// The stable machine-readable code (`contact_opted_out`).
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            Error::ContactOptedOut { .. } => "contact_opted_out",
+            Error::ContactOptedOut { .. } => ErrorCode::ContactOptedOut,
         }
     }
 }

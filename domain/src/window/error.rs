@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Timestamp, billing, billing::Money, channel, compliance};
+use crate::{ErrorCode, Timestamp, billing, billing::Money, channel, compliance};
 
 /// Why the session refused a business send. Serialized with the stable [`Error::code`] as its
 /// `code` tag, so the same value travels in workflow payloads and API errors.
@@ -42,12 +42,12 @@ pub enum Error {
 impl Error {
     /// The stable machine-readable code: `no_active_session`, `contact_opted_out`,
     /// `insufficient_balance` or `validation_failed`.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            Error::NoActiveSession { .. } => "no_active_session",
-            Error::ContactOptedOut { .. } => "contact_opted_out",
-            Error::InsufficientBalance { .. } => "insufficient_balance",
-            Error::ValidationFailed { .. } => "validation_failed",
+            Error::NoActiveSession { .. } => ErrorCode::NoActiveSession,
+            Error::ContactOptedOut { .. } => ErrorCode::ContactOptedOut,
+            Error::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
+            Error::ValidationFailed { .. } => ErrorCode::ValidationFailed,
         }
     }
 
@@ -98,7 +98,7 @@ mod tests {
         ];
         for e in errors {
             let json = serde_json::to_value(&e).unwrap();
-            assert_eq!(json["code"], e.code(), "{e}");
+            assert_eq!(json["code"], e.code().as_str(), "{e}");
             assert_eq!(serde_json::from_value::<Error>(json).unwrap(), e);
         }
         assert_eq!(Error::NoActiveSession { expired_at: None }.to_string(), "no active session");
@@ -112,20 +112,20 @@ mod tests {
     fn module_errors_convert_with_their_codes() {
         let t = Timestamp::from_epoch_millis(1);
         let opted: Error = compliance::Error::ContactOptedOut { since: t }.into();
-        assert_eq!(opted.code(), "contact_opted_out");
+        assert_eq!(opted.code().as_str(), "contact_opted_out");
         let insufficient: Error = billing::Error::InsufficientBalance {
             required: Money::from_minor(2),
             free: Money::ZERO,
         }
         .into();
-        assert_eq!(insufficient.code(), "insufficient_balance");
+        assert_eq!(insufficient.code().as_str(), "insufficient_balance");
         let unknown: Error = billing::Error::UnknownHold { hold_id: HoldId::from("h") }.into();
-        assert_eq!(unknown.code(), "validation_failed");
+        assert_eq!(unknown.code().as_str(), "validation_failed");
         let policy: Error = channel::Error::ValidationFailed {
             field: "window_secs".to_owned(),
             reason: "must be positive".to_owned(),
         }
         .into();
-        assert_eq!(policy.code(), "validation_failed");
+        assert_eq!(policy.code().as_str(), "validation_failed");
     }
 }

@@ -118,7 +118,7 @@ pub(super) fn after(state: &State, steps: &[(Event, Timestamp)]) -> State {
 /// or waiting on a hold, `Err(code)` if refused.
 pub(super) fn outcome(d: &Decision, msg: &str) -> Result<(MessageType, bool), &'static str> {
     if let Some(e) = d.rejection(&id(msg)) {
-        return Err(e.code());
+        return Err(e.code().as_str());
     }
     if let Some((message, _)) = d.sends().find(|(message, _)| message.id == id(msg)) {
         return Ok((message.message_type, message.human_agent_tag));

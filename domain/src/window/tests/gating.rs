@@ -70,7 +70,7 @@ fn reply_at_hour_23_then_send_at_hour_30() {
         assert_eq!(outcome(&d, "s"), expected, "{name}");
         // The update validator agrees with the decision.
         assert_eq!(
-            validate(&s, &send, h(30)).map_err(|e| e.code()),
+            validate(&s, &send, h(30)).map_err(|e| e.code().as_str()),
             expected.map(|_| ()),
             "{name}"
         );
@@ -241,7 +241,7 @@ fn rich_content_is_rcs_free_form_within_rbm_limits() {
     for (name, state, send, at, expected) in table {
         assert_eq!(outcome(&decide(state, &send, at), "r"), expected, "{name}");
         assert_eq!(
-            validate(state, &send, at).map_err(|e| e.code()),
+            validate(state, &send, at).map_err(|e| e.code().as_str()),
             expected.map(|_| ()),
             "{name}"
         );
