@@ -31,9 +31,11 @@ use convo_store::{
     NewTemplate, Store, TemplateButton, TemplateButtonKind, TemplateCard, TemplateCategory,
     TemplateComponents, TemplateStatus, webhooks::Destinations,
 };
-use convo_worker::{Dependencies, Settings, WorkerThread};
+use convo_worker::Settings;
 use temporalio_client::Url;
 use tokio::net::TcpListener;
+
+use crate::node::{ApiParts, Node, NodeParts, WorkerParts};
 
 /// The workspace `convo serve` creates on first start.
 pub const DEV_WORKSPACE: &str = "dev";
@@ -143,8 +145,7 @@ pub struct Stack {
     /// The application's door to the workflows.
     pub sessions: Sessions,
     devserver: Option<DevServerHandle>,
-    worker: Option<WorkerThread>,
-    transports: Option<convo_api::Transports>,
+    node: Option<Node>,
 }
 
 impl Stack {
@@ -185,7 +186,7 @@ impl Stack {
         sandbox.render_templates_from(store.clone());
         let dev_api_key = seed_dev_workspace(&store, &sandbox, &config).await?;
 
-        let settings = Settings {
+        let temporal = Settings {
             task_queue: config.task_queue.clone(),
             identity: Some(format!("convo-serve@{}", std::process::id())),
             graceful_shutdown_period: Some(Duration::from_secs(5)),
@@ -193,31 +194,36 @@ impl Stack {
             metrics_address: config.metrics_addr,
             ..Settings::new(url)
         };
-        let deps = Dependencies {
-            store: store.clone(),
-            webhooks: Some(DispatcherConfig {
-                destinations: config.webhook_destinations,
-                ..config.webhooks.clone()
-            }),
-            reconciler: Some(config.reconciler.clone()),
-        };
-        let worker = convo_worker::spawn(settings.clone(), deps, None).await.context("worker")?;
-        let metrics_addr = worker.metrics_addr();
-        let client = convo_client::connect(&settings.client()).await.context("client")?;
-        let sessions = Sessions::new(client, store.clone(), config.task_queue.clone());
-
         let http = TcpListener::bind(config.http_addr).await.context("binding the HTTP API")?;
         let grpc = TcpListener::bind(config.grpc_addr).await.context("binding the gRPC API")?;
-        let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
-        let app = convo_api::App::new(
-            sessions.clone(),
-            AppSettings {
-                webhook_destinations: config.webhook_destinations,
-                ..AppSettings::default()
-            },
-        )
-        .with_sandbox(sandbox.clone());
-        let transports = convo_api::Transports::spawn(app, http, grpc);
+        let node = Node::start(NodeParts {
+            temporal,
+            store: store.clone(),
+            worker: Some(WorkerParts {
+                webhooks: Some(DispatcherConfig {
+                    destinations: config.webhook_destinations,
+                    ..config.webhooks.clone()
+                }),
+                reconciler: Some(config.reconciler.clone()),
+                customize: None,
+            }),
+            api: Some(ApiParts {
+                settings: AppSettings {
+                    webhook_destinations: config.webhook_destinations,
+                    ..AppSettings::default()
+                },
+                http,
+                grpc,
+                sandbox: Some(sandbox.clone()),
+            }),
+        })
+        .await?;
+        let (http_addr, grpc_addr) = (
+            node.http_addr().context("the node's HTTP address")?,
+            node.grpc_addr().context("the node's gRPC address")?,
+        );
+        let metrics_addr = node.metrics_addr();
+        let sessions = node.sessions().clone();
 
         Ok(Stack {
             http_addr,
@@ -229,8 +235,7 @@ impl Stack {
             sandbox,
             sessions,
             devserver,
-            worker: Some(worker),
-            transports: Some(transports),
+            node: Some(node),
         })
     }
 
@@ -247,11 +252,8 @@ impl Stack {
     /// Stops accepting requests, lets in-flight ones finish, stops the worker (gracefully),
     /// then the devserver.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(transports) = self.transports.take() {
-            transports.shutdown().await.context("stopping the APIs")?;
-        }
-        if let Some(worker) = self.worker.take() {
-            worker.shutdown().await.context("stopping the worker")?;
+        if let Some(node) = self.node.take() {
+            node.shutdown().await?;
         }
         if let Some(devserver) = self.devserver.take() {
             devserver.shutdown().await;

@@ -7,11 +7,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use convo::config::{ApiSection, FileConfig, pick, temporal_url};
+use convo::{ApiParts, Node, NodeParts, WorkerParts};
 use convo_activities::{reconcile::ReconcilerConfig, webhooks::DispatcherConfig};
-use convo_api::{App, AppSettings};
-use convo_client::Sessions;
+use convo_api::AppSettings;
 use convo_store::{Store, webhooks::Destinations};
-use convo_worker::{Dependencies, Settings, TlsSettings};
+use convo_worker::{Settings, TlsSettings};
 
 /// How to reach Temporal and the database.
 #[derive(Debug, Args)]
@@ -133,20 +133,24 @@ pub(crate) async fn worker(
     let webhooks = (!args.no_webhook_dispatcher)
         .then(|| DispatcherConfig { destinations, ..DispatcherConfig::default() });
     let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);
-    let deps = Dependencies { store, webhooks, reconciler };
-    let with_metrics = Settings { metrics_address: args.metrics_address, ..settings.clone() };
-    let worker =
-        convo_worker::spawn(with_metrics, deps, None).await.context("starting the worker")?;
+    let temporal = Settings { metrics_address: args.metrics_address, ..settings.clone() };
+    let node = Node::start(NodeParts {
+        temporal,
+        store,
+        worker: Some(WorkerParts { webhooks, reconciler, customize: None }),
+        api: None,
+    })
+    .await?;
     println!(
         "convo worker polling {} in namespace {} at {}",
         settings.task_queue, settings.namespace, settings.address
     );
-    if let Some(addr) = worker.metrics_addr() {
+    if let Some(addr) = node.metrics_addr() {
         println!("convo worker metrics on http://{addr}/metrics");
     }
     shutdown.await;
     tracing::info!("draining the worker");
-    worker.shutdown().await.context("stopping the worker")
+    node.shutdown().await
 }
 
 /// Options of `convo api`.
@@ -263,16 +267,15 @@ pub(crate) async fn api(
         ..args.inbound.app_settings(&file.api)?
     };
     let store = Store::connect(&database_url).await.context("connecting the store")?;
-    let client =
-        convo_client::connect(&settings.client()).await.context("connecting to Temporal")?;
-    let app = App::new(Sessions::new(client, store, settings.task_queue.clone()), app_settings);
     let http = tokio::net::TcpListener::bind(http_addr).await.context("binding HTTP")?;
     let grpc = tokio::net::TcpListener::bind(grpc_addr).await.context("binding gRPC")?;
-    println!("convo api: http http://{} grpc {}", http.local_addr()?, grpc.local_addr()?);
-    let transports = convo_api::Transports::spawn(app, http, grpc);
+    let api = ApiParts { settings: app_settings, http, grpc, sandbox: None };
+    let node =
+        Node::start(NodeParts { temporal: settings, store, worker: None, api: Some(api) }).await?;
+    let (http, grpc) = (node.http_addr().context("HTTP")?, node.grpc_addr().context("gRPC")?);
+    println!("convo api: http http://{http} grpc {grpc}");
     shutdown.await;
-    transports.shutdown().await?;
-    Ok(())
+    node.shutdown().await
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
 use convo_store::{Store, webhooks::Destinations};
 pub use convo_testkit::{Backend, BackendKind, Clock, scale_settings, skipped};
-use convo_worker::{Customize, Dependencies, Settings, WorkerThread};
+use convo_worker::{Customize, Settings};
 use temporalio_client::{
     Client, Url, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
 };
@@ -73,7 +73,7 @@ pub struct TestEnv {
     pub clock: Clock,
     _db_dir: tempfile::TempDir,
     backend: Option<Backend>,
-    worker: Option<WorkerThread>,
+    node: Option<convo::Node>,
 }
 
 impl TestEnv {
@@ -129,21 +129,23 @@ impl TestEnv {
             destinations: Destinations::DEVELOPMENT,
             ..DispatcherConfig::default()
         };
-        let deps = Dependencies {
+        let node = convo::Node::start(convo::NodeParts {
+            temporal: settings,
             store: store.clone(),
-            webhooks: Some(webhooks),
-            reconciler: Some(ReconcilerConfig {
-                interval: Duration::from_millis(200),
-                grace: Duration::ZERO,
-                batch: 100,
+            worker: Some(convo::WorkerParts {
+                webhooks: Some(webhooks),
+                reconciler: Some(ReconcilerConfig {
+                    interval: Duration::from_millis(200),
+                    grace: Duration::ZERO,
+                    batch: 100,
+                }),
+                customize,
             }),
-        };
-        let worker = convo_worker::spawn(settings.clone(), deps, customize)
-            .await
-            .context("starting the worker")?;
-        let client =
-            convo_client::connect(&settings.client()).await.context("connecting the client")?;
-        let sessions = Sessions::new(client.clone(), store.clone(), task_queue.clone());
+            api: None,
+        })
+        .await?;
+        let client = node.client().clone();
+        let sessions = node.sessions().clone();
         Ok(Self {
             client,
             task_queue,
@@ -155,7 +157,7 @@ impl TestEnv {
             clock,
             _db_dir: db_dir,
             backend: Some(backend),
-            worker: Some(worker),
+            node: Some(node),
         })
     }
 
@@ -198,8 +200,8 @@ impl TestEnv {
 
     /// Stops the worker (gracefully) and then the server.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(worker) = self.worker.take() {
-            tokio::time::timeout(SHUTDOWN_TIMEOUT, worker.shutdown())
+        if let Some(node) = self.node.take() {
+            tokio::time::timeout(SHUTDOWN_TIMEOUT, node.shutdown())
                 .await
                 .map_err(|_| anyhow!("worker did not stop within {SHUTDOWN_TIMEOUT:?}"))?
                 .context("worker stopped with an error")?;

@@ -16,13 +16,13 @@ use convo_activities::{
     testing::WebhookReceiver,
     webhooks::DispatcherConfig,
 };
-use convo_api::{App, AppSettings};
+use convo_api::AppSettings;
 use convo_client::Sessions;
 use convo_devserver::DevServerConfig;
 use convo_domain::{Channel, Money, RateCard, RateTable, WorkspaceSettings};
 use convo_store::{ChannelConfig, Store, webhooks::Destinations};
 use convo_testkit::{Backend, BackendKind, Clock, scale_settings};
-use convo_worker::{Dependencies, Settings, WorkerThread};
+use convo_worker::Settings;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use temporalio_client::Url;
@@ -99,8 +99,7 @@ pub struct Stack {
     /// How time moves on the backend.
     pub clock: Clock,
     server: Option<Backend>,
-    worker: Option<WorkerThread>,
-    transports: Option<convo_api::Transports>,
+    node: Option<convo::Node>,
     _dir: tempfile::TempDir,
 }
 
@@ -191,24 +190,31 @@ impl Stack {
             destinations: Destinations::DEVELOPMENT,
             ..DispatcherConfig::default()
         };
-        let deps = Dependencies {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let node = convo::Node::start(convo::NodeParts {
+            temporal: settings,
             store: store.clone(),
-            webhooks: Some(webhooks),
-            reconciler: Some(convo_activities::reconcile::ReconcilerConfig {
-                interval: Duration::from_millis(200),
-                grace: Duration::ZERO,
-                batch: 100,
+            worker: Some(convo::WorkerParts {
+                webhooks: Some(webhooks),
+                reconciler: Some(convo_activities::reconcile::ReconcilerConfig {
+                    interval: Duration::from_millis(200),
+                    grace: Duration::ZERO,
+                    batch: 100,
+                }),
+                customize: None,
             }),
-        };
-        let worker = convo_worker::spawn(settings.clone(), deps, None).await?;
-        let client = convo_client::connect(&settings.client()).await?;
-        let sessions = Sessions::new(client, store.clone(), task_queue);
-        let app = App::new(sessions.clone(), app_settings).with_sandbox(sandbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let grpc = format!("http://{}", grpc_listener.local_addr()?);
-        let transports = Some(convo_api::Transports::spawn(app, listener, grpc_listener));
+            api: Some(convo::ApiParts {
+                settings: app_settings,
+                http,
+                grpc,
+                sandbox: Some(sandbox.clone()),
+            }),
+        })
+        .await?;
+        let sessions = node.sessions().clone();
+        let base = format!("http://{}", node.http_addr().expect("the node serves HTTP"));
+        let grpc = format!("http://{}", node.grpc_addr().expect("the node serves gRPC"));
         Ok(Self {
             base,
             grpc,
@@ -221,8 +227,7 @@ impl Stack {
             b,
             clock,
             server: Some(backend),
-            worker: Some(worker),
-            transports,
+            node: Some(node),
             _dir: dir,
         })
     }
@@ -343,10 +348,10 @@ impl Stack {
     }
 
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        // Dropped, both transports stop at once.
-        self.transports.take();
-        if let Some(worker) = self.worker.take() {
-            tokio::time::timeout(WAIT, worker.shutdown()).await??;
+        if let Some(mut node) = self.node.take() {
+            // The APIs stop at once, then the worker drains.
+            node.abort_apis();
+            tokio::time::timeout(WAIT, node.shutdown()).await??;
         }
         if let Some(server) = self.server.take() {
             tokio::time::timeout(WAIT, server.shutdown()).await?;
