@@ -140,8 +140,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A run's committed history events, in order, for a store that can read them back;
     /// the engine then keeps an idle run's history out of memory once it is durable.
-    fn history(&self, _run_id: &str) -> Option<Vec<Vec<u8>>> {
-        None
+    /// `Ok(None)` for a store that keeps no histories ([`Store::reads_history`] is false);
+    /// an error if reading failed.
+    fn history(&self, _run_id: &str) -> Result<Option<Vec<Vec<u8>>>, String> {
+        Ok(None)
     }
 
     /// Whether [`Store::history`] reads histories back.
@@ -318,20 +320,15 @@ impl Store for SqliteStore {
         true
     }
 
-    fn history(&self, run_id: &str) -> Option<Vec<Vec<u8>>> {
+    fn history(&self, run_id: &str) -> Result<Option<Vec<Vec<u8>>>, String> {
         let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let read = |conn: &rusqlite::Connection| -> rusqlite::Result<Vec<Vec<u8>>> {
             let mut stmt =
                 conn.prepare_cached("SELECT data FROM events WHERE run_id = ?1 ORDER BY event_id")?;
             stmt.query_map([run_id], |r| r.get(0))?.collect()
         };
-        match read(reader.as_ref()?) {
-            Ok(events) => Some(events),
-            Err(e) => {
-                tracing::error!(error = %e, run_id, "devserver store read failed");
-                None
-            }
-        }
+        let conn = reader.as_ref().ok_or("the store's reader is closed")?;
+        read(conn).map(Some).map_err(|e| e.to_string())
     }
 }
 

@@ -2408,3 +2408,54 @@ async fn many_timers_and_a_zero_length_one_all_fire() {
     assert_eq!(types(&events).last(), Some(&WorkflowExecutionCompleted));
     server.shutdown().await;
 }
+
+/// A history the store can no longer read back (the file changed under the running server)
+/// stops the server cleanly: the call that needed it, and every call after, answers UNAVAILABLE
+/// with the reason, instead of a panic under the engine's lock and a server that goes on
+/// without it.
+#[tokio::test]
+async fn an_unreadable_history_stops_the_server_with_unavailable() {
+    let dir = std::env::temp_dir().join(format!("convo-devserver-unreadable-{}", uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("dev.db");
+    let server = DevServer::start(DevServerConfig {
+        long_poll_timeout: Duration::from_secs(5),
+        db_filename: Some(db.clone()),
+        ..DevServerConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let mut c = WorkflowServiceClient::connect(server.url()).await.unwrap();
+    let run_id = start(&mut c, "unreadable", "q-unreadable").await;
+    let task = poll_wft(&mut c, "q-unreadable").await;
+    complete(&mut c, task.task_token, vec![timer_cmd("t1", 3600)]).await.unwrap();
+    // Answered once durable, by which time the idle run's history is only in the file.
+    assert_eq!(server.engine().stats().resident_histories, 0);
+
+    let file = rusqlite::Connection::open(&db).unwrap();
+    file.busy_timeout(Duration::from_secs(5)).unwrap();
+    let removed = file.execute("DELETE FROM events WHERE run_id = ?1", [&run_id]).unwrap();
+    assert!(removed > 0, "the run's events were in the file");
+    drop(file);
+
+    let history = c
+        .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "unreadable".into(),
+                run_id: run_id.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the history is gone");
+    assert_eq!(history.code(), Code::Unavailable, "{history:?}");
+    let later = c
+        .get_system_info(GetSystemInfoRequest::default())
+        .await
+        .expect_err("the server refuses every call now");
+    assert_eq!(later.code(), Code::Unavailable);
+    assert!(later.message().contains(&run_id), "the reason names the run: {}", later.message());
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}

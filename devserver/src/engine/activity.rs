@@ -336,7 +336,7 @@ impl State {
         response: ActivityResponse,
     ) -> Result<()> {
         let token = self.activity_for(token, namespace)?;
-        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         let id = token.scheduled_event_id;
         match response {
             ActivityResponse::Completed(result) => {
@@ -387,7 +387,7 @@ impl State {
         details: Option<Payloads>,
     ) -> Result<(bool, bool, bool)> {
         let token = self.activity_for(token, namespace)?;
-        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         let run_id = exec.run_id;
         let a = exec.activities.get_mut(&token.scheduled_event_id).expect("checked");
         if details.is_some() {

@@ -163,7 +163,7 @@ impl State {
             let parent = exec.parent.as_deref().cloned();
             let children = exec.children.clone();
             // The closing event says how the child ended; only a parent needs it.
-            let closing = parent.as_ref().and_then(|_| self.history_of(&exec).last());
+            let closing = parent.as_ref().and_then(|_| self.history_of(&exec).ok()?.last());
             let child = (
                 exec.namespace.to_string(),
                 WorkflowExecution {

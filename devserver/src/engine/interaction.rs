@@ -231,7 +231,7 @@ impl State {
             return Err(Error::InvalidArgument("QueryType is not set on request.".into()));
         }
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        let (exec, ctx) = self.exec_mut(&run_id).ok_or_else(super::unreadable)?;
         let rejected = match reject {
             QueryRejectCondition::NotOpen => !exec.is_running(),
             QueryRejectCondition::NotCompletedCleanly => {
@@ -339,7 +339,7 @@ impl State {
             started_event_id: 0,
             attempt: 1,
             history: Some(temporalio_protos::temporal::api::history::v1::History {
-                events: self.history_of(&exec).to_vec(),
+                events: self.history_of(&exec).ok()?.to_vec(),
             }),
             query: Some(query),
             workflow_execution_task_queue: Some(TaskQueue {
@@ -381,7 +381,7 @@ impl State {
             return Err(Error::InvalidArgument("Update name is not set on request.".into()));
         }
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        let (exec, ctx) = self.exec_mut(&run_id).ok_or_else(super::unreadable)?;
         if !first_execution_run_id.is_empty() && exec.first_run_id != *first_execution_run_id {
             return Err(Error::NotFound(format!(
                 "workflow execution not found for workflow ID \"{workflow_id}\" and first execution run ID \"{first_execution_run_id}\""

@@ -293,6 +293,9 @@ pub(crate) struct State {
     /// Sequence number of the last batch submitted to the store.
     last_seq: u64,
     store: Arc<dyn Store>,
+    /// Set when the store failed to read back a committed history: the server then refuses
+    /// every RPC with UNAVAILABLE (`service::implemented`) rather than go on without it.
+    broken: Broken,
     /// Idle runs written by batch `seq`, oldest first: once the batch is durable, a run not
     /// written since keeps its history only in the store (when the store can read it back).
     evictable: VecDeque<(u64, RunId)>,
@@ -302,10 +305,19 @@ impl State {
     /// The execution and the shared context, borrowed together; marks the run touched.
     /// Every change to a run goes through here, so a history the store holds is read back
     /// before anything is appended to it.
+    ///
+    /// `None` if there is no such run, or if its history could not be read back (the engine
+    /// is then [`Broken`]); callers that need the run answer [`unreadable`].
     fn exec_mut(&mut self, run_id: impl RunKey) -> Option<(&mut Execution, &mut Ctx)> {
         let exec = self.execs.get_mut(run_id)?;
         if !exec.history.is_resident() {
-            exec.history = read_back(&*self.store, exec);
+            match read_back(&*self.store, exec) {
+                Ok(history) => exec.history = history,
+                Err(e) => {
+                    self.broken.set(e);
+                    return None;
+                }
+            }
         }
         self.ctx.touched.push(exec.run_id);
         Some((exec, &mut self.ctx))
@@ -313,11 +325,16 @@ impl State {
 
     /// A run's history for reading: the one in memory, or a copy read from the store, which
     /// leaves an idle run idle.
-    fn history_of<'a>(&self, exec: &'a Execution) -> Cow<'a, EventLog> {
+    fn history_of<'a>(&self, exec: &'a Execution) -> Result<Cow<'a, EventLog>> {
         if exec.history.is_resident() {
-            Cow::Borrowed(&exec.history)
-        } else {
-            Cow::Owned(read_back(&*self.store, exec))
+            return Ok(Cow::Borrowed(&exec.history));
+        }
+        match read_back(&*self.store, exec) {
+            Ok(history) => Ok(Cow::Owned(history)),
+            Err(e) => {
+                self.broken.set(e);
+                Err(unreadable())
+            }
         }
     }
 
@@ -445,6 +462,7 @@ struct Inner {
     /// Wakes callers waiting on an update's stage.
     updates: Notify,
     store: Arc<dyn Store>,
+    broken: Broken,
     long_poll: Duration,
     stop: watch::Sender<bool>,
 }
@@ -548,6 +566,7 @@ impl Engine {
         }
         let mut execs = Runs::with_capacity(loaded.runs.len());
         let mut workflow_ids = Names::default();
+        let broken = Broken::default();
         for run in loaded.runs {
             let events = EventLog::evicted(run.event_count, run.event_bytes);
             // The last event is decoded anyway (for task ids); it also proves the bytes are ours.
@@ -565,7 +584,10 @@ impl Engine {
             exec.rearm(&mut ctx);
             // Everything loaded is durable: an idle run's history can stay in the file.
             if exec.wft.is_some() {
-                exec.history = read_back(&*store, &exec);
+                match read_back(&*store, &exec) {
+                    Ok(history) => exec.history = history,
+                    Err(e) => broken.set(e),
+                }
             }
             exec.counted_inflight = exec.inflight();
             ctx.inflight += exec.counted_inflight;
@@ -586,6 +608,7 @@ impl Engine {
             ctx,
             last_seq: 0,
             store: store.clone(),
+            broken: broken.clone(),
             evictable: VecDeque::new(),
         };
         Ok(Self {
@@ -595,6 +618,7 @@ impl Engine {
                 history: Notify::new(),
                 updates: Notify::new(),
                 store,
+                broken,
                 long_poll: config.long_poll_timeout,
                 stop: watch::channel(false).0,
             }),
@@ -678,6 +702,11 @@ impl Engine {
     /// Flushes and closes the store (after the server has stopped serving).
     pub(crate) fn close_store(&self) {
         self.inner.store.close();
+    }
+
+    /// Set once the store failed to read back a committed history ([`Broken`]).
+    pub(crate) fn broken(&self) -> Broken {
+        self.inner.broken.clone()
     }
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
@@ -897,14 +926,43 @@ impl Engine {
 }
 
 /// Reads an evicted history back. Its events were durable when it was evicted, so failing
-/// to read them means the file is broken under a running server.
-fn read_back(store: &dyn Store, exec: &Execution) -> EventLog {
-    store
-        .history(&exec.run_id.to_string())
-        .and_then(|events| exec.history.reloaded(&events))
-        .unwrap_or_else(|| {
-            panic!("run {}: the store no longer holds its committed history", exec.run_id)
-        })
+/// to read them means the file is broken under a running server: the error says how.
+fn read_back(store: &dyn Store, exec: &Execution) -> std::result::Result<EventLog, String> {
+    let run = exec.run_id;
+    let events = store
+        .history(&run.to_string())
+        .map_err(|e| format!("run {run}: reading its history from the store failed: {e}"))?
+        .ok_or_else(|| format!("run {run}: the store keeps no history to read back"))?;
+    exec.history.reloaded(&events).ok_or_else(|| {
+        format!("run {run}: the store holds {} events, not the history it committed", events.len())
+    })
+}
+
+/// The error of a call that needed a history the store could not read back (the log and
+/// every later call say why).
+pub(crate) fn unreadable() -> Error {
+    Error::Unavailable(
+        "the devserver's store could not read back a committed history; see the server's log"
+            .to_owned(),
+    )
+}
+
+/// Whether the engine's store failed to read back a committed history, and why: shared by the
+/// engine's state and the service, which refuses every call once it is set.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Broken(Arc<std::sync::OnceLock<String>>);
+
+impl Broken {
+    /// Records the first failure (later ones are only logged).
+    pub(crate) fn set(&self, why: String) {
+        tracing::error!(error = %why, "devserver store failure: refusing every call from now on");
+        let _ = self.0.set(why);
+    }
+
+    /// Why the engine is broken, if it is.
+    pub(crate) fn why(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 impl State {

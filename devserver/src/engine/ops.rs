@@ -217,7 +217,7 @@ impl State {
         } = req;
         let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
         let base = self.execs.get(&base_id).expect("run exists");
-        let base_history = self.history_of(&base).to_vec();
+        let base_history = self.history_of(&base)?.to_vec();
         // As the Temporal server: any id past the first event and within the history; the
         // events before it must leave a workflow task pending (scheduled, or started), which
         // the reset then fails.
@@ -329,7 +329,7 @@ impl State {
         op: ActivityOp,
     ) -> Result<()> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        let (exec, ctx) = self.exec_mut(&run_id).ok_or_else(super::unreadable)?;
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }

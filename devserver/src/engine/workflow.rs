@@ -364,7 +364,7 @@ impl State {
     }
 
     pub(super) fn deliver_signal(&mut self, run_id: &str, signal: &SignalParams) -> Result<()> {
-        let (exec, ctx) = self.exec_mut(run_id).expect("resolved");
+        let (exec, ctx) = self.exec_mut(run_id).ok_or_else(super::unreadable)?;
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }
@@ -392,7 +392,7 @@ impl State {
         request_id: String,
     ) -> Result<()> {
         let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        let (exec, ctx) = self.exec_mut(&run_id).expect("resolved");
+        let (exec, ctx) = self.exec_mut(&run_id).ok_or_else(super::unreadable)?;
         if !exec.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }
@@ -442,7 +442,7 @@ impl State {
         details: Option<Payloads>,
         identity: String,
     ) {
-        let (exec, ctx) = self.exec_mut(run_id).expect("exists");
+        let Some((exec, ctx)) = self.exec_mut(run_id) else { return };
         exec.status = WorkflowExecutionStatus::Terminated;
         exec.fail_wft(ctx, WorkflowTaskFailedCause::ForceCloseCommand, None, identity.clone(), 1);
         exec.flush_buffer(ctx);
@@ -601,7 +601,7 @@ impl State {
                 user_metadata: e.user_metadata.as_deref().cloned(),
             }),
             workflow_execution_info: Some(WorkflowExecutionInfo {
-                auto_reset_points: Some(reset_points(&self.history_of(&e), &e)),
+                auto_reset_points: Some(reset_points(&*self.history_of(&e)?, &e)),
                 ..execution_info(&e)
             }),
             workflow_extended_info: Some(extended_info(&e)),
@@ -629,21 +629,21 @@ impl State {
         from: i64,
         page_size: usize,
         close_only: bool,
-    ) -> (Vec<HistoryEvent>, bool) {
+    ) -> Result<(Vec<HistoryEvent>, bool)> {
         let e = self.execs.get(run_id).expect("run exists");
         let start = (from.max(1) - 1) as usize;
         // Long polls ask again on every history change anywhere; a run with nothing new for
         // them is answered without reading its history back from the store.
         if (close_only && e.is_running()) || (!close_only && start >= e.history.len()) {
-            return (Vec::new(), false);
+            return Ok((Vec::new(), false));
         }
-        let history = self.history_of(&e);
+        let history = self.history_of(&e)?;
         if close_only {
-            return (history.last().into_iter().collect(), false);
+            return Ok((history.last().into_iter().collect(), false));
         }
         let events = history.decode_range(start, page_size);
         let more = start + events.len() < history.len();
-        (events, more)
+        Ok((events, more))
     }
 }
 
@@ -808,7 +808,7 @@ impl Engine {
         let page = if req.page_size <= 0 { DEFAULT_PAGE_SIZE } else { req.page_size as usize };
         let read = |engine: &Engine| -> Result<Option<(Vec<HistoryEvent>, bool, bool)>> {
             let st = engine.lock();
-            let (events, more) = st.history_page(&run_id, from, page, close_only);
+            let (events, more) = st.history_page(&run_id, from, page, close_only)?;
             let running = st.execs.get(&run_id).expect("run exists").is_running();
             Ok(Some((events, more, running)))
         };

@@ -169,7 +169,7 @@ impl State {
     fn record_completion(&mut self, c: Completion, namespace: &str) -> Result<i64> {
         let token = self.workflow_task_for(&c.token, namespace)?;
         self.answer_attached_queries(c.query_results);
-        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         let wft = exec.wft.clone().expect("checked");
 
         // A speculative task that recorded nothing (only update rejections) leaves no trace.
@@ -296,7 +296,7 @@ impl State {
         identity: String,
     ) -> Result<()> {
         let token = self.workflow_task_for(token, namespace)?;
-        let (exec, ctx) = self.exec_mut(&token.run_id).expect("checked");
+        let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         exec.fail_wft(ctx, cause, failure, identity, token.attempt + 1);
         Ok(())
     }

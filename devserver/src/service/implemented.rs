@@ -12,6 +12,8 @@ use std::{
 use tonic::{body::Body, server::NamedService};
 use tower::Service;
 
+use crate::engine::Broken;
+
 pub(crate) const WORKFLOW_SERVICE: &[&str] = &[
     "GetSystemInfo",
     "DescribeNamespace",
@@ -73,10 +75,13 @@ pub(crate) const HEALTH: &[&str] = &["Check"];
 pub(crate) struct Only<S> {
     inner: S,
     methods: &'static [&'static str],
+    broken: Broken,
 }
 
-pub(crate) fn only<S>(inner: S, methods: &'static [&'static str]) -> Only<S> {
-    Only { inner, methods }
+/// `inner`'s `methods`, refused with UNAVAILABLE once `broken` is set (the store failed to read
+/// back a committed history: the server must not go on without it).
+pub(crate) fn only<S>(inner: S, methods: &'static [&'static str], broken: Broken) -> Only<S> {
+    Only { inner, methods, broken }
 }
 
 impl<S: NamedService> NamedService for Only<S> {
@@ -99,6 +104,10 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+        if let Some(why) = self.broken.why() {
+            let status = tonic::Status::unavailable(format!("the convo devserver stopped: {why}"));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         if self.methods.contains(&method) {
             return Box::pin(self.inner.call(req));
         }

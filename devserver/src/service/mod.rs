@@ -29,6 +29,7 @@ const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 pub(crate) async fn serve(engine: Engine, listener: TcpListener) {
     let mut stop = engine.stop_signal();
+    let broken = engine.broken();
     let workflow = WorkflowServiceServer::new(workflow_service::Svc::new(engine.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -52,10 +53,10 @@ pub(crate) async fn serve(engine: Engine, listener: TcpListener) {
     });
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(implemented::only(workflow, implemented::WORKFLOW_SERVICE))
-        .add_service(implemented::only(test, implemented::TEST_SERVICE))
-        .add_service(implemented::only(operator, implemented::OPERATOR_SERVICE))
-        .add_service(implemented::only(health, implemented::HEALTH))
+        .add_service(implemented::only(workflow, implemented::WORKFLOW_SERVICE, broken.clone()))
+        .add_service(implemented::only(test, implemented::TEST_SERVICE, broken.clone()))
+        .add_service(implemented::only(operator, implemented::OPERATOR_SERVICE, broken.clone()))
+        .add_service(implemented::only(health, implemented::HEALTH, broken))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })
