@@ -77,11 +77,6 @@ impl ApiError {
         http_status(self.code, self.malformed)
     }
 
-    /// Whether the request could not be read at all ([`ApiError::malformed`]).
-    pub fn is_malformed(&self) -> bool {
-        self.malformed
-    }
-
     /// Names the input field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());

@@ -82,10 +82,7 @@ pub enum ConnectError {
 
 /// A lazily connecting channel to `address`, with TLS when `tls` is set, keep-alives, and a
 /// 10 s connect timeout.
-pub fn channel(
-    address: &Url,
-    tls: Option<&TlsSettings>,
-) -> Result<Channel, tonic::transport::Error> {
+fn channel(address: &Url, tls: Option<&TlsSettings>) -> Result<Channel, tonic::transport::Error> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(address.to_string())?
         .connect_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
@@ -111,10 +108,7 @@ pub fn channel(
 /// A client of `settings.address` / `settings.namespace`, its calls counted in the SDK's client
 /// metrics (`temporal_request`, ...).
 pub async fn connect(settings: &ClientSettings) -> Result<Client, ConnectError> {
-    let channel = channel(&settings.address, settings.tls.as_ref()).map_err(|source| {
-        ConnectError::Channel { address: settings.address.to_string(), source }
-    })?;
-    connect_through(settings, passthrough(channel)).await
+    connect_through(settings, passthrough).await
 }
 
 /// Every call forwarded on `channel` as it is.
@@ -132,12 +126,16 @@ fn passthrough(channel: Channel) -> CallbackBasedGrpcService {
     }
 }
 
-/// A client whose every call goes through `service` (a worker's, which repairs the workflow
-/// tasks it polls); TLS, if any, is `service`'s business.
+/// A client whose every call goes through the service `wrap` makes of the channel to
+/// `settings.address` (TLS as `settings.tls` asks, keep-alives, a 10 s connect timeout) (a worker's, which repairs the workflow tasks it polls).
 pub async fn connect_through(
     settings: &ClientSettings,
-    service: CallbackBasedGrpcService,
+    wrap: impl FnOnce(Channel) -> CallbackBasedGrpcService,
 ) -> Result<Client, ConnectError> {
+    let channel = channel(&settings.address, settings.tls.as_ref()).map_err(|source| {
+        ConnectError::Channel { address: settings.address.to_string(), source }
+    })?;
+    let service = wrap(channel);
     let mut options = ConnectionOptions::new(settings.address.clone())
         .service_override(service)
         .dns_load_balancing(None)

@@ -11,9 +11,7 @@ mod gateway;
 
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 
-pub use connect::{
-    ClientSettings, ConnectError, TlsSettings, channel, connect, connect_through, unary,
-};
+pub use connect::{ClientSettings, ConnectError, TlsSettings, connect, connect_through, unary};
 pub use gateway::{GatewayError, Inbound, InboundAccepted, Sessions, contact_card};
 
 /// The reason `conversation.ended` gives for a run that ended without closing its window:

@@ -6,26 +6,37 @@
 //! type, so a code never changes meaning. Each layer picks its code from this enum; the HTTP
 //! status and the gRPC code are chosen from it once, at the transport edge (`convo-api`).
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! codes {
-    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+    (
+        api { $($(#[$doc:meta])* $variant:ident = $wire:literal,)* }
+        other { $($(#[$odoc:meta])* $ovariant:ident = $owire:literal,)* }
+    ) => {
         /// A stable, machine-readable error code (serialised `snake_case`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum ErrorCode {
             $($(#[$doc])* $variant,)*
+            $($(#[$odoc])* $ovariant,)*
         }
 
         impl ErrorCode {
             /// Every code, in declaration order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+            pub const ALL: &'static [ErrorCode] =
+                &[$(ErrorCode::$variant,)* $(ErrorCode::$ovariant,)*];
+
+            /// The codes an API error answer carries: the `code` enum of the OpenAPI
+            /// document's `Error` schema. The rest are conversation outcomes and activity
+            /// failure types, which the API shows as one of these.
+            pub const API: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
 
             /// The wire spelling.
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $(ErrorCode::$variant => $wire,)*
+                    $(ErrorCode::$ovariant => $owire,)*
                 }
             }
 
@@ -33,6 +44,7 @@ macro_rules! codes {
             pub fn parse(s: &str) -> Option<ErrorCode> {
                 match s {
                     $($wire => Some(ErrorCode::$variant),)*
+                    $($owire => Some(ErrorCode::$ovariant),)*
                     _ => None,
                 }
             }
@@ -41,6 +53,7 @@ macro_rules! codes {
 }
 
 codes! {
+    api {
     /// Free-form send with no open window (never silently downgraded to a template).
     NoActiveSession = "no_active_session",
     /// The contact opted out; nothing business-initiated may be sent.
@@ -82,6 +95,8 @@ codes! {
     ChannelNotConfigured = "channel_not_configured",
     /// A bug or corrupt data on our side.
     Internal = "internal",
+    }
+    other {
     /// The session's window is being torn down and takes no free-form send (the API answers
     /// `no_active_session`).
     SessionClosing = "session_closing",
@@ -96,34 +111,7 @@ codes! {
     /// The store holds a row it cannot read (an activity's failure type; the API answers
     /// `internal`).
     Corrupt = "corrupt",
-}
-
-impl ErrorCode {
-    /// The codes an API error answer carries: the `code` enum of the OpenAPI document's
-    /// `Error` schema. The rest are conversation outcomes and activity failure types, which
-    /// the API shows as one of these.
-    pub const API: &'static [ErrorCode] = &[
-        ErrorCode::NoActiveSession,
-        ErrorCode::ContactOptedOut,
-        ErrorCode::InsufficientBalance,
-        ErrorCode::ValidationFailed,
-        ErrorCode::NotFound,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::IdempotencyKeyReused,
-        ErrorCode::IdempotencyKeyInUse,
-        ErrorCode::RateLimited,
-        ErrorCode::ChannelMismatch,
-        ErrorCode::ProviderRejected,
-        ErrorCode::Conflict,
-        ErrorCode::ConversationClosed,
-        ErrorCode::Unavailable,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::ChannelNotConfigured,
-        ErrorCode::Internal,
-    ];
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -141,19 +129,6 @@ impl PartialEq<str> for ErrorCode {
 impl PartialEq<&str> for ErrorCode {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
-    }
-}
-
-/// `s` names no code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown error code {0:?}")]
-pub struct UnknownErrorCode(pub String);
-
-impl FromStr for ErrorCode {
-    type Err = UnknownErrorCode;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ErrorCode::parse(s).ok_or_else(|| UnknownErrorCode(s.to_owned()))
     }
 }
 
@@ -203,6 +178,6 @@ mod tests {
             serde_json::from_str::<ErrorCode>("\"from_the_future\"").unwrap(),
             ErrorCode::Internal
         );
-        assert_eq!("nope".parse::<ErrorCode>(), Err(UnknownErrorCode("nope".into())));
+        assert_eq!(ErrorCode::parse("nope"), None);
     }
 }

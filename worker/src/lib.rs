@@ -185,10 +185,7 @@ pub enum Error {
 /// goes through the task guard's channel (TLS is set up there), so that a query task never
 /// runs a workflow forward and an update is run where replay puts it (see `task_guard`).
 pub async fn connect(settings: &Settings) -> Result<Client, Error> {
-    let client = settings.client();
-    let channel = convo_client::channel(&client.address, client.tls.as_ref())
-        .map_err(|source| ConnectError::Channel { address: client.address.to_string(), source })?;
-    Ok(convo_client::connect_through(&client, task_guard::service(channel)).await?)
+    Ok(convo_client::connect_through(&settings.client(), task_guard::service).await?)
 }
 
 /// Worker options with convo's workflows and activities registered and the build id pinned.

@@ -300,11 +300,6 @@ pub struct SendError {
 }
 
 impl SendError {
-    /// An error with `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
-    }
-
     /// Parses a failure message written by [`SendError`]'s `Display`: `None` unless it starts
     /// with a known code.
     pub fn parse(message: &str) -> Option<SendError> {
@@ -897,7 +892,7 @@ mod tests {
 
     #[test]
     fn send_error_round_trips_through_its_message() {
-        let e = SendError::new(ErrorCode::NoActiveSession, "no window: open");
+        let e = SendError { code: ErrorCode::NoActiveSession, message: "no window: open".into() };
         assert_eq!(SendError::parse(&e.to_string()), Some(e));
         assert_eq!(SendError::parse("Something else: x"), None);
     }
