@@ -389,7 +389,9 @@ impl State {
         let token = self.activity_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         let run_id = exec.run_id;
-        let a = exec.activities.get_mut(&token.scheduled_event_id).expect("checked");
+        let Some(a) = exec.activities.get_mut(&token.scheduled_event_id) else {
+            return Err(Error::NotFound("Activity task not found.".into()));
+        };
         if details.is_some() {
             a.heartbeat_details = details;
         }

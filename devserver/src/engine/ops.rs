@@ -215,8 +215,7 @@ impl State {
             identity,
             exclude,
         } = req;
-        let base_id = self.resolve(&namespace, &workflow_id, &run_id)?;
-        let base = self.execs.get(&base_id).expect("run exists");
+        let (base_id, base) = self.resolve_run(&namespace, &workflow_id, &run_id)?;
         let base_history = self.history_of(&base)?.to_vec();
         // As the Temporal server: any id past the first event and within the history; the
         // events before it must leave a workflow task pending (scheduled, or started), which
@@ -346,7 +345,7 @@ impl State {
             return Err(Error::NotFound("no pending activity matches".into()));
         }
         for id in targets {
-            let a = exec.activities.get_mut(&id).expect("listed");
+            let Some(a) = exec.activities.get_mut(&id) else { continue };
             match &op {
                 ActivityOp::Pause { identity, reason, request_id } => {
                     if a.paused {

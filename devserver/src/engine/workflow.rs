@@ -164,7 +164,9 @@ impl State {
             .map_err(Error::InvalidArgument)?;
         if let Some(current_id) = self.current.get(&p.namespace, &p.workflow_id) {
             let current = current_id.to_string();
-            let exec = self.execs.get(current_id).expect("current run exists");
+            let exec = self.execs.get(current_id).ok_or_else(|| {
+                super::inconsistent(format!("the current run {current} of a workflow is missing"))
+            })?;
             let first_run_id = exec.first_run_id.to_string();
             if exec.is_running() {
                 if !p.request_id.is_empty() && *exec.start_request_id == *p.request_id {
@@ -425,8 +427,8 @@ impl State {
         details: Option<Payloads>,
         identity: String,
     ) -> Result<()> {
-        let run_id = self.resolve(namespace, workflow_id, run_id)?;
-        if !self.execs.get(&run_id).expect("run exists").is_running() {
+        let (run_id, run) = self.resolve_run(namespace, workflow_id, run_id)?;
+        if !run.is_running() {
             return Err(Error::NotFound("workflow execution already completed".into()));
         }
         self.terminate_run(&run_id, reason, details, identity);

@@ -30,7 +30,7 @@ use temporalio_protos::temporal::api::{
 
 use super::{
     Ctx, Error, QueueKey, Result, State, TimerTask, WfItem,
-    execution::{Activity, ActivityState, Execution, WftStarted},
+    execution::{Activity, ActivityState, Execution, Wft, WftStarted},
     util,
 };
 use crate::token::{TaskToken, TokenKind};
@@ -81,7 +81,13 @@ fn command_name(cmd: &Command) -> String {
 
 impl State {
     /// Finds the task a workflow-task token names, or the error Temporal gives for it.
-    pub(crate) fn workflow_task_for(&mut self, token: &[u8], namespace: &str) -> Result<TaskToken> {
+    /// The started workflow task a token names, checked against the run: the token, and a
+    /// copy of the task with its start (which the check proved is there).
+    pub(crate) fn workflow_task_for(
+        &mut self,
+        token: &[u8],
+        namespace: &str,
+    ) -> Result<(TaskToken, Wft, WftStarted)> {
         let token = self.ctx.task_token(token, namespace, TokenKind::Workflow)?;
         let exec = self
             .execs
@@ -92,13 +98,13 @@ impl State {
                 "Workflow task not found: workflow execution already completed.".into(),
             ));
         }
-        match &exec.wft {
-            Some(w)
+        match exec.wft.as_deref() {
+            Some(w @ Wft { started: Some(started), .. })
                 if w.scheduled_event_id == token.scheduled_event_id
-                    && w.attempt == token.attempt
-                    && w.started.is_some() =>
+                    && w.attempt == token.attempt =>
             {
-                Ok(token)
+                let started = started.clone();
+                Ok((token, w.clone(), started))
             }
             _ => Err(Error::NotFound("Workflow task not found.".into())),
         }
@@ -122,14 +128,12 @@ impl State {
                 },
             };
             let Some((exec, ctx)) = self.exec_mut(&task.run_id) else { continue };
-            let live = exec.is_running()
-                && exec.wft.as_ref().is_some_and(|w| {
-                    w.scheduled_event_id == task.scheduled_event_id && w.started.is_none()
-                });
-            if !live {
-                continue;
-            }
-            return Some(exec.start_wft(ctx, identity, request_id));
+            let unstarted = exec
+                .wft
+                .as_deref()
+                .filter(|w| w.scheduled_event_id == task.scheduled_event_id && w.started.is_none());
+            let Some(wft) = unstarted.filter(|_| exec.is_running()).cloned() else { continue };
+            return Some(exec.start_wft(ctx, wft, identity, request_id));
         }
     }
 
@@ -144,9 +148,9 @@ impl State {
         identity: &str,
     ) -> Option<PollWorkflowTaskQueueResponse> {
         let (exec, ctx) = self.exec_mut(run_id)?;
-        let ready = exec.is_running()
-            && exec.wft.as_ref().is_some_and(|w| w.started.is_none() && !w.speculative);
-        ready.then(|| exec.start_wft(ctx, identity, uuid::Uuid::new_v4().to_string()))
+        let ready = exec.wft.as_deref().filter(|w| w.started.is_none() && !w.speculative);
+        let wft = ready.filter(|_| exec.is_running()).cloned()?;
+        Some(exec.start_wft(ctx, wft, identity, uuid::Uuid::new_v4().to_string()))
     }
 
     /// Applies a completion. Returns the `reset_history_event_id` to report: non-zero when a
@@ -167,10 +171,9 @@ impl State {
     }
 
     fn record_completion(&mut self, c: Completion, namespace: &str) -> Result<i64> {
-        let token = self.workflow_task_for(&c.token, namespace)?;
+        let (token, wft, started) = self.workflow_task_for(&c.token, namespace)?;
         self.answer_attached_queries(c.query_results);
         let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
-        let wft = exec.wft.clone().expect("checked");
 
         // A speculative task that recorded nothing (only update rejections) leaves no trace.
         let records_nothing = c.commands.is_empty()
@@ -187,8 +190,8 @@ impl State {
             exec.finish_task(ctx, false);
             return Ok(exec.last_completed_started_id);
         }
+        // Materialising writes the task's events but leaves the task (and its start) as checked.
         exec.materialize_speculative(ctx);
-        let started = exec.wft.as_ref().and_then(|w| w.started.clone()).expect("checked");
 
         // Temporal refuses to close a run while events it has not shown the workflow wait
         // in the buffer: the task fails and a new one carries them.
@@ -295,7 +298,7 @@ impl State {
         failure: Option<Failure>,
         identity: String,
     ) -> Result<()> {
-        let token = self.workflow_task_for(token, namespace)?;
+        let (token, ..) = self.workflow_task_for(token, namespace)?;
         let (exec, ctx) = self.exec_mut(&token.run_id).ok_or_else(super::unreadable)?;
         exec.fail_wft(ctx, cause, failure, identity, token.attempt + 1);
         Ok(())
@@ -333,13 +336,14 @@ impl State {
 }
 
 impl Execution {
+    /// Starts `wft`, the run's scheduled and not yet started task (a copy the caller checked).
     fn start_wft(
         &mut self,
         ctx: &mut Ctx,
+        wft: Wft,
         identity: &str,
         request_id: String,
     ) -> PollWorkflowTaskQueueResponse {
-        let wft = self.wft.clone().expect("caller checked");
         let mut started_attrs =
             self.wft_started_event(wft.scheduled_event_id, identity, &request_id);
         if let Attributes::WorkflowTaskStartedEventAttributes(a) = &mut started_attrs {
