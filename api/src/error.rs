@@ -130,6 +130,20 @@ impl ApiError {
         self.status().is_server_error() || self.code == ErrorCode::RateLimited
     }
 
+    /// The error a stored answer's JSON body ([`ApiError::body`]) holds, as a replay gives it
+    /// back; a body this build cannot read is `internal`.
+    pub fn from_stored(body: &str) -> Self {
+        let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let error = &value["error"];
+        let code = error["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Internal);
+        let message = error["message"].as_str().unwrap_or("the stored answer could not be read");
+        let stored = Self::new(code, message);
+        match error["field"].as_str() {
+            Some(field) => stored.with_field(field),
+            None => stored,
+        }
+    }
+
     /// The JSON body: `{"error": {"code", "message", "field"?}}`.
     pub fn body(&self) -> serde_json::Value {
         serde_json::to_value(ErrorBody {

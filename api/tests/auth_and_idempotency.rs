@@ -162,10 +162,10 @@ async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()>
     // In flight: a claim held by another request for the same body answers 409.
     let body = json!({"to": "+14155550125", "channel": "sms", "message_type": "MESSAGE", "content": {"template": {"name": "hello"}}});
     let bytes = serde_json::to_vec(&body)?;
-    let mut material = b"POST\n/v1/messages\n".to_vec();
-    material.extend_from_slice(&bytes);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &material);
-    let fingerprint: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    // The fingerprint is the application request's: the operation and the typed input.
+    let request: convo_api::app::types::SendMessageRequest = serde_json::from_value(body)?;
+    let send = convo_api::app::idempotency::operation::SEND_MESSAGE;
+    let fingerprint = convo_api::App::request_fingerprint(send, "", &request)?;
     stack
         .store
         .claim_idempotency_key(
@@ -192,7 +192,13 @@ async fn idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Result<()>
         "{busy:?}"
     );
     // Once the first request finishes, its answer is replayed.
-    let stored = StoredResponse { status: 202, body: "{\"message_id\":\"msg_x\"}".to_owned() };
+    let stored = json!({
+        "message_id": "msg_x", "status": "queued", "created_at": "2025-01-01T00:00:00.000Z",
+        "conversation_expires_at": null, "contact_id": "ct_x",
+        "billing": {"channel": "sms", "message_type": "MESSAGE", "in_session": false,
+            "hold_amount": 0, "message_price": 5, "balance": {"free": 1, "reserved": 0, "total": 1}},
+    });
+    let stored = StoredResponse { status: 202, body: stored.to_string() };
     stack.store.complete_idempotency_key(&stack.a.id, "k-busy", "another-request", &stored).await?;
     let done = stack
         .raw(

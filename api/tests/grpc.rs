@@ -337,18 +337,30 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
     assert_eq!(late.get_ref().conversation_id, first.get_ref().conversation_id);
     assert!(late.metadata().get("idempotent-replayed").is_none());
 
-    // A key first used over HTTP is another request over gRPC.
-    let body = json!({"channel_id": stack.a.channel_id(Channel::Sms), "contact_phone": "+14155550142", "content": "hi", "template": {"name": "hello"}});
+    // The same key over HTTP and gRPC is the same request: the fingerprint is the
+    // application's request, not the transport's, so gRPC replays HTTP's answer (and sends
+    // nothing more), and another request under the key is refused on either.
+    let body = json!({"channel_id": stack.a.channel_id(Channel::Sms), "contact_phone": "+14155550142", "content": "hi", "template": {"name": "hello", "variables": {"1": "Ada"}}});
     let http = stack.post_idem(&key, "/v1/conversations/compose", body, "shared-key").await?;
     assert!(http.status.is_success(), "{http:?}");
     stack.sandbox.wait_for_sends(3, WAIT).await?;
+    let shared = [("idempotency-key", "shared-key")];
     let over_grpc = compose_request(stack.a.channel_id(Channel::Sms), "+14155550142", "hi");
-    let status = expect_err(
-        c.conversations
-            .compose(req(Some(&key), over_grpc, &[("idempotency-key", "shared-key")]))
-            .await,
+    let replayed = c.conversations.compose(req(Some(&key), over_grpc.clone(), &shared)).await?;
+    assert_eq!(
+        replayed.metadata().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
+        Some("true")
     );
+    assert_eq!(
+        json!(replayed.get_ref().conversation_id),
+        http.body["conversation_id"],
+        "gRPC answers with the conversation HTTP started"
+    );
+    let other = pb::ComposeRequest { content: "another".into(), ..over_grpc };
+    let status = expect_err(c.conversations.compose(req(Some(&key), other, &shared)).await);
     assert_eq!(reason(&status).1, "idempotency_key_reused");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stack.sandbox.sends().len(), 3, "{:?}", stack.sandbox.sends());
 
     // In flight: a claim held by another request with the same fingerprint.
     let send = pb::SendMessageRequest {
@@ -361,11 +373,16 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
         }),
         traffic_type: None,
     };
-    let fingerprint = App::idempotency_fingerprint(&[
-        b"grpc",
-        b"/convo.v1.MessageService/SendMessage",
-        &send.encode_to_vec(),
-    ]);
+    // The application request the gRPC send above becomes.
+    let app_send: convo_api::app::types::SendMessageRequest = serde_json::from_value(json!({
+        "to": "+14155550143", "channel": "sms", "message_type": "MESSAGE",
+        "content": {"template": {"name": "hello"}},
+    }))?;
+    let fingerprint = App::request_fingerprint(
+        convo_api::app::idempotency::operation::SEND_MESSAGE,
+        "",
+        &app_send,
+    )?;
     stack
         .store
         .claim_idempotency_key(

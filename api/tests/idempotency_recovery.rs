@@ -138,8 +138,13 @@ async fn a_dead_claim_is_taken_over_and_a_live_one_answers_409_after_the_wait() 
     let owned =
         Stack::start_with("idem-takeover", AppSettings { idempotency, ..Default::default() })
             .await?;
-    let fingerprint =
-        |bytes: &[u8]| App::idempotency_fingerprint(&[b"POST", b"/v1/messages", bytes]);
+    // The fingerprint of the application request a `POST /v1/messages` body is.
+    let fingerprint = |bytes: &[u8]| {
+        let request: convo_api::app::types::SendMessageRequest =
+            serde_json::from_slice(bytes).expect("a send body");
+        let send = convo_api::app::idempotency::operation::SEND_MESSAGE;
+        App::request_fingerprint(send, "", &request).expect("fingerprinted")
+    };
     let stack = &owned;
     let post = |bytes: Vec<u8>, key: &'static str| async move {
         let headers = [("Idempotency-Key", key)];

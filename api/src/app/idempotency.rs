@@ -16,8 +16,16 @@
 //! | died with its process (a crash, `kill -9`) | its lease runs out within [`IdempotencyPolicy::lease`]; a waiting retry then takes the claim over and runs the request again |
 //! | was cancelled in process (a gRPC call its client cancelled) | the claim is released at once, so the retry runs the request again |
 //!
-//! The same key with another request (another method, path or body) is 422
-//! `idempotency_key_reused`, whatever the first request's state.
+//! The request is what the application layer is asked to do, not how it was asked: its
+//! fingerprint ([`App::request_fingerprint`]) is the operation, the resource it acts on and
+//! its typed input, so the same key over HTTP and over gRPC is the same request, and a retry
+//! that spells its JSON differently (spacing, key order) is too. The same key with another
+//! request (another operation, resource or input) is 422 `idempotency_key_reused`, whatever
+//! the first request's state. A request that cannot be read never claims the key.
+//!
+//! The stored answer is the application's: the operation's output as JSON, or the error's
+//! body. Each transport renders a replay as it renders a fresh answer (HTTP with the
+//! operation's own success status), marked replayed.
 //!
 //! Running a request again is safe because what it starts or sends takes its id from the key
 //! ([`App::derived_id`]): a compose's conversation id, a proactive recipient's conversation id,
@@ -31,7 +39,7 @@
 use std::{convert::Infallible, future::Future, time::Duration};
 
 use convo_store::{IdempotencyClaim, IdempotencyPolicy, Store, StoredResponse};
-use http::StatusCode;
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument as _;
 
 use super::{App, WorkspaceId, hex};
@@ -42,6 +50,100 @@ const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_millis(250);
 /// The `Retry-After` (seconds) of an `idempotency_key_in_use` answer.
 pub(crate) const IN_USE_RETRY_AFTER_SECS: u64 = 1;
+
+/// The idempotent operations, as the request fingerprint names them: one name per
+/// application operation, whichever transport asked for it.
+pub mod operation {
+    /// `POST /v1/conversations/compose`, `ConversationService.Compose`.
+    pub const COMPOSE: &str = "compose";
+    /// `POST /v1/conversations/proactive`, `ConversationService.Proactive`.
+    pub const PROACTIVE: &str = "proactive";
+    /// `POST /v1/conversations/{id}/messages`, `ConversationService.SendConversationMessage`.
+    pub const CONVERSATION_MESSAGE: &str = "conversation_message";
+    /// `POST /v1/conversations/{id}/take-over`, `ConversationService.TakeOver`.
+    pub const TAKE_OVER: &str = "take_over";
+    /// `POST /v1/conversations/{id}/resolve`, `ConversationService.Resolve`.
+    pub const RESOLVE: &str = "resolve";
+    /// `POST /v1/messages`, `MessageService.SendMessage`.
+    pub const SEND_MESSAGE: &str = "send_message";
+    /// `POST /v1/windows/{contact}/close`, `WindowService.CloseWindow`.
+    pub const CLOSE_WINDOW: &str = "close_window";
+    /// `POST /v1/webhook-endpoints`.
+    pub const CREATE_WEBHOOK_ENDPOINT: &str = "create_webhook_endpoint";
+    /// `POST /v1/workspace/balance/top-ups`, `WorkspaceService.TopUp`.
+    pub const TOP_UP: &str = "top_up";
+    /// `POST /v1/templates`, `TemplateService.CreateTemplate`.
+    pub const CREATE_TEMPLATE: &str = "create_template";
+    /// `POST /v1/inbound/sandbox`, `InboundService.Receive`.
+    pub const INBOUND_SANDBOX: &str = "inbound_sandbox";
+    /// `POST /v1/inbound/sandbox/statuses`.
+    pub const SANDBOX_STATUS: &str = "sandbox_status";
+}
+
+/// An operation's answer under an Idempotency-Key: its result, fresh or replayed. A replayed
+/// refusal is a replay too (`replayed` is set on errors read back from the store).
+#[derive(Debug)]
+pub struct Answer<T> {
+    /// The operation's output, or its error.
+    pub result: Result<T, ApiError>,
+    /// The answer was stored by an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl<T> Answer<T> {
+    fn fresh(result: Result<T, ApiError>) -> Self {
+        Self { result, replayed: false }
+    }
+}
+
+impl<T: DeserializeOwned> Answer<T> {
+    /// A stored answer, read back: a success's JSON output, or an error's body.
+    fn replayed(stored: &StoredResponse) -> Self {
+        let result = if (200..300).contains(&stored.status) {
+            serde_json::from_str(&stored.body)
+                .map_err(|e| ApiError::internal(format!("the stored answer is unreadable: {e}")))
+        } else {
+            Err(ApiError::from_stored(&stored.body))
+        };
+        Self { result, replayed: true }
+    }
+}
+
+/// What to store of a result for replay: a success's output as JSON, a final error's body, or
+/// nothing (release the key) for an answer a retry may change ([`keeps`]).
+fn stored<T: Serialize>(result: &Result<T, ApiError>) -> Option<StoredResponse> {
+    match result {
+        Ok(value) => {
+            serde_json::to_string(value).ok().map(|body| StoredResponse { status: 200, body })
+        }
+        Err(e) if keeps(e) => {
+            Some(StoredResponse { status: e.status().as_u16(), body: e.body().to_string() })
+        }
+        Err(_) => None,
+    }
+}
+
+/// Whether an error is a final answer to its request, and so kept for replay rather than
+/// released ([`IdempotencyLease::finish`]).
+///
+/// Answers a retry may change are not kept: server errors (including timeouts), 429, 409,
+/// and requests rejected before they ran (400, 401, 413, 415 and `validation_failed`).
+/// Every other answer, success or refusal (`no_active_session`, `not_found`, ...), is.
+fn keeps(error: &ApiError) -> bool {
+    use http::StatusCode;
+    let status = error.status();
+    let may_change = status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::CONFLICT
+                | StatusCode::BAD_REQUEST
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    !may_change && error.code != ErrorCode::ValidationFailed
+}
 
 /// What claiming an Idempotency-Key gave ([`App::claim_idempotency`]).
 #[derive(Debug)]
@@ -150,45 +252,84 @@ impl Drop for IdempotencyLease {
 
 impl App {
     /// The fingerprint of a request for [`App::claim_idempotency`]: the SHA-256 (lower-case
-    /// hex) of its parts joined by newlines. HTTP fingerprints method, path and body; gRPC the
-    /// transport, the full method name and the encoded request.
-    pub fn idempotency_fingerprint(parts: &[&[u8]]) -> String {
+    /// hex) of the operation ([`operation`]), the resource it acts on (a conversation id, a
+    /// contact; empty when none) and the canonical JSON of its typed input (object keys
+    /// sorted), joined by newlines. No transport takes part in it.
+    pub fn request_fingerprint(
+        operation: &str,
+        target: &str,
+        input: &impl Serialize,
+    ) -> Result<String, ApiError> {
+        // A `Value`'s objects are ordered maps, so the same input always has the same bytes.
+        let canonical = serde_json::to_value(input)
+            .and_then(|value| serde_json::to_vec(&value))
+            .map_err(|e| ApiError::internal(format!("the request cannot be fingerprinted: {e}")))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for (i, part) in parts.iter().enumerate() {
+        for (i, part) in [operation.as_bytes(), target.as_bytes(), &canonical].iter().enumerate() {
             if i > 0 {
                 ctx.update(b"\n");
             }
             ctx.update(part);
         }
-        hex(ctx.finish().as_ref())
+        Ok(hex(ctx.finish().as_ref()))
     }
 
-    /// Whether the answer to a request that claimed an Idempotency-Key is final, and so kept
-    /// for replay rather than released ([`IdempotencyLease::finish`]). `error` is `None` for a
-    /// success, else the error's HTTP status and code.
-    ///
-    /// Answers a retry may change are not kept: server errors (including timeouts), 429, 409,
-    /// and requests rejected before they ran (400, 401, 413, 415 and `validation_failed`).
-    /// Every other answer, success or refusal (`no_active_session`, `not_found`, ...), is.
-    pub fn idempotency_keeps(error: Option<(StatusCode, Option<ErrorCode>)>) -> bool {
-        let Some((status, code)) = error else { return true };
-        if status.is_success() {
-            return true;
+    /// Runs `run` under `key`, if there is one, in the caller's task: the same key and
+    /// request get the first final answer again; a call its caller cancels (a gRPC client
+    /// that gives up) releases the key at once ([`IdempotencyLease`]), so its retry runs the
+    /// request again. `run` gets the key to derive ids from ([`App::derived_id`]).
+    pub async fn idempotent<T, F, Fut>(
+        &self,
+        ws: &WorkspaceId,
+        key: Option<&str>,
+        fingerprint: &str,
+        run: F,
+    ) -> Answer<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let Some(key) = key else { return Answer::fresh(run(None).await) };
+        let lease = match self.claim_idempotency(ws, key, fingerprint).await {
+            Ok(Claim::Run(lease)) => lease,
+            Ok(Claim::Replay(stored)) => return Answer::replayed(&stored),
+            Err(e) => return Answer::fresh(Err(e)),
+        };
+        let result = lease.hold(run(Some(key.to_owned()))).await;
+        lease.finish(stored(&result).as_ref()).await;
+        Answer::fresh(result)
+    }
+
+    /// [`App::idempotent`], with the request run in a task of its own that owns the key: the
+    /// request runs to completion and stores its answer even if the caller stops waiting (an
+    /// HTTP client that hangs up drops only the wait), and the client's retry gets it.
+    pub async fn idempotent_detached<T, F, Fut>(
+        &self,
+        ws: &WorkspaceId,
+        key: Option<&str>,
+        fingerprint: &str,
+        run: F,
+    ) -> Answer<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let Some(key) = key else { return Answer::fresh(run(None).await) };
+        let work = run(Some(key.to_owned()));
+        let ran = self
+            .run_idempotent(ws, key, fingerprint, async move {
+                let result = work.await;
+                let answer = stored(&result);
+                (result, answer)
+            })
+            .await;
+        match ran {
+            Ok(Idempotent::Ran(result)) => Answer::fresh(result),
+            Ok(Idempotent::Replayed(stored)) => Answer::replayed(&stored),
+            Err(e) => Answer::fresh(Err(e)),
         }
-        if status.is_server_error()
-            || matches!(
-                status,
-                StatusCode::TOO_MANY_REQUESTS
-                    | StatusCode::CONFLICT
-                    | StatusCode::BAD_REQUEST
-                    | StatusCode::UNAUTHORIZED
-                    | StatusCode::PAYLOAD_TOO_LARGE
-                    | StatusCode::UNSUPPORTED_MEDIA_TYPE
-            )
-        {
-            return false;
-        }
-        code != Some(ErrorCode::ValidationFailed)
     }
 
     /// Claims an Idempotency-Key for a request whose fingerprint is `fingerprint`: a lease to
@@ -282,8 +423,20 @@ impl App {
     }
 }
 
-/// Idempotency keys are 1 to 255 printable ASCII characters (Stripe's limit; the IETF draft
-/// leaves the format to the server).
+/// An Idempotency-Key as a transport received it (a header's or metadata's bytes), checked:
+/// 1 to 255 printable ASCII characters (Stripe's limit; the IETF draft leaves the format to
+/// the server). Both transports read the key with this before anything else, so a bad key is
+/// 400 whatever the request.
+pub fn idempotency_key(raw: &[u8]) -> Result<String, ApiError> {
+    match std::str::from_utf8(raw) {
+        Ok(key) if validate_idempotency_key(key).is_ok() => Ok(key.to_owned()),
+        _ => {
+            Err(ApiError::malformed("Idempotency-Key must be 1 to 255 printable ASCII characters")
+                .with_field("Idempotency-Key"))
+        }
+    }
+}
+
 fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::malformed(
@@ -292,4 +445,50 @@ fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
         .with_field("Idempotency-Key"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::types::SendMessageRequest;
+
+    fn send(json: &str) -> SendMessageRequest {
+        serde_json::from_str(json).expect("a send request")
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_application_request_not_its_spelling() {
+        let print = |op: &str, target: &str, json: &str| {
+            App::request_fingerprint(op, target, &send(json)).expect("fingerprinted")
+        };
+        let body = r#"{"to":"+14155550100","message_type":"MESSAGE","content":{"text":"hi"}}"#;
+        let respelled = r#"{ "content": { "text": "hi" }, "message_type": "MESSAGE",
+            "to": "+14155550100", "channel": null }"#;
+        let first = print(operation::SEND_MESSAGE, "", body);
+        assert_eq!(first, print(operation::SEND_MESSAGE, "", respelled));
+        let changed = r#"{"to":"+14155550100","message_type":"MESSAGE","content":{"text":"ho"}}"#;
+        assert_ne!(first, print(operation::SEND_MESSAGE, "", changed));
+        assert_ne!(first, print(operation::COMPOSE, "", body));
+        assert_ne!(first, print(operation::SEND_MESSAGE, "conv_1", body));
+    }
+
+    #[test]
+    fn only_final_answers_are_kept() {
+        let ok: Result<u8, ApiError> = Ok(1);
+        assert_eq!(stored(&ok).map(|s| (s.status, s.body)), Some((200, "1".to_owned())));
+        let refusal = ApiError::new(ErrorCode::NoActiveSession, "no window");
+        let kept = stored::<u8>(&Err(refusal.clone())).expect("a refusal is final");
+        assert_eq!(kept.status, 422);
+        let replayed = Answer::<u8>::replayed(&kept);
+        assert_eq!((replayed.result, replayed.replayed), (Err(refusal), true));
+        for retryable in [
+            ApiError::validation("to", "bad"),
+            ApiError::malformed("not JSON"),
+            ApiError::unavailable("down"),
+            ApiError::conflict("busy"),
+            ApiError::new(ErrorCode::RateLimited, "slow down"),
+        ] {
+            assert!(stored::<u8>(&Err(retryable.clone())).is_none(), "{retryable:?}");
+        }
+    }
 }

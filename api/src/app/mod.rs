@@ -6,10 +6,12 @@
 //! gRPC transport will call the same functions.
 //!
 //! # Idempotency
-//! The transport claims the `Idempotency-Key` ([`App::claim_idempotency`]) before an operation
-//! runs, holds the claim as a renewed lease while it runs, and stores its answer afterwards;
-//! over HTTP the operation runs in a task of its own ([`App::run_idempotent`]), so a client
-//! that hangs up does not cancel it. A retry waits for a request still in flight, and takes
+//! The protocol is the application's, whichever transport asks ([`App::idempotent`]): an
+//! operation's request is fingerprinted from its typed input ([`App::request_fingerprint`]),
+//! so the same key over HTTP and gRPC is the same request; the key is claimed before the
+//! operation runs, held as a renewed lease while it runs, and its answer (the typed output,
+//! or the error) is stored afterwards. Over HTTP the operation runs in a task of its own
+//! ([`App::idempotent_detached`]), so a client that hangs up does not cancel it. A retry waits for a request still in flight, and takes
 //! over the claim of one whose process died; what a retry gets in each case is in
 //! [`idempotency`]. Operations that send or start something also derive their ids from the key
 //! ([`App::derived_id`]): the conversation id of a compose and the message id of a send.

@@ -45,7 +45,10 @@ fn template(t: pb::Template) -> TemplateRef {
             variables.insert("cards".into(), Value::Array(s.cards.into_iter().map(card).collect()));
         }
     }
-    TemplateRef { name: t.name, variables: Value::Object(variables) }
+    // No values is no `variables` at all, as a JSON body that leaves it out: the same
+    // request, with the same Idempotency-Key fingerprint, over either transport.
+    let variables = if variables.is_empty() { Value::Null } else { Value::Object(variables) };
+    TemplateRef { name: t.name, variables }
 }
 
 /// `Compose`.

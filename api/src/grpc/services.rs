@@ -8,17 +8,20 @@ use convo_proto::v1::{
     inbound_service_server::InboundService, message_service_server::MessageService,
     window_service_server::WindowService,
 };
-use convo_store::{ApiKeyScope, StoredResponse};
+use convo_store::ApiKeyScope;
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{
     Request, Response, Status,
     metadata::{MetadataMap, MetadataValue},
 };
 
-use super::{convert, status::stored_error};
-use crate::app::idempotency;
+use super::convert;
 use crate::{
-    app::{App, Caller, WorkspaceId, types::TakeOverRequest},
+    app::{
+        App, Caller, WorkspaceId,
+        idempotency::operation,
+        types::{CloseWindowRequest, TakeOverRequest},
+    },
     error::ApiError,
 };
 
@@ -40,10 +43,6 @@ pub(super) struct Answer<T> {
 }
 
 impl<T> Answer<T> {
-    fn fresh(value: T) -> Self {
-        Self { value, replayed: false }
-    }
-
     /// The gRPC response for the converted value, marked when replayed.
     pub(super) fn into_response<P>(self, convert: impl FnOnce(T) -> P) -> Response<P> {
         let mut response = Response::new(convert(self.value));
@@ -58,13 +57,6 @@ impl<T> Answer<T> {
 fn api_key(metadata: &MetadataMap) -> Option<&str> {
     let get = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
     App::presented_api_key(get("authorization"), get("x-api-key"))
-}
-
-/// The fingerprint of a gRPC request: the transport, the full method name and the request's
-/// encoding (deterministic: maps are ordered), so the same key with another method or another
-/// request is a mismatch, and so is a key first used over HTTP.
-pub(super) fn fingerprint(method: &str, request: &impl prost::Message) -> String {
-    App::idempotency_fingerprint(&[b"grpc", method.as_bytes(), &request.encode_to_vec()])
 }
 
 impl Api {
@@ -91,14 +83,13 @@ impl Api {
         Ok(caller)
     }
 
-    /// Runs `run` under the request's Idempotency-Key, if it has one, with the HTTP
-    /// transport's semantics: the same key and request replay the first final answer (success
-    /// or refusal, stored as JSON and converted again), another request under the key is
-    /// `idempotency_key_reused`, a key whose first request still runs is waited for (then
-    /// `idempotency_key_in_use`), a dead request's claim is taken over, and answers a retry
-    /// may change are released ([`App::idempotency_keeps`]). `run` gets the key to derive ids
-    /// from. `run` borrows the call, so it is not spawned: a call its client cancels releases
-    /// the key at once ([`crate::app::idempotency::IdempotencyLease`]) and the retry runs it
+    /// Runs `run` under the request's Idempotency-Key, if it has one
+    /// ([`App::idempotent`]): the same key and request, over gRPC or HTTP, replay the first
+    /// final answer (success or refusal, marked `idempotent-replayed: true`); another request
+    /// under the key is `idempotency_key_reused`; a key whose first request still runs is
+    /// waited for (then `idempotency_key_in_use`). `fingerprint` is the application
+    /// request's ([`App::request_fingerprint`]). `run` borrows the call, so it is not
+    /// spawned: a call its client cancels releases the key at once and the retry runs it
     /// again.
     pub(super) async fn idempotent<T, F, Fut>(
         &self,
@@ -112,49 +103,23 @@ impl Api {
         F: FnOnce(Option<String>) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let Some(value) = metadata.get(IDEMPOTENCY_KEY) else {
-            return Ok(Answer::fresh(run(None).await?));
-        };
-        let key = value.to_str().map(str::to_owned).map_err(|_| {
-            ApiError::malformed("Idempotency-Key must be printable ASCII")
-                .with_field("Idempotency-Key")
-        })?;
-        let lease = match self.app.claim_idempotency(ws, &key, &fingerprint).await? {
-            idempotency::Claim::Run(lease) => lease,
-            idempotency::Claim::Replay(stored) => {
-                if !(200..300).contains(&stored.status) {
-                    return Err(stored_error(&stored.body));
+        let key = metadata
+            .get(IDEMPOTENCY_KEY)
+            .map(|value| crate::app::idempotency::idempotency_key(value.as_bytes()))
+            .transpose()?;
+        let answer = self.app.idempotent(ws, key.as_deref(), &fingerprint, run).await;
+        match answer.result {
+            Ok(value) => Ok(Answer { value, replayed: answer.replayed }),
+            Err(e) => {
+                let mut status = Status::from(e);
+                if answer.replayed {
+                    status.metadata_mut().insert(REPLAYED, MetadataValue::from_static("true"));
                 }
-                let value = serde_json::from_str(&stored.body).map_err(|e| {
-                    let message = format!("the stored answer is unreadable: {e}");
-                    Status::from(ApiError::internal(message))
-                })?;
-                return Ok(Answer { value, replayed: true });
+                Err(status)
             }
-        };
-        let result = lease.hold(run(Some(key.clone()))).await;
-        let stored = match &result {
-            Ok(value) => {
-                serde_json::to_string(value).ok().map(|body| StoredResponse { status: 200, body })
-            }
-            Err(e) if App::idempotency_keeps(Some((e.status(), Some(e.code)))) => {
-                Some(StoredResponse { status: e.status().as_u16(), body: e.body().to_string() })
-            }
-            Err(_) => None,
-        };
-        lease.finish(stored.as_ref()).await;
-        Ok(Answer::fresh(result?))
+        }
     }
 }
-
-const COMPOSE: &str = "/convo.v1.ConversationService/Compose";
-const PROACTIVE: &str = "/convo.v1.ConversationService/Proactive";
-const CONVERSATION_MESSAGE: &str = "/convo.v1.ConversationService/SendConversationMessage";
-const TAKE_OVER: &str = "/convo.v1.ConversationService/TakeOver";
-const RESOLVE: &str = "/convo.v1.ConversationService/Resolve";
-const SEND_MESSAGE: &str = "/convo.v1.MessageService/SendMessage";
-const CLOSE_WINDOW: &str = "/convo.v1.WindowService/CloseWindow";
-const RECEIVE: &str = "/convo.v1.InboundService/Receive";
 
 #[tonic::async_trait]
 impl ConversationService for Api {
@@ -173,8 +138,8 @@ impl ConversationService for Api {
     ) -> Result<Response<pb::ComposeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(COMPOSE, &message);
         let input = convert::compose(message);
+        let print = App::request_fingerprint(operation::COMPOSE, "", &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
                 self.app.compose(ws, input, key.as_deref()).await
@@ -189,8 +154,8 @@ impl ConversationService for Api {
     ) -> Result<Response<pb::ProactiveResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(PROACTIVE, &message);
         let input = convert::proactive(message)?;
+        let print = App::request_fingerprint(operation::PROACTIVE, "", &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
                 self.app.proactive(ws, input, key.as_deref()).await
@@ -223,8 +188,8 @@ impl ConversationService for Api {
     ) -> Result<Response<pb::MessageAccepted>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(CONVERSATION_MESSAGE, &message);
         let (id, input) = convert::conversation_message(message)?;
+        let print = App::request_fingerprint(operation::CONVERSATION_MESSAGE, &id, &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
                 self.app
@@ -242,9 +207,9 @@ impl ConversationService for Api {
     ) -> Result<Response<pb::Ack>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(TAKE_OVER, &message);
         let input = TakeOverRequest { agent_id: message.agent_id };
         let id = message.conversation_id;
+        let print = App::request_fingerprint(operation::TAKE_OVER, &id, &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {
                 self.app.take_over(ws, &id, input).await
@@ -259,8 +224,8 @@ impl ConversationService for Api {
     ) -> Result<Response<pb::Ack>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(RESOLVE, &message);
         let (id, input) = convert::resolve(message);
+        let print = App::request_fingerprint(operation::RESOLVE, &id, &input)?;
         let answer =
             self.idempotent(ws, &metadata, print, |_| async move {
                 self.app.resolve(ws, &id, input).await
@@ -278,8 +243,8 @@ impl MessageService for Api {
     ) -> Result<Response<pb::MessageAccepted>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(SEND_MESSAGE, &message);
         let input = convert::send_message(message)?;
+        let print = App::request_fingerprint(operation::SEND_MESSAGE, "", &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
                 self.app.send_message(ws, input, key.as_deref()).await
@@ -315,7 +280,8 @@ impl WindowService for Api {
     ) -> Result<Response<pb::Window>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(CLOSE_WINDOW, &message);
+        let input = CloseWindowRequest {};
+        let print = App::request_fingerprint(operation::CLOSE_WINDOW, &message.contact, &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {
                 self.app.close_window(ws, &message.contact).await
@@ -341,8 +307,8 @@ impl InboundService for Api {
         }
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Send).await?;
-        let print = fingerprint(RECEIVE, &message);
         let input = convert::inbound(message);
+        let print = App::request_fingerprint(operation::INBOUND_SANDBOX, "", &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
                 self.app.inbound_sandbox(ws, input, key.as_deref()).await

@@ -89,16 +89,6 @@ impl From<ApiError> for Status {
     }
 }
 
-/// The status a stored error answer (`{"error": {"code", "message", "field"?}}`) replays as;
-/// a body this build cannot read replays as `internal`.
-pub(crate) fn stored_error(body: &str) -> Status {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let error = &value["error"];
-    let code = error["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Internal);
-    let message = error["message"].as_str().unwrap_or("the stored answer could not be read");
-    status_of(code, message, error["field"].as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use http::StatusCode;
@@ -161,16 +151,16 @@ mod tests {
             let _ = (grpc_code(code), crate::error::http_status(code, false));
         }
         let unknown = r#"{"error":{"code":"something_new","message":"m"}}"#;
-        assert_eq!(stored_error(unknown).code(), Code::Internal);
+        assert_eq!(Status::from(ApiError::from_stored(unknown)).code(), Code::Internal);
     }
 
     #[test]
     fn stored_errors_replay_as_the_same_status() {
         let e = ApiError::validation("to", "bad number");
-        let replayed = stored_error(&e.body().to_string());
+        let replayed = Status::from(ApiError::from_stored(&e.body().to_string()));
         let live = Status::from(e);
         assert_eq!(reason(&replayed), reason(&live));
         assert_eq!(replayed.message(), live.message());
-        assert_eq!(stored_error("not json").code(), Code::Internal);
+        assert_eq!(Status::from(ApiError::from_stored("not json")).code(), Code::Internal);
     }
 }

@@ -14,9 +14,11 @@ use convo_store::{Actor, ApiKeyScope, TemplateButton, TemplateButtonKind, Templa
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Request, Response, Status};
 
-use super::services::{Api, fingerprint};
+use super::services::Api;
 use crate::{
     app::{
+        App,
+        idempotency::operation,
         parse_channel,
         types::{
             BalanceOut, ComplianceIn, CreateTemplateRequest, InactivityPing, PolicyOverridesIn,
@@ -25,9 +27,6 @@ use crate::{
     },
     error::ApiError,
 };
-
-const TOP_UP: &str = "/convo.v1.WorkspaceService/TopUp";
-const CREATE_TEMPLATE: &str = "/convo.v1.TemplateService/CreateTemplate";
 
 // ---- requests: wire → application -----------------------------------------------------------
 
@@ -398,8 +397,8 @@ impl WorkspaceService for Api {
         let (metadata, _, message) = request.into_parts();
         let caller = self.authenticate_caller(&metadata, ApiKeyScope::Admin).await?;
         let ws = &caller.workspace;
-        let print = fingerprint(TOP_UP, &message);
         let input = TopUpRequest { amount: message.amount, reason: message.reason };
+        let print = App::request_fingerprint(operation::TOP_UP, "", &input)?;
         let by = Actor::ApiKey(caller.api_key_id.clone());
         let answer = self
             .idempotent(ws, &metadata, print, |key| async move {
@@ -429,7 +428,6 @@ impl TemplateService for Api {
     ) -> Result<Response<pb::MessageTemplate>, Status> {
         let (metadata, _, message) = request.into_parts();
         let ws = &self.authenticate(&metadata, ApiKeyScope::Admin).await?;
-        let print = fingerprint(CREATE_TEMPLATE, &message);
         let channel: Channel = parse_channel("channel", &message.channel)?;
         let input = CreateTemplateRequest {
             name: message.name,
@@ -456,6 +454,7 @@ impl TemplateService for Api {
                 })
                 .collect::<Result<_, ApiError>>()?,
         };
+        let print = App::request_fingerprint(operation::CREATE_TEMPLATE, "", &input)?;
         let answer = self
             .idempotent(ws, &metadata, print, |_| async move {
                 self.app.workspace().create_template(ws, input).await

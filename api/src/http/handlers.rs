@@ -13,6 +13,7 @@ use super::{ApiJson, ApiQuery, HttpState, IdempotencyKey, OptionalJson, PathPara
 use crate::{
     app::{
         TwilioInbound, WhatsappInbound, WorkspaceId,
+        idempotency::operation,
         types::{
             CloseWindowRequest, ComposeRequest, ConversationMessageRequest, CreateWebhookEndpoint,
             DeliveriesQuery, ProactiveRequest, ResolveRequest, SandboxInbound, SendMessageRequest,
@@ -21,12 +22,6 @@ use crate::{
     },
     error::ApiError,
 };
-
-type Key = Option<Extension<IdempotencyKey>>;
-
-fn key(k: &Key) -> Option<&str> {
-    k.as_ref().map(|Extension(IdempotencyKey(k))| k.as_str())
-}
 
 pub(super) fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
     (status, Json(value)).into_response()
@@ -37,19 +32,32 @@ pub(super) type Answer = Result<Response, ApiError>;
 pub(super) async fn compose(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
-    k: Key,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<ComposeRequest>,
-) -> Answer {
-    Ok(json(StatusCode::ACCEPTED, s.app.compose(&ws, req, key(&k)).await?))
+) -> Response {
+    s.idempotent(
+        &ws,
+        key,
+        operation::COMPOSE,
+        "",
+        req,
+        StatusCode::ACCEPTED,
+        |app, ws, req, key| async move { app.compose(&ws, req, key.as_deref()).await },
+    )
+    .await
 }
 
 pub(super) async fn proactive(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
-    k: Key,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<ProactiveRequest>,
-) -> Answer {
-    Ok(json(StatusCode::ACCEPTED, s.app.proactive(&ws, req, key(&k)).await?))
+) -> Response {
+    let op = operation::PROACTIVE;
+    s.idempotent(&ws, key, op, "", req, StatusCode::ACCEPTED, |app, ws, req, key| async move {
+        app.proactive(&ws, req, key.as_deref()).await
+    })
+    .await
 }
 
 pub(super) async fn get_conversation(
@@ -64,28 +72,42 @@ pub(super) async fn conversation_message(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(id): PathParam,
-    k: Key,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<ConversationMessageRequest>,
-) -> Answer {
-    Ok(json(StatusCode::ACCEPTED, s.app.conversation_message(&ws, &id, req, key(&k)).await?))
+) -> Response {
+    let op = operation::CONVERSATION_MESSAGE;
+    s.idempotent(&ws, key, op, &id.clone(), req, StatusCode::ACCEPTED, |app, ws, req, key| {
+        async move { app.conversation_message(&ws, &id, req, key.as_deref()).await }
+    })
+    .await
 }
 
 pub(super) async fn take_over(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(id): PathParam,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<TakeOverRequest>,
-) -> Answer {
-    Ok(json(StatusCode::OK, s.app.take_over(&ws, &id, req).await?))
+) -> Response {
+    let op = operation::TAKE_OVER;
+    s.idempotent(&ws, key, op, &id.clone(), req, StatusCode::OK, |app, ws, req, _| async move {
+        app.take_over(&ws, &id, req).await
+    })
+    .await
 }
 
 pub(super) async fn resolve(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(id): PathParam,
+    key: IdempotencyKey,
     OptionalJson(req): OptionalJson<ResolveRequest>,
-) -> Answer {
-    Ok(json(StatusCode::OK, s.app.resolve(&ws, &id, req).await?))
+) -> Response {
+    let op = operation::RESOLVE;
+    s.idempotent(&ws, key, op, &id.clone(), req, StatusCode::OK, |app, ws, req, _| async move {
+        app.resolve(&ws, &id, req).await
+    })
+    .await
 }
 
 pub(super) async fn channels(
@@ -98,10 +120,14 @@ pub(super) async fn channels(
 pub(super) async fn send_message(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
-    k: Key,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<SendMessageRequest>,
-) -> Answer {
-    Ok(json(StatusCode::ACCEPTED, s.app.send_message(&ws, req, key(&k)).await?))
+) -> Response {
+    let op = operation::SEND_MESSAGE;
+    s.idempotent(&ws, key, op, "", req, StatusCode::ACCEPTED, |app, ws, req, key| async move {
+        app.send_message(&ws, req, key.as_deref()).await
+    })
+    .await
 }
 
 pub(super) async fn get_window(
@@ -116,18 +142,27 @@ pub(super) async fn close_window(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
     PathParam(contact): PathParam,
-    OptionalJson(CloseWindowRequest {}): OptionalJson<CloseWindowRequest>,
-) -> Answer {
-    Ok(json(StatusCode::OK, s.app.close_window(&ws, &contact).await?))
+    key: IdempotencyKey,
+    OptionalJson(req): OptionalJson<CloseWindowRequest>,
+) -> Response {
+    let (op, target) = (operation::CLOSE_WINDOW, contact.clone());
+    s.idempotent(&ws, key, op, &target, req, StatusCode::OK, |app, ws, _, _| async move {
+        app.close_window(&ws, &contact).await
+    })
+    .await
 }
 
 pub(super) async fn inbound_sandbox(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
-    k: Key,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<SandboxInbound>,
-) -> Answer {
-    Ok(json(StatusCode::ACCEPTED, s.app.inbound_sandbox(&ws, req, key(&k)).await?))
+) -> Response {
+    let op = operation::INBOUND_SANDBOX;
+    s.idempotent(&ws, key, op, "", req, StatusCode::ACCEPTED, |app, ws, req, key| async move {
+        app.inbound_sandbox(&ws, req, key.as_deref()).await
+    })
+    .await
 }
 
 pub(super) async fn get_message(
@@ -149,9 +184,14 @@ pub(super) async fn get_contact(
 pub(super) async fn sandbox_status(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<crate::app::types::SandboxStatus>,
-) -> Answer {
-    Ok(json(StatusCode::OK, s.app.sandbox_status(&ws, req).await?))
+) -> Response {
+    let op = operation::SANDBOX_STATUS;
+    s.idempotent(&ws, key, op, "", req, StatusCode::OK, |app, ws, req, _| async move {
+        app.sandbox_status(&ws, req).await
+    })
+    .await
 }
 
 pub(super) async fn sandbox_outbox(
@@ -164,9 +204,14 @@ pub(super) async fn sandbox_outbox(
 pub(super) async fn create_webhook_endpoint(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateWebhookEndpoint>,
-) -> Answer {
-    Ok(json(StatusCode::CREATED, s.app.create_webhook_endpoint(&ws, req).await?))
+) -> Response {
+    let op = operation::CREATE_WEBHOOK_ENDPOINT;
+    s.idempotent(&ws, key, op, "", req, StatusCode::CREATED, |app, ws, req, _| async move {
+        app.create_webhook_endpoint(&ws, req).await
+    })
+    .await
 }
 
 pub(super) async fn webhook_endpoints(

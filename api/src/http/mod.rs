@@ -54,8 +54,8 @@ pub fn router(app: App) -> Router {
     let max_body = app.settings().max_body_bytes;
     let state = HttpState { app, metrics: Arc::new(Metrics::default()) };
 
-    // Authenticated with an API key; POSTs honour Idempotency-Key. Layers run outermost last
-    // added: auth, then idempotency (which needs the workspace), then the handler.
+    // Authenticated with an API key; POSTs honour Idempotency-Key (each runs its operation
+    // through `HttpState::idempotent`).
     let mut authed = Router::new()
         .route("/v1/conversations/compose", post(handlers::compose))
         .route("/v1/conversations/proactive", post(handlers::proactive))
@@ -98,9 +98,7 @@ pub fn router(app: App) -> Router {
             .route("/v1/inbound/sandbox/statuses", post(handlers::sandbox_status))
             .route("/v1/sandbox/outbox", get(handlers::sandbox_outbox));
     }
-    let authed = authed
-        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let authed = authed.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
     // Authenticated by the provider's signature.
     let providers = Router::new()

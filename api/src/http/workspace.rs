@@ -15,6 +15,7 @@ use super::{
 };
 use crate::app::{
     Caller, WorkspaceId,
+    idempotency::operation,
     types::{
         ComplianceIn, CreateTemplateRequest, InactivityPing, PolicyOverridesIn, Rates,
         SettingsPatch, TemplateQuery, TopUpRequest, TopUpsQuery,
@@ -87,12 +88,15 @@ pub(super) async fn balance(
 pub(super) async fn top_up(
     State(s): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    key: Option<Extension<IdempotencyKey>>,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<TopUpRequest>,
-) -> Answer {
-    let key = key.as_ref().map(|Extension(IdempotencyKey(k))| k.as_str());
+) -> Response {
     let by = Actor::ApiKey(caller.api_key_id.clone());
-    Ok(json(StatusCode::CREATED, s.app.workspace().top_up(&caller.workspace, by, req, key).await?))
+    let op = operation::TOP_UP;
+    s.idempotent(&caller.workspace, key, op, "", req, StatusCode::CREATED, |app, ws, req, key| {
+        async move { app.workspace().top_up(&ws, by, req, key.as_deref()).await }
+    })
+    .await
 }
 
 pub(super) async fn top_ups(
@@ -106,9 +110,14 @@ pub(super) async fn top_ups(
 pub(super) async fn create_template(
     State(s): State<HttpState>,
     Extension(ws): Extension<WorkspaceId>,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateTemplateRequest>,
-) -> Answer {
-    Ok(json(StatusCode::CREATED, s.app.workspace().create_template(&ws, req).await?))
+) -> Response {
+    let op = operation::CREATE_TEMPLATE;
+    s.idempotent(&ws, key, op, "", req, StatusCode::CREATED, |app, ws, req, _| async move {
+        app.workspace().create_template(&ws, req).await
+    })
+    .await
 }
 
 pub(super) async fn templates(
