@@ -2,9 +2,10 @@
 //! API operation, and two transports over it: HTTP ([`http::router`]) and gRPC
 //! ([`grpc::routes`], [`grpc::serve`]), served together by [`Transports`].
 //!
-//! The application layer reaches Temporal only through [`convo_client::Sessions`] and the
-//! typed workflow handles of `convo-workflows`, and the database only through the store, so
-//! the gRPC transport can call exactly the same functions with the same errors.
+//! The application layer reaches the workflows only through a [`convo_client::Gateway`]
+//! ([`convo_client::Sessions`] over Temporal, or a fake in a handler test: [`App::over`]), and
+//! the database only through the store, so the gRPC transport calls exactly the same functions
+//! with the same errors. It links no Temporal SDK crate of its own.
 //!
 //! # Serving
 //! ```no_run

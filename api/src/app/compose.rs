@@ -366,7 +366,7 @@ impl App {
             assignee,
             traffic_type,
         };
-        match self.sessions().compose(input).await {
+        match self.gateway().compose(input).await {
             Ok(_) => Ok("pending".to_owned()),
             Err(GatewayError::ConversationExists(_)) => Ok(self
                 .conversation_view(conversation_id)

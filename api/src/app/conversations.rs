@@ -1,16 +1,10 @@
 //! A composed conversation: read it, write in it, hand it to a person, resolve it.
 
+use convo_client::UpdateError;
 use convo_domain::{Direction, ErrorCode, MessageType};
-use convo_workflows::{
-    OutboundConversationWorkflow,
-    contracts::{
-        AgentReply, Assignee, ConversationStatus, ConversationView, Resolve, SendError, SendKind,
-        SendRequest, TakeOver, conversation_workflow_id,
-    },
-};
-use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowHandle, WorkflowQueryOptions,
-    errors::{WorkflowQueryError, WorkflowUpdateError},
+use convo_workflows::contracts::{
+    AgentReply, Assignee, ConversationStatus, ConversationView, Resolve, SendError, SendKind,
+    SendRequest, TakeOver,
 };
 
 use super::{
@@ -32,48 +26,28 @@ pub(crate) fn status_name(status: ConversationStatus) -> String {
 
 /// An update's failure as the API error it stands for: the workflows write refusals as
 /// `"{code}: {message}"` ([`SendError`]).
-pub(crate) fn update_error(e: WorkflowUpdateError) -> ApiError {
+pub(crate) fn update_error(e: UpdateError) -> ApiError {
     match e {
-        WorkflowUpdateError::Failed(failure) => match SendError::parse(&failure.message) {
+        UpdateError::Refused(message) => match SendError::parse(&message) {
             Some(refusal) => refusal.into(),
-            None => ApiError::conflict(failure.message.clone()),
+            None => ApiError::conflict(message),
         },
         // Every caller found the conversation in the store first: it exists, and has ended.
-        WorkflowUpdateError::NotFound(_) => ApiError::new(
+        UpdateError::Ended => ApiError::new(
             ErrorCode::ConversationClosed,
             "the conversation has ended (resolved, failed or timed out)",
         ),
-        other => ApiError::unavailable(format!("the workflow service failed: {other}")),
+        UpdateError::Unavailable(message) => ApiError::unavailable(message),
     }
 }
 
 impl App {
-    fn conversation_handle(
-        &self,
-        id: &str,
-    ) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
-        self.sessions()
-            .client()
-            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(id))
-    }
-
     /// The conversation workflow's own view (works on finished conversations too).
     pub(crate) async fn conversation_view(&self, id: &str) -> Result<ConversationView, ApiError> {
-        let handle = self.conversation_handle(id);
-        let q = handle.query(
-            OutboundConversationWorkflow::conversation,
-            (),
-            WorkflowQueryOptions::default(),
-        );
-        match q.await {
-            Ok(v) => Ok(v),
-            Err(WorkflowQueryError::NotFound(_)) => {
-                Err(ApiError::not_found(format!("conversation {id} not found")))
-            }
-            Err(e) => {
-                Err(ApiError::unavailable(format!("the conversation could not be queried: {e}")))
-            }
-        }
+        self.gateway()
+            .conversation_view(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("conversation {id} not found")))
     }
 
     /// `GET /v1/conversations/{id}`: status, messages, assignee and the contact's window.
@@ -193,16 +167,12 @@ impl App {
                 let contact = view.contact_id.clone().ok_or_else(|| {
                     ApiError::conflict("the conversation has not resolved its contact yet")
                 })?;
-                let handle = self.conversation_handle(id);
-                let update = handle.execute_update(
-                    OutboundConversationWorkflow::reply,
-                    AgentReply {
-                        message_id: message_id.clone(),
-                        text: body,
-                        rich: rich.map(Box::new),
-                    },
-                    WorkflowExecuteUpdateOptions::default(),
-                );
+                let reply = AgentReply {
+                    message_id: message_id.clone(),
+                    text: body,
+                    rich: rich.map(Box::new),
+                };
+                let update = self.gateway().reply(id, reply);
                 let receipt = self.with_send_timeout(update).await?.map_err(update_error)?;
                 let accepted = super::messages::Accepted {
                     receipt,
@@ -261,14 +231,7 @@ impl App {
     ) -> Result<OkResponse, ApiError> {
         self.store().conversation(ws.as_str(), id).await?;
         let agent_id = required_text("agent_id", &req.agent_id, 200)?;
-        self.conversation_handle(id)
-            .execute_update(
-                OutboundConversationWorkflow::take_over,
-                TakeOver { agent_id },
-                WorkflowExecuteUpdateOptions::default(),
-            )
-            .await
-            .map_err(update_error)?;
+        self.gateway().take_over(id, TakeOver { agent_id }).await.map_err(update_error)?;
         Ok(OkResponse::TRUE)
     }
 
@@ -283,14 +246,8 @@ impl App {
         req: ResolveRequest,
     ) -> Result<OkResponse, ApiError> {
         self.store().conversation(ws.as_str(), id).await?;
-        self.conversation_handle(id)
-            .execute_update(
-                OutboundConversationWorkflow::resolve,
-                Resolve { close_window: req.close_window },
-                WorkflowExecuteUpdateOptions::default(),
-            )
-            .await
-            .map_err(update_error)?;
+        let resolve = Resolve { close_window: req.close_window };
+        self.gateway().resolve(id, resolve).await.map_err(update_error)?;
         Ok(OkResponse::TRUE)
     }
 

@@ -137,7 +137,7 @@ impl App {
             sent_at,
         };
         let accepted = self
-            .sessions()
+            .gateway()
             .inbound(inbound)
             .await
             .map_err(|e| super::rename_field(e.into(), "from"))?;
@@ -209,7 +209,7 @@ impl App {
                     postback_data: None,
                     sent_at: m.sent_at(),
                 };
-                handed(&mut out, self.sessions().inbound(inbound).await?);
+                handed(&mut out, self.gateway().inbound(inbound).await?);
             }
             for s in &value.statuses {
                 let status = DeliveryStatus::from_whatsapp(&s.status);
@@ -283,7 +283,7 @@ impl App {
                     sent_at: None,
                 };
                 let accepted = self
-                    .sessions()
+                    .gateway()
                     .inbound(inbound)
                     .await
                     .map_err(|e| super::rename_field(e.into(), "From"))?;
@@ -345,7 +345,7 @@ impl App {
                 sent_at: at,
             };
             let accepted = self
-                .sessions()
+                .gateway()
                 .inbound(inbound)
                 .await
                 .map_err(|e| super::rename_field(e.into(), "senderPhoneNumber"))?;

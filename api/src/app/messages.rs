@@ -138,7 +138,7 @@ impl App {
         self.resolve_channel(ws, kind.as_str(), "channel").await
     }
 
-    /// A send through the contact's session ([`convo_client::Sessions::send`], which also
+    /// A send through the contact's session ([`convo_client::Gateway::send`], which also
     /// retries a send whose run completed under it), bounded by the send timeout.
     pub(crate) async fn session_send(
         &self,
@@ -147,7 +147,7 @@ impl App {
         channel: Channel,
         request: SendRequest,
     ) -> Result<SessionSendOutcome, ApiError> {
-        let send = self.sessions().send(ws.as_str(), contact_id, channel, request);
+        let send = self.gateway().send(ws.as_str(), contact_id, channel, request);
         Ok(self.with_send_timeout(send).await??)
     }
 

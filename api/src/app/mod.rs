@@ -40,18 +40,14 @@ mod workspace;
 
 use std::{sync::Arc, time::Duration};
 
-use convo_client::Sessions;
+use convo_client::{Gateway, Sessions};
 use convo_domain::{Channel, Timestamp};
 use convo_store::{
     ApiKeyScope, ChannelConfig, Contact, ContactLookup, IdempotencyPolicy, Store, StoreError,
     webhooks::Destinations,
 };
 use convo_wire::sandbox::{Outbox, RecordedSend};
-use convo_workflows::{
-    SessionWindowWorkflow,
-    contracts::{SessionView, session_workflow_id},
-};
-use temporalio_client::{WorkflowQueryOptions, errors::WorkflowQueryError};
+use convo_workflows::contracts::SessionView;
 
 use crate::error::ApiError;
 
@@ -145,7 +141,8 @@ pub struct App {
 }
 
 struct Inner {
-    sessions: Sessions,
+    gateway: Arc<dyn Gateway>,
+    store: Store,
     settings: AppSettings,
     sandbox: Option<Arc<dyn Outbox>>,
 }
@@ -153,7 +150,7 @@ struct Inner {
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("sessions", &self.inner.sessions)
+            .field("gateway", &self.inner.gateway)
             .field("sandbox", &self.inner.sandbox.is_some())
             .finish_non_exhaustive()
     }
@@ -162,13 +159,21 @@ impl std::fmt::Debug for App {
 impl App {
     /// An application over `sessions` (which carries the Temporal client and the store).
     pub fn new(sessions: Sessions, settings: AppSettings) -> Self {
-        Self { inner: Arc::new(Inner { sessions, settings, sandbox: None }) }
+        let store = sessions.store().clone();
+        Self::over(Arc::new(sessions), store, settings)
+    }
+
+    /// An application over any [`Gateway`] to the workflows and `store`: [`Sessions`] in
+    /// production, a fake in a handler test.
+    pub fn over(gateway: Arc<dyn Gateway>, store: Store, settings: AppSettings) -> Self {
+        Self { inner: Arc::new(Inner { gateway, store, settings, sandbox: None }) }
     }
 
     /// Also serves `GET /v1/sandbox/outbox` from this sandbox provider.
     pub fn with_sandbox(self, sandbox: Arc<dyn Outbox>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            sessions: shared.sessions.clone(),
+            gateway: shared.gateway.clone(),
+            store: shared.store.clone(),
             settings: shared.settings.clone(),
             sandbox: shared.sandbox.clone(),
         });
@@ -182,11 +187,12 @@ impl App {
 
     /// The store.
     pub fn store(&self) -> &Store {
-        self.inner.sessions.store()
+        &self.inner.store
     }
 
-    pub(crate) fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
+    /// The workflows, as the application reaches them.
+    pub(crate) fn gateway(&self) -> &dyn Gateway {
+        &*self.inner.gateway
     }
 
     // ---- auth ---------------------------------------------------------------------------
@@ -357,15 +363,7 @@ impl App {
         ws: &WorkspaceId,
         contact_id: &str,
     ) -> Result<Option<SessionView>, ApiError> {
-        let handle = self.sessions().client().get_workflow_handle::<SessionWindowWorkflow>(
-            session_workflow_id(ws.as_str(), contact_id),
-        );
-        match handle.query(SessionWindowWorkflow::state, (), WorkflowQueryOptions::default()).await
-        {
-            Ok(view) => Ok(Some(view)),
-            Err(WorkflowQueryError::NotFound(_) | WorkflowQueryError::Rejected { .. }) => Ok(None),
-            Err(e) => Err(ApiError::unavailable(format!("the session could not be queried: {e}"))),
-        }
+        Ok(self.gateway().session_view(ws.as_str(), contact_id).await?)
     }
 
     // ---- sandbox --------------------------------------------------------------------------
@@ -428,24 +426,10 @@ impl App {
     /// Returns each check's outcome; the caller decides the status.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
         let db = async { sqlx_ping(self.store()).await };
-        let temporal = async {
-            use temporalio_client::grpc::WorkflowService;
-            use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
-            let mut client = self.sessions().client().clone();
-            let call = client.get_system_info(tonic_request(GetSystemInfoRequest::default()));
-            match tokio::time::timeout(Duration::from_secs(3), call).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(status)) => Err(status.message().to_owned()),
-                Err(_) => Err("no answer within 3s".to_owned()),
-            }
-        };
+        let temporal = self.gateway().ping();
         let (db, temporal) = futures::join!(db, temporal);
         vec![("database", db), ("temporal", temporal)]
     }
-}
-
-fn tonic_request<T>(message: T) -> temporalio_client::tonic::Request<T> {
-    temporalio_client::tonic::Request::new(message)
 }
 
 async fn sqlx_ping(store: &Store) -> Result<(), String> {

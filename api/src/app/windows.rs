@@ -2,11 +2,7 @@
 
 use std::time::Duration;
 
-use convo_workflows::{
-    SessionWindowWorkflow,
-    contracts::{SessionView, session_workflow_id},
-};
-use temporalio_client::{WorkflowDescribeOptions, errors::WorkflowInteractionError};
+use convo_workflows::contracts::SessionView;
 
 use super::{App, WorkspaceId, rfc3339, types::WindowOut};
 use crate::error::ApiError;
@@ -84,17 +80,7 @@ impl App {
         ws: &WorkspaceId,
         contact_id: &str,
     ) -> Result<Option<&'static str>, ApiError> {
-        let handle = self.sessions().client().get_workflow_handle::<SessionWindowWorkflow>(
-            session_workflow_id(ws.as_str(), contact_id),
-        );
-        match handle.describe(WorkflowDescribeOptions::default()).await {
-            Ok(d) => Ok(d
-                .raw_description
-                .workflow_execution_info
-                .and_then(|info| convo_client::abnormal_end(info.status()))),
-            Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
-            Err(e) => Err(ApiError::unavailable(format!("the session could not be read: {e}"))),
-        }
+        Ok(self.gateway().session_abnormal_end(ws.as_str(), contact_id).await?)
     }
 
     /// `GET /v1/windows/{contact}`: `contact` is an E.164 number, an e-mail address or a
@@ -126,7 +112,7 @@ impl App {
         if !before.as_ref().is_some_and(|v| v.window.open && v.window.closing.is_none()) {
             return Ok(window_out(&found.id, before));
         }
-        self.sessions().close(ws.as_str(), &found.id).await?;
+        self.gateway().close(ws.as_str(), &found.id).await?;
         let deadline = tokio::time::Instant::now() + self.settings().close_wait;
         loop {
             let view = window_out(&found.id, self.session_view(ws, &found.id).await?);
