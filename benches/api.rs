@@ -376,7 +376,7 @@ async fn compose_client(
 ) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let phone = format!("+1999{:08}", phones.fetch_add(1, Ordering::Relaxed));
+        let phone = format!("+1212{:07}", 2_000_000 + phones.fetch_add(1, Ordering::Relaxed));
         let body = json!({
             "channel_id": channel_id,
             "contact_phone": phone,
@@ -716,7 +716,7 @@ impl SendWatcher {
 }
 
 async fn inbound_one(api: Arc<Api>, arrivals: Arrivals, n: u64) -> anyhow::Result<Sample> {
-    let phone = format!("+1888{n:08}");
+    let phone = format!("+1646{:07}", 2_000_000 + n);
     let body = json!({
         "from": phone,
         "channel": "whatsapp",

@@ -54,7 +54,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 const BIN: &str = env!("CARGO_BIN_EXE_convo");
 const APP_SECRET: &str = "chaos-app-secret";
-const NUMBER: &str = "+15550002222";
+const NUMBER: &str = "+12125550122";
 const WORKSPACE: &str = "chaos";
 /// The conversation unit the workspace holds per billing session, in minor units.
 const UNIT: u64 = 50;
@@ -319,7 +319,7 @@ fn ending(i: usize) -> Ending {
 }
 
 fn phone(run: &str, i: usize) -> String {
-    let base = if run == "serve" { 1_000_000 } else { 2_000_000 };
+    let base = if run == "serve" { 2_000_000 } else { 3_000_000 };
     format!("+1415{:07}", base + i)
 }
 
@@ -714,7 +714,7 @@ async fn drive<T: Target>(
     }
 
     // Provider sends: per contact, its first message and its accepted send, each exactly once.
-    let prefix = if run == "serve" { "+14151" } else { "+14152" };
+    let prefix = if run == "serve" { "+14152" } else { "+14153" };
     let settle = Instant::now();
     loop {
         let sends: Vec<_> =

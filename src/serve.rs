@@ -422,6 +422,6 @@ fn read_key(path: &Path) -> Option<String> {
 pub fn sandbox_sender(channel: Channel) -> &'static str {
     match channel {
         Channel::Email => "dev@convo.localhost",
-        _ => "+15550100000",
+        _ => "+12125550100",
     }
 }

@@ -65,11 +65,11 @@ async fn whatsapp_text_and_template_are_recorded_in_cloud_api_shape() {
     assert_eq!(wa.name(), "whatsapp_cloud");
 
     let receipt =
-        wa.send(&text("m-1", Channel::Whatsapp, "ignored", "+15550001", "hello")).await.unwrap();
+        wa.send(&text("m-1", Channel::Whatsapp, "ignored", "+14155550101", "hello")).await.unwrap();
     assert!(receipt.provider_message_id.starts_with("wamid."), "{receipt:?}");
     assert!(!receipt.duplicate);
 
-    let mut tpl = template("m-2", Channel::Whatsapp, "ignored", "+15550001", "order_update");
+    let mut tpl = template("m-2", Channel::Whatsapp, "ignored", "+14155550101", "order_update");
     tpl.template_language = Some("pt_BR".into());
     tpl.template_params = vec!["Ana".into(), "#42".into()];
     let receipt2 = wa.send(&tpl).await.unwrap();
@@ -78,7 +78,7 @@ async fn whatsapp_text_and_template_are_recorded_in_cloud_api_shape() {
     let sends = sb.wait_for_sends(2, WAIT).await.unwrap();
     assert_eq!(sends[0].channel, Channel::Whatsapp);
     assert_eq!(sends[0].from, convo_activities::sandbox::SANDBOX_PHONE_NUMBER_ID);
-    assert_eq!(sends[0].to, "+15550001");
+    assert_eq!(sends[0].to, "+14155550101");
     assert_eq!(sends[0].content, Content::Text { body: "hello".into(), subject: None });
     assert_eq!(sends[0].idempotency_key.as_deref(), Some("m-1"));
     assert_eq!(sends[0].provider_message_id, receipt.provider_message_id);
@@ -96,7 +96,7 @@ async fn whatsapp_text_and_template_are_recorded_in_cloud_api_shape() {
 async fn whatsapp_resend_with_the_same_key_is_recorded_once() {
     let sb = sandbox().await;
     let wa = adapter(&sb, Channel::Whatsapp);
-    let req = text("same-key", Channel::Whatsapp, "x", "+15550002", "once");
+    let req = text("same-key", Channel::Whatsapp, "x", "+14155550102", "once");
     let first = wa.send(&req).await.unwrap();
     let second = wa.send(&req).await.unwrap();
     assert_eq!(first.provider_message_id, second.provider_message_id);
@@ -113,7 +113,7 @@ async fn whatsapp_transient_fault_then_success() {
     sb.inject(
         FaultRule::new(Fault::RateLimited { retry_after_secs: 3 }).on(Channel::Whatsapp).times(1),
     );
-    let req = text("retry-me", Channel::Whatsapp, "x", "+15550003", "eventually");
+    let req = text("retry-me", Channel::Whatsapp, "x", "+14155550103", "eventually");
 
     let err = expect_error(wa.send(&req).await, error_types::PROVIDER_TRANSIENT);
     assert!(err.is_retryable());
@@ -133,20 +133,20 @@ async fn whatsapp_permanent_faults_are_classified() {
     let sb = sandbox().await;
     let wa = adapter(&sb, Channel::Whatsapp);
     sb.inject(FaultRule::new(Fault::reject("131047")).on(Channel::Whatsapp).times(1));
-    sb.inject(FaultRule::new(Fault::reject("131026")).to("+15550099"));
+    sb.inject(FaultRule::new(Fault::reject("131026")).to("+14155550109"));
 
     let err = expect_error(
-        wa.send(&text("late", Channel::Whatsapp, "x", "+15550004", "hi")).await,
+        wa.send(&text("late", Channel::Whatsapp, "x", "+14155550104", "hi")).await,
         error_types::OUTSIDE_WINDOW,
     );
     assert!(!err.is_retryable());
     assert_eq!(err.code(), "131047");
     expect_error(
-        wa.send(&text("bad", Channel::Whatsapp, "x", "+15550099", "hi")).await,
+        wa.send(&text("bad", Channel::Whatsapp, "x", "+14155550109", "hi")).await,
         error_types::INVALID_RECIPIENT,
     );
     // The per-recipient fault leaves other recipients alone.
-    wa.send(&text("good", Channel::Whatsapp, "x", "+15550004", "hi")).await.unwrap();
+    wa.send(&text("good", Channel::Whatsapp, "x", "+14155550104", "hi")).await.unwrap();
     assert_eq!(only(&sb.sends()).idempotency_key.as_deref(), Some("good"));
 
     let mut config = sb.provider_config(Channel::Whatsapp);
@@ -155,7 +155,7 @@ async fn whatsapp_permanent_faults_are_classified() {
     }
     let wrong = providers::build(&config).unwrap();
     let err = expect_error(
-        wrong.send(&text("auth", Channel::Whatsapp, "x", "+15550004", "hi")).await,
+        wrong.send(&text("auth", Channel::Whatsapp, "x", "+14155550104", "hi")).await,
         error_types::PROVIDER_AUTH,
     );
     assert_eq!(err.code(), "190");
@@ -168,19 +168,21 @@ async fn whatsapp_permanent_faults_are_classified() {
 async fn sms_text_and_template_are_recorded_in_twilio_shape() {
     let sb = sandbox().await;
     let sms = adapter(&sb, Channel::Sms);
-    let receipt =
-        sms.send(&text("s-1", Channel::Sms, "+15551000", "+15552000", "hi there")).await.unwrap();
+    let receipt = sms
+        .send(&text("s-1", Channel::Sms, "+14155550113", "+14155550114", "hi there"))
+        .await
+        .unwrap();
     assert!(receipt.provider_message_id.starts_with("SM"));
     assert_eq!(receipt.provider_message_id.len(), 34);
 
-    let mut tpl = template("s-2", Channel::Sms, "+15551000", "+15552000", "HXabc");
+    let mut tpl = template("s-2", Channel::Sms, "+14155550113", "+14155550114", "HXabc");
     tpl.template_params = vec!["one".into(), "two".into()];
     sms.send(&tpl).await.unwrap();
 
     let sends = sb.wait_for_sends(2, WAIT).await.unwrap();
     assert_eq!(
         (sends[0].channel, sends[0].from.as_str(), sends[0].to.as_str()),
-        (Channel::Sms, "+15551000", "+15552000")
+        (Channel::Sms, "+14155550113", "+14155550114")
     );
     assert_eq!(sends[0].content, Content::Text { body: "hi there".into(), subject: None });
     assert_eq!(sends[0].idempotency_key.as_deref(), Some("s-1"));
@@ -196,7 +198,7 @@ async fn sms_text_and_template_are_recorded_in_twilio_shape() {
 async fn sms_idempotency_and_faults() {
     let sb = sandbox().await;
     let sms = adapter(&sb, Channel::Sms);
-    let req = text("s-dup", Channel::Sms, "+15551000", "+15552001", "once");
+    let req = text("s-dup", Channel::Sms, "+14155550113", "+14155550115", "once");
     let a = sms.send(&req).await.unwrap();
     let b = sms.send(&req).await.unwrap();
     assert_eq!(a.provider_message_id, b.provider_message_id);
@@ -204,20 +206,20 @@ async fn sms_idempotency_and_faults() {
     only(&sb.sends());
 
     sb.inject(FaultRule::new(Fault::RateLimited { retry_after_secs: 1 }).on(Channel::Sms).times(1));
-    let retry = text("s-retry", Channel::Sms, "+15551000", "+15552001", "later");
+    let retry = text("s-retry", Channel::Sms, "+14155550113", "+14155550115", "later");
     let err = expect_error(sms.send(&retry).await, error_types::PROVIDER_TRANSIENT);
     assert_eq!((err.code(), err.retry_after()), ("20429", Some(Duration::from_secs(1))));
     sms.send(&retry).await.unwrap();
 
     sb.inject(FaultRule::new(Fault::reject("21211")).on(Channel::Sms).to("+1000"));
-    sb.inject(FaultRule::new(Fault::reject("21610")).on(Channel::Sms).to("+15559999"));
+    sb.inject(FaultRule::new(Fault::reject("21610")).on(Channel::Sms).to("+14155550119"));
     let err = expect_error(
-        sms.send(&text("s-bad", Channel::Sms, "+15551000", "+1000", "x")).await,
+        sms.send(&text("s-bad", Channel::Sms, "+14155550113", "+1000", "x")).await,
         error_types::INVALID_RECIPIENT,
     );
     assert_eq!(err.code(), "21211");
     expect_error(
-        sms.send(&text("s-stop", Channel::Sms, "+15551000", "+15559999", "x")).await,
+        sms.send(&text("s-stop", Channel::Sms, "+14155550113", "+14155550119", "x")).await,
         error_types::RECIPIENT_OPTED_OUT,
     );
     assert_eq!(sb.sends().len(), 2);
@@ -250,20 +252,20 @@ async fn rcs_text_template_and_already_exists() {
     }
     let rcs = providers::build(&config).unwrap();
 
-    let req = text("r-1", Channel::Rcs, "ignored", "+15553000", "rich hello");
+    let req = text("r-1", Channel::Rcs, "ignored", "+14155550116", "rich hello");
     let first = rcs.send(&req).await.unwrap();
-    assert_eq!(first.provider_message_id, "phones/+15553000/agentMessages/r-1");
+    assert_eq!(first.provider_message_id, "phones/+14155550116/agentMessages/r-1");
     assert!(!first.duplicate);
     // RBM answers 409 ALREADY_EXISTS on a repeated messageId: a duplicate success.
     let again = rcs.send(&req).await.unwrap();
     assert_eq!(again.provider_message_id, first.provider_message_id);
     assert!(again.duplicate);
 
-    let mut tpl = template("r-2", Channel::Rcs, "ignored", "+15553000", "welcome");
+    let mut tpl = template("r-2", Channel::Rcs, "ignored", "+14155550116", "welcome");
     tpl.template_params = vec!["Ana".into(), "convo".into()];
     rcs.send(&tpl).await.unwrap();
     expect_error(
-        rcs.send(&template("r-3", Channel::Rcs, "x", "+15553000", "missing")).await,
+        rcs.send(&template("r-3", Channel::Rcs, "x", "+14155550116", "missing")).await,
         error_types::INVALID_CONTENT,
     );
 
@@ -281,16 +283,16 @@ async fn rcs_text_template_and_already_exists() {
 async fn rcs_faults_are_classified() {
     let sb = sandbox().await;
     let rcs = adapter(&sb, Channel::Rcs);
-    sb.inject(FaultRule::new(Fault::reject("NOT_FOUND")).on(Channel::Rcs).to("+15553999"));
+    sb.inject(FaultRule::new(Fault::reject("NOT_FOUND")).on(Channel::Rcs).to("+14155550118"));
     sb.inject(FaultRule::new(Fault::Unavailable).on(Channel::Rcs).times(1));
 
-    let req = text("r-t", Channel::Rcs, "x", "+15553001", "hi");
+    let req = text("r-t", Channel::Rcs, "x", "+14155550117", "hi");
     let err = expect_error(rcs.send(&req).await, error_types::PROVIDER_TRANSIENT);
     assert_eq!(err.code(), "UNAVAILABLE");
     rcs.send(&req).await.unwrap();
 
     let err = expect_error(
-        rcs.send(&text("r-nf", Channel::Rcs, "x", "+15553999", "hi")).await,
+        rcs.send(&text("r-nf", Channel::Rcs, "x", "+14155550118", "hi")).await,
         error_types::RECIPIENT_NOT_CAPABLE,
     );
     assert!(!err.is_retryable());
@@ -495,7 +497,7 @@ async fn wait_for_sends_wakes_on_a_send_and_times_out_otherwise() {
         tokio::spawn(async move { sb.wait_for_sends(1, WAIT).await })
     };
     let wa = adapter(&sb, Channel::Whatsapp);
-    wa.send(&text("w-1", Channel::Whatsapp, "x", "+15550005", "hi")).await.unwrap();
+    wa.send(&text("w-1", Channel::Whatsapp, "x", "+14155550105", "hi")).await.unwrap();
     let sends = waiter.await.unwrap().unwrap();
     assert_eq!(sends.len(), 1);
 
@@ -508,10 +510,10 @@ async fn unreachable_provider_is_transient_and_shutdown_stops_serving() {
     let sb = sandbox().await;
     let wa = adapter(&sb, Channel::Whatsapp);
     let mail = adapter(&sb, Channel::Email);
-    wa.send(&text("l-1", Channel::Whatsapp, "x", "+15550006", "before")).await.unwrap();
+    wa.send(&text("l-1", Channel::Whatsapp, "x", "+14155550106", "before")).await.unwrap();
     sb.shutdown().await;
     let err = expect_error(
-        wa.send(&text("l-2", Channel::Whatsapp, "x", "+15550006", "after")).await,
+        wa.send(&text("l-2", Channel::Whatsapp, "x", "+14155550106", "after")).await,
         error_types::PROVIDER_TRANSIENT,
     );
     assert!(matches!(err.code(), "connect" | "network"), "{err}");

@@ -22,7 +22,7 @@ fn meta_payload(phone_number_id: &str, value: Value) -> Vec<u8> {
     let mut value = value;
     value["messaging_product"] = json!("whatsapp");
     value["metadata"] =
-        json!({"display_phone_number": "15550000001", "phone_number_id": phone_number_id});
+        json!({"display_phone_number": "12125550111", "phone_number_id": phone_number_id});
     serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "waba-1", "changes": [{"field": "messages", "value": value}]}]

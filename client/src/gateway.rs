@@ -156,7 +156,7 @@ impl Sessions {
                 ..Default::default()
             },
         };
-        let (contact, _) = self.store.find_or_create_contact(&inbound.workspace_id, lookup).await?;
+        let (contact, _) = self.store.find_or_create_sender(&inbound.workspace_id, lookup).await?;
         let message_id = MessageId::new(inbound.message_id.clone());
         let (_, created) = self
             .store

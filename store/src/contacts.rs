@@ -52,11 +52,25 @@ pub struct ContactLookup {
     pub name: Option<String>,
 }
 
-/// Normalises a phone number to E.164: `+`, a country code not starting with 0, at most 15
-/// digits in all. Separators people type (space, `-`, `.`, `(`, `)`) are dropped and a leading
-/// `00` becomes `+`. This is a syntactic check only; whether the number is assigned is the
-/// provider's business.
+/// Normalises a phone number to E.164 and checks that it is a valid number of its country,
+/// by libphonenumber's metadata (the `phonenumber` crate): `+1 555 1000` has the right shape
+/// but no country has it. Separators people type (space, `-`, `.`, `(`, `)`) are dropped and a
+/// leading `00` becomes `+`; letters (`+1-800-FLOWERS`), extensions and `tel:` URIs are
+/// refused. This is the check for numbers a business gives convo to reach; a number a carrier
+/// delivered a message from is held to [`normalize_delivered_phone`].
 pub fn normalize_phone(input: &str) -> Result<String> {
+    phone(input, true)
+}
+
+/// Normalises the number a provider reports a contact's message from, as [`normalize_phone`]
+/// but without the validity check: the carrier has just delivered from it, and a number
+/// range newer than the metadata must not lose the contact's message. It must still parse as
+/// a number of a known country code.
+pub fn normalize_delivered_phone(input: &str) -> Result<String> {
+    phone(input, false)
+}
+
+fn phone(input: &str, valid: bool) -> Result<String> {
     let bad = |message: &str| StoreError::validation("phone", format!("{message}: {input:?}"));
     let compact: String =
         input.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
@@ -67,6 +81,8 @@ pub fn normalize_phone(input: &str) -> Result<String> {
     } else {
         return Err(bad("must start with + and a country code"));
     };
+    // libphonenumber would read letters as keypad digits and drop an extension: neither is a
+    // number convo can message.
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("may contain only digits after +"));
     }
@@ -77,45 +93,33 @@ pub fn normalize_phone(input: &str) -> Result<String> {
     if !(7..=15).contains(&digits.len()) {
         return Err(bad("must have 7 to 15 digits"));
     }
-    Ok(format!("+{digits}"))
+    let number = phonenumber::parse(None, format!("+{digits}"))
+        .map_err(|_| bad("is not a number of any country code"))?;
+    if valid && !phonenumber::is_valid(&number) {
+        let country = number.country().code();
+        return Err(bad(&format!("is not a valid number for country code +{country}")));
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// Normalises an e-mail address for identity matching: trimmed and lower-cased as a whole
 /// (RFC 5321 lets the local part be case-sensitive, but no mainstream mailbox provider treats
-/// it so, and matching case-insensitively avoids duplicate contacts). The check is
-/// deliberately structural: one `@`, a non-empty local part of at most 64 bytes, and a domain
-/// of dot-separated labels of letters, digits and hyphens.
+/// it so, and matching case-insensitively avoids duplicate contacts), and checked by the
+/// `email_address` crate against RFC 5321/5322: a bare address (no display name, no
+/// `[domain literal]`) whose domain has a top-level domain, at most 254 bytes in all.
 pub fn normalize_email(input: &str) -> Result<String> {
     let bad = |message: &str| StoreError::validation("email", format!("{message}: {input:?}"));
     let email = input.trim().to_lowercase();
     if email.len() > 254 {
         return Err(bad("must be at most 254 bytes"));
     }
-    let Some((local, domain)) = email.split_once('@') else {
-        return Err(bad("must contain @"));
-    };
-    if local.is_empty() || local.len() > 64 {
-        return Err(bad("the part before @ must have 1 to 64 bytes"));
-    }
-    if local.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>'))
-        || local.starts_with('.')
-        || local.ends_with('.')
-        || local.contains("..")
-    {
-        return Err(bad("the part before @ is malformed"));
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-    };
-    if labels.len() < 2 || !labels.iter().all(label_ok) {
-        return Err(bad("the domain is malformed"));
-    }
-    Ok(email)
+    let options = email_address::Options::default()
+        .with_required_tld()
+        .without_display_text()
+        .without_domain_literal();
+    let parsed = email_address::EmailAddress::parse_with_options(&email, options)
+        .map_err(|e| bad(&format!("is not an e-mail address ({e})")))?;
+    Ok(parsed.email())
 }
 
 fn normalize_name(name: Option<&str>) -> Result<Option<String>> {
@@ -155,6 +159,26 @@ impl Store {
         &self,
         workspace_id: &str,
         lookup: ContactLookup,
+    ) -> Result<(Contact, bool)> {
+        self.find_or_create(workspace_id, lookup, normalize_phone).await
+    }
+
+    /// [`Store::find_or_create_contact`] for the sender of a message a provider delivered:
+    /// its number is held to [`normalize_delivered_phone`], so a number newer than the phone
+    /// metadata still reaches its session.
+    pub async fn find_or_create_sender(
+        &self,
+        workspace_id: &str,
+        lookup: ContactLookup,
+    ) -> Result<(Contact, bool)> {
+        self.find_or_create(workspace_id, lookup, normalize_delivered_phone).await
+    }
+
+    async fn find_or_create(
+        &self,
+        workspace_id: &str,
+        lookup: ContactLookup,
+        normalize_phone: fn(&str) -> Result<String>,
     ) -> Result<(Contact, bool)> {
         let phone = lookup.phone.as_deref().map(normalize_phone).transpose()?;
         let email = lookup.email.as_deref().map(normalize_email).transpose()?;

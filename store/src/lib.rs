@@ -45,7 +45,9 @@ use sqlx::{
 use tokio::sync::watch;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKey, ApiKeyScope, CreatedApiKey, generate_api_key};
-pub use contacts::{Contact, ContactLookup, normalize_email, normalize_phone};
+pub use contacts::{
+    Contact, ContactLookup, normalize_delivered_phone, normalize_email, normalize_phone,
+};
 pub use conversations::ConversationRecord;
 pub use error::{Result, StoreError};
 pub use gauges::{EndpointBacklog, StoreGauges};

@@ -27,6 +27,7 @@ backend_tests!(
     workspaces_and_channels_round_trip,
     contacts_are_found_by_phone_or_email,
     contact_validation_names_the_field,
+    phones_are_valid_numbers_of_their_country,
     concurrent_creates_yield_one_contact,
     consent_changes_are_recorded_once,
     ledger_follows_the_domain_rules,
@@ -262,8 +263,17 @@ async fn contact_validation_names_the_field(db: Arc<Db>) {
     for bad in ["15005550006", "+0123456789", "+1-800-FLOWERS", "+123", "+1234567890123456", ""] {
         assert_validation(store.find_or_create_contact("ws1", phone(bad)).await, "phone");
     }
-    for bad in ["alice", "alice@", "@example.com", "a b@example.com", "alice@localhost", "a@-x.com"]
-    {
+    for bad in [
+        "alice",
+        "alice@",
+        "@example.com",
+        "a b@example.com",
+        "alice@localhost",
+        "a@-x.com",
+        "Alice <alice@example.com>",
+        "alice@[127.0.0.1]",
+        "alice@example..com",
+    ] {
         let lookup = ContactLookup { email: Some(bad.to_owned()), ..Default::default() };
         assert_validation(store.find_or_create_contact("ws1", lookup).await, "email");
     }
@@ -277,6 +287,34 @@ async fn contact_validation_names_the_field(db: Arc<Db>) {
     assert_eq!(err.code(), "validation_failed");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("phone"), "{err}");
+}
+
+/// A business's number must be one its country has (libphonenumber's metadata), and is stored
+/// in E.164 however it was typed; a number a provider delivered a message from only needs to
+/// parse, so a range newer than the metadata still reaches its session.
+async fn phones_are_valid_numbers_of_their_country(db: Arc<Db>) {
+    let store = &db.store;
+    workspace(store, "ws1").await;
+    for (typed, e164) in [
+        ("+44 20 7946 0123", "+442079460123"),
+        ("+1 (212) 555-0100", "+12125550100"),
+        ("0049 151 1234 5678", "+4915112345678"),
+    ] {
+        let (contact, _) = store.find_or_create_contact("ws1", phone(typed)).await.unwrap();
+        assert_eq!(contact.phone.as_deref(), Some(e164), "{typed}");
+    }
+    // The right shape, but no area code 555 in the US, and too short a German mobile.
+    for nobody in ["+1 555 100 0000", "+15551000", "+4915100000"] {
+        let err = store.find_or_create_contact("ws1", phone(nobody)).await.unwrap_err();
+        assert_eq!(err.code(), "validation_failed");
+        assert!(err.to_string().contains("not a valid number for country code"), "{err}");
+        assert_validation(store.find_or_create_contact("ws1", phone(nobody)).await, "phone");
+    }
+    let (sender, created) =
+        store.find_or_create_sender("ws1", phone("+1 555 100 0000")).await.unwrap();
+    assert!(created);
+    assert_eq!(sender.phone.as_deref(), Some("+15551000000"));
+    assert_validation(store.find_or_create_sender("ws1", phone("+1-800-FLOWERS")).await, "phone");
 }
 
 async fn concurrent_creates_yield_one_contact(db: Arc<Db>) {

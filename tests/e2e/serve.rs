@@ -369,7 +369,7 @@ async fn tenant(
     for channel in Channel::ALL {
         let sender = match channel {
             Channel::Email => format!("support@{id}.test"),
-            _ => format!("+1555{:07}", id.len()),
+            _ => format!("+1646555{:04}", 100 + id.len()),
         };
         stack.store.upsert_channel(&stack.sandbox.channel_config(id, channel, sender)).await?;
     }
@@ -595,7 +595,7 @@ async fn ping_compose_take_over_and_resolve_through_the_api() -> anyhow::Result<
         content: Content::Text { body: "Still need help?".into(), subject: None },
     });
     let api = tenant(&stack, "ping-co", settings, 10_000).await?;
-    let phone = "+447700900123";
+    let phone = "+442079460123";
     api.inbound(phone, "hi").await?;
     api.window_until(phone, "open", |w| w["open"] == true).await?;
     stack.skip(5 * HOUR).await?;

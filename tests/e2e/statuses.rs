@@ -336,7 +336,7 @@ fn meta_statuses(phone_number_id: &str, statuses: Value) -> Vec<u8> {
         "object": "whatsapp_business_account",
         "entry": [{"id": "waba-1", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550100000", "phone_number_id": phone_number_id},
+            "metadata": {"display_phone_number": "12125550100", "phone_number_id": phone_number_id},
             "statuses": statuses,
         }}]}]
     }))

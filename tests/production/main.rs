@@ -254,7 +254,7 @@ async fn worker_and_api_on_postgres_and_temporal_as_the_readme_runs_them() -> an
         whatsapp["phone_number_id"].as_str().context("phone_number_id")?.to_owned();
     let twilio = serde_json::to_value(providers.provider_config(Channel::Sms))?;
     let twilio_token = twilio["auth_token"].as_str().context("auth_token")?.to_owned();
-    let number = "+15550001111";
+    let number = "+12125550121";
     for (kind, config) in [("whatsapp", &whatsapp), ("sms", &twilio)] {
         let config = config.to_string();
         cli(

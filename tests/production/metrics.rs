@@ -18,7 +18,7 @@ use serde_json::json;
 use super::{APP_SECRET, Api, Proc, Schema, WAIT, cli, sends, spawn};
 
 const CONTACT: &str = "+14155550177";
-const NUMBER: &str = "+15550002222";
+const NUMBER: &str = "+12125550122";
 
 /// One sample of the text exposition format.
 #[derive(Debug)]

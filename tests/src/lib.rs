@@ -253,7 +253,7 @@ async fn seed_workspace(
     for channel in Channel::ALL {
         let sender = match channel {
             Channel::Email => "support@convo.test".to_owned(),
-            _ => "+15550000000".to_owned(),
+            _ => "+12125550110".to_owned(),
         };
         store.upsert_channel(&sandbox.channel_config(workspace_id, channel, sender)).await?;
     }

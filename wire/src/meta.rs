@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn a_text_a_button_and_media_read_as_a_session_sees_them() {
         let body = br#"{"entry":[{"changes":[{"value":{
-            "metadata":{"display_phone_number":"15550001111","phone_number_id":"pn1"},
+            "metadata":{"display_phone_number":"12125550121","phone_number_id":"pn1"},
             "contacts":[{"wa_id":"14155550123","profile":{"name":"Ada"}}],
             "messages":[
               {"from":"14155550123","id":"wamid.1","timestamp":"1700000000","type":"text","text":{"body":"hi"}},

@@ -102,26 +102,26 @@ mod tests {
     #[test]
     fn a_message_and_a_status_are_told_apart() {
         let m = Form::parse(
-            b"From=whatsapp%3A%2B14155550188&To=%2B15550001111&Body=STOP&MessageSid=SM1",
+            b"From=whatsapp%3A%2B14155550188&To=%2B12125550121&Body=STOP&MessageSid=SM1",
         );
         assert_eq!(
             m.event(),
-            Event::Message { sid: "SM1", from: "+14155550188", to: "+15550001111", body: "STOP" }
+            Event::Message { sid: "SM1", from: "+14155550188", to: "+12125550121", body: "STOP" }
         );
-        assert_eq!(m.event().business_number(), "+15550001111");
+        assert_eq!(m.event().business_number(), "+12125550121");
         let s = Form::parse(
-            b"MessageStatus=undelivered&MessageSid=SM2&From=%2B15550001111&ErrorCode=30003&ErrorMessage=",
+            b"MessageStatus=undelivered&MessageSid=SM2&From=%2B12125550121&ErrorCode=30003&ErrorMessage=",
         );
         assert_eq!(
             s.event(),
             Event::Status {
                 sid: "SM2",
-                from: "+15550001111",
+                from: "+12125550121",
                 status: "undelivered",
                 error_code: Some("30003"),
                 error_message: None,
             }
         );
-        assert_eq!(s.event().business_number(), "+15550001111");
+        assert_eq!(s.event().business_number(), "+12125550121");
     }
 }

@@ -329,17 +329,18 @@ mod tests {
             timeout_ms: None,
         })
         .unwrap();
-        let text = SendRequest::text("k", convo_domain::Channel::Whatsapp, "1", "+15550001", "hi");
+        let text =
+            SendRequest::text("k", convo_domain::Channel::Whatsapp, "1", "+14155550101", "hi");
         assert_eq!(
             adapter.body(&text).unwrap(),
-            json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"+15550001",
+            json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"+14155550101",
                    "type":"text","text":{"preview_url":false,"body":"hi"}})
         );
         let mut template = SendRequest::new(
             "k",
             convo_domain::Channel::Whatsapp,
             "1",
-            "+15550001",
+            "+14155550101",
             Content::template("welcome"),
         );
         assert_eq!(

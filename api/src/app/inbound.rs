@@ -8,7 +8,7 @@
 
 use convo_client::{Inbound, InboundAccepted};
 use convo_domain::{Channel, DeliveryStatus, Timestamp};
-use convo_store::{ChannelConfig, StatusReport, normalize_phone};
+use convo_store::{ChannelConfig, StatusReport, normalize_delivered_phone};
 use convo_wire::{meta, rbm, signature, twilio};
 
 use super::{
@@ -67,7 +67,7 @@ fn config_str<'a>(channel: &'a ChannelConfig, key: &str) -> Option<&'a str> {
 }
 
 fn same_phone(a: &str, b: &str) -> bool {
-    match (normalize_phone(a), normalize_phone(b)) {
+    match (normalize_delivered_phone(a), normalize_delivered_phone(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a.trim() == b.trim(),
     }

@@ -172,9 +172,9 @@ impl Stack {
         let store = Store::open_sqlite(dir.path().join("convo.db")).await?;
         let sandbox = Arc::new(Sandbox::start("127.0.0.1:0".parse()?).await?);
         let receiver = WebhookReceiver::start().await?;
-        let a = seed(&store, &sandbox, &receiver, &clock, "a", "+15550000001", "100000000000001")
+        let a = seed(&store, &sandbox, &receiver, &clock, "a", "+12125550111", "100000000000001")
             .await?;
-        let b = seed(&store, &sandbox, &receiver, &clock, "b", "+15550000002", "100000000000002")
+        let b = seed(&store, &sandbox, &receiver, &clock, "b", "+12125550112", "100000000000002")
             .await?;
 
         let settings = Settings {

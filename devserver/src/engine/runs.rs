@@ -318,7 +318,7 @@ mod tests {
         e.memo = Some(Box::new(Memo {
             fields: [(
                 "contact".to_owned(),
-                Payload { data: b"+4915100000".to_vec(), ..Default::default() },
+                Payload { data: b"+4915100000100".to_vec(), ..Default::default() },
             )]
             .into_iter()
             .collect(),
