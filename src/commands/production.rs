@@ -6,7 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use convo::config::{ApiSection, FileConfig, pick, temporal_url};
+use convo::config::{
+    ApiSection, FileConfig, Layers, TemporalSection, WebhooksSection, required, temporal_url,
+};
 use convo::{ApiParts, Node, NodeParts, WorkerParts};
 use convo_activities::{reconcile::ReconcilerConfig, webhooks::DispatcherConfig};
 use convo_api::AppSettings;
@@ -48,17 +50,55 @@ pub(crate) struct ClusterArgs {
     config: Option<PathBuf>,
 }
 
+/// The built-in defaults of `convo worker` and `convo api`: the bottom layer.
+fn built_in() -> FileConfig {
+    FileConfig {
+        temporal: TemporalSection {
+            address: Some("127.0.0.1:7233".to_owned()),
+            namespace: Some("default".to_owned()),
+            task_queue: Some(convo_workflows::contracts::TASK_QUEUE.to_owned()),
+            tls: Some(false),
+            ..TemporalSection::default()
+        },
+        api: ApiSection {
+            http_addr: Some(([0, 0, 0, 0], 8080).into()),
+            grpc_addr: Some(([0, 0, 0, 0], 50051).into()),
+            ..ApiSection::default()
+        },
+        ..FileConfig::default()
+    }
+}
+
 impl ClusterArgs {
-    /// Worker settings and the store URL, layered.
-    fn resolve(self, identity: &str) -> anyhow::Result<(Settings, String, FileConfig)> {
-        let file = FileConfig::load(self.config.as_deref())?;
-        let t = &file.temporal;
-        let ca = self.temporal_tls_ca.or_else(|| t.tls_ca_cert.clone());
-        let cert = self.temporal_tls_cert.or_else(|| t.tls_client_cert.clone());
-        let key = self.temporal_tls_key.or_else(|| t.tls_client_key.clone());
+    /// Worker settings, the store URL and the whole layered configuration: the defaults, the
+    /// file, then these flags and `flags` (the command's own).
+    fn resolve(
+        self,
+        identity: &str,
+        flags: FileConfig,
+    ) -> anyhow::Result<(Settings, String, FileConfig)> {
+        let flags = FileConfig {
+            temporal: TemporalSection {
+                address: self.temporal_address,
+                namespace: self.namespace,
+                task_queue: self.task_queue,
+                api_key: self.temporal_api_key,
+                tls: self.temporal_tls,
+                tls_ca_cert: self.temporal_tls_ca,
+                tls_client_cert: self.temporal_tls_cert,
+                tls_client_key: self.temporal_tls_key,
+                tls_domain: None,
+            },
+            database_url: self.database_url,
+            ..flags
+        };
+        let file =
+            Layers::new(&built_in()).file(self.config.as_deref())?.layer(&flags).extract()?;
+        let t = file.temporal.clone();
+        let (ca, cert, key) = (t.tls_ca_cert, t.tls_client_cert, t.tls_client_key);
         let tls_files = ca.is_some() || cert.is_some() || key.is_some();
-        let tls = pick(self.temporal_tls, t.tls, false) || tls_files;
-        let address = pick(self.temporal_address, t.address.clone(), "127.0.0.1:7233".to_owned());
+        let tls = required(t.tls, "temporal.tls")? || tls_files;
+        let address = required(t.address, "temporal.address")?;
         let read =
             |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let tls = if tls {
@@ -69,28 +109,25 @@ impl ClusterArgs {
             };
             Some(TlsSettings {
                 server_root_ca_cert: ca.as_ref().map(read).transpose()?,
-                domain: t.tls_domain.clone(),
+                domain: t.tls_domain,
                 client_cert,
             })
         } else {
             None
         };
+        let url = temporal_url(&address, tls.is_some())?;
         let settings = Settings {
-            namespace: pick(self.namespace, t.namespace.clone(), "default".to_owned()),
-            task_queue: pick(
-                self.task_queue,
-                t.task_queue.clone(),
-                convo_workflows::contracts::TASK_QUEUE.to_owned(),
-            ),
+            namespace: required(t.namespace, "temporal.namespace")?,
+            task_queue: required(t.task_queue, "temporal.task_queue")?,
             identity: Some(format!("{identity}@{}", std::process::id())),
             graceful_shutdown_period: Some(Duration::from_secs(30)),
-            api_key: self.temporal_api_key.or_else(|| t.api_key.clone()),
+            api_key: t.api_key,
             tls,
-            ..Settings::new(temporal_url(&address, tls_files || self.temporal_tls == Some(true))?)
+            ..Settings::new(url)
         };
-        let database_url = self
+        let database_url = file
             .database_url
-            .or_else(|| file.database_url.clone())
+            .clone()
             .context("DATABASE_URL (or database_url in the config file) is required")?;
         Ok((settings, database_url, file))
     }
@@ -126,10 +163,11 @@ pub(crate) async fn worker(
     args: WorkerArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (mut settings, database_url, file) = args.cluster.resolve("convo-worker")?;
+    let flags = FileConfig { webhooks: args.webhooks.overrides(), ..FileConfig::default() };
+    let (mut settings, database_url, file) = args.cluster.resolve("convo-worker", flags)?;
     settings.search_attributes = args.search_attributes;
     let store = Store::connect(&database_url).await.context("connecting the store")?;
-    let destinations = args.webhooks.destinations(&file.webhooks);
+    let destinations = destinations(&file.webhooks);
     let webhooks = (!args.no_webhook_dispatcher)
         .then(|| DispatcherConfig { destinations, ..DispatcherConfig::default() });
     let reconciler = (!args.no_reconciler).then(ReconcilerConfig::default);
@@ -185,15 +223,22 @@ pub(crate) struct WebhookArgs {
 }
 
 impl WebhookArgs {
-    /// The policy: a flag (or env) turns a permission on, else the file's value, else off.
-    fn destinations(&self, file: &convo::config::WebhooksSection) -> Destinations {
-        let private = self.webhooks_allow_private_destinations
-            || file.allow_private_destinations.unwrap_or(false);
-        Destinations {
-            allow_loopback: private,
-            allow_private: private,
-            allow_http: self.webhooks_allow_http || file.allow_http.unwrap_or(false),
+    /// What the flags (or env) set: a flag turns a permission on; unset leaves the file's.
+    fn overrides(&self) -> WebhooksSection {
+        WebhooksSection {
+            allow_private_destinations: self.webhooks_allow_private_destinations.then_some(true),
+            allow_http: self.webhooks_allow_http.then_some(true),
         }
+    }
+}
+
+/// The destination policy of the layered `[webhooks]`: off unless a layer turns it on.
+fn destinations(webhooks: &WebhooksSection) -> Destinations {
+    let private = webhooks.allow_private_destinations.unwrap_or(false);
+    Destinations {
+        allow_loopback: private,
+        allow_private: private,
+        allow_http: webhooks.allow_http.unwrap_or(false),
     }
 }
 
@@ -214,30 +259,33 @@ pub(crate) struct InboundArgs {
     public_base_url: Option<String>,
 }
 
-impl InboundArgs {
-    /// The application settings, each layered flag (or env) > file > default.
-    fn app_settings(&self, file: &ApiSection) -> anyhow::Result<AppSettings> {
-        let public_base_url = self
-            .public_base_url
-            .clone()
-            .or_else(|| file.public_base_url.clone())
-            .map(|u| public_base_url(&u))
-            .transpose()?;
-        Ok(AppSettings {
-            whatsapp_verify_token: self
-                .whatsapp_verify_token
-                .clone()
-                .or_else(|| file.whatsapp_verify_token.clone())
-                .filter(|t| !t.is_empty()),
-            whatsapp_app_secret: self
-                .whatsapp_app_secret
-                .clone()
-                .or_else(|| file.whatsapp_app_secret.clone())
-                .filter(|s| !s.is_empty()),
-            public_base_url,
-            ..AppSettings::default()
-        })
+impl ApiArgs {
+    /// What the API's own flags (or env) set, as the top layer's `[api]` and `[webhooks]`.
+    fn overrides(&self) -> FileConfig {
+        FileConfig {
+            api: ApiSection {
+                http_addr: self.http_addr,
+                grpc_addr: self.grpc_addr,
+                whatsapp_verify_token: self.inbound.whatsapp_verify_token.clone(),
+                whatsapp_app_secret: self.inbound.whatsapp_app_secret.clone(),
+                public_base_url: self.inbound.public_base_url.clone(),
+            },
+            webhooks: self.webhooks.overrides(),
+            ..FileConfig::default()
+        }
     }
+}
+
+/// The application settings of the layered `[api]` (each key from the highest layer that sets
+/// it: flag or env, file, default).
+fn app_settings(api: &ApiSection) -> anyhow::Result<AppSettings> {
+    let public_base_url = api.public_base_url.as_deref().map(public_base_url).transpose()?;
+    Ok(AppSettings {
+        whatsapp_verify_token: api.whatsapp_verify_token.clone().filter(|t| !t.is_empty()),
+        whatsapp_app_secret: api.whatsapp_app_secret.clone().filter(|s| !s.is_empty()),
+        public_base_url,
+        ..AppSettings::default()
+    })
 }
 
 /// An absolute `http`/`https` URL with no query or fragment, without its trailing slash (the
@@ -259,12 +307,13 @@ pub(crate) async fn api(
     args: ApiArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (settings, database_url, file) = args.cluster.resolve("convo-api")?;
-    let http_addr = pick(args.http_addr, file.api.http_addr, ([0, 0, 0, 0], 8080).into());
-    let grpc_addr = pick(args.grpc_addr, file.api.grpc_addr, ([0, 0, 0, 0], 50051).into());
+    let flags = args.overrides();
+    let (settings, database_url, file) = args.cluster.resolve("convo-api", flags)?;
+    let http_addr = required(file.api.http_addr, "api.http_addr")?;
+    let grpc_addr = required(file.api.grpc_addr, "api.grpc_addr")?;
     let app_settings = AppSettings {
-        webhook_destinations: args.webhooks.destinations(&file.webhooks),
-        ..args.inbound.app_settings(&file.api)?
+        webhook_destinations: destinations(&file.webhooks),
+        ..app_settings(&file.api)?
     };
     let store = Store::connect(&database_url).await.context("connecting the store")?;
     let http = tokio::net::TcpListener::bind(http_addr).await.context("binding HTTP")?;
@@ -290,10 +339,14 @@ mod tests {
         api: ApiArgs,
     }
 
+    /// The settings `argv` gives over a file whose `[api]` is `file`, layered as `convo api`
+    /// layers them.
     fn settings(argv: &[&str], file: &ApiSection) -> anyhow::Result<AppSettings> {
         let probe =
             Probe::try_parse_from(std::iter::once("convo-api").chain(argv.iter().copied()))?;
-        probe.api.inbound.app_settings(file)
+        let file = FileConfig { api: file.clone(), ..FileConfig::default() };
+        let layered = Layers::new(&built_in()).layer(&file).layer(&probe.api.overrides());
+        app_settings(&layered.extract()?.api)
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use convo::{
     ServeConfig, Stack,
-    config::{FileConfig, pick, temporal_url},
+    config::{FileConfig, Layers, ServeSection, required, temporal_url},
     serve::ExternalTemporal,
 };
 
@@ -47,26 +47,49 @@ pub(crate) struct ServeArgs {
 
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<ServeConfig> {
-        let file = FileConfig::load(self.config.as_deref())?;
         let defaults = ServeConfig::default();
-        let port =
-            pick(self.temporal_port, file.serve.temporal_port, defaults.temporal_addr.port());
-        let temporal = match self.temporal_address.or(file.serve.temporal_address) {
+        let built_in = FileConfig {
+            serve: ServeSection {
+                data_dir: Some(PathBuf::from(".convo")),
+                http_addr: Some(defaults.http_addr),
+                grpc_addr: Some(defaults.grpc_addr),
+                temporal_port: Some(defaults.temporal_addr.port()),
+                temporal_address: None,
+                namespace: Some("default".to_owned()),
+            },
+            ..FileConfig::default()
+        };
+        let flags = FileConfig {
+            serve: ServeSection {
+                data_dir: self.data_dir,
+                http_addr: self.http_addr,
+                grpc_addr: self.grpc_addr,
+                temporal_port: self.temporal_port,
+                temporal_address: self.temporal_address,
+                namespace: self.namespace,
+            },
+            database_url: std::env::var("DATABASE_URL").ok(),
+            ..FileConfig::default()
+        };
+        let file = Layers::new(&built_in).file(self.config.as_deref())?.layer(&flags).extract()?;
+        let serve = file.serve;
+        let temporal = match serve.temporal_address {
             Some(address) => Some(ExternalTemporal {
                 url: temporal_url(&address, false)?,
-                namespace: pick(self.namespace, file.serve.namespace, "default".to_owned()),
+                namespace: required(serve.namespace, "serve.namespace")?,
             }),
             None => None,
         };
+        let port = required(serve.temporal_port, "serve.temporal_port")?;
         Ok(ServeConfig {
             temporal,
-            data_dir: Some(pick(self.data_dir, file.serve.data_dir, PathBuf::from(".convo"))),
-            http_addr: pick(self.http_addr, file.serve.http_addr, defaults.http_addr),
-            grpc_addr: pick(self.grpc_addr, file.serve.grpc_addr, defaults.grpc_addr),
+            data_dir: serve.data_dir,
+            http_addr: required(serve.http_addr, "serve.http_addr")?,
+            grpc_addr: required(serve.grpc_addr, "serve.grpc_addr")?,
             temporal_addr: SocketAddr::new(defaults.temporal_addr.ip(), port),
             dev_api_key: self.dev_api_key,
             metrics_addr: self.metrics_address,
-            database_url: std::env::var("DATABASE_URL").ok().or(file.database_url),
+            database_url: file.database_url,
             ..defaults
         })
     }
