@@ -131,6 +131,12 @@ pub struct ApiSection {
     /// The externally visible base URL Twilio signs (`https://api.example.com`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_base_url: Option<String>,
+    /// Requests a second for all the API keys of a workspace together (none: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_workspace: Option<std::num::NonZeroU32>,
+    /// Requests a second for each API key (none: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_key: Option<std::num::NonZeroU32>,
 }
 
 /// The layers of one command's configuration, lowest first; [`Layers::extract`] merges them.

@@ -32,6 +32,9 @@ pub struct ApiError {
     /// The request could not be read at all (a body that is not JSON, a header that is not
     /// ASCII): `validation_failed` answered 400 rather than 422.
     malformed: bool,
+    /// How long the client should wait before retrying (`rate_limited`): `Retry-After` over
+    /// HTTP, a `google.rpc.RetryInfo` over gRPC.
+    retry_after: Option<std::time::Duration>,
 }
 
 /// The HTTP status of each code: the one table. `malformed` marks a `validation_failed` for a
@@ -69,12 +72,23 @@ pub fn http_status(code: ErrorCode, malformed: bool) -> StatusCode {
 impl ApiError {
     /// An error with no field.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None, malformed: false }
+        Self { code, message: message.into(), field: None, malformed: false, retry_after: None }
     }
 
     /// The HTTP status ([`http_status`]).
     pub fn status(&self) -> StatusCode {
         http_status(self.code, self.malformed)
+    }
+
+    /// Tells the client how long to wait before it retries.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// How long the client should wait before it retries, if the error says.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Names the input field at fault.
@@ -194,6 +208,11 @@ impl IntoResponse for ApiError {
             // The retry already waited for the request in flight; it may ask again shortly.
             let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
             response.headers_mut().insert(header::RETRY_AFTER, after.into());
+        }
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client that waits that long is let through.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
         }
         response
     }

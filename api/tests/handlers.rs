@@ -5,7 +5,10 @@
 //! the workflows. What needs the workflows themselves is tested over the full stack in the
 //! other suites.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+};
 
 use async_trait::async_trait;
 use axum::{
@@ -13,7 +16,10 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
-use convo_api::{App, AppSettings};
+use convo_api::{
+    App, AppSettings,
+    app::limits::{Rate, RateLimits},
+};
 use convo_client::{Gateway, GatewayError, Inbound, InboundAccepted, UpdateError};
 use convo_domain::{BillingBlock, Channel, ErrorCode, Money};
 use convo_store::{ChannelConfig, Store};
@@ -127,10 +133,16 @@ struct Fixture {
     router: Router,
     workflows: Arc<FakeWorkflows>,
     key: String,
+    /// A second key of the same workspace.
+    other_key: String,
     _dir: tempfile::TempDir,
 }
 
 async fn fixture(workflows: FakeWorkflows) -> anyhow::Result<Fixture> {
+    fixture_with(workflows, AppSettings::default()).await
+}
+
+async fn fixture_with(workflows: FakeWorkflows, settings: AppSettings) -> anyhow::Result<Fixture> {
     let dir = tempfile::tempdir()?;
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("convo.db").display());
     let store = Store::connect_default(&sqlite).await?;
@@ -149,9 +161,10 @@ async fn fixture(workflows: FakeWorkflows) -> anyhow::Result<Fixture> {
         })
         .await?;
     let key = store.create_api_key(&ws, "handlers").await?.secret;
+    let other_key = store.create_api_key(&ws, "handlers, second key").await?.secret;
     let workflows = Arc::new(workflows);
-    let app = App::over(workflows.clone(), store, AppSettings::default());
-    Ok(Fixture { router: convo_api::router(app), workflows, key, _dir: dir })
+    let app = App::over(workflows.clone(), store, settings);
+    Ok(Fixture { router: convo_api::router(app), workflows, key, other_key, _dir: dir })
 }
 
 impl Fixture {
@@ -164,10 +177,22 @@ impl Fixture {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, axum::http::HeaderMap, Value)> {
+        self.call_as(&self.key, method, path, body, headers).await
+    }
+
+    /// [`Fixture::call`] with another API key.
+    async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, axum::http::HeaderMap, Value)> {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header("authorization", format!("Bearer {}", self.key));
+            .header("authorization", format!("Bearer {key}"));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -265,5 +290,49 @@ async fn readiness_reports_a_workflow_service_that_does_not_answer() -> anyhow::
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["checks"]["database"], "ok");
     assert_eq!(body["checks"]["temporal"]["error"], "connection refused");
+    Ok(())
+}
+
+/// Two requests a minute, in a burst of two: nothing refills while a test runs.
+fn two_a_minute() -> Rate {
+    Rate { requests: NonZeroU32::new(2).unwrap(), period: std::time::Duration::from_secs(60) }
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_is_429_rate_limited_with_retry_after() -> anyhow::Result<()> {
+    let limits = RateLimits { per_key: Some(two_a_minute()), per_workspace: None };
+    let settings = AppSettings { rate_limits: limits, ..AppSettings::default() };
+    let f = fixture_with(FakeWorkflows::default(), settings).await?;
+    for _ in 0..2 {
+        let (status, _, body) = f.call("GET", "/v1/channels", None, &[]).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, headers, body) =
+        f.call("POST", "/v1/messages", Some(template_send("+14155550115")), &[]).await?;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let after: u64 = headers["retry-after"].to_str()?.parse()?;
+    assert!((1..=30).contains(&after), "the next request a minute refills: {after}");
+    assert!(f.workflows.sends().is_empty(), "a refused request reaches no workflow");
+    // Another key of the workspace has its own rate.
+    let (status, _, body) = f.call_as(&f.other_key, "GET", "/v1/channels", None, &[]).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_workspace_rate_is_shared_by_its_keys() -> anyhow::Result<()> {
+    let limits = RateLimits { per_workspace: Some(two_a_minute()), per_key: None };
+    let settings = AppSettings { rate_limits: limits, ..AppSettings::default() };
+    let f = fixture_with(FakeWorkflows::default(), settings).await?;
+    assert_eq!(f.call("GET", "/v1/channels", None, &[]).await?.0, StatusCode::OK);
+    let second = f.call_as(&f.other_key, "GET", "/v1/channels", None, &[]).await?;
+    assert_eq!(second.0, StatusCode::OK);
+    let third = f.call_as(&f.other_key, "GET", "/v1/channels", None, &[]).await?;
+    assert_eq!(
+        (third.0, &third.2["error"]["code"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limited"))
+    );
+    assert!(third.2["error"]["message"].as_str().is_some_and(|m| m.contains("workspace")));
     Ok(())
 }

@@ -11,7 +11,10 @@ use convo::config::{
 };
 use convo::{ApiParts, Node, NodeParts, WorkerParts};
 use convo_activities::{reconcile::ReconcilerConfig, webhooks::DispatcherConfig};
-use convo_api::AppSettings;
+use convo_api::{
+    AppSettings,
+    app::limits::{Rate, RateLimits},
+};
 use convo_store::{Store, webhooks::Destinations};
 use convo_worker::{Settings, TlsSettings};
 
@@ -202,6 +205,13 @@ pub(crate) struct ApiArgs {
     /// gRPC API address [default: 0.0.0.0:50051].
     #[arg(long, env = "CONVO_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
+    /// Requests a second for all the API keys of a workspace together; past it, 429
+    /// `rate_limited` with Retry-After [default: no limit].
+    #[arg(long, env = "CONVO_RATE_LIMIT_PER_WORKSPACE")]
+    rate_limit_per_workspace: Option<std::num::NonZeroU32>,
+    /// Requests a second for each API key [default: no limit].
+    #[arg(long, env = "CONVO_RATE_LIMIT_PER_KEY")]
+    rate_limit_per_key: Option<std::num::NonZeroU32>,
     #[command(flatten)]
     inbound: InboundArgs,
     #[command(flatten)]
@@ -269,6 +279,8 @@ impl ApiArgs {
                 whatsapp_verify_token: self.inbound.whatsapp_verify_token.clone(),
                 whatsapp_app_secret: self.inbound.whatsapp_app_secret.clone(),
                 public_base_url: self.inbound.public_base_url.clone(),
+                rate_limit_per_workspace: self.rate_limit_per_workspace,
+                rate_limit_per_key: self.rate_limit_per_key,
             },
             webhooks: self.webhooks.overrides(),
             ..FileConfig::default()
@@ -284,6 +296,10 @@ fn app_settings(api: &ApiSection) -> anyhow::Result<AppSettings> {
         whatsapp_verify_token: api.whatsapp_verify_token.clone().filter(|t| !t.is_empty()),
         whatsapp_app_secret: api.whatsapp_app_secret.clone().filter(|s| !s.is_empty()),
         public_base_url,
+        rate_limits: RateLimits {
+            per_workspace: api.rate_limit_per_workspace.map(Rate::per_second),
+            per_key: api.rate_limit_per_key.map(Rate::per_second),
+        },
         ..AppSettings::default()
     })
 }
@@ -381,6 +397,21 @@ mod tests {
         assert_eq!(s.whatsapp_verify_token, None);
         assert_eq!(s.whatsapp_app_secret, None);
         assert_eq!(s.public_base_url, None);
+    }
+
+    #[test]
+    fn request_rates_layer_flags_over_the_file() {
+        let per = |n: u32| Some(Rate::per_second(std::num::NonZeroU32::new(n).unwrap()));
+        let file = ApiSection {
+            rate_limit_per_workspace: std::num::NonZeroU32::new(50),
+            rate_limit_per_key: std::num::NonZeroU32::new(20),
+            ..ApiSection::default()
+        };
+        let s = settings(&["--rate-limit-per-key", "5"], &file).unwrap();
+        assert_eq!(s.rate_limits, RateLimits { per_workspace: per(50), per_key: per(5) });
+        let none = settings(&[], &ApiSection::default()).unwrap();
+        assert_eq!(none.rate_limits, RateLimits::default(), "no limit unless one is set");
+        assert!(settings(&["--rate-limit-per-key", "0"], &file).is_err(), "a rate is at least 1");
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod contacts;
 mod conversations;
 pub mod idempotency;
 mod inbound;
+pub mod limits;
 mod messages;
 mod templates;
 pub mod types;
@@ -115,6 +116,8 @@ pub struct AppSettings {
     /// Which webhook endpoint URLs may be subscribed: by default public `https` destinations
     /// only (`convo serve` also allows loopback over `http`).
     pub webhook_destinations: Destinations,
+    /// Request rates per workspace and per API key (none by default).
+    pub rate_limits: limits::RateLimits,
 }
 
 impl Default for AppSettings {
@@ -129,6 +132,7 @@ impl Default for AppSettings {
             public_base_url: None,
             max_body_bytes: 256 * 1024,
             webhook_destinations: Destinations::PUBLIC,
+            rate_limits: limits::RateLimits::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ pub struct App {
 struct Inner {
     gateway: Arc<dyn Gateway>,
     store: Store,
+    limiters: Arc<limits::Limiters>,
     settings: AppSettings,
     sandbox: Option<Arc<dyn Outbox>>,
 }
@@ -166,7 +171,8 @@ impl App {
     /// An application over any [`Gateway`] to the workflows and `store`: [`Sessions`] in
     /// production, a fake in a handler test.
     pub fn over(gateway: Arc<dyn Gateway>, store: Store, settings: AppSettings) -> Self {
-        Self { inner: Arc::new(Inner { gateway, store, settings, sandbox: None }) }
+        let limiters = Arc::new(limits::Limiters::new(settings.rate_limits));
+        Self { inner: Arc::new(Inner { gateway, store, limiters, settings, sandbox: None }) }
     }
 
     /// Also serves `GET /v1/sandbox/outbox` from this sandbox provider.
@@ -174,6 +180,7 @@ impl App {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             gateway: shared.gateway.clone(),
             store: shared.store.clone(),
+            limiters: shared.limiters.clone(),
             settings: shared.settings.clone(),
             sandbox: shared.sandbox.clone(),
         });
@@ -198,22 +205,26 @@ impl App {
     // ---- auth ---------------------------------------------------------------------------
 
     /// Who presents the API key `key`: its workspace, id and scope; `unauthorized` for a
-    /// missing, unknown or revoked key (one answer for all, so keys cannot be probed). The
-    /// transport then checks the scope the operation needs ([`Caller::authorize`]).
+    /// missing, unknown or revoked key (one answer for all, so keys cannot be probed), and
+    /// `rate_limited` for a key or workspace over its request rate
+    /// ([`AppSettings::rate_limits`]). The transport then checks the scope the operation needs
+    /// ([`Caller::authorize`]).
     pub async fn authenticate_caller(&self, key: Option<&str>) -> Result<Caller, ApiError> {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return Err(ApiError::unauthorized(
                 "an API key is required: Authorization: Bearer <key> or x-api-key",
             ));
         };
-        match self.store().authenticate_api_key(key).await? {
-            Some(found) => Ok(Caller {
+        let caller = match self.store().authenticate_api_key(key).await? {
+            Some(found) => Caller {
                 workspace: WorkspaceId(found.workspace_id),
                 api_key_id: found.id,
                 scope: found.scope,
-            }),
-            None => Err(ApiError::unauthorized("invalid API key")),
-        }
+            },
+            None => return Err(ApiError::unauthorized("invalid API key")),
+        };
+        self.inner.limiters.check(&caller)?;
+        Ok(caller)
     }
 
     /// The API key a request presents: `Authorization: Bearer <key>` (any case of `Bearer`),

@@ -63,7 +63,12 @@ pub fn grpc_code(code: ErrorCode) -> Code {
 
 /// A status for an error given by its parts: how [`ApiError`]s and replayed error answers
 /// (stored as the HTTP JSON body) become statuses.
-pub(crate) fn status_of(code: ErrorCode, message: &str, field: Option<&str>) -> Status {
+pub(crate) fn status_of(
+    code: ErrorCode,
+    message: &str,
+    field: Option<&str>,
+    retry_after: Option<std::time::Duration>,
+) -> Status {
     let grpc = grpc_code(code);
     if matches!(grpc, Code::Internal | Code::Unavailable | Code::Unknown) {
         tracing::warn!(%code, message, "gRPC call failed");
@@ -80,12 +85,15 @@ pub(crate) fn status_of(code: ErrorCode, message: &str, field: Option<&str>) -> 
         let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
         details.set_retry_info(Some(std::time::Duration::from_secs(after)));
     }
+    if let Some(wait) = retry_after {
+        details.set_retry_info(Some(wait));
+    }
     Status::with_error_details(grpc, message, details)
 }
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        status_of(e.code, &e.message, e.field.as_deref())
+        status_of(e.code, &e.message, e.field.as_deref(), e.retry_after())
     }
 }
 
@@ -162,5 +170,15 @@ mod tests {
         assert_eq!(reason(&replayed), reason(&live));
         assert_eq!(replayed.message(), live.message());
         assert_eq!(Status::from(ApiError::from_stored("not json")).code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_rate_limited_call_says_when_to_retry() {
+        let wait = std::time::Duration::from_millis(1_500);
+        let e = ApiError::new(ErrorCode::RateLimited, "over the rate").with_retry_after(wait);
+        let status = Status::from(e);
+        assert_eq!(reason(&status).0, Code::ResourceExhausted);
+        let retry = status.get_error_details().retry_info().and_then(|r| r.retry_delay);
+        assert_eq!(retry, Some(wait));
     }
 }

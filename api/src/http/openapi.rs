@@ -650,6 +650,9 @@ pub(crate) fn error_statuses(op: &Operation) -> Vec<(u16, String)> {
         d.push('.');
         statuses.push((422, d));
     }
+    if op.auth == Auth::ApiKey {
+        statuses.push((429, "The API key or its workspace is over its request rate, when the server sets one (`rate_limited`, with Retry-After in seconds).".into()));
+    }
     statuses
 }
 
