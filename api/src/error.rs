@@ -32,8 +32,8 @@ pub struct ApiError {
     /// The request could not be read at all (a body that is not JSON, a header that is not
     /// ASCII): `validation_failed` answered 400 rather than 422.
     malformed: bool,
-    /// How long the client should wait before retrying (`rate_limited`): `Retry-After` over
-    /// HTTP, a `google.rpc.RetryInfo` over gRPC.
+    /// How long the client should wait before retrying (`rate_limited`,
+    /// `idempotency_key_in_use`): `Retry-After` over HTTP, a `google.rpc.RetryInfo` over gRPC.
     retry_after: Option<std::time::Duration>,
 }
 
@@ -138,8 +138,8 @@ impl ApiError {
         Self::new(ErrorCode::Internal, message)
     }
 
-    /// Whether a client retrying the same request later may succeed: how idempotency decides
-    /// not to keep the answer.
+    /// Whether a client retrying the same request later may succeed: a server error or a rate
+    /// limit. (An Idempotency-Key keeps fewer answers still: see `app::idempotency`.)
     pub fn is_retryable(&self) -> bool {
         self.status().is_server_error() || self.code == ErrorCode::RateLimited
     }
@@ -203,11 +203,6 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
-        }
-        if self.code == ErrorCode::IdempotencyKeyInUse {
-            // The retry already waited for the request in flight; it may ask again shortly.
-            let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
-            response.headers_mut().insert(header::RETRY_AFTER, after.into());
         }
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up: a client that waits that long is let through.

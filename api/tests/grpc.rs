@@ -399,6 +399,8 @@ async fn grpc_idempotency_replays_refuses_reuse_and_in_flight() -> anyhow::Resul
         reason(&status),
         (Code::Aborted, "idempotency_key_in_use".into(), Some("Idempotency-Key".into()))
     );
+    let retry = status.get_error_details().retry_info().and_then(|r| r.retry_delay);
+    assert_eq!(retry, Some(std::time::Duration::from_secs(1)), "RetryInfo, as HTTP's Retry-After");
     // Once the first request finishes, its answer is replayed (this one stored as answers were
     // before amounts were named in a currency: minor units).
     let stored = json!({

@@ -14,7 +14,8 @@ use convo_workflows::{
     },
 };
 use temporalio_client::{
-    WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowQueryOptions,
+    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowHandle,
+    WorkflowQueryOptions,
     errors::{WorkflowInteractionError, WorkflowQueryError, WorkflowUpdateError},
 };
 
@@ -108,6 +109,14 @@ fn update_error(e: WorkflowUpdateError) -> UpdateError {
     }
 }
 
+/// The handle of a composed conversation's workflow.
+fn conversation(
+    sessions: &Sessions,
+    conversation_id: &str,
+) -> WorkflowHandle<Client, OutboundConversationWorkflow> {
+    sessions.client().get_workflow_handle(conversation_workflow_id(conversation_id))
+}
+
 fn temporal(context: &str, e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Temporal(format!("{context}: {e}").into())
 }
@@ -174,9 +183,7 @@ impl Gateway for Sessions {
         &self,
         conversation_id: &str,
     ) -> Result<Option<ConversationView>, GatewayError> {
-        let handle = self.client().get_workflow_handle::<OutboundConversationWorkflow>(
-            conversation_workflow_id(conversation_id),
-        );
+        let handle = conversation(self, conversation_id);
         let query = handle.query(
             OutboundConversationWorkflow::conversation,
             (),
@@ -194,10 +201,7 @@ impl Gateway for Sessions {
         conversation_id: &str,
         reply: AgentReply,
     ) -> Result<SendReceipt, UpdateError> {
-        self.client()
-            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(
-                conversation_id,
-            ))
+        conversation(self, conversation_id)
             .execute_update(
                 OutboundConversationWorkflow::reply,
                 reply,
@@ -212,10 +216,7 @@ impl Gateway for Sessions {
         conversation_id: &str,
         take_over: TakeOver,
     ) -> Result<(), UpdateError> {
-        self.client()
-            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(
-                conversation_id,
-            ))
+        conversation(self, conversation_id)
             .execute_update(
                 OutboundConversationWorkflow::take_over,
                 take_over,
@@ -227,10 +228,7 @@ impl Gateway for Sessions {
     }
 
     async fn resolve(&self, conversation_id: &str, resolve: Resolve) -> Result<(), UpdateError> {
-        self.client()
-            .get_workflow_handle::<OutboundConversationWorkflow>(conversation_workflow_id(
-                conversation_id,
-            ))
+        conversation(self, conversation_id)
             .execute_update(
                 OutboundConversationWorkflow::resolve,
                 resolve,

@@ -178,9 +178,9 @@ impl Store {
         &self,
         workspace_id: &str,
         lookup: ContactLookup,
-        normalize_phone: fn(&str) -> Result<String>,
+        phone_check: fn(&str) -> Result<String>,
     ) -> Result<(Contact, bool)> {
-        let phone = lookup.phone.as_deref().map(normalize_phone).transpose()?;
+        let phone = lookup.phone.as_deref().map(phone_check).transpose()?;
         let email = lookup.email.as_deref().map(normalize_email).transpose()?;
         let name = normalize_name(lookup.name.as_deref())?;
         if phone.is_none() && email.is_none() {

@@ -12,7 +12,7 @@
 //! | finished with a final answer | that answer again (same status and body), marked replayed |
 //! | finished with an answer a retry may change (5xx, 429, 409, 400, 401, 413, 415, `validation_failed`) | a fresh run |
 //! | still runs | the retry waits for it (up to [`IdempotencyPolicy::wait`]) and answers with its result; past the wait, 409 `idempotency_key_in_use` with `Retry-After` |
-//! | lost its client (HTTP: the connection closed) | the same as if the client had stayed: over HTTP the request runs on in a task of its own ([`App::run_idempotent`]) and stores its answer |
+//! | lost its client (HTTP: the connection closed) | the same as if the client had stayed: over HTTP the request runs on in a task of its own ([`App::idempotent_detached`]) and stores its answer |
 //! | died with its process (a crash, `kill -9`) | its lease runs out within [`IdempotencyPolicy::lease`]; a waiting retry then takes the claim over and runs the request again |
 //! | was cancelled in process (a gRPC call its client cancelled) | the claim is released at once, so the retry runs the request again |
 //!
@@ -48,8 +48,9 @@ use crate::error::{ApiError, ErrorCode};
 /// The shortest and longest pause between two looks at a key whose request is in flight.
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_millis(250);
-/// The `Retry-After` (seconds) of an `idempotency_key_in_use` answer.
-pub(crate) const IN_USE_RETRY_AFTER_SECS: u64 = 1;
+/// How long an `idempotency_key_in_use` answer tells the client to wait (the retry already
+/// waited for the request in flight; it may ask again shortly).
+const IN_USE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The idempotent operations, as the request fingerprint names them: one name per
 /// application operation, whichever transport asked for it.
@@ -154,16 +155,6 @@ pub enum Claim {
     Replay(StoredResponse),
 }
 
-/// The answer of [`App::run_idempotent`].
-#[derive(Debug)]
-pub enum Idempotent<T> {
-    /// This request ran the work; its output.
-    Ran(T),
-    /// The request had already run (or a request with the same key ran while this one waited):
-    /// the stored answer, to replay.
-    Replayed(StoredResponse),
-}
-
 /// This request's claim on an Idempotency-Key: renewed while [`IdempotencyLease::hold`] runs,
 /// and given up at once (released) if dropped unfinished, so a cancelled request leaves no
 /// claim behind for a retry to wait out.
@@ -178,6 +169,17 @@ pub struct IdempotencyLease {
 }
 
 impl IdempotencyLease {
+    /// Runs the request `work` under the lease and records its answer
+    /// ([`IdempotencyLease::finish`] with what [`stored`] keeps of it).
+    async fn run<T: Serialize>(
+        self,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let result = self.hold(work).await;
+        self.finish(stored(&result).as_ref()).await;
+        result
+    }
+
     /// Runs `work` while renewing the lease every third of its length, so that no other
     /// request takes the claim over while this one is alive.
     pub async fn hold<F: Future>(&self, work: F) -> F::Output {
@@ -291,14 +293,10 @@ impl App {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let Some(key) = key else { return Answer::fresh(run(None).await) };
-        let lease = match self.claim_idempotency(ws, key, fingerprint).await {
-            Ok(Claim::Run(lease)) => lease,
-            Ok(Claim::Replay(stored)) => return Answer::replayed(&stored),
-            Err(e) => return Answer::fresh(Err(e)),
-        };
-        let result = lease.hold(run(Some(key.to_owned()))).await;
-        lease.finish(stored(&result).as_ref()).await;
-        Answer::fresh(result)
+        match self.lease(ws, key, fingerprint).await {
+            Ok(lease) => Answer::fresh(lease.run(run(Some(key.to_owned()))).await),
+            Err(answer) => answer,
+        }
     }
 
     /// [`App::idempotent`], with the request run in a task of its own that owns the key: the
@@ -317,18 +315,30 @@ impl App {
         Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
         let Some(key) = key else { return Answer::fresh(run(None).await) };
+        let lease = match self.lease(ws, key, fingerprint).await {
+            Ok(lease) => lease,
+            Err(answer) => return answer,
+        };
         let work = run(Some(key.to_owned()));
-        let ran = self
-            .run_idempotent(ws, key, fingerprint, async move {
-                let result = work.await;
-                let answer = stored(&result);
-                (result, answer)
-            })
-            .await;
-        match ran {
-            Ok(Idempotent::Ran(result)) => Answer::fresh(result),
-            Ok(Idempotent::Replayed(stored)) => Answer::replayed(&stored),
-            Err(e) => Answer::fresh(Err(e)),
+        let task = tokio::spawn(lease.run(work).instrument(tracing::Span::current()));
+        Answer::fresh(task.await.unwrap_or_else(|e| {
+            // The lease was dropped unfinished while unwinding, which released the key.
+            Err(ApiError::internal(format!("the request failed: {e}")))
+        }))
+    }
+
+    /// The lease to run a request under, or the answer to give instead: the stored one
+    /// (replayed), or why the key could not be claimed.
+    async fn lease<T: DeserializeOwned>(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<IdempotencyLease, Answer<T>> {
+        match self.claim_idempotency(ws, key, fingerprint).await {
+            Ok(Claim::Run(lease)) => Ok(lease),
+            Ok(Claim::Replay(stored)) => Err(Answer::replayed(&stored)),
+            Err(e) => Err(Answer::fresh(Err(e))),
         }
     }
 
@@ -381,44 +391,11 @@ impl App {
                     ErrorCode::IdempotencyKeyInUse,
                     "a request with this Idempotency-Key is still being processed; retry later",
                 )
-                .with_field("Idempotency-Key"));
+                .with_field("Idempotency-Key")
+                .with_retry_after(IN_USE_RETRY_AFTER));
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(POLL_MAX);
-        }
-    }
-
-    /// Runs `work` under an Idempotency-Key ([`App::claim_idempotency`]) in a task of its own
-    /// that owns it, so the work runs to completion and records its answer even if the caller
-    /// stops waiting (an HTTP client that hangs up drops only the wait for the task). `work`
-    /// yields its output and the answer to store for replay (`None`: release the key).
-    pub async fn run_idempotent<T, W>(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        fingerprint: &str,
-        work: W,
-    ) -> Result<Idempotent<T>, ApiError>
-    where
-        T: Send + 'static,
-        W: Future<Output = (T, Option<StoredResponse>)> + Send + 'static,
-    {
-        let lease = match self.claim_idempotency(ws, key, fingerprint).await? {
-            Claim::Replay(response) => return Ok(Idempotent::Replayed(response)),
-            Claim::Run(lease) => lease,
-        };
-        let task = tokio::spawn(
-            async move {
-                let (output, answer) = lease.hold(work).await;
-                lease.finish(answer.as_ref()).await;
-                output
-            }
-            .instrument(tracing::Span::current()),
-        );
-        match task.await {
-            Ok(output) => Ok(Idempotent::Ran(output)),
-            // The lease was dropped unfinished while unwinding, which released the key.
-            Err(e) => Err(ApiError::internal(format!("the request failed: {e}"))),
         }
     }
 }
@@ -428,13 +405,10 @@ impl App {
 /// the server). Both transports read the key with this before anything else, so a bad key is
 /// 400 whatever the request.
 pub fn idempotency_key(raw: &[u8]) -> Result<String, ApiError> {
-    match std::str::from_utf8(raw) {
-        Ok(key) if validate_idempotency_key(key).is_ok() => Ok(key.to_owned()),
-        _ => {
-            Err(ApiError::malformed("Idempotency-Key must be 1 to 255 printable ASCII characters")
-                .with_field("Idempotency-Key"))
-        }
-    }
+    // Printable ASCII is UTF-8, so bytes that are not UTF-8 fail the same check.
+    let key = String::from_utf8_lossy(raw);
+    validate_idempotency_key(&key)?;
+    Ok(key.into_owned())
 }
 
 fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {

@@ -4,7 +4,8 @@
 //! `reason` of a `google.rpc.ErrorInfo` detail (domain [`ERROR_DOMAIN`]), with metadata
 //! `field` naming the input field at fault when there is one. Validation errors also carry a
 //! `google.rpc.BadRequest` with that field, which generic gRPC tooling displays, and
-//! `idempotency_key_in_use` a `google.rpc.RetryInfo` (HTTP's `Retry-After`).
+//! an error that says when to retry (`idempotency_key_in_use`, `rate_limited`) a
+//! `google.rpc.RetryInfo` (HTTP's `Retry-After`).
 //!
 //! | stable code | gRPC code |
 //! |---|---|
@@ -80,10 +81,6 @@ pub(crate) fn status_of(
         && grpc == Code::InvalidArgument
     {
         details.add_bad_request_violation(field, message);
-    }
-    if code == ErrorCode::IdempotencyKeyInUse {
-        let after = crate::app::idempotency::IN_USE_RETRY_AFTER_SECS;
-        details.set_retry_info(Some(std::time::Duration::from_secs(after)));
     }
     if let Some(wait) = retry_after {
         details.set_retry_info(Some(wait));
